@@ -1,0 +1,58 @@
+//! The engine's one error type and its mapping to HTTP status and OperationOutcome.
+
+use alloc::string::ToString;
+use core::fmt;
+
+use crate::json::ParseError;
+use crate::outcome::{IssueType, OperationOutcome};
+
+/// An HTTP status code, as the REST API and the JS API report it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Status(pub u16);
+
+impl Status {
+    /// 400: the request (or the resource in it) could not be read.
+    pub const BAD_REQUEST: Status = Status(400);
+}
+
+/// Every way an engine operation can fail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// The bytes are not JSON, or not the JSON shape of a FHIR resource.
+    Json(ParseError),
+}
+
+impl Error {
+    /// Maps a failure to its HTTP status and `OperationOutcome`.
+    ///
+    /// This is the only place that chooses `issue.code` and the status, so the REST handler
+    /// and the JS API report the same failure the same way.
+    pub fn to_outcome(&self) -> (Status, OperationOutcome) {
+        match self {
+            Error::Json(err) => (
+                Status::BAD_REQUEST,
+                OperationOutcome::error(IssueType::Structure, err.message.to_string())
+                    .at_position(err.line, err.column)
+                    .at_expression(err.path.as_deref()),
+            ),
+        }
+    }
+}
+
+impl From<ParseError> for Error {
+    fn from(err: ParseError) -> Self {
+        Error::Json(err)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Json(err) => err.fmt(f),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for Error {}

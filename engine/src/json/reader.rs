@@ -1,0 +1,604 @@
+//! A strict JSON reader (RFC 8259) that keeps what FHIR needs and generic parsers drop:
+//! the byte offset of every value and key, the exact text of every number, and key order.
+//!
+//! It refuses duplicate keys, caps nesting depth and input size, and never panics: every
+//! failure is a [`ParseError`] with a position.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use super::ParseError;
+
+/// Bounds on hostile input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Deepest nesting of arrays and objects accepted.
+    pub max_depth: usize,
+    /// Largest input accepted, in bytes.
+    pub max_bytes: usize,
+}
+
+impl Default for Limits {
+    /// 100 levels (the deepest R4 example nests 14) and 64 MiB.
+    fn default() -> Self {
+        Limits {
+            max_depth: 100,
+            max_bytes: 64 << 20,
+        }
+    }
+}
+
+/// A JSON value with the byte offset where it starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    /// The value.
+    pub value: Value,
+    /// Byte offset of the value's first character in the input.
+    pub offset: usize,
+}
+
+/// A JSON value. Numbers keep their text so that `1.50` stays `1.50`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value {
+    /// `null`.
+    Null,
+    /// `true` or `false`.
+    Bool(bool),
+    /// A number, as written.
+    Number(String),
+    /// A string, unescaped.
+    String(String),
+    /// An array.
+    Array(Vec<Node>),
+    /// An object, in input order; keys are unique.
+    Object(Vec<Member>),
+}
+
+/// One `"key": value` pair of an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// The key, unescaped.
+    pub key: String,
+    /// Byte offset of the key's opening quote.
+    pub key_offset: usize,
+    /// The value.
+    pub node: Node,
+}
+
+impl Value {
+    /// How a message names this kind of value: "a string", "an array", ...
+    pub fn describe(&self) -> &'static str {
+        match self {
+            Value::Null => "null",
+            Value::Bool(_) => "a boolean",
+            Value::Number(_) => "a number",
+            Value::String(_) => "a string",
+            Value::Array(_) => "an array",
+            Value::Object(_) => "an object",
+        }
+    }
+}
+
+/// Reads one JSON value that fills the whole input (surrounding whitespace allowed).
+///
+/// # Errors
+/// A [`ParseError`] at the first offending character: bad UTF-8, bad syntax, a duplicate key,
+/// nesting deeper than `limits.max_depth`, or more than `limits.max_bytes` bytes.
+pub fn parse(bytes: &[u8], limits: Limits) -> Result<Node, ParseError> {
+    if bytes.len() > limits.max_bytes {
+        return Err(ParseError::new(
+            format!(
+                "expected at most {} bytes of JSON, found {}",
+                limits.max_bytes,
+                bytes.len()
+            ),
+            bytes,
+            0,
+        ));
+    }
+    let text = match core::str::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(err) => {
+            return Err(ParseError::new(
+                "expected UTF-8 text, found an invalid byte".into(),
+                bytes,
+                err.valid_up_to(),
+            ))
+        }
+    };
+    let mut reader = Reader {
+        text,
+        bytes,
+        pos: 0,
+        limits,
+    };
+    reader.skip_whitespace();
+    let node = reader.value(0)?;
+    reader.skip_whitespace();
+    if reader.pos < bytes.len() {
+        return Err(reader.error_here("expected the end of the input, found more text"));
+    }
+    Ok(node)
+}
+
+struct Reader<'a> {
+    text: &'a str,
+    bytes: &'a [u8],
+    pos: usize,
+    limits: Limits,
+}
+
+impl Reader<'_> {
+    fn error_here(&self, message: &str) -> ParseError {
+        ParseError::new(message.into(), self.bytes, self.pos)
+    }
+
+    fn error_at(&self, message: String, offset: usize) -> ParseError {
+        ParseError::new(message, self.bytes, offset)
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.pos).copied()
+    }
+
+    fn skip_whitespace(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    /// Describes what stands at the current position, for "found ..." in messages.
+    fn found(&self) -> String {
+        match self
+            .text
+            .get(self.pos..)
+            .and_then(|rest| rest.chars().next())
+        {
+            None => String::from("the end of the input"),
+            Some(ch) => format!("{ch:?}"),
+        }
+    }
+
+    fn value(&mut self, depth: usize) -> Result<Node, ParseError> {
+        let offset = self.pos;
+        let value = match self.peek() {
+            Some(b'{') => self.object(depth + 1)?,
+            Some(b'[') => self.array(depth + 1)?,
+            Some(b'"') => Value::String(self.string()?),
+            Some(b't') => self.literal("true", Value::Bool(true))?,
+            Some(b'f') => self.literal("false", Value::Bool(false))?,
+            Some(b'n') => self.literal("null", Value::Null)?,
+            Some(b'-' | b'0'..=b'9') => self.number()?,
+            _ => {
+                return Err(self.error_at(
+                    format!("expected a JSON value, found {}", self.found()),
+                    offset,
+                ))
+            }
+        };
+        Ok(Node { value, offset })
+    }
+
+    fn enter(&self, depth: usize) -> Result<(), ParseError> {
+        if depth > self.limits.max_depth {
+            return Err(self.error_here(&format!(
+                "expected at most {} levels of nested arrays and objects, found more",
+                self.limits.max_depth
+            )));
+        }
+        Ok(())
+    }
+
+    fn literal(&mut self, word: &str, value: Value) -> Result<Value, ParseError> {
+        if self.bytes.get(self.pos..self.pos + word.len()) == Some(word.as_bytes()) {
+            self.pos += word.len();
+            Ok(value)
+        } else {
+            Err(self.error_here(&format!("expected a JSON value, found {}", self.found())))
+        }
+    }
+
+    fn object(&mut self, depth: usize) -> Result<Value, ParseError> {
+        self.enter(depth)?;
+        self.pos += 1; // '{'
+        let mut members: Vec<Member> = Vec::new();
+        self.skip_whitespace();
+        if self.peek() == Some(b'}') {
+            self.pos += 1;
+            return Ok(Value::Object(members));
+        }
+        loop {
+            self.skip_whitespace();
+            if self.peek() != Some(b'"') {
+                return Err(
+                    self.error_here(&format!("expected a string key, found {}", self.found()))
+                );
+            }
+            let key_offset = self.pos;
+            let key = self.string()?;
+            if members.iter().any(|member| member.key == key) {
+                return Err(self.error_at(format!("duplicate key {key:?}"), key_offset));
+            }
+            self.skip_whitespace();
+            if self.peek() != Some(b':') {
+                return Err(
+                    self.error_here(&format!("expected ':' after a key, found {}", self.found()))
+                );
+            }
+            self.pos += 1;
+            self.skip_whitespace();
+            let node = self.value(depth)?;
+            members.push(Member {
+                key,
+                key_offset,
+                node,
+            });
+            self.skip_whitespace();
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(b'}') => {
+                    self.pos += 1;
+                    return Ok(Value::Object(members));
+                }
+                _ => {
+                    return Err(self.error_here(&format!(
+                        "expected ',' or '}}' in an object, found {}",
+                        self.found()
+                    )))
+                }
+            }
+        }
+    }
+
+    fn array(&mut self, depth: usize) -> Result<Value, ParseError> {
+        self.enter(depth)?;
+        self.pos += 1; // '['
+        let mut items = Vec::new();
+        self.skip_whitespace();
+        if self.peek() == Some(b']') {
+            self.pos += 1;
+            return Ok(Value::Array(items));
+        }
+        loop {
+            self.skip_whitespace();
+            items.push(self.value(depth)?);
+            self.skip_whitespace();
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(b']') => {
+                    self.pos += 1;
+                    return Ok(Value::Array(items));
+                }
+                _ => {
+                    return Err(self.error_here(&format!(
+                        "expected ',' or ']' in an array, found {}",
+                        self.found()
+                    )))
+                }
+            }
+        }
+    }
+
+    fn number(&mut self) -> Result<Value, ParseError> {
+        let start = self.pos;
+        if self.peek() == Some(b'-') {
+            self.pos += 1;
+        }
+        match self.peek() {
+            Some(b'0') => self.pos += 1,
+            Some(b'1'..=b'9') => self.digits(),
+            _ => return Err(self.error_here(&format!("expected a digit, found {}", self.found()))),
+        }
+        if self.peek() == Some(b'.') {
+            self.pos += 1;
+            if !matches!(self.peek(), Some(b'0'..=b'9')) {
+                return Err(self.error_here(&format!(
+                    "expected a digit after '.', found {}",
+                    self.found()
+                )));
+            }
+            self.digits();
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.pos += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.pos += 1;
+            }
+            if !matches!(self.peek(), Some(b'0'..=b'9')) {
+                return Err(self.error_here(&format!(
+                    "expected a digit in the exponent, found {}",
+                    self.found()
+                )));
+            }
+            self.digits();
+        }
+        // The scanned bytes are ASCII, so the slice falls on character boundaries.
+        Ok(Value::Number(String::from(
+            self.text.get(start..self.pos).unwrap_or_default(),
+        )))
+    }
+
+    fn digits(&mut self) {
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    fn string(&mut self) -> Result<String, ParseError> {
+        self.pos += 1; // '"'
+        let mut res = String::new();
+        loop {
+            // Copy the run of plain characters in one step.
+            let run_start = self.pos;
+            while let Some(byte) = self.peek() {
+                if byte == b'"' || byte == b'\\' || byte < 0x20 {
+                    break;
+                }
+                self.pos += 1;
+            }
+            res.push_str(self.text.get(run_start..self.pos).unwrap_or_default());
+            match self.peek() {
+                Some(b'"') => {
+                    self.pos += 1;
+                    return Ok(res);
+                }
+                Some(b'\\') => {
+                    let escape_start = self.pos;
+                    self.pos += 1;
+                    let ch = match self.peek() {
+                        Some(b'u') => {
+                            self.pos += 1;
+                            self.unicode_escape(escape_start)?
+                        }
+                        Some(escaped) => {
+                            let ch = match escaped {
+                                b'"' => '"',
+                                b'\\' => '\\',
+                                b'/' => '/',
+                                b'b' => '\u{8}',
+                                b'f' => '\u{c}',
+                                b'n' => '\n',
+                                b'r' => '\r',
+                                b't' => '\t',
+                                _ => {
+                                    return Err(self.error_here(&format!(
+                                        "expected an escape character after '\\', found {}",
+                                        self.found()
+                                    )))
+                                }
+                            };
+                            self.pos += 1;
+                            ch
+                        }
+                        None => {
+                            return Err(self.error_here(
+                                "expected '\"' to close a string, found the end of the input",
+                            ))
+                        }
+                    };
+                    res.push(ch);
+                }
+                Some(_) => {
+                    return Err(self.error_here(
+                        "expected a character in a string, found an unescaped control character",
+                    ))
+                }
+                None => {
+                    return Err(self
+                        .error_here("expected '\"' to close a string, found the end of the input"))
+                }
+            }
+        }
+    }
+
+    /// Reads the 4 hex digits after `\u` (and a low surrogate's `\uXXXX` after a high one).
+    fn unicode_escape(&mut self, escape_start: usize) -> Result<char, ParseError> {
+        let high = self.hex4()?;
+        let code = if (0xD800..0xDC00).contains(&high) {
+            if self.bytes.get(self.pos..self.pos + 2) != Some(b"\\u") {
+                return Err(self.error_at(
+                    "expected a low surrogate '\\uDC00'..'\\uDFFF' after a high surrogate".into(),
+                    escape_start,
+                ));
+            }
+            self.pos += 2;
+            let low = self.hex4()?;
+            if !(0xDC00..0xE000).contains(&low) {
+                return Err(self.error_at(
+                    "expected a low surrogate '\\uDC00'..'\\uDFFF' after a high surrogate".into(),
+                    escape_start,
+                ));
+            }
+            0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00)
+        } else {
+            high
+        };
+        char::from_u32(code).ok_or_else(|| {
+            self.error_at(
+                "expected a Unicode scalar value, found a lone surrogate escape".into(),
+                escape_start,
+            )
+        })
+    }
+
+    fn hex4(&mut self) -> Result<u32, ParseError> {
+        let mut code = 0u32;
+        for _ in 0..4 {
+            let digit = match self.peek() {
+                Some(byte @ b'0'..=b'9') => byte - b'0',
+                Some(byte @ b'a'..=b'f') => byte - b'a' + 10,
+                Some(byte @ b'A'..=b'F') => byte - b'A' + 10,
+                _ => {
+                    return Err(self.error_here(&format!(
+                        "expected 4 hex digits after '\\u', found {}",
+                        self.found()
+                    )))
+                }
+            };
+            code = code * 16 + u32::from(digit);
+            self.pos += 1;
+        }
+        Ok(code)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[track_caller]
+    fn check_error(input: &str, message: &str, line: usize, column: usize) {
+        match parse(input.as_bytes(), Limits::default()) {
+            Ok(node) => panic!("expected an error for {input:?}, got {node:?}"),
+            Err(err) => assert_eq!(
+                (err.message.as_str(), err.line, err.column),
+                (message, line, column)
+            ),
+        }
+    }
+
+    #[track_caller]
+    fn check_ok(input: &str, expected: Value) {
+        match parse(input.as_bytes(), Limits::default()) {
+            Ok(node) => assert_eq!(node.value, expected),
+            Err(err) => panic!("{input:?}: {err}"),
+        }
+    }
+
+    #[test]
+    fn numbers_keep_their_text() {
+        check_ok("1.50", Value::Number("1.50".into()));
+        check_ok("-0.0e+10", Value::Number("-0.0e+10".into()));
+    }
+
+    #[test]
+    fn strings_are_unescaped() {
+        check_ok(
+            r#""a\"\\\/\b\f\n\r\t\u00e9\ud83d\ude00""#,
+            Value::String("a\"\\/\u{8}\u{c}\n\r\t\u{e9}\u{1F600}".into()),
+        );
+    }
+
+    #[test]
+    fn members_keep_order_and_offsets() {
+        let node = parse(br#" {"b":1, "a":[true,null]}"#, Limits::default());
+        let Ok(Node {
+            value: Value::Object(members),
+            offset: 1,
+        }) = node
+        else {
+            panic!("{node:?}")
+        };
+        assert_eq!(
+            (
+                members[0].key.as_str(),
+                members[0].key_offset,
+                members[0].node.offset
+            ),
+            ("b", 2, 6)
+        );
+        assert_eq!((members[1].key.as_str(), members[1].node.offset), ("a", 13));
+    }
+
+    #[test]
+    fn syntax_errors_point_at_the_offending_character() {
+        check_error("{\"a\":1,}", "expected a string key, found '}'", 1, 8);
+        check_error("[1,]", "expected a JSON value, found ']'", 1, 4);
+        check_error("01", "expected the end of the input, found more text", 1, 2);
+        check_error(
+            "1.",
+            "expected a digit after '.', found the end of the input",
+            1,
+            3,
+        );
+        check_error("{\n \"a\": tru }", "expected a JSON value, found 't'", 2, 7);
+        check_error(
+            "\"ab",
+            "expected '\"' to close a string, found the end of the input",
+            1,
+            4,
+        );
+        check_error(
+            "\"a\nb\"",
+            "expected a character in a string, found an unescaped control character",
+            1,
+            3,
+        );
+        check_error(
+            r#""\x""#,
+            "expected an escape character after '\\', found 'x'",
+            1,
+            3,
+        );
+        check_error(
+            r#""\ud800x""#,
+            "expected a low surrogate '\\uDC00'..'\\uDFFF' after a high surrogate",
+            1,
+            2,
+        );
+        check_error(
+            r#""\udc00""#,
+            "expected a Unicode scalar value, found a lone surrogate escape",
+            1,
+            2,
+        );
+        check_error(
+            "",
+            "expected a JSON value, found the end of the input",
+            1,
+            1,
+        );
+        check_error(
+            "{} {}",
+            "expected the end of the input, found more text",
+            1,
+            4,
+        );
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_at_the_second_key() {
+        check_error("{\"a\":1,\n \"a\":2}", "duplicate key \"a\"", 2, 2);
+    }
+
+    #[test]
+    fn columns_count_characters_not_bytes() {
+        check_error("[\"é\", x]", "expected a JSON value, found 'x'", 1, 7);
+    }
+
+    #[test]
+    fn invalid_utf8_is_refused_at_the_bad_byte() {
+        match parse(b"[\"ab\xff\"]", Limits::default()) {
+            Err(err) => assert_eq!(
+                (err.message.as_str(), err.line, err.column),
+                ("expected UTF-8 text, found an invalid byte", 1, 5)
+            ),
+            Ok(node) => panic!("{node:?}"),
+        }
+    }
+
+    #[test]
+    fn hundred_thousand_nested_arrays_return_error_not_panic() {
+        let text: String = core::iter::repeat('[')
+            .take(100_000)
+            .chain(core::iter::repeat(']').take(100_000))
+            .collect();
+        check_error(
+            &text,
+            "expected at most 100 levels of nested arrays and objects, found more",
+            1,
+            101,
+        );
+    }
+
+    #[test]
+    fn input_over_the_size_limit_is_refused() {
+        let limits = Limits {
+            max_depth: 100,
+            max_bytes: 4,
+        };
+        assert!(parse(b"[1,2]", limits).is_err());
+        assert!(parse(b"[12]", limits).is_ok());
+    }
+}

@@ -1,0 +1,211 @@
+//! `OperationOutcome`: how every API edge (REST response, JS exception) reports what went wrong.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use core::fmt::Write;
+
+/// Extension that carries the 1-based line of an issue in the submitted JSON text.
+pub const LINE_EXTENSION: &str =
+    "http://hl7.org/fhir/StructureDefinition/operationoutcome-issue-line";
+/// Extension that carries the 1-based column of an issue in the submitted JSON text.
+pub const COLUMN_EXTENSION: &str =
+    "http://hl7.org/fhir/StructureDefinition/operationoutcome-issue-col";
+
+/// `OperationOutcome.issue.severity` (value set `issue-severity`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    /// The issue caused the action to fail.
+    Fatal,
+    /// The issue is sufficiently important to cause the action to fail.
+    Error,
+    /// The issue is not important enough to cause the action to fail.
+    Warning,
+    /// The issue has no relation to the degree of success of the action.
+    Information,
+}
+
+impl Severity {
+    /// The FHIR code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Severity::Fatal => "fatal",
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Information => "information",
+        }
+    }
+}
+
+/// `OperationOutcome.issue.code` (value set `issue-type`); only the codes the engine reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IssueType {
+    /// A structural issue in the content, such as wrong JSON or a wrong element type.
+    Structure,
+    /// An unexpected internal error.
+    Exception,
+}
+
+impl IssueType {
+    /// The FHIR code.
+    pub fn code(self) -> &'static str {
+        match self {
+            IssueType::Structure => "structure",
+            IssueType::Exception => "exception",
+        }
+    }
+}
+
+/// One issue of an [`OperationOutcome`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issue {
+    /// How bad the issue is.
+    pub severity: Severity,
+    /// What kind of issue it is.
+    pub code: IssueType,
+    /// The human-readable message.
+    pub diagnostics: String,
+    /// FHIRPath locations of the elements concerned, e.g. `Patient.name[0].given[1]`.
+    pub expression: Vec<String>,
+    /// 1-based line and column in the submitted text, when the issue comes from reading it.
+    pub position: Option<(usize, usize)>,
+}
+
+/// A FHIR `OperationOutcome`: a list of issues.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OperationOutcome {
+    /// The issues, most important first.
+    pub issues: Vec<Issue>,
+}
+
+impl OperationOutcome {
+    /// An outcome with a single error issue.
+    pub fn error(code: IssueType, diagnostics: String) -> Self {
+        OperationOutcome {
+            issues: alloc::vec![Issue {
+                severity: Severity::Error,
+                code,
+                diagnostics,
+                expression: Vec::new(),
+                position: None,
+            }],
+        }
+    }
+
+    /// Sets the text position of the last issue; a line of 0 means "unknown" and is dropped.
+    pub fn at_position(mut self, line: usize, column: usize) -> Self {
+        if let Some(issue) = self.issues.last_mut() {
+            issue.position = (line > 0).then_some((line, column));
+        }
+        self
+    }
+
+    /// Adds a FHIRPath location to the last issue, when there is one.
+    pub fn at_expression(mut self, expression: Option<&str>) -> Self {
+        if let (Some(issue), Some(expression)) = (self.issues.last_mut(), expression) {
+            issue.expression.push(String::from(expression));
+        }
+        self
+    }
+
+    /// The outcome as compact FHIR JSON text, elements in the order of the specification.
+    pub fn to_json(&self) -> String {
+        let mut res = String::from(r#"{"resourceType":"OperationOutcome","issue":["#);
+        for (issue_idx, issue) in self.issues.iter().enumerate() {
+            if issue_idx > 0 {
+                res.push(',');
+            }
+            issue.write_json(&mut res);
+        }
+        res.push_str("]}");
+        res
+    }
+}
+
+impl Issue {
+    fn write_json(&self, res: &mut String) {
+        res.push('{');
+        if let Some((line, column)) = self.position {
+            // `write!` into a String cannot fail.
+            let _ = write!(
+                res,
+                r#""extension":[{{"url":"{LINE_EXTENSION}","valueInteger":{line}}},{{"url":"{COLUMN_EXTENSION}","valueInteger":{column}}}],"#
+            );
+        }
+        let _ = write!(
+            res,
+            r#""severity":"{}","code":"{}","diagnostics":"#,
+            self.severity.code(),
+            self.code.code()
+        );
+        push_json_string(res, &self.diagnostics);
+        if !self.expression.is_empty() {
+            res.push_str(r#","expression":["#);
+            for (expression_idx, expression) in self.expression.iter().enumerate() {
+                if expression_idx > 0 {
+                    res.push(',');
+                }
+                push_json_string(res, expression);
+            }
+            res.push(']');
+        }
+        res.push('}');
+    }
+}
+
+/// Appends `text` as a JSON string literal (RFC 8259 escaping).
+pub(crate) fn push_json_string(res: &mut String, text: &str) {
+    res.push('"');
+    for ch in text.chars() {
+        match ch {
+            '"' => res.push_str("\\\""),
+            '\\' => res.push_str("\\\\"),
+            '\n' => res.push_str("\\n"),
+            '\r' => res.push_str("\\r"),
+            '\t' => res.push_str("\\t"),
+            ch if (ch as u32) < 0x20 => {
+                let _ = write!(res, "\\u{:04x}", ch as u32);
+            }
+            ch => res.push(ch),
+        }
+    }
+    res.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_outcome_carries_position_and_expression_in_fhir_order() {
+        let outcome = OperationOutcome::error(IssueType::Structure, "bad".into())
+            .at_position(3, 18)
+            .at_expression(Some("Patient.id"));
+        let text = outcome.to_json();
+        assert_eq!(
+            text,
+            concat!(
+                r#"{"resourceType":"OperationOutcome","issue":[{"extension":["#,
+                r#"{"url":"http://hl7.org/fhir/StructureDefinition/operationoutcome-issue-line","valueInteger":3},"#,
+                r#"{"url":"http://hl7.org/fhir/StructureDefinition/operationoutcome-issue-col","valueInteger":18}],"#,
+                r#""severity":"error","code":"structure","diagnostics":"bad","expression":["Patient.id"]}]}"#
+            )
+        );
+    }
+
+    #[test]
+    fn diagnostics_are_escaped_as_json() {
+        let outcome = OperationOutcome::error(IssueType::Structure, "a \"b\"\\\n\u{1}".into());
+        let text = outcome.to_json();
+        let parsed: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        assert_eq!(parsed["issue"][0]["diagnostics"], "a \"b\"\\\n\u{1}");
+    }
+
+    #[test]
+    fn unknown_position_is_left_out() {
+        let outcome = OperationOutcome::error(IssueType::Exception, "x".into()).at_position(0, 0);
+        assert_eq!(outcome.issues[0].position, None);
+        assert!(!outcome.to_json().contains("extension"));
+    }
+}
