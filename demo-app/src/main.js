@@ -1,0 +1,55 @@
+// The demo page: reads the pasted resource with hearth-fhir and shows what it found.
+import { inspect, version, FhirError } from "hearth-fhir";
+
+const EXAMPLE = {
+  resourceType: "Patient",
+  id: "example",
+  active: true,
+  name: [{ use: "official", family: "Chalmers", given: ["Peter", "James"] }],
+  gender: "male",
+  birthDate: "1974-12-25",
+};
+
+const input = document.querySelector("#resource-input");
+const button = document.querySelector("#inspect-button");
+const result = document.querySelector("#result");
+
+function position(issue) {
+  const find = (suffix) => issue.extension?.find((ext) => ext.url.endsWith(suffix))?.valueInteger;
+  const line = find("operationoutcome-issue-line");
+  return line === undefined ? "" : `line ${line}, column ${find("operationoutcome-issue-col")}: `;
+}
+
+function show(kind, lines) {
+  result.className = kind;
+  result.replaceChildren(
+    ...lines.map((text) => {
+      const line = document.createElement("div");
+      line.textContent = text;
+      return line;
+    }),
+  );
+}
+
+function run() {
+  try {
+    const summary = inspect(input.value);
+    const id = summary.id === undefined ? "(no id)" : summary.id;
+    show("ok", [`resourceType: ${summary.resourceType}`, `id: ${id}`]);
+  } catch (err) {
+    if (!(err instanceof FhirError)) throw err;
+    show(
+      "error",
+      err.outcome.issue.map((issue) => `${issue.severity}: ${position(issue)}${issue.diagnostics}`),
+    );
+  }
+}
+
+document.querySelector("#example-button").addEventListener("click", () => {
+  input.value = JSON.stringify(EXAMPLE, null, 2);
+  run();
+});
+button.addEventListener("click", run);
+button.disabled = false;
+document.querySelector("#engine-version").textContent = `hearth engine ${version()}`;
+document.body.dataset.ready = "true";

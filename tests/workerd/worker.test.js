@@ -1,0 +1,66 @@
+// hearth-fhir inside workerd (through Miniflare): the worker is bundled the way wrangler does
+// it (esbuild with the workerd export condition, the .wasm kept as a precompiled module).
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, readdirSync } from "node:fs";
+import { build } from "esbuild";
+import { Miniflare } from "miniflare";
+import { MALFORMED, issuePosition } from "../lib/malformed.js";
+import { artifactPath } from "../lib/paths.js";
+
+let mf;
+
+before(async () => {
+  const outdir = mkdtempSync(artifactPath("workerd-"));
+  await build({
+    entryPoints: [new URL("./worker.js", import.meta.url).pathname],
+    bundle: true,
+    format: "esm",
+    platform: "neutral",
+    conditions: ["workerd", "worker", "browser"],
+    loader: { ".wasm": "copy" },
+    outdir,
+    logLevel: "error",
+  });
+  assert.ok(readdirSync(outdir).some((name) => name.endsWith(".wasm")), "the bundle keeps the .wasm module");
+  mf = new Miniflare({
+    modules: true,
+    scriptPath: `${outdir}/worker.js`,
+    compatibilityDate: "2026-04-01",
+    cf: false,
+    modulesRules: [
+      { type: "ESModule", include: ["**/*.js"] },
+      { type: "CompiledWasm", include: ["**/*.wasm"] },
+    ],
+  });
+  await mf.ready;
+});
+
+after(async () => {
+  await mf?.dispose();
+});
+
+test("the worker answers with the engine's reading of a resource", async () => {
+  const res = await mf.dispatchFetch("http://localhost/", {
+    method: "POST",
+    body: '{"resourceType":"Patient","id":"edge-1"}',
+  });
+  assert.equal(res.status, 200);
+  assert.deepEqual(await res.json(), { resourceType: "Patient", id: "edge-1" });
+});
+
+test("the engine in workerd reports its version", async () => {
+  const res = await mf.dispatchFetch("http://localhost/");
+  assert.match((await res.json()).engine, /^\d+\.\d+\.\d+$/);
+});
+
+for (const { name, input, diagnostics, line, column } of MALFORMED) {
+  test(`malformed input (${name}) becomes a 400 OperationOutcome in workerd`, async () => {
+    const res = await mf.dispatchFetch("http://localhost/", { method: "POST", body: input });
+    assert.equal(res.status, 400);
+    const outcome = await res.json();
+    assert.equal(outcome.resourceType, "OperationOutcome");
+    assert.equal(outcome.issue[0].diagnostics, diagnostics);
+    assert.deepEqual(issuePosition(outcome.issue[0]), { line, column });
+  });
+}
