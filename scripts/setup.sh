@@ -23,6 +23,13 @@ for target in wasm32-unknown-unknown x86_64-unknown-none; do
   fi
 done
 
+for component in rustfmt clippy; do
+  if ! rustup component list --installed | grep -q "^$component"; then
+    say "adding rust component $component"
+    rustup component add "$component"
+  fi
+done
+
 # wasm-bindgen CLI (and its test runner), exactly the crate's version.
 if ! wasm-bindgen --version 2>/dev/null | grep -qx "wasm-bindgen $WASM_BINDGEN_VERSION"; then
   say "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (a few minutes, once)"

@@ -113,9 +113,8 @@ fn numeric_resource_type_is_a_fhir_error() {
 
 #[wasm_bindgen_test]
 fn hundred_thousand_nested_arrays_are_a_fhir_error_not_a_trap() {
-    let nested: Vec<u8> = core::iter::repeat(b'[')
-        .take(100_000)
-        .chain(core::iter::repeat(b']').take(100_000))
+    let nested: Vec<u8> = std::iter::repeat_n(b'[', 100_000)
+        .chain(std::iter::repeat_n(b']', 100_000))
         .collect();
     check_error(
         &nested,

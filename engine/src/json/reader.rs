@@ -580,9 +580,8 @@ mod tests {
 
     #[test]
     fn hundred_thousand_nested_arrays_return_error_not_panic() {
-        let text: String = core::iter::repeat('[')
-            .take(100_000)
-            .chain(core::iter::repeat(']').take(100_000))
+        let text: String = core::iter::repeat_n('[', 100_000)
+            .chain(core::iter::repeat_n(']', 100_000))
             .collect();
         check_error(
             &text,

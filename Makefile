@@ -1,0 +1,28 @@
+# Hearth: the two commands of the README, and a few for development.
+#   make demo   installs what is missing, builds, serves the demo app on http://127.0.0.1:$(DEMO_PORT)
+#   make test   installs what is missing, builds, runs every test layer and prints a summary
+SHELL := /bin/bash
+DEMO_PORT ?= 8787
+
+.PHONY: demo test setup build size bench clean
+
+setup:
+	@bash scripts/setup.sh
+
+build: setup
+	@bash scripts/build-wasm.sh
+
+demo: build
+	@cd demo-app && ../node_modules/.bin/vite build --logLevel warn
+	@echo
+	@echo "Hearth demo: http://127.0.0.1:$(DEMO_PORT)/  (Ctrl-C to stop)"
+	@cd demo-app && exec ../node_modules/.bin/vite preview --host 127.0.0.1 --port $(DEMO_PORT) --strictPort
+
+test: setup
+	@bash tests/run.sh
+
+size: build
+	@bash scripts/size.sh
+
+clean:
+	rm -rf target npm/dist demo-app/dist tests/artifacts
