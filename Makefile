@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 DEMO_PORT ?= 8787
 
-.PHONY: demo test setup build size bench clean
+.PHONY: demo test setup build size bench clean codegen
 
 setup:
 	@bash scripts/setup.sh
@@ -20,6 +20,9 @@ demo: build
 
 test: setup
 	@bash tests/run.sh
+
+codegen: setup
+	@node tools/codegen/main.mjs
 
 size: build
 	@bash scripts/size.sh

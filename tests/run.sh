@@ -44,6 +44,7 @@ run() {
   if [ "$rc" -eq 0 ] && [ "$f" -eq 0 ]; then status[$name]=ok; else status[$name]=FAILED; fi
 }
 
+run codegen-check check node tools/codegen/main.mjs --check
 run fmt check cargo fmt --all -- --check
 run clippy check bash -c 'cargo clippy -p hearth-engine --all-targets -- -D warnings &&
   cargo clippy -p hearth-wasm --all-targets --target wasm32-unknown-unknown -- -D warnings'

@@ -1,6 +1,7 @@
 //! The engine's one error type and its mapping to HTTP status and OperationOutcome.
 
 use alloc::string::ToString;
+use alloc::vec::Vec;
 use core::fmt;
 
 use crate::json::ParseError;
@@ -21,6 +22,8 @@ impl Status {
 pub enum Error {
     /// The bytes are not JSON, or not the JSON shape of a FHIR resource.
     Json(ParseError),
+    /// The JSON breaks the rules of FHIR JSON: one issue per violation found.
+    Resource(Vec<ParseError>),
 }
 
 impl Error {
@@ -36,6 +39,19 @@ impl Error {
                     .at_position(err.line, err.column)
                     .at_expression(err.path.as_deref()),
             ),
+            Error::Resource(errors) => {
+                let mut outcome = OperationOutcome::default();
+                for err in errors {
+                    outcome.push_error(
+                        IssueType::Structure,
+                        err.message.to_string(),
+                        err.line,
+                        err.column,
+                        err.path.as_deref(),
+                    );
+                }
+                (Status::BAD_REQUEST, outcome)
+            }
         }
     }
 }
@@ -50,6 +66,15 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Json(err) => err.fmt(f),
+            Error::Resource(errors) => {
+                for (err_idx, err) in errors.iter().enumerate() {
+                    if err_idx > 0 {
+                        f.write_str("; ")?;
+                    }
+                    err.fmt(f)?;
+                }
+                Ok(())
+            }
         }
     }
 }

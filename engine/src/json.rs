@@ -4,7 +4,9 @@
 //! Every failure carries the line and column of the offending character and, once the failure
 //! concerns an element, its FHIRPath location (`Patient.id`).
 
+pub mod fhir;
 pub mod reader;
+pub mod write;
 
 use alloc::format;
 use alloc::string::String;
@@ -46,7 +48,7 @@ impl ParseError {
         }
     }
 
-    fn with_path(mut self, path: String) -> Self {
+    pub(crate) fn with_path(mut self, path: String) -> Self {
         self.path = Some(path);
         self
     }

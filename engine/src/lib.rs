@@ -23,6 +23,8 @@ extern crate std;
 
 mod error;
 pub mod json;
+pub mod model;
 pub mod outcome;
+pub mod resource;
 
 pub use error::{Error, Status};

@@ -93,6 +93,24 @@ impl OperationOutcome {
         }
     }
 
+    /// Adds an error issue at a text position (line 0: unknown) and FHIRPath location.
+    pub fn push_error(
+        &mut self,
+        code: IssueType,
+        diagnostics: String,
+        line: usize,
+        column: usize,
+        expression: Option<&str>,
+    ) {
+        self.issues.push(Issue {
+            severity: Severity::Error,
+            code,
+            diagnostics,
+            expression: expression.map(String::from).into_iter().collect(),
+            position: (line > 0).then_some((line, column)),
+        });
+    }
+
     /// Sets the text position of the last issue; a line of 0 means "unknown" and is dropped.
     pub fn at_position(mut self, line: usize, column: usize) -> Self {
         if let Some(issue) = self.issues.last_mut() {

@@ -1,0 +1,289 @@
+//! The FHIR R4 (4.0.1) type system as static tables: every resource, data type and backbone
+//! element with its elements, cardinalities, types, bindings and constraints; the value sets of
+//! required bindings; the search parameters.
+//!
+//! The tables live in `model/generated/`, written by `make codegen` from the official
+//! definitions. This file holds the shapes of those tables and the lookups over them; nothing
+//! here is built at start-up.
+
+mod generated;
+
+pub use generated::constraints::CONSTRAINTS;
+pub use generated::search_params::SEARCH_PARAMS;
+pub use generated::types::{ty, TYPES};
+pub use generated::valuesets::{CODE_SYSTEMS, VALUE_SETS};
+
+/// The position of a type in [`TYPES`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TypeId(pub u16);
+
+/// `ElementDef::max` for an unbounded element (`*`).
+pub const MANY: u32 = u32::MAX;
+
+/// What kind of type a [`TypeDef`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TypeKind {
+    /// A primitive data type (`string`, `decimal`, ...): a JSON value plus an optional `_name` companion.
+    Primitive,
+    /// A complex data type (`HumanName`, `Quantity`, ...), or an abstract base (`Element`).
+    Complex,
+    /// A resource type, or an abstract base (`Resource`, `DomainResource`).
+    Resource,
+    /// A backbone element defined inside a resource or data type (`Patient.contact`).
+    Backbone,
+}
+
+/// How a primitive type's value is written in JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsonKind {
+    /// A JSON string.
+    String,
+    /// `true` or `false`.
+    Boolean,
+    /// A JSON number without fraction or exponent.
+    Integer,
+    /// A JSON number, its text kept exactly.
+    Decimal,
+}
+
+/// A primitive type's JSON form and the spec's regular expression for its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PrimitiveDef {
+    /// How the value is written in JSON.
+    pub json: JsonKind,
+    /// The regular expression of the specification, when it gives one.
+    pub regex: Option<&'static str>,
+}
+
+/// A resource, data type or backbone element.
+#[derive(Debug)]
+pub struct TypeDef {
+    /// `Patient`, `HumanName`, `string`; for backbone elements, their path: `Patient.contact`.
+    pub name: &'static str,
+    /// What kind of type this is.
+    pub kind: TypeKind,
+    /// Abstract types (`Resource`, `Element`, `BackboneElement`, ...) have no instances of their own.
+    pub is_abstract: bool,
+    /// The type this one specialises (`DomainResource` for `Patient`).
+    pub base: Option<TypeId>,
+    /// Elements in the order of the specification, which is the canonical JSON order.
+    pub elements: &'static [ElementDef],
+    /// Every JSON property name an instance may use, sorted by name for binary search.
+    pub json_names: &'static [JsonName],
+    /// Constraints on the type as a whole (the root element's), as indexes into [`CONSTRAINTS`].
+    pub constraints: &'static [u16],
+    /// For primitive types: the JSON form and regex of the value.
+    pub primitive: Option<PrimitiveDef>,
+}
+
+/// Bit flags of an [`ElementDef`].
+pub mod flags {
+    /// `value[x]`: the element has several types and its JSON name carries the type.
+    pub const CHOICE: u8 = 1;
+    /// `isModifier`.
+    pub const MODIFIER: u8 = 2;
+    /// `isSummary`.
+    pub const SUMMARY: u8 = 4;
+    /// A plain JSON primitive without a `_name` companion (`Element.id`, `Extension.url`).
+    pub const NO_EXTENSIONS: u8 = 8;
+    /// The element's definition is borrowed from another element (`contentReference`).
+    pub const CONTENT_REFERENCE: u8 = 16;
+}
+
+/// One element of a type.
+#[derive(Debug)]
+pub struct ElementDef {
+    /// The element's name, without `[x]` for choice elements: `value`, `contact`.
+    pub name: &'static str,
+    /// Minimum cardinality.
+    pub min: u32,
+    /// Maximum cardinality; [`MANY`] for `*`.
+    pub max: u32,
+    /// The allowed types; several only for choice elements.
+    pub types: &'static [ElementType],
+    /// [`flags`] bits.
+    pub flags: u8,
+    /// The terminology binding, when there is one.
+    pub binding: Option<&'static Binding>,
+    /// Constraints, as indexes into [`CONSTRAINTS`].
+    pub constraints: &'static [u16],
+}
+
+impl ElementDef {
+    /// True when the element may repeat (and is written as a JSON array).
+    pub fn is_array(&self) -> bool {
+        self.max > 1
+    }
+
+    /// True when the element has the given [`flags`] bit.
+    pub fn has(&self, flag: u8) -> bool {
+        self.flags & flag != 0
+    }
+}
+
+/// One allowed type of an element.
+#[derive(Debug)]
+pub struct ElementType {
+    /// The type.
+    pub type_id: TypeId,
+    /// For `Reference` and `canonical`: the allowed targets, by resource type name, or by URL
+    /// when the target is not a core type. Empty means any.
+    pub targets: &'static [&'static str],
+    /// Profiles the value must conform to (`SimpleQuantity`), by URL.
+    pub profiles: &'static [&'static str],
+}
+
+/// A JSON property name of a type, and the element (and choice type) it stands for.
+#[derive(Debug)]
+pub struct JsonName {
+    /// The property name: `birthDate`, `valueQuantity`.
+    pub name: &'static str,
+    /// Index of the element in [`TypeDef::elements`].
+    pub element: u16,
+    /// Index of the type in [`ElementDef::types`] (0 unless the element is a choice).
+    pub choice: u16,
+}
+
+/// Binding strength (`required`, `extensible`, `preferred`, `example`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BindingStrength {
+    /// Only codes of the value set are allowed.
+    Required,
+    /// Codes of the value set are to be used when one applies.
+    Extensible,
+    /// Codes of the value set are encouraged.
+    Preferred,
+    /// The value set is an example only.
+    Example,
+}
+
+/// A terminology binding.
+#[derive(Debug)]
+pub struct Binding {
+    /// How strictly the value set applies.
+    pub strength: BindingStrength,
+    /// The value set's canonical URL, without version.
+    pub value_set: &'static str,
+    /// Index into [`VALUE_SETS`] when the core specification defines the value set.
+    pub value_set_idx: Option<u16>,
+}
+
+/// Constraint severity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConstraintSeverity {
+    /// Violations are errors.
+    Error,
+    /// Violations are warnings.
+    Warning,
+}
+
+/// An invariant (`ele-1`, `pat-1`, ...).
+#[derive(Debug)]
+pub struct Constraint {
+    /// The key, e.g. `ele-1`.
+    pub key: &'static str,
+    /// Error or warning.
+    pub severity: ConstraintSeverity,
+    /// The human description.
+    pub human: &'static str,
+    /// The FHIRPath expression that must be true.
+    pub expression: &'static str,
+}
+
+/// A value set of the core specification.
+#[derive(Debug)]
+pub struct ValueSetDef {
+    /// Canonical URL.
+    pub url: &'static str,
+    /// Computer-friendly name.
+    pub name: &'static str,
+    /// All codes, as (index into [`CODE_SYSTEMS`], code), sorted; `None` when the value set
+    /// cannot be expanded from the core specification alone (it names an external code system
+    /// or a filter the generator does not evaluate).
+    pub codes: Option<&'static [(u16, &'static str)]>,
+}
+
+/// Search parameter types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SearchParamType {
+    /// `number`
+    Number,
+    /// `date`
+    Date,
+    /// `string`
+    String,
+    /// `token`
+    Token,
+    /// `reference`
+    Reference,
+    /// `composite`
+    Composite,
+    /// `quantity`
+    Quantity,
+    /// `uri`
+    Uri,
+    /// `special`
+    Special,
+}
+
+/// A search parameter of the core specification.
+#[derive(Debug)]
+pub struct SearchParamDef {
+    /// Canonical URL.
+    pub url: &'static str,
+    /// Name.
+    pub name: &'static str,
+    /// The code used in URLs (`birthdate`).
+    pub code: &'static str,
+    /// Its type.
+    pub kind: SearchParamType,
+    /// Resource types it applies to.
+    pub base: &'static [&'static str],
+    /// FHIRPath expression that extracts the values, when there is one.
+    pub expression: Option<&'static str>,
+    /// For references: the allowed target types.
+    pub target: &'static [&'static str],
+    /// Modifiers the definition lists.
+    pub modifier: &'static [&'static str],
+    /// Comparators the definition lists (`eq`, `gt`, ...).
+    pub comparator: &'static [&'static str],
+    /// For composites: (definition URL, expression) of each component.
+    pub components: &'static [(&'static str, &'static str)],
+}
+
+impl TypeDef {
+    /// Finds the element (and choice type) that a JSON property name stands for.
+    pub fn json_name(&self, name: &str) -> Option<&'static JsonName> {
+        self.json_names
+            .binary_search_by(|entry| entry.name.cmp(name))
+            .ok()
+            .and_then(|idx| self.json_names.get(idx))
+    }
+
+    /// True for resource types that can have instances (not `Resource` or `DomainResource`).
+    pub fn is_concrete_resource(&self) -> bool {
+        self.kind == TypeKind::Resource && !self.is_abstract
+    }
+}
+
+/// The type at `id`.
+///
+/// Every `TypeId` in the generated tables is valid; an id from elsewhere that is out of range
+/// yields the first type rather than a panic.
+pub fn type_def(id: TypeId) -> &'static TypeDef {
+    TYPES.get(usize::from(id.0)).unwrap_or(&TYPES[0])
+}
+
+/// Finds a resource, data type or backbone element by name (`Patient`, `HumanName`, `Patient.contact`).
+pub fn type_by_name(name: &str) -> Option<TypeId> {
+    generated::types::TYPE_NAMES
+        .binary_search_by(|(candidate, _)| candidate.cmp(&name))
+        .ok()
+        .and_then(|idx| generated::types::TYPE_NAMES.get(idx))
+        .map(|(_, id)| *id)
+}
+
+/// Finds a concrete resource type by name.
+pub fn resource_type(name: &str) -> Option<TypeId> {
+    type_by_name(name).filter(|id| type_def(*id).is_concrete_resource())
+}

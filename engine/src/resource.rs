@@ -1,0 +1,93 @@
+//! The engine's representation of a FHIR resource: a tree typed by the R4 model, with every
+//! value kept exactly as written (numbers keep their text) and elements in canonical order.
+
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use crate::model::{self, ElementDef, TypeDef, TypeId};
+
+/// A resource, a complex data type value, a backbone element, or a primitive's `_name` companion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Object {
+    /// The type: a concrete resource type, a complex type, a backbone element, or (for a
+    /// primitive's companion) the primitive type.
+    pub type_id: TypeId,
+    /// The elements present, sorted by their position in the type's definition.
+    pub fields: Vec<Field>,
+}
+
+/// One element present in an [`Object`], with all its values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Field {
+    /// Index of the element in the type's [`TypeDef::elements`].
+    pub element: u16,
+    /// For choice elements: index of the chosen type in [`ElementDef::types`].
+    pub choice: u16,
+    /// The values; exactly one unless the element repeats.
+    pub values: Vec<Value>,
+}
+
+/// One value of an element.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value {
+    /// A primitive: its value, its `_name` companion (id and extensions), or both.
+    Primitive(Primitive),
+    /// A complex data type or backbone element.
+    Complex(Object),
+    /// A resource inside another (`contained`, `Bundle.entry.resource`).
+    Resource(Box<Object>),
+}
+
+/// A primitive value and its optional companion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Primitive {
+    /// The value itself; absent when only extensions are given.
+    pub value: Option<PrimitiveValue>,
+    /// The `_name` companion: an object of the primitive type holding `id` and `extension`.
+    pub companion: Option<Box<Object>>,
+}
+
+/// The value of a primitive, as written in JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PrimitiveValue {
+    /// `true` or `false`.
+    Boolean(bool),
+    /// A number, its text exactly as written (`1.50`).
+    Number(String),
+    /// A string.
+    String(String),
+}
+
+impl Object {
+    /// The definition of this object's type.
+    pub fn type_def(&self) -> &'static TypeDef {
+        model::type_def(self.type_id)
+    }
+
+    /// The definition of a field's element.
+    pub fn element_def(&self, field: &Field) -> Option<&'static ElementDef> {
+        self.type_def().elements.get(usize::from(field.element))
+    }
+
+    /// The field of the element named `name` (without a choice suffix), when present.
+    pub fn field(&self, name: &str) -> Option<&Field> {
+        let elements = self.type_def().elements;
+        self.fields.iter().find(|field| {
+            elements
+                .get(usize::from(field.element))
+                .is_some_and(|element| element.name == name)
+        })
+    }
+
+    /// The resource's `id`, when this object is a resource that has one.
+    pub fn id(&self) -> Option<&str> {
+        match self.field("id")?.values.first()? {
+            Value::Primitive(Primitive {
+                value: Some(PrimitiveValue::String(id)),
+                ..
+            }) => Some(id),
+            _ => None,
+        }
+    }
+}

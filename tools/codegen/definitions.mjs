@@ -1,0 +1,292 @@
+// Loads the FHIR R4 (4.0.1) definitions from the npm package hl7.fhir.r4.examples and turns
+// them into one plain description of the type system, value sets and search parameters, which
+// the Rust and TypeScript writers then print.
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname } from "node:path";
+
+const require = createRequire(import.meta.url);
+export const PACKAGE_DIR = dirname(require.resolve("hl7.fhir.r4.examples/package.json"));
+
+function bundle(name) {
+  const text = readFileSync(`${PACKAGE_DIR}/${name}`, "utf8");
+  return JSON.parse(text).entry.map((entry) => entry.resource);
+}
+
+const SD_PREFIX = "http://hl7.org/fhir/StructureDefinition/";
+const FHIR_TYPE_EXT = "http://hl7.org/fhir/StructureDefinition/structuredefinition-fhir-type";
+const REGEX_EXT = "http://hl7.org/fhir/StructureDefinition/regex";
+const SYSTEM_TYPES = {
+  "http://hl7.org/fhirpath/System.String": "string",
+  "http://hl7.org/fhirpath/System.Boolean": "boolean",
+  "http://hl7.org/fhirpath/System.Integer": "integer",
+  "http://hl7.org/fhirpath/System.Decimal": "decimal",
+  "http://hl7.org/fhirpath/System.Date": "date",
+  "http://hl7.org/fhirpath/System.DateTime": "dateTime",
+  "http://hl7.org/fhirpath/System.Time": "time",
+};
+const JSON_KINDS = { boolean: "Boolean", integer: "Integer", positiveInt: "Integer", unsignedInt: "Integer", decimal: "Decimal" };
+
+const stripVersion = (url) => url.split("|")[0];
+const extValue = (holder, url) => holder?.extension?.find((ext) => ext.url === url);
+
+/** The whole model: { types, constraints, valueSets, codeSystems, searchParams }. */
+export function loadModel() {
+  const typeSds = bundle("Bundle-types.json").filter((res) => res.resourceType === "StructureDefinition");
+  const resourceSds = bundle("Bundle-resources.json").filter((res) => res.resourceType === "StructureDefinition");
+  // Data type profiles (SimpleQuantity, MoneyQuantity) are constraints, not types; logical
+  // models (MetadataResource) have no instances.
+  const sds = [...typeSds, ...resourceSds].filter(
+    (sd) => sd.derivation !== "constraint" && sd.kind !== "logical",
+  );
+  const byKind = (kind) => sds.filter((sd) => sd.kind === kind).sort((a, b) => (a.id < b.id ? -1 : 1));
+  const ordered = [...byKind("primitive-type"), ...byKind("complex-type"), ...byKind("resource")];
+
+  const types = [];
+  const typeIndex = new Map();
+  const addType = (type) => {
+    type.id = types.length;
+    types.push(type);
+    typeIndex.set(type.name, type.id);
+    return type;
+  };
+
+  // Pass 1: every named type, then every backbone element (an element with children).
+  const pending = [];
+  for (const sd of ordered) {
+    const kind = { "primitive-type": "Primitive", "complex-type": "Complex", resource: "Resource" }[sd.kind];
+    const type = addType({ name: sd.id, kind, isAbstract: !!sd.abstract, sd, base: sd.baseDefinition });
+    pending.push(type);
+  }
+  const backboneParents = [];
+  for (const type of pending) {
+    const elements = type.sd.snapshot.element;
+    const paths = new Set(elements.map((el) => el.path));
+    for (const el of elements.slice(1)) {
+      if (type.kind === "Primitive") continue;
+      const hasChildren = elements.some((other) => other.path.startsWith(el.path + "."));
+      if (hasChildren && !el.contentReference) backboneParents.push({ el, owner: type });
+    }
+    type.paths = paths;
+  }
+  backboneParents.sort((a, b) => (a.el.path < b.el.path ? -1 : 1));
+  for (const { el, owner } of backboneParents) {
+    addType({ name: el.path, kind: "Backbone", isAbstract: false, sd: owner.sd, root: el, base: null });
+  }
+
+  // Pass 2: elements of each type.
+  const constraintIndex = new Map();
+  const constraints = [];
+  const constraintIds = (list) =>
+    (list ?? []).map((c) => {
+      const key = JSON.stringify([c.key, c.severity, c.human, c.expression]);
+      if (!constraintIndex.has(key)) {
+        constraintIndex.set(key, constraints.length);
+        constraints.push({ key: c.key, severity: c.severity, human: c.human, expression: c.expression ?? "" });
+      }
+      return constraintIndex.get(key);
+    });
+
+  const boundValueSets = new Set();
+  for (const type of types) {
+    const all = type.sd.snapshot.element;
+    const rootPath = type.kind === "Backbone" ? type.name : all[0].path;
+    const root = type.kind === "Backbone" ? type.root : all[0];
+    type.base = type.base ? typeIndex.get(type.base.replace(SD_PREFIX, "")) ?? null : null;
+    type.constraints = constraintIds(root.constraint);
+    type.elements = [];
+    if (type.kind === "Primitive") {
+      const valueEl = all.find((el) => el.path === `${rootPath}.value`);
+      const valueType = valueEl?.type?.[0];
+      type.primitive = {
+        json: JSON_KINDS[type.name] ?? "String",
+        regex: extValue(valueType, REGEX_EXT)?.valueString ?? null,
+      };
+    }
+    for (const el of all) {
+      const parent = el.path.slice(0, el.path.lastIndexOf("."));
+      if (parent !== rootPath) continue;
+      if (type.kind === "Primitive" && el.path === `${rootPath}.value`) continue;
+      const rawName = el.path.slice(rootPath.length + 1);
+      const choice = rawName.endsWith("[x]");
+      const name = choice ? rawName.slice(0, -3) : rawName;
+      const flags = [];
+      if (choice) flags.push("CHOICE");
+      if (el.isModifier) flags.push("MODIFIER");
+      if (el.isSummary) flags.push("SUMMARY");
+      let elementTypes;
+      if (el.contentReference) {
+        const target = el.contentReference.replace(/^#/, "");
+        if (!typeIndex.has(target)) throw new Error(`${el.path}: unknown contentReference ${el.contentReference}`);
+        flags.push("CONTENT_REFERENCE");
+        elementTypes = [{ typeId: typeIndex.get(target), typeName: target, targets: [], profiles: [] }];
+      } else if (typeIndex.has(el.path) && types[typeIndex.get(el.path)].kind === "Backbone") {
+        elementTypes = [{ typeId: typeIndex.get(el.path), typeName: el.path, targets: [], profiles: [] }];
+      } else {
+        elementTypes = (el.type ?? []).map((t) => {
+          let code = t.code;
+          if (SYSTEM_TYPES[code]) {
+            code = extValue(t, FHIR_TYPE_EXT)?.valueUrl ?? SYSTEM_TYPES[code];
+            if (!flags.includes("NO_EXTENSIONS")) flags.push("NO_EXTENSIONS");
+          }
+          if (!typeIndex.has(code)) throw new Error(`${el.path}: unknown type ${code}`);
+          const short = (url) => (url.startsWith(SD_PREFIX) && typeIndex.has(url.slice(SD_PREFIX.length)) ? url.slice(SD_PREFIX.length) : url);
+          return {
+            typeId: typeIndex.get(code),
+            typeName: code,
+            targets: (t.targetProfile ?? []).map(short),
+            profiles: t.profile ?? [],
+          };
+        });
+      }
+      if (elementTypes.length === 0) throw new Error(`${el.path}: no type`);
+      let binding = null;
+      if (el.binding?.valueSet) {
+        binding = { strength: el.binding.strength, valueSet: stripVersion(el.binding.valueSet) };
+        if (binding.strength === "required") boundValueSets.add(binding.valueSet);
+      }
+      type.elements.push({
+        name,
+        path: el.path,
+        min: el.min ?? 0,
+        max: el.max === "*" ? "MANY" : Number(el.max ?? 1),
+        types: elementTypes,
+        flags,
+        binding,
+        constraints: constraintIds(el.constraint),
+        short: el.short ?? "",
+      });
+    }
+    type.jsonNames = [];
+    type.elements.forEach((element, elementIdx) => {
+      if (element.flags.includes("CHOICE")) {
+        element.types.forEach((t, choiceIdx) => {
+          const suffix = t.typeName[0].toUpperCase() + t.typeName.slice(1);
+          type.jsonNames.push({ name: element.name + suffix, element: elementIdx, choice: choiceIdx });
+        });
+      } else {
+        type.jsonNames.push({ name: element.name, element: elementIdx, choice: 0 });
+      }
+    });
+    type.jsonNames.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (let i = 1; i < type.jsonNames.length; i += 1) {
+      if (type.jsonNames[i].name === type.jsonNames[i - 1].name) throw new Error(`${type.name}: duplicate JSON name ${type.jsonNames[i].name}`);
+    }
+  }
+
+  const { valueSets, codeSystems } = expandValueSets(boundValueSets);
+  const valueSetIndex = new Map(valueSets.map((vs, idx) => [vs.url, idx]));
+  for (const type of types) {
+    for (const element of type.elements) {
+      if (element.binding) element.binding.valueSetIdx = valueSetIndex.get(element.binding.valueSet) ?? null;
+    }
+  }
+  return { types, constraints, valueSets, codeSystems, searchParams: loadSearchParams() };
+}
+
+/** Expands each bound value set from the core value sets and code systems, when it can. */
+function expandValueSets(urls) {
+  const valueSetsByUrl = new Map();
+  const codeSystemsByUrl = new Map();
+  for (const name of ["Bundle-valuesets.json", "Bundle-v3-valuesets.json", "Bundle-v2-valuesets.json"]) {
+    for (const res of bundle(name)) {
+      if (res.resourceType === "ValueSet" && !valueSetsByUrl.has(res.url)) valueSetsByUrl.set(res.url, res);
+      if (res.resourceType === "CodeSystem" && !codeSystemsByUrl.has(res.url)) codeSystemsByUrl.set(res.url, res);
+    }
+  }
+
+  const allConcepts = (concepts, out = []) => {
+    for (const concept of concepts ?? []) {
+      out.push(concept);
+      allConcepts(concept.concept, out);
+    }
+    return out;
+  };
+  const descendants = (concepts, code) => {
+    for (const concept of allConcepts(concepts)) if (concept.code === code) return allConcepts(concept.concept);
+    return null;
+  };
+
+  // Returns a Set of "system|code", or null when the value set cannot be expanded here.
+  const expand = (url, seen) => {
+    const vs = valueSetsByUrl.get(url);
+    if (!vs || seen.has(url) || !vs.compose) return null;
+    seen = new Set([...seen, url]);
+    const part = (include) => {
+      let res = null;
+      if (include.system) {
+        const cs = codeSystemsByUrl.get(include.system);
+        if (include.concept) {
+          res = new Set(include.concept.map((c) => `${include.system}|${c.code}`));
+        } else {
+          if (!cs || cs.content !== "complete") return null;
+          let concepts = allConcepts(cs.concept);
+          for (const filter of include.filter ?? []) {
+            if (filter.property !== "concept" || !["is-a", "descendent-of"].includes(filter.op)) return null;
+            const below = descendants(cs.concept, filter.value);
+            if (below === null) return null;
+            const keep = new Set(below.map((c) => c.code));
+            if (filter.op === "is-a") keep.add(filter.value);
+            concepts = concepts.filter((c) => keep.has(c.code));
+          }
+          res = new Set(concepts.map((c) => `${include.system}|${c.code}`));
+        }
+      }
+      for (const imported of include.valueSet ?? []) {
+        const codes = expand(stripVersion(imported), seen);
+        if (codes === null) return null;
+        res = res === null ? codes : new Set([...res].filter((code) => codes.has(code)));
+      }
+      return res ?? new Set();
+    };
+    const codes = new Set();
+    for (const include of vs.compose.include ?? []) {
+      const got = part(include);
+      if (got === null) return null;
+      for (const code of got) codes.add(code);
+    }
+    for (const exclude of vs.compose.exclude ?? []) {
+      const got = part(exclude);
+      if (got === null) return null;
+      for (const code of got) codes.delete(code);
+    }
+    return codes;
+  };
+
+  const systems = new Map();
+  const valueSets = [...urls].sort().map((url) => {
+    const expanded = expand(url, new Set());
+    const codes =
+      expanded === null
+        ? null
+        : [...expanded]
+            .map((entry) => {
+              const cut = entry.lastIndexOf("|");
+              return [entry.slice(0, cut), entry.slice(cut + 1)];
+            })
+            .map(([system, code]) => {
+              if (!systems.has(system)) systems.set(system, systems.size);
+              return [systems.get(system), code];
+            })
+            .sort((a, b) => a[0] - b[0] || (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0));
+    return { url, name: valueSetsByUrl.get(url)?.name ?? "", codes };
+  });
+  return { valueSets, codeSystems: [...systems.keys()] };
+}
+
+function loadSearchParams() {
+  return bundle("Bundle-searchParams.json")
+    .map((sp) => ({
+      url: sp.url,
+      name: sp.name,
+      code: sp.code,
+      type: sp.type,
+      base: sp.base ?? [],
+      expression: sp.expression ?? null,
+      target: sp.target ?? [],
+      modifier: sp.modifier ?? [],
+      comparator: sp.comparator ?? [],
+      components: (sp.component ?? []).map((c) => [c.definition, c.expression]),
+    }))
+    .sort((a, b) => (a.url < b.url ? -1 : a.url > b.url ? 1 : 0));
+}

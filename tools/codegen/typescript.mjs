@@ -1,0 +1,1 @@
+export function typescript() { return "// placeholder\n"; }
