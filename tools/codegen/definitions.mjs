@@ -125,7 +125,12 @@ export function loadModel() {
       } else {
         elementTypes = (el.type ?? []).map((t) => {
           let code = t.code;
-          if (SYSTEM_TYPES[code]) {
+          if (type.kind === "Resource" && el.path === `${rootPath}.id`) {
+            // Correction: the 4.0.1 snapshots type Resource.id as System.String with fhir-type
+            // "string", but the specification defines it as an \`id\` (R4 §2.36 Resource.id), and
+            // unlike Element.id it is an ordinary primitive element that can carry extensions.
+            code = "id";
+          } else if (SYSTEM_TYPES[code]) {
             code = extValue(t, FHIR_TYPE_EXT)?.valueUrl ?? SYSTEM_TYPES[code];
             if (!flags.includes("NO_EXTENSIONS")) flags.push("NO_EXTENSIONS");
           }

@@ -64,10 +64,8 @@ struct Slot<'n> {
 impl<'n> FhirReader<'_> {
     fn issue(&mut self, message: String, offset: usize) {
         let err = ParseError::new(message, self.bytes, offset);
-        self.issues.push(ParseError {
-            path: Some(self.path.clone()),
-            ..err
-        });
+        let path = (!self.path.is_empty()).then(|| self.path.clone());
+        self.issues.push(ParseError { path, ..err });
     }
 
     /// Reads a resource; `None` when it cannot be typed at all (the issue is recorded).
@@ -111,13 +109,11 @@ impl<'n> FhirReader<'_> {
             self.issue(message, type_member.node.offset);
             return None;
         };
+        // A nested resource's elements are located from the outermost resource, through the
+        // element that holds it: `Bundle.entry[0].resource.name[0]`.
         let saved = self.path.len();
         if self.path.is_empty() {
             self.path.push_str(type_name);
-        } else {
-            self.path.push_str(".ofType(");
-            self.path.push_str(type_name);
-            self.path.push(')');
         }
         let res = self.object(members, type_id, true);
         self.path.truncate(saved);

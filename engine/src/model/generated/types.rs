@@ -1523,7 +1523,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -1554,7 +1554,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -1620,7 +1620,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -1660,7 +1660,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -1696,7 +1696,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -1738,7 +1738,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -1766,7 +1766,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -1797,7 +1797,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -1822,7 +1822,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(181)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -1841,7 +1841,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -1872,7 +1872,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -1900,7 +1900,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(181)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -1923,7 +1923,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -1969,7 +1969,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -2012,7 +2012,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -2045,7 +2045,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -2078,7 +2078,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -2124,7 +2124,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -2167,7 +2167,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -2214,7 +2214,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -2261,7 +2261,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -2301,7 +2301,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -2347,7 +2347,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -2390,7 +2390,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -2432,7 +2432,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -2466,7 +2466,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -2501,7 +2501,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -2539,7 +2539,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -2576,7 +2576,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -2609,7 +2609,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -2662,7 +2662,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -2699,7 +2699,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -2733,7 +2733,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -2768,7 +2768,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -2800,7 +2800,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -2846,7 +2846,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -2888,7 +2888,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -2918,7 +2918,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -2962,7 +2962,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -2995,7 +2995,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -3033,7 +3033,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -3065,7 +3065,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -3101,7 +3101,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: true,
         base: Some(TypeId(181)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -3121,7 +3121,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -3174,7 +3174,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -3217,7 +3217,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -3248,7 +3248,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -3275,7 +3275,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -3303,7 +3303,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -3335,7 +3335,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -3383,7 +3383,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -3431,7 +3431,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -3478,7 +3478,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -3515,7 +3515,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -3578,7 +3578,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -3616,7 +3616,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -3644,7 +3644,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -3680,7 +3680,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -3715,7 +3715,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -3745,7 +3745,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -3780,7 +3780,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -3824,7 +3824,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -3864,7 +3864,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -3912,7 +3912,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -3945,7 +3945,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -3970,7 +3970,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -4010,7 +4010,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -4044,7 +4044,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -4080,7 +4080,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -4131,7 +4131,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -4154,7 +4154,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -4187,7 +4187,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -4224,7 +4224,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -4285,7 +4285,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -4316,7 +4316,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -4358,7 +4358,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -4386,7 +4386,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -4425,7 +4425,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -4469,7 +4469,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -4511,7 +4511,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -4563,7 +4563,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -4600,7 +4600,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -4640,7 +4640,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -4676,7 +4676,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -4703,7 +4703,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -4732,7 +4732,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -4758,7 +4758,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -4785,7 +4785,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -4812,7 +4812,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -4841,7 +4841,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -4868,7 +4868,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -4893,7 +4893,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -4937,7 +4937,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -4968,7 +4968,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -5004,7 +5004,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -5037,7 +5037,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -5074,7 +5074,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -5118,7 +5118,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -5151,7 +5151,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -5197,7 +5197,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -5218,7 +5218,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -5248,7 +5248,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -5280,7 +5280,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(181)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -5297,7 +5297,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -5333,7 +5333,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -5365,7 +5365,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -5400,7 +5400,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -5430,7 +5430,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -5481,7 +5481,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -5511,7 +5511,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -5545,7 +5545,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -5593,7 +5593,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -5623,7 +5623,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -5665,7 +5665,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -5696,7 +5696,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -5728,7 +5728,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -5766,7 +5766,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -5820,7 +5820,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -5873,7 +5873,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -5917,7 +5917,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -5945,7 +5945,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: true,
         base: None,
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -5961,7 +5961,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -5998,7 +5998,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -6049,7 +6049,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -6077,7 +6077,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -6123,7 +6123,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -6176,7 +6176,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -6207,7 +6207,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -6240,7 +6240,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -6266,7 +6266,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -6313,7 +6313,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -6351,7 +6351,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -6378,7 +6378,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -6405,7 +6405,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -6430,7 +6430,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -6456,7 +6456,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -6480,7 +6480,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -6505,7 +6505,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -6538,7 +6538,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -6577,7 +6577,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -6608,7 +6608,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -6643,7 +6643,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -6694,7 +6694,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -6738,7 +6738,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -6770,7 +6770,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -6814,7 +6814,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -6852,7 +6852,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -6886,7 +6886,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(13), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -16107,10 +16107,7 @@ pub static TYPE_NAMES: [(&str, TypeId); 682] = [
     ("CapabilityStatement.implementation", TypeId(232)),
     ("CapabilityStatement.messaging", TypeId(233)),
     ("CapabilityStatement.messaging.endpoint", TypeId(234)),
-    (
-        "CapabilityStatement.messaging.supportedMessage",
-        TypeId(235),
-    ),
+    ("CapabilityStatement.messaging.supportedMessage", TypeId(235)),
     ("CapabilityStatement.rest", TypeId(236)),
     ("CapabilityStatement.rest.interaction", TypeId(237)),
     ("CapabilityStatement.rest.resource", TypeId(238)),
@@ -16131,10 +16128,7 @@ pub static TYPE_NAMES: [(&str, TypeId); 682] = [
     ("ChargeItemDefinition", TypeId(78)),
     ("ChargeItemDefinition.applicability", TypeId(249)),
     ("ChargeItemDefinition.propertyGroup", TypeId(250)),
-    (
-        "ChargeItemDefinition.propertyGroup.priceComponent",
-        TypeId(251),
-    ),
+    ("ChargeItemDefinition.propertyGroup.priceComponent", TypeId(251)),
     ("Claim", TypeId(79)),
     ("Claim.accident", TypeId(252)),
     ("Claim.careTeam", TypeId(253)),
@@ -16230,10 +16224,7 @@ pub static TYPE_NAMES: [(&str, TypeId); 682] = [
     ("CoverageEligibilityResponse.error", TypeId(323)),
     ("CoverageEligibilityResponse.insurance", TypeId(324)),
     ("CoverageEligibilityResponse.insurance.item", TypeId(325)),
-    (
-        "CoverageEligibilityResponse.insurance.item.benefit",
-        TypeId(326),
-    ),
+    ("CoverageEligibilityResponse.insurance.item.benefit", TypeId(326)),
     ("DataRequirement", TypeId(31)),
     ("DataRequirement.codeFilter", TypeId(327)),
     ("DataRequirement.dateFilter", TypeId(328)),
@@ -16274,15 +16265,9 @@ pub static TYPE_NAMES: [(&str, TypeId); 682] = [
     ("Duration", TypeId(34)),
     ("EffectEvidenceSynthesis", TypeId(104)),
     ("EffectEvidenceSynthesis.certainty", TypeId(351)),
-    (
-        "EffectEvidenceSynthesis.certainty.certaintySubcomponent",
-        TypeId(352),
-    ),
+    ("EffectEvidenceSynthesis.certainty.certaintySubcomponent", TypeId(352)),
     ("EffectEvidenceSynthesis.effectEstimate", TypeId(353)),
-    (
-        "EffectEvidenceSynthesis.effectEstimate.precisionEstimate",
-        TypeId(354),
-    ),
+    ("EffectEvidenceSynthesis.effectEstimate.precisionEstimate", TypeId(354)),
     ("EffectEvidenceSynthesis.resultsByExposure", TypeId(355)),
     ("EffectEvidenceSynthesis.sampleSize", TypeId(356)),
     ("Element", TypeId(35)),
@@ -16375,10 +16360,7 @@ pub static TYPE_NAMES: [(&str, TypeId); 682] = [
     ("ImmunizationEvaluation", TypeId(124)),
     ("ImmunizationRecommendation", TypeId(125)),
     ("ImmunizationRecommendation.recommendation", TypeId(419)),
-    (
-        "ImmunizationRecommendation.recommendation.dateCriterion",
-        TypeId(420),
-    ),
+    ("ImmunizationRecommendation.recommendation.dateCriterion", TypeId(420)),
     ("ImplementationGuide", TypeId(126)),
     ("ImplementationGuide.definition", TypeId(421)),
     ("ImplementationGuide.definition.grouping", TypeId(422)),
@@ -16425,14 +16407,8 @@ pub static TYPE_NAMES: [(&str, TypeId); 682] = [
     ("MeasureReport.group.population", TypeId(454)),
     ("MeasureReport.group.stratifier", TypeId(455)),
     ("MeasureReport.group.stratifier.stratum", TypeId(456)),
-    (
-        "MeasureReport.group.stratifier.stratum.component",
-        TypeId(457),
-    ),
-    (
-        "MeasureReport.group.stratifier.stratum.population",
-        TypeId(458),
-    ),
+    ("MeasureReport.group.stratifier.stratum.component", TypeId(457)),
+    ("MeasureReport.group.stratifier.stratum.population", TypeId(458)),
     ("Media", TypeId(135)),
     ("Medication", TypeId(136)),
     ("Medication.batch", TypeId(459)),
@@ -16445,14 +16421,8 @@ pub static TYPE_NAMES: [(&str, TypeId); 682] = [
     ("MedicationDispense.substitution", TypeId(464)),
     ("MedicationKnowledge", TypeId(139)),
     ("MedicationKnowledge.administrationGuidelines", TypeId(465)),
-    (
-        "MedicationKnowledge.administrationGuidelines.dosage",
-        TypeId(466),
-    ),
-    (
-        "MedicationKnowledge.administrationGuidelines.patientCharacteristics",
-        TypeId(467),
-    ),
+    ("MedicationKnowledge.administrationGuidelines.dosage", TypeId(466)),
+    ("MedicationKnowledge.administrationGuidelines.patientCharacteristics", TypeId(467)),
     ("MedicationKnowledge.cost", TypeId(468)),
     ("MedicationKnowledge.drugCharacteristic", TypeId(469)),
     ("MedicationKnowledge.ingredient", TypeId(470)),
@@ -16465,29 +16435,20 @@ pub static TYPE_NAMES: [(&str, TypeId); 682] = [
     ("MedicationKnowledge.regulatory.maxDispense", TypeId(477)),
     ("MedicationKnowledge.regulatory.schedule", TypeId(478)),
     ("MedicationKnowledge.regulatory.substitution", TypeId(479)),
-    (
-        "MedicationKnowledge.relatedMedicationKnowledge",
-        TypeId(480),
-    ),
+    ("MedicationKnowledge.relatedMedicationKnowledge", TypeId(480)),
     ("MedicationRequest", TypeId(140)),
     ("MedicationRequest.dispenseRequest", TypeId(481)),
     ("MedicationRequest.dispenseRequest.initialFill", TypeId(482)),
     ("MedicationRequest.substitution", TypeId(483)),
     ("MedicationStatement", TypeId(141)),
     ("MedicinalProduct", TypeId(142)),
-    (
-        "MedicinalProduct.manufacturingBusinessOperation",
-        TypeId(484),
-    ),
+    ("MedicinalProduct.manufacturingBusinessOperation", TypeId(484)),
     ("MedicinalProduct.name", TypeId(485)),
     ("MedicinalProduct.name.countryLanguage", TypeId(486)),
     ("MedicinalProduct.name.namePart", TypeId(487)),
     ("MedicinalProduct.specialDesignation", TypeId(488)),
     ("MedicinalProductAuthorization", TypeId(143)),
-    (
-        "MedicinalProductAuthorization.jurisdictionalAuthorization",
-        TypeId(489),
-    ),
+    ("MedicinalProductAuthorization.jurisdictionalAuthorization", TypeId(489)),
     ("MedicinalProductAuthorization.procedure", TypeId(490)),
     ("MedicinalProductContraindication", TypeId(144)),
     ("MedicinalProductContraindication.otherTherapy", TypeId(491)),
@@ -16495,14 +16456,8 @@ pub static TYPE_NAMES: [(&str, TypeId); 682] = [
     ("MedicinalProductIndication.otherTherapy", TypeId(492)),
     ("MedicinalProductIngredient", TypeId(146)),
     ("MedicinalProductIngredient.specifiedSubstance", TypeId(493)),
-    (
-        "MedicinalProductIngredient.specifiedSubstance.strength",
-        TypeId(494),
-    ),
-    (
-        "MedicinalProductIngredient.specifiedSubstance.strength.referenceStrength",
-        TypeId(495),
-    ),
+    ("MedicinalProductIngredient.specifiedSubstance.strength", TypeId(494)),
+    ("MedicinalProductIngredient.specifiedSubstance.strength.referenceStrength", TypeId(495)),
     ("MedicinalProductIngredient.substance", TypeId(496)),
     ("MedicinalProductInteraction", TypeId(147)),
     ("MedicinalProductInteraction.interactant", TypeId(497)),
@@ -16511,22 +16466,10 @@ pub static TYPE_NAMES: [(&str, TypeId); 682] = [
     ("MedicinalProductPackaged.batchIdentifier", TypeId(498)),
     ("MedicinalProductPackaged.packageItem", TypeId(499)),
     ("MedicinalProductPharmaceutical", TypeId(150)),
-    (
-        "MedicinalProductPharmaceutical.characteristics",
-        TypeId(500),
-    ),
-    (
-        "MedicinalProductPharmaceutical.routeOfAdministration",
-        TypeId(501),
-    ),
-    (
-        "MedicinalProductPharmaceutical.routeOfAdministration.targetSpecies",
-        TypeId(502),
-    ),
-    (
-        "MedicinalProductPharmaceutical.routeOfAdministration.targetSpecies.withdrawalPeriod",
-        TypeId(503),
-    ),
+    ("MedicinalProductPharmaceutical.characteristics", TypeId(500)),
+    ("MedicinalProductPharmaceutical.routeOfAdministration", TypeId(501)),
+    ("MedicinalProductPharmaceutical.routeOfAdministration.targetSpecies", TypeId(502)),
+    ("MedicinalProductPharmaceutical.routeOfAdministration.targetSpecies.withdrawalPeriod", TypeId(503)),
     ("MedicinalProductUndesirableEffect", TypeId(151)),
     ("MessageDefinition", TypeId(152)),
     ("MessageDefinition.allowedResponse", TypeId(504)),
@@ -16639,15 +16582,9 @@ pub static TYPE_NAMES: [(&str, TypeId); 682] = [
     ("RiskAssessment.prediction", TypeId(568)),
     ("RiskEvidenceSynthesis", TypeId(183)),
     ("RiskEvidenceSynthesis.certainty", TypeId(569)),
-    (
-        "RiskEvidenceSynthesis.certainty.certaintySubcomponent",
-        TypeId(570),
-    ),
+    ("RiskEvidenceSynthesis.certainty.certaintySubcomponent", TypeId(570)),
     ("RiskEvidenceSynthesis.riskEstimate", TypeId(571)),
-    (
-        "RiskEvidenceSynthesis.riskEstimate.precisionEstimate",
-        TypeId(572),
-    ),
+    ("RiskEvidenceSynthesis.riskEstimate.precisionEstimate", TypeId(572)),
     ("RiskEvidenceSynthesis.sampleSize", TypeId(573)),
     ("SampledData", TypeId(55)),
     ("Schedule", TypeId(184)),
@@ -16663,10 +16600,7 @@ pub static TYPE_NAMES: [(&str, TypeId); 682] = [
     ("SpecimenDefinition", TypeId(189)),
     ("SpecimenDefinition.typeTested", TypeId(578)),
     ("SpecimenDefinition.typeTested.container", TypeId(579)),
-    (
-        "SpecimenDefinition.typeTested.container.additive",
-        TypeId(580),
-    ),
+    ("SpecimenDefinition.typeTested.container.additive", TypeId(580)),
     ("SpecimenDefinition.typeTested.handling", TypeId(581)),
     ("StructureDefinition", TypeId(190)),
     ("StructureDefinition.context", TypeId(582)),
@@ -16698,14 +16632,8 @@ pub static TYPE_NAMES: [(&str, TypeId); 682] = [
     ("SubstancePolymer.monomerSet.startingMaterial", TypeId(602)),
     ("SubstancePolymer.repeat", TypeId(603)),
     ("SubstancePolymer.repeat.repeatUnit", TypeId(604)),
-    (
-        "SubstancePolymer.repeat.repeatUnit.degreeOfPolymerisation",
-        TypeId(605),
-    ),
-    (
-        "SubstancePolymer.repeat.repeatUnit.structuralRepresentation",
-        TypeId(606),
-    ),
+    ("SubstancePolymer.repeat.repeatUnit.degreeOfPolymerisation", TypeId(605)),
+    ("SubstancePolymer.repeat.repeatUnit.structuralRepresentation", TypeId(606)),
     ("SubstanceProtein", TypeId(196)),
     ("SubstanceProtein.subunit", TypeId(607)),
     ("SubstanceReferenceInformation", TypeId(197)),
@@ -16718,10 +16646,7 @@ pub static TYPE_NAMES: [(&str, TypeId); 682] = [
     ("SubstanceSourceMaterial.organism", TypeId(613)),
     ("SubstanceSourceMaterial.organism.author", TypeId(614)),
     ("SubstanceSourceMaterial.organism.hybrid", TypeId(615)),
-    (
-        "SubstanceSourceMaterial.organism.organismGeneral",
-        TypeId(616),
-    ),
+    ("SubstanceSourceMaterial.organism.organismGeneral", TypeId(616)),
     ("SubstanceSourceMaterial.partDescription", TypeId(617)),
     ("SubstanceSpecification", TypeId(199)),
     ("SubstanceSpecification.code", TypeId(618)),
@@ -16732,14 +16657,8 @@ pub static TYPE_NAMES: [(&str, TypeId); 682] = [
     ("SubstanceSpecification.relationship", TypeId(623)),
     ("SubstanceSpecification.structure", TypeId(624)),
     ("SubstanceSpecification.structure.isotope", TypeId(625)),
-    (
-        "SubstanceSpecification.structure.isotope.molecularWeight",
-        TypeId(626),
-    ),
-    (
-        "SubstanceSpecification.structure.representation",
-        TypeId(627),
-    ),
+    ("SubstanceSpecification.structure.isotope.molecularWeight", TypeId(626)),
+    ("SubstanceSpecification.structure.representation", TypeId(627)),
     ("SupplyDelivery", TypeId(200)),
     ("SupplyDelivery.suppliedItem", TypeId(628)),
     ("SupplyRequest", TypeId(201)),
@@ -16752,10 +16671,7 @@ pub static TYPE_NAMES: [(&str, TypeId); 682] = [
     ("TerminologyCapabilities.closure", TypeId(633)),
     ("TerminologyCapabilities.codeSystem", TypeId(634)),
     ("TerminologyCapabilities.codeSystem.version", TypeId(635)),
-    (
-        "TerminologyCapabilities.codeSystem.version.filter",
-        TypeId(636),
-    ),
+    ("TerminologyCapabilities.codeSystem.version.filter", TypeId(636)),
     ("TerminologyCapabilities.expansion", TypeId(637)),
     ("TerminologyCapabilities.expansion.parameter", TypeId(638)),
     ("TerminologyCapabilities.implementation", TypeId(639)),
@@ -16783,10 +16699,7 @@ pub static TYPE_NAMES: [(&str, TypeId); 682] = [
     ("TestScript.setup.action", TypeId(659)),
     ("TestScript.setup.action.assert", TypeId(660)),
     ("TestScript.setup.action.operation", TypeId(661)),
-    (
-        "TestScript.setup.action.operation.requestHeader",
-        TypeId(662),
-    ),
+    ("TestScript.setup.action.operation.requestHeader", TypeId(662)),
     ("TestScript.teardown", TypeId(663)),
     ("TestScript.teardown.action", TypeId(664)),
     ("TestScript.test", TypeId(665)),
