@@ -1,22 +1,9 @@
 // Types of the hearth-fhir package (every entry point exports the same API).
 
-/** A FHIR R4 `OperationOutcome.issue`. */
-export interface OperationOutcomeIssue {
-  /** Line and column of the issue in the submitted text, as the extensions
-   * `http://hl7.org/fhir/StructureDefinition/operationoutcome-issue-line` and `-col`. */
-  extension?: Array<{ url: string; valueInteger: number }>;
-  severity: "fatal" | "error" | "warning" | "information";
-  code: string;
-  diagnostics?: string;
-  /** FHIRPath locations of the elements concerned, e.g. `Patient.name[0].given[1]`. */
-  expression?: string[];
-}
+import type { OperationOutcome } from "./src/generated/r4.js";
 
-/** A FHIR R4 `OperationOutcome`. */
-export interface OperationOutcome {
-  resourceType: "OperationOutcome";
-  issue: OperationOutcomeIssue[];
-}
+/** Types of every R4 resource and data type: `Patient`, `Observation`, `Bundle<T>`, `Resource`, ... */
+export type * from "./src/generated/r4.js";
 
 /** FHIR JSON as text, as UTF-8 bytes, or already parsed. */
 export type FhirInput = string | Uint8Array | ArrayBuffer | { resourceType: string; [element: string]: unknown };
@@ -46,14 +33,27 @@ export class FhirError extends Error {
 }
 
 /**
- * Reads the head of a FHIR resource: checks the input is a JSON object with a string
- * `resourceType` and returns `{ resourceType, id }`.
+ * Reads a FHIR resource by the R4 JSON rules (known elements only, the right JSON type for each,
+ * no nulls or empty values, choice elements and `_name` companions as the spec defines them)
+ * and returns its `{ resourceType, id }`.
  *
- * @throws {FhirError} status 400, with the line and column of the problem.
+ * @throws {FhirError} status 400, one issue per violation with element path, line and column.
  * @example
  * inspect('{"resourceType":"Patient","id":"example"}'); // { resourceType: "Patient", id: "example" }
  */
 export function inspect(input: FhirInput): ResourceSummary;
+
+/**
+ * Reads a FHIR resource by the R4 JSON rules and writes it back in canonical form: elements in
+ * the order of the specification, each primitive's `_name` companion after it, numbers exactly
+ * as written (`1.50` stays `1.50`).
+ *
+ * @param options `pretty` (default true): two-space indentation; false: compact.
+ * @throws {FhirError} status 400, one issue per violation with element path, line and column.
+ * @example
+ * format('{"id":"a","resourceType":"Patient"}', { pretty: false }); // '{"resourceType":"Patient","id":"a"}'
+ */
+export function format(input: FhirInput, options?: { pretty?: boolean }): string;
 
 /** The version of the engine inside the Wasm module. */
 export function version(): string;

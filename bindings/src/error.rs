@@ -57,11 +57,11 @@ impl From<BindingError> for JsValue {
     /// into its exported `FhirError` class.
     fn from(err: BindingError) -> JsValue {
         let (status, outcome) = err.to_outcome();
-        let message = outcome
-            .issues
-            .first()
-            .map(|issue| issue.diagnostics.clone())
-            .unwrap_or_else(|| String::from("unknown failure"));
+        let message = match outcome.issues.as_slice() {
+            [] => String::from("unknown failure"),
+            [only] => only.diagnostics.clone(),
+            [first, rest @ ..] => format!("{} (and {} more issues)", first.diagnostics, rest.len()),
+        };
         let js_error = js_sys::Error::new(&message);
         js_error.set_name("FhirError");
         // The outcome text is built by the engine and is valid JSON; should parsing it ever fail,

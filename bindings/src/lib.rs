@@ -9,17 +9,19 @@
 pub mod error;
 pub mod idb;
 
+use hearth_engine::json::write::Style;
 use js_sys::{Object, Reflect};
 use wasm_bindgen::prelude::*;
 
 pub use error::BindingError;
 
-/// Reads the head of a FHIR resource from UTF-8 JSON bytes.
+/// Reads a FHIR resource from UTF-8 JSON bytes by the R4 JSON rules.
 ///
 /// Returns `{ resourceType, id }` (`id` only when the resource has one).
 ///
 /// # Errors
-/// A `FhirError` (status 400) whose outcome gives the line and column of the problem.
+/// A `FhirError` (status 400) whose outcome has one issue per violation, each with the element
+/// path and the line and column.
 #[wasm_bindgen]
 pub fn inspect(bytes: &[u8]) -> Result<JsValue, BindingError> {
     let summary = hearth_engine::json::inspect(bytes)?;
@@ -33,6 +35,21 @@ pub fn inspect(bytes: &[u8]) -> Result<JsValue, BindingError> {
         set(&res, "id", &JsValue::from_str(id))?;
     }
     Ok(res.into())
+}
+
+/// Reads a FHIR resource and writes it back as canonical FHIR JSON, pretty (two-space
+/// indentation) or compact.
+///
+/// # Errors
+/// As [`inspect`].
+#[wasm_bindgen]
+pub fn format(bytes: &[u8], pretty: bool) -> Result<String, BindingError> {
+    let style = if pretty {
+        Style::Pretty
+    } else {
+        Style::Compact
+    };
+    Ok(hearth_engine::json::format(bytes, style)?)
 }
 
 /// The engine's version, as built.

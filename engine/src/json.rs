@@ -104,6 +104,7 @@ pub fn format(bytes: &[u8], style: write::Style) -> Result<String, crate::Error>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::format;
 
     /// The one call into [`inspect`]: `expected` is `Ok("Type/id")` (`Ok("Type")` without id)
     /// or `Err((message, line, column))` of the first issue.
@@ -124,7 +125,10 @@ mod tests {
             }
             (Err(err), Err((message, line, column))) => {
                 let err = first(err).unwrap_or_else(|| ParseError::new(String::new(), b"", 0));
-                assert_eq!((err.message.as_str(), err.line, err.column), (message, line, column));
+                assert_eq!(
+                    (err.message.as_str(), err.line, err.column),
+                    (message, line, column)
+                );
             }
             (got, want) => panic!("for {input:?}: got {got:?}, expected {want:?}"),
         }
@@ -132,12 +136,18 @@ mod tests {
 
     #[test]
     fn reads_type_and_id() {
-        check(r#"{"resourceType":"Patient","id":"example","active":true}"#, Ok("Patient/example"));
+        check(
+            r#"{"resourceType":"Patient","id":"example","active":true}"#,
+            Ok("Patient/example"),
+        );
     }
 
     #[test]
     fn id_is_optional_and_order_free() {
-        check(r#"{"name":[{"family":"Chalmers"}],"resourceType":"Patient"}"#, Ok("Patient"));
+        check(
+            r#"{"name":[{"family":"Chalmers"}],"resourceType":"Patient"}"#,
+            Ok("Patient"),
+        );
     }
 
     #[test]
@@ -147,26 +157,42 @@ mod tests {
 
     #[test]
     fn truncated_json_reports_end_of_input() {
-        check(r#"{"resourceType":"Patient","#, Err(("expected a string key, found the end of the input", 1, 27)));
+        check(
+            r#"{"resourceType":"Patient","#,
+            Err(("expected a string key, found the end of the input", 1, 27)),
+        );
     }
 
     #[test]
     fn numeric_resource_type_points_at_the_value() {
         check(
             "{\n  \"resourceType\": 5\n}",
-            Err(("expected \"resourceType\" to be a string, found a number", 2, 19)),
+            Err((
+                "expected \"resourceType\" to be a string, found a number",
+                2,
+                19,
+            )),
         );
     }
 
     #[test]
     fn format_writes_canonical_order() {
-        let text = format(br#"{"gender":"male","resourceType":"Patient","_gender":{"id":"g"},"id":"a"}"#, write::Style::Compact);
-        assert_eq!(text.ok().as_deref(), Some(r#"{"resourceType":"Patient","id":"a","gender":"male","_gender":{"id":"g"}}"#));
+        let text = format(
+            br#"{"gender":"male","resourceType":"Patient","_gender":{"id":"g"},"id":"a"}"#,
+            write::Style::Compact,
+        );
+        assert_eq!(
+            text.ok().as_deref(),
+            Some(r#"{"resourceType":"Patient","id":"a","gender":"male","_gender":{"id":"g"}}"#)
+        );
     }
 
     #[test]
     fn format_pretty_indents_by_two() {
-        let text = format(br#"{"resourceType":"Patient","name":[{"given":["a","b"]}]}"#, write::Style::Pretty);
+        let text = format(
+            br#"{"resourceType":"Patient","name":[{"given":["a","b"]}]}"#,
+            write::Style::Pretty,
+        );
         let want = "{\n  \"resourceType\": \"Patient\",\n  \"name\": [\n    {\n      \"given\": [\n        \"a\",\n        \"b\"\n      ]\n    }\n  ]\n}";
         assert_eq!(text.ok().as_deref(), Some(want));
     }

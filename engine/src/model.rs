@@ -6,6 +6,7 @@
 //! definitions. This file holds the shapes of those tables and the lookups over them; nothing
 //! here is built at start-up.
 
+#[rustfmt::skip]
 mod generated;
 
 pub use generated::constraints::CONSTRAINTS;

@@ -1,29 +1,41 @@
 #!/usr/bin/env node
 // The `hearth` command line: FHIR tools over the same engine as the JS API.
-import { readFile } from "node:fs/promises";
-import { inspect, version, FhirError } from "../src/entry-node.js";
+import { readFile, writeFile, mkdir } from "node:fs/promises";
+import { basename, join } from "node:path";
+import { inspect, format, version, FhirError } from "../src/entry-node.js";
 
 const USAGE = `usage: hearth <command> [arguments]
 
 commands:
-  inspect FILE...   read each FHIR JSON file and print its resourceType and id,
-                    or where and why it cannot be read (exit code 1)
-  version           print the engine version
-  help              print this text`;
+  inspect FILE...                      read each FHIR JSON file by the R4 JSON rules and print
+                                       its resourceType and id, or every problem found
+  format [--compact] FILE              print the file's resource in canonical FHIR JSON
+  format [--compact] --out DIR FILE... write each file's canonical form to DIR/<file name>
+  version                              print the engine version
+  help                                 print this text
+
+Problems are printed as FILE:LINE:COLUMN: error: MESSAGE (ELEMENT PATH); the exit code is 1
+when any file has one, 2 for a usage error.`;
+
+class UsageError extends Error {}
 
 /** Line and column of an issue, from the OperationOutcome extensions. */
 function position(issue) {
   const find = (suffix) => issue.extension?.find((ext) => ext.url.endsWith(suffix))?.valueInteger;
   const line = find("operationoutcome-issue-line");
-  const column = find("operationoutcome-issue-col");
-  return line === undefined ? "" : `${line}:${column}:`;
+  return line === undefined ? "" : `${line}:${find("operationoutcome-issue-col")}:`;
 }
 
-async function inspectFiles(files) {
-  if (files.length === 0) {
-    console.error("hearth inspect: expected at least one FILE\n\n" + USAGE);
-    return 2;
+function report(file, err) {
+  if (!(err instanceof FhirError)) throw err;
+  for (const issue of err.outcome.issue) {
+    const where = issue.expression ? ` (${issue.expression.join(", ")})` : "";
+    console.error(`${file}:${position(issue)} ${issue.severity}: ${issue.diagnostics}${where}`);
   }
+}
+
+/** Runs `work(bytes)` on each file; returns the number of files that failed. */
+async function eachFile(files, work) {
   let failures = 0;
   for (const file of files) {
     let bytes;
@@ -35,25 +47,56 @@ async function inspectFiles(files) {
       continue;
     }
     try {
-      const summary = inspect(bytes);
-      console.log(`${file}: ${summary.resourceType}${summary.id === undefined ? "" : "/" + summary.id}`);
+      await work(file, bytes);
     } catch (err) {
-      if (!(err instanceof FhirError)) throw err;
+      report(file, err);
       failures += 1;
-      for (const issue of err.outcome.issue) {
-        const where = issue.expression ? ` (${issue.expression.join(", ")})` : "";
-        console.error(`${file}:${position(issue)} ${issue.severity}: ${issue.diagnostics}${where}`);
-      }
     }
   }
-  return failures === 0 ? 0 : 1;
+  return failures;
+}
+
+async function inspectCommand(args) {
+  if (args.length === 0) throw new UsageError("hearth inspect: expected at least one FILE");
+  return eachFile(args, (file, bytes) => {
+    const summary = inspect(bytes);
+    console.log(`${file}: ${summary.resourceType}${summary.id === undefined ? "" : "/" + summary.id}`);
+  });
+}
+
+async function formatCommand(args) {
+  let pretty = true;
+  let outDir = null;
+  const files = [];
+  for (let idx = 0; idx < args.length; idx += 1) {
+    const arg = args[idx];
+    if (arg === "--compact") pretty = false;
+    else if (arg === "--out") {
+      outDir = args[idx + 1];
+      idx += 1;
+      if (outDir === undefined) throw new UsageError("hearth format: expected a directory after --out");
+    } else if (arg.startsWith("--")) throw new UsageError(`hearth format: unknown option ${arg}`);
+    else files.push(arg);
+  }
+  if (outDir === null && files.length !== 1) {
+    throw new UsageError("hearth format: expected one FILE, or --out DIR with several");
+  }
+  if (files.length === 0) throw new UsageError("hearth format: expected at least one FILE");
+  if (outDir !== null) await mkdir(outDir, { recursive: true });
+  return eachFile(files, async (file, bytes) => {
+    const text = format(bytes, { pretty }) + "\n";
+    if (outDir === null) process.stdout.write(text);
+    else await writeFile(join(outDir, basename(file)), text);
+  });
 }
 
 async function main(args) {
   const [command, ...rest] = args;
   switch (command) {
     case "inspect":
-      return inspectFiles(rest);
+      return (await inspectCommand(rest)) === 0 ? 0 : 1;
+    case "format":
+      return (await formatCommand(rest)) === 0 ? 0 : 1;
     case "version":
     case "--version":
       console.log(version());
@@ -64,9 +107,14 @@ async function main(args) {
       console.log(USAGE);
       return 0;
     default:
-      console.error(command === undefined ? USAGE : `hearth: unknown command "${command}"\n\n${USAGE}`);
-      return 2;
+      throw new UsageError(command === undefined ? "hearth: expected a command" : `hearth: unknown command "${command}"`);
   }
 }
 
-process.exitCode = await main(process.argv.slice(2));
+try {
+  process.exitCode = await main(process.argv.slice(2));
+} catch (err) {
+  if (!(err instanceof UsageError)) throw err;
+  console.error(`${err.message}\n\n${USAGE}`);
+  process.exitCode = 2;
+}

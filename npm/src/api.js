@@ -43,18 +43,34 @@ function call(fn) {
 }
 
 /**
- * Reads the head of a FHIR resource: checks the input is a JSON object with a string
- * `resourceType` and returns `{ resourceType, id }`.
+ * Reads a FHIR resource by the R4 JSON rules and returns its `{ resourceType, id }`.
  *
  * @param {string | Uint8Array | ArrayBuffer | object} input FHIR JSON text, its UTF-8 bytes, or a parsed object.
  * @returns {{ resourceType: string, id?: string }}
- * @throws {FhirError} status 400 with the line and column of the problem.
+ * @throws {FhirError} status 400, one issue per violation with element path, line and column.
  * @example
  * inspect('{"resourceType":"Patient","id":"example"}'); // { resourceType: "Patient", id: "example" }
  */
 export function inspect(input) {
   const bytes = toBytes(input);
   return call(() => wasm.inspect(bytes));
+}
+
+/**
+ * Reads a FHIR resource by the R4 JSON rules and writes it back in canonical form: elements in
+ * the order of the specification, each primitive's `_name` companion after it, numbers exactly
+ * as written.
+ *
+ * @param {string | Uint8Array | ArrayBuffer | object} input FHIR JSON text, its UTF-8 bytes, or a parsed object.
+ * @param {{ pretty?: boolean }} [options] `pretty` (default true): two-space indentation; false: compact.
+ * @returns {string}
+ * @throws {FhirError} status 400, one issue per violation with element path, line and column.
+ * @example
+ * format('{"id":"a","resourceType":"Patient"}', { pretty: false }); // '{"resourceType":"Patient","id":"a"}'
+ */
+export function format(input, { pretty = true } = {}) {
+  const bytes = toBytes(input);
+  return call(() => wasm.format(bytes, pretty));
 }
 
 /**

@@ -48,7 +48,7 @@ test("the demo shows where a broken resource goes wrong", async () => {
   assert.equal(await result.getAttribute("class"), "error");
   assert.equal(
     await result.innerText(),
-    'error: line 3, column 9: expected "id" to be a string, found a number',
+    'error: line 3, column 9: expected "id" (id) to be a JSON string, found a number 7',
   );
   await page.screenshot({ path: artifactPath("demo-error.png"), fullPage: true });
 });

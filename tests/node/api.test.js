@@ -2,7 +2,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
-import { inspect, version, FhirError } from "hearth-fhir";
+import { inspect, format, version, FhirError } from "hearth-fhir";
 import { MALFORMED, issuePosition } from "../lib/malformed.js";
 import { FIXTURES } from "../lib/paths.js";
 
@@ -68,4 +68,31 @@ test("inputs of the wrong JS type are FhirErrors, not TypeErrors", () => {
 test("version names the package version", async () => {
   const pkg = JSON.parse(await readFile(new URL("../../npm/package.json", import.meta.url), "utf8"));
   assert.equal(version(), pkg.version);
+});
+
+test("format writes canonical FHIR JSON, pretty or compact, numbers as written", () => {
+  const input = '{"valueQuantity":{"unit":"mg","value":1.50},"status":"final","resourceType":"Observation","code":{"text":"dose"}}';
+  assert.equal(
+    format(input, { pretty: false }),
+    '{"resourceType":"Observation","status":"final","code":{"text":"dose"},"valueQuantity":{"value":1.50,"unit":"mg"}}',
+  );
+  assert.equal(format({ resourceType: "Patient", id: "a" }), '{\n  "resourceType": "Patient",\n  "id": "a"\n}');
+});
+
+test("every violation in a resource is an issue with its element path", () => {
+  assert.throws(
+    () => inspect('{"resourceType":"Patient","foo":1,"active":"yes"}'),
+    (err) => {
+      assert.ok(err instanceof FhirError);
+      assert.equal(err.message, 'unknown element "foo" (and 1 more issues)');
+      assert.deepEqual(
+        err.outcome.issue.map((issue) => [issue.diagnostics, issue.expression, issuePosition(issue)]),
+        [
+          ['unknown element "foo"', ["Patient.foo"], { line: 1, column: 27 }],
+          ['expected "active" (boolean) to be true or false, found a string "yes"', ["Patient.active"], { line: 1, column: 44 }],
+        ],
+      );
+      return true;
+    },
+  );
 });

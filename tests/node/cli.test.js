@@ -2,7 +2,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { NPM_DIR, FIXTURES } from "../lib/paths.js";
+import { mkdtempSync, readFileSync, readdirSync } from "node:fs";
+import { NPM_DIR, FIXTURES, artifactPath } from "../lib/paths.js";
 
 function hearth(...args) {
   const run = spawnSync(process.execPath, [`${NPM_DIR}/bin/hearth.js`, ...args], { encoding: "utf8" });
@@ -29,8 +30,36 @@ test("hearth inspect reports a missing file and exits 1", () => {
   assert.equal(code, 1);
 });
 
+test("hearth inspect prints every problem of a file with its element path", () => {
+  const { code, stderr } = hearth("inspect", `${FIXTURES}/patient-bad-elements.json`);
+  assert.equal(
+    stderr,
+    `${FIXTURES}/patient-bad-elements.json:3:3: error: unknown element "nickname" (Patient.nickname)\n` +
+      `${FIXTURES}/patient-bad-elements.json:4:13: error: expected "active" (boolean) to be true or false, found a string "yes" (Patient.active)\n`,
+  );
+  assert.equal(code, 1);
+});
+
+test("hearth format prints the canonical form", () => {
+  const { code, stdout } = hearth("format", "--compact", `${FIXTURES}/patient.json`);
+  assert.equal(
+    stdout,
+    '{"resourceType":"Patient","id":"example","name":[{"use":"official","family":"Chalmers","given":["Peter","James"]}],"birthDate":"1974-12-25"}\n',
+  );
+  assert.equal(code, 0);
+});
+
+test("hearth format --out writes each file under its own name and reports the broken ones", () => {
+  const out = mkdtempSync(artifactPath("format-"));
+  const { code, stderr } = hearth("format", "--out", out, `${FIXTURES}/patient.json`, `${FIXTURES}/truncated.json`);
+  assert.deepEqual(readdirSync(out), ["patient.json"]);
+  assert.equal(JSON.parse(readFileSync(`${out}/patient.json`, "utf8")).id, "example");
+  assert.match(stderr, /truncated\.json:4:1: error/);
+  assert.equal(code, 1);
+});
+
 test("hearth with no or an unknown command prints usage and exits 2", () => {
-  for (const args of [[], ["frobnicate"], ["inspect"]]) {
+  for (const args of [[], ["frobnicate"], ["inspect"], ["format"], ["format", "a.json", "b.json"], ["format", "--out"]]) {
     const { code, stderr } = hearth(...args);
     assert.match(stderr, /usage: hearth <command>/);
     assert.equal(code, 2);

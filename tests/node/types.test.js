@@ -39,6 +39,48 @@ test("a correct consumer type-checks against hearth-fhir", () => {
   assert.equal(code, 0);
 });
 
+test("the R4 resource types describe resources exactly", () => {
+  const { code, output } = typecheck(`
+    import type { Patient, Observation, Bundle, Resource, ResourceType } from "hearth-fhir";
+    const patient: Patient = {
+      resourceType: "Patient",
+      id: "p1",
+      gender: "female",
+      birthDate: "1970-01-01",
+      _birthDate: { extension: [{ url: "http://example.org/precision", valueCode: "year" }] },
+      name: [{ family: "Chalmers", given: ["Peter", "James"], _given: [null, { id: "g2" }] }],
+    };
+    const observation: Observation = {
+      resourceType: "Observation",
+      status: "final",
+      code: { coding: [{ system: "http://loinc.org", code: "29463-7" }] },
+      valueQuantity: { value: 72.5, unit: "kg" },
+      subject: { reference: "Patient/p1" },
+    };
+    const bundle: Bundle<Observation> = { resourceType: "Bundle", type: "searchset", entry: [{ resource: observation }] };
+    const first: Observation | undefined = bundle.entry?.[0]?.resource;
+    const any: Resource[] = [patient, observation, bundle];
+    const type: ResourceType = any[0].resourceType;
+    console.log(first, type);
+  `);
+  assert.equal(output, "");
+  assert.equal(code, 0);
+});
+
+test("resources that break the R4 types are type errors", () => {
+  const { code, output } = typecheck(`
+    import type { Patient, Observation } from "hearth-fhir";
+    const patient: Patient = { resourceType: "Patient", gender: "mal" };
+    const observation: Observation = { resourceType: "Observation", code: { text: "x" } };
+    const wrongName: Patient = { resourceType: "Patient", nickname: "Pete" };
+    console.log(patient, observation, wrongName);
+  `);
+  assert.notEqual(code, 0);
+  assert.match(output, /consumer\.ts\(3,[0-9]+\): error TS2(322|820): Type '"mal"'/); // not an AdministrativeGender code
+  assert.match(output, /consumer\.ts\(4,[0-9]+\): error TS2741: Property 'status' is missing/); // status is 1..1
+  assert.match(output, /consumer\.ts\(5,[0-9]+\): error TS2353: Object literal may only specify known properties/);
+});
+
 test("misuse of the API is a type error", () => {
   const { code, output } = typecheck(`
     import { inspect } from "hearth-fhir";

@@ -38,6 +38,7 @@ test("the tarball holds the entries, types, bin and wasm module, and nothing els
     "src/entry-node.js",
     "src/entry-workerd.js",
     "src/error.js",
+    "src/generated/r4.d.ts",
   ]);
 });
 
