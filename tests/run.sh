@@ -48,7 +48,7 @@ run codegen-check check node tools/codegen/main.mjs --check
 run fmt check cargo fmt --all -- --check
 run clippy check bash -c 'cargo clippy -p hearth-engine --all-targets -- -D warnings &&
   cargo clippy -p hearth-wasm --all-targets --target wasm32-unknown-unknown -- -D warnings'
-run engine-unit cargo cargo test -p hearth-engine
+run engine-unit cargo cargo test -p hearth-engine -- --nocapture
 run engine-no-std check cargo build -p hearth-engine --no-default-features --target x86_64-unknown-none
 run engine-wasm32 check cargo build -p hearth-engine --no-default-features --target wasm32-unknown-unknown
 run wasm-node-chromium cargo cargo test --target wasm32-unknown-unknown -p hearth-wasm
@@ -60,6 +60,8 @@ run npm-pack node node --test --test-reporter=spec tests/packaging/
 
 printf '\n===== summary =====\n'
 bash scripts/size.sh || true
+echo "conformance:"
+grep -hE '^(examples|synthea): [0-9]+ files|malformed resources' "$logs"/engine-unit.log | sed 's/^/  /' || true
 printf '%-20s %8s %8s %8s %6s  %s\n' layer passed failed skipped secs status
 total_p=0; total_f=0; total_s=0
 for name in "${layers[@]}"; do

@@ -98,7 +98,11 @@ pub fn inspect(bytes: &[u8]) -> Result<ResourceSummary, crate::Error> {
 /// As [`fhir::parse_resource`].
 pub fn format(bytes: &[u8], style: write::Style) -> Result<String, crate::Error> {
     let resource = fhir::parse_resource(bytes)?;
-    Ok(write::write_resource(&resource, style))
+    Ok(write::write_resource_with_capacity(
+        &resource,
+        style,
+        bytes.len(),
+    ))
 }
 
 #[cfg(test)]

@@ -172,22 +172,32 @@ impl Issue {
     }
 }
 
-/// Appends `text` as a JSON string literal (RFC 8259 escaping).
+/// Appends `text` as a JSON string literal (RFC 8259 escaping: `"`, `\\` and control
+/// characters; everything else as is).
 pub(crate) fn push_json_string(res: &mut String, text: &str) {
     res.push('"');
-    for ch in text.chars() {
-        match ch {
-            '"' => res.push_str("\\\""),
-            '\\' => res.push_str("\\\\"),
-            '\n' => res.push_str("\\n"),
-            '\r' => res.push_str("\\r"),
-            '\t' => res.push_str("\\t"),
-            ch if (ch as u32) < 0x20 => {
-                let _ = write!(res, "\\u{:04x}", ch as u32);
-            }
-            ch => res.push(ch),
+    let bytes = text.as_bytes();
+    let mut run_start = 0;
+    for (idx, &byte) in bytes.iter().enumerate() {
+        let escape = match byte {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        // Escaped bytes are ASCII, so both cuts fall on character boundaries.
+        res.push_str(text.get(run_start..idx).unwrap_or_default());
+        if escape.is_empty() {
+            let _ = write!(res, "\\u{:04x}", byte);
+        } else {
+            res.push_str(escape);
         }
+        run_start = idx + 1;
     }
+    res.push_str(text.get(run_start..).unwrap_or_default());
     res.push('"');
 }
 

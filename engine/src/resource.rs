@@ -13,19 +13,20 @@ pub struct Object {
     /// The type: a concrete resource type, a complex type, a backbone element, or (for a
     /// primitive's companion) the primitive type.
     pub type_id: TypeId,
-    /// The elements present, sorted by their position in the type's definition.
+    /// One entry per value, sorted by the element's position in the type's definition; the
+    /// values of a repeating element are consecutive entries, in order.
     pub fields: Vec<Field>,
 }
 
-/// One element present in an [`Object`], with all its values.
+/// One value of an element present in an [`Object`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Field {
     /// Index of the element in the type's [`TypeDef::elements`].
     pub element: u16,
     /// For choice elements: index of the chosen type in [`ElementDef::types`].
     pub choice: u16,
-    /// The values; exactly one unless the element repeats.
-    pub values: Vec<Value>,
+    /// The value.
+    pub value: Value,
 }
 
 /// One value of an element.
@@ -70,19 +71,22 @@ impl Object {
         self.type_def().elements.get(usize::from(field.element))
     }
 
-    /// The field of the element named `name` (without a choice suffix), when present.
-    pub fn field(&self, name: &str) -> Option<&Field> {
+    /// The values of the element named `name` (without a choice suffix), in order.
+    pub fn values<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s Value> + 's {
         let elements = self.type_def().elements;
-        self.fields.iter().find(|field| {
-            elements
-                .get(usize::from(field.element))
-                .is_some_and(|element| element.name == name)
-        })
+        self.fields
+            .iter()
+            .filter(move |field| {
+                elements
+                    .get(usize::from(field.element))
+                    .is_some_and(|element| element.name == name)
+            })
+            .map(|field| &field.value)
     }
 
     /// The resource's `id`, when this object is a resource that has one.
     pub fn id(&self) -> Option<&str> {
-        match self.field("id")?.values.first()? {
+        match self.values("id").next()? {
             Value::Primitive(Primitive {
                 value: Some(PrimitiveValue::String(id)),
                 ..

@@ -68,8 +68,7 @@ fn count_resources(object: &Object) -> usize {
     1 + object
         .fields
         .iter()
-        .flat_map(|field| &field.values)
-        .map(|value| match value {
+        .map(|field| match &field.value {
             Value::Resource(inner) => count_resources(inner),
             Value::Complex(inner) => count_resources(inner) - 1,
             Value::Primitive(_) => 0,

@@ -302,7 +302,7 @@ const CASES: &[Case] = &[
         r#"{"resourceType":"Patient","name":[{"given":[null],"_given":[null]}]}"#,
         r#"expected a value for "given", found null"#,
         "Patient.name[0].given[0]",
-        "null]}",
+        "null],",
     ),
     case(
         "empty id",
@@ -634,19 +634,20 @@ fn every_violation_in_a_resource_is_reported() {
         .iter()
         .map(|err| (err.message.as_str(), err.path.as_deref()))
         .collect();
+    // In document order.
     assert_eq!(
         summary,
         [
             (r#"unknown element "foo""#, Some("Patient.foo")),
-            (r#"unknown element "bar""#, Some("Patient.bar")),
-            (
-                r#"expected "active" (boolean) to be true or false, found a string "yes""#,
-                Some("Patient.active")
-            ),
             (
                 r#"expected "given" (string) to be a JSON string, found a number 1"#,
                 Some("Patient.name[0].given[0]")
             ),
+            (
+                r#"expected "active" (boolean) to be true or false, found a string "yes""#,
+                Some("Patient.active")
+            ),
+            (r#"unknown element "bar""#, Some("Patient.bar")),
         ]
     );
 }

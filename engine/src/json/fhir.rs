@@ -4,16 +4,17 @@
 //! resources; no `null` outside those placeholders, no empty strings, arrays or objects, no
 //! unknown elements, no element given twice.
 //!
-//! Every violation becomes a [`ParseError`] with the element's FHIRPath location and the line
-//! and column of the offending key or value; reading goes on past such violations so that one
-//! pass reports them all.
+//! The reader works straight on the token stream (no intermediate JSON tree), so reading costs
+//! one allocation per value kept. Syntax errors stop it; every violation of the FHIR rules
+//! becomes a [`ParseError`] with the element's FHIRPath location and the line and column of the
+//! offending key or value, and reading goes on so that one pass reports them all.
 
 use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
-use super::reader::{self, Limits, Member, Node, Value as Json};
+use super::reader::{Lexer, Limits};
 use super::ParseError;
 use crate::model::{self, flags, ElementDef, JsonKind, TypeDef, TypeId, TypeKind};
 use crate::resource::{Field, Object, Primitive, PrimitiveValue, Value};
@@ -32,13 +33,16 @@ pub fn parse_resource(bytes: &[u8]) -> Result<Object, crate::Error> {
 /// # Errors
 /// As [`parse_resource`].
 pub fn parse_resource_with(bytes: &[u8], limits: Limits) -> Result<Object, crate::Error> {
-    let root = reader::parse(bytes, limits)?;
+    let mut lexer = Lexer::new(bytes, limits)?;
+    lexer.skip_whitespace();
     let mut reader = FhirReader {
-        bytes,
+        lexer,
         issues: Vec::new(),
         path: String::new(),
+        states: Vec::new(),
     };
-    let resource = reader.resource(&root);
+    let resource = reader.resource(0)?;
+    reader.lexer.expect_end()?;
     match resource {
         Some(resource) if reader.issues.is_empty() => Ok(resource),
         _ => Err(crate::Error::Resource(reader.issues)),
@@ -46,161 +50,532 @@ pub fn parse_resource_with(bytes: &[u8], limits: Limits) -> Result<Object, crate
 }
 
 struct FhirReader<'a> {
-    bytes: &'a [u8],
+    lexer: Lexer<'a>,
     issues: Vec<ParseError>,
     /// FHIRPath location of the value being read.
     path: String,
+    /// What has been read of each element of the objects being read, innermost last; each
+    /// object uses the entries above the length the stack had when it started.
+    states: Vec<FieldState>,
 }
 
-/// The JSON members that give one element: its values and/or their `_` companions.
-struct Slot<'n> {
+/// What has been read of one element of the object being read.
+#[derive(Default)]
+struct FieldState {
     element: u16,
     choice: u16,
-    key: &'n str,
-    main: Option<&'n Node>,
-    companion: Option<&'n Node>,
+    /// Index in the object's fields of the element's first entry, and how many it has; the
+    /// entries of one element are consecutive.
+    start: usize,
+    len: usize,
+    main_seen: bool,
+    companion_seen: bool,
+    /// Items in the main array and in the companion array.
+    main_len: usize,
+    companion_len: usize,
+    companion_offset: usize,
+    /// Offsets of `null` items (index, offset), to report those with no partner.
+    nulls: Vec<(usize, usize)>,
 }
 
-impl<'n> FhirReader<'_> {
+type Parsed<T> = Result<T, ParseError>;
+
+impl<'a> FhirReader<'a> {
     fn issue(&mut self, message: String, offset: usize) {
-        let err = ParseError::new(message, self.bytes, offset);
+        let err = ParseError::new(message, self.lexer.input(), offset);
         let path = (!self.path.is_empty()).then(|| self.path.clone());
         self.issues.push(ParseError { path, ..err });
     }
 
-    /// Reads a resource; `None` when it cannot be typed at all (the issue is recorded).
-    fn resource(&mut self, node: &'n Node) -> Option<Object> {
-        let Json::Object(members) = &node.value else {
-            let found = node.value.describe();
+    /// "a string", "an array", ... for the value at the current position.
+    fn describe_next(&self) -> &'static str {
+        match self.lexer.peek() {
+            Some(b'{') => "an object",
+            Some(b'[') => "an array",
+            Some(b'"') => "a string",
+            Some(b't' | b'f') => "a boolean",
+            Some(b'n') => "null",
+            _ => "a number",
+        }
+    }
+
+    /// Reads a resource; `None` when it cannot be typed (the issue is recorded, the value skipped).
+    fn resource(&mut self, depth: usize) -> Parsed<Option<Object>> {
+        let offset = self.lexer.pos;
+        if self.lexer.peek() != Some(b'{') {
+            let found = self.describe_next();
+            self.lexer.skip_value(depth)?;
             self.issue(
                 format!("expected a FHIR resource (a JSON object), found {found}"),
-                node.offset,
+                offset,
             );
-            return None;
+            return Ok(None);
+        }
+        let Some(type_id) = self.find_resource_type(depth)? else {
+            self.lexer.pos = offset;
+            self.lexer.skip_value(depth)?;
+            return Ok(None);
         };
-        let Some(type_member) = members.iter().find(|member| member.key == "resourceType") else {
-            self.issue(
-                "expected a \"resourceType\" element, found none".into(),
-                node.offset,
-            );
-            return None;
-        };
-        let type_name = match &type_member.node.value {
-            Json::String(name) => name.as_str(),
-            other => {
-                let found = other.describe();
-                self.issue(
-                    format!("expected \"resourceType\" to be a string, found {found}"),
-                    type_member.node.offset,
-                );
-                return None;
-            }
-        };
-        let Some(type_id) = model::resource_type(type_name) else {
-            let message = if model::type_by_name(type_name)
-                .is_some_and(|id| model::type_def(id).kind == TypeKind::Resource)
-            {
-                format!(
-                    "expected a concrete resource type, found the abstract type \"{type_name}\""
-                )
-            } else {
-                format!("expected a FHIR R4 resource type, found \"{type_name}\"")
-            };
-            self.issue(message, type_member.node.offset);
-            return None;
-        };
+        self.lexer.pos = offset;
         // A nested resource's elements are located from the outermost resource, through the
         // element that holds it: `Bundle.entry[0].resource.name[0]`.
         let saved = self.path.len();
         if self.path.is_empty() {
-            self.path.push_str(type_name);
+            self.path.push_str(model::type_def(type_id).name);
         }
-        let res = self.object(members, type_id, true);
+        let (object, _) = self.object(type_id, true, depth)?;
         self.path.truncate(saved);
-        Some(res)
+        Ok(Some(object))
     }
 
-    /// Reads the members of an object of type `type_id`.
-    fn object(&mut self, members: &'n [Member], type_id: TypeId, is_resource: bool) -> Object {
+    /// Looks ahead in the object at the current position for its `resourceType` and resolves it.
+    /// Canonical JSON names it first, so the look-ahead usually reads one member.
+    fn find_resource_type(&mut self, depth: usize) -> Parsed<Option<TypeId>> {
+        let offset = self.lexer.pos;
+        self.lexer.enter(depth + 1)?;
+        self.lexer.pos += 1;
+        let mut more = self.lexer.first_member()?;
+        while more {
+            let key = self.lexer.key()?;
+            if key == "resourceType" {
+                let value_offset = self.lexer.pos;
+                if self.lexer.peek() != Some(b'"') {
+                    let found = self.describe_next();
+                    self.issue(
+                        format!("expected \"resourceType\" to be a string, found {found}"),
+                        value_offset,
+                    );
+                    return Ok(None);
+                }
+                let name = self.lexer.string()?;
+                return Ok(self.resolve_resource_type(&name, value_offset));
+            }
+            self.lexer.skip_value(depth + 1)?;
+            more = self.lexer.next_member()?;
+        }
+        self.issue(
+            "expected a \"resourceType\" element, found none".into(),
+            offset,
+        );
+        Ok(None)
+    }
+
+    fn resolve_resource_type(&mut self, name: &str, offset: usize) -> Option<TypeId> {
+        if let Some(type_id) = model::resource_type(name) {
+            return Some(type_id);
+        }
+        let message = if model::type_by_name(name)
+            .is_some_and(|id| model::type_def(id).kind == TypeKind::Resource)
+        {
+            format!("expected a concrete resource type, found the abstract type \"{name}\"")
+        } else {
+            format!("expected a FHIR R4 resource type, found \"{name}\"")
+        };
+        self.issue(message, offset);
+        None
+    }
+
+    /// Reads the object at the current position as type `type_id`. Returns it and whether the
+    /// JSON object was empty.
+    fn object(
+        &mut self,
+        type_id: TypeId,
+        is_resource: bool,
+        depth: usize,
+    ) -> Parsed<(Object, bool)> {
         let def = model::type_def(type_id);
-        let mut slots: Vec<Slot<'n>> = Vec::with_capacity(members.len());
-        for member in members {
-            if is_resource && member.key == "resourceType" {
-                continue;
+        self.lexer.enter(depth + 1)?;
+        self.lexer.pos += 1;
+        let frame = self.states.len();
+        let mut fields: Vec<Field> = Vec::new();
+        let mut seen_resource_type = false;
+        let mut more = self.lexer.first_member()?;
+        let empty = !more;
+        while more {
+            let key_offset = self.lexer.pos;
+            let key = self.lexer.key()?;
+            if is_resource && key == "resourceType" {
+                if seen_resource_type {
+                    return Err(self
+                        .lexer
+                        .error_at(format!("duplicate key {key:?}"), key_offset));
+                }
+                seen_resource_type = true;
+                self.lexer.skip_value(depth + 1)?;
+            } else {
+                self.member(def, &key, key_offset, &mut fields, frame, depth)?;
             }
-            let (name, is_companion) = match member.key.strip_prefix('_') {
-                Some(name) => (name, true),
-                None => (member.key.as_str(), false),
-            };
-            let Some(json_name) = def.json_name(name) else {
-                self.unknown_element(&member.key, member.key_offset);
-                continue;
-            };
-            let Some(element) = def.elements.get(usize::from(json_name.element)) else {
-                continue;
-            };
-            if is_companion && !companion_allowed(element, json_name.choice) {
-                self.unknown_element(&member.key, member.key_offset);
-                continue;
-            }
-            match slots
-                .iter_mut()
-                .find(|slot| slot.element == json_name.element)
-            {
-                Some(slot) if slot.choice != json_name.choice => {
+            more = self.lexer.next_member()?;
+        }
+        for state_idx in frame..self.states.len() {
+            self.finish_field(def, &fields, state_idx);
+        }
+        self.states.truncate(frame);
+        // Stable: the values of a repeating element keep their order.
+        fields.sort_by_key(|field| field.element);
+        Ok((Object { type_id, fields }, empty))
+    }
+
+    fn member(
+        &mut self,
+        def: &'static TypeDef,
+        key: &str,
+        key_offset: usize,
+        fields: &mut Vec<Field>,
+        frame: usize,
+        depth: usize,
+    ) -> Parsed<()> {
+        let (name, is_companion) = match key.strip_prefix('_') {
+            Some(name) => (name, true),
+            None => (key, false),
+        };
+        let Some(json_name) = def.json_name(name) else {
+            self.unknown_element(key, key_offset);
+            return self.lexer.skip_value(depth + 1);
+        };
+        let Some(element) = def.elements.get(usize::from(json_name.element)) else {
+            return self.lexer.skip_value(depth + 1);
+        };
+        if is_companion && !companion_allowed(element, json_name.choice) {
+            self.unknown_element(key, key_offset);
+            return self.lexer.skip_value(depth + 1);
+        }
+        let existing = self.states.get(frame..).and_then(|states| {
+            states
+                .iter()
+                .position(|state| state.element == json_name.element)
+                .map(|idx| idx + frame)
+        });
+        let state_idx = match existing
+            .and_then(|idx| self.states.get(idx).map(|state| (idx, state)))
+        {
+            Some((idx, state)) => {
+                if state.choice != json_name.choice {
+                    let first = choice_name(element, state.choice);
                     let message = format!(
-                        "expected one type for \"{}[x]\", found \"{}\" and \"{}\"",
-                        element.name, slot.key, member.key
+                        "expected one type for \"{}[x]\", found \"{first}\" and \"{key}\"",
+                        element.name
                     );
-                    self.issue_at_element(
-                        def,
-                        element,
-                        json_name.choice,
-                        message,
-                        member.key_offset,
-                    );
+                    let saved = self.path.len();
+                    self.push_element(element, json_name.choice);
+                    self.issue(message, key_offset);
+                    self.path.truncate(saved);
+                    return self.lexer.skip_value(depth + 1);
                 }
-                Some(slot) => {
-                    // "x" and "_x" of one element (the reader already refuses a repeated key).
-                    if is_companion {
-                        slot.companion = Some(&member.node);
-                    } else {
-                        slot.main = Some(&member.node);
-                        slot.key = &member.key;
-                    }
+                if (is_companion && state.companion_seen) || (!is_companion && state.main_seen) {
+                    return Err(self
+                        .lexer
+                        .error_at(format!("duplicate key {key:?}"), key_offset));
                 }
-                None => slots.push(Slot {
+                idx
+            }
+            None => {
+                self.states.push(FieldState {
                     element: json_name.element,
                     choice: json_name.choice,
-                    key: name,
-                    main: (!is_companion).then_some(&member.node),
-                    companion: is_companion.then_some(&member.node),
-                }),
-            }
-        }
-        slots.sort_by_key(|slot| slot.element);
-        let mut fields = Vec::with_capacity(slots.len());
-        for slot in slots {
-            let Some(element) = def.elements.get(usize::from(slot.element)) else {
-                continue;
-            };
-            let saved = self.path.len();
-            self.push_element(element, slot.choice);
-            let values = if element.is_array() {
-                self.repeated(element, &slot)
-            } else {
-                self.single(element, &slot).into_iter().collect()
-            };
-            self.path.truncate(saved);
-            if !values.is_empty() {
-                fields.push(Field {
-                    element: slot.element,
-                    choice: slot.choice,
-                    values,
+                    start: fields.len(),
+                    ..FieldState::default()
                 });
+                self.states.len() - 1
+            }
+        };
+        let mut state = self
+            .states
+            .get_mut(state_idx)
+            .map(core::mem::take)
+            .unwrap_or_default();
+        let saved = self.path.len();
+        self.push_element(element, json_name.choice);
+        let res = self.element_value(element, name, is_companion, fields, &mut state, depth);
+        self.path.truncate(saved);
+        if let Some(slot) = self.states.get_mut(state_idx) {
+            *slot = state;
+        }
+        res
+    }
+
+    /// Reads the value of one member: a single value or an array, a value or companion.
+    fn element_value(
+        &mut self,
+        element: &'static ElementDef,
+        name: &str,
+        is_companion: bool,
+        fields: &mut Vec<Field>,
+        state: &mut FieldState,
+        depth: usize,
+    ) -> Parsed<()> {
+        if is_companion {
+            state.companion_seen = true;
+        } else {
+            state.main_seen = true;
+        }
+        let offset = self.lexer.pos;
+        let Some(element_type) = element.types.get(usize::from(state.choice)) else {
+            return self.lexer.skip_value(depth + 1);
+        };
+        let type_id = element_type.type_id;
+        if !element.is_array() {
+            if self.lexer.peek() == Some(b'[') {
+                self.lexer.skip_value(depth + 1)?;
+                self.issue(
+                    format!("expected a single value for \"{name}\", found an array"),
+                    offset,
+                );
+                return Ok(());
+            }
+            return self.item(type_id, name, is_companion, fields, state, None, depth + 1);
+        }
+        if self.lexer.peek() != Some(b'[') {
+            let found = self.describe_next();
+            self.lexer.skip_value(depth + 1)?;
+            self.issue(
+                format!("expected an array for \"{name}\" (it repeats), found {found}"),
+                offset,
+            );
+            return Ok(());
+        }
+        self.lexer.enter(depth + 2)?;
+        self.lexer.pos += 1;
+        let mut more = self.lexer.first_item()?;
+        if !more {
+            self.issue(
+                "expected an array with at least one item, found an empty array".into(),
+                offset,
+            );
+            return Ok(());
+        }
+        if is_companion {
+            state.companion_offset = offset;
+        }
+        let mut item_idx = 0;
+        while more {
+            let saved = self.path.len();
+            push_index(&mut self.path, item_idx);
+            self.item(
+                type_id,
+                name,
+                is_companion,
+                fields,
+                state,
+                Some(item_idx),
+                depth + 2,
+            )?;
+            self.path.truncate(saved);
+            item_idx += 1;
+            more = self.lexer.next_item()?;
+        }
+        if is_companion {
+            state.companion_len = item_idx;
+        } else {
+            state.main_len = item_idx;
+        }
+        Ok(())
+    }
+
+    /// Reads one value, or the array item at `item_idx`, of the element of `state`.
+    #[allow(clippy::too_many_arguments)]
+    fn item(
+        &mut self,
+        type_id: TypeId,
+        name: &str,
+        is_companion: bool,
+        fields: &mut Vec<Field>,
+        state: &mut FieldState,
+        item_idx: Option<usize>,
+        depth: usize,
+    ) -> Parsed<()> {
+        let def = model::type_def(type_id);
+        let in_array = item_idx.is_some();
+        let item_idx = item_idx.unwrap_or(0);
+        let offset = self.lexer.pos;
+        if self.lexer.peek() == Some(b'n') {
+            self.lexer.literal("null", ())?;
+            if def.kind == TypeKind::Primitive && in_array {
+                // A placeholder, valid when the partner array has a value at this index.
+                state.nulls.push((item_idx, offset));
+                primitive_slot(fields, state, item_idx);
+            } else {
+                self.issue(
+                    format!("expected a value for \"{name}\", found null"),
+                    offset,
+                );
+            }
+            return Ok(());
+        }
+        let value = match def.kind {
+            TypeKind::Primitive if is_companion => {
+                if self.lexer.peek() != Some(b'{') {
+                    let found = self.describe_next();
+                    self.lexer.skip_value(depth)?;
+                    self.issue(format!("expected an object, found {found}"), offset);
+                    return Ok(());
+                }
+                let (companion, empty) = self.object(type_id, false, depth)?;
+                if empty {
+                    self.issue(
+                        "expected an object with at least one element, found an empty object"
+                            .into(),
+                        offset,
+                    );
+                } else if let Some(primitive) = primitive_slot(fields, state, item_idx) {
+                    primitive.companion = Some(Box::new(companion));
+                }
+                return Ok(());
+            }
+            TypeKind::Primitive => {
+                if let Some(value) = self.primitive_value(def, name)? {
+                    if let Some(primitive) = primitive_slot(fields, state, item_idx) {
+                        primitive.value = Some(value);
+                    }
+                }
+                return Ok(());
+            }
+            _ if def.name == "Resource" => match self.resource(depth)? {
+                Some(resource) => Value::Resource(Box::new(resource)),
+                None => return Ok(()),
+            },
+            _ => {
+                if self.lexer.peek() != Some(b'{') {
+                    let found = self.describe_next();
+                    self.lexer.skip_value(depth)?;
+                    self.issue(format!("expected an object, found {found}"), offset);
+                    return Ok(());
+                }
+                let (object, empty) = self.object(type_id, false, depth)?;
+                if empty {
+                    self.issue(
+                        "expected an object with at least one element, found an empty object"
+                            .into(),
+                        offset,
+                    );
+                    return Ok(());
+                }
+                Value::Complex(object)
+            }
+        };
+        fields.push(Field {
+            element: state.element,
+            choice: state.choice,
+            value,
+        });
+        state.len += 1;
+        Ok(())
+    }
+
+    fn primitive_value(&mut self, def: &TypeDef, name: &str) -> Parsed<Option<PrimitiveValue>> {
+        let offset = self.lexer.pos;
+        let json = def
+            .primitive
+            .map_or(JsonKind::String, |primitive| primitive.json);
+        let type_name = def.name;
+        let expected = match json {
+            JsonKind::Boolean => "true or false",
+            JsonKind::Integer | JsonKind::Decimal => "a JSON number",
+            JsonKind::String => "a JSON string",
+        };
+        let found = match self.lexer.peek() {
+            Some(b'"') => {
+                let text = self.lexer.string()?;
+                if json == JsonKind::String {
+                    if text.is_empty() {
+                        let message = format!("expected \"{name}\" ({type_name}) to be a non-empty string, found \"\"");
+                        self.issue(message, offset);
+                        return Ok(None);
+                    }
+                    return Ok(Some(PrimitiveValue::String(text.into_owned())));
+                }
+                if text.chars().count() <= 40 {
+                    format!("a string {text:?}")
+                } else {
+                    String::from("a string")
+                }
+            }
+            Some(b't' | b'f') => {
+                let flag = if self.lexer.peek() == Some(b't') {
+                    self.lexer.literal("true", true)?
+                } else {
+                    self.lexer.literal("false", false)?
+                };
+                if json == JsonKind::Boolean {
+                    return Ok(Some(PrimitiveValue::Boolean(flag)));
+                }
+                String::from("a boolean")
+            }
+            Some(b'-' | b'0'..=b'9') => {
+                let text = self.lexer.number()?;
+                match json {
+                    JsonKind::Decimal => return Ok(Some(PrimitiveValue::Number(text.to_string()))),
+                    JsonKind::Integer if text.contains(['.', 'e', 'E']) => {
+                        self.issue(format!("expected \"{name}\" ({type_name}) to be a whole number, found {text}"), offset);
+                        return Ok(None);
+                    }
+                    JsonKind::Integer if text.parse::<i32>().is_err() => {
+                        let message =
+                            format!("expected \"{name}\" ({type_name}) to be within the 32-bit integer range, found {text}");
+                        self.issue(message, offset);
+                        return Ok(None);
+                    }
+                    JsonKind::Integer => return Ok(Some(PrimitiveValue::Number(text.to_string()))),
+                    _ if text.len() <= 40 => format!("a number {text}"),
+                    _ => String::from("a number"),
+                }
+            }
+            _ => {
+                let found = self.describe_next();
+                // Objects and arrays are skipped whole; anything else is a syntax error there.
+                self.lexer.skip_value(0)?;
+                String::from(found)
+            }
+        };
+        self.issue(
+            format!("expected \"{name}\" ({type_name}) to be {expected}, found {found}"),
+            offset,
+        );
+        Ok(None)
+    }
+
+    /// Checks what can only be checked once the whole object is read: companion arrays as long
+    /// as their value arrays, and no index where both are `null`.
+    fn finish_field(&mut self, def: &TypeDef, fields: &[Field], state_idx: usize) {
+        let Some(state) = self.states.get(state_idx) else {
+            return;
+        };
+        let Some(element) = def.elements.get(usize::from(state.element)) else {
+            return;
+        };
+        let (choice, start) = (state.choice, state.start);
+        let mismatch =
+            (state.main_seen && state.companion_seen && state.main_len != state.companion_len)
+                .then_some((state.main_len, state.companion_len, state.companion_offset));
+        let nulls = state.nulls.clone();
+        let saved = self.path.len();
+        self.push_element(element, choice);
+        let name = choice_name(element, choice);
+        if let Some((main_len, companion_len, offset)) = mismatch {
+            let message =
+                format!("expected \"_{name}\" to have as many items as \"{name}\" ({main_len}), found {companion_len}");
+            self.issue(message, offset);
+        }
+        for (null_idx, &(item_idx, offset)) in nulls.iter().enumerate() {
+            let both_missing = match fields.get(start + item_idx).map(|field| &field.value) {
+                Some(Value::Primitive(primitive)) => {
+                    primitive.value.is_none() && primitive.companion.is_none()
+                }
+                _ => false,
+            };
+            // Report each index once, at its first null.
+            let first_null = nulls.iter().position(|(idx, _)| *idx == item_idx) == Some(null_idx);
+            if both_missing && first_null {
+                let item_path = self.path.len();
+                push_index(&mut self.path, item_idx);
+                self.issue(
+                    format!("expected a value for \"{name}\", found null"),
+                    offset,
+                );
+                self.path.truncate(item_path);
             }
         }
-        Object { type_id, fields }
+        self.path.truncate(saved);
     }
 
     fn unknown_element(&mut self, key: &str, offset: usize) {
@@ -208,20 +583,6 @@ impl<'n> FhirReader<'_> {
         self.path.push('.');
         self.path.push_str(key);
         self.issue(format!("unknown element \"{key}\""), offset);
-        self.path.truncate(saved);
-    }
-
-    fn issue_at_element(
-        &mut self,
-        _def: &TypeDef,
-        element: &ElementDef,
-        choice: u16,
-        message: String,
-        offset: usize,
-    ) {
-        let saved = self.path.len();
-        self.push_element(element, choice);
-        self.issue(message, offset);
         self.path.truncate(saved);
     }
 
@@ -237,262 +598,76 @@ impl<'n> FhirReader<'_> {
             }
         }
     }
+}
 
-    fn single(&mut self, element: &ElementDef, slot: &Slot<'n>) -> Option<Value> {
-        for node in [slot.main, slot.companion].into_iter().flatten() {
-            if let Json::Array(_) = node.value {
-                self.issue(
-                    format!(
-                        "expected a single value for \"{}\", found an array",
-                        slot.key
-                    ),
-                    node.offset,
-                );
-                return None;
-            }
-        }
-        self.value(
-            element,
-            slot.choice,
-            slot.key,
-            slot.main,
-            slot.companion,
-            false,
-        )
-    }
-
-    fn repeated(&mut self, element: &ElementDef, slot: &Slot<'n>) -> Vec<Value> {
-        let mut arrays: [Option<&'n [Node]>; 2] = [None, None];
-        for (idx, node) in [slot.main, slot.companion].into_iter().enumerate() {
-            let Some(node) = node else { continue };
-            match &node.value {
-                Json::Array(items) if items.is_empty() => {
-                    self.issue(
-                        "expected an array with at least one item, found an empty array".into(),
-                        node.offset,
-                    );
-                    return Vec::new();
-                }
-                Json::Array(items) => {
-                    if let Some(slot_array) = arrays.get_mut(idx) {
-                        *slot_array = Some(items);
-                    }
-                }
-                other => {
-                    let found = other.describe();
-                    self.issue(
-                        format!(
-                            "expected an array for \"{}\" (it repeats), found {found}",
-                            slot.key
-                        ),
-                        node.offset,
-                    );
-                    return Vec::new();
-                }
-            }
-        }
-        let [main, companion] = arrays;
-        if let (Some(main), Some(companion), Some(main_node), Some(companion_node)) =
-            (main, companion, slot.main, slot.companion)
-        {
-            if main.len() != companion.len() {
-                let message = format!(
-                    "expected \"_{}\" to have as many items as \"{}\" ({}), found {}",
-                    slot.key,
-                    slot.key,
-                    main.len(),
-                    companion.len()
-                );
-                self.issue(message, companion_node.offset.max(main_node.offset));
-                return Vec::new();
-            }
-        }
-        let len = main
-            .map_or(0, <[Node]>::len)
-            .max(companion.map_or(0, <[Node]>::len));
-        let mut values = Vec::with_capacity(len);
-        for item_idx in 0..len {
-            let saved = self.path.len();
-            self.path.push_str(&format!("[{item_idx}]"));
-            let main_item = main.and_then(|items| items.get(item_idx));
-            let companion_item = companion.and_then(|items| items.get(item_idx));
-            if let Some(value) = self.value(
-                element,
-                slot.choice,
-                slot.key,
-                main_item,
-                companion_item,
-                true,
-            ) {
-                values.push(value);
-            }
-            self.path.truncate(saved);
-        }
-        values
-    }
-
-    /// Reads one value of `element` from its JSON value and/or companion.
-    fn value(
-        &mut self,
-        element: &ElementDef,
-        choice: u16,
-        key: &str,
-        main: Option<&'n Node>,
-        companion: Option<&'n Node>,
-        in_array: bool,
-    ) -> Option<Value> {
-        let type_id = element.types.get(usize::from(choice))?.type_id;
-        let def = model::type_def(type_id);
-        let main = main
-            .filter(|node| !(in_array && matches!(node.value, Json::Null) && companion.is_some()));
-        let companion = companion
-            .filter(|node| !(in_array && matches!(node.value, Json::Null) && main.is_some()));
-        match def.kind {
-            TypeKind::Primitive => self.primitive(def, type_id, key, main, companion),
-            _ if def.name == "Resource" => {
-                let node = self.present(main, key)?;
-                let saved = self.path.len();
-                let res = self
-                    .resource(node)
-                    .map(|object| Value::Resource(Box::new(object)));
-                self.path.truncate(saved);
-                res
-            }
-            _ => {
-                let node = self.present(main, key)?;
-                let members = self.non_empty_object(node)?;
-                Some(Value::Complex(self.object(members, type_id, false)))
-            }
-        }
-    }
-
-    /// The node, unless it is missing or `null` (then an issue).
-    fn present(&mut self, node: Option<&'n Node>, key: &str) -> Option<&'n Node> {
-        match node {
-            Some(Node {
-                value: Json::Null,
-                offset,
-            }) => {
-                self.issue(
-                    format!("expected a value for \"{key}\", found null"),
-                    *offset,
-                );
-                None
-            }
-            Some(node) => Some(node),
-            None => None,
-        }
-    }
-
-    fn non_empty_object(&mut self, node: &'n Node) -> Option<&'n [Member]> {
-        match &node.value {
-            Json::Object(members) if members.is_empty() => {
-                self.issue(
-                    "expected an object with at least one element, found an empty object".into(),
-                    node.offset,
-                );
-                None
-            }
-            Json::Object(members) => Some(members),
-            other => {
-                let found = other.describe();
-                self.issue(format!("expected an object, found {found}"), node.offset);
-                None
-            }
-        }
-    }
-
-    fn primitive(
-        &mut self,
-        def: &TypeDef,
-        type_id: TypeId,
-        key: &str,
-        main: Option<&'n Node>,
-        companion: Option<&'n Node>,
-    ) -> Option<Value> {
-        if main.is_none() && companion.is_none() {
+/// The primitive at `item_idx` of the element of `state`, created (empty) at the end of the
+/// element's entries when they are fewer. `None` when that is impossible because another
+/// element's entries follow (the arrays then differ in length, which is reported).
+fn primitive_slot<'f>(
+    fields: &'f mut Vec<Field>,
+    state: &mut FieldState,
+    item_idx: usize,
+) -> Option<&'f mut Primitive> {
+    if item_idx >= state.len {
+        if state.start + state.len != fields.len() || item_idx != state.len {
             return None;
         }
-        let value = match self.present(main, key) {
-            Some(node) => Some(self.primitive_value(def, key, node)?),
-            None if main.is_some() => return None,
-            None => None,
-        };
-        let companion = match self.present(companion, key) {
-            Some(node) => {
-                let members = self.non_empty_object(node)?;
-                Some(Box::new(self.object(members, type_id, false)))
-            }
-            None if companion.is_some() => return None,
-            None => None,
-        };
-        Some(Value::Primitive(Primitive { value, companion }))
+        let value = Value::Primitive(Primitive {
+            value: None,
+            companion: None,
+        });
+        fields.push(Field {
+            element: state.element,
+            choice: state.choice,
+            value,
+        });
+        state.len += 1;
     }
-
-    fn primitive_value(&mut self, def: &TypeDef, key: &str, node: &Node) -> Option<PrimitiveValue> {
-        let json = def
-            .primitive
-            .map_or(JsonKind::String, |primitive| primitive.json);
-        let type_name = def.name;
-        match (json, &node.value) {
-            (JsonKind::Boolean, Json::Bool(flag)) => Some(PrimitiveValue::Boolean(*flag)),
-            (JsonKind::Decimal, Json::Number(text)) => Some(PrimitiveValue::Number(text.clone())),
-            (JsonKind::Integer, Json::Number(text)) => {
-                if text.contains(['.', 'e', 'E']) {
-                    self.issue(
-                        format!(
-                            "expected \"{key}\" ({type_name}) to be a whole number, found {text}"
-                        ),
-                        node.offset,
-                    );
-                    None
-                } else if text.parse::<i32>().is_err() {
-                    self.issue(
-                        format!("expected \"{key}\" ({type_name}) to be within the 32-bit integer range, found {text}"),
-                        node.offset,
-                    );
-                    None
-                } else {
-                    Some(PrimitiveValue::Number(text.clone()))
-                }
-            }
-            (JsonKind::String, Json::String(text)) if text.is_empty() => {
-                self.issue(
-                    format!(
-                        "expected \"{key}\" ({type_name}) to be a non-empty string, found \"\""
-                    ),
-                    node.offset,
-                );
-                None
-            }
-            (JsonKind::String, Json::String(text)) => Some(PrimitiveValue::String(text.clone())),
-            (expected, found) => {
-                let expected = match expected {
-                    JsonKind::Boolean => "true or false",
-                    JsonKind::Integer | JsonKind::Decimal => "a JSON number",
-                    JsonKind::String => "a JSON string",
-                };
-                let found = match found {
-                    Json::Number(text) | Json::String(text) if text.len() <= 40 => {
-                        format!("{} {}", found.describe(), quote(found, text))
-                    }
-                    _ => found.describe().to_string(),
-                };
-                self.issue(
-                    format!("expected \"{key}\" ({type_name}) to be {expected}, found {found}"),
-                    node.offset,
-                );
-                None
-            }
-        }
+    match fields
+        .get_mut(state.start + item_idx)
+        .map(|field| &mut field.value)
+    {
+        Some(Value::Primitive(primitive)) => Some(primitive),
+        _ => None,
     }
 }
 
-fn quote(found: &Json, text: &str) -> String {
-    match found {
-        Json::String(_) => format!("{text:?}"),
-        _ => text.to_string(),
+/// Appends `[idx]` to a path.
+fn push_index(path: &mut String, idx: usize) {
+    path.push('[');
+    let mut digits = [0u8; 20];
+    let mut len = 0;
+    let mut rest = idx;
+    loop {
+        if let Some(slot) = digits.get_mut(len) {
+            *slot = b'0' + (rest % 10) as u8;
+        }
+        len += 1;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
     }
+    for &digit in digits.get(..len).unwrap_or_default().iter().rev() {
+        path.push(char::from(digit));
+    }
+    path.push(']');
+}
+
+/// The JSON name of a choice element for one of its types (`valueQuantity`), or the plain name.
+fn choice_name(element: &ElementDef, choice: u16) -> String {
+    let mut res = String::from(element.name);
+    if element.has(flags::CHOICE) {
+        if let Some(element_type) = element.types.get(usize::from(choice)) {
+            let type_name = model::type_def(element_type.type_id).name;
+            let mut chars = type_name.chars();
+            if let Some(first) = chars.next() {
+                res.extend(first.to_uppercase());
+                res.push_str(chars.as_str());
+            }
+        }
+    }
+    res
 }
 
 /// `_name` companions exist for primitive-typed elements that carry extensions.

@@ -1,9 +1,12 @@
 //! A strict JSON reader (RFC 8259) that keeps what FHIR needs and generic parsers drop:
 //! the byte offset of every value and key, the exact text of every number, and key order.
 //!
-//! It refuses duplicate keys, caps nesting depth and input size, and never panics: every
-//! failure is a [`ParseError`] with a position.
+//! [`Lexer`] reads tokens straight from the input (strings are borrowed unless they hold
+//! escapes); [`parse`] builds a [`Node`] tree with it, and the FHIR reader reads resources with
+//! it directly, without a tree. Both refuse duplicate keys, cap nesting depth and input size,
+//! and never panic: every failure is a [`ParseError`] with a position.
 
+use alloc::borrow::Cow;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -86,70 +89,134 @@ impl Value {
 /// A [`ParseError`] at the first offending character: bad UTF-8, bad syntax, a duplicate key,
 /// nesting deeper than `limits.max_depth`, or more than `limits.max_bytes` bytes.
 pub fn parse(bytes: &[u8], limits: Limits) -> Result<Node, ParseError> {
-    if bytes.len() > limits.max_bytes {
-        return Err(ParseError::new(
-            format!(
-                "expected at most {} bytes of JSON, found {}",
-                limits.max_bytes,
-                bytes.len()
-            ),
-            bytes,
-            0,
-        ));
-    }
-    let text = match core::str::from_utf8(bytes) {
-        Ok(text) => text,
-        Err(err) => {
-            return Err(ParseError::new(
-                "expected UTF-8 text, found an invalid byte".into(),
-                bytes,
-                err.valid_up_to(),
-            ))
-        }
-    };
-    let mut reader = Reader {
-        text,
-        bytes,
-        pos: 0,
-        limits,
-    };
-    reader.skip_whitespace();
-    let node = reader.value(0)?;
-    reader.skip_whitespace();
-    if reader.pos < bytes.len() {
-        return Err(reader.error_here("expected the end of the input, found more text"));
-    }
+    let mut lexer = Lexer::new(bytes, limits)?;
+    lexer.skip_whitespace();
+    let node = tree_value(&mut lexer, 0)?;
+    lexer.expect_end()?;
     Ok(node)
 }
 
-struct Reader<'a> {
+fn tree_value(lexer: &mut Lexer<'_>, depth: usize) -> Result<Node, ParseError> {
+    let offset = lexer.pos;
+    let value = match lexer.peek() {
+        Some(b'{') => {
+            lexer.enter(depth + 1)?;
+            lexer.pos += 1;
+            let mut members: Vec<Member> = Vec::new();
+            let mut more = lexer.first_member()?;
+            while more {
+                let key_offset = lexer.pos;
+                let key = lexer.key()?;
+                if members.iter().any(|member| member.key == key) {
+                    return Err(lexer.error_at(format!("duplicate key {key:?}"), key_offset));
+                }
+                let node = tree_value(lexer, depth + 1)?;
+                members.push(Member {
+                    key: key.into_owned(),
+                    key_offset,
+                    node,
+                });
+                more = lexer.next_member()?;
+            }
+            Value::Object(members)
+        }
+        Some(b'[') => {
+            lexer.enter(depth + 1)?;
+            lexer.pos += 1;
+            let mut items = Vec::new();
+            let mut more = lexer.first_item()?;
+            while more {
+                items.push(tree_value(lexer, depth + 1)?);
+                more = lexer.next_item()?;
+            }
+            Value::Array(items)
+        }
+        Some(b'"') => Value::String(lexer.string()?.into_owned()),
+        Some(b't') => lexer.literal("true", Value::Bool(true))?,
+        Some(b'f') => lexer.literal("false", Value::Bool(false))?,
+        Some(b'n') => lexer.literal("null", Value::Null)?,
+        Some(b'-' | b'0'..=b'9') => Value::Number(String::from(lexer.number()?)),
+        _ => {
+            return Err(lexer.error_here(&format!("expected a JSON value, found {}", lexer.found())))
+        }
+    };
+    Ok(Node { value, offset })
+}
+
+/// Reads JSON tokens from UTF-8 input, tracking the byte position.
+pub(crate) struct Lexer<'a> {
     text: &'a str,
     bytes: &'a [u8],
-    pos: usize,
+    /// Byte offset of the next unread character.
+    pub(crate) pos: usize,
     limits: Limits,
 }
 
-impl Reader<'_> {
-    fn error_here(&self, message: &str) -> ParseError {
+impl<'a> Lexer<'a> {
+    /// Checks size and UTF-8, and starts at the first byte.
+    pub(crate) fn new(bytes: &'a [u8], limits: Limits) -> Result<Self, ParseError> {
+        if bytes.len() > limits.max_bytes {
+            return Err(ParseError::new(
+                format!(
+                    "expected at most {} bytes of JSON, found {}",
+                    limits.max_bytes,
+                    bytes.len()
+                ),
+                bytes,
+                0,
+            ));
+        }
+        let text = core::str::from_utf8(bytes).map_err(|err| {
+            ParseError::new(
+                "expected UTF-8 text, found an invalid byte".into(),
+                bytes,
+                err.valid_up_to(),
+            )
+        })?;
+        Ok(Lexer {
+            text,
+            bytes,
+            pos: 0,
+            limits,
+        })
+    }
+
+    /// The whole input.
+    pub(crate) fn input(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    pub(crate) fn error_here(&self, message: &str) -> ParseError {
         ParseError::new(message.into(), self.bytes, self.pos)
     }
 
-    fn error_at(&self, message: String, offset: usize) -> ParseError {
+    pub(crate) fn error_at(&self, message: String, offset: usize) -> ParseError {
         ParseError::new(message, self.bytes, offset)
     }
 
-    fn peek(&self) -> Option<u8> {
+    #[inline]
+    pub(crate) fn peek(&self) -> Option<u8> {
         self.bytes.get(self.pos).copied()
     }
 
-    fn skip_whitespace(&mut self) {
+    #[inline]
+    pub(crate) fn skip_whitespace(&mut self) {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
             self.pos += 1;
         }
     }
 
+    /// After the top-level value: only whitespace may follow.
+    pub(crate) fn expect_end(&mut self) -> Result<(), ParseError> {
+        self.skip_whitespace();
+        if self.pos < self.bytes.len() {
+            return Err(self.error_here("expected the end of the input, found more text"));
+        }
+        Ok(())
+    }
+
     /// Describes what stands at the current position, for "found ..." in messages.
-    fn found(&self) -> String {
+    pub(crate) fn found(&self) -> String {
         match self
             .text
             .get(self.pos..)
@@ -160,27 +227,8 @@ impl Reader<'_> {
         }
     }
 
-    fn value(&mut self, depth: usize) -> Result<Node, ParseError> {
-        let offset = self.pos;
-        let value = match self.peek() {
-            Some(b'{') => self.object(depth + 1)?,
-            Some(b'[') => self.array(depth + 1)?,
-            Some(b'"') => Value::String(self.string()?),
-            Some(b't') => self.literal("true", Value::Bool(true))?,
-            Some(b'f') => self.literal("false", Value::Bool(false))?,
-            Some(b'n') => self.literal("null", Value::Null)?,
-            Some(b'-' | b'0'..=b'9') => self.number()?,
-            _ => {
-                return Err(self.error_at(
-                    format!("expected a JSON value, found {}", self.found()),
-                    offset,
-                ))
-            }
-        };
-        Ok(Node { value, offset })
-    }
-
-    fn enter(&self, depth: usize) -> Result<(), ParseError> {
+    /// Fails when `depth` exceeds the limit.
+    pub(crate) fn enter(&self, depth: usize) -> Result<(), ParseError> {
         if depth > self.limits.max_depth {
             return Err(self.error_here(&format!(
                 "expected at most {} levels of nested arrays and objects, found more",
@@ -190,7 +238,7 @@ impl Reader<'_> {
         Ok(())
     }
 
-    fn literal(&mut self, word: &str, value: Value) -> Result<Value, ParseError> {
+    pub(crate) fn literal<T>(&mut self, word: &str, value: T) -> Result<T, ParseError> {
         if self.bytes.get(self.pos..self.pos + word.len()) == Some(word.as_bytes()) {
             self.pos += word.len();
             Ok(value)
@@ -199,88 +247,131 @@ impl Reader<'_> {
         }
     }
 
-    fn object(&mut self, depth: usize) -> Result<Value, ParseError> {
-        self.enter(depth)?;
-        self.pos += 1; // '{'
-        let mut members: Vec<Member> = Vec::new();
+    /// After `{`: true when a member follows, false (and `}` consumed) for an empty object.
+    #[inline]
+    pub(crate) fn first_member(&mut self) -> Result<bool, ParseError> {
         self.skip_whitespace();
         if self.peek() == Some(b'}') {
             self.pos += 1;
-            return Ok(Value::Object(members));
+            return Ok(false);
         }
-        loop {
-            self.skip_whitespace();
-            if self.peek() != Some(b'"') {
-                return Err(
-                    self.error_here(&format!("expected a string key, found {}", self.found()))
-                );
+        Ok(true)
+    }
+
+    /// Reads `"key":` and the whitespace after it; the key is borrowed unless it has escapes.
+    #[inline]
+    pub(crate) fn key(&mut self) -> Result<Cow<'a, str>, ParseError> {
+        self.skip_whitespace();
+        if self.peek() != Some(b'"') {
+            return Err(self.error_here(&format!("expected a string key, found {}", self.found())));
+        }
+        let key = self.string()?;
+        self.skip_whitespace();
+        if self.peek() != Some(b':') {
+            return Err(
+                self.error_here(&format!("expected ':' after a key, found {}", self.found()))
+            );
+        }
+        self.pos += 1;
+        self.skip_whitespace();
+        Ok(key)
+    }
+
+    /// After a member's value: true when another member follows (`,` and whitespace consumed,
+    /// so that the position is the next key's), false at `}`.
+    #[inline]
+    pub(crate) fn next_member(&mut self) -> Result<bool, ParseError> {
+        self.skip_whitespace();
+        match self.peek() {
+            Some(b',') => {
+                self.pos += 1;
+                self.skip_whitespace();
+                Ok(true)
             }
-            let key_offset = self.pos;
-            let key = self.string()?;
-            if members.iter().any(|member| member.key == key) {
-                return Err(self.error_at(format!("duplicate key {key:?}"), key_offset));
+            Some(b'}') => {
+                self.pos += 1;
+                Ok(false)
             }
-            self.skip_whitespace();
-            if self.peek() != Some(b':') {
-                return Err(
-                    self.error_here(&format!("expected ':' after a key, found {}", self.found()))
-                );
-            }
-            self.pos += 1;
-            self.skip_whitespace();
-            let node = self.value(depth)?;
-            members.push(Member {
-                key,
-                key_offset,
-                node,
-            });
-            self.skip_whitespace();
-            match self.peek() {
-                Some(b',') => self.pos += 1,
-                Some(b'}') => {
-                    self.pos += 1;
-                    return Ok(Value::Object(members));
-                }
-                _ => {
-                    return Err(self.error_here(&format!(
-                        "expected ',' or '}}' in an object, found {}",
-                        self.found()
-                    )))
-                }
-            }
+            _ => Err(self.error_here(&format!(
+                "expected ',' or '}}' in an object, found {}",
+                self.found()
+            ))),
         }
     }
 
-    fn array(&mut self, depth: usize) -> Result<Value, ParseError> {
-        self.enter(depth)?;
-        self.pos += 1; // '['
-        let mut items = Vec::new();
+    /// After `[`: true when an item follows, false (and `]` consumed) for an empty array.
+    #[inline]
+    pub(crate) fn first_item(&mut self) -> Result<bool, ParseError> {
         self.skip_whitespace();
         if self.peek() == Some(b']') {
             self.pos += 1;
-            return Ok(Value::Array(items));
+            return Ok(false);
         }
-        loop {
-            self.skip_whitespace();
-            items.push(self.value(depth)?);
-            self.skip_whitespace();
-            match self.peek() {
-                Some(b',') => self.pos += 1,
-                Some(b']') => {
-                    self.pos += 1;
-                    return Ok(Value::Array(items));
-                }
-                _ => {
-                    return Err(self.error_here(&format!(
-                        "expected ',' or ']' in an array, found {}",
-                        self.found()
-                    )))
-                }
+        Ok(true)
+    }
+
+    /// After an item: true when another item follows (`,` and whitespace consumed), false at `]`.
+    #[inline]
+    pub(crate) fn next_item(&mut self) -> Result<bool, ParseError> {
+        self.skip_whitespace();
+        match self.peek() {
+            Some(b',') => {
+                self.pos += 1;
+                self.skip_whitespace();
+                Ok(true)
             }
+            Some(b']') => {
+                self.pos += 1;
+                Ok(false)
+            }
+            _ => Err(self.error_here(&format!(
+                "expected ',' or ']' in an array, found {}",
+                self.found()
+            ))),
         }
     }
 
-    fn number(&mut self) -> Result<Value, ParseError> {
+    /// Reads and checks a value without keeping it.
+    pub(crate) fn skip_value(&mut self, depth: usize) -> Result<(), ParseError> {
+        match self.peek() {
+            Some(b'{') => {
+                self.enter(depth + 1)?;
+                self.pos += 1;
+                let mut keys: Vec<(Cow<'a, str>, usize)> = Vec::new();
+                let mut more = self.first_member()?;
+                while more {
+                    let key_offset = self.pos;
+                    let key = self.key()?;
+                    if keys.iter().any(|(seen, _)| *seen == key) {
+                        return Err(self.error_at(format!("duplicate key {key:?}"), key_offset));
+                    }
+                    keys.push((key, key_offset));
+                    self.skip_value(depth + 1)?;
+                    more = self.next_member()?;
+                }
+                Ok(())
+            }
+            Some(b'[') => {
+                self.enter(depth + 1)?;
+                self.pos += 1;
+                let mut more = self.first_item()?;
+                while more {
+                    self.skip_value(depth + 1)?;
+                    more = self.next_item()?;
+                }
+                Ok(())
+            }
+            Some(b'"') => self.string().map(drop),
+            Some(b't') => self.literal("true", ()),
+            Some(b'f') => self.literal("false", ()),
+            Some(b'n') => self.literal("null", ()),
+            Some(b'-' | b'0'..=b'9') => self.number().map(drop),
+            _ => Err(self.error_here(&format!("expected a JSON value, found {}", self.found()))),
+        }
+    }
+
+    /// Reads a number and returns its text.
+    pub(crate) fn number(&mut self) -> Result<&'a str, ParseError> {
         let start = self.pos;
         if self.peek() == Some(b'-') {
             self.pos += 1;
@@ -314,34 +405,37 @@ impl Reader<'_> {
             self.digits();
         }
         // The scanned bytes are ASCII, so the slice falls on character boundaries.
-        Ok(Value::Number(String::from(
-            self.text.get(start..self.pos).unwrap_or_default(),
-        )))
+        Ok(self.text.get(start..self.pos).unwrap_or_default())
     }
 
+    #[inline]
     fn digits(&mut self) {
         while let Some(b'0'..=b'9') = self.peek() {
             self.pos += 1;
         }
     }
 
-    fn string(&mut self) -> Result<String, ParseError> {
+    /// Reads a string (at its opening quote); borrowed from the input unless it has escapes.
+    pub(crate) fn string(&mut self) -> Result<Cow<'a, str>, ParseError> {
         self.pos += 1; // '"'
-        let mut res = String::new();
-        loop {
-            // Copy the run of plain characters in one step.
-            let run_start = self.pos;
-            while let Some(byte) = self.peek() {
-                if byte == b'"' || byte == b'\\' || byte < 0x20 {
-                    break;
-                }
-                self.pos += 1;
+        let start = self.pos;
+        while let Some(byte) = self.peek() {
+            if byte == b'"' || byte == b'\\' || byte < 0x20 {
+                break;
             }
-            res.push_str(self.text.get(run_start..self.pos).unwrap_or_default());
+            self.pos += 1;
+        }
+        if self.peek() == Some(b'"') {
+            let text = self.text.get(start..self.pos).unwrap_or_default();
+            self.pos += 1;
+            return Ok(Cow::Borrowed(text));
+        }
+        let mut res = String::from(self.text.get(start..self.pos).unwrap_or_default());
+        loop {
             match self.peek() {
                 Some(b'"') => {
                     self.pos += 1;
-                    return Ok(res);
+                    return Ok(Cow::Owned(res));
                 }
                 Some(b'\\') => {
                     let escape_start = self.pos;
@@ -389,6 +483,15 @@ impl Reader<'_> {
                         .error_here("expected '\"' to close a string, found the end of the input"))
                 }
             }
+            // Copy the run of plain characters in one step.
+            let run_start = self.pos;
+            while let Some(byte) = self.peek() {
+                if byte == b'"' || byte == b'\\' || byte < 0x20 {
+                    break;
+                }
+                self.pos += 1;
+            }
+            res.push_str(self.text.get(run_start..self.pos).unwrap_or_default());
         }
     }
 

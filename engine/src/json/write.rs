@@ -6,7 +6,7 @@ use alloc::string::String;
 
 use crate::model::{self, ElementDef, TypeKind};
 use crate::outcome::push_json_string;
-use crate::resource::{Object, PrimitiveValue, Value};
+use crate::resource::{Field, Object, PrimitiveValue, Value};
 
 /// Layout of the written JSON.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,8 +19,14 @@ pub enum Style {
 
 /// Writes a resource as FHIR JSON.
 pub fn write_resource(resource: &Object, style: Style) -> String {
+    write_resource_with_capacity(resource, style, 0)
+}
+
+/// [`write_resource`] into a string that starts with room for `capacity` bytes (for example the
+/// size of the JSON the resource was read from), which saves growing it step by step.
+pub fn write_resource_with_capacity(resource: &Object, style: Style, capacity: usize) -> String {
     let mut writer = Writer {
-        res: String::new(),
+        res: String::with_capacity(capacity),
         pretty: style == Style::Pretty,
         depth: 0,
     };
@@ -87,29 +93,37 @@ impl Writer {
             self.key(&mut first, "", "resourceType", "");
             push_json_string(&mut self.res, resource_type);
         }
-        for field in &object.fields {
-            let Some(element) = def.elements.get(usize::from(field.element)) else {
+        let mut rest = object.fields.as_slice();
+        while let Some(head) = rest.first() {
+            // The entries of one element are consecutive.
+            let count = rest
+                .iter()
+                .take_while(|field| field.element == head.element)
+                .count();
+            let (entries, tail) = rest.split_at(count);
+            rest = tail;
+            let Some(element) = def.elements.get(usize::from(head.element)) else {
                 continue;
             };
-            let Some(element_type) = element.types.get(usize::from(field.choice)) else {
+            let Some(element_type) = element.types.get(usize::from(head.choice)) else {
                 continue;
             };
             let type_def = model::type_def(element_type.type_id);
             let suffix = choice_suffix(element, type_def.name);
             if type_def.kind == TypeKind::Primitive {
-                self.primitive_field(&mut first, element, &suffix, &field.values);
+                self.primitive_field(&mut first, element, &suffix, entries);
             } else {
                 self.key(&mut first, "", element.name, &suffix);
                 if element.is_array() {
                     self.open('[');
                     let mut first_item = true;
-                    for value in &field.values {
+                    for entry in entries {
                         self.item_separator(&mut first_item);
-                        self.complex(value);
+                        self.complex(&entry.value);
                     }
                     self.close(']', first_item);
-                } else if let Some(value) = field.values.first() {
-                    self.complex(value);
+                } else if let Some(entry) = entries.first() {
+                    self.complex(&entry.value);
                 }
             }
         }
@@ -130,10 +144,10 @@ impl Writer {
         first: &mut bool,
         element: &ElementDef,
         suffix: &str,
-        values: &[Value],
+        entries: &[Field],
     ) {
         let primitives = || {
-            values.iter().map(|value| match value {
+            entries.iter().map(|entry| match &entry.value {
                 Value::Primitive(primitive) => Some(primitive),
                 _ => None,
             })
