@@ -27,5 +27,10 @@ codegen: setup
 size: build
 	@bash scripts/size.sh
 
+# Benchmarks print ratios against peers measured in the same run; not part of make test.
+bench: build
+	@node tests/perf/json.bench.js
+	@cargo run --quiet --release -p hearth-engine --example json_timing -- ../shared/corpus/synthea
+
 clean:
 	rm -rf target npm/dist demo-app/dist tests/artifacts

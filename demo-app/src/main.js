@@ -1,5 +1,5 @@
 // The demo page: reads the pasted resource with hearth-fhir and shows what it found.
-import { inspect, version, FhirError } from "hearth-fhir";
+import { inspect, format, version, FhirError } from "hearth-fhir";
 
 const EXAMPLE = {
   resourceType: "Patient",
@@ -13,6 +13,8 @@ const EXAMPLE = {
 const input = document.querySelector("#resource-input");
 const button = document.querySelector("#inspect-button");
 const result = document.querySelector("#result");
+const canonical = document.querySelector("#canonical");
+const canonicalBox = document.querySelector("#canonical-box");
 
 function position(issue) {
   const find = (suffix) => issue.extension?.find((ext) => ext.url.endsWith(suffix))?.valueInteger;
@@ -36,8 +38,11 @@ function run() {
     const summary = inspect(input.value);
     const id = summary.id === undefined ? "(no id)" : summary.id;
     show("ok", [`resourceType: ${summary.resourceType}`, `id: ${id}`]);
+    canonical.textContent = format(input.value);
+    canonicalBox.hidden = false;
   } catch (err) {
     if (!(err instanceof FhirError)) throw err;
+    canonicalBox.hidden = true;
     show(
       "error",
       err.outcome.issue.map((issue) => `${issue.severity}: ${position(issue)}${issue.diagnostics}`),

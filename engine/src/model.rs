@@ -288,3 +288,207 @@ pub fn type_by_name(name: &str) -> Option<TypeId> {
 pub fn resource_type(name: &str) -> Option<TypeId> {
     type_by_name(name).filter(|id| type_def(*id).is_concrete_resource())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec::Vec;
+
+    fn element(type_name: &str, name: &str) -> &'static ElementDef {
+        let def = type_by_name(type_name).map(type_def);
+        def.and_then(|def| def.elements.iter().find(|element| element.name == name))
+            .unwrap_or_else(|| panic!("{type_name}.{name} is not in the model"))
+    }
+
+    fn type_names(element: &ElementDef) -> Vec<&'static str> {
+        element
+            .types
+            .iter()
+            .map(|element_type| type_def(element_type.type_id).name)
+            .collect()
+    }
+
+    #[test]
+    fn every_r4_resource_type_is_there() {
+        let resources: Vec<&str> = TYPES
+            .iter()
+            .filter(|def| def.is_concrete_resource())
+            .map(|def| def.name)
+            .collect();
+        assert_eq!(resources.len(), 146);
+        for name in [
+            "Patient",
+            "Observation",
+            "Bundle",
+            "VisionPrescription",
+            "Account",
+            "MedicinalProductPackaged",
+        ] {
+            assert!(resources.contains(&name), "{name}");
+        }
+        assert_eq!(resource_type("DomainResource"), None);
+        assert_eq!(resource_type("HumanName"), None);
+        assert_eq!(type_def(ty::PATIENT).name, "Patient");
+    }
+
+    #[test]
+    fn elements_carry_cardinality_flags_and_order() {
+        let names: Vec<&str> = type_def(ty::PATIENT)
+            .elements
+            .iter()
+            .map(|element| element.name)
+            .collect();
+        assert_eq!(names[..4], ["id", "meta", "implicitRules", "language"]);
+        let status = element("Observation", "status");
+        assert_eq!((status.min, status.max), (1, 1));
+        assert!(status.has(flags::MODIFIER) && status.has(flags::SUMMARY));
+        let given = element("HumanName", "given");
+        assert_eq!((given.min, given.max), (0, MANY));
+        assert!(!element("Patient", "photo").has(flags::SUMMARY));
+    }
+
+    #[test]
+    fn choice_elements_list_their_types_and_json_names() {
+        let value = element("Observation", "value");
+        assert!(value.has(flags::CHOICE));
+        assert_eq!(
+            type_names(value),
+            [
+                "Quantity",
+                "CodeableConcept",
+                "string",
+                "boolean",
+                "integer",
+                "Range",
+                "Ratio",
+                "SampledData",
+                "time",
+                "dateTime",
+                "Period"
+            ]
+        );
+        let observation = type_def(ty::OBSERVATION);
+        let json_name = observation
+            .json_name("valueQuantity")
+            .map(|name| name.choice);
+        assert_eq!(json_name, Some(0));
+        assert!(observation.json_name("value").is_none());
+        assert_eq!(type_names(element("Extension", "value")).len(), 50);
+    }
+
+    #[test]
+    fn references_name_their_targets() {
+        let subject = element("Observation", "subject");
+        assert_eq!(type_names(subject), ["Reference"]);
+        assert_eq!(
+            subject.types[0].targets,
+            ["Patient", "Group", "Device", "Location"]
+        );
+    }
+
+    #[test]
+    fn backbone_elements_and_content_references_are_types() {
+        let item = element("Questionnaire", "item");
+        assert_eq!(type_names(item), ["Questionnaire.item"]);
+        let nested = element("Questionnaire.item", "item");
+        assert!(nested.has(flags::CONTENT_REFERENCE));
+        assert_eq!(nested.types[0].type_id, item.types[0].type_id);
+        assert_eq!(type_def(item.types[0].type_id).kind, TypeKind::Backbone);
+    }
+
+    #[test]
+    fn required_bindings_have_their_codes() {
+        let gender = element("Patient", "gender");
+        let binding = gender
+            .binding
+            .unwrap_or_else(|| panic!("Patient.gender has no binding"));
+        assert_eq!(binding.strength, BindingStrength::Required);
+        assert_eq!(
+            binding.value_set,
+            "http://hl7.org/fhir/ValueSet/administrative-gender"
+        );
+        let value_set = binding
+            .value_set_idx
+            .and_then(|idx| VALUE_SETS.get(usize::from(idx)));
+        let codes: Vec<(&str, &str)> = value_set
+            .and_then(|value_set| value_set.codes)
+            .unwrap_or_default()
+            .iter()
+            .map(|(system, code)| (CODE_SYSTEMS[usize::from(*system)], *code))
+            .collect();
+        let system = "http://hl7.org/fhir/administrative-gender";
+        assert_eq!(
+            codes,
+            [
+                (system, "female"),
+                (system, "male"),
+                (system, "other"),
+                (system, "unknown")
+            ]
+        );
+        let language = element("Patient", "language")
+            .binding
+            .map(|binding| binding.strength);
+        assert_eq!(language, Some(BindingStrength::Preferred));
+    }
+
+    #[test]
+    fn constraints_keep_key_expression_and_severity() {
+        let pat1 = element("Patient", "contact")
+            .constraints
+            .iter()
+            .map(|idx| &CONSTRAINTS[usize::from(*idx)])
+            .find(|constraint| constraint.key == "pat-1")
+            .unwrap_or_else(|| panic!("pat-1 missing"));
+        assert_eq!(pat1.severity, ConstraintSeverity::Error);
+        assert_eq!(
+            pat1.expression,
+            "name.exists() or telecom.exists() or address.exists() or organization.exists()"
+        );
+        let dom6 = type_def(ty::PATIENT)
+            .constraints
+            .iter()
+            .map(|idx| &CONSTRAINTS[usize::from(*idx)]);
+        assert!(dom6.clone().any(|constraint| constraint.key == "dom-6"
+            && constraint.severity == ConstraintSeverity::Warning));
+    }
+
+    #[test]
+    fn primitives_know_their_json_form_and_regex() {
+        let decimal = type_def(ty::DECIMAL).primitive;
+        assert_eq!(decimal.map(|p| p.json), Some(JsonKind::Decimal));
+        assert_eq!(
+            decimal.and_then(|p| p.regex),
+            Some("-?(0|[1-9][0-9]*)(\\.[0-9]+)?([eE][+-]?[0-9]+)?")
+        );
+        assert_eq!(
+            type_def(ty::BOOLEAN).primitive.map(|p| p.json),
+            Some(JsonKind::Boolean)
+        );
+        assert_eq!(
+            type_def(ty::UNSIGNED_INT).primitive.map(|p| p.json),
+            Some(JsonKind::Integer)
+        );
+        assert!(element("Element", "id").has(flags::NO_EXTENSIONS));
+        assert_eq!(type_names(element("Patient", "id")), ["id"]);
+    }
+
+    #[test]
+    fn search_parameters_are_all_there() {
+        assert_eq!(SEARCH_PARAMS.len(), 1375);
+        let birthdate = SEARCH_PARAMS
+            .iter()
+            .find(|param| param.url == "http://hl7.org/fhir/SearchParameter/individual-birthdate");
+        let birthdate = birthdate.unwrap_or_else(|| panic!("individual-birthdate missing"));
+        assert_eq!(
+            (birthdate.code, birthdate.kind),
+            ("birthdate", SearchParamType::Date)
+        );
+        assert_eq!(birthdate.base, ["Patient", "Person", "RelatedPerson"]);
+        assert!(birthdate.comparator.contains(&"sa"));
+        let composite = SEARCH_PARAMS
+            .iter()
+            .find(|param| param.url.ends_with("/Observation-code-value-quantity"));
+        assert_eq!(composite.map(|param| param.components.len()), Some(2));
+    }
+}

@@ -38,6 +38,9 @@ test("the demo inspects the example Patient", async () => {
   const result = page.locator("#result");
   assert.equal(await result.getAttribute("class"), "ok");
   assert.equal(await result.innerText(), "resourceType: Patient\nid: example");
+  const canonical = await page.textContent("#canonical");
+  assert.equal(JSON.parse(canonical).name[0].family, "Chalmers");
+  assert.ok(canonical.startsWith('{\n  "resourceType": "Patient",\n  "id": "example",'), canonical);
   await page.screenshot({ path: artifactPath("demo-ok.png"), fullPage: true });
 });
 
@@ -46,6 +49,7 @@ test("the demo shows where a broken resource goes wrong", async () => {
   await page.click("#inspect-button");
   const result = page.locator("#result");
   assert.equal(await result.getAttribute("class"), "error");
+  assert.equal(await page.isHidden("#canonical-box"), true);
   assert.equal(
     await result.innerText(),
     'error: line 3, column 9: expected "id" (id) to be a JSON string, found a number 7',
