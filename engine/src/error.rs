@@ -1,5 +1,6 @@
 //! The engine's one error type and its mapping to HTTP status and OperationOutcome.
 
+use alloc::format;
 use alloc::string::ToString;
 use alloc::vec::Vec;
 use core::fmt;
@@ -24,6 +25,10 @@ pub enum Error {
     Json(ParseError),
     /// The JSON breaks the rules of FHIR JSON: one issue per violation found.
     Resource(Vec<ParseError>),
+    /// A FHIRPath expression does not parse.
+    FhirPathSyntax(crate::fhirpath::ParseError),
+    /// A FHIRPath expression failed while evaluating.
+    FhirPathEval(crate::fhirpath::EvalError),
 }
 
 impl Error {
@@ -52,6 +57,17 @@ impl Error {
                 }
                 (Status::BAD_REQUEST, outcome)
             }
+            Error::FhirPathSyntax(err) => (
+                Status::BAD_REQUEST,
+                OperationOutcome::error(IssueType::Invalid, format!("{} (FHIRPath syntax)", err)),
+            ),
+            Error::FhirPathEval(err) => (
+                Status::BAD_REQUEST,
+                OperationOutcome::error(
+                    IssueType::Processing,
+                    format!("{} (FHIRPath evaluation)", err),
+                ),
+            ),
         }
     }
 }
@@ -66,6 +82,8 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Json(err) => err.fmt(f),
+            Error::FhirPathSyntax(err) => err.fmt(f),
+            Error::FhirPathEval(err) => err.fmt(f),
             Error::Resource(errors) => {
                 for (err_idx, err) in errors.iter().enumerate() {
                     if err_idx > 0 {

@@ -118,6 +118,7 @@ mod tests {
         let first = |err: &crate::Error| match err {
             crate::Error::Json(err) => Some(err.clone()),
             crate::Error::Resource(errors) => errors.first().cloned(),
+            _ => None,
         };
         match (&got, expected) {
             (Ok(summary), Ok(want)) => {

@@ -22,6 +22,7 @@ extern crate alloc;
 extern crate std;
 
 mod error;
+pub mod fhirpath;
 pub mod json;
 pub mod model;
 pub mod outcome;

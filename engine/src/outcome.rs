@@ -45,6 +45,10 @@ pub enum IssueType {
     Structure,
     /// An unexpected internal error.
     Exception,
+    /// Content invalid against the specification (here: an expression that does not parse).
+    Invalid,
+    /// Processing failed (here: an expression that failed while evaluating).
+    Processing,
 }
 
 impl IssueType {
@@ -53,6 +57,8 @@ impl IssueType {
         match self {
             IssueType::Structure => "structure",
             IssueType::Exception => "exception",
+            IssueType::Invalid => "invalid",
+            IssueType::Processing => "processing",
         }
     }
 }

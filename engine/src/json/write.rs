@@ -22,6 +22,20 @@ pub fn write_resource(resource: &Object, style: Style) -> String {
     write_resource_with_capacity(resource, style, 0)
 }
 
+/// Writes any object as FHIR JSON: a resource with its `resourceType`, a data type or backbone
+/// element without.
+pub fn write_object(object: &Object, style: Style) -> String {
+    let mut writer = Writer {
+        res: String::new(),
+        pretty: style == Style::Pretty,
+        depth: 0,
+    };
+    let def = object.type_def();
+    let resource_type = (def.kind == crate::model::TypeKind::Resource).then_some(def.name);
+    writer.object(object, resource_type);
+    writer.res
+}
+
 /// [`write_resource`] into a string that starts with room for `capacity` bytes (for example the
 /// size of the JSON the resource was read from), which saves growing it step by step.
 pub fn write_resource_with_capacity(resource: &Object, style: Style, capacity: usize) -> String {

@@ -1,0 +1,243 @@
+//! FHIRPath (N1, 2.0.0, with the FHIR functions of R4 §2.3): compile an expression once,
+//! evaluate it over many resources.
+//!
+//! ```
+//! use hearth_engine::{fhirpath, json::fhir::parse_resource};
+//! let patient = parse_resource(br#"{"resourceType":"Patient","name":[{"use":"official","family":"Chalmers"}]}"#)?;
+//! let expression = fhirpath::compile("Patient.name.where(use = 'official').family")?;
+//! let result = expression.evaluate(&patient, &fhirpath::Options::default())?;
+//! assert_eq!(fhirpath::to_json(&result), r#"["Chalmers"]"#);
+//! # Ok::<(), hearth_engine::Error>(())
+//! ```
+//!
+//! **Invariant:** evaluation does no IO and reads no clock: `resolve()` asks the caller's
+//! [`Resolver`], and `now()` answers from [`Options::now`].
+
+mod check;
+mod datetime;
+mod decimal;
+mod eval;
+mod functions;
+mod lexer;
+mod parser;
+mod ucum;
+mod value;
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+pub use datetime::{Temporal, TemporalKind};
+pub use decimal::Decimal;
+pub use eval::{Collection, Env, Resolver};
+pub use value::Item;
+
+use crate::json::write::{write_object, Style};
+use crate::outcome::push_json_string;
+use crate::resource::{Object, PrimitiveValue};
+
+/// A syntax error, at a character offset of the expression.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    /// What was expected and what was found.
+    pub message: String,
+    /// Character offset (0-based) in the expression.
+    pub offset: usize,
+}
+
+impl ParseError {
+    pub(crate) fn new(message: impl Into<String>, offset: usize) -> Self {
+        ParseError {
+            message: message.into(),
+            offset,
+        }
+    }
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} at offset {}", self.message, self.offset)
+    }
+}
+
+/// A failure while evaluating (for example a single item expected, several found).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvalError {
+    /// What went wrong.
+    pub message: String,
+    /// Character offset (0-based) of the sub-expression that failed.
+    pub offset: usize,
+}
+
+impl fmt::Display for EvalError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} at offset {}", self.message, self.offset)
+    }
+}
+
+/// A compiled expression.
+#[derive(Debug, Clone)]
+pub struct Expression {
+    ast: parser::Expr,
+}
+
+/// Compiles an expression.
+///
+/// # Errors
+/// [`crate::Error::FhirPathSyntax`] with the offset of the problem.
+pub fn compile(text: &str) -> Result<Expression, crate::Error> {
+    Ok(Expression {
+        ast: parser::parse(text).map_err(crate::Error::FhirPathSyntax)?,
+    })
+}
+
+/// Compiles an expression for inputs of a known resource type, checking it against the R4
+/// model: navigation to an element the type does not have (`Patient.name.given1`), a path that
+/// starts from another resource type, a choice element named with its type
+/// (`Observation.valueQuantity`, which FHIRPath spells `Observation.value.ofType(Quantity)`) and
+/// order-dependent functions on unordered collections are errors here, before any evaluation.
+///
+/// # Errors
+/// [`crate::Error::FhirPathSyntax`] for syntax and semantic errors, with their offset.
+pub fn compile_for_type(text: &str, resource_type: &str) -> Result<Expression, crate::Error> {
+    let expression = compile(text)?;
+    let type_id = crate::model::type_by_name(resource_type).ok_or_else(|| {
+        crate::Error::FhirPathSyntax(ParseError::new(
+            alloc::format!("unknown resource type {resource_type}"),
+            0,
+        ))
+    })?;
+    let shape = check::Shape::resource(type_id);
+    check::check(&expression.ast, &shape, &shape, &shape).map_err(crate::Error::FhirPathSyntax)?;
+    Ok(expression)
+}
+
+/// What an evaluation may use besides the resource.
+#[derive(Default)]
+pub struct Options<'a, 'e> {
+    /// User variables (`%name`), without the `%`.
+    pub variables: &'e [(String, Collection<'a>)],
+    /// Resolves references for `resolve()`.
+    pub resolver: Option<&'e dyn Resolver<'a>>,
+    /// The instant `now()`, `today()` and `timeOfDay()` answer with.
+    pub now: Option<Temporal>,
+}
+
+impl Expression {
+    /// Evaluates the expression with `resource` as `%resource`, `%context` and the input.
+    ///
+    /// # Errors
+    /// [`crate::Error::FhirPathEval`] with the offset of the failing sub-expression.
+    pub fn evaluate<'a>(
+        &self,
+        resource: &'a Object,
+        options: &Options<'a, '_>,
+    ) -> Result<Collection<'a>, crate::Error> {
+        let root = Item::Object(resource);
+        self.evaluate_items(core::slice::from_ref(&root), Some(root.clone()), options)
+    }
+
+    /// Evaluates the expression on any input collection, with `resource` as `%resource`.
+    ///
+    /// # Errors
+    /// [`crate::Error::FhirPathEval`] with the offset of the failing sub-expression.
+    pub fn evaluate_items<'a>(
+        &self,
+        input: &[Item<'a>],
+        resource: Option<Item<'a>>,
+        options: &Options<'a, '_>,
+    ) -> Result<Collection<'a>, crate::Error> {
+        let env = Env {
+            resource,
+            context: input.to_vec(),
+            variables: options.variables,
+            resolver: options.resolver,
+            now: options.now,
+        };
+        let mut evaluator = eval::Evaluator::new(&env);
+        evaluator
+            .evaluate(&self.ast, input)
+            .map_err(crate::Error::FhirPathEval)
+    }
+}
+
+/// A collection as a JSON array: FHIR primitives and system values as JSON values (dates and
+/// times as strings, quantities as `{"value", "unit"}`), FHIR objects as FHIR JSON.
+pub fn to_json(items: &[Item<'_>]) -> String {
+    let mut res = String::from("[");
+    for (idx, item) in items.iter().enumerate() {
+        if idx > 0 {
+            res.push(',');
+        }
+        write_item(&mut res, item);
+    }
+    res.push(']');
+    res
+}
+
+fn write_item(res: &mut String, item: &Item<'_>) {
+    match item {
+        Item::Object(object) => res.push_str(&write_object(object, Style::Compact)),
+        Item::Primitive(primitive, _) => match &primitive.value {
+            Some(PrimitiveValue::Boolean(flag)) => {
+                res.push_str(if *flag { "true" } else { "false" })
+            }
+            Some(PrimitiveValue::Number(text)) => res.push_str(text),
+            Some(PrimitiveValue::String(text)) => push_json_string(res, text),
+            None => res.push_str("null"),
+        },
+        Item::Boolean(flag) => res.push_str(if *flag { "true" } else { "false" }),
+        Item::Integer(value) => res.push_str(&alloc::format!("{value}")),
+        Item::Decimal(value) => res.push_str(&value.to_text()),
+        Item::String(text) => push_json_string(res, text),
+        Item::Temporal(value) => push_json_string(res, &value.to_text()),
+        Item::Quantity(value, unit) => {
+            res.push_str("{\"value\":");
+            res.push_str(&value.to_text());
+            res.push_str(",\"unit\":");
+            push_json_string(res, unit);
+            res.push('}');
+        }
+        Item::TypeInfo(namespace, name) => {
+            res.push_str("{\"namespace\":");
+            push_json_string(res, namespace);
+            res.push_str(",\"name\":");
+            push_json_string(res, name);
+            res.push('}');
+        }
+    }
+}
+
+/// Every item's type and text, as the FHIRPath test suite states expected outputs:
+/// `("date", "1974-12-25")`, `("integer", "3")`, `("Quantity", "5.5 'mg'")`.
+pub fn describe(items: &[Item<'_>]) -> Vec<(String, String)> {
+    items
+        .iter()
+        .map(|item| {
+            let (namespace, name) = item.type_name();
+            let type_name = if namespace == "System" {
+                String::from(name).to_lowercase()
+            } else {
+                String::from(name)
+            };
+            let type_name = if type_name == "quantity" {
+                String::from("Quantity")
+            } else {
+                type_name
+            };
+            let type_name = if type_name == "datetime" {
+                String::from("dateTime")
+            } else {
+                type_name
+            };
+            let text = match item {
+                Item::Object(object) => write_object(object, Style::Compact),
+                _ => item
+                    .to_system()
+                    .map(|value| value.to_text())
+                    .unwrap_or_default(),
+            };
+            (type_name, text)
+        })
+        .collect::<Vec<_>>()
+}

@@ -1,0 +1,1463 @@
+//! The FHIRPath evaluator: walks the AST over collections of [`Item`]s.
+//!
+//! This file is long because it holds the whole function table of FHIRPath N1 plus the FHIR
+//! functions of R4 §2.3; each function is a few lines in one `match`.
+
+use alloc::borrow::Cow;
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec;
+use alloc::vec::Vec;
+use core::cmp::Ordering;
+
+use super::datetime::{Temporal, TemporalKind};
+use super::decimal::Decimal;
+use super::parser::{BinaryOp, Expr, Literal, TypeName};
+use super::ucum;
+use super::value::{Item, System};
+use super::EvalError;
+use crate::model;
+use crate::resource::Object;
+
+/// Collections are plain vectors of items.
+pub type Collection<'a> = Vec<Item<'a>>;
+
+/// Most items a single evaluation may produce along the way, against runaway expressions.
+const MAX_STEPS: usize = 5_000_000;
+/// Deepest nesting of evaluation (function arguments inside functions).
+const MAX_EVAL_DEPTH: usize = 400;
+
+/// Finds resources by reference for `resolve()`.
+pub trait Resolver<'a> {
+    /// The resource a reference (`Patient/123`, `#contained`, a full URL) points at, if known.
+    fn resolve(&self, reference: &str) -> Option<&'a Object>;
+}
+
+/// What an evaluation starts from: the environment variables and the resolver.
+pub struct Env<'a, 'e> {
+    /// `%resource` and `%rootResource`.
+    pub resource: Option<Item<'a>>,
+    /// `%context`.
+    pub context: Collection<'a>,
+    /// User variables (`%name`), without the `%`.
+    pub variables: &'e [(String, Collection<'a>)],
+    /// Resolves references for `resolve()`.
+    pub resolver: Option<&'e dyn Resolver<'a>>,
+    /// `now()` as text (the engine reads no clock); `None` makes `now()` and `today()` empty.
+    pub now: Option<Temporal>,
+}
+
+#[derive(Clone, Default)]
+struct Frame<'a> {
+    this: Option<Item<'a>>,
+    index: Option<i64>,
+    total: Option<Collection<'a>>,
+}
+
+pub(crate) struct Evaluator<'a, 'e> {
+    env: &'e Env<'a, 'e>,
+    defined: Vec<(String, Collection<'a>)>,
+    steps: usize,
+    depth: usize,
+}
+
+fn err<T>(message: impl Into<String>, offset: usize) -> Result<T, EvalError> {
+    Err(EvalError {
+        message: message.into(),
+        offset,
+    })
+}
+
+impl<'a, 'e> Evaluator<'a, 'e> {
+    pub(crate) fn new(env: &'e Env<'a, 'e>) -> Self {
+        Evaluator {
+            env,
+            defined: Vec::new(),
+            steps: 0,
+            depth: 0,
+        }
+    }
+
+    pub(crate) fn evaluate(
+        &mut self,
+        expr: &Expr,
+        input: &[Item<'a>],
+    ) -> Result<Collection<'a>, EvalError> {
+        let frame = Frame {
+            this: input.first().cloned().filter(|_| input.len() == 1),
+            ..Frame::default()
+        };
+        self.eval(expr, input, &frame)
+    }
+
+    fn count(&mut self, n: usize, offset: usize) -> Result<(), EvalError> {
+        self.steps += n;
+        if self.steps > MAX_STEPS {
+            return err(
+                format!("expected the evaluation to finish within {MAX_STEPS} steps, it did not"),
+                offset,
+            );
+        }
+        Ok(())
+    }
+
+    fn eval(
+        &mut self,
+        expr: &Expr,
+        input: &[Item<'a>],
+        frame: &Frame<'a>,
+    ) -> Result<Collection<'a>, EvalError> {
+        self.depth += 1;
+        if self.depth > MAX_EVAL_DEPTH {
+            return err("expected evaluation to nest less deeply", expr.offset());
+        }
+        let res = self.eval_inner(expr, input, frame);
+        self.depth -= 1;
+        let res = res?;
+        self.count(res.len() + 1, expr.offset())?;
+        Ok(res)
+    }
+
+    fn eval_inner(
+        &mut self,
+        expr: &Expr,
+        input: &[Item<'a>],
+        frame: &Frame<'a>,
+    ) -> Result<Collection<'a>, EvalError> {
+        match expr {
+            Expr::Literal(literal, offset) => literal_value(literal, *offset),
+            Expr::Ident(name, _) => {
+                let mut res = Vec::new();
+                for item in input {
+                    if name.starts_with(|c: char| c.is_ascii_uppercase()) && item.is_fhir_type(name)
+                    {
+                        res.push(item.clone());
+                    } else {
+                        children(item, name, &mut res);
+                    }
+                }
+                Ok(res)
+            }
+            Expr::Member(target, name, _) => {
+                let items = self.eval(target, input, frame)?;
+                let mut res = Vec::new();
+                for item in &items {
+                    children(item, name, &mut res);
+                }
+                Ok(res)
+            }
+            Expr::Call(target, name, args, offset) => {
+                let items = match target {
+                    Some(target) => self.eval(target, input, frame)?,
+                    None => input.to_vec(),
+                };
+                self.call(name, &items, args, *offset, input, frame)
+            }
+            Expr::Index(target, index, offset) => {
+                let items = self.eval(target, input, frame)?;
+                let index = self.eval(index, input, frame)?;
+                match singleton_integer(&index, *offset)? {
+                    Some(idx) if idx >= 0 => Ok(usize::try_from(idx)
+                        .ok()
+                        .and_then(|idx| items.get(idx))
+                        .cloned()
+                        .into_iter()
+                        .collect()),
+                    _ => Ok(Vec::new()),
+                }
+            }
+            Expr::Negate(operand, negate, offset) => {
+                let items = self.eval(operand, input, frame)?;
+                if !negate {
+                    return Ok(items);
+                }
+                match single(&items, *offset)?.and_then(|item| item.to_system()) {
+                    None => Ok(Vec::new()),
+                    Some(System::Integer(value)) => Ok(vec![Item::Integer(-value)]),
+                    Some(System::Decimal(value)) => Ok(vec![Item::Decimal(value.negated())]),
+                    Some(System::Quantity(value, unit)) => {
+                        Ok(vec![Item::Quantity(value.negated(), unit)])
+                    }
+                    Some(_) => err("expected a number or quantity after '-'", *offset),
+                }
+            }
+            Expr::Binary(op, left, right, offset) => {
+                self.binary(*op, left, right, *offset, input, frame)
+            }
+            Expr::TypeTest(target, is, type_name, offset) => {
+                let items = self.eval(target, input, frame)?;
+                if *is {
+                    Ok(match single(&items, *offset)? {
+                        None => Vec::new(),
+                        Some(item) => vec![Item::Boolean(is_type(item, type_name))],
+                    })
+                } else {
+                    let item = single(&items, *offset)?;
+                    Ok(item
+                        .filter(|item| is_exact_type(item, type_name))
+                        .cloned()
+                        .into_iter()
+                        .collect())
+                }
+            }
+            Expr::External(name, offset) => self.external(name, *offset),
+            Expr::This(_) => Ok(frame.this.clone().into_iter().collect()),
+            Expr::IndexVar(_) => Ok(frame.index.map(Item::Integer).into_iter().collect()),
+            Expr::Total(_) => Ok(frame.total.clone().unwrap_or_default()),
+        }
+    }
+
+    fn external(&self, name: &str, offset: usize) -> Result<Collection<'a>, EvalError> {
+        let text = |value: &str| Ok(vec![Item::String(Cow::Owned(value.to_string()))]);
+        match name {
+            "resource" | "rootResource" => Ok(self.env.resource.clone().into_iter().collect()),
+            "context" => Ok(self.env.context.clone()),
+            "ucum" => text("http://unitsofmeasure.org"),
+            "sct" => text("http://snomed.info/sct"),
+            "loinc" => text("http://loinc.org"),
+            _ => {
+                if let Some((_, value)) = self.defined.iter().rev().find(|(var, _)| var == name) {
+                    return Ok(value.clone());
+                }
+                if let Some((_, value)) = self.env.variables.iter().find(|(var, _)| var == name) {
+                    return Ok(value.clone());
+                }
+                if let Some(rest) = name.strip_prefix("vs-") {
+                    return text(&format!("http://hl7.org/fhir/ValueSet/{rest}"));
+                }
+                if let Some(rest) = name.strip_prefix("ext-") {
+                    return text(&format!("http://hl7.org/fhir/StructureDefinition/{rest}"));
+                }
+                err(format!("unknown variable %{name}"), offset)
+            }
+        }
+    }
+
+    /// Evaluates `arg` once per item of `items`, with `$this`, `$index` (and `$total`) set.
+    fn each(
+        &mut self,
+        arg: &Expr,
+        items: &[Item<'a>],
+        total: Option<&Collection<'a>>,
+    ) -> Result<Vec<Collection<'a>>, EvalError> {
+        let mut res = Vec::with_capacity(items.len());
+        for (idx, item) in items.iter().enumerate() {
+            let frame = Frame {
+                this: Some(item.clone()),
+                index: i64::try_from(idx).ok(),
+                total: total.cloned(),
+            };
+            res.push(self.eval(arg, core::slice::from_ref(item), &frame)?);
+        }
+        Ok(res)
+    }
+
+    /// Evaluates a function argument against the focus of the whole call (`$this` unchanged).
+    fn arg(
+        &mut self,
+        args: &[Expr],
+        idx: usize,
+        input: &[Item<'a>],
+        frame: &Frame<'a>,
+    ) -> Result<Collection<'a>, EvalError> {
+        match args.get(idx) {
+            Some(arg) => self.eval(arg, input, frame),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    fn binary(
+        &mut self,
+        op: BinaryOp,
+        left: &Expr,
+        right: &Expr,
+        offset: usize,
+        input: &[Item<'a>],
+        frame: &Frame<'a>,
+    ) -> Result<Collection<'a>, EvalError> {
+        let a = self.eval(left, input, frame)?;
+        let b = self.eval(right, input, frame)?;
+        let boolean = |value: Option<bool>| Ok(value.map(Item::Boolean).into_iter().collect());
+        match op {
+            BinaryOp::Union => Ok(distinct(a.into_iter().chain(b))),
+            BinaryOp::And | BinaryOp::Or | BinaryOp::Xor | BinaryOp::Implies => {
+                let (x, y) = (to_bool(&a, offset)?, to_bool(&b, offset)?);
+                boolean(match op {
+                    BinaryOp::And => match (x, y) {
+                        (Some(false), _) | (_, Some(false)) => Some(false),
+                        (Some(true), Some(true)) => Some(true),
+                        _ => None,
+                    },
+                    BinaryOp::Or => match (x, y) {
+                        (Some(true), _) | (_, Some(true)) => Some(true),
+                        (Some(false), Some(false)) => Some(false),
+                        _ => None,
+                    },
+                    BinaryOp::Xor => x.zip(y).map(|(x, y)| x != y),
+                    _ => match (x, y) {
+                        (Some(false), _) | (_, Some(true)) => Some(true),
+                        (Some(true), y) => y,
+                        (None, _) => None,
+                    },
+                })
+            }
+            BinaryOp::Eq | BinaryOp::Ne => {
+                if a.is_empty() || b.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let equal = collections_equal(&a, &b);
+                boolean(if op == BinaryOp::Eq {
+                    equal
+                } else {
+                    equal.map(|e| !e)
+                })
+            }
+            BinaryOp::Equiv | BinaryOp::NotEquiv => {
+                let equivalent = collections_equivalent(&a, &b);
+                boolean(Some(if op == BinaryOp::Equiv {
+                    equivalent
+                } else {
+                    !equivalent
+                }))
+            }
+            BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge => {
+                let (Some(x), Some(y)) = (single(&a, offset)?, single(&b, offset)?) else {
+                    return Ok(Vec::new());
+                };
+                let (Some(x), Some(y)) = (x.to_system(), y.to_system()) else {
+                    return Ok(Vec::new());
+                };
+                if !comparable_kinds(&x, &y) {
+                    return err("expected operands of comparable types", offset);
+                }
+                boolean(x.compare(&y).map(|ordering| match op {
+                    BinaryOp::Lt => ordering == Ordering::Less,
+                    BinaryOp::Le => ordering != Ordering::Greater,
+                    BinaryOp::Gt => ordering == Ordering::Greater,
+                    _ => ordering != Ordering::Less,
+                }))
+            }
+            BinaryOp::In | BinaryOp::Contains => {
+                let (element, collection) = if op == BinaryOp::In {
+                    (&a, &b)
+                } else {
+                    (&b, &a)
+                };
+                match single(element, offset)? {
+                    None => Ok(Vec::new()),
+                    Some(item) => boolean(Some(
+                        collection
+                            .iter()
+                            .any(|other| item_equals(item, other) == Some(true)),
+                    )),
+                }
+            }
+            BinaryOp::Concat => {
+                let text = |items: &Collection<'a>| -> Result<String, EvalError> {
+                    match single(items, offset)?.and_then(|item| item.to_system()) {
+                        None => Ok(String::new()),
+                        Some(System::String(text)) => Ok(text.into_owned()),
+                        Some(_) => err("expected strings around '&'", offset),
+                    }
+                };
+                let joined = text(&a)? + &text(&b)?;
+                Ok(vec![Item::String(Cow::Owned(joined))])
+            }
+            _ => {
+                let (Some(x), Some(y)) = (single(&a, offset)?, single(&b, offset)?) else {
+                    return Ok(Vec::new());
+                };
+                let (Some(x), Some(y)) = (x.to_system(), y.to_system()) else {
+                    return Ok(Vec::new());
+                };
+                arithmetic(op, x, y, offset)
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_lines)]
+    fn call(
+        &mut self,
+        name: &str,
+        items: &[Item<'a>],
+        args: &[Expr],
+        offset: usize,
+        input: &[Item<'a>],
+        frame: &Frame<'a>,
+    ) -> Result<Collection<'a>, EvalError> {
+        let arity = |min: usize, max: usize| -> Result<(), EvalError> {
+            if args.len() < min || args.len() > max {
+                let expected = if min == max {
+                    format!("{min}")
+                } else {
+                    format!("{min} to {max}")
+                };
+                return err(
+                    format!(
+                        "expected {expected} arguments for {name}(), found {}",
+                        args.len()
+                    ),
+                    offset,
+                );
+            }
+            Ok(())
+        };
+        let boolean = |value: bool| Ok(vec![Item::Boolean(value)]);
+        match name {
+            // Existence.
+            "empty" => {
+                arity(0, 0)?;
+                boolean(items.is_empty())
+            }
+            "exists" => {
+                arity(0, 1)?;
+                match args.first() {
+                    None => boolean(!items.is_empty()),
+                    Some(criteria) => {
+                        let results = self.each(criteria, items, None)?;
+                        boolean(
+                            results
+                                .iter()
+                                .any(|result| matches!(result.as_slice(), [Item::Boolean(true)])),
+                        )
+                    }
+                }
+            }
+            "all" => {
+                arity(1, 1)?;
+                let results = self.each(&args[0], items, None)?;
+                let mut all = true;
+                for result in &results {
+                    if to_bool(result, offset)? != Some(true) {
+                        all = false;
+                    }
+                }
+                boolean(all)
+            }
+            "allTrue" | "anyTrue" | "allFalse" | "anyFalse" => {
+                arity(0, 0)?;
+                let mut flags = Vec::new();
+                for item in items {
+                    match item.to_system() {
+                        Some(System::Boolean(flag)) => flags.push(flag),
+                        _ => return err(format!("expected booleans for {name}()"), offset),
+                    }
+                }
+                boolean(match name {
+                    "allTrue" => flags.iter().all(|f| *f),
+                    "anyTrue" => flags.iter().any(|f| *f),
+                    "allFalse" => flags.iter().all(|f| !*f),
+                    _ => flags.iter().any(|f| !*f),
+                })
+            }
+            "subsetOf" | "supersetOf" => {
+                arity(1, 1)?;
+                let other = self.arg(args, 0, input, frame)?;
+                let (small, large) = if name == "subsetOf" {
+                    (items, other.as_slice())
+                } else {
+                    (other.as_slice(), items)
+                };
+                boolean(
+                    small
+                        .iter()
+                        .all(|item| large.iter().any(|x| item_equals(item, x) == Some(true))),
+                )
+            }
+            "count" => {
+                arity(0, 0)?;
+                Ok(vec![Item::Integer(
+                    i64::try_from(items.len()).unwrap_or(i64::MAX),
+                )])
+            }
+            "distinct" => {
+                arity(0, 0)?;
+                Ok(distinct(items.iter().cloned()))
+            }
+            "isDistinct" => {
+                arity(0, 0)?;
+                boolean(distinct(items.iter().cloned()).len() == items.len())
+            }
+            // Filtering and projection.
+            "where" => {
+                arity(1, 1)?;
+                let results = self.each(&args[0], items, None)?;
+                let mut res = Vec::new();
+                for (item, result) in items.iter().zip(results) {
+                    if to_bool(&result, offset)? == Some(true) {
+                        res.push(item.clone());
+                    }
+                }
+                Ok(res)
+            }
+            "select" => {
+                arity(1, 1)?;
+                Ok(self
+                    .each(&args[0], items, None)?
+                    .into_iter()
+                    .flatten()
+                    .collect())
+            }
+            "repeat" => {
+                arity(1, 1)?;
+                let mut res: Collection<'a> = Vec::new();
+                let mut frontier = items.to_vec();
+                while !frontier.is_empty() {
+                    let next: Collection<'a> = self
+                        .each(&args[0], &frontier, None)?
+                        .into_iter()
+                        .flatten()
+                        .collect();
+                    frontier = Vec::new();
+                    for item in next {
+                        if !res.iter().any(|seen| same_item(seen, &item)) {
+                            res.push(item.clone());
+                            frontier.push(item);
+                        }
+                    }
+                    self.count(res.len(), offset)?;
+                }
+                Ok(res)
+            }
+            "ofType" => {
+                arity(1, 1)?;
+                let type_name = type_argument(&args[0], offset)?;
+                Ok(items
+                    .iter()
+                    .filter(|item| is_exact_type(item, &type_name))
+                    .cloned()
+                    .collect())
+            }
+            "sort" => {
+                // Each argument is a key; a leading '-' sorts that key descending.
+                let keys: Vec<(&Expr, bool)> = args
+                    .iter()
+                    .map(|arg| match arg {
+                        Expr::Negate(inner, true, _) => (inner.as_ref(), true),
+                        other => (other, false),
+                    })
+                    .collect();
+                let mut keyed: Vec<(Vec<Option<System<'a>>>, Item<'a>)> =
+                    Vec::with_capacity(items.len());
+                for (idx, item) in items.iter().enumerate() {
+                    let mut values = Vec::new();
+                    if keys.is_empty() {
+                        values.push(item.to_system());
+                    }
+                    for (key, _) in &keys {
+                        let frame = Frame {
+                            this: Some(item.clone()),
+                            index: i64::try_from(idx).ok(),
+                            total: None,
+                        };
+                        let result = self.eval(key, core::slice::from_ref(item), &frame)?;
+                        values.push(single(&result, offset)?.and_then(Item::to_system));
+                    }
+                    keyed.push((values, item.clone()));
+                }
+                keyed.sort_by(|(a, _), (b, _)| {
+                    for (idx, (x, y)) in a.iter().zip(b).enumerate() {
+                        let descending = keys.get(idx).is_some_and(|(_, descending)| *descending);
+                        // Items without the key come first, in either direction.
+                        let ordering = match (x, y) {
+                            (None, None) => Ordering::Equal,
+                            (None, Some(_)) => Ordering::Less,
+                            (Some(_), None) => Ordering::Greater,
+                            (Some(x), Some(y)) => {
+                                let ordering = x.compare(y).unwrap_or(Ordering::Equal);
+                                if descending {
+                                    ordering.reverse()
+                                } else {
+                                    ordering
+                                }
+                            }
+                        };
+                        if ordering != Ordering::Equal {
+                            return ordering;
+                        }
+                    }
+                    Ordering::Equal
+                });
+                Ok(keyed.into_iter().map(|(_, item)| item).collect())
+            }
+            "type" => {
+                arity(0, 0)?;
+                Ok(items
+                    .iter()
+                    .map(|item| {
+                        let (namespace, name) = item.type_name();
+                        Item::TypeInfo(namespace, name)
+                    })
+                    .collect())
+            }
+            "is" | "as" => {
+                arity(1, 1)?;
+                let type_name = type_argument(&args[0], offset)?;
+                let item = single(items, offset)?;
+                Ok(match (name, item) {
+                    (_, None) => Vec::new(),
+                    ("is", Some(item)) => vec![Item::Boolean(is_type(item, &type_name))],
+                    (_, Some(item)) => item.clone().into_iter_if(is_exact_type(item, &type_name)),
+                })
+            }
+            // Subsetting.
+            "single" => {
+                arity(0, 0)?;
+                Ok(single(items, offset)?.cloned().into_iter().collect())
+            }
+            "first" => {
+                arity(0, 0)?;
+                Ok(items.first().cloned().into_iter().collect())
+            }
+            "last" => {
+                arity(0, 0)?;
+                Ok(items.last().cloned().into_iter().collect())
+            }
+            "tail" => {
+                arity(0, 0)?;
+                Ok(items.iter().skip(1).cloned().collect())
+            }
+            "skip" | "take" => {
+                arity(1, 1)?;
+                let count = singleton_integer(&self.arg(args, 0, input, frame)?, offset)?;
+                let Some(count) = count else {
+                    return Ok(Vec::new());
+                };
+                let count = usize::try_from(count.max(0)).unwrap_or(0);
+                Ok(if name == "skip" {
+                    items.iter().skip(count).cloned().collect()
+                } else {
+                    items.iter().take(count).cloned().collect()
+                })
+            }
+            "intersect" => {
+                arity(1, 1)?;
+                let other = self.arg(args, 0, input, frame)?;
+                Ok(distinct(
+                    items
+                        .iter()
+                        .filter(|item| other.iter().any(|x| item_equals(item, x) == Some(true)))
+                        .cloned(),
+                ))
+            }
+            "exclude" => {
+                arity(1, 1)?;
+                let other = self.arg(args, 0, input, frame)?;
+                Ok(items
+                    .iter()
+                    .filter(|item| !other.iter().any(|x| item_equals(item, x) == Some(true)))
+                    .cloned()
+                    .collect())
+            }
+            "union" => {
+                arity(1, 1)?;
+                let other = self.arg(args, 0, input, frame)?;
+                Ok(distinct(items.iter().cloned().chain(other)))
+            }
+            "combine" => {
+                arity(1, 1)?;
+                let other = self.arg(args, 0, input, frame)?;
+                Ok(items.iter().cloned().chain(other).collect())
+            }
+            // Utility.
+            "iif" => {
+                arity(2, 3)?;
+                if items.len() > 1 {
+                    return err("expected iif() on a single item or none", offset);
+                }
+                // On a focus (`x.iif(...)`), the arguments see it as `$this`; otherwise they
+                // see the caller's focus and variables.
+                let inner;
+                let (branch_input, branch_frame): (&[Item<'a>], &Frame<'a>) =
+                    if input_is_focus(items, input) {
+                        (input, frame)
+                    } else {
+                        inner = Frame {
+                            this: items.first().cloned(),
+                            index: Some(0),
+                            total: frame.total.clone(),
+                        };
+                        (items, &inner)
+                    };
+                let condition = self.eval(&args[0], branch_input, branch_frame)?;
+                let condition = match single(&condition, offset)? {
+                    None => None,
+                    Some(item) => match item.to_system() {
+                        Some(System::Boolean(flag)) => Some(flag),
+                        _ => return err("expected a boolean criterion for iif()", offset),
+                    },
+                };
+                if condition == Some(true) {
+                    self.arg(args, 1, branch_input, branch_frame)
+                } else {
+                    self.arg(args, 2, branch_input, branch_frame)
+                }
+            }
+            "trace" => {
+                arity(1, 2)?;
+                Ok(items.to_vec())
+            }
+            "defineVariable" => {
+                arity(1, 2)?;
+                let name_items = self.arg(args, 0, input, frame)?;
+                let Some(Item::String(var)) = name_items.first() else {
+                    return err("expected a variable name", offset);
+                };
+                let var = var.to_string();
+                let value = match args.get(1) {
+                    Some(arg) => {
+                        let frame = Frame {
+                            this: items.first().cloned().filter(|_| items.len() == 1),
+                            ..Frame::default()
+                        };
+                        self.eval(arg, items, &frame)?
+                    }
+                    None => items.to_vec(),
+                };
+                self.defined.push((var, value));
+                Ok(items.to_vec())
+            }
+            "now" | "today" | "timeOfDay" => {
+                arity(0, 0)?;
+                let Some(now) = self.env.now else {
+                    return Ok(Vec::new());
+                };
+                let value = match name {
+                    "now" => now,
+                    "today" => Temporal {
+                        kind: TemporalKind::Date,
+                        hour: None,
+                        minute: None,
+                        second: None,
+                        millis: None,
+                        offset: None,
+                        ..now
+                    },
+                    _ => Temporal {
+                        kind: TemporalKind::Time,
+                        year: 0,
+                        month: None,
+                        day: None,
+                        offset: None,
+                        ..now
+                    },
+                };
+                Ok(vec![Item::Temporal(value)])
+            }
+            "not" => {
+                arity(0, 0)?;
+                Ok(to_bool(items, offset)?
+                    .map(|flag| Item::Boolean(!flag))
+                    .into_iter()
+                    .collect())
+            }
+            "aggregate" => {
+                arity(1, 2)?;
+                let mut total = self.arg(args, 1, input, frame)?;
+                for (idx, item) in items.iter().enumerate() {
+                    let frame = Frame {
+                        this: Some(item.clone()),
+                        index: i64::try_from(idx).ok(),
+                        total: Some(total),
+                    };
+                    total = self.eval(&args[0], core::slice::from_ref(item), &frame)?;
+                }
+                Ok(total)
+            }
+            // Tree navigation.
+            "children" => {
+                arity(0, 0)?;
+                let mut res = Vec::new();
+                for item in items {
+                    all_children(item, &mut res);
+                }
+                Ok(res)
+            }
+            "descendants" => {
+                arity(0, 0)?;
+                let mut res = Vec::new();
+                let mut frontier = items.to_vec();
+                while !frontier.is_empty() {
+                    let mut next = Vec::new();
+                    for item in &frontier {
+                        all_children(item, &mut next);
+                    }
+                    self.count(next.len(), offset)?;
+                    res.extend(next.iter().cloned());
+                    frontier = next;
+                }
+                Ok(res)
+            }
+            // FHIR functions.
+            "extension" => {
+                arity(1, 1)?;
+                let url = self.arg(args, 0, input, frame)?;
+                let Some(System::String(url)) = single(&url, offset)?.and_then(Item::to_system)
+                else {
+                    return Ok(Vec::new());
+                };
+                let mut extensions = Vec::new();
+                for item in items {
+                    children(item, "extension", &mut extensions);
+                }
+                Ok(extensions
+                    .into_iter()
+                    .filter(|extension| {
+                        let mut urls = Vec::new();
+                        children(extension, "url", &mut urls);
+                        urls.iter().any(
+                            |u| matches!(u.to_system(), Some(System::String(text)) if text == url),
+                        )
+                    })
+                    .collect())
+            }
+            "hasValue" => {
+                arity(0, 0)?;
+                boolean(
+                    matches!(items, [Item::Primitive(primitive, _)] if primitive.value.is_some()),
+                )
+            }
+            "getValue" => {
+                arity(0, 0)?;
+                Ok(match items {
+                    [item @ Item::Primitive(primitive, _)] if primitive.value.is_some() => {
+                        item.to_system().map(system_item).into_iter().collect()
+                    }
+                    _ => Vec::new(),
+                })
+            }
+            "resolve" => {
+                arity(0, 0)?;
+                let mut res = Vec::new();
+                for item in items {
+                    let reference = match item.to_system() {
+                        Some(System::String(text)) => Some(text.into_owned()),
+                        _ => {
+                            let mut refs = Vec::new();
+                            children(item, "reference", &mut refs);
+                            refs.first()
+                                .and_then(Item::to_system)
+                                .map(|value| value.to_text())
+                        }
+                    };
+                    if let (Some(reference), Some(resolver)) = (reference, self.env.resolver) {
+                        if let Some(object) = resolver.resolve(&reference) {
+                            res.push(Item::Object(object));
+                        }
+                    }
+                }
+                Ok(res)
+            }
+            "memberOf" => {
+                arity(1, 1)?;
+                let url = self.arg(args, 0, input, frame)?;
+                let Some(System::String(url)) = single(&url, offset)?.and_then(Item::to_system)
+                else {
+                    return Ok(Vec::new());
+                };
+                let Some(item) = single(items, offset)? else {
+                    return Ok(Vec::new());
+                };
+                Ok(member_of(item, &url)
+                    .map(Item::Boolean)
+                    .into_iter()
+                    .collect())
+            }
+            "conformsTo" => {
+                arity(1, 1)?;
+                let url = self.arg(args, 0, input, frame)?;
+                let Some(System::String(url)) = single(&url, offset)?.and_then(Item::to_system)
+                else {
+                    return Ok(Vec::new());
+                };
+                let Some(item) = single(items, offset)? else {
+                    return Ok(Vec::new());
+                };
+                // Core profiles only: a resource conforms to its own type's definition.
+                let core = url.strip_prefix("http://hl7.org/fhir/StructureDefinition/");
+                match core.and_then(model::type_by_name) {
+                    Some(type_id) => boolean(item.is_fhir_type(model::type_def(type_id).name)),
+                    None => err(format!("unknown profile {url}"), offset),
+                }
+            }
+            "htmlChecks" => {
+                arity(0, 0)?;
+                Ok(match single(items, offset)?.and_then(Item::to_system) {
+                    Some(System::String(html)) => vec![Item::Boolean(html_checks(&html))],
+                    _ => Vec::new(),
+                })
+            }
+            _ => super::functions::call_value_function(
+                self_args(self, args, input, frame)?,
+                name,
+                items,
+                offset,
+            ),
+        }
+    }
+}
+
+/// True when a call has no explicit focus (its items are the caller's input itself).
+fn input_is_focus(items: &[Item<'_>], input: &[Item<'_>]) -> bool {
+    items.len() == input.len()
+        && items
+            .iter()
+            .zip(input)
+            .all(|(a, b)| same_item(a, b) || core::ptr::eq(a, b))
+}
+
+/// Evaluates every argument against the call's input (for functions whose arguments do not
+/// iterate).
+fn self_args<'a>(
+    evaluator: &mut Evaluator<'a, '_>,
+    args: &[Expr],
+    input: &[Item<'a>],
+    frame: &Frame<'a>,
+) -> Result<Vec<Collection<'a>>, EvalError> {
+    args.iter()
+        .map(|arg| evaluator.eval(arg, input, frame))
+        .collect()
+}
+
+trait IntoIterIf<'a> {
+    fn into_iter_if(self, keep: bool) -> Collection<'a>;
+}
+
+impl<'a> IntoIterIf<'a> for Item<'a> {
+    fn into_iter_if(self, keep: bool) -> Collection<'a> {
+        if keep {
+            vec![self]
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+pub(crate) fn system_item(value: System<'_>) -> Item<'_> {
+    match value {
+        System::Boolean(flag) => Item::Boolean(flag),
+        System::Integer(value) => Item::Integer(value),
+        System::Decimal(value) => Item::Decimal(value),
+        System::String(text) => Item::String(text),
+        System::Temporal(value) => Item::Temporal(value),
+        System::Quantity(value, unit) => Item::Quantity(value, unit),
+    }
+}
+
+fn literal_value(literal: &Literal, offset: usize) -> Result<Collection<'static>, EvalError> {
+    Ok(match literal {
+        Literal::Empty => Vec::new(),
+        Literal::Bool(flag) => vec![Item::Boolean(*flag)],
+        Literal::Str(text) => vec![Item::String(Cow::Owned(text.clone()))],
+        Literal::Number(text) => {
+            if let Some(long) = text.strip_suffix('L') {
+                match long.parse() {
+                    Ok(value) => vec![Item::Integer(value)],
+                    Err(_) => return err(format!("expected a long integer, found {text}"), offset),
+                }
+            } else if text.contains('.') {
+                match Decimal::parse(text) {
+                    Some(value) => vec![Item::Decimal(value)],
+                    None => return err(format!("expected a decimal, found {text}"), offset),
+                }
+            } else {
+                match text.parse::<i32>() {
+                    Ok(value) => vec![Item::Integer(i64::from(value))],
+                    Err(_) => {
+                        return err(
+                            format!("expected an integer within 32 bits, found {text}"),
+                            offset,
+                        )
+                    }
+                }
+            }
+        }
+        Literal::DateTime(text) => match Temporal::parse(text, None) {
+            Some(value) => vec![Item::Temporal(value)],
+            None => {
+                return err(
+                    format!("expected a date, date-time or time, found @{text}"),
+                    offset,
+                )
+            }
+        },
+        Literal::Quantity(number, unit) => match Decimal::parse(number.trim_end_matches('L')) {
+            Some(value) => vec![Item::Quantity(value, Cow::Owned(unit.clone()))],
+            None => return err(format!("expected a number, found {number}"), offset),
+        },
+    })
+}
+
+/// The children of `item` named `name` (a choice element by its base name or full JSON name).
+pub(crate) fn children<'a>(item: &Item<'a>, name: &str, out: &mut Collection<'a>) {
+    match item {
+        Item::Object(object) => object_children(object, name, out),
+        Item::Primitive(primitive, _) => {
+            if let Some(companion) = &primitive.companion {
+                object_children(companion, name, out);
+            }
+        }
+        Item::TypeInfo(namespace, type_name) => match name {
+            "namespace" => out.push(Item::String(Cow::Borrowed(namespace))),
+            "name" => out.push(Item::String(Cow::Borrowed(type_name))),
+            _ => {}
+        },
+        _ => {}
+    }
+}
+
+fn object_children<'a>(object: &'a Object, name: &str, out: &mut Collection<'a>) {
+    let def = object.type_def();
+    // Choice elements go by their base name (`value`), never by a typed JSON name.
+    let Some(element_idx) = def.elements.iter().position(|element| element.name == name) else {
+        return;
+    };
+    let Some(element) = def.elements.get(element_idx) else {
+        return;
+    };
+    for field in &object.fields {
+        if usize::from(field.element) != element_idx {
+            continue;
+        }
+        let Some(element_type) = element.types.get(usize::from(field.choice)) else {
+            continue;
+        };
+        out.push(Item::from_value(&field.value, element_type.type_id));
+    }
+}
+
+fn all_children<'a>(item: &Item<'a>, out: &mut Collection<'a>) {
+    let object = match item {
+        Item::Object(object) => *object,
+        Item::Primitive(primitive, _) => match &primitive.companion {
+            Some(companion) => companion,
+            None => return,
+        },
+        _ => return,
+    };
+    let def = object.type_def();
+    for field in &object.fields {
+        let Some(element) = def.elements.get(usize::from(field.element)) else {
+            continue;
+        };
+        let Some(element_type) = element.types.get(usize::from(field.choice)) else {
+            continue;
+        };
+        out.push(Item::from_value(&field.value, element_type.type_id));
+    }
+}
+
+/// The single item of a collection; an error for more than one.
+pub(crate) fn single<'c, 'a>(
+    items: &'c [Item<'a>],
+    offset: usize,
+) -> Result<Option<&'c Item<'a>>, EvalError> {
+    match items {
+        [] => Ok(None),
+        [item] => Ok(Some(item)),
+        _ => err(
+            format!("expected a single item, found {}", items.len()),
+            offset,
+        ),
+    }
+}
+
+fn singleton_integer(items: &[Item<'_>], offset: usize) -> Result<Option<i64>, EvalError> {
+    match single(items, offset)?.map(Item::to_system) {
+        None | Some(None) => Ok(None),
+        Some(Some(System::Integer(value))) => Ok(Some(value)),
+        Some(Some(_)) => err("expected an integer", offset),
+    }
+}
+
+/// Singleton evaluation of collections as booleans: empty is `None`; one boolean is itself;
+/// one other item is `true`; more than one is an error.
+pub(crate) fn to_bool(items: &[Item<'_>], offset: usize) -> Result<Option<bool>, EvalError> {
+    match single(items, offset)? {
+        None => Ok(None),
+        Some(item) => match item.to_system() {
+            Some(System::Boolean(flag)) => Ok(Some(flag)),
+            _ => Ok(Some(true)),
+        },
+    }
+}
+
+fn comparable_kinds(x: &System<'_>, y: &System<'_>) -> bool {
+    matches!(
+        (x, y),
+        (
+            System::Integer(_) | System::Decimal(_),
+            System::Integer(_) | System::Decimal(_)
+        ) | (System::String(_), System::String(_))
+            | (System::Temporal(_), System::Temporal(_))
+            | (System::Quantity(..), System::Quantity(..))
+    )
+}
+
+/// `=` between two items: system values by value; FHIR objects by their content.
+pub(crate) fn item_equals(a: &Item<'_>, b: &Item<'_>) -> Option<bool> {
+    match (a, b) {
+        (Item::Object(x), Item::Object(y)) => Some(objects_equal(x, y)),
+        _ => match (a.to_system(), b.to_system()) {
+            (Some(x), Some(y)) => x.equals(&y),
+            (None, None) => Some(false),
+            _ => Some(false),
+        },
+    }
+}
+
+fn objects_equal(a: &Object, b: &Object) -> bool {
+    a == b
+        || (a.type_id == b.type_id
+            && a.fields.len() == b.fields.len()
+            && a.fields.iter().zip(&b.fields).all(|(x, y)| x == y))
+}
+
+/// True when both are the very same node of the tree, or equal system values.
+fn same_item(a: &Item<'_>, b: &Item<'_>) -> bool {
+    match (a, b) {
+        (Item::Object(x), Item::Object(y)) => core::ptr::eq(*x, *y),
+        (Item::Primitive(x, _), Item::Primitive(y, _)) => core::ptr::eq(*x, *y),
+        _ => item_equals(a, b) == Some(true) && a.fhir_type().is_none() && b.fhir_type().is_none(),
+    }
+}
+
+fn collections_equal(a: &[Item<'_>], b: &[Item<'_>]) -> Option<bool> {
+    if a.len() != b.len() {
+        return Some(false);
+    }
+    let mut res = Some(true);
+    for (x, y) in a.iter().zip(b) {
+        match item_equals(x, y) {
+            Some(true) => {}
+            Some(false) => return Some(false),
+            None => res = None,
+        }
+    }
+    res
+}
+
+fn item_equivalent(a: &Item<'_>, b: &Item<'_>) -> bool {
+    match (a, b) {
+        (Item::Object(x), Item::Object(y)) => objects_equal(x, y),
+        _ => match (a.to_system(), b.to_system()) {
+            (Some(x), Some(y)) => x.equivalent(&y),
+            _ => false,
+        },
+    }
+}
+
+fn collections_equivalent(a: &[Item<'_>], b: &[Item<'_>]) -> bool {
+    a.len() == b.len() && a.iter().all(|x| b.iter().any(|y| item_equivalent(x, y)))
+}
+
+pub(crate) fn distinct<'a>(items: impl Iterator<Item = Item<'a>>) -> Collection<'a> {
+    let mut res: Collection<'a> = Vec::new();
+    for item in items {
+        if !res
+            .iter()
+            .any(|seen| item_equals(seen, &item) == Some(true))
+        {
+            res.push(item);
+        }
+    }
+    res
+}
+
+fn type_argument(arg: &Expr, offset: usize) -> Result<TypeName, EvalError> {
+    let type_name = type_argument_name(arg, offset)?;
+    // An unknown System type simply matches nothing; an unknown unqualified or FHIR type is
+    // most likely a typo, reported as an error.
+    if type_name.namespace.as_deref() != Some("System") && !known_type(&type_name) {
+        return err(format!("unknown type {}", type_name.name), offset);
+    }
+    Ok(type_name)
+}
+
+const SYSTEM_TYPES: &[&str] = &[
+    "Boolean", "String", "Integer", "Long", "Decimal", "Date", "DateTime", "Time", "Quantity",
+];
+
+/// True for a FHIR type of the model or a system type.
+pub(crate) fn known_type(type_name: &TypeName) -> bool {
+    let fhir = || model::type_by_name(&type_name.name).is_some();
+    let system = || SYSTEM_TYPES.contains(&type_name.name.as_str());
+    match type_name.namespace.as_deref() {
+        Some("FHIR") => fhir(),
+        Some("System") => system(),
+        Some(_) => false,
+        None => fhir() || system(),
+    }
+}
+
+/// `as` and `ofType`: the item's own type, or a type derived from an abstract one
+/// (`Resource`, `DomainResource`, `Element`, `BackboneElement`, `Quantity` for its profiles).
+pub(crate) fn is_exact_type(item: &Item<'_>, type_name: &TypeName) -> bool {
+    let (namespace, name) = item.type_name();
+    let exact = name == type_name.name
+        && type_name
+            .namespace
+            .as_deref()
+            .is_none_or(|ns| ns == namespace);
+    let abstract_target = matches!(
+        type_name.name.as_str(),
+        "Resource" | "DomainResource" | "Element" | "BackboneElement"
+    ) || (namespace == "FHIR"
+        && model::type_by_name(name)
+            .is_some_and(|id| model::type_def(id).kind != model::TypeKind::Primitive));
+    exact
+        || (abstract_target
+            && type_name.namespace.as_deref() != Some("System")
+            && is_type(item, type_name))
+}
+
+fn type_argument_name(arg: &Expr, offset: usize) -> Result<TypeName, EvalError> {
+    match arg {
+        Expr::Ident(name, _) => Ok(TypeName {
+            namespace: None,
+            name: name.clone(),
+        }),
+        Expr::Member(namespace, name, _) => match namespace.as_ref() {
+            Expr::Ident(namespace, _) => Ok(TypeName {
+                namespace: Some(namespace.clone()),
+                name: name.clone(),
+            }),
+            _ => err("expected a type name", offset),
+        },
+        _ => err("expected a type name", offset),
+    }
+}
+
+/// `item is type_name`.
+pub(crate) fn is_type(item: &Item<'_>, type_name: &TypeName) -> bool {
+    let (namespace, name) = item.type_name();
+    match type_name.namespace.as_deref() {
+        Some("System") => namespace == "System" && name == type_name.name,
+        Some("FHIR") => item.is_fhir_type(&type_name.name),
+        Some(_) => false,
+        None => {
+            item.is_fhir_type(&type_name.name) || (namespace == "System" && name == type_name.name)
+        }
+    }
+}
+
+fn member_of(item: &Item<'_>, url: &str) -> Option<bool> {
+    let value_set = model::VALUE_SETS
+        .iter()
+        .find(|value_set| value_set.url == url)?;
+    let codes = value_set.codes?;
+    let has = |system: Option<&str>, code: &str| {
+        codes.iter().any(|(sys, c)| {
+            *c == code
+                && system.is_none_or(|system| {
+                    model::CODE_SYSTEMS.get(usize::from(*sys)) == Some(&system)
+                })
+        })
+    };
+    match item.to_system() {
+        Some(System::String(code)) => Some(has(None, &code)),
+        _ => {
+            let mut codings = Vec::new();
+            if item.is_fhir_type("CodeableConcept") {
+                children(item, "coding", &mut codings);
+            } else if item.is_fhir_type("Coding") {
+                codings.push(item.clone());
+            } else {
+                return None;
+            }
+            Some(codings.iter().any(|coding| {
+                let text = |name: &str| {
+                    let mut values = Vec::new();
+                    children(coding, name, &mut values);
+                    values
+                        .first()
+                        .and_then(Item::to_system)
+                        .map(|value| value.to_text())
+                };
+                text("code").is_some_and(|code| has(text("system").as_deref(), &code))
+            }))
+        }
+    }
+}
+
+/// The narrative rules of R4 (txt-1, txt-2): no active content, and some text or an image.
+fn html_checks(html: &str) -> bool {
+    let lower = html.to_lowercase();
+    let forbidden = [
+        "<script", "<form", "<iframe", "<object", "<embed", "<applet", "<base", "<link", "<meta",
+        " on",
+    ];
+    let has_content = lower.contains("<img")
+        || lower.split('<').any(|part| {
+            part.split_once('>')
+                .is_some_and(|(_, text)| !text.trim().is_empty())
+        });
+    !forbidden.iter().any(|pattern| {
+        if *pattern == " on" {
+            lower.split('<').any(|tag| {
+                tag.split_once('>').is_some_and(|(inside, _)| {
+                    inside
+                        .split_whitespace()
+                        .skip(1)
+                        .any(|attr| attr.starts_with("on"))
+                })
+            })
+        } else {
+            lower.contains(pattern)
+        }
+    }) && has_content
+}
+
+fn arithmetic<'a>(
+    op: BinaryOp,
+    x: System<'a>,
+    y: System<'a>,
+    offset: usize,
+) -> Result<Collection<'a>, EvalError> {
+    let decimal = |value: &System<'_>| match value {
+        System::Integer(value) => Some(Decimal::from_i64(*value)),
+        System::Decimal(value) => Some(*value),
+        _ => None,
+    };
+    let wrap = |value: Option<Decimal>| Ok(value.map(Item::Decimal).into_iter().collect());
+    match (op, &x, &y) {
+        (BinaryOp::Add, System::String(a), System::String(b)) => {
+            Ok(vec![Item::String(Cow::Owned(format!("{a}{b}")))])
+        }
+        (_, System::Integer(a), System::Integer(b)) => {
+            let (a, b) = (*a, *b);
+            let value = match op {
+                BinaryOp::Add => a.checked_add(b),
+                BinaryOp::Sub => a.checked_sub(b),
+                BinaryOp::Mul => a.checked_mul(b),
+                BinaryOp::Div => {
+                    return wrap(Decimal::from_i64(a).checked_div(Decimal::from_i64(b)))
+                }
+                BinaryOp::IntDiv => a.checked_div(b),
+                BinaryOp::Mod => a.checked_rem(b),
+                _ => None,
+            };
+            Ok(value.map(Item::Integer).into_iter().collect())
+        }
+        (_, System::Integer(_) | System::Decimal(_), System::Integer(_) | System::Decimal(_)) => {
+            let (Some(a), Some(b)) = (decimal(&x), decimal(&y)) else {
+                return Ok(Vec::new());
+            };
+            match op {
+                BinaryOp::Add => wrap(a.checked_add(b)),
+                BinaryOp::Sub => wrap(a.checked_sub(b)),
+                BinaryOp::Mul => wrap(a.checked_mul(b)),
+                BinaryOp::Div => wrap(a.checked_div(b)),
+                BinaryOp::IntDiv => Ok(a
+                    .int_div(b)
+                    .and_then(|v| v.to_i64())
+                    .map(Item::Integer)
+                    .into_iter()
+                    .collect()),
+                BinaryOp::Mod => wrap(a.checked_rem(b)),
+                _ => Ok(Vec::new()),
+            }
+        }
+        (BinaryOp::Add | BinaryOp::Sub, System::Temporal(date), System::Quantity(amount, unit)) => {
+            let amount = if op == BinaryOp::Sub {
+                amount.negated()
+            } else {
+                *amount
+            };
+            match add_duration(date, amount, unit) {
+                Some(value) => Ok(vec![Item::Temporal(value)]),
+                None => err(
+                    format!("expected a calendar duration to add to a date, found '{unit}'"),
+                    offset,
+                ),
+            }
+        }
+        (
+            BinaryOp::Add | BinaryOp::Sub,
+            System::Quantity(a, unit_a),
+            System::Quantity(b, unit_b),
+        ) => {
+            let Some(b) = ucum::convert(*b, unit_b, unit_a) else {
+                return Ok(Vec::new());
+            };
+            let value = if op == BinaryOp::Add {
+                a.checked_add(b)
+            } else {
+                a.checked_sub(b)
+            };
+            Ok(value
+                .map(|value| Item::Quantity(value, unit_a.clone()))
+                .into_iter()
+                .collect())
+        }
+        (
+            BinaryOp::Mul | BinaryOp::Div,
+            System::Quantity(a, unit_a),
+            System::Quantity(b, unit_b),
+        ) => Ok(ucum::multiply(*a, unit_a, *b, unit_b, op == BinaryOp::Div)
+            .map(|(value, unit)| Item::Quantity(value, Cow::Owned(unit)))
+            .into_iter()
+            .collect()),
+        (
+            BinaryOp::Mul | BinaryOp::Div,
+            System::Quantity(a, unit),
+            System::Integer(_) | System::Decimal(_),
+        ) => {
+            let Some(b) = decimal(&y) else {
+                return Ok(Vec::new());
+            };
+            let value = if op == BinaryOp::Mul {
+                a.checked_mul(b)
+            } else {
+                a.checked_div(b)
+            };
+            Ok(value
+                .map(|value| Item::Quantity(value, unit.clone()))
+                .into_iter()
+                .collect())
+        }
+        (BinaryOp::Mul, System::Integer(_) | System::Decimal(_), System::Quantity(b, unit)) => {
+            let Some(a) = decimal(&x) else {
+                return Ok(Vec::new());
+            };
+            Ok(a.checked_mul(*b)
+                .map(|value| Item::Quantity(value, unit.clone()))
+                .into_iter()
+                .collect())
+        }
+        _ => err(
+            format!("expected operands that {} applies to", op_name(op)),
+            offset,
+        ),
+    }
+}
+
+fn op_name(op: BinaryOp) -> &'static str {
+    match op {
+        BinaryOp::Add => "'+'",
+        BinaryOp::Sub => "'-'",
+        BinaryOp::Mul => "'*'",
+        BinaryOp::Div => "'/'",
+        BinaryOp::IntDiv => "'div'",
+        BinaryOp::Mod => "'mod'",
+        _ => "the operator",
+    }
+}
+
+/// Adds a calendar duration (or a UCUM time quantity) to a date, date-time or time.
+fn add_duration(date: &Temporal, amount: Decimal, unit: &str) -> Option<Temporal> {
+    let whole = amount.truncate().to_i64()?;
+    match unit {
+        // UCUM 'a' and 'mo' are fixed lengths of time, not calendar years and months, so they
+        // do not add to dates.
+        "year" | "years" => Some(date.add_months(whole.checked_mul(12)?)),
+        "month" | "months" => Some(date.add_months(whole)),
+        "week" | "weeks" | "wk" => Some(date.add_days(whole.checked_mul(7)?)),
+        "day" | "days" | "d" => Some(date.add_days(whole)),
+        "hour" | "hours" | "h" => Some(date.add_minutes(whole.checked_mul(60)?)),
+        "minute" | "minutes" | "min" => Some(date.add_minutes(whole)),
+        "second" | "seconds" | "s" => Some(date.add_millis(whole.checked_mul(1000)?)),
+        "millisecond" | "milliseconds" | "ms" => Some(date.add_millis(whole)),
+        _ => None,
+    }
+}

@@ -1,0 +1,433 @@
+//! FHIRPath parser: tokens to an AST, by precedence climbing over the grammar of FHIRPath
+//! N1 (2.0.0), with the character offset of every node.
+
+use alloc::boxed::Box;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use super::lexer::{tokenize, Spanned, Token};
+use super::ParseError;
+
+/// Deepest nesting of sub-expressions accepted.
+pub(crate) const MAX_DEPTH: usize = 200;
+
+/// A literal value of the language.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Literal {
+    Empty,
+    Bool(bool),
+    Str(String),
+    /// An integer or decimal, as written.
+    Number(String),
+    /// `@2014-01-25T14:30:00Z`, `@2014`, `@T14:30`: the text after `@`.
+    DateTime(String),
+    /// A number and a unit: a UCUM code (`'mg'`) or a calendar keyword (`days`).
+    Quantity(String, String),
+}
+
+/// Binary operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BinaryOp {
+    Mul,
+    Div,
+    IntDiv,
+    Mod,
+    Add,
+    Sub,
+    Concat,
+    Union,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Eq,
+    Equiv,
+    Ne,
+    NotEquiv,
+    In,
+    Contains,
+    And,
+    Or,
+    Xor,
+    Implies,
+}
+
+/// An expression.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Expr {
+    Literal(Literal, usize),
+    /// A name on its own: a member of `$this`, or a type name at the start of a path.
+    Ident(String, usize),
+    /// `target.name`.
+    Member(Box<Expr>, String, usize),
+    /// `target.name(args)`, or `name(args)` on `$this` when `target` is `None`.
+    Call(Option<Box<Expr>>, String, Vec<Expr>, usize),
+    /// `target[index]`.
+    Index(Box<Expr>, Box<Expr>, usize),
+    /// Unary `-` (`true`) or `+` (`false`).
+    Negate(Box<Expr>, bool, usize),
+    Binary(BinaryOp, Box<Expr>, Box<Expr>, usize),
+    /// `is` (`true`) or `as` (`false`) with a type specifier.
+    TypeTest(Box<Expr>, bool, TypeName, usize),
+    /// `%name`.
+    External(String, usize),
+    This(usize),
+    IndexVar(usize),
+    Total(usize),
+}
+
+/// A type specifier: `Patient`, `FHIR.Patient`, `System.String`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TypeName {
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl Expr {
+    pub(crate) fn offset(&self) -> usize {
+        match self {
+            Expr::Literal(_, offset)
+            | Expr::Ident(_, offset)
+            | Expr::Member(_, _, offset)
+            | Expr::Call(_, _, _, offset)
+            | Expr::Index(_, _, offset)
+            | Expr::Negate(_, _, offset)
+            | Expr::Binary(_, _, _, offset)
+            | Expr::TypeTest(_, _, _, offset)
+            | Expr::External(_, offset)
+            | Expr::This(offset)
+            | Expr::IndexVar(offset)
+            | Expr::Total(offset) => *offset,
+        }
+    }
+}
+
+/// Parses a whole expression.
+pub(crate) fn parse(text: &str) -> Result<Expr, ParseError> {
+    let tokens = tokenize(text)?;
+    let mut parser = Parser {
+        tokens,
+        pos: 0,
+        depth: 0,
+    };
+    let expr = parser.expression(0)?;
+    match parser.peek() {
+        Token::End => Ok(expr),
+        other => Err(ParseError::new(
+            format!(
+                "expected the end of the expression, found {}",
+                describe(other)
+            ),
+            parser.offset(),
+        )),
+    }
+}
+
+struct Parser {
+    tokens: Vec<Spanned>,
+    pos: usize,
+    depth: usize,
+}
+
+fn describe(token: &Token) -> String {
+    match token {
+        Token::Ident(name, _) => format!("'{name}'"),
+        Token::Str(text) => format!("the string '{text}'"),
+        Token::Number(text) => format!("the number {text}"),
+        Token::DateTime(text) => format!("@{text}"),
+        Token::External(name) => format!("%{name}"),
+        Token::Special(name) => name.clone(),
+        Token::Symbol(symbol) => format!("'{symbol}'"),
+        Token::End => String::from("the end of the expression"),
+    }
+}
+
+/// Binding power of an infix operator token; `None` when the token is not one.
+fn infix(token: &Token) -> Option<(u8, Option<BinaryOp>)> {
+    let op = match token {
+        Token::Symbol(symbol) => match *symbol {
+            "*" => (10, BinaryOp::Mul),
+            "/" => (10, BinaryOp::Div),
+            "+" => (9, BinaryOp::Add),
+            "-" => (9, BinaryOp::Sub),
+            "&" => (9, BinaryOp::Concat),
+            "|" => (7, BinaryOp::Union),
+            "<" => (6, BinaryOp::Lt),
+            "<=" => (6, BinaryOp::Le),
+            ">" => (6, BinaryOp::Gt),
+            ">=" => (6, BinaryOp::Ge),
+            "=" => (5, BinaryOp::Eq),
+            "~" => (5, BinaryOp::Equiv),
+            "!=" => (5, BinaryOp::Ne),
+            "!~" => (5, BinaryOp::NotEquiv),
+            _ => return None,
+        },
+        Token::Ident(name, false) => match name.as_str() {
+            "div" => (10, BinaryOp::IntDiv),
+            "mod" => (10, BinaryOp::Mod),
+            "is" | "as" => return Some((8, None)),
+            "in" => (4, BinaryOp::In),
+            "contains" => (4, BinaryOp::Contains),
+            "and" => (3, BinaryOp::And),
+            "or" => (2, BinaryOp::Or),
+            "xor" => (2, BinaryOp::Xor),
+            "implies" => (1, BinaryOp::Implies),
+            _ => return None,
+        },
+        _ => return None,
+    };
+    Some((op.0, Some(op.1)))
+}
+
+const CALENDAR_UNITS: &[&str] = &[
+    "year",
+    "years",
+    "month",
+    "months",
+    "week",
+    "weeks",
+    "day",
+    "days",
+    "hour",
+    "hours",
+    "minute",
+    "minutes",
+    "second",
+    "seconds",
+    "millisecond",
+    "milliseconds",
+];
+
+impl Parser {
+    fn peek(&self) -> &Token {
+        self.tokens
+            .get(self.pos)
+            .map_or(&Token::End, |spanned| &spanned.token)
+    }
+
+    fn offset(&self) -> usize {
+        self.tokens
+            .get(self.pos)
+            .map_or(0, |spanned| spanned.offset)
+    }
+
+    fn next(&mut self) -> Token {
+        let token = self.peek().clone();
+        if self.pos < self.tokens.len() {
+            self.pos += 1;
+        }
+        token
+    }
+
+    fn expect(&mut self, symbol: &str) -> Result<(), ParseError> {
+        match self.peek() {
+            Token::Symbol(found) if *found == symbol => {
+                self.pos += 1;
+                Ok(())
+            }
+            other => Err(ParseError::new(
+                format!("expected '{symbol}', found {}", describe(other)),
+                self.offset(),
+            )),
+        }
+    }
+
+    fn expression(&mut self, min_power: u8) -> Result<Expr, ParseError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(ParseError::new(
+                format!("expected at most {MAX_DEPTH} levels of nesting, found more"),
+                self.offset(),
+            ));
+        }
+        let mut left = self.unary()?;
+        while let Some((power, op)) = infix(self.peek()) {
+            if power <= min_power {
+                break;
+            }
+            let offset = self.offset();
+            let token = self.next();
+            left = match op {
+                Some(op) => {
+                    let right = self.expression(power)?;
+                    Expr::Binary(op, Box::new(left), Box::new(right), offset)
+                }
+                None => {
+                    let is = matches!(&token, Token::Ident(name, _) if name == "is");
+                    let type_name = self.type_specifier()?;
+                    Expr::TypeTest(Box::new(left), is, type_name, offset)
+                }
+            };
+        }
+        self.depth -= 1;
+        Ok(left)
+    }
+
+    fn unary(&mut self) -> Result<Expr, ParseError> {
+        let offset = self.offset();
+        match self.peek() {
+            Token::Symbol("-") | Token::Symbol("+") => {
+                let negate = matches!(self.next(), Token::Symbol("-"));
+                self.depth += 1;
+                if self.depth > MAX_DEPTH {
+                    return Err(ParseError::new(
+                        format!("expected at most {MAX_DEPTH} levels of nesting, found more"),
+                        offset,
+                    ));
+                }
+                let operand = self.unary()?;
+                self.depth -= 1;
+                Ok(Expr::Negate(Box::new(operand), negate, offset))
+            }
+            _ => self.postfix(),
+        }
+    }
+
+    fn postfix(&mut self) -> Result<Expr, ParseError> {
+        let mut expr = self.term()?;
+        loop {
+            match self.peek() {
+                Token::Symbol(".") => {
+                    self.pos += 1;
+                    let offset = self.offset();
+                    let name = match self.next() {
+                        Token::Ident(name, _) => name,
+                        other => {
+                            return Err(ParseError::new(
+                                format!("expected a name after '.', found {}", describe(&other)),
+                                offset,
+                            ))
+                        }
+                    };
+                    if self.peek() == &Token::Symbol("(") {
+                        let args = self.arguments()?;
+                        expr = Expr::Call(Some(Box::new(expr)), name, args, offset);
+                    } else {
+                        expr = Expr::Member(Box::new(expr), name, offset);
+                    }
+                }
+                Token::Symbol("[") => {
+                    let offset = self.offset();
+                    self.pos += 1;
+                    let index = self.expression(0)?;
+                    self.expect("]")?;
+                    expr = Expr::Index(Box::new(expr), Box::new(index), offset);
+                }
+                _ => return Ok(expr),
+            }
+        }
+    }
+
+    fn arguments(&mut self) -> Result<Vec<Expr>, ParseError> {
+        self.expect("(")?;
+        let mut args = Vec::new();
+        if self.peek() == &Token::Symbol(")") {
+            self.pos += 1;
+            return Ok(args);
+        }
+        loop {
+            args.push(self.expression(0)?);
+            match self.next() {
+                Token::Symbol(",") => continue,
+                Token::Symbol(")") => return Ok(args),
+                other => {
+                    let offset = self
+                        .tokens
+                        .get(self.pos.saturating_sub(1))
+                        .map_or(0, |spanned| spanned.offset);
+                    return Err(ParseError::new(
+                        format!("expected ',' or ')', found {}", describe(&other)),
+                        offset,
+                    ));
+                }
+            }
+        }
+    }
+
+    fn type_specifier(&mut self) -> Result<TypeName, ParseError> {
+        let offset = self.offset();
+        let first = match self.next() {
+            Token::Ident(name, _) => name,
+            other => {
+                return Err(ParseError::new(
+                    format!("expected a type name, found {}", describe(&other)),
+                    offset,
+                ))
+            }
+        };
+        if self.peek() == &Token::Symbol(".") {
+            if let Some(Spanned {
+                token: Token::Ident(second, _),
+                ..
+            }) = self.tokens.get(self.pos + 1)
+            {
+                let second = second.clone();
+                self.pos += 2;
+                return Ok(TypeName {
+                    namespace: Some(first),
+                    name: second,
+                });
+            }
+        }
+        Ok(TypeName {
+            namespace: None,
+            name: first,
+        })
+    }
+
+    fn term(&mut self) -> Result<Expr, ParseError> {
+        let offset = self.offset();
+        match self.next() {
+            Token::Number(text) => {
+                // A number followed by a unit is a quantity.
+                match self.peek().clone() {
+                    Token::Str(unit) => {
+                        self.pos += 1;
+                        Ok(Expr::Literal(Literal::Quantity(text, unit), offset))
+                    }
+                    Token::Ident(unit, false) if CALENDAR_UNITS.contains(&unit.as_str()) => {
+                        self.pos += 1;
+                        Ok(Expr::Literal(Literal::Quantity(text, unit), offset))
+                    }
+                    _ => Ok(Expr::Literal(Literal::Number(text), offset)),
+                }
+            }
+            Token::Str(text) => Ok(Expr::Literal(Literal::Str(text), offset)),
+            Token::DateTime(text) => Ok(Expr::Literal(Literal::DateTime(text), offset)),
+            Token::External(name) => Ok(Expr::External(name, offset)),
+            Token::Special(name) => match name.as_str() {
+                "$this" => Ok(Expr::This(offset)),
+                "$index" => Ok(Expr::IndexVar(offset)),
+                "$total" => Ok(Expr::Total(offset)),
+                _ => Err(ParseError::new(
+                    format!("unknown special variable {name}"),
+                    offset,
+                )),
+            },
+            Token::Symbol("(") => {
+                let inner = self.expression(0)?;
+                self.expect(")")?;
+                Ok(inner)
+            }
+            Token::Symbol("{") => {
+                self.expect("}")?;
+                Ok(Expr::Literal(Literal::Empty, offset))
+            }
+            Token::Ident(name, delimited) => {
+                if !delimited && (name == "true" || name == "false") {
+                    return Ok(Expr::Literal(Literal::Bool(name == "true"), offset));
+                }
+                if self.peek() == &Token::Symbol("(") {
+                    let args = self.arguments()?;
+                    return Ok(Expr::Call(None, name, args, offset));
+                }
+                Ok(Expr::Ident(name, offset))
+            }
+            other => Err(ParseError::new(
+                format!("expected an expression, found {}", describe(&other)),
+                offset,
+            )),
+        }
+    }
+}
