@@ -9,6 +9,7 @@ pub mod reader;
 pub mod write;
 
 use alloc::string::String;
+use alloc::vec::Vec;
 use core::fmt;
 
 pub use reader::Limits;
@@ -65,19 +66,37 @@ impl fmt::Display for ParseError {
 /// 1-based line and column of byte `offset`. Columns count characters; a byte that does not
 /// start a character (invalid UTF-8) counts as one.
 fn line_column(input: &[u8], offset: usize) -> (usize, usize) {
-    let before = input.get(..offset).unwrap_or(input);
-    let line_start = before
-        .iter()
-        .rposition(|&byte| byte == b'\n')
-        .map_or(0, |newline| newline + 1);
-    let line = 1 + before.iter().filter(|&&byte| byte == b'\n').count();
-    let column = 1 + before
-        .get(line_start..)
-        .unwrap_or_default()
-        .iter()
-        .filter(|&&byte| byte & 0xC0 != 0x80)
-        .count();
-    (line, column)
+    positions(input, &[offset])
+        .first()
+        .copied()
+        .unwrap_or((1, 1))
+}
+
+/// Line and column of each byte offset (in any order), in one pass over the input. A line
+/// ends at LF, CR LF or a lone CR.
+pub(crate) fn positions(input: &[u8], offsets: &[usize]) -> Vec<(usize, usize)> {
+    let mut order: Vec<usize> = (0..offsets.len()).collect();
+    order.sort_by_key(|&idx| offsets.get(idx).copied().unwrap_or(0));
+    let mut res = alloc::vec![(1, 1); offsets.len()];
+    let (mut line, mut column, mut pos) = (1, 1, 0);
+    for idx in order {
+        let target = offsets.get(idx).copied().unwrap_or(0).min(input.len());
+        while pos < target {
+            let byte = input.get(pos).copied().unwrap_or(0);
+            let next = input.get(pos + 1).copied();
+            if byte == b'\n' || (byte == b'\r' && next != Some(b'\n')) {
+                line += 1;
+                column = 1;
+            } else if byte & 0xC0 != 0x80 && byte != b'\r' {
+                column += 1;
+            }
+            pos += 1;
+        }
+        if let Some(slot) = res.get_mut(idx) {
+            *slot = (line, column);
+        }
+    }
+    res
 }
 
 /// Reads a FHIR resource and tells its type and id.
@@ -207,5 +226,7 @@ mod tests {
         assert_eq!(line_column(b"ab\ncd", 4), (2, 2));
         assert_eq!(line_column("é\né".as_bytes(), 5), (2, 2));
         assert_eq!(line_column(b"ab", 99), (1, 3));
+        assert_eq!(line_column(b"a\rb\r\nc", 5), (3, 1));
+        assert_eq!(positions(b"a\nbc\nd", &[5, 0, 3]), [(3, 1), (1, 1), (2, 2)]);
     }
 }

@@ -424,6 +424,27 @@ const CASES: &[Case] = &[
         "Patient.name[0].id",
         "7}",
     ),
+    case(
+        "negative unsignedInt",
+        r#"{"resourceType":"Patient","photo":[{"size":-1}]}"#,
+        r#"expected "size" (unsignedInt) to be at least 0, found -1"#,
+        "Patient.photo[0].size",
+        "-1",
+    ),
+    case(
+        "zero positiveInt",
+        r#"{"resourceType":"Observation","valueSampledData":{"origin":{"value":1},"period":1,"dimensions":0,"data":"1"}}"#,
+        r#"expected "dimensions" (positiveInt) to be at least 1, found 0"#,
+        "Observation.value.ofType(SampledData).dimensions",
+        "0,",
+    ),
+    case(
+        "extension on xhtml",
+        r#"{"resourceType":"Patient","text":{"status":"generated","div":"<div>x</div>","_div":{"extension":[{"url":"http://x","valueString":"y"}]}}}"#,
+        r#"element "extension" is not allowed here"#,
+        "Patient.text.div",
+        r#""extension""#,
+    ),
     // Choice elements.
     case(
         "two types for value[x]",
@@ -653,6 +674,36 @@ fn every_violation_in_a_resource_is_reported() {
 }
 
 #[test]
+fn issues_stop_at_a_hundred() {
+    let mut input = String::from(r#"{"resourceType":"Patient""#);
+    for idx in 0..5000 {
+        input.push_str(&format!(r#","x{idx}":0"#));
+    }
+    input.push('}');
+    let got = issues(&input);
+    assert_eq!(got.len(), 101);
+    assert_eq!(got[99].message, r#"unknown element "x99""#);
+    assert_eq!(got[100].message, "stopped after 100 issues; there are more");
+}
+
+#[test]
+fn many_keys_in_an_unknown_element_read_in_linear_time() {
+    let mut input = String::from(r#"{"resourceType":"Patient","foo":{"#);
+    for idx in 0..100_000 {
+        if idx > 0 {
+            input.push(',');
+        }
+        input.push_str(&format!(r#""k{idx}":0"#));
+    }
+    input.push_str("}}");
+    let start = std::time::Instant::now();
+    let got = issues(&input);
+    assert_eq!(got.len(), 1);
+    // Quadratic duplicate checks took minutes here; linear ones take milliseconds.
+    assert!(start.elapsed().as_secs() < 20, "took {:?}", start.elapsed());
+}
+
+#[test]
 fn positions_count_lines_and_columns() {
     let got =
         issues("{\n  \"resourceType\": \"Patient\",\n  \"name\": [\n    {\"family\": 5}\n  ]\n}");
@@ -680,6 +731,8 @@ fn valid_edge_cases_are_accepted() {
         r#"{"resourceType":"Patient","name":[{"given":["a",null],"_given":[null,{"id":"g2"}]}]}"#,
         r#"{"resourceType":"Observation","status":"final","code":{"text":"t"},"valueQuantity":{"value":1.50e0}}"#,
         r#"{"resourceType":"Patient","multipleBirthInteger":-2147483648}"#,
+        "\u{feff}{\"resourceType\":\"Patient\"}",
+        r#"{"resourceType":"Patient","name":[{"given":[null,null,"c"],"_given":[{"id":"a"},{"id":"b"},null]}]}"#,
     ] {
         if let Err(err) = parse_resource(input.as_bytes()) {
             panic!("refused {input}: {err}");

@@ -45,9 +45,20 @@ pub fn parse_resource_with(bytes: &[u8], limits: Limits) -> Result<Object, crate
     reader.lexer.expect_end()?;
     match resource {
         Some(resource) if reader.issues.is_empty() => Ok(resource),
-        _ => Err(crate::Error::Resource(reader.issues)),
+        _ => {
+            let offsets: Vec<usize> = reader.issues.iter().map(|issue| issue.line).collect();
+            let positions = super::positions(bytes, &offsets);
+            for (issue, (line, column)) in reader.issues.iter_mut().zip(positions) {
+                issue.line = line;
+                issue.column = column;
+            }
+            Err(crate::Error::Resource(reader.issues))
+        }
     }
 }
+
+/// Most issues reported for one resource; reading goes on, silently, to check the syntax.
+pub const MAX_ISSUES: usize = 100;
 
 struct FhirReader<'a> {
     lexer: Lexer<'a>,
@@ -71,8 +82,8 @@ struct FieldState {
     main_seen: bool,
     companion_seen: bool,
     /// Items in the main array and in the companion array.
-    main_len: usize,
-    companion_len: usize,
+    main_len: Option<usize>,
+    companion_len: Option<usize>,
     companion_offset: usize,
     /// Offsets of `null` items (index, offset), to report those with no partner.
     nulls: Vec<(usize, usize)>,
@@ -81,10 +92,26 @@ struct FieldState {
 type Parsed<T> = Result<T, ParseError>;
 
 impl<'a> FhirReader<'a> {
+    /// Records an issue; past [`MAX_ISSUES`] only a note that more were found.
     fn issue(&mut self, message: String, offset: usize) {
-        let err = ParseError::new(message, self.lexer.input(), offset);
-        let path = (!self.path.is_empty()).then(|| self.path.clone());
-        self.issues.push(ParseError { path, ..err });
+        if self.issues.len() > MAX_ISSUES {
+            return;
+        }
+        let (message, path) = if self.issues.len() == MAX_ISSUES {
+            (
+                alloc::format!("stopped after {MAX_ISSUES} issues; there are more"),
+                None,
+            )
+        } else {
+            (message, (!self.path.is_empty()).then(|| self.path.clone()))
+        };
+        // Line and column are worked out for all issues at once, at the end.
+        self.issues.push(ParseError {
+            message,
+            line: offset,
+            column: 0,
+            path,
+        });
     }
 
     /// "a string", "an array", ... for the value at the current position.
@@ -236,6 +263,10 @@ impl<'a> FhirReader<'a> {
         let Some(element) = def.elements.get(usize::from(json_name.element)) else {
             return self.lexer.skip_value(depth + 1);
         };
+        if element.max == 0 {
+            self.issue(format!("element \"{key}\" is not allowed here"), key_offset);
+            return self.lexer.skip_value(depth + 1);
+        }
         if is_companion && !companion_allowed(element, json_name.choice) {
             self.unknown_element(key, key_offset);
             return self.lexer.skip_value(depth + 1);
@@ -306,6 +337,7 @@ impl<'a> FhirReader<'a> {
     ) -> Parsed<()> {
         if is_companion {
             state.companion_seen = true;
+            state.companion_offset = self.lexer.pos;
         } else {
             state.main_seen = true;
         }
@@ -344,9 +376,6 @@ impl<'a> FhirReader<'a> {
             );
             return Ok(());
         }
-        if is_companion {
-            state.companion_offset = offset;
-        }
         let mut item_idx = 0;
         while more {
             let saved = self.path.len();
@@ -364,10 +393,11 @@ impl<'a> FhirReader<'a> {
             item_idx += 1;
             more = self.lexer.next_item()?;
         }
+        // Only arrays read whole take part in the length check.
         if is_companion {
-            state.companion_len = item_idx;
+            state.companion_len = Some(item_idx);
         } else {
-            state.main_len = item_idx;
+            state.main_len = Some(item_idx);
         }
         Ok(())
     }
@@ -423,7 +453,7 @@ impl<'a> FhirReader<'a> {
                 return Ok(());
             }
             TypeKind::Primitive => {
-                if let Some(value) = self.primitive_value(def, name)? {
+                if let Some(value) = self.primitive_value(def, name, depth)? {
                     if let Some(primitive) = primitive_slot(fields, state, item_idx) {
                         primitive.value = Some(value);
                     }
@@ -462,7 +492,12 @@ impl<'a> FhirReader<'a> {
         Ok(())
     }
 
-    fn primitive_value(&mut self, def: &TypeDef, name: &str) -> Parsed<Option<PrimitiveValue>> {
+    fn primitive_value(
+        &mut self,
+        def: &TypeDef,
+        name: &str,
+        depth: usize,
+    ) -> Parsed<Option<PrimitiveValue>> {
         let offset = self.lexer.pos;
         let json = def
             .primitive
@@ -515,7 +550,20 @@ impl<'a> FhirReader<'a> {
                         self.issue(message, offset);
                         return Ok(None);
                     }
-                    JsonKind::Integer => return Ok(Some(PrimitiveValue::Number(text.to_string()))),
+                    JsonKind::Integer => {
+                        let minimum = match type_name {
+                            "positiveInt" => 1,
+                            "unsignedInt" => 0,
+                            _ => i32::MIN,
+                        };
+                        if text.parse::<i32>().is_ok_and(|value| value < minimum) {
+                            let message =
+                                format!("expected \"{name}\" ({type_name}) to be at least {minimum}, found {text}");
+                            self.issue(message, offset);
+                            return Ok(None);
+                        }
+                        return Ok(Some(PrimitiveValue::Number(text.to_string())));
+                    }
                     _ if text.len() <= 40 => format!("a number {text}"),
                     _ => String::from("a number"),
                 }
@@ -523,7 +571,7 @@ impl<'a> FhirReader<'a> {
             _ => {
                 let found = self.describe_next();
                 // Objects and arrays are skipped whole; anything else is a syntax error there.
-                self.lexer.skip_value(0)?;
+                self.lexer.skip_value(depth)?;
                 String::from(found)
             }
         };
@@ -544,10 +592,17 @@ impl<'a> FhirReader<'a> {
             return;
         };
         let (choice, start) = (state.choice, state.start);
-        let mismatch =
-            (state.main_seen && state.companion_seen && state.main_len != state.companion_len)
-                .then_some((state.main_len, state.companion_len, state.companion_offset));
-        let nulls = state.nulls.clone();
+        let mismatch = match (state.main_len, state.companion_len) {
+            (Some(main_len), Some(companion_len)) if main_len != companion_len => {
+                Some((main_len, companion_len, state.companion_offset))
+            }
+            _ => None,
+        };
+        let nulls = self
+            .states
+            .get_mut(state_idx)
+            .map(|state| core::mem::take(&mut state.nulls))
+            .unwrap_or_default();
         let saved = self.path.len();
         self.push_element(element, choice);
         let name = choice_name(element, choice);
@@ -556,7 +611,8 @@ impl<'a> FhirReader<'a> {
                 format!("expected \"_{name}\" to have as many items as \"{name}\" ({main_len}), found {companion_len}");
             self.issue(message, offset);
         }
-        for (null_idx, &(item_idx, offset)) in nulls.iter().enumerate() {
+        let mut reported = alloc::collections::BTreeSet::new();
+        for &(item_idx, offset) in &nulls {
             let both_missing = match fields.get(start + item_idx).map(|field| &field.value) {
                 Some(Value::Primitive(primitive)) => {
                     primitive.value.is_none() && primitive.companion.is_none()
@@ -564,8 +620,7 @@ impl<'a> FhirReader<'a> {
                 _ => false,
             };
             // Report each index once, at its first null.
-            let first_null = nulls.iter().position(|(idx, _)| *idx == item_idx) == Some(null_idx);
-            if both_missing && first_null {
+            if both_missing && reported.insert(item_idx) {
                 let item_path = self.path.len();
                 push_index(&mut self.path, item_idx);
                 self.issue(

@@ -7,11 +7,15 @@
 //! and never panic: every failure is a [`ParseError`] with a position.
 
 use alloc::borrow::Cow;
+use alloc::collections::BTreeSet;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
 use super::ParseError;
+
+/// The deepest nesting any caller may allow: reading recurses once per level.
+pub const MAX_DEPTH_CEILING: usize = 200;
 
 /// Bounds on hostile input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,11 +107,12 @@ fn tree_value(lexer: &mut Lexer<'_>, depth: usize) -> Result<Node, ParseError> {
             lexer.enter(depth + 1)?;
             lexer.pos += 1;
             let mut members: Vec<Member> = Vec::new();
+            let mut seen: BTreeSet<Cow<'_, str>> = BTreeSet::new();
             let mut more = lexer.first_member()?;
             while more {
                 let key_offset = lexer.pos;
                 let key = lexer.key()?;
-                if members.iter().any(|member| member.key == key) {
+                if !seen.insert(key.clone()) {
                     return Err(lexer.error_at(format!("duplicate key {key:?}"), key_offset));
                 }
                 let node = tree_value(lexer, depth + 1)?;
@@ -173,17 +178,19 @@ impl<'a> Lexer<'a> {
                 err.valid_up_to(),
             )
         })?;
+        // A UTF-8 byte order mark is ignored (RFC 8259 §8.1 allows it), and the depth is
+        // capped whatever the caller asks, so that recursion stays within the stack.
+        let pos = if text.starts_with('\u{feff}') { 3 } else { 0 };
+        let limits = Limits {
+            max_depth: limits.max_depth.min(MAX_DEPTH_CEILING),
+            ..limits
+        };
         Ok(Lexer {
             text,
             bytes,
-            pos: 0,
+            pos,
             limits,
         })
-    }
-
-    /// The whole input.
-    pub(crate) fn input(&self) -> &'a [u8] {
-        self.bytes
     }
 
     pub(crate) fn error_here(&self, message: &str) -> ParseError {
@@ -337,15 +344,14 @@ impl<'a> Lexer<'a> {
             Some(b'{') => {
                 self.enter(depth + 1)?;
                 self.pos += 1;
-                let mut keys: Vec<(Cow<'a, str>, usize)> = Vec::new();
+                let mut keys: BTreeSet<Cow<'a, str>> = BTreeSet::new();
                 let mut more = self.first_member()?;
                 while more {
                     let key_offset = self.pos;
                     let key = self.key()?;
-                    if keys.iter().any(|(seen, _)| *seen == key) {
+                    if !keys.insert(key.clone()) {
                         return Err(self.error_at(format!("duplicate key {key:?}"), key_offset));
                     }
-                    keys.push((key, key_offset));
                     self.skip_value(depth + 1)?;
                     more = self.next_member()?;
                 }
