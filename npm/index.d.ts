@@ -1,6 +1,6 @@
 // Types of the hearth-fhir package (every entry point exports the same API).
 
-import type { OperationOutcome } from "./src/generated/r4.js";
+import type { OperationOutcome, Resource } from "./src/generated/r4.js";
 
 /** Types of every R4 resource and data type: `Patient`, `Observation`, `Bundle<T>`, `Resource`, ... */
 export type * from "./src/generated/r4.js";
@@ -57,3 +57,62 @@ export function format(input: FhirInput, options?: { pretty?: boolean }): string
 
 /** The version of the engine inside the Wasm module. */
 export function version(): string;
+
+/**
+ * A resource read once and held by the engine, so that many expressions can be evaluated on it
+ * without reading its JSON again.
+ *
+ * @example
+ * const patient = parseResource('{"resourceType":"Patient","name":[{"family":"Chalmers"}]}');
+ * evaluate(patient, "Patient.name.family"); // ["Chalmers"]
+ */
+export class FhirResource {
+  /** @throws {FhirError} status 400 when the input is not a FHIR resource. */
+  constructor(input: FhirInput);
+  readonly resourceType: string;
+  /** The resource as FHIR JSON (canonical form). */
+  toJSON(): Resource;
+}
+
+/**
+ * Reads a resource into the engine.
+ * @throws {FhirError} status 400 when the input is not a FHIR resource.
+ */
+export function parseResource(input: FhirInput): FhirResource;
+
+/** Options of an evaluation. */
+export interface EvaluateOptions {
+  /** Values for `%name` variables: strings, numbers, booleans, resources, or arrays of them. */
+  variables?: Record<string, unknown>;
+}
+
+/** A compiled FHIRPath expression: compile once, evaluate many times. */
+export class CompiledFhirPath {
+  private constructor();
+  /**
+   * Evaluates the expression with `resource` as input, `%resource` and `%context`.
+   * Returns FHIR primitives as JSON values, complex values as FHIR JSON objects, dates and
+   * times as strings, quantities as `{ value, unit }`.
+   * @throws {FhirError} status 400 when the resource does not read or evaluation fails.
+   */
+  evaluate(resource: FhirResource | FhirInput, options?: EvaluateOptions): unknown[];
+}
+
+/**
+ * Compiles a FHIRPath expression. With `resourceType`, the expression is checked against the R4
+ * model (unknown elements, wrong type names) before any evaluation.
+ * @throws {FhirError} status 400 for a syntax or semantic error, with its offset.
+ * @example
+ * const given = compile("Patient.name.given", { resourceType: "Patient" });
+ * given.evaluate({ resourceType: "Patient", name: [{ given: ["Peter"] }] }); // ["Peter"]
+ */
+export function compile(expression: string, options?: { resourceType?: string }): CompiledFhirPath;
+
+/**
+ * Evaluates a FHIRPath expression on a resource (compiled expressions are cached).
+ * @throws {FhirError} status 400 when the resource does not read, or the expression does not
+ *   parse or fails.
+ * @example
+ * evaluate({ resourceType: "Patient", birthDate: "1974-12-25" }, "Patient.birthDate"); // ["1974-12-25"]
+ */
+export function evaluate(resource: FhirResource | FhirInput, expression: string, options?: EvaluateOptions): unknown[];

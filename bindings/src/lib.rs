@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod error;
+pub mod fhirpath;
 pub mod idb;
 
 use hearth_engine::json::write::Style;

@@ -241,3 +241,184 @@ pub fn describe(items: &[Item<'_>]) -> Vec<(String, String)> {
         })
         .collect::<Vec<_>>()
 }
+
+/// A value given to an expression from outside: a system value or a resource.
+#[derive(Debug, Clone)]
+enum OwnedValue {
+    Boolean(bool),
+    Integer(i64),
+    Decimal(Decimal),
+    String(String),
+    Resource(Object),
+}
+
+/// User variables (`%name`) read from JSON, owned so that evaluations can borrow them.
+#[derive(Debug, Clone, Default)]
+pub struct Variables {
+    entries: Vec<(String, Vec<OwnedValue>)>,
+}
+
+impl Variables {
+    /// Reads variables from a JSON object: `{"name": value or [values]}`, where a value is a
+    /// string, number, boolean, `null` (empty) or a FHIR resource.
+    ///
+    /// # Errors
+    /// [`crate::Error::Json`] for bad JSON; [`crate::Error::FhirPathEval`] for a value of
+    /// another kind; [`crate::Error::Resource`] for a resource that does not read.
+    pub fn from_json(bytes: &[u8]) -> Result<Variables, crate::Error> {
+        use crate::json::reader::{self, Limits, Value as Json};
+        let root = reader::parse(bytes, Limits::default())?;
+        let Json::Object(members) = root.value else {
+            return Err(crate::Error::FhirPathEval(EvalError {
+                message: String::from("expected the variables as a JSON object"),
+                offset: 0,
+            }));
+        };
+        let mut entries = Vec::new();
+        for member in members {
+            let values = match member.node.value {
+                Json::Array(items) => items,
+                _ => alloc::vec![member.node],
+            };
+            let mut owned = Vec::new();
+            for node in values {
+                let start = node.offset;
+                owned.push(match node.value {
+                    Json::Null => continue,
+                    Json::Bool(flag) => OwnedValue::Boolean(flag),
+                    Json::String(text) => OwnedValue::String(text),
+                    Json::Number(text)
+                        if !text.contains(['.', 'e', 'E']) && text.parse::<i64>().is_ok() =>
+                    {
+                        OwnedValue::Integer(text.parse().unwrap_or_default())
+                    }
+                    Json::Number(text) => match Decimal::parse_json(&text) {
+                        Some(value) => OwnedValue::Decimal(value),
+                        None => {
+                            return Err(crate::Error::FhirPathEval(EvalError {
+                                message: alloc::format!(
+                                    "expected a decimal for %{}, found {text}",
+                                    member.key
+                                ),
+                                offset: 0,
+                            }))
+                        }
+                    },
+                    Json::Object(_) => {
+                        let end = find_value_end(bytes, start);
+                        let slice = bytes.get(start..end).unwrap_or_default();
+                        OwnedValue::Resource(crate::json::fhir::parse_resource(slice)?)
+                    }
+                    Json::Array(_) => return Err(nested_list_error(&member.key)),
+                });
+            }
+            entries.push((member.key, owned));
+        }
+        Ok(Variables { entries })
+    }
+
+    /// The variables as collections, for [`Options::variables`].
+    pub fn collections(&self) -> Vec<(String, Collection<'_>)> {
+        self.entries
+            .iter()
+            .map(|(name, values)| {
+                let items = values
+                    .iter()
+                    .map(|value| match value {
+                        OwnedValue::Boolean(flag) => Item::Boolean(*flag),
+                        OwnedValue::Integer(value) => Item::Integer(*value),
+                        OwnedValue::Decimal(value) => Item::Decimal(*value),
+                        OwnedValue::String(text) => {
+                            Item::String(alloc::borrow::Cow::Borrowed(text.as_str()))
+                        }
+                        OwnedValue::Resource(object) => Item::Object(object),
+                    })
+                    .collect();
+                (name.clone(), items)
+            })
+            .collect()
+    }
+}
+
+fn nested_list_error(name: &str) -> crate::Error {
+    let message =
+        alloc::format!("expected %{name} to be a value or a list of values, found nested lists");
+    crate::Error::FhirPathEval(EvalError { message, offset: 0 })
+}
+
+/// The end (exclusive byte offset) of the JSON value starting at `start`, found by reading it.
+fn find_value_end(bytes: &[u8], start: usize) -> usize {
+    let Some(rest) = bytes.get(start..) else {
+        return bytes.len();
+    };
+    match crate::json::reader::Lexer::new(rest, crate::json::reader::Limits::default()) {
+        Ok(mut lexer) => match lexer.skip_value(0) {
+            Ok(()) => start + lexer.pos,
+            Err(_) => bytes.len(),
+        },
+        Err(_) => bytes.len(),
+    }
+}
+
+/// Resolves references inside one resource: `#id` to its contained resources, and, in a
+/// Bundle, `Type/id` or an entry's `fullUrl` to the entry's resource. What a resource holds
+/// is all it can resolve; a store-backed resolver comes with the store.
+pub struct LocalResolver<'a> {
+    root: &'a Object,
+}
+
+impl<'a> LocalResolver<'a> {
+    /// A resolver over `root`.
+    pub fn new(root: &'a Object) -> Self {
+        LocalResolver { root }
+    }
+}
+
+fn text_of<'o>(object: &'o Object, name: &str) -> Option<&'o str> {
+    object.values(name).next().and_then(|value| match value {
+        crate::resource::Value::Primitive(crate::resource::Primitive {
+            value: Some(PrimitiveValue::String(text)),
+            ..
+        }) => Some(text.as_str()),
+        _ => None,
+    })
+}
+
+impl<'a> Resolver<'a> for LocalResolver<'a> {
+    fn resolve(&self, reference: &str) -> Option<&'a Object> {
+        let root: &'a Object = self.root;
+        if let Some(local) = reference.strip_prefix('#') {
+            return root.fields.iter().find_map(|field| match &field.value {
+                crate::resource::Value::Resource(inner) if inner.id() == Some(local) => {
+                    Some(&**inner)
+                }
+                _ => None,
+            });
+        }
+        if root.type_def().name != "Bundle" {
+            return None;
+        }
+        for entry in root.values("entry") {
+            let crate::resource::Value::Complex(entry) = entry else {
+                continue;
+            };
+            let Some(crate::resource::Value::Resource(resource)) = entry.values("resource").next()
+            else {
+                continue;
+            };
+            let full_url = text_of(entry, "fullUrl");
+            let relative = resource
+                .id()
+                .map(|id| alloc::format!("{}/{id}", resource.type_def().name));
+            if full_url == Some(reference)
+                || relative.as_deref() == Some(reference)
+                || relative
+                    .as_deref()
+                    .is_some_and(|relative| reference.ends_with(&alloc::format!("/{relative}")))
+            {
+                return Some(&**resource);
+            }
+        }
+        None
+    }
+}

@@ -72,15 +72,15 @@ impl Object {
     }
 
     /// The values of the element named `name` (without a choice suffix), in order.
-    pub fn values<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s Value> + 's {
-        let elements = self.type_def().elements;
+    pub fn values<'s>(&'s self, name: &str) -> impl Iterator<Item = &'s Value> + use<'s> {
+        let element = self
+            .type_def()
+            .elements
+            .iter()
+            .position(|element| element.name == name);
         self.fields
             .iter()
-            .filter(move |field| {
-                elements
-                    .get(usize::from(field.element))
-                    .is_some_and(|element| element.name == name)
-            })
+            .filter(move |field| element.is_some_and(|idx| usize::from(field.element) == idx))
             .map(|field| &field.value)
     }
 

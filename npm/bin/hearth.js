@@ -2,7 +2,7 @@
 // The `hearth` command line: FHIR tools over the same engine as the JS API.
 import { readFile, writeFile, mkdir } from "node:fs/promises";
 import { basename, join } from "node:path";
-import { inspect, format, version, FhirError } from "../src/entry-node.js";
+import { inspect, format, compile, version, FhirError } from "../src/entry-node.js";
 
 const USAGE = `usage: hearth <command> [arguments]
 
@@ -11,6 +11,8 @@ commands:
                                        its resourceType and id, or every problem found
   format [--compact] FILE              print the file's resource in canonical FHIR JSON
   format [--compact] --out DIR FILE... write each file's canonical form to DIR/<file name>
+  fhirpath EXPRESSION FILE...          evaluate a FHIRPath expression on each file's resource and
+                                       print the result as a JSON array (one line per file)
   version                              print the engine version
   help                                 print this text
 
@@ -90,6 +92,24 @@ async function formatCommand(args) {
   });
 }
 
+async function fhirpathCommand(args) {
+  const [expression, ...files] = args;
+  if (expression === undefined || files.length === 0) {
+    throw new UsageError("hearth fhirpath: expected an EXPRESSION and at least one FILE");
+  }
+  let compiled;
+  try {
+    compiled = compile(expression);
+  } catch (err) {
+    report("<expression>", err);
+    return 1;
+  }
+  return eachFile(files, (file, bytes) => {
+    const result = JSON.stringify(compiled.evaluate(bytes));
+    console.log(files.length === 1 ? result : `${file}: ${result}`);
+  });
+}
+
 async function main(args) {
   const [command, ...rest] = args;
   switch (command) {
@@ -97,6 +117,8 @@ async function main(args) {
       return (await inspectCommand(rest)) === 0 ? 0 : 1;
     case "format":
       return (await formatCommand(rest)) === 0 ? 0 : 1;
+    case "fhirpath":
+      return (await fhirpathCommand(rest)) === 0 ? 0 : 1;
     case "version":
     case "--version":
       console.log(version());

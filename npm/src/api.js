@@ -80,3 +80,137 @@ export function format(input, { pretty = true } = {}) {
 export function version() {
   return wasm.version();
 }
+
+/**
+ * A resource read once and held by the engine, so that many expressions can be evaluated on
+ * it without reading its JSON again. Memory is released when the object is garbage-collected.
+ *
+ * @example
+ * const patient = parseResource('{"resourceType":"Patient","name":[{"family":"Chalmers"}]}');
+ * evaluate(patient, "Patient.name.family"); // ["Chalmers"]
+ */
+export class FhirResource {
+  #parsed;
+
+  /**
+   * @param {string | Uint8Array | ArrayBuffer | object} input FHIR JSON.
+   * @throws {FhirError} status 400 when the input is not a FHIR resource.
+   */
+  constructor(input) {
+    const bytes = toBytes(input);
+    this.#parsed = call(() => new wasm.ParsedResource(bytes));
+  }
+
+  /** @returns {string} */
+  get resourceType() {
+    return this.#parsed.resourceType;
+  }
+
+  /** The resource as FHIR JSON (canonical form). */
+  toJSON() {
+    return JSON.parse(this.#parsed.toJsonText());
+  }
+
+  /** @internal */
+  get handle() {
+    return this.#parsed;
+  }
+}
+
+/**
+ * Reads a resource into the engine (see {@link FhirResource}).
+ * @param {string | Uint8Array | ArrayBuffer | object} input
+ * @returns {FhirResource}
+ * @throws {FhirError}
+ */
+export function parseResource(input) {
+  return new FhirResource(input);
+}
+
+function variableBytes(variables) {
+  if (variables === undefined || variables === null) return undefined;
+  if (typeof variables !== "object" || Array.isArray(variables)) {
+    const diagnostics = `expected variables as an object of name to value, found ${describe(variables)}`;
+    throw new FhirError(diagnostics, { status: 400, outcome: errorOutcome("invalid", diagnostics) });
+  }
+  const plain = {};
+  for (const [name, value] of Object.entries(variables)) {
+    const values = Array.isArray(value) ? value : [value];
+    plain[name] = values.map((item) => (item instanceof FhirResource ? item.toJSON() : item));
+  }
+  return toBytes(plain);
+}
+
+/**
+ * A compiled FHIRPath expression: compile once, evaluate many times.
+ */
+export class CompiledFhirPath {
+  #compiled;
+
+  /** @internal */
+  constructor(compiled) {
+    this.#compiled = compiled;
+  }
+
+  /**
+   * Evaluates the expression with `resource` as input, `%resource` and `%context`.
+   *
+   * @param {FhirResource | string | Uint8Array | ArrayBuffer | object} resource
+   * @param {{ variables?: Record<string, unknown> }} [options] values for `%name` variables.
+   * @returns {unknown[]} FHIR primitives as JSON values, complex values as FHIR JSON objects,
+   *   dates and times as strings, quantities as `{ value, unit }`.
+   * @throws {FhirError} status 400 when the resource does not read or evaluation fails.
+   */
+  evaluate(resource, { variables } = {}) {
+    const vars = variableBytes(variables);
+    const text =
+      resource instanceof FhirResource
+        ? call(() => this.#compiled.evaluateParsed(resource.handle, vars))
+        : call(() => this.#compiled.evaluateJson(toBytes(resource), vars));
+    return JSON.parse(text);
+  }
+}
+
+/**
+ * Compiles a FHIRPath expression. With `resourceType`, the expression is checked against the
+ * R4 model (unknown elements, wrong type names) before any evaluation.
+ *
+ * @param {string} expression
+ * @param {{ resourceType?: string }} [options]
+ * @returns {CompiledFhirPath}
+ * @throws {FhirError} status 400 for a syntax or semantic error, with its offset.
+ * @example
+ * const given = compile("Patient.name.given", { resourceType: "Patient" });
+ * given.evaluate({ resourceType: "Patient", name: [{ given: ["Peter"] }] }); // ["Peter"]
+ */
+export function compile(expression, { resourceType } = {}) {
+  if (typeof expression !== "string") {
+    const diagnostics = `expected a FHIRPath expression as a string, found ${describe(expression)}`;
+    throw new FhirError(diagnostics, { status: 400, outcome: errorOutcome("invalid", diagnostics) });
+  }
+  return new CompiledFhirPath(call(() => new wasm.CompiledExpression(expression, resourceType)));
+}
+
+const compiledCache = new Map();
+const COMPILED_CACHE_SIZE = 256;
+
+/**
+ * Evaluates a FHIRPath expression on a resource (compiled expressions are cached).
+ *
+ * @param {FhirResource | string | Uint8Array | ArrayBuffer | object} resource
+ * @param {string} expression
+ * @param {{ variables?: Record<string, unknown> }} [options]
+ * @returns {unknown[]}
+ * @throws {FhirError}
+ * @example
+ * evaluate({ resourceType: "Patient", birthDate: "1974-12-25" }, "Patient.birthDate"); // ["1974-12-25"]
+ */
+export function evaluate(resource, expression, options = {}) {
+  let compiled = compiledCache.get(expression);
+  if (compiled === undefined) {
+    compiled = compile(expression);
+    if (compiledCache.size >= COMPILED_CACHE_SIZE) compiledCache.delete(compiledCache.keys().next().value);
+    compiledCache.set(expression, compiled);
+  }
+  return compiled.evaluate(resource, options);
+}

@@ -71,3 +71,12 @@ test("hearth version prints the engine version", () => {
   assert.match(stdout, /^\d+\.\d+\.\d+\n$/);
   assert.equal(code, 0);
 });
+
+test("hearth fhirpath prints the result as JSON", () => {
+  const { code, stdout } = hearth("fhirpath", "Patient.name.given", `${FIXTURES}/patient.json`);
+  assert.equal(stdout, '["Peter","James"]\n');
+  assert.equal(code, 0);
+  const broken = hearth("fhirpath", "Patient.name.(", `${FIXTURES}/patient.json`);
+  assert.match(broken.stderr, /expected a name after '\.', found '\(' at offset 13/);
+  assert.equal(broken.code, 1);
+});

@@ -1,0 +1,122 @@
+//! FHIRPath for JS: resources held by the engine, compiled expressions, one-off evaluation.
+//! Results leave as JSON text (the npm package parses them).
+
+use hearth_engine::fhirpath::{
+    self, Collection, Expression, LocalResolver, Options, Temporal, Variables,
+};
+use hearth_engine::json::fhir::parse_resource;
+use hearth_engine::json::write::{write_resource, Style};
+use hearth_engine::resource::Object;
+use wasm_bindgen::prelude::*;
+
+use crate::BindingError;
+
+/// A resource read once and held by the engine, for evaluating many expressions without
+/// reading its JSON again.
+#[wasm_bindgen]
+pub struct ParsedResource {
+    object: Object,
+}
+
+#[wasm_bindgen]
+impl ParsedResource {
+    /// Reads a resource from UTF-8 JSON bytes.
+    ///
+    /// # Errors
+    /// A `FhirError` (400) with every violation of the FHIR JSON rules.
+    #[wasm_bindgen(constructor)]
+    pub fn new(bytes: &[u8]) -> Result<ParsedResource, BindingError> {
+        Ok(ParsedResource {
+            object: parse_resource(bytes)?,
+        })
+    }
+
+    /// The resource type.
+    #[wasm_bindgen(getter, js_name = resourceType)]
+    pub fn resource_type(&self) -> String {
+        self.object.type_def().name.into()
+    }
+
+    /// The resource as canonical FHIR JSON text.
+    #[wasm_bindgen(js_name = toJsonText)]
+    pub fn to_json_text(&self) -> String {
+        write_resource(&self.object, Style::Compact)
+    }
+}
+
+/// A compiled FHIRPath expression.
+#[wasm_bindgen]
+pub struct CompiledExpression {
+    expression: Expression,
+}
+
+fn now() -> Option<Temporal> {
+    let iso: String = js_sys::Date::new_0().to_iso_string().into();
+    Temporal::parse(&iso, None)
+}
+
+fn run(
+    expression: &Expression,
+    resource: &Object,
+    variables: Option<&[u8]>,
+) -> Result<String, BindingError> {
+    let variables = match variables {
+        Some(bytes) => Variables::from_json(bytes)?,
+        None => Variables::default(),
+    };
+    let collections: Vec<(String, Collection<'_>)> = variables.collections();
+    let resolver = LocalResolver::new(resource);
+    let options = Options {
+        variables: &collections,
+        resolver: Some(&resolver),
+        now: now(),
+    };
+    let result = expression.evaluate(resource, &options)?;
+    Ok(fhirpath::to_json(&result))
+}
+
+#[wasm_bindgen]
+impl CompiledExpression {
+    /// Compiles an expression; with a resource type, checks it against the R4 model.
+    ///
+    /// # Errors
+    /// A `FhirError` (400) for a syntax or semantic error, with its offset.
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        text: &str,
+        resource_type: Option<String>,
+    ) -> Result<CompiledExpression, BindingError> {
+        let expression = match resource_type {
+            Some(resource_type) => fhirpath::compile_for_type(text, &resource_type)?,
+            None => fhirpath::compile(text)?,
+        };
+        Ok(CompiledExpression { expression })
+    }
+
+    /// Evaluates on a held resource; `variables` is JSON text of `{"name": value}`.
+    ///
+    /// # Errors
+    /// A `FhirError` (400) when evaluation fails.
+    #[wasm_bindgen(js_name = evaluateParsed)]
+    pub fn evaluate_parsed(
+        &self,
+        resource: &ParsedResource,
+        variables: Option<Vec<u8>>,
+    ) -> Result<String, BindingError> {
+        run(&self.expression, &resource.object, variables.as_deref())
+    }
+
+    /// Evaluates on a resource given as UTF-8 JSON bytes.
+    ///
+    /// # Errors
+    /// A `FhirError` (400) when the resource does not read or evaluation fails.
+    #[wasm_bindgen(js_name = evaluateJson)]
+    pub fn evaluate_json(
+        &self,
+        bytes: &[u8],
+        variables: Option<Vec<u8>>,
+    ) -> Result<String, BindingError> {
+        let resource = parse_resource(bytes)?;
+        run(&self.expression, &resource, variables.as_deref())
+    }
+}
