@@ -30,7 +30,9 @@ size: build
 # Benchmarks print ratios against peers measured in the same run; not part of make test.
 bench: build
 	@node tests/perf/json.bench.js
+	@node tests/perf/fhirpath.bench.js
 	@cargo run --quiet --release -p hearth-engine --example json_timing -- ../shared/corpus/synthea
+	@cargo run --quiet --release -p hearth-engine --example fhirpath_timing -- ../shared/corpus/synthea
 
 clean:
 	rm -rf target npm/dist demo-app/dist tests/artifacts

@@ -86,9 +86,26 @@ export interface EvaluateOptions {
   variables?: Record<string, unknown>;
 }
 
+/**
+ * Many resources held by the engine, so that an expression can be evaluated over all of them in
+ * one call with {@link CompiledFhirPath.evaluateEach}.
+ */
+export class FhirResourceSet {
+  /** @throws {FhirError} status 400 when one is not a FHIR resource. */
+  constructor(resources?: Iterable<FhirInput>);
+  /** Adds a resource; returns its position. @throws {FhirError} */
+  add(resource: FhirInput): number;
+  readonly size: number;
+}
+
 /** A compiled FHIRPath expression: compile once, evaluate many times. */
 export class CompiledFhirPath {
   private constructor();
+  /**
+   * Evaluates the expression on every resource of a set, in one call into the engine; returns one
+   * result array per resource. @throws {FhirError}
+   */
+  evaluateEach(set: FhirResourceSet, options?: EvaluateOptions): unknown[][];
   /**
    * Evaluates the expression with `resource` as input, `%resource` and `%context`.
    * Returns FHIR primitives as JSON values, complex values as FHIR JSON objects, dates and

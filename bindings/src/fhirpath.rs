@@ -44,6 +44,38 @@ impl ParsedResource {
     }
 }
 
+/// Many resources held by the engine, for evaluating an expression over all of them in one
+/// call (indexing a patient record, say).
+#[wasm_bindgen]
+#[derive(Default)]
+pub struct ParsedResourceSet {
+    objects: Vec<Object>,
+}
+
+#[wasm_bindgen]
+impl ParsedResourceSet {
+    /// An empty set.
+    #[wasm_bindgen(constructor)]
+    pub fn new() -> ParsedResourceSet {
+        ParsedResourceSet::default()
+    }
+
+    /// Reads a resource into the set; returns its position.
+    ///
+    /// # Errors
+    /// A `FhirError` (400) with every violation of the FHIR JSON rules.
+    pub fn add(&mut self, bytes: &[u8]) -> Result<usize, BindingError> {
+        self.objects.push(parse_resource(bytes)?);
+        Ok(self.objects.len() - 1)
+    }
+
+    /// How many resources the set holds.
+    #[wasm_bindgen(getter)]
+    pub fn size(&self) -> usize {
+        self.objects.len()
+    }
+}
+
 /// A compiled FHIRPath expression.
 #[wasm_bindgen]
 pub struct CompiledExpression {
@@ -60,19 +92,35 @@ fn run(
     resource: &Object,
     variables: Option<&[u8]>,
 ) -> Result<String, BindingError> {
+    run_each(expression, core::slice::from_ref(resource), variables)
+        .map(|mut results| results.pop().unwrap_or_default())
+}
+
+/// Evaluates on each resource; variables are read and the clock is asked (when the expression
+/// uses it) once for all.
+fn run_each(
+    expression: &Expression,
+    resources: &[Object],
+    variables: Option<&[u8]>,
+) -> Result<Vec<String>, BindingError> {
     let variables = match variables {
         Some(bytes) => Variables::from_json(bytes)?,
         None => Variables::default(),
     };
     let collections: Vec<(String, Collection<'_>)> = variables.collections();
-    let resolver = LocalResolver::new(resource);
-    let options = Options {
-        variables: &collections,
-        resolver: Some(&resolver),
-        now: now(),
-    };
-    let result = expression.evaluate(resource, &options)?;
-    Ok(fhirpath::to_json(&result))
+    let now = if expression.uses_clock() { now() } else { None };
+    let mut res = Vec::with_capacity(resources.len());
+    for resource in resources {
+        let resolver = LocalResolver::new(resource);
+        let options = Options {
+            variables: &collections,
+            resolver: Some(&resolver),
+            now,
+        };
+        let result = expression.evaluate(resource, &options)?;
+        res.push(fhirpath::to_json(&result));
+    }
+    Ok(res)
 }
 
 #[wasm_bindgen]
@@ -104,6 +152,31 @@ impl CompiledExpression {
         variables: Option<Vec<u8>>,
     ) -> Result<String, BindingError> {
         run(&self.expression, &resource.object, variables.as_deref())
+    }
+
+    /// Evaluates on every resource of a set; returns JSON text of one result array per resource.
+    ///
+    /// # Errors
+    /// A `FhirError` (400) when an evaluation fails.
+    #[wasm_bindgen(js_name = evaluateEach)]
+    pub fn evaluate_each(
+        &self,
+        set: &ParsedResourceSet,
+        variables: Option<Vec<u8>>,
+    ) -> Result<String, BindingError> {
+        let results = run_each(&self.expression, &set.objects, variables.as_deref())?;
+        let mut res = String::with_capacity(
+            results.iter().map(String::len).sum::<usize>() + results.len() + 2,
+        );
+        res.push('[');
+        for (idx, result) in results.iter().enumerate() {
+            if idx > 0 {
+                res.push(',');
+            }
+            res.push_str(result);
+        }
+        res.push(']');
+        Ok(res)
     }
 
     /// Evaluates on a resource given as UTF-8 JSON bytes.

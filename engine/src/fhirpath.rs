@@ -124,6 +124,27 @@ pub struct Options<'a, 'e> {
 }
 
 impl Expression {
+    /// True when the expression calls `now()`, `today()` or `timeOfDay()`, so that the caller
+    /// reads its clock only when needed.
+    pub fn uses_clock(&self) -> bool {
+        fn walk(expr: &parser::Expr) -> bool {
+            use parser::Expr;
+            match expr {
+                Expr::Call(target, name, args, _) => {
+                    matches!(name.as_str(), "now" | "today" | "timeOfDay")
+                        || target.as_deref().is_some_and(walk)
+                        || args.iter().any(walk)
+                }
+                Expr::Member(target, _, _)
+                | Expr::Negate(target, _, _)
+                | Expr::TypeTest(target, _, _, _) => walk(target),
+                Expr::Index(a, b, _) | Expr::Binary(_, a, b, _) => walk(a) || walk(b),
+                _ => false,
+            }
+        }
+        walk(&self.ast)
+    }
+
     /// Evaluates the expression with `resource` as `%resource`, `%context` and the input.
     ///
     /// # Errors

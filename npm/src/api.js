@@ -127,6 +127,47 @@ export function parseResource(input) {
   return new FhirResource(input);
 }
 
+/**
+ * Many resources held by the engine, so that an expression can be evaluated over all of them
+ * in one call with {@link CompiledFhirPath.evaluateEach} (indexing a whole record).
+ *
+ * @example
+ * const set = new FhirResourceSet(bundle.entry.map((entry) => entry.resource));
+ * compile("Observation.code.coding.code").evaluateEach(set); // one result array per resource
+ */
+export class FhirResourceSet {
+  #set = new wasm.ParsedResourceSet();
+
+  /**
+   * @param {Iterable<string | Uint8Array | ArrayBuffer | object>} [resources]
+   * @throws {FhirError} status 400 when one is not a FHIR resource.
+   */
+  constructor(resources = []) {
+    for (const resource of resources) this.add(resource);
+  }
+
+  /**
+   * Adds a resource; returns its position in the set.
+   * @param {string | Uint8Array | ArrayBuffer | object} resource
+   * @returns {number}
+   * @throws {FhirError}
+   */
+  add(resource) {
+    const bytes = toBytes(resource);
+    return call(() => this.#set.add(bytes));
+  }
+
+  /** How many resources the set holds. */
+  get size() {
+    return this.#set.size;
+  }
+
+  /** @internal */
+  get handle() {
+    return this.#set;
+  }
+}
+
 function variableBytes(variables) {
   if (variables === undefined || variables === null) return undefined;
   if (typeof variables !== "object" || Array.isArray(variables)) {
@@ -168,6 +209,18 @@ export class CompiledFhirPath {
         ? call(() => this.#compiled.evaluateParsed(resource.handle, vars))
         : call(() => this.#compiled.evaluateJson(toBytes(resource), vars));
     return JSON.parse(text);
+  }
+
+  /**
+   * Evaluates the expression on every resource of a set, in one call into the engine.
+   * @param {FhirResourceSet} set
+   * @param {{ variables?: Record<string, unknown> }} [options]
+   * @returns {unknown[][]} one result array per resource, in the set's order.
+   * @throws {FhirError} status 400 when an evaluation fails.
+   */
+  evaluateEach(set, { variables } = {}) {
+    const vars = variableBytes(variables);
+    return JSON.parse(call(() => this.#compiled.evaluateEach(set.handle, vars)));
   }
 }
 

@@ -1,0 +1,122 @@
+// Benchmark: compiled FHIRPath expressions over every Synthea resource of the matching type,
+// in one Node process: Hearth (resources held by the engine, and resources given as JSON text
+// per call), fhirpath.js (R4 model) and @medplum/core. Prints evaluations per second and
+// ratios. Run with `make bench`.
+import { readFileSync, readdirSync } from "node:fs";
+import { performance } from "node:perf_hooks";
+import fhirpath from "fhirpath";
+import r4Model from "fhirpath/fhir-context/r4/index.js";
+import { parseFhirPath, evalFhirPathTyped, toTypedValue } from "@medplum/core";
+import { compile, parseResource, FhirResourceSet } from "hearth-fhir";
+import { ROOT } from "../lib/paths.js";
+
+const EXPRESSIONS = [
+  ["Patient", "Patient.name.where(use = 'official').given.first()"],
+  ["Patient", "Patient.birthDate"],
+  ["Patient", "Patient.telecom.where(system = 'phone').value"],
+  ["Patient", "Patient.address.city"],
+  ["Observation", "Observation.code.coding.where(system = 'http://loinc.org').code"],
+  ["Observation", "Observation.value.ofType(Quantity).value"],
+  ["Observation", "Observation.subject.reference"],
+  ["Observation", "Observation.component.code.coding.code"],
+  ["Condition", "Condition.clinicalStatus.coding.code"],
+  ["Encounter", "Encounter.period.start"],
+  ["Encounter", "Encounter.type.coding.display"],
+  ["Procedure", "Procedure.code.coding.exists(system = 'http://snomed.info/sct')"],
+];
+
+const corpus = process.env.HEARTH_CORPUS ?? `${ROOT}../shared/corpus`;
+const byType = new Map();
+for (const name of readdirSync(`${corpus}/synthea`).filter((file) => file.endsWith(".json"))) {
+  const bundle = JSON.parse(readFileSync(`${corpus}/synthea/${name}`, "utf8"));
+  for (const entry of bundle.entry ?? []) {
+    const resource = entry.resource;
+    if (!byType.has(resource.resourceType)) byType.set(resource.resourceType, []);
+    byType.get(resource.resourceType).push(resource);
+  }
+}
+
+// Prepared inputs for each contender: held by Hearth, JSON text, plain objects, typed values.
+const prepared = new Map();
+for (const [type] of EXPRESSIONS) {
+  if (prepared.has(type)) continue;
+  const resources = byType.get(type) ?? [];
+  prepared.set(type, {
+    objects: resources,
+    texts: resources.map((resource) => JSON.stringify(resource)),
+    held: resources.map((resource) => parseResource(resource)),
+    set: new FhirResourceSet(resources),
+    typed: resources.map((resource) => toTypedValue(resource)),
+  });
+}
+
+const contenders = {
+  "Hearth (held resources)": (expression, type) => {
+    const compiled = compile(expression);
+    const { held } = prepared.get(type);
+    return () => {
+      let n = 0;
+      for (const resource of held) n += compiled.evaluate(resource).length;
+      return n;
+    };
+  },
+  "Hearth (held set, one call)": (expression, type) => {
+    const compiled = compile(expression);
+    const { set } = prepared.get(type);
+    return () => compiled.evaluateEach(set).reduce((n, result) => n + result.length, 0);
+  },
+  "Hearth (JSON text per call)": (expression, type) => {
+    const compiled = compile(expression);
+    const { texts } = prepared.get(type);
+    return () => {
+      let n = 0;
+      for (const text of texts) n += compiled.evaluate(text).length;
+      return n;
+    };
+  },
+  "fhirpath.js 5.2.2 (R4 model)": (expression, type) => {
+    const compiled = fhirpath.compile(expression, r4Model);
+    const { objects } = prepared.get(type);
+    return () => {
+      let n = 0;
+      for (const resource of objects) n += compiled(resource).length;
+      return n;
+    };
+  },
+  "@medplum/core 4.5.2": (expression, type) => {
+    const atom = parseFhirPath(expression);
+    const { typed } = prepared.get(type);
+    return () => {
+      let n = 0;
+      for (const resource of typed) n += evalFhirPathTyped(atom, [resource], {}).length;
+      return n;
+    };
+  },
+};
+
+/** Evaluations per second over all expressions (best of `trials` runs of the whole set). */
+function measure(makeRun) {
+  const runs = EXPRESSIONS.map(([type, expression]) => ({ run: makeRun(expression, type), count: prepared.get(type).objects.length }));
+  const evaluations = runs.reduce((sum, { count }) => sum + count, 0);
+  const results = runs.map(({ run }) => run()); // warm-up, and results to compare
+  let best = Infinity;
+  for (let trial = 0; trial < 5; trial += 1) {
+    const start = performance.now();
+    for (const { run } of runs) run();
+    best = Math.min(best, performance.now() - start);
+  }
+  return { perSecond: evaluations / (best / 1000), evaluations, results };
+}
+
+const measured = Object.fromEntries(Object.entries(contenders).map(([name, makeRun]) => [name, measure(makeRun)]));
+const resourcesUsed = [...prepared.values()].reduce((sum, p) => sum + p.objects.length, 0);
+console.log(`fhirpath bench: ${EXPRESSIONS.length} expressions over ${resourcesUsed} Synthea resources, node ${process.version}`);
+const fhirpathJs = measured["fhirpath.js 5.2.2 (R4 model)"].perSecond;
+const medplum = measured["@medplum/core 4.5.2"].perSecond;
+for (const [name, { perSecond, evaluations, results }] of Object.entries(measured)) {
+  console.log(
+    `  ${name.padEnd(30)} ${Math.round(perSecond).toLocaleString("en").padStart(12)} evaluations/s` +
+      `   ${(perSecond / fhirpathJs).toFixed(2).padStart(6)}x fhirpath.js   ${(perSecond / medplum).toFixed(2).padStart(6)}x medplum` +
+      `   (${evaluations} per pass, result sizes ${results.join(",")})`,
+  );
+}
