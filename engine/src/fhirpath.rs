@@ -150,7 +150,7 @@ impl Expression {
     /// # Errors
     /// [`crate::Error::FhirPathEval`] with the offset of the failing sub-expression.
     pub fn evaluate<'a>(
-        &self,
+        &'a self,
         resource: &'a Object,
         options: &Options<'a, '_>,
     ) -> Result<Collection<'a>, crate::Error> {
@@ -163,7 +163,7 @@ impl Expression {
     /// # Errors
     /// [`crate::Error::FhirPathEval`] with the offset of the failing sub-expression.
     pub fn evaluate_items<'a>(
-        &self,
+        &'a self,
         input: &[Item<'a>],
         resource: Option<Item<'a>>,
         options: &Options<'a, '_>,

@@ -10,8 +10,10 @@ const MAX_SCALE: u32 = 28;
 /// Digits after the point of a division's result, beyond what the operands have.
 const DIVISION_SCALE: u32 = 8;
 
-/// `mantissa / 10^scale`.
+/// `mantissa / 10^scale`. Packed to 8-byte alignment: FHIRPath items hold decimals, and
+/// 16-byte aligned items would make every collection an over-aligned allocation.
 #[derive(Debug, Clone, Copy)]
+#[repr(C, packed(8))]
 pub struct Decimal {
     mantissa: i128,
     scale: u32,

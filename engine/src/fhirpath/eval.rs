@@ -80,7 +80,7 @@ impl<'a, 'e> Evaluator<'a, 'e> {
 
     pub(crate) fn evaluate(
         &mut self,
-        expr: &Expr,
+        expr: &'a Expr,
         input: &[Item<'a>],
     ) -> Result<Collection<'a>, EvalError> {
         let frame = Frame {
@@ -103,7 +103,7 @@ impl<'a, 'e> Evaluator<'a, 'e> {
 
     fn eval(
         &mut self,
-        expr: &Expr,
+        expr: &'a Expr,
         input: &[Item<'a>],
         frame: &Frame<'a>,
     ) -> Result<Collection<'a>, EvalError> {
@@ -120,7 +120,7 @@ impl<'a, 'e> Evaluator<'a, 'e> {
 
     fn eval_inner(
         &mut self,
-        expr: &Expr,
+        expr: &'a Expr,
         input: &[Item<'a>],
         frame: &Frame<'a>,
     ) -> Result<Collection<'a>, EvalError> {
@@ -236,7 +236,7 @@ impl<'a, 'e> Evaluator<'a, 'e> {
     /// Evaluates `arg` once per item of `items`, with `$this`, `$index` (and `$total`) set.
     fn each(
         &mut self,
-        arg: &Expr,
+        arg: &'a Expr,
         items: &[Item<'a>],
         total: Option<&Collection<'a>>,
     ) -> Result<Vec<Collection<'a>>, EvalError> {
@@ -255,7 +255,7 @@ impl<'a, 'e> Evaluator<'a, 'e> {
     /// Evaluates a function argument against the focus of the whole call (`$this` unchanged).
     fn arg(
         &mut self,
-        args: &[Expr],
+        args: &'a [Expr],
         idx: usize,
         input: &[Item<'a>],
         frame: &Frame<'a>,
@@ -269,8 +269,8 @@ impl<'a, 'e> Evaluator<'a, 'e> {
     fn binary(
         &mut self,
         op: BinaryOp,
-        left: &Expr,
-        right: &Expr,
+        left: &'a Expr,
+        right: &'a Expr,
         offset: usize,
         input: &[Item<'a>],
         frame: &Frame<'a>,
@@ -380,7 +380,7 @@ impl<'a, 'e> Evaluator<'a, 'e> {
         &mut self,
         name: &str,
         items: &[Item<'a>],
-        args: &[Expr],
+        args: &'a [Expr],
         offset: usize,
         input: &[Item<'a>],
         frame: &Frame<'a>,
@@ -530,7 +530,7 @@ impl<'a, 'e> Evaluator<'a, 'e> {
             }
             "sort" => {
                 // Each argument is a key; a leading '-' sorts that key descending.
-                let keys: Vec<(&Expr, bool)> = args
+                let keys: Vec<(&'a Expr, bool)> = args
                     .iter()
                     .map(|arg| match arg {
                         Expr::Negate(inner, true, _) => (inner.as_ref(), true),
@@ -910,7 +910,7 @@ fn input_is_focus(items: &[Item<'_>], input: &[Item<'_>]) -> bool {
 /// iterate).
 fn self_args<'a>(
     evaluator: &mut Evaluator<'a, '_>,
-    args: &[Expr],
+    args: &'a [Expr],
     input: &[Item<'a>],
     frame: &Frame<'a>,
 ) -> Result<Vec<Collection<'a>>, EvalError> {
@@ -944,11 +944,11 @@ pub(crate) fn system_item(value: System<'_>) -> Item<'_> {
     }
 }
 
-fn literal_value(literal: &Literal, offset: usize) -> Result<Collection<'static>, EvalError> {
+fn literal_value(literal: &Literal, offset: usize) -> Result<Collection<'_>, EvalError> {
     Ok(match literal {
         Literal::Empty => Vec::new(),
         Literal::Bool(flag) => vec![Item::Boolean(*flag)],
-        Literal::Str(text) => vec![Item::String(Cow::Owned(text.clone()))],
+        Literal::Str(text) => vec![Item::String(Cow::Borrowed(text.as_str()))],
         Literal::Number(text) => {
             if let Some(long) = text.strip_suffix('L') {
                 match long.parse() {
@@ -1008,8 +1008,19 @@ pub(crate) fn children<'a>(item: &Item<'a>, name: &str, out: &mut Collection<'a>
 
 fn object_children<'a>(object: &'a Object, name: &str, out: &mut Collection<'a>) {
     let def = object.type_def();
-    // Choice elements go by their base name (`value`), never by a typed JSON name.
-    let Some(element_idx) = def.elements.iter().position(|element| element.name == name) else {
+    // Choice elements go by their base name (`value`), never by a typed JSON name; other
+    // elements are found by binary search over the type's sorted JSON names.
+    let by_json_name = def
+        .json_name(name)
+        .map(|json_name| usize::from(json_name.element))
+        .filter(|idx| {
+            def.elements
+                .get(*idx)
+                .is_some_and(|element| element.name == name)
+        });
+    let Some(element_idx) =
+        by_json_name.or_else(|| def.elements.iter().position(|element| element.name == name))
+    else {
         return;
     };
     let Some(element) = def.elements.get(element_idx) else {
