@@ -1008,26 +1008,30 @@ pub(crate) fn children<'a>(item: &Item<'a>, name: &str, out: &mut Collection<'a>
 
 fn object_children<'a>(object: &'a Object, name: &str, out: &mut Collection<'a>) {
     let def = object.type_def();
-    // Choice elements go by their base name (`value`), never by a typed JSON name; other
-    // elements are found by binary search over the type's sorted JSON names.
-    let by_json_name = def
-        .json_name(name)
-        .map(|json_name| usize::from(json_name.element))
-        .filter(|idx| {
-            def.elements
-                .get(*idx)
-                .is_some_and(|element| element.name == name)
-        });
-    let Some(element_idx) =
-        by_json_name.or_else(|| def.elements.iter().position(|element| element.name == name))
-    else {
-        return;
+    // Choice elements go by their base name (`value`). A typed JSON name (`valueQuantity`)
+    // is not FHIRPath, and the checked compile refuses it, but unchecked expressions written
+    // that way (as many are) get the values of that type.
+    let (element_idx, choice) = match def.json_name(name) {
+        Some(json_name) => {
+            let idx = usize::from(json_name.element);
+            let is_base_name = def
+                .elements
+                .get(idx)
+                .is_some_and(|element| element.name == name);
+            (idx, (!is_base_name).then_some(json_name.choice))
+        }
+        None => match def.elements.iter().position(|element| element.name == name) {
+            Some(idx) => (idx, None),
+            None => return,
+        },
     };
     let Some(element) = def.elements.get(element_idx) else {
         return;
     };
     for field in &object.fields {
-        if usize::from(field.element) != element_idx {
+        if usize::from(field.element) != element_idx
+            || choice.is_some_and(|choice| choice != field.choice)
+        {
             continue;
         }
         let Some(element_type) = element.types.get(usize::from(field.choice)) else {

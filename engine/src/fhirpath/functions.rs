@@ -258,7 +258,66 @@ pub(crate) fn call_value_function<'a>(
                 Some(_) => err("expected a quantity argument for comparable()", offset),
             }
         }
+        "sum" | "min" | "max" | "avg" => {
+            if items.is_empty() {
+                return nothing();
+            }
+            let mut values = Vec::with_capacity(items.len());
+            for item in items {
+                match item.to_system() {
+                    Some(value @ (System::Integer(_) | System::Decimal(_))) => values.push(value),
+                    Some(
+                        value @ (System::Quantity(..) | System::Temporal(_) | System::String(_)),
+                    ) if name == "min" || name == "max" => values.push(value),
+                    _ => return err(format!("expected numbers for {name}()"), offset),
+                }
+            }
+            if name == "min" || name == "max" {
+                let mut best = values.swap_remove(0);
+                for value in values {
+                    match value.compare(&best) {
+                        Some(core::cmp::Ordering::Less) if name == "min" => best = value,
+                        Some(core::cmp::Ordering::Greater) if name == "max" => best = value,
+                        Some(_) => {}
+                        None => {
+                            return err(format!("expected comparable values for {name}()"), offset)
+                        }
+                    }
+                }
+                return Ok(vec![super::eval::system_item(best)]);
+            }
+            let all_integers = values
+                .iter()
+                .all(|value| matches!(value, System::Integer(_)));
+            let mut total = Decimal::from_i64(0);
+            for value in &values {
+                let number = match value {
+                    System::Integer(value) => Decimal::from_i64(*value),
+                    System::Decimal(value) => *value,
+                    _ => return err(format!("expected numbers for {name}()"), offset),
+                };
+                total = match total.checked_add(number) {
+                    Some(total) => total,
+                    None => return nothing(),
+                };
+            }
+            if name == "avg" {
+                return Ok(total
+                    .checked_div(Decimal::from_i64(values.len() as i64))
+                    .map(Item::Decimal)
+                    .into_iter()
+                    .collect());
+            }
+            Ok(vec![if all_integers {
+                total.to_i64().map_or(Item::Decimal(total), Item::Integer)
+            } else {
+                Item::Decimal(total)
+            }])
+        }
         "join" => {
+            if items.is_empty() {
+                return nothing();
+            }
             let separator = arg_string(&args, 0, offset)?.unwrap_or_default();
             let mut parts = Vec::new();
             for item in items {

@@ -180,6 +180,9 @@ fn infix(token: &Token) -> Option<(u8, Option<BinaryOp>)> {
     Some((op.0, Some(op.1)))
 }
 
+/// Keywords that cannot be names without backticks (FHIRPath N1 grammar, `identifier`).
+const RESERVED: &[&str] = &["div", "mod", "and", "or", "xor", "implies", "true", "false"];
+
 const CALENDAR_UNITS: &[&str] = &[
     "year",
     "years",
@@ -292,6 +295,13 @@ impl Parser {
                     self.pos += 1;
                     let offset = self.offset();
                     let name = match self.next() {
+                        // Keywords other than as/contains/in/is are names only in backticks.
+                        Token::Ident(name, false) if RESERVED.contains(&name.as_str()) => {
+                            return Err(ParseError::new(
+                                format!("expected a name after '.', found the keyword '{name}' (write `{name}` to use it as a name)"),
+                                offset,
+                            ))
+                        }
                         Token::Ident(name, _) => name,
                         other => {
                             return Err(ParseError::new(
