@@ -59,6 +59,43 @@ fn fuzz_corpus_replays_without_panic() {
     );
 }
 
+/// The committed `fhirpath` fuzz corpus: compiling and evaluating each input on a Patient ends
+/// in a result or an error. Runs on a thread with a larger stack: unoptimised builds use far
+/// bigger frames than the release and Wasm builds, whose depth limits the inputs test.
+#[test]
+fn fhirpath_fuzz_corpus_replays_without_panic() {
+    let handle = std::thread::Builder::new()
+        .stack_size(64 << 20)
+        .spawn(|| {
+            use hearth_engine::fhirpath::{self, LocalResolver, Options};
+            let patient = parse_resource(
+                br##"{"resourceType":"Patient","id":"p1","name":[{"use":"official","family":"Chalmers","given":["Peter"]}],
+                "birthDate":"1974-12-25","contained":[{"resourceType":"Organization","id":"o","name":"Acme"}],
+                "managingOrganization":{"reference":"#o"}}"##,
+            )
+            .unwrap_or_else(|err| panic!("{err}"));
+            let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/fhirpath");
+            let (mut total, mut evaluated) = (0, 0);
+            for file in files(&root) {
+                total += 1;
+                let text = String::from_utf8_lossy(&fs::read(&file).unwrap_or_default()).into_owned();
+                let _ = fhirpath::compile_for_type(&text, "Patient");
+                if let Ok(expression) = fhirpath::compile(&text) {
+                    let resolver = LocalResolver::new(&patient);
+                    let options = Options { resolver: Some(&resolver), ..Options::default() };
+                    if expression.evaluate(&patient, &options).is_ok() {
+                        evaluated += 1;
+                    }
+                }
+            }
+            (total, evaluated)
+        })
+        .unwrap_or_else(|err| panic!("{err}"));
+    let (total, evaluated) = handle.join().unwrap_or_else(|_| panic!("an input made FHIRPath panic"));
+    println!("fhirpath fuzz corpus: {total} expressions replayed, {evaluated} evaluated, no panic");
+    assert!(total >= 15, "expected a committed fhirpath fuzz corpus, found {total} inputs");
+}
+
 /// xorshift64*: a small deterministic generator, so that a failure reproduces.
 struct Rng(u64);
 
