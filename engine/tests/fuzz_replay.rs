@@ -91,9 +91,14 @@ fn fhirpath_fuzz_corpus_replays_without_panic() {
             (total, evaluated)
         })
         .unwrap_or_else(|err| panic!("{err}"));
-    let (total, evaluated) = handle.join().unwrap_or_else(|_| panic!("an input made FHIRPath panic"));
+    let (total, evaluated) = handle
+        .join()
+        .unwrap_or_else(|_| panic!("an input made FHIRPath panic"));
     println!("fhirpath fuzz corpus: {total} expressions replayed, {evaluated} evaluated, no panic");
-    assert!(total >= 15, "expected a committed fhirpath fuzz corpus, found {total} inputs");
+    assert!(
+        total >= 15,
+        "expected a committed fhirpath fuzz corpus, found {total} inputs"
+    );
 }
 
 /// xorshift64*: a small deterministic generator, so that a failure reproduces.

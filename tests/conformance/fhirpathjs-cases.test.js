@@ -16,7 +16,7 @@ import { ROOT, artifactPath } from "../lib/paths.js";
 const corpus = process.env.HEARTH_CORPUS ?? `${ROOT}../shared/corpus`;
 const dir = `${corpus}/fhirpath/fhirpathjs-cases`;
 /** Passed cases at the last recorded run; the README quotes the current figures. */
-const MIN_PASSED = 976;
+const MIN_PASSED = 979;
 
 function* walk(entries, group) {
   for (const entry of entries ?? []) {

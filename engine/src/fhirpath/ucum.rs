@@ -1,5 +1,6 @@
 //! The UCUM units FHIRPath quantities are compared and converted in: enough of UCUM for the
-//! units in clinical data (mass, length, volume, time, and units compared only with themselves).
+//! units in clinical data (mass, length, area, volume, time, concentrations, temperatures in
+//! `Cel`, `[degF]` and `K`); other units (`mm[Hg]`, `%`, `/min`, ...) compare with themselves.
 
 use super::decimal::Decimal;
 
@@ -77,6 +78,34 @@ fn canonical_unit(unit: &str) -> &str {
         .map_or(unit, |(_, code)| code)
 }
 
+/// Temperatures in kelvin: UCUM's `Cel` and `[degF]` are offset scales, not multiples.
+fn to_kelvin(value: Decimal, unit: &str) -> Option<Decimal> {
+    match unit {
+        "K" => Some(value),
+        "Cel" => value.checked_add(Decimal::parse("273.15")?),
+        // K = (F - 32) * 5/9 + 273.15
+        "[degF]" => value
+            .checked_sub(Decimal::from_i64(32))?
+            .checked_mul(Decimal::from_i64(5))?
+            .checked_div(Decimal::from_i64(9))?
+            .checked_add(Decimal::parse("273.15")?),
+        _ => None,
+    }
+}
+
+fn from_kelvin(value: Decimal, unit: &str) -> Option<Decimal> {
+    match unit {
+        "K" => Some(value),
+        "Cel" => value.checked_sub(Decimal::parse("273.15")?),
+        "[degF]" => value
+            .checked_sub(Decimal::parse("273.15")?)?
+            .checked_mul(Decimal::from_i64(9))?
+            .checked_div(Decimal::from_i64(5))?
+            .checked_add(Decimal::from_i64(32)),
+        _ => None,
+    }
+}
+
 /// Brings two quantities to one unit; `None` when their units cannot be compared.
 pub fn comparable(
     a: Decimal,
@@ -87,6 +116,9 @@ pub fn comparable(
     let (unit_a, unit_b) = (canonical_unit(unit_a), canonical_unit(unit_b));
     if unit_a == unit_b {
         return Some((a, b));
+    }
+    if let (Some(x), Some(y)) = (to_kelvin(a, unit_a), to_kelvin(b, unit_b)) {
+        return Some((x, y));
     }
     let find = |unit: &str| UNITS.iter().find(|(code, _, _)| *code == unit);
     let (Some((_, dimension_a, factor_a)), Some((_, dimension_b, factor_b))) =
@@ -108,6 +140,9 @@ pub fn convert(value: Decimal, from: &str, to: &str) -> Option<Decimal> {
     let (from, to) = (canonical_unit(from), canonical_unit(to));
     if from == to {
         return Some(value);
+    }
+    if let Some(kelvin) = to_kelvin(value, from) {
+        return from_kelvin(kelvin, to);
     }
     let find = |unit: &str| UNITS.iter().find(|(code, _, _)| *code == unit);
     let ((_, dimension_from, factor_from), (_, dimension_to, factor_to)) = (find(from)?, find(to)?);
@@ -176,6 +211,10 @@ pub fn same_dimension(unit_a: &str, unit_b: &str) -> bool {
     if unit_a == unit_b {
         return true;
     }
+    let temperature = |unit: &str| matches!(unit, "K" | "Cel" | "[degF]");
+    if temperature(unit_a) && temperature(unit_b) {
+        return true;
+    }
     let find = |unit: &str| {
         UNITS
             .iter()
@@ -183,4 +222,50 @@ pub fn same_dimension(unit_a: &str, unit_b: &str) -> bool {
             .map(|(_, dim, _)| *dim)
     };
     matches!((find(unit_a), find(unit_b)), (Some(a), Some(b)) if a == b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(text: &str) -> Decimal {
+        Decimal::parse(text).unwrap_or_else(|| Decimal::from_i64(0))
+    }
+
+    #[track_caller]
+    fn check_convert(value: &str, from: &str, to: &str, expected: &str) {
+        let got = convert(d(value), from, to).map(|v| v.round(4));
+        let equal =
+            got.is_some_and(|got| got.cmp_value(&d(expected)) == core::cmp::Ordering::Equal);
+        assert!(
+            equal,
+            "{value} {from} -> {to}: expected {expected}, got {:?}",
+            got.map(|v| v.to_text())
+        );
+    }
+
+    #[test]
+    fn converts_the_units_of_clinical_data() {
+        check_convert("1", "kg", "g", "1000");
+        check_convert("250", "mg", "g", "0.250");
+        check_convert("180", "cm", "m", "1.80");
+        check_convert("70", "[in_i]", "cm", "177.800");
+        check_convert("23", "Cel", "[degF]", "73.4000");
+        check_convert("98.6", "[degF]", "Cel", "37.0000");
+        check_convert("0", "Cel", "K", "273.15");
+        check_convert("2", "h", "min", "120");
+        check_convert("3", "days", "h", "72");
+        assert!(convert(d("1"), "kg", "m").is_none());
+        assert!(convert(d("1"), "year", "d").is_none());
+    }
+
+    #[test]
+    fn units_compare_only_within_their_dimension() {
+        assert!(same_dimension("mg", "kg"));
+        assert!(same_dimension("Cel", "[degF]"));
+        assert!(same_dimension("mm[Hg]", "mm[Hg]"));
+        assert!(same_dimension("%", "%"));
+        assert!(!same_dimension("cm", "s"));
+        assert!(!same_dimension("/min", "mm[Hg]"));
+    }
 }
