@@ -86,9 +86,84 @@ pub struct Expression {
 /// # Errors
 /// [`crate::Error::FhirPathSyntax`] with the offset of the problem.
 pub fn compile(text: &str) -> Result<Expression, crate::Error> {
-    Ok(Expression {
-        ast: parser::parse(text).map_err(crate::Error::FhirPathSyntax)?,
-    })
+    let ast = parser::parse(text).map_err(crate::Error::FhirPathSyntax)?;
+    Ok(Expression { ast: fold(ast) })
+}
+
+/// Constant folding: an operation on literals only (`2 * 3`, `'a' + 'b'`, `-5`, `@2014 + 1 year`)
+/// is computed once at compile time. Whatever fails or has no literal form stays as written, so
+/// errors keep their offsets.
+fn fold(expr: parser::Expr) -> parser::Expr {
+    use alloc::boxed::Box;
+    use parser::Expr;
+    match expr {
+        Expr::Binary(op, left, right, offset) => {
+            let (left, right) = (fold(*left), fold(*right));
+            let both_literal =
+                matches!(left, Expr::Literal(..)) && matches!(right, Expr::Literal(..));
+            let folded = Expr::Binary(op, Box::new(left), Box::new(right), offset);
+            match both_literal.then(|| folded_literal(&folded)).flatten() {
+                Some(literal) => Expr::Literal(literal, offset),
+                None => folded,
+            }
+        }
+        Expr::Negate(operand, negate, offset) => {
+            let operand = fold(*operand);
+            let literal_operand = matches!(operand, Expr::Literal(..));
+            let folded = Expr::Negate(Box::new(operand), negate, offset);
+            match literal_operand.then(|| folded_literal(&folded)).flatten() {
+                Some(literal) => Expr::Literal(literal, offset),
+                None => folded,
+            }
+        }
+        Expr::Member(target, name, offset) => Expr::Member(Box::new(fold(*target)), name, offset),
+        Expr::Call(target, name, args, offset) => Expr::Call(
+            target.map(|target| Box::new(fold(*target))),
+            name,
+            args.into_iter().map(fold).collect(),
+            offset,
+        ),
+        Expr::Index(target, index, offset) => {
+            Expr::Index(Box::new(fold(*target)), Box::new(fold(*index)), offset)
+        }
+        Expr::TypeTest(target, is, type_name, offset) => {
+            Expr::TypeTest(Box::new(fold(*target)), is, type_name, offset)
+        }
+        other => other,
+    }
+}
+
+/// The literal an operation on literals evaluates to, when it has one.
+fn folded_literal(expr: &parser::Expr) -> Option<parser::Literal> {
+    use parser::Literal;
+    let env = Env {
+        resource: None,
+        context: Vec::new(),
+        variables: &[],
+        resolver: None,
+        now: None,
+    };
+    let mut evaluator = eval::Evaluator::new(&env);
+    let result = evaluator.evaluate(expr, &[]).ok()?;
+    let [item] = result.as_slice() else {
+        return None;
+    };
+    match item {
+        Item::Boolean(flag) => Some(Literal::Bool(*flag)),
+        Item::Integer(value) if i32::try_from(*value).is_ok() => {
+            Some(Literal::Number(alloc::format!("{value}")))
+        }
+        // A decimal keeps its type only when written with a point.
+        Item::Decimal(value) if value.to_text().contains('.') => {
+            Some(Literal::Number(value.to_text()))
+        }
+        Item::String(text) => Some(Literal::Str(String::from(text.as_ref()))),
+        Item::Temporal(value) => Some(Literal::DateTime(match value.kind {
+            TemporalKind::Time => alloc::format!("T{}", value.to_text()),
+            _ => value.to_text(),
+        })),
+        _ => None,
+    }
 }
 
 /// Compiles an expression for inputs of a known resource type, checking it against the R4
@@ -441,5 +516,49 @@ impl<'a> Resolver<'a> for LocalResolver<'a> {
             }
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[track_caller]
+    fn folded(text: &str) -> parser::Expr {
+        match compile(text) {
+            Ok(expression) => expression.ast,
+            Err(err) => panic!("{text}: {err}"),
+        }
+    }
+
+    #[test]
+    fn operations_on_literals_fold_at_compile_time() {
+        use parser::{Expr, Literal};
+        assert!(matches!(folded("2 * 3 + 1"), Expr::Literal(Literal::Number(n), _) if n == "7"));
+        assert!(matches!(folded("'a' + 'b'"), Expr::Literal(Literal::Str(s), _) if s == "ab"));
+        assert!(matches!(folded("-5"), Expr::Literal(Literal::Number(n), _) if n == "-5"));
+        assert!(matches!(folded("1.5 * 2"), Expr::Literal(Literal::Number(n), _) if n == "3.0"));
+        assert!(
+            matches!(folded("@2014-01-31 + 1 month"), Expr::Literal(Literal::DateTime(d), _) if d == "2014-02-28")
+        );
+        assert!(matches!(
+            folded("1 < 2 and true"),
+            Expr::Literal(Literal::Bool(true), _)
+        ));
+        // Not folded: no literal form, a runtime error to report with its offset, or data.
+        assert!(matches!(folded("6 / 2"), Expr::Binary(..)));
+        assert!(matches!(folded("1 + 'a'"), Expr::Binary(..)));
+        assert!(matches!(folded("name.count() + 1"), Expr::Binary(..)));
+    }
+
+    #[test]
+    fn unknown_functions_are_compile_errors() {
+        let err = compile("name.givenNames()")
+            .err()
+            .map(|err| alloc::format!("{err}"));
+        assert_eq!(
+            err.as_deref(),
+            Some("unknown function givenNames() at offset 5")
+        );
     }
 }

@@ -180,6 +180,124 @@ fn infix(token: &Token) -> Option<(u8, Option<BinaryOp>)> {
     Some((op.0, Some(op.1)))
 }
 
+/// Every function the evaluator knows; a call to any other name is a compile-time error.
+const FUNCTIONS: &[&str] = &[
+    "abs",
+    "aggregate",
+    "all",
+    "allFalse",
+    "allTrue",
+    "anyFalse",
+    "anyTrue",
+    "as",
+    "avg",
+    "ceiling",
+    "children",
+    "combine",
+    "comparable",
+    "conformsTo",
+    "contains",
+    "convertsToBoolean",
+    "convertsToDate",
+    "convertsToDateTime",
+    "convertsToDecimal",
+    "convertsToInteger",
+    "convertsToLong",
+    "convertsToQuantity",
+    "convertsToString",
+    "convertsToTime",
+    "count",
+    "decode",
+    "defineVariable",
+    "descendants",
+    "distinct",
+    "empty",
+    "encode",
+    "endsWith",
+    "escape",
+    "exclude",
+    "exists",
+    "exp",
+    "extension",
+    "first",
+    "floor",
+    "getValue",
+    "hasValue",
+    "highBoundary",
+    "htmlChecks",
+    "iif",
+    "indexOf",
+    "intersect",
+    "is",
+    "isDistinct",
+    "join",
+    "last",
+    "length",
+    "ln",
+    "log",
+    "lowBoundary",
+    "lower",
+    "matches",
+    "matchesFull",
+    "max",
+    "memberOf",
+    "min",
+    "not",
+    "now",
+    "ofType",
+    "power",
+    "precision",
+    "repeat",
+    "replace",
+    "replaceMatches",
+    "resolve",
+    "round",
+    "select",
+    "single",
+    "skip",
+    "sort",
+    "split",
+    "sqrt",
+    "startsWith",
+    "subsetOf",
+    "substring",
+    "sum",
+    "supersetOf",
+    "tail",
+    "take",
+    "timeOfDay",
+    "toBoolean",
+    "toChars",
+    "toDate",
+    "toDateTime",
+    "toDecimal",
+    "toInteger",
+    "toLong",
+    "toQuantity",
+    "toString",
+    "toTime",
+    "today",
+    "trace",
+    "trim",
+    "truncate",
+    "type",
+    "unescape",
+    "union",
+    "upper",
+    "where",
+];
+
+fn check_function(name: &str, offset: usize) -> Result<(), ParseError> {
+    if FUNCTIONS.contains(&name) {
+        Ok(())
+    } else {
+        Err(ParseError::new(
+            format!("unknown function {name}()"),
+            offset,
+        ))
+    }
+}
+
 /// Keywords that cannot be names without backticks (FHIRPath N1 grammar, `identifier`).
 const RESERVED: &[&str] = &["div", "mod", "and", "or", "xor", "implies", "true", "false"];
 
@@ -311,6 +429,7 @@ impl Parser {
                         }
                     };
                     if self.peek() == &Token::Symbol("(") {
+                        check_function(&name, offset)?;
                         let args = self.arguments()?;
                         expr = Expr::Call(Some(Box::new(expr)), name, args, offset);
                     } else {
@@ -429,6 +548,7 @@ impl Parser {
                     return Ok(Expr::Literal(Literal::Bool(name == "true"), offset));
                 }
                 if self.peek() == &Token::Symbol("(") {
+                    check_function(&name, offset)?;
                     let args = self.arguments()?;
                     return Ok(Expr::Call(None, name, args, offset));
                 }
