@@ -233,6 +233,33 @@ impl<'a, 'e> Evaluator<'a, 'e> {
         }
     }
 
+    /// Evaluates a criterion as a boolean (singleton evaluation): `None` for empty. The common
+    /// shape `path = literal` (and `!=`) is compared without building collections for the
+    /// literal and the answer.
+    fn truth(
+        &mut self,
+        expr: &'a Expr,
+        input: &[Item<'a>],
+        frame: &Frame<'a>,
+        offset: usize,
+    ) -> Result<Option<bool>, EvalError> {
+        if let Expr::Binary(op @ (BinaryOp::Eq | BinaryOp::Ne), left, right, _) = expr {
+            if let Expr::Literal(literal, _) = right.as_ref() {
+                if let Some(literal) = literal_item(literal) {
+                    let values = self.eval(left, input, frame)?;
+                    let equal = match values.as_slice() {
+                        [] => return Ok(None),
+                        [value] => item_equals(value, &literal),
+                        _ => Some(false),
+                    };
+                    return Ok(equal.map(|equal| if *op == BinaryOp::Eq { equal } else { !equal }));
+                }
+            }
+        }
+        let result = self.eval(expr, input, frame)?;
+        to_bool(&result, offset)
+    }
+
     /// Evaluates `arg` once per item of `items`, with `$this`, `$index` (and `$total`) set.
     fn each(
         &mut self,
@@ -481,10 +508,16 @@ impl<'a, 'e> Evaluator<'a, 'e> {
             // Filtering and projection.
             "where" => {
                 arity(1, 1)?;
-                let results = self.each(&args[0], items, None)?;
                 let mut res = Vec::new();
-                for (item, result) in items.iter().zip(results) {
-                    if to_bool(&result, offset)? == Some(true) {
+                for (idx, item) in items.iter().enumerate() {
+                    let frame = Frame {
+                        this: Some(item.clone()),
+                        index: i64::try_from(idx).ok(),
+                        total: None,
+                    };
+                    if self.truth(&args[0], core::slice::from_ref(item), &frame, offset)?
+                        == Some(true)
+                    {
                         res.push(item.clone());
                     }
                 }
@@ -941,6 +974,21 @@ pub(crate) fn system_item(value: System<'_>) -> Item<'_> {
         System::String(text) => Item::String(text),
         System::Temporal(value) => Item::Temporal(value),
         System::Quantity(value, unit) => Item::Quantity(value, unit),
+    }
+}
+
+/// A literal as a single item, without a collection (strings borrowed from the expression);
+/// `None` for literals that are not one plain value.
+fn literal_item(literal: &Literal) -> Option<Item<'_>> {
+    match literal {
+        Literal::Bool(flag) => Some(Item::Boolean(*flag)),
+        Literal::Str(text) => Some(Item::String(Cow::Borrowed(text.as_str()))),
+        Literal::Number(text) if !text.contains('.') && !text.ends_with('L') => text
+            .parse::<i32>()
+            .ok()
+            .map(|value| Item::Integer(i64::from(value))),
+        Literal::Number(text) if !text.ends_with('L') => Decimal::parse(text).map(Item::Decimal),
+        _ => None,
     }
 }
 
