@@ -1,5 +1,5 @@
 // The demo page: reads the pasted resource with hearth-fhir and shows what it found.
-import { inspect, format, version, FhirError } from "hearth-fhir";
+import { inspect, format, evaluate, version, FhirError } from "hearth-fhir";
 
 const EXAMPLE = {
   resourceType: "Patient",
@@ -49,6 +49,25 @@ function run() {
     );
   }
 }
+
+const fhirpathInput = document.querySelector("#fhirpath-input");
+const fhirpathResult = document.querySelector("#fhirpath-result");
+
+function runFhirPath() {
+  try {
+    fhirpathResult.className = "ok";
+    fhirpathResult.textContent = JSON.stringify(evaluate(input.value, fhirpathInput.value));
+  } catch (err) {
+    if (!(err instanceof FhirError)) throw err;
+    fhirpathResult.className = "error";
+    fhirpathResult.textContent = err.outcome.issue.map((issue) => issue.diagnostics).join("; ");
+  }
+}
+
+document.querySelector("#fhirpath-button").addEventListener("click", runFhirPath);
+fhirpathInput.addEventListener("keydown", (event) => {
+  if (event.key === "Enter") runFhirPath();
+});
 
 document.querySelector("#example-button").addEventListener("click", () => {
   input.value = JSON.stringify(EXAMPLE, null, 2);

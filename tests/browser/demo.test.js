@@ -44,6 +44,20 @@ test("the demo inspects the example Patient", async () => {
   await page.screenshot({ path: artifactPath("demo-ok.png"), fullPage: true });
 });
 
+test("the demo evaluates FHIRPath on the resource, and reports a bad expression", async () => {
+  await page.click("#example-button");
+  await page.click("#fhirpath-button");
+  assert.equal(await page.textContent("#fhirpath-result"), '["Peter","James"]');
+  await page.fill("#fhirpath-input", "Patient.name.(");
+  await page.press("#fhirpath-input", "Enter");
+  assert.equal(await page.getAttribute("#fhirpath-result", "class"), "error");
+  assert.match(await page.textContent("#fhirpath-result"), /expected a name after '\.', found '\(' at offset 13/);
+  await page.fill("#fhirpath-input", "Patient.birthDate < today()");
+  await page.press("#fhirpath-input", "Enter");
+  assert.equal(await page.textContent("#fhirpath-result"), "[true]");
+  await page.screenshot({ path: artifactPath("demo-fhirpath.png"), fullPage: true });
+});
+
 test("the demo shows where a broken resource goes wrong", async () => {
   await page.fill("#resource-input", '{\n  "resourceType": "Patient",\n  "id": 7\n}');
   await page.click("#inspect-button");
