@@ -55,6 +55,18 @@ export function inspect(input: FhirInput): ResourceSummary;
  */
 export function format(input: FhirInput, options?: { pretty?: boolean }): string;
 
+/**
+ * Validates a resource against the FHIR R4 base specification: the FHIR JSON rules,
+ * cardinalities, primitive formats, required bindings whose codes the engine carries, and every
+ * invariant of the core definitions. An invalid resource is a result, not an exception: one
+ * issue per finding, with `expression` locating the element; one information issue when
+ * nothing was found.
+ * @example
+ * validate({ resourceType: "Patient", contact: [{ gender: "male" }] }).issue[0].diagnostics;
+ * // "pat-1: SHALL at least contain a contact's details or a reference to an organization"
+ */
+export function validate(input: FhirInput): OperationOutcome;
+
 /** The version of the engine inside the Wasm module. */
 export function version(): string;
 

@@ -116,6 +116,7 @@ fn run_each(
             variables: &collections,
             resolver: Some(&resolver),
             now,
+            root_resource: None,
         };
         let result = expression.evaluate(resource, &options)?;
         res.push(fhirpath::to_json(&result));

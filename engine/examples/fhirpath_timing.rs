@@ -58,6 +58,7 @@ fn main() {
                     variables: &collections,
                     resolver: Some(&resolver),
                     now: None,
+                    root_resource: None,
                 };
                 sink += expression
                     .evaluate(resource, &options)

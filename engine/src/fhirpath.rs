@@ -138,6 +138,7 @@ fn folded_literal(expr: &parser::Expr) -> Option<parser::Literal> {
     use parser::Literal;
     let env = Env {
         resource: None,
+        root_resource: None,
         context: Vec::new(),
         variables: &[],
         resolver: None,
@@ -196,6 +197,8 @@ pub struct Options<'a, 'e> {
     pub resolver: Option<&'e dyn Resolver<'a>>,
     /// The instant `now()`, `today()` and `timeOfDay()` answer with.
     pub now: Option<Temporal>,
+    /// `%rootResource` when it differs from `%resource` (a contained resource's container).
+    pub root_resource: Option<&'a Object>,
 }
 
 impl Expression {
@@ -244,6 +247,10 @@ impl Expression {
         options: &Options<'a, '_>,
     ) -> Result<Collection<'a>, crate::Error> {
         let env = Env {
+            root_resource: options
+                .root_resource
+                .map(Item::Object)
+                .or_else(|| resource.clone()),
             resource,
             context: input.to_vec(),
             variables: options.variables,

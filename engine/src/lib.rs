@@ -27,5 +27,6 @@ pub mod json;
 pub mod model;
 pub mod outcome;
 pub mod resource;
+pub mod validation;
 
 pub use error::{Error, Status};

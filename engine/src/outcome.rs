@@ -47,6 +47,16 @@ pub enum IssueType {
     Exception,
     /// Content invalid against the specification (here: an expression that does not parse).
     Invalid,
+    /// A required element is missing.
+    Required,
+    /// A value is not valid for its type.
+    Value,
+    /// An invariant does not hold.
+    Invariant,
+    /// A code is not in the value set it must come from.
+    CodeInvalid,
+    /// Information only.
+    Informational,
     /// Processing failed (here: an expression that failed while evaluating).
     Processing,
 }
@@ -58,6 +68,11 @@ impl IssueType {
             IssueType::Structure => "structure",
             IssueType::Exception => "exception",
             IssueType::Invalid => "invalid",
+            IssueType::Required => "required",
+            IssueType::Value => "value",
+            IssueType::Invariant => "invariant",
+            IssueType::CodeInvalid => "code-invalid",
+            IssueType::Informational => "informational",
             IssueType::Processing => "processing",
         }
     }

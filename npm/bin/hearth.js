@@ -2,7 +2,7 @@
 // The `hearth` command line: FHIR tools over the same engine as the JS API.
 import { readFile, writeFile, mkdir } from "node:fs/promises";
 import { basename, join } from "node:path";
-import { inspect, format, compile, version, FhirError } from "../src/entry-node.js";
+import { inspect, format, compile, validate, version, FhirError } from "../src/entry-node.js";
 
 const USAGE = `usage: hearth <command> [arguments]
 
@@ -11,6 +11,8 @@ commands:
                                        its resourceType and id, or every problem found
   format [--compact] FILE              print the file's resource in canonical FHIR JSON
   format [--compact] --out DIR FILE... write each file's canonical form to DIR/<file name>
+  validate FILE...                     validate each file against the R4 base specification and
+                                       print its issues; exit code 1 when any file has an error
   fhirpath EXPRESSION FILE...          evaluate a FHIRPath expression on each file's resource and
                                        print the result as a JSON array (one line per file)
   version                              print the engine version
@@ -92,6 +94,25 @@ async function formatCommand(args) {
   });
 }
 
+async function validateCommand(args) {
+  if (args.length === 0) throw new UsageError("hearth validate: expected at least one FILE");
+  let withErrors = 0;
+  const failures = await eachFile(args, (file, bytes) => {
+    const outcome = validate(bytes);
+    const errors = outcome.issue.filter((issue) => issue.severity === "error" || issue.severity === "fatal");
+    if (errors.length > 0) withErrors += 1;
+    for (const issue of outcome.issue) {
+      if (issue.severity === "information" && outcome.issue.length === 1) {
+        console.log(`${file}: valid`);
+        continue;
+      }
+      const where = issue.expression ? ` (${issue.expression.join(", ")})` : "";
+      console.log(`${file}:${position(issue)} ${issue.severity}: ${issue.diagnostics}${where}`);
+    }
+  });
+  return failures + withErrors;
+}
+
 async function fhirpathCommand(args) {
   const [expression, ...files] = args;
   if (expression === undefined || files.length === 0) {
@@ -117,6 +138,8 @@ async function main(args) {
       return (await inspectCommand(rest)) === 0 ? 0 : 1;
     case "format":
       return (await formatCommand(rest)) === 0 ? 0 : 1;
+    case "validate":
+      return (await validateCommand(rest)) === 0 ? 0 : 1;
     case "fhirpath":
       return (await fhirpathCommand(rest)) === 0 ? 0 : 1;
     case "version":

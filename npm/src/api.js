@@ -74,6 +74,24 @@ export function format(input, { pretty = true } = {}) {
 }
 
 /**
+ * Validates a resource against the FHIR R4 base specification: the FHIR JSON rules,
+ * cardinalities, primitive formats, required bindings whose codes the engine carries, and every
+ * invariant of the core definitions. An invalid resource is a result, not an exception.
+ *
+ * @param {string | Uint8Array | ArrayBuffer | object} input FHIR JSON.
+ * @returns {{ resourceType: "OperationOutcome", issue: object[] }} one issue per finding, each
+ *   with severity, code, diagnostics and `expression` (the element's FHIRPath location); a
+ *   single information issue when nothing was found.
+ * @example
+ * validate({ resourceType: "Patient", contact: [{ gender: "male" }] }).issue[0].diagnostics;
+ * // "pat-1: SHALL at least contain a contact's details or a reference to an organization"
+ */
+export function validate(input) {
+  const bytes = toBytes(input);
+  return JSON.parse(call(() => wasm.validate(bytes)));
+}
+
+/**
  * The version of the engine inside the Wasm module.
  * @returns {string}
  */

@@ -35,8 +35,10 @@ pub trait Resolver<'a> {
 
 /// What an evaluation starts from: the environment variables and the resolver.
 pub struct Env<'a, 'e> {
-    /// `%resource` and `%rootResource`.
+    /// `%resource`.
     pub resource: Option<Item<'a>>,
+    /// `%rootResource`: the outermost resource (a contained resource's container).
+    pub root_resource: Option<Item<'a>>,
     /// `%context`.
     pub context: Collection<'a>,
     /// User variables (`%name`), without the `%`.
@@ -210,7 +212,8 @@ impl<'a, 'e> Evaluator<'a, 'e> {
     fn external(&self, name: &str, offset: usize) -> Result<Collection<'a>, EvalError> {
         let text = |value: &str| Ok(vec![Item::String(Cow::Owned(value.to_string()))]);
         match name {
-            "resource" | "rootResource" => Ok(self.env.resource.clone().into_iter().collect()),
+            "resource" => Ok(self.env.resource.clone().into_iter().collect()),
+            "rootResource" => Ok(self.env.root_resource.clone().into_iter().collect()),
             "context" => Ok(self.env.context.clone()),
             "ucum" => text("http://unitsofmeasure.org"),
             "sct" => text("http://snomed.info/sct"),

@@ -1,0 +1,386 @@
+//! Validation against the R4 base specification: cardinality, primitive formats (the spec's
+//! regular expressions), required terminology bindings whose codes the engine carries, and
+//! every invariant of the core StructureDefinitions, evaluated with the FHIRPath engine.
+//!
+//! Findings are results, not failures: an invalid resource yields a list of [`Finding`]s.
+//! Structural rules of FHIR JSON (unknown elements, wrong JSON types) are checked earlier, when
+//! the resource is read ([`crate::json::fhir`]).
+
+use alloc::collections::BTreeMap;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use crate::fhirpath::{self, Expression, Item, LocalResolver, Options};
+use crate::model::{self, BindingStrength, ConstraintSeverity, ElementDef, TypeId, CONSTRAINTS};
+use crate::outcome::{IssueType, OperationOutcome, Severity};
+use crate::resource::{Object, PrimitiveValue, Value};
+
+/// One problem found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// Error, warning or information.
+    pub severity: Severity,
+    /// The issue type.
+    pub code: IssueType,
+    /// What is wrong, for a developer.
+    pub message: String,
+    /// FHIRPath location: `Patient.contact[0]`.
+    pub path: String,
+    /// The invariant's key (`pat-1`), for invariant findings.
+    pub constraint: Option<&'static str>,
+}
+
+/// Validates a resource against the R4 base specification.
+pub fn validate(resource: &Object) -> Vec<Finding> {
+    let mut validator = Validator {
+        findings: Vec::new(),
+        compiled: BTreeMap::new(),
+        regexes: BTreeMap::new(),
+    };
+    let path = String::from(resource.type_def().name);
+    validator.object(resource, resource, resource, &path, true);
+    validator.findings
+}
+
+/// Findings as an OperationOutcome (one information issue when there are none, since an
+/// OperationOutcome must have at least one issue).
+pub fn to_outcome(findings: &[Finding]) -> OperationOutcome {
+    let mut outcome = OperationOutcome::default();
+    for finding in findings {
+        outcome.issues.push(crate::outcome::Issue {
+            severity: finding.severity,
+            code: finding.code,
+            diagnostics: finding.message.clone(),
+            expression: alloc::vec![finding.path.clone()],
+            position: None,
+        });
+    }
+    if outcome.issues.is_empty() {
+        outcome.issues.push(crate::outcome::Issue {
+            severity: Severity::Information,
+            code: IssueType::Informational,
+            diagnostics: String::from("no issues found"),
+            expression: Vec::new(),
+            position: None,
+        });
+    }
+    outcome
+}
+
+struct Validator {
+    findings: Vec<Finding>,
+    /// Compiled invariants by index into [`CONSTRAINTS`]; `None` when one does not compile.
+    compiled: BTreeMap<u16, Option<Expression>>,
+    /// Compiled primitive regexes by type.
+    regexes: BTreeMap<TypeId, Option<regex_automata::meta::Regex>>,
+}
+
+impl Validator {
+    fn find(&mut self, severity: Severity, code: IssueType, message: String, path: &str) {
+        self.findings.push(Finding {
+            severity,
+            code,
+            message,
+            path: String::from(path),
+            constraint: None,
+        });
+    }
+
+    /// Validates `object` at `path`; `resource` is the resource that holds it (`%resource`).
+    /// With `type_constraints`, the invariants of the object's type are checked here; for
+    /// element values the caller checks them together with the element's, once each.
+    ///
+    /// `root` is `%rootResource`: the container for contained resources, and the resource
+    /// itself otherwise (a Bundle entry's resource is its own root).
+    fn object<'a>(
+        &mut self,
+        object: &'a Object,
+        resource: &'a Object,
+        root: &'a Object,
+        path: &str,
+        type_constraints: bool,
+    ) {
+        let def = object.type_def();
+        if type_constraints {
+            let mut evaluated: Vec<u16> = Vec::new();
+            for &constraint in def.constraints {
+                self.constraint(
+                    constraint,
+                    Item::Object(object),
+                    resource,
+                    root,
+                    path,
+                    &mut evaluated,
+                );
+            }
+        }
+        for (element_idx, element) in def.elements.iter().enumerate() {
+            let count = object
+                .fields
+                .iter()
+                .filter(|field| usize::from(field.element) == element_idx)
+                .count();
+            let name = element.name;
+            if count < element.min as usize {
+                let message = if element.min == 1 {
+                    format!("missing required element \"{name}\" (minimum cardinality 1)")
+                } else {
+                    format!(
+                        "expected at least {} values for \"{name}\", found {count}",
+                        element.min
+                    )
+                };
+                self.find(Severity::Error, IssueType::Required, message, path);
+            }
+            if element.max != model::MANY && count > element.max as usize {
+                let message = format!(
+                    "expected at most {} values for \"{name}\", found {count}",
+                    element.max
+                );
+                self.find(Severity::Error, IssueType::Structure, message, path);
+            }
+        }
+        let mut index_in_element = 0;
+        let mut previous = None;
+        for field in &object.fields {
+            index_in_element = if previous == Some(field.element) {
+                index_in_element + 1
+            } else {
+                0
+            };
+            previous = Some(field.element);
+            let Some(element) = def.elements.get(usize::from(field.element)) else {
+                continue;
+            };
+            let Some(element_type) = element.types.get(usize::from(field.choice)) else {
+                continue;
+            };
+            let child_path = if element.is_array() {
+                format!("{path}.{}[{index_in_element}]", element.name)
+            } else {
+                format!("{path}.{}", element.name)
+            };
+            let item = Item::from_value(&field.value, element_type.type_id);
+            let mut child_evaluated: Vec<u16> = Vec::new();
+            for &constraint in element.constraints {
+                self.constraint(
+                    constraint,
+                    item.clone(),
+                    resource,
+                    root,
+                    &child_path,
+                    &mut child_evaluated,
+                );
+            }
+            self.binding(element, &field.value, element_type.type_id, &child_path);
+            match &field.value {
+                Value::Complex(inner) => {
+                    let inner_def = inner.type_def();
+                    for &constraint in inner_def.constraints {
+                        self.constraint(
+                            constraint,
+                            item.clone(),
+                            resource,
+                            root,
+                            &child_path,
+                            &mut child_evaluated,
+                        );
+                    }
+                    self.object(inner, resource, root, &child_path, false);
+                }
+                Value::Resource(inner) => {
+                    let inner_root = if element.name == "contained" {
+                        root
+                    } else {
+                        &**inner
+                    };
+                    self.object(inner, inner, inner_root, &child_path, true);
+                }
+                Value::Primitive(primitive) => {
+                    if let Some(value) = &primitive.value {
+                        self.primitive(element_type.type_id, value, &child_path);
+                    }
+                    if let Some(companion) = &primitive.companion {
+                        self.object(companion, resource, root, &child_path, false);
+                    }
+                }
+            }
+        }
+    }
+
+    fn constraint<'a>(
+        &mut self,
+        idx: u16,
+        item: Item<'a>,
+        resource: &'a Object,
+        root: &'a Object,
+        path: &str,
+        evaluated: &mut Vec<u16>,
+    ) {
+        if evaluated.contains(&idx) {
+            return;
+        }
+        evaluated.push(idx);
+        let Some(constraint) = CONSTRAINTS.get(usize::from(idx)) else {
+            return;
+        };
+        if constraint.expression.is_empty() {
+            return;
+        }
+        let compiled = self
+            .compiled
+            .entry(idx)
+            .or_insert_with(|| fhirpath::compile(constraint.expression).ok());
+        let Some(expression) = compiled.as_ref() else {
+            let message = format!(
+                "{}: the invariant could not be compiled, so it was not checked",
+                constraint.key
+            );
+            self.findings.push(Finding {
+                severity: Severity::Information,
+                code: IssueType::Informational,
+                message,
+                path: String::from(path),
+                constraint: Some(constraint.key),
+            });
+            return;
+        };
+        let resolver = LocalResolver::new(root);
+        let options = Options {
+            resolver: Some(&resolver),
+            root_resource: Some(root),
+            ..Options::default()
+        };
+        // The expression is borrowed from the map only for this evaluation.
+        let expression: &Expression = expression;
+        let outcome = expression.evaluate_items(
+            core::slice::from_ref(&item),
+            Some(Item::Object(resource)),
+            &options,
+        );
+        let holds = match outcome {
+            Ok(result) => !matches!(result.as_slice(), [Item::Boolean(false)]),
+            Err(err) => {
+                let message = format!(
+                    "{}: the invariant could not be evaluated ({err}), so it was not checked",
+                    constraint.key
+                );
+                self.findings.push(Finding {
+                    severity: Severity::Information,
+                    code: IssueType::Informational,
+                    message,
+                    path: String::from(path),
+                    constraint: Some(constraint.key),
+                });
+                return;
+            }
+        };
+        if !holds {
+            let severity = match constraint.severity {
+                ConstraintSeverity::Error => Severity::Error,
+                ConstraintSeverity::Warning => Severity::Warning,
+            };
+            self.findings.push(Finding {
+                severity,
+                code: IssueType::Invariant,
+                message: format!("{}: {}", constraint.key, constraint.human),
+                path: String::from(path),
+                constraint: Some(constraint.key),
+            });
+        }
+    }
+
+    fn primitive(&mut self, type_id: TypeId, value: &PrimitiveValue, path: &str) {
+        let def = model::type_def(type_id);
+        let text = match value {
+            PrimitiveValue::String(text) | PrimitiveValue::Number(text) => text.as_str(),
+            PrimitiveValue::Boolean(_) => return,
+        };
+        let Some(pattern) = def.primitive.and_then(|primitive| primitive.regex) else {
+            return;
+        };
+        let regex = self.regexes.entry(type_id).or_insert_with(|| {
+            // The specification's regexes are Java's, where \s and \S are ASCII classes.
+            let java = pattern
+                .replace("\\S", "[^ \\t\\n\\x0B\\f\\r]")
+                .replace("\\s", "[ \\t\\n\\x0B\\f\\r]");
+            let anchored = format!("^(?:{java})$");
+            regex_automata::meta::Regex::new(&anchored).ok()
+        });
+        if let Some(regex) = regex {
+            if !regex.is_match(text) {
+                let shown: String = text.chars().take(60).collect();
+                let message = format!("expected a valid {} value, found \"{shown}\"", def.name);
+                self.find(Severity::Error, IssueType::Value, message, path);
+            }
+        }
+    }
+
+    /// Required bindings whose value set the engine carries.
+    fn binding(&mut self, element: &ElementDef, value: &Value, type_id: TypeId, path: &str) {
+        let Some(binding) = element.binding else {
+            return;
+        };
+        if binding.strength != BindingStrength::Required {
+            return;
+        }
+        let Some(codes) = binding
+            .value_set_idx
+            .and_then(|idx| model::VALUE_SETS.get(usize::from(idx)))
+            .and_then(|vs| vs.codes)
+        else {
+            return;
+        };
+        let in_value_set = |system: Option<&str>, code: &str| {
+            codes.iter().any(|(sys, c)| {
+                *c == code
+                    && system.is_none_or(|system| {
+                        model::CODE_SYSTEMS.get(usize::from(*sys)) == Some(&system)
+                    })
+            })
+        };
+        let type_name = model::type_def(type_id).name;
+        let text_of = |object: &Object, name: &str| -> Option<String> {
+            match object.values(name).next()? {
+                Value::Primitive(primitive) => match &primitive.value {
+                    Some(PrimitiveValue::String(text)) => Some(text.clone()),
+                    _ => None,
+                },
+                _ => None,
+            }
+        };
+        let coding_ok = |coding: &Object| match text_of(coding, "code") {
+            Some(code) => in_value_set(text_of(coding, "system").as_deref(), &code),
+            None => true,
+        };
+        let ok = match (type_name, value) {
+            ("code", Value::Primitive(primitive)) => match &primitive.value {
+                Some(PrimitiveValue::String(code)) => in_value_set(None, code),
+                _ => true,
+            },
+            ("Coding", Value::Complex(coding)) => coding_ok(coding),
+            ("CodeableConcept", Value::Complex(concept)) => {
+                let codings: Vec<&Object> = concept
+                    .values("coding")
+                    .filter_map(|value| match value {
+                        Value::Complex(coding) => Some(coding),
+                        _ => None,
+                    })
+                    .collect();
+                codings.is_empty()
+                    || codings
+                        .iter()
+                        .any(|coding| text_of(coding, "code").is_some() && coding_ok(coding))
+            }
+            _ => true,
+        };
+        if !ok {
+            let message = format!(
+                "the value is not in the required value set {}",
+                binding.value_set
+            );
+            self.find(Severity::Error, IssueType::CodeInvalid, message, path);
+        }
+    }
+}

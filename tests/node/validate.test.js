@@ -1,0 +1,49 @@
+// Validation through the package and the CLI.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { validate } from "hearth-fhir";
+import { NPM_DIR, FIXTURES } from "../lib/paths.js";
+
+const summary = (outcome) => outcome.issue.map((issue) => [issue.severity, issue.code, issue.diagnostics, issue.expression?.[0]]);
+
+test("a valid resource gives one information issue", () => {
+  const outcome = validate({
+    resourceType: "Patient",
+    text: { status: "generated", div: '<div xmlns="http://www.w3.org/1999/xhtml">Peter Chalmers</div>' },
+    name: [{ family: "Chalmers" }],
+  });
+  assert.deepEqual(summary(outcome), [["information", "informational", "no issues found", undefined]]);
+});
+
+test("invariants, cardinality, formats and required bindings are checked", () => {
+  const outcome = validate({
+    resourceType: "Observation",
+    text: { status: "generated", div: '<div xmlns="http://www.w3.org/1999/xhtml">x</div>' },
+    status: "finalised",
+    code: { text: "weight" },
+    effectiveDateTime: "2020-13-01",
+    referenceRange: [{ text: "normal" }],
+    component: [{ code: { text: "a" } }],
+  });
+  assert.deepEqual(summary(outcome), [
+    ["error", "code-invalid", "the value is not in the required value set http://hl7.org/fhir/ValueSet/observation-status", "Observation.status"],
+    ["error", "value", 'expected a valid dateTime value, found "2020-13-01"', "Observation.effective"],
+  ]);
+  const contact = validate({ resourceType: "Patient", contact: [{ gender: "male" }] });
+  assert.ok(summary(contact).some(([severity, , diagnostics, where]) => severity === "error" && diagnostics.startsWith("pat-1:") && where === "Patient.contact[0]"));
+  const missing = validate({ resourceType: "Observation", code: { text: "x" } });
+  assert.ok(summary(missing).some(([severity, code, diagnostics]) => severity === "error" && code === "required" && diagnostics.includes('"status"')));
+});
+
+test("content that cannot be read is reported in the outcome, not thrown", () => {
+  const outcome = validate('{"resourceType":"Patient","foo":1}');
+  assert.deepEqual(summary(outcome), [["error", "structure", 'unknown element "foo"', "Patient.foo"]]);
+});
+
+test("hearth validate prints issues and exits 1 when a file has errors", () => {
+  const run = spawnSync(process.execPath, [`${NPM_DIR}/bin/hearth.js`, "validate", `${FIXTURES}/patient.json`, `${FIXTURES}/patient-bad-elements.json`], { encoding: "utf8" });
+  assert.match(run.stdout, /patient\.json: warning: dom-6: A resource should have narrative for robust management \(Patient\)/);
+  assert.match(run.stdout, /patient-bad-elements\.json:3:3: error: unknown element "nickname" \(Patient\.nickname\)/);
+  assert.equal(run.status, 1);
+});
