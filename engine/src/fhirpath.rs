@@ -569,3 +569,22 @@ mod tests {
         );
     }
 }
+#[cfg(test)]
+mod chain_tests {
+    use super::*;
+    #[test]
+    fn long_union_chains_evaluate() {
+        let mut text = String::from("('c0'");
+        for idx in 1..600 {
+            text.push_str(&alloc::format!(" | 'c{idx}'"));
+        }
+        text.push_str(").count()");
+        let patient = crate::json::fhir::parse_resource(br#"{"resourceType":"Patient"}"#)
+            .unwrap_or_else(|err| panic!("{err}"));
+        let expression = compile(&text).unwrap_or_else(|err| panic!("{err}"));
+        let got = expression
+            .evaluate(&patient, &Options::default())
+            .map(|r| to_json(&r));
+        assert_eq!(got.ok().as_deref(), Some("[600]"));
+    }
+}

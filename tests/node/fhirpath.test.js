@@ -97,3 +97,38 @@ test("hostile expressions end in an error or a result, never a crash", () => {
   );
   assert.deepEqual(evaluate(patient, "Patient.name.first()"), [patient.name[0]]);
 });
+
+test("edge cases that once crashed or misbehaved give results or FhirErrors", () => {
+  const q = (text) => `'${text}'`;
+  // i128 overflow in decimal div/mod, and negating the least Long.
+  assert.deepEqual(evaluate(patient, `(${q("-85070591730234615865843651857942052864")}.toDecimal() * 2) div -1`), []);
+  assert.deepEqual(evaluate(patient, "-(-9223372036854775807L - 1)"), []);
+  // sort() on dates of mixed precision and on mixed kinds: a total order, no panic.
+  const dates = ["@2012-11", "@2012", "@2012-03-14", "@2011", "@2013-01", "@2010", "@2010-02-12T10:00"];
+  const sorted = evaluate(patient, `@2010-02-12${dates.map((d) => `.combine(${d})`).join("").repeat(3)}.sort()`);
+  assert.equal(sorted.length, 22);
+  assert.deepEqual(sorted.slice(0, 3), ["2010", "2010", "2010"]);
+  assert.deepEqual(evaluate(patient, "(1 | 'a' | 2 | true).sort()"), [true, 1, 2, "a"]);
+  // Long chains: folded, evaluated along the chain, or refused with a limit; never a stack overflow.
+  assert.deepEqual(evaluate(patient, "1" + "+1".repeat(999)), [1000]);
+  assert.throws(() => compile("1" + "+1".repeat(1500)), /at most 1000 operators in a row/);
+  const codes = Array.from({ length: 600 }, (_, idx) => q(`c${idx}`)).join(" | ");
+  assert.deepEqual(evaluate(patient, `(${codes}).count()`), [600]);
+  assert.deepEqual(evaluate(patient, `${q("c5")} in (${codes})`), [true]);
+  assert.throws(() => compile("Patient" + ".name".repeat(1500)), /at most 1000 steps in a path/);
+  // Growing strings hit the step budget instead of memory.
+  const grow = `${q("xxxxxxxxxx")}${`.replace(${q("x")}, ${q("xxxxxxxxxx")})`.repeat(8)}.length()`;
+  assert.throws(() => evaluate(patient, grow), (err) => err instanceof FhirError && /steps/.test(err.message));
+  // Date arithmetic outside the years 1 to 9999 is an error, not a wrong date.
+  assert.throws(() => evaluate(patient, "@2014-01-01 + 9223372036854775807 days"), /years 1 to 9999/);
+  assert.throws(() => evaluate(patient, "@9999-12-31 + 1 day"), /years 1 to 9999/);
+  // Semantics the review caught.
+  assert.deepEqual(evaluate(patient, "Patient.exists(active)"), [true]);
+  assert.deepEqual(evaluate(patient, "(1).combine(1) ~ (1 | 2)"), [false]);
+  assert.deepEqual(evaluate(patient, "@2014-01-01T10+02:00 = @2014-01-01T08Z"), [true]);
+  assert.deepEqual(evaluate(patient, "-2147483648"), [-2147483648]);
+  assert.throws(() => compile("Coding.subsumes(%c)"), /subsumes\(\) is not supported: it needs a terminology server/);
+  const iif = compile("Patient.name.first().iif(use = 'official', family, given.first())", { resourceType: "Patient" });
+  assert.deepEqual(iif.evaluate(patient), ["Chalmers"]);
+  compile("QuestionnaireResponse.repeat(item | answer)", { resourceType: "QuestionnaireResponse" });
+});

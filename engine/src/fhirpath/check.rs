@@ -228,7 +228,13 @@ pub(crate) fn check(
             };
             let mut arg_shapes = Vec::new();
             for arg in args {
-                let shape = if ITERATING.contains(&name.as_str()) {
+                let shape = if name == "repeat" {
+                    // Later rounds of repeat() see the argument's own results: any type.
+                    let any = Shape::unknown();
+                    check(arg, &any, &any, root)?
+                } else if ITERATING.contains(&name.as_str())
+                    || (target.is_some() && matches!(name.as_str(), "iif" | "defineVariable"))
+                {
                     check(arg, &item, &item, root)?
                 } else if matches!(name.as_str(), "ofType" | "as" | "is") {
                     Shape::unknown()

@@ -171,8 +171,8 @@ impl Temporal {
     /// value has a zone and a time.
     fn components(&self) -> [i64; 6] {
         let mut value = *self;
-        if let (Some(offset), Some(_)) = (self.offset, self.minute) {
-            value = value.add_minutes(-i64::from(offset));
+        if let (Some(offset), Some(_)) = (self.offset, self.hour) {
+            value = value.add_minutes(-i64::from(offset)).unwrap_or(value);
         }
         let second_ms = value.second.map_or(0, |s| {
             i64::from(s) * 1000 + value.millis.map_or(0, |(ms, _)| i64::from(ms))
@@ -185,6 +185,24 @@ impl Temporal {
             value.minute.map_or(0, i64::from),
             second_ms,
         ]
+    }
+
+    /// A key that orders all values totally (for `sort()`): the components in UTC, missing ones
+    /// first, then the precision.
+    pub fn sort_key(&self) -> ([i64; 6], usize) {
+        let mut key = self.components();
+        let present = self.precision()
+            + if self.kind == TemporalKind::Time {
+                3
+            } else {
+                0
+            };
+        for (idx, slot) in key.iter_mut().enumerate() {
+            if idx >= present {
+                *slot = -1;
+            }
+        }
+        (key, present)
     }
 
     /// Compares two values of the same kind. `None` when the answer depends on digits one of
@@ -219,19 +237,21 @@ impl Temporal {
         (precision_a == precision_b).then_some(Ordering::Equal)
     }
 
-    /// Adds minutes (negative to subtract), carrying into hours, days, months and years.
-    pub fn add_minutes(&self, minutes: i64) -> Temporal {
-        self.add_millis(minutes * 60_000)
+    /// Adds minutes (negative to subtract), carrying into hours, days, months and years;
+    /// `None` when the result leaves the years 1 to 9999.
+    pub fn add_minutes(&self, minutes: i64) -> Option<Temporal> {
+        self.add_millis(minutes.checked_mul(60_000)?)
     }
 
-    /// Adds milliseconds to the time part, carrying into the date part.
-    pub fn add_millis(&self, millis: i64) -> Temporal {
+    /// Adds milliseconds to the time part, carrying into the date part (a time wraps around
+    /// midnight); `None` when the result leaves the years 1 to 9999.
+    pub fn add_millis(&self, millis: i64) -> Option<Temporal> {
         let mut res = *self;
         let current = i64::from(self.hour.unwrap_or(0)) * 3_600_000
             + i64::from(self.minute.unwrap_or(0)) * 60_000
             + i64::from(self.second.unwrap_or(0)) * 1000
             + self.millis.map_or(0, |(ms, _)| i64::from(ms));
-        let total = current + millis;
+        let total = current.checked_add(millis)?;
         let days = total.div_euclid(86_400_000);
         let rest = total.rem_euclid(86_400_000);
         if self.hour.is_some() {
@@ -247,42 +267,54 @@ impl Temporal {
             res.millis = Some(((rest % 1000) as u16, digits));
         }
         if days != 0 && self.kind != TemporalKind::Time && self.day.is_some() {
-            res = res.add_days(days);
+            res = res.add_days(days)?;
         }
-        res
+        Some(res)
     }
 
-    /// Adds days, carrying into months and years.
-    pub fn add_days(&self, days: i64) -> Temporal {
+    /// Adds days, carrying into months and years; `None` outside the years 1 to 9999.
+    pub fn add_days(&self, days: i64) -> Option<Temporal> {
         let mut res = *self;
         let (Some(month), Some(day)) = (self.month, self.day) else {
-            return res;
+            return Some(res);
         };
+        // More than 10,000 years of days cannot stay within the years 1 to 9999.
+        if days.unsigned_abs() > 3_700_000 {
+            return None;
+        }
         let ordinal =
             days_from_civil(i64::from(self.year), u32::from(month), u32::from(day)) + days;
         let (year, month, day) = civil_from_days(ordinal);
-        res.year = i32::try_from(year).unwrap_or(self.year);
+        res.year = i32::try_from(year)
+            .ok()
+            .filter(|year| (1..=9999).contains(year))?;
         res.month = Some(month as u8);
         res.day = Some(day as u8);
-        res
+        Some(res)
     }
 
-    /// Adds calendar months (the day is clamped to the end of the month).
-    pub fn add_months(&self, months: i64) -> Temporal {
+    /// Adds calendar months (the day is clamped to the end of the month); `None` outside the
+    /// years 1 to 9999.
+    pub fn add_months(&self, months: i64) -> Option<Temporal> {
         let mut res = *self;
+        if months.unsigned_abs() > 120_000 {
+            return None;
+        }
         let Some(month) = self.month else {
-            res.year = self
-                .year
-                .saturating_add(i32::try_from(months / 12).unwrap_or(0));
-            return res;
+            res.year = i32::try_from(i64::from(self.year) + months / 12)
+                .ok()
+                .filter(|year| (1..=9999).contains(year))?;
+            return Some(res);
         };
         let index = i64::from(self.year) * 12 + i64::from(month) - 1 + months;
-        res.year = i32::try_from(index.div_euclid(12)).unwrap_or(self.year);
+        res.year = i32::try_from(index.div_euclid(12))
+            .ok()
+            .filter(|year| (1..=9999).contains(year))?;
         res.month = Some((index.rem_euclid(12) + 1) as u8);
         if let Some(day) = self.day {
             res.day = Some(day.min(days_in_month(res.year, res.month.unwrap_or(1))));
         }
-        res
+        Some(res)
     }
 
     /// The value as FHIRPath/FHIR text (without `@`).

@@ -168,7 +168,7 @@ impl Decimal {
             return None;
         }
         Some(Decimal {
-            mantissa: a / b,
+            mantissa: a.checked_div(b)?,
             scale: 0,
         })
     }
@@ -180,7 +180,7 @@ impl Decimal {
             return None;
         }
         Some(Decimal {
-            mantissa: a % b,
+            mantissa: a.checked_rem(b)?,
             scale,
         })
     }
@@ -284,7 +284,8 @@ impl Decimal {
     /// Absolute value.
     pub fn abs(self) -> Self {
         Decimal {
-            mantissa: self.mantissa.abs(),
+            // Saturates for the one value with no positive counterpart (i128::MIN).
+            mantissa: self.mantissa.saturating_abs(),
             scale: self.scale,
         }
     }
@@ -292,7 +293,7 @@ impl Decimal {
     /// `-self`.
     pub fn negated(self) -> Self {
         Decimal {
-            mantissa: -self.mantissa,
+            mantissa: self.mantissa.saturating_neg(),
             scale: self.scale,
         }
     }

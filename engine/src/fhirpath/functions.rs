@@ -694,7 +694,7 @@ fn replace_all(regex: &regex_automata::meta::Regex, text: &str, substitution: &s
             if ch == '$' && chars.peek().is_some_and(char::is_ascii_digit) {
                 let mut number = 0usize;
                 while let Some(digit) = chars.peek().and_then(|c| c.to_digit(10)) {
-                    number = number * 10 + digit as usize;
+                    number = number.saturating_mul(10).saturating_add(digit as usize);
                     chars.next();
                 }
                 if let Some(span) = caps.get_group(number) {
@@ -908,7 +908,11 @@ fn temporal_boundary(value: &Temporal, precision: Option<i64>, high: bool) -> Op
                 month: res.month.or(Some(1)),
                 ..res
             };
-            probe.add_months(1).add_days(-1).day.unwrap_or(28)
+            probe
+                .add_months(1)
+                .and_then(|next| next.add_days(-1))
+                .and_then(|last| last.day)
+                .unwrap_or(28)
         };
         res.day = fill(value.day, 1, last_day, level >= 3);
     }

@@ -11,6 +11,9 @@ use super::ParseError;
 
 /// Deepest nesting of sub-expressions accepted.
 pub(crate) const MAX_DEPTH: usize = 200;
+/// Longest run of operators or member steps in a row (`a | b | c ...`, `a.b.c...`): each adds
+/// a level to the tree, which compiling and evaluating walk.
+pub(crate) const MAX_CHAIN: usize = 1000;
 
 /// A literal value of the language.
 #[derive(Debug, Clone, PartialEq)]
@@ -287,14 +290,31 @@ const FUNCTIONS: &[&str] = &[
     "where",
 ];
 
+/// FHIR functions of R4 §2.3 that need what the engine does not have yet.
+const UNSUPPORTED: &[(&str, &str)] = &[
+    ("subsumes", "a terminology server"),
+    ("subsumedBy", "a terminology server"),
+    ("slice", "profiles"),
+    ("checkModifiers", "profiles"),
+    ("elementDefinition", "profiles"),
+];
+
 fn check_function(name: &str, offset: usize) -> Result<(), ParseError> {
     if FUNCTIONS.contains(&name) {
-        Ok(())
-    } else {
-        Err(ParseError::new(
+        return Ok(());
+    }
+    match UNSUPPORTED
+        .iter()
+        .find(|(unsupported, _)| *unsupported == name)
+    {
+        Some((_, needs)) => Err(ParseError::new(
+            format!("{name}() is not supported: it needs {needs}"),
+            offset,
+        )),
+        None => Err(ParseError::new(
             format!("unknown function {name}()"),
             offset,
-        ))
+        )),
     }
 }
 
@@ -363,9 +383,17 @@ impl Parser {
             ));
         }
         let mut left = self.unary()?;
+        let mut chain = 0;
         while let Some((power, op)) = infix(self.peek()) {
             if power <= min_power {
                 break;
+            }
+            chain += 1;
+            if chain > MAX_CHAIN {
+                return Err(ParseError::new(
+                    format!("expected at most {MAX_CHAIN} operators in a row, found more"),
+                    self.offset(),
+                ));
             }
             let offset = self.offset();
             let token = self.next();
@@ -388,6 +416,17 @@ impl Parser {
     fn unary(&mut self) -> Result<Expr, ParseError> {
         let offset = self.offset();
         match self.peek() {
+            Token::Symbol("-")
+                if matches!(
+                    self.tokens.get(self.pos + 1).map(|t| &t.token),
+                    Some(Token::Number(_))
+                ) =>
+            {
+                // `-2147483648` is the least Integer: the sign belongs to the literal.
+                self.pos += 1;
+                let operand = self.postfix_from_negative_number(offset)?;
+                Ok(operand)
+            }
             Token::Symbol("-") | Token::Symbol("+") => {
                 let negate = matches!(self.next(), Token::Symbol("-"));
                 self.depth += 1;
@@ -405,9 +444,48 @@ impl Parser {
         }
     }
 
+    /// After a `-` directly before a number: the negative literal, then any postfix steps
+    /// (`-1.abs()` is `-(1.abs())` by the grammar, so a step keeps the negation outside).
+    fn postfix_from_negative_number(&mut self, offset: usize) -> Result<Expr, ParseError> {
+        if matches!(
+            self.tokens.get(self.pos + 1).map(|t| &t.token),
+            Some(Token::Symbol(".") | Token::Symbol("["))
+        ) || matches!(
+            self.tokens.get(self.pos + 1).map(|t| &t.token),
+            Some(Token::Str(_))
+        ) {
+            let operand = self.postfix()?;
+            return Ok(Expr::Negate(Box::new(operand), true, offset));
+        }
+        match self.next() {
+            Token::Number(text) => match self.peek().clone() {
+                Token::Ident(unit, false) if CALENDAR_UNITS.contains(&unit.as_str()) => {
+                    self.pos += 1;
+                    Ok(Expr::Literal(
+                        Literal::Quantity(format!("-{text}"), unit),
+                        offset,
+                    ))
+                }
+                _ => Ok(Expr::Literal(Literal::Number(format!("-{text}")), offset)),
+            },
+            other => Err(ParseError::new(
+                format!("expected a number, found {}", describe(&other)),
+                offset,
+            )),
+        }
+    }
+
     fn postfix(&mut self) -> Result<Expr, ParseError> {
         let mut expr = self.term()?;
+        let mut chain = 0;
         loop {
+            chain += 1;
+            if chain > MAX_CHAIN {
+                return Err(ParseError::new(
+                    format!("expected at most {MAX_CHAIN} steps in a path, found more"),
+                    self.offset(),
+                ));
+            }
             match self.peek() {
                 Token::Symbol(".") => {
                     self.pos += 1;

@@ -209,6 +209,38 @@ impl System<'_> {
         }
     }
 
+    /// A total order for `sort()`: values of one kind by value (temporal values by their
+    /// components, missing ones first), different kinds in a fixed order. Unlike [`compare`],
+    /// it never answers "unknown", so sorting cannot see an inconsistent order.
+    ///
+    /// [`compare`]: System::compare
+    pub fn sort_cmp(&self, other: &System<'_>) -> Ordering {
+        let rank = |value: &System<'_>| match value {
+            System::Boolean(_) => 0,
+            System::Integer(_) | System::Decimal(_) => 1,
+            System::String(_) => 2,
+            System::Temporal(_) => 3,
+            System::Quantity(..) => 4,
+        };
+        let decimal = |value: &System<'_>| match value {
+            System::Integer(value) => Some(Decimal::from_i64(*value)),
+            System::Decimal(value) => Some(*value),
+            _ => None,
+        };
+        match (self, other) {
+            (System::Boolean(a), System::Boolean(b)) => a.cmp(b),
+            (System::String(a), System::String(b)) => a.cmp(b),
+            (System::Temporal(a), System::Temporal(b)) => a.sort_key().cmp(&b.sort_key()),
+            (System::Quantity(a, unit_a), System::Quantity(b, unit_b)) => {
+                unit_a.cmp(unit_b).then_with(|| a.cmp_value(b))
+            }
+            _ => match (decimal(self), decimal(other)) {
+                (Some(a), Some(b)) => a.cmp_value(&b),
+                _ => rank(self).cmp(&rank(other)),
+            },
+        }
+    }
+
     /// `=`: `Some(true/false)`, or `None` when the result is empty (precision differs).
     pub fn equals(&self, other: &System<'_>) -> Option<bool> {
         match (self, other) {
