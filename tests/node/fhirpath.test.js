@@ -128,6 +128,8 @@ test("edge cases that once crashed or misbehaved give results or FhirErrors", ()
   assert.deepEqual(evaluate(patient, "@2014-01-01T10+02:00 = @2014-01-01T08Z"), [true]);
   assert.deepEqual(evaluate(patient, "-2147483648"), [-2147483648]);
   assert.throws(() => compile("Coding.subsumes(%c)"), /subsumes\(\) is not supported: it needs a terminology server/);
+  assert.throws(() => evaluate(patient, "'abc'.substring()"), /expected 1 to 2 arguments for substring\(\), found 0/);
+  assert.throws(() => evaluate(patient, "'abc'.upper(1)"), /expected 0 arguments for upper\(\), found 1/);
   const iif = compile("Patient.name.first().iif(use = 'official', family, given.first())", { resourceType: "Patient" });
   assert.deepEqual(iif.evaluate(patient), ["Chalmers"]);
   compile("QuestionnaireResponse.repeat(item | answer)", { resourceType: "QuestionnaireResponse" });

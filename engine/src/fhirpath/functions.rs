@@ -61,6 +61,66 @@ fn string_item<'a>(text: String) -> Item<'a> {
     Item::String(Cow::Owned(text))
 }
 
+/// How many arguments each value function takes (least, most).
+const ARITY: &[(&str, usize, usize)] = &[
+    ("toBoolean", 0, 0),
+    ("toInteger", 0, 0),
+    ("toLong", 0, 0),
+    ("toDecimal", 0, 0),
+    ("toString", 0, 0),
+    ("toDate", 0, 0),
+    ("toDateTime", 0, 0),
+    ("toTime", 0, 0),
+    ("toQuantity", 0, 1),
+    ("convertsToBoolean", 0, 0),
+    ("convertsToInteger", 0, 0),
+    ("convertsToLong", 0, 0),
+    ("convertsToDecimal", 0, 0),
+    ("convertsToString", 0, 0),
+    ("convertsToDate", 0, 0),
+    ("convertsToDateTime", 0, 0),
+    ("convertsToTime", 0, 0),
+    ("convertsToQuantity", 0, 1),
+    ("indexOf", 1, 1),
+    ("substring", 1, 2),
+    ("startsWith", 1, 1),
+    ("endsWith", 1, 1),
+    ("contains", 1, 1),
+    ("upper", 0, 0),
+    ("lower", 0, 0),
+    ("replace", 2, 2),
+    ("length", 0, 0),
+    ("toChars", 0, 0),
+    ("trim", 0, 0),
+    ("split", 1, 1),
+    ("encode", 1, 1),
+    ("decode", 1, 1),
+    ("escape", 1, 1),
+    ("unescape", 1, 1),
+    ("matches", 1, 1),
+    ("matchesFull", 1, 1),
+    ("replaceMatches", 2, 2),
+    ("join", 0, 1),
+    ("comparable", 1, 1),
+    ("abs", 0, 0),
+    ("ceiling", 0, 0),
+    ("floor", 0, 0),
+    ("truncate", 0, 0),
+    ("round", 0, 1),
+    ("sqrt", 0, 0),
+    ("exp", 0, 0),
+    ("ln", 0, 0),
+    ("log", 1, 1),
+    ("power", 1, 1),
+    ("precision", 0, 0),
+    ("lowBoundary", 0, 1),
+    ("highBoundary", 0, 1),
+    ("sum", 0, 0),
+    ("min", 0, 0),
+    ("max", 0, 0),
+    ("avg", 0, 0),
+];
+
 /// Calls a function whose arguments have been evaluated against the call's input.
 #[allow(clippy::too_many_lines)]
 pub(crate) fn call_value_function<'a>(
@@ -69,6 +129,22 @@ pub(crate) fn call_value_function<'a>(
     items: &[Item<'a>],
     offset: usize,
 ) -> Result<Collection<'a>, EvalError> {
+    if let Some((_, min, max)) = ARITY.iter().find(|(function, _, _)| *function == name) {
+        if args.len() < *min || args.len() > *max {
+            let expected = if min == max {
+                format!("{min}")
+            } else {
+                format!("{min} to {max}")
+            };
+            return err(
+                format!(
+                    "expected {expected} arguments for {name}(), found {}",
+                    args.len()
+                ),
+                offset,
+            );
+        }
+    }
     let input = || -> Result<Option<System<'a>>, EvalError> {
         Ok(single(items, offset)?.and_then(Item::to_system))
     };
