@@ -117,6 +117,7 @@ fn run_each(
             resolver: Some(&resolver),
             now,
             root_resource: None,
+            lenient_as: false,
         };
         let result = expression.evaluate(resource, &options)?;
         res.push(fhirpath::to_json(&result));

@@ -59,6 +59,7 @@ fn main() {
                     resolver: Some(&resolver),
                     now: None,
                     root_resource: None,
+                    lenient_as: false,
                 };
                 sink += expression
                     .evaluate(resource, &options)

@@ -143,6 +143,7 @@ fn folded_literal(expr: &parser::Expr) -> Option<parser::Literal> {
         variables: &[],
         resolver: None,
         now: None,
+        lenient_as: false,
     };
     let mut evaluator = eval::Evaluator::new(&env);
     let result = evaluator.evaluate(expr, &[]).ok()?;
@@ -199,6 +200,10 @@ pub struct Options<'a, 'e> {
     pub now: Option<Temporal>,
     /// `%rootResource` when it differs from `%resource` (a contained resource's container).
     pub root_resource: Option<&'a Object>,
+    /// Let the `as()` function filter a collection of several items, as `ofType()` does,
+    /// instead of failing. FHIRPath makes it an error, but R4's own invariants (dom-3) rely on
+    /// the filtering; validation turns this on to evaluate them as their authors meant.
+    pub lenient_as: bool,
 }
 
 impl Expression {
@@ -255,6 +260,7 @@ impl Expression {
             context: input.to_vec(),
             variables: options.variables,
             resolver: options.resolver,
+            lenient_as: options.lenient_as,
             now: options.now,
         };
         let mut evaluator = eval::Evaluator::new(&env);

@@ -250,6 +250,7 @@ impl Validator {
         let options = Options {
             resolver: Some(&resolver),
             root_resource: Some(root),
+            lenient_as: true,
             ..Options::default()
         };
         // The expression is borrowed from the map only for this evaluation.

@@ -45,6 +45,8 @@ pub struct Env<'a, 'e> {
     pub variables: &'e [(String, Collection<'a>)],
     /// Resolves references for `resolve()`.
     pub resolver: Option<&'e dyn Resolver<'a>>,
+    /// `as()` on a collection of several items filters instead of failing (see [`Options`]).
+    pub lenient_as: bool,
     /// `now()` as text (the engine reads no clock); `None` makes `now()` and `today()` empty.
     pub now: Option<Temporal>,
 }
@@ -659,6 +661,16 @@ impl<'a, 'e> Evaluator<'a, 'e> {
                         let (namespace, name) = item.type_name();
                         Item::TypeInfo(namespace, name)
                     })
+                    .collect())
+            }
+            "as" if self.env.lenient_as && items.len() > 1 => {
+                // R4's own invariants (dom-3) apply as() to whole collections; evaluating them,
+                // it filters like ofType().
+                let type_name = type_argument(&args[0], offset)?;
+                Ok(items
+                    .iter()
+                    .filter(|item| is_exact_type(item, &type_name))
+                    .cloned()
                     .collect())
             }
             "is" | "as" => {
