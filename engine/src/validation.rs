@@ -77,6 +77,17 @@ struct Validator {
 }
 
 impl Validator {
+    /// Notes an invariant that was not checked (information, not an error).
+    fn not_checked(&mut self, key: &'static str, why: String, path: &str) {
+        self.findings.push(Finding {
+            severity: Severity::Information,
+            code: IssueType::Informational,
+            message: format!("{key}: {why}, so it was not checked"),
+            path: String::from(path),
+            constraint: Some(key),
+        });
+    }
+
     fn find(&mut self, severity: Severity, code: IssueType, message: String, path: &str) {
         self.findings.push(Finding {
             severity,
@@ -233,17 +244,11 @@ impl Validator {
             .entry(idx)
             .or_insert_with(|| fhirpath::compile(constraint.expression).ok());
         let Some(expression) = compiled.as_ref() else {
-            let message = format!(
-                "{}: the invariant could not be compiled, so it was not checked",
-                constraint.key
+            self.not_checked(
+                constraint.key,
+                String::from("the invariant could not be compiled"),
+                path,
             );
-            self.findings.push(Finding {
-                severity: Severity::Information,
-                code: IssueType::Informational,
-                message,
-                path: String::from(path),
-                constraint: Some(constraint.key),
-            });
             return;
         };
         let resolver = LocalResolver::new(root);
@@ -263,17 +268,11 @@ impl Validator {
         let holds = match outcome {
             Ok(result) => !matches!(result.as_slice(), [Item::Boolean(false)]),
             Err(err) => {
-                let message = format!(
-                    "{}: the invariant could not be evaluated ({err}), so it was not checked",
-                    constraint.key
+                self.not_checked(
+                    constraint.key,
+                    format!("the invariant could not be evaluated ({err})"),
+                    path,
                 );
-                self.findings.push(Finding {
-                    severity: Severity::Information,
-                    code: IssueType::Informational,
-                    message,
-                    path: String::from(path),
-                    constraint: Some(constraint.key),
-                });
                 return;
             }
         };

@@ -65,6 +65,28 @@ pub(crate) struct Evaluator<'a, 'e> {
     depth: usize,
 }
 
+/// An error unless `found` arguments is within `min..=max` for function `name`.
+pub(crate) fn check_arity(
+    name: &str,
+    min: usize,
+    max: usize,
+    found: usize,
+    offset: usize,
+) -> Result<(), EvalError> {
+    if found < min || found > max {
+        let expected = if min == max {
+            format!("{min}")
+        } else {
+            format!("{min} to {max}")
+        };
+        return err(
+            format!("expected {expected} arguments for {name}(), found {found}"),
+            offset,
+        );
+    }
+    Ok(())
+}
+
 fn err<T>(message: impl Into<String>, offset: usize) -> Result<T, EvalError> {
     Err(EvalError {
         message: message.into(),
@@ -443,23 +465,7 @@ impl<'a, 'e> Evaluator<'a, 'e> {
         input: &[Item<'a>],
         frame: &Frame<'a>,
     ) -> Result<Collection<'a>, EvalError> {
-        let arity = |min: usize, max: usize| -> Result<(), EvalError> {
-            if args.len() < min || args.len() > max {
-                let expected = if min == max {
-                    format!("{min}")
-                } else {
-                    format!("{min} to {max}")
-                };
-                return err(
-                    format!(
-                        "expected {expected} arguments for {name}(), found {}",
-                        args.len()
-                    ),
-                    offset,
-                );
-            }
-            Ok(())
-        };
+        let arity = |min: usize, max: usize| check_arity(name, min, max, args.len(), offset);
         let boolean = |value: bool| Ok(vec![Item::Boolean(value)]);
         match name {
             // Existence.

@@ -130,20 +130,7 @@ pub(crate) fn call_value_function<'a>(
     offset: usize,
 ) -> Result<Collection<'a>, EvalError> {
     if let Some((_, min, max)) = ARITY.iter().find(|(function, _, _)| *function == name) {
-        if args.len() < *min || args.len() > *max {
-            let expected = if min == max {
-                format!("{min}")
-            } else {
-                format!("{min} to {max}")
-            };
-            return err(
-                format!(
-                    "expected {expected} arguments for {name}(), found {}",
-                    args.len()
-                ),
-                offset,
-            );
-        }
+        super::eval::check_arity(name, *min, *max, args.len(), offset)?;
     }
     let input = || -> Result<Option<System<'a>>, EvalError> {
         Ok(single(items, offset)?.and_then(Item::to_system))
