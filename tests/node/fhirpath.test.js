@@ -133,4 +133,7 @@ test("edge cases that once crashed or misbehaved give results or FhirErrors", ()
   const iif = compile("Patient.name.first().iif(use = 'official', family, given.first())", { resourceType: "Patient" });
   assert.deepEqual(iif.evaluate(patient), ["Chalmers"]);
   compile("QuestionnaireResponse.repeat(item | answer)", { resourceType: "QuestionnaireResponse" });
+  // defineVariable(): visible along its chain, gone outside the argument that defined it.
+  assert.deepEqual(evaluate(patient, "Patient.defineVariable('n', name.count()).select(%n + 1)"), [3]);
+  assert.throws(() => evaluate(patient, "Patient.select(defineVariable('v', 1).select(%v)) | %v"), /unknown variable %v/);
 });

@@ -455,8 +455,27 @@ impl<'a, 'e> Evaluator<'a, 'e> {
         }
     }
 
-    #[allow(clippy::too_many_lines)]
+    /// Calls a function. Variables that `defineVariable()` defines inside the call's arguments
+    /// end with the call; one defined by the call itself lives on along the chain.
     fn call(
+        &mut self,
+        name: &str,
+        items: &[Item<'a>],
+        args: &'a [Expr],
+        offset: usize,
+        input: &[Item<'a>],
+        frame: &Frame<'a>,
+    ) -> Result<Collection<'a>, EvalError> {
+        let scope = self.defined.len();
+        let res = self.call_function(name, items, args, offset, input, frame);
+        if name != "defineVariable" {
+            self.defined.truncate(scope);
+        }
+        res
+    }
+
+    #[allow(clippy::too_many_lines)]
+    fn call_function(
         &mut self,
         name: &str,
         items: &[Item<'a>],
