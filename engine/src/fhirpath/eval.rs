@@ -60,6 +60,8 @@ struct Frame<'a> {
 
 pub(crate) struct Evaluator<'a, 'e> {
     env: &'e Env<'a, 'e>,
+    /// Regular expressions compiled during this evaluation, by pattern.
+    regexes: super::functions::RegexCache,
     defined: Vec<(String, Collection<'a>)>,
     steps: usize,
     depth: usize,
@@ -98,6 +100,7 @@ impl<'a, 'e> Evaluator<'a, 'e> {
     pub(crate) fn new(env: &'e Env<'a, 'e>) -> Self {
         Evaluator {
             env,
+            regexes: super::functions::RegexCache::default(),
             defined: Vec::new(),
             steps: 0,
             depth: 0,
@@ -995,12 +998,16 @@ impl<'a, 'e> Evaluator<'a, 'e> {
                     _ => Vec::new(),
                 })
             }
-            _ => super::functions::call_value_function(
-                self_args(self, args, input, frame)?,
-                name,
-                items,
-                offset,
-            ),
+            _ => {
+                let values = self_args(self, args, input, frame)?;
+                super::functions::call_value_function(
+                    values,
+                    name,
+                    items,
+                    offset,
+                    &mut self.regexes,
+                )
+            }
         }
     }
 }

@@ -128,6 +128,7 @@ pub(crate) fn call_value_function<'a>(
     name: &str,
     items: &[Item<'a>],
     offset: usize,
+    regexes: &mut RegexCache,
 ) -> Result<Collection<'a>, EvalError> {
     if let Some((_, min, max)) = ARITY.iter().find(|(function, _, _)| *function == name) {
         super::eval::check_arity(name, *min, *max, args.len(), offset)?;
@@ -261,7 +262,7 @@ pub(crate) fn call_value_function<'a>(
                     } else {
                         pattern
                     };
-                    let regex = compile_regex(&anchored, offset)?;
+                    let regex = regexes.get(&anchored, offset)?;
                     boolean(regex.is_match(text.as_ref()))
                 }
                 "replaceMatches" => {
@@ -273,8 +274,8 @@ pub(crate) fn call_value_function<'a>(
                     if pattern.is_empty() {
                         return Ok(vec![string_item(text.into_owned())]);
                     }
-                    let regex = compile_regex(&pattern, offset)?;
-                    Ok(vec![string_item(replace_all(&regex, &text, &substitution))])
+                    let regex = regexes.get(&pattern, offset)?;
+                    Ok(vec![string_item(replace_all(regex, &text, &substitution))])
                 }
                 "encode" | "decode" => {
                     let Some(format) = arg_string(&args, 0, offset)? else {
@@ -718,6 +719,43 @@ fn libm_pow(base: f64, exponent: f64) -> f64 {
         return f64::NAN;
     }
     libm_exp(exponent * libm_ln(base))
+}
+
+/// The regular expressions one evaluation has compiled, so that `where(matches(...))` over
+/// many items compiles its pattern once.
+#[derive(Default)]
+pub(crate) struct RegexCache {
+    entries: Vec<(String, regex_automata::meta::Regex)>,
+}
+
+impl RegexCache {
+    const CAPACITY: usize = 16;
+
+    fn get(
+        &mut self,
+        pattern: &str,
+        offset: usize,
+    ) -> Result<&regex_automata::meta::Regex, EvalError> {
+        let idx = match self
+            .entries
+            .iter()
+            .position(|(cached, _)| cached == pattern)
+        {
+            Some(idx) => idx,
+            None => {
+                let regex = compile_regex(pattern, offset)?;
+                if self.entries.len() >= Self::CAPACITY {
+                    self.entries.remove(0);
+                }
+                self.entries.push((String::from(pattern), regex));
+                self.entries.len() - 1
+            }
+        };
+        match self.entries.get(idx) {
+            Some((_, regex)) => Ok(regex),
+            None => err("the regular expression cache lost an entry", offset),
+        }
+    }
 }
 
 /// Compiles a regular expression (Unicode-aware `.`; size-limited against hostile patterns).
