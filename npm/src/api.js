@@ -220,12 +220,18 @@ export class CompiledFhirPath {
    *   dates and times as strings, quantities as `{ value, unit }`.
    * @throws {FhirError} status 400 when the resource does not read or evaluation fails.
    */
-  evaluate(resource, { variables } = {}) {
-    const vars = variableBytes(variables);
-    const text =
-      resource instanceof FhirResource
-        ? call(() => this.#compiled.evaluateParsed(resource.handle, vars))
-        : call(() => this.#compiled.evaluateJson(toBytes(resource), vars));
+  evaluate(resource, options) {
+    // The common case (no variables, a held resource) does no extra allocation per call.
+    const vars = options === undefined || options.variables === undefined ? undefined : variableBytes(options.variables);
+    let text;
+    try {
+      text =
+        resource instanceof FhirResource
+          ? this.#compiled.evaluateParsed(resource.handle, vars)
+          : this.#compiled.evaluateJson(toBytes(resource), vars);
+    } catch (thrown) {
+      throw toFhirError(thrown);
+    }
     return JSON.parse(text);
   }
 
