@@ -126,12 +126,14 @@ impl Validator {
                 );
             }
         }
-        for (element_idx, element) in def.elements.iter().enumerate() {
-            let count = object
-                .fields
-                .iter()
-                .filter(|field| usize::from(field.element) == element_idx)
-                .count();
+        // Fields are sorted by element: one pass counts them all.
+        let mut counts = alloc::vec![0usize; def.elements.len()];
+        for field in &object.fields {
+            if let Some(count) = counts.get_mut(usize::from(field.element)) {
+                *count += 1;
+            }
+        }
+        for (element, &count) in def.elements.iter().zip(&counts) {
             let name = element.name;
             if count < element.min as usize {
                 let message = if element.min == 1 {
@@ -173,8 +175,13 @@ impl Validator {
                 format!("{path}.{}", element.name)
             };
             let item = Item::from_value(&field.value, element_type.type_id);
+            // The element's invariants and, for a complex value, its type's; each once.
+            let type_constraints: &[u16] = match &field.value {
+                Value::Complex(inner) => inner.type_def().constraints,
+                _ => &[],
+            };
             let mut child_evaluated: Vec<u16> = Vec::new();
-            for &constraint in element.constraints {
+            for &constraint in element.constraints.iter().chain(type_constraints) {
                 self.constraint(
                     constraint,
                     item.clone(),
@@ -187,17 +194,6 @@ impl Validator {
             self.binding(element, &field.value, element_type.type_id, &child_path);
             match &field.value {
                 Value::Complex(inner) => {
-                    let inner_def = inner.type_def();
-                    for &constraint in inner_def.constraints {
-                        self.constraint(
-                            constraint,
-                            item.clone(),
-                            resource,
-                            root,
-                            &child_path,
-                            &mut child_evaluated,
-                        );
-                    }
                     self.object(inner, resource, root, &child_path, false);
                 }
                 Value::Resource(inner) => {

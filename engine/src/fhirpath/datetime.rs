@@ -187,6 +187,19 @@ impl Temporal {
         ]
     }
 
+    /// The date part of a date or date-time (time and zone dropped).
+    pub fn date_part(&self) -> Temporal {
+        Temporal {
+            kind: TemporalKind::Date,
+            hour: None,
+            minute: None,
+            second: None,
+            millis: None,
+            offset: None,
+            ..*self
+        }
+    }
+
     /// A key that orders all values totally (for `sort()`): the components in UTC, missing ones
     /// first, then the precision.
     pub fn sort_key(&self) -> ([i64; 6], usize) {

@@ -835,15 +835,7 @@ impl<'a, 'e> Evaluator<'a, 'e> {
                 };
                 let value = match name {
                     "now" => now,
-                    "today" => Temporal {
-                        kind: TemporalKind::Date,
-                        hour: None,
-                        minute: None,
-                        second: None,
-                        millis: None,
-                        offset: None,
-                        ..now
-                    },
+                    "today" => now.date_part(),
                     _ => Temporal {
                         kind: TemporalKind::Time,
                         year: 0,

@@ -562,15 +562,7 @@ fn convert<'a>(name: &str, value: System<'a>) -> Option<Item<'a>> {
         ("toDecimal", System::String(text)) => Decimal::parse(&text).map(Item::Decimal),
         ("toString", value) => Some(string_item(value.to_text())),
         ("toDate", System::Temporal(value)) if value.kind != TemporalKind::Time => {
-            Some(Item::Temporal(Temporal {
-                kind: TemporalKind::Date,
-                hour: None,
-                minute: None,
-                second: None,
-                millis: None,
-                offset: None,
-                ..value
-            }))
+            Some(Item::Temporal(value.date_part()))
         }
         ("toDate", System::String(text)) => Temporal::parse(&text, None)
             .filter(|value| value.kind == TemporalKind::Date)
