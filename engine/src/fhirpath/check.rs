@@ -8,7 +8,7 @@
 use alloc::format;
 use alloc::vec::Vec;
 
-use super::parser::{BinaryOp, Expr, TypeName};
+use super::parser::{BinaryOp, Expr, TypeRef};
 use super::ParseError;
 use crate::model::{self, TypeId, TypeKind};
 
@@ -117,10 +117,10 @@ fn navigate(input: &Shape, name: &str, offset: usize, at_root: bool) -> Result<S
     }
 }
 
-fn type_shape(type_name: &TypeName) -> Shape {
-    match type_name.namespace.as_deref() {
+fn type_shape(type_name: TypeRef<'_>) -> Shape {
+    match type_name.namespace {
         Some("System") => Shape::unknown(),
-        _ => match model::type_by_name(&type_name.name) {
+        _ => match type_name.type_id {
             Some(id) => Shape::of(alloc::vec![id]),
             None => Shape::unknown(),
         },
@@ -198,7 +198,7 @@ pub(crate) fn check(
             Ok(if *is {
                 Shape::unknown()
             } else {
-                type_shape(type_name)
+                type_shape(type_name.as_ref())
             })
         }
         Expr::External(name, _) => Ok(
@@ -250,14 +250,16 @@ pub(crate) fn check(
                 },
                 "select" => arg_shapes.into_iter().next().unwrap_or_else(Shape::unknown),
                 "ofType" | "as" => match args.first() {
-                    Some(Expr::Ident(type_name, _)) => type_shape(&TypeName {
+                    Some(Expr::Ident(type_name, _)) => type_shape(TypeRef {
                         namespace: None,
-                        name: type_name.clone(),
+                        name: type_name,
+                        type_id: type_name.type_id,
                     }),
                     Some(Expr::Member(namespace, type_name, _)) => match namespace.as_ref() {
-                        Expr::Ident(namespace, _) => type_shape(&TypeName {
-                            namespace: Some(namespace.clone()),
-                            name: type_name.clone(),
+                        Expr::Ident(namespace, _) => type_shape(TypeRef {
+                            namespace: Some(namespace),
+                            name: type_name,
+                            type_id: type_name.type_id,
                         }),
                         _ => Shape::unknown(),
                     },

@@ -12,7 +12,7 @@ use core::cmp::Ordering;
 
 use super::datetime::{Temporal, TemporalKind};
 use super::decimal::Decimal;
-use super::parser::{BinaryOp, Expr, Literal, TypeName};
+use super::parser::{BinaryOp, Expr, Literal, MemberSlot, Name, TypeRef};
 use super::ucum;
 use super::value::{Item, System};
 use super::EvalError;
@@ -165,12 +165,14 @@ impl<'a, 'e> Evaluator<'a, 'e> {
             Expr::Literal(literal, offset) => literal_value(literal, *offset),
             Expr::Ident(name, _) => {
                 let mut res = Vec::new();
+                let type_id = name
+                    .type_id
+                    .filter(|_| name.starts_with(|c: char| c.is_ascii_uppercase()));
                 for item in input {
-                    if name.starts_with(|c: char| c.is_ascii_uppercase()) && item.is_fhir_type(name)
-                    {
+                    if type_id.is_some_and(|type_id| item.is_fhir_type_id(type_id)) {
                         res.push(item.clone());
                     } else {
-                        children(item, name, &mut res);
+                        named_children(item, name, &mut res);
                     }
                 }
                 Ok(res)
@@ -179,7 +181,7 @@ impl<'a, 'e> Evaluator<'a, 'e> {
                 let items = self.eval(target, input, frame)?;
                 let mut res = Vec::new();
                 for item in &items {
-                    children(item, name, &mut res);
+                    named_children(item, name, &mut res);
                 }
                 Ok(res)
             }
@@ -244,12 +246,12 @@ impl<'a, 'e> Evaluator<'a, 'e> {
                 if *is {
                     Ok(match single(&items, *offset)? {
                         None => Vec::new(),
-                        Some(item) => vec![Item::Boolean(is_type(item, type_name))],
+                        Some(item) => vec![Item::Boolean(is_type(item, type_name.as_ref()))],
                     })
                 } else {
                     let item = single(&items, *offset)?;
                     Ok(item
-                        .filter(|item| is_exact_type(item, type_name))
+                        .filter(|item| is_exact_type(item, type_name.as_ref()))
                         .cloned()
                         .into_iter()
                         .collect())
@@ -625,7 +627,7 @@ impl<'a, 'e> Evaluator<'a, 'e> {
                 let type_name = type_argument(&args[0], offset)?;
                 Ok(items
                     .iter()
-                    .filter(|item| is_exact_type(item, &type_name))
+                    .filter(|item| is_exact_type(item, type_name))
                     .cloned()
                     .collect())
             }
@@ -697,7 +699,7 @@ impl<'a, 'e> Evaluator<'a, 'e> {
                 let type_name = type_argument(&args[0], offset)?;
                 Ok(items
                     .iter()
-                    .filter(|item| is_exact_type(item, &type_name))
+                    .filter(|item| is_exact_type(item, type_name))
                     .cloned()
                     .collect())
             }
@@ -707,8 +709,8 @@ impl<'a, 'e> Evaluator<'a, 'e> {
                 let item = single(items, offset)?;
                 Ok(match (name, item) {
                     (_, None) => Vec::new(),
-                    ("is", Some(item)) => vec![Item::Boolean(is_type(item, &type_name))],
-                    (_, Some(item)) => item.clone().into_iter_if(is_exact_type(item, &type_name)),
+                    ("is", Some(item)) => vec![Item::Boolean(is_type(item, type_name))],
+                    (_, Some(item)) => item.clone().into_iter_if(is_exact_type(item, type_name)),
                 })
             }
             // Subsetting.
@@ -1128,26 +1130,70 @@ pub(crate) fn children<'a>(item: &Item<'a>, name: &str, out: &mut Collection<'a>
     }
 }
 
-fn object_children<'a>(object: &'a Object, name: &str, out: &mut Collection<'a>) {
-    let def = object.type_def();
+/// [`children`] for a name of the expression, whose lookups it remembers.
+fn named_children<'a>(item: &Item<'a>, name: &Name, out: &mut Collection<'a>) {
+    let object = match item {
+        Item::Object(object) => *object,
+        Item::Primitive(primitive, _) => match &primitive.companion {
+            Some(companion) => companion,
+            None => return,
+        },
+        _ => return children(item, name, out),
+    };
+    let slot = match name.cached(object.type_id) {
+        Some(slot) => slot,
+        None => {
+            let slot = MemberSlot {
+                type_id: object.type_id,
+                found: find_member(object.type_def(), name),
+            };
+            name.remember(slot);
+            slot
+        }
+    };
+    if let Some((element, choice)) = slot.found {
+        push_members(object, usize::from(element), choice, out);
+    }
+}
+
+/// The element called `name` in `def`, and the choice when `name` is a typed JSON name.
+fn find_member(def: &model::TypeDef, name: &str) -> Option<(u16, Option<u16>)> {
     // Choice elements go by their base name (`value`). A typed JSON name (`valueQuantity`)
     // is not FHIRPath, and the checked compile refuses it, but unchecked expressions written
     // that way (as many are) get the values of that type.
-    let (element_idx, choice) = match def.json_name(name) {
+    match def.json_name(name) {
         Some(json_name) => {
-            let idx = usize::from(json_name.element);
             let is_base_name = def
                 .elements
-                .get(idx)
+                .get(usize::from(json_name.element))
                 .is_some_and(|element| element.name == name);
-            (idx, (!is_base_name).then_some(json_name.choice))
+            Some((
+                json_name.element,
+                (!is_base_name).then_some(json_name.choice),
+            ))
         }
-        None => match def.elements.iter().position(|element| element.name == name) {
-            Some(idx) => (idx, None),
-            None => return,
-        },
-    };
-    let Some(element) = def.elements.get(element_idx) else {
+        None => def
+            .elements
+            .iter()
+            .position(|element| element.name == name)
+            .and_then(|idx| u16::try_from(idx).ok())
+            .map(|idx| (idx, None)),
+    }
+}
+
+fn object_children<'a>(object: &'a Object, name: &str, out: &mut Collection<'a>) {
+    if let Some((element, choice)) = find_member(object.type_def(), name) {
+        push_members(object, usize::from(element), choice, out);
+    }
+}
+
+fn push_members<'a>(
+    object: &'a Object,
+    element_idx: usize,
+    choice: Option<u16>,
+    out: &mut Collection<'a>,
+) {
+    let Some(element) = object.type_def().elements.get(element_idx) else {
         return;
     };
     for field in &object.fields {
@@ -1318,11 +1364,11 @@ pub(crate) fn distinct<'a>(items: impl Iterator<Item = Item<'a>>) -> Collection<
     res
 }
 
-fn type_argument(arg: &Expr, offset: usize) -> Result<TypeName, EvalError> {
+fn type_argument(arg: &Expr, offset: usize) -> Result<TypeRef<'_>, EvalError> {
     let type_name = type_argument_name(arg, offset)?;
     // An unknown System type simply matches nothing; an unknown unqualified or FHIR type is
     // most likely a typo, reported as an error.
-    if type_name.namespace.as_deref() != Some("System") && !known_type(&type_name) {
+    if type_name.namespace != Some("System") && !known_type(type_name) {
         return err(format!("unknown type {}", type_name.name), offset);
     }
     Ok(type_name)
@@ -1333,10 +1379,10 @@ const SYSTEM_TYPES: &[&str] = &[
 ];
 
 /// True for a FHIR type of the model or a system type.
-pub(crate) fn known_type(type_name: &TypeName) -> bool {
-    let fhir = || model::type_by_name(&type_name.name).is_some();
-    let system = || SYSTEM_TYPES.contains(&type_name.name.as_str());
-    match type_name.namespace.as_deref() {
+pub(crate) fn known_type(type_name: TypeRef<'_>) -> bool {
+    let fhir = || type_name.type_id.is_some();
+    let system = || SYSTEM_TYPES.contains(&type_name.name);
+    match type_name.namespace {
         Some("FHIR") => fhir(),
         Some("System") => system(),
         Some(_) => false,
@@ -1346,35 +1392,42 @@ pub(crate) fn known_type(type_name: &TypeName) -> bool {
 
 /// `as` and `ofType`: the item's own type, or a type derived from an abstract one
 /// (`Resource`, `DomainResource`, `Element`, `BackboneElement`, `Quantity` for its profiles).
-pub(crate) fn is_exact_type(item: &Item<'_>, type_name: &TypeName) -> bool {
-    let (namespace, name) = item.type_name();
-    let exact = name == type_name.name
-        && type_name
-            .namespace
-            .as_deref()
-            .is_none_or(|ns| ns == namespace);
+pub(crate) fn is_exact_type(item: &Item<'_>, type_name: TypeRef<'_>) -> bool {
+    let exact = match item.fhir_type() {
+        Some(type_id) => {
+            matches!(type_name.namespace, None | Some("FHIR"))
+                && (type_name.type_id == Some(type_id)
+                    || model::type_def(type_id).name == type_name.name)
+        }
+        None => {
+            matches!(type_name.namespace, None | Some("System"))
+                && item.type_name().1 == type_name.name
+        }
+    };
+    if exact {
+        return true;
+    }
     let abstract_target = matches!(
-        type_name.name.as_str(),
+        type_name.name,
         "Resource" | "DomainResource" | "Element" | "BackboneElement"
-    ) || (namespace == "FHIR"
-        && model::type_by_name(name)
-            .is_some_and(|id| model::type_def(id).kind != model::TypeKind::Primitive));
-    exact
-        || (abstract_target
-            && type_name.namespace.as_deref() != Some("System")
-            && is_type(item, type_name))
+    ) || item
+        .fhir_type()
+        .is_some_and(|id| model::type_def(id).kind != model::TypeKind::Primitive);
+    abstract_target && type_name.namespace != Some("System") && is_type(item, type_name)
 }
 
-fn type_argument_name(arg: &Expr, offset: usize) -> Result<TypeName, EvalError> {
+fn type_argument_name(arg: &Expr, offset: usize) -> Result<TypeRef<'_>, EvalError> {
     match arg {
-        Expr::Ident(name, _) => Ok(TypeName {
+        Expr::Ident(name, _) => Ok(TypeRef {
             namespace: None,
-            name: name.clone(),
+            name,
+            type_id: name.type_id,
         }),
         Expr::Member(namespace, name, _) => match namespace.as_ref() {
-            Expr::Ident(namespace, _) => Ok(TypeName {
-                namespace: Some(namespace.clone()),
-                name: name.clone(),
+            Expr::Ident(namespace, _) => Ok(TypeRef {
+                namespace: Some(namespace),
+                name,
+                type_id: name.type_id,
             }),
             _ => err("expected a type name", offset),
         },
@@ -1383,15 +1436,21 @@ fn type_argument_name(arg: &Expr, offset: usize) -> Result<TypeName, EvalError> 
 }
 
 /// `item is type_name`.
-pub(crate) fn is_type(item: &Item<'_>, type_name: &TypeName) -> bool {
-    let (namespace, name) = item.type_name();
-    match type_name.namespace.as_deref() {
-        Some("System") => namespace == "System" && name == type_name.name,
-        Some("FHIR") => item.is_fhir_type(&type_name.name),
+pub(crate) fn is_type(item: &Item<'_>, type_name: TypeRef<'_>) -> bool {
+    let fhir = || {
+        type_name
+            .type_id
+            .is_some_and(|type_id| item.is_fhir_type_id(type_id))
+    };
+    let system = || {
+        let (namespace, name) = item.type_name();
+        namespace == "System" && name == type_name.name
+    };
+    match type_name.namespace {
+        Some("System") => system(),
+        Some("FHIR") => fhir(),
         Some(_) => false,
-        None => {
-            item.is_fhir_type(&type_name.name) || (namespace == "System" && name == type_name.name)
-        }
+        None => fhir() || system(),
     }
 }
 

@@ -6,8 +6,11 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use core::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
+
 use super::lexer::{tokenize, Spanned, Token};
 use super::ParseError;
+use crate::model::{self, TypeId};
 
 /// Deepest nesting of sub-expressions accepted.
 pub(crate) const MAX_DEPTH: usize = 200;
@@ -61,9 +64,9 @@ pub(crate) enum BinaryOp {
 pub(crate) enum Expr {
     Literal(Literal, usize),
     /// A name on its own: a member of `$this`, or a type name at the start of a path.
-    Ident(String, usize),
+    Ident(Name, usize),
     /// `target.name`.
-    Member(Box<Expr>, String, usize),
+    Member(Box<Expr>, Name, usize),
     /// `target.name(args)`, or `name(args)` on `$this` when `target` is `None`.
     Call(Option<Box<Expr>>, String, Vec<Expr>, usize),
     /// `target[index]`.
@@ -80,11 +83,136 @@ pub(crate) enum Expr {
     Total(usize),
 }
 
+/// A name in a path, with what evaluation needs to find it fast: the FHIR type it names (for
+/// `Patient.name` and `ofType(Quantity)`), and where it was last found.
+pub(crate) struct Name {
+    text: String,
+    /// The model type called `text`, if any.
+    pub type_id: Option<TypeId>,
+    /// The last lookup of the name as an element: [`MemberSlot`] packed in 64 bits. Lookups
+    /// depend only on the object's type and the name, so any thread may fill it in.
+    slot: AtomicU64,
+}
+
+/// Where a name was found in one type: its element and, for a choice element named by its
+/// typed JSON name (`valueQuantity`), the choice; `None` when the type has no such element.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct MemberSlot {
+    pub type_id: TypeId,
+    pub found: Option<(u16, Option<u16>)>,
+}
+
+const SLOT_FILLED: u64 = 1 << 63;
+const SLOT_FOUND: u64 = 1 << 62;
+const SLOT_CHOICE: u64 = 1 << 61;
+
+impl Name {
+    pub(crate) fn new(text: String) -> Name {
+        let type_id = model::type_by_name(&text);
+        Name {
+            text,
+            type_id,
+            slot: AtomicU64::new(0),
+        }
+    }
+
+    /// The last lookup, if it was for `type_id`.
+    pub(crate) fn cached(&self, type_id: TypeId) -> Option<MemberSlot> {
+        let bits = self.slot.load(AtomicOrdering::Relaxed);
+        if bits & SLOT_FILLED == 0 || (bits & 0xFFFF) as u16 != type_id.0 {
+            return None;
+        }
+        let found = (bits & SLOT_FOUND != 0).then(|| {
+            let element = ((bits >> 16) & 0xFFFF) as u16;
+            let choice = (bits & SLOT_CHOICE != 0).then_some(((bits >> 32) & 0xFFFF) as u16);
+            (element, choice)
+        });
+        Some(MemberSlot { type_id, found })
+    }
+
+    /// Remembers a lookup.
+    pub(crate) fn remember(&self, slot: MemberSlot) {
+        let mut bits = SLOT_FILLED | u64::from(slot.type_id.0);
+        if let Some((element, choice)) = slot.found {
+            bits |= SLOT_FOUND | (u64::from(element) << 16);
+            if let Some(choice) = choice {
+                bits |= SLOT_CHOICE | (u64::from(choice) << 32);
+            }
+        }
+        self.slot.store(bits, AtomicOrdering::Relaxed);
+    }
+}
+
+impl core::ops::Deref for Name {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.text
+    }
+}
+
+impl Clone for Name {
+    fn clone(&self) -> Name {
+        Name {
+            text: self.text.clone(),
+            type_id: self.type_id,
+            slot: AtomicU64::new(self.slot.load(AtomicOrdering::Relaxed)),
+        }
+    }
+}
+
+impl PartialEq for Name {
+    fn eq(&self, other: &Name) -> bool {
+        self.text == other.text
+    }
+}
+
+impl core::fmt::Debug for Name {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        core::fmt::Debug::fmt(&self.text, f)
+    }
+}
+
+impl core::fmt::Display for Name {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
 /// A type specifier: `Patient`, `FHIR.Patient`, `System.String`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct TypeName {
     pub namespace: Option<String>,
     pub name: String,
+    /// The model type called `name`, if any.
+    pub type_id: Option<TypeId>,
+}
+
+impl TypeName {
+    pub(crate) fn new(namespace: Option<String>, name: String) -> TypeName {
+        let type_id = model::type_by_name(&name);
+        TypeName {
+            namespace,
+            name,
+            type_id,
+        }
+    }
+
+    pub(crate) fn as_ref(&self) -> TypeRef<'_> {
+        TypeRef {
+            namespace: self.namespace.as_deref(),
+            name: &self.name,
+            type_id: self.type_id,
+        }
+    }
+}
+
+/// A type specifier borrowed from the tree: [`TypeName`], or a type given as a function's
+/// argument (`ofType(Quantity)`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TypeRef<'n> {
+    pub namespace: Option<&'n str>,
+    pub name: &'n str,
+    pub type_id: Option<TypeId>,
 }
 
 impl Expr {
@@ -511,7 +639,7 @@ impl Parser {
                         let args = self.arguments()?;
                         expr = Expr::Call(Some(Box::new(expr)), name, args, offset);
                     } else {
-                        expr = Expr::Member(Box::new(expr), name, offset);
+                        expr = Expr::Member(Box::new(expr), Name::new(name), offset);
                     }
                 }
                 Token::Symbol("[") => {
@@ -571,16 +699,10 @@ impl Parser {
             {
                 let second = second.clone();
                 self.pos += 2;
-                return Ok(TypeName {
-                    namespace: Some(first),
-                    name: second,
-                });
+                return Ok(TypeName::new(Some(first), second));
             }
         }
-        Ok(TypeName {
-            namespace: None,
-            name: first,
-        })
+        Ok(TypeName::new(None, first))
     }
 
     fn term(&mut self) -> Result<Expr, ParseError> {
@@ -630,7 +752,7 @@ impl Parser {
                     let args = self.arguments()?;
                     return Ok(Expr::Call(None, name, args, offset));
                 }
-                Ok(Expr::Ident(name, offset))
+                Ok(Expr::Ident(Name::new(name), offset))
             }
             other => Err(ParseError::new(
                 format!("expected an expression, found {}", describe(&other)),
