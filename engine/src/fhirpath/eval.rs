@@ -1200,6 +1200,10 @@ fn push_members<'a>(
         if usize::from(field.element) != element_idx
             || choice.is_some_and(|choice| choice != field.choice)
         {
+            // Fields are sorted by element: past the element, there are no more of its values.
+            if usize::from(field.element) > element_idx {
+                break;
+            }
             continue;
         }
         let Some(element_type) = element.types.get(usize::from(field.choice)) else {
