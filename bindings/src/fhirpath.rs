@@ -92,25 +92,31 @@ fn run(
     resource: &Object,
     variables: Option<&[u8]>,
 ) -> Result<String, BindingError> {
-    run_each(expression, core::slice::from_ref(resource), variables)
-        .map(|mut results| results.pop().unwrap_or_default())
+    let mut res = String::new();
+    run_each(
+        expression,
+        core::slice::from_ref(resource),
+        variables,
+        &mut res,
+    )?;
+    Ok(res)
 }
 
-/// Evaluates on each resource; variables are read and the clock is asked (when the expression
-/// uses it) once for all.
+/// Evaluates on each resource and appends each result, as a JSON array, to `out`; variables
+/// are read and the clock is asked (when the expression uses it) once for all.
 fn run_each(
     expression: &Expression,
     resources: &[Object],
     variables: Option<&[u8]>,
-) -> Result<Vec<String>, BindingError> {
+    out: &mut String,
+) -> Result<(), BindingError> {
     let variables = match variables {
         Some(bytes) => Variables::from_json(bytes)?,
         None => Variables::default(),
     };
     let collections: Vec<(String, Collection<'_>)> = variables.collections();
     let now = if expression.uses_clock() { now() } else { None };
-    let mut res = Vec::with_capacity(resources.len());
-    for resource in resources {
+    for (idx, resource) in resources.iter().enumerate() {
         let resolver = LocalResolver::new(resource);
         let options = Options {
             variables: &collections,
@@ -120,9 +126,12 @@ fn run_each(
             lenient_as: false,
         };
         let result = expression.evaluate(resource, &options)?;
-        res.push(fhirpath::to_json(&result));
+        if idx > 0 {
+            out.push(',');
+        }
+        fhirpath::write_json(out, &result);
     }
-    Ok(res)
+    Ok(())
 }
 
 #[wasm_bindgen]
@@ -166,17 +175,14 @@ impl CompiledExpression {
         set: &ParsedResourceSet,
         variables: Option<Vec<u8>>,
     ) -> Result<String, BindingError> {
-        let results = run_each(&self.expression, &set.objects, variables.as_deref())?;
-        let mut res = String::with_capacity(
-            results.iter().map(String::len).sum::<usize>() + results.len() + 2,
-        );
+        let mut res = String::with_capacity(set.objects.len() * 16 + 2);
         res.push('[');
-        for (idx, result) in results.iter().enumerate() {
-            if idx > 0 {
-                res.push(',');
-            }
-            res.push_str(result);
-        }
+        run_each(
+            &self.expression,
+            &set.objects,
+            variables.as_deref(),
+            &mut res,
+        )?;
         res.push(']');
         Ok(res)
     }

@@ -139,7 +139,7 @@ fn folded_literal(expr: &parser::Expr) -> Option<parser::Literal> {
     let env = Env {
         resource: None,
         root_resource: None,
-        context: Vec::new(),
+        context: &[],
         variables: &[],
         resolver: None,
         now: None,
@@ -257,7 +257,7 @@ impl Expression {
                 .map(Item::Object)
                 .or_else(|| resource.clone()),
             resource,
-            context: input.to_vec(),
+            context: input,
             variables: options.variables,
             resolver: options.resolver,
             lenient_as: options.lenient_as,
@@ -273,15 +273,21 @@ impl Expression {
 /// A collection as a JSON array: FHIR primitives and system values as JSON values (dates and
 /// times as strings, quantities as `{"value", "unit"}`), FHIR objects as FHIR JSON.
 pub fn to_json(items: &[Item<'_>]) -> String {
-    let mut res = String::from("[");
+    let mut res = String::new();
+    write_json(&mut res, items);
+    res
+}
+
+/// [`to_json`], appended to `res`.
+pub fn write_json(res: &mut String, items: &[Item<'_>]) {
+    res.push('[');
     for (idx, item) in items.iter().enumerate() {
         if idx > 0 {
             res.push(',');
         }
-        write_item(&mut res, item);
+        write_item(res, item);
     }
     res.push(']');
-    res
 }
 
 fn write_item(res: &mut String, item: &Item<'_>) {

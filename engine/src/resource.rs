@@ -8,7 +8,7 @@ use alloc::vec::Vec;
 use crate::model::{self, ElementDef, TypeDef, TypeId};
 
 /// A resource, a complex data type value, a backbone element, or a primitive's `_name` companion.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Object {
     /// The type: a concrete resource type, a complex type, a backbone element, or (for a
     /// primitive's companion) the primitive type.
@@ -19,7 +19,7 @@ pub struct Object {
 }
 
 /// One value of an element present in an [`Object`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Field {
     /// Index of the element in the type's [`TypeDef::elements`].
     pub element: u16,
@@ -30,7 +30,7 @@ pub struct Field {
 }
 
 /// One value of an element.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Value {
     /// A primitive: its value, its `_name` companion (id and extensions), or both.
     Primitive(Primitive),
@@ -41,7 +41,7 @@ pub enum Value {
 }
 
 /// A primitive value and its optional companion.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Primitive {
     /// The value itself; absent when only extensions are given.
     pub value: Option<PrimitiveValue>,
@@ -50,7 +50,7 @@ pub struct Primitive {
 }
 
 /// The value of a primitive, as written in JSON.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum PrimitiveValue {
     /// `true` or `false`.
     Boolean(bool),

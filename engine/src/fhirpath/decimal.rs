@@ -237,6 +237,12 @@ impl Decimal {
         Decimal { mantissa, scale }
     }
 
+    /// Equal values (`1.0` and `1.00`) have the same key.
+    pub fn equality_key(&self) -> (i128, u32) {
+        let trimmed = self.trimmed();
+        (trimmed.mantissa, trimmed.scale)
+    }
+
     /// The same value without trailing zeros after the point.
     pub fn trimmed(mut self) -> Self {
         while self.scale > 0 && self.mantissa % 10 == 0 {

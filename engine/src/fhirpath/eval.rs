@@ -19,6 +19,8 @@ use super::EvalError;
 use crate::model;
 use crate::resource::Object;
 
+mod stream;
+
 /// Collections are plain vectors of items.
 pub type Collection<'a> = Vec<Item<'a>>;
 
@@ -40,7 +42,7 @@ pub struct Env<'a, 'e> {
     /// `%rootResource`: the outermost resource (a contained resource's container).
     pub root_resource: Option<Item<'a>>,
     /// `%context`.
-    pub context: Collection<'a>,
+    pub context: &'e [Item<'a>],
     /// User variables (`%name`), without the `%`.
     pub variables: &'e [(String, Collection<'a>)],
     /// Resolves references for `resolve()`.
@@ -116,7 +118,17 @@ impl<'a, 'e> Evaluator<'a, 'e> {
             this: input.first().cloned().filter(|_| input.len() == 1),
             ..Frame::default()
         };
-        self.eval(expr, input, &frame)
+        match input {
+            [item] => {
+                let mut res = Vec::new();
+                self.stream(expr, item, &frame, &mut |_, item| {
+                    res.push(item);
+                    Ok(true)
+                })?;
+                Ok(res)
+            }
+            _ => self.eval(expr, input, &frame),
+        }
     }
 
     fn count(&mut self, n: usize, offset: usize) -> Result<(), EvalError> {
@@ -269,7 +281,7 @@ impl<'a, 'e> Evaluator<'a, 'e> {
         match name {
             "resource" => Ok(self.env.resource.clone().into_iter().collect()),
             "rootResource" => Ok(self.env.root_resource.clone().into_iter().collect()),
-            "context" => Ok(self.env.context.clone()),
+            "context" => Ok(self.env.context.to_vec()),
             "ucum" => text("http://unitsofmeasure.org"),
             "sct" => text("http://snomed.info/sct"),
             "loinc" => text("http://loinc.org"),
@@ -304,11 +316,31 @@ impl<'a, 'e> Evaluator<'a, 'e> {
         if let Expr::Binary(op @ (BinaryOp::Eq | BinaryOp::Ne), left, right, _) = expr {
             if let Expr::Literal(literal, _) = right.as_ref() {
                 if let Some(literal) = literal_item(literal) {
-                    let values = self.eval(left, input, frame)?;
-                    let equal = match values.as_slice() {
-                        [] => return Ok(None),
-                        [value] => item_equals(value, &literal),
-                        _ => Some(false),
+                    // The first value, and whether there are more.
+                    let (first, more) = match input {
+                        [item] => {
+                            let mut first = None;
+                            let mut more = false;
+                            self.stream(left, item, frame, &mut |_, value| {
+                                if first.is_none() {
+                                    first = Some(value);
+                                    Ok(true)
+                                } else {
+                                    more = true;
+                                    Ok(false)
+                                }
+                            })?;
+                            (first, more)
+                        }
+                        _ => {
+                            let mut values = self.eval(left, input, frame)?.into_iter();
+                            (values.next(), values.next().is_some())
+                        }
+                    };
+                    let equal = match (first, more) {
+                        (None, _) => return Ok(None),
+                        (Some(value), false) => item_equals(&value, &literal),
+                        (Some(_), true) => Some(false),
                     };
                     return Ok(equal.map(|equal| if *op == BinaryOp::Eq { equal } else { !equal }));
                 }
@@ -555,11 +587,8 @@ impl<'a, 'e> Evaluator<'a, 'e> {
                 } else {
                     (other.as_slice(), items)
                 };
-                boolean(
-                    small
-                        .iter()
-                        .all(|item| large.iter().any(|x| item_equals(item, x) == Some(true))),
-                )
+                let large = Distinct::of(large);
+                boolean(small.iter().all(|item| large.contains(item)))
             }
             "count" => {
                 arity(0, 0)?;
@@ -573,7 +602,8 @@ impl<'a, 'e> Evaluator<'a, 'e> {
             }
             "isDistinct" => {
                 arity(0, 0)?;
-                boolean(distinct(items.iter().cloned()).len() == items.len())
+                let mut seen = Distinct::default();
+                boolean(items.iter().all(|item| seen.insert(item)))
             }
             // Filtering and projection.
             "where" => {
@@ -604,6 +634,7 @@ impl<'a, 'e> Evaluator<'a, 'e> {
             "repeat" => {
                 arity(1, 1)?;
                 let mut res: Collection<'a> = Vec::new();
+                let mut seen = Distinct::by_identity();
                 let mut frontier = items.to_vec();
                 while !frontier.is_empty() {
                     let next: Collection<'a> = self
@@ -613,7 +644,7 @@ impl<'a, 'e> Evaluator<'a, 'e> {
                         .collect();
                     frontier = Vec::new();
                     for item in next {
-                        if !res.iter().any(|seen| same_item(seen, &item)) {
+                        if seen.insert(&item) {
                             res.push(item.clone());
                             frontier.push(item);
                         }
@@ -746,19 +777,18 @@ impl<'a, 'e> Evaluator<'a, 'e> {
             "intersect" => {
                 arity(1, 1)?;
                 let other = self.arg(args, 0, input, frame)?;
+                let other = Distinct::of(&other);
                 Ok(distinct(
-                    items
-                        .iter()
-                        .filter(|item| other.iter().any(|x| item_equals(item, x) == Some(true)))
-                        .cloned(),
+                    items.iter().filter(|item| other.contains(item)).cloned(),
                 ))
             }
             "exclude" => {
                 arity(1, 1)?;
                 let other = self.arg(args, 0, input, frame)?;
+                let other = Distinct::of(&other);
                 Ok(items
                     .iter()
-                    .filter(|item| !other.iter().any(|x| item_equals(item, x) == Some(true)))
+                    .filter(|item| !other.contains(item))
                     .cloned()
                     .collect())
             }
@@ -1132,13 +1162,22 @@ pub(crate) fn children<'a>(item: &Item<'a>, name: &str, out: &mut Collection<'a>
 
 /// [`children`] for a name of the expression, whose lookups it remembers.
 fn named_children<'a>(item: &Item<'a>, name: &Name, out: &mut Collection<'a>) {
+    named_children_each(item, name, &mut |child| out.push(child));
+}
+
+/// [`named_children`], handing each child to `out`.
+fn named_children_each<'a>(item: &Item<'a>, name: &Name, out: &mut dyn FnMut(Item<'a>)) {
     let object = match item {
         Item::Object(object) => *object,
         Item::Primitive(primitive, _) => match &primitive.companion {
             Some(companion) => companion,
             None => return,
         },
-        _ => return children(item, name, out),
+        _ => {
+            let mut found = Vec::new();
+            children(item, name, &mut found);
+            return found.into_iter().for_each(out);
+        }
     };
     let slot = match name.cached(object.type_id) {
         Some(slot) => slot,
@@ -1183,7 +1222,9 @@ fn find_member(def: &model::TypeDef, name: &str) -> Option<(u16, Option<u16>)> {
 
 fn object_children<'a>(object: &'a Object, name: &str, out: &mut Collection<'a>) {
     if let Some((element, choice)) = find_member(object.type_def(), name) {
-        push_members(object, usize::from(element), choice, out);
+        push_members(object, usize::from(element), choice, &mut |child| {
+            out.push(child)
+        });
     }
 }
 
@@ -1191,7 +1232,7 @@ fn push_members<'a>(
     object: &'a Object,
     element_idx: usize,
     choice: Option<u16>,
-    out: &mut Collection<'a>,
+    out: &mut dyn FnMut(Item<'a>),
 ) {
     let Some(element) = object.type_def().elements.get(element_idx) else {
         return;
@@ -1209,7 +1250,7 @@ fn push_members<'a>(
         let Some(element_type) = element.types.get(usize::from(field.choice)) else {
             continue;
         };
-        out.push(Item::from_value(&field.value, element_type.type_id));
+        out(Item::from_value(&field.value, element_type.type_id));
     }
 }
 
@@ -1356,16 +1397,114 @@ fn collections_equivalent(a: &[Item<'_>], b: &[Item<'_>]) -> bool {
 }
 
 pub(crate) fn distinct<'a>(items: impl Iterator<Item = Item<'a>>) -> Collection<'a> {
-    let mut res: Collection<'a> = Vec::new();
-    for item in items {
-        if !res
-            .iter()
-            .any(|seen| item_equals(seen, &item) == Some(true))
-        {
-            res.push(item);
+    let mut seen = Distinct::default();
+    items.filter(|item| seen.insert(item)).collect()
+}
+
+/// The items seen so far, by a hash that equal items share, so that telling whether an item
+/// is new compares it only with the few items of the same hash, not all of them.
+#[derive(Default)]
+pub(crate) struct Distinct<'a> {
+    buckets: alloc::collections::BTreeMap<u64, Vec<Item<'a>>>,
+    /// Nodes of the tree are the same only when they are the very same node ([`same_item`]),
+    /// not when equal.
+    by_identity: bool,
+}
+
+impl<'a> Distinct<'a> {
+    /// The distinct items of `items`.
+    pub(crate) fn of(items: &[Item<'a>]) -> Distinct<'a> {
+        let mut res = Distinct::default();
+        for item in items {
+            res.insert(item);
+        }
+        res
+    }
+
+    /// An empty set whose nodes of the tree are told apart by identity.
+    pub(crate) fn by_identity() -> Distinct<'a> {
+        Distinct {
+            by_identity: true,
+            ..Distinct::default()
         }
     }
-    res
+
+    fn hash(&self, item: &Item<'_>) -> u64 {
+        match item {
+            Item::Object(object) if self.by_identity => {
+                core::ptr::from_ref::<Object>(object) as usize as u64
+            }
+            Item::Primitive(primitive, _) if self.by_identity => {
+                core::ptr::from_ref(*primitive) as usize as u64
+            }
+            _ => equality_hash(item),
+        }
+    }
+
+    fn same(&self, seen: &Item<'_>, item: &Item<'_>) -> bool {
+        if self.by_identity {
+            same_item(seen, item)
+        } else {
+            item_equals(seen, item) == Some(true)
+        }
+    }
+
+    /// Adds the item unless an equal one was seen; answers whether it was new.
+    pub(crate) fn insert(&mut self, item: &Item<'a>) -> bool {
+        if self.contains(item) {
+            return false;
+        }
+        let hash = self.hash(item);
+        self.buckets.entry(hash).or_default().push(item.clone());
+        true
+    }
+
+    /// True when an item equal to `item` was seen.
+    pub(crate) fn contains(&self, item: &Item<'_>) -> bool {
+        self.buckets
+            .get(&self.hash(item))
+            .is_some_and(|bucket| bucket.iter().any(|seen| self.same(seen, item)))
+    }
+}
+
+/// FNV-1a, enough to spread values over buckets (collisions cost only comparisons).
+struct Fnv(u64);
+
+impl core::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = (self.0 ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+/// A hash that items equal under FHIRPath `=` share: numbers by value (`1` and `1.0`), dates
+/// by their instant and precision, objects by structure. Times and quantities (whose units
+/// convert) share one hash per kind.
+fn equality_hash(item: &Item<'_>) -> u64 {
+    use core::hash::{Hash, Hasher};
+    let mut hasher = Fnv(0xcbf2_9ce4_8422_2325);
+    match item.to_system() {
+        Some(System::Boolean(flag)) => (1u8, flag).hash(&mut hasher),
+        Some(System::Integer(value)) => {
+            (2u8, Decimal::from_i64(value).equality_key()).hash(&mut hasher);
+        }
+        Some(System::Decimal(value)) => (2u8, value.equality_key()).hash(&mut hasher),
+        Some(System::String(text)) => (3u8, text.as_ref()).hash(&mut hasher),
+        Some(System::Temporal(value)) if value.kind != TemporalKind::Time => {
+            (4u8, value.sort_key()).hash(&mut hasher);
+        }
+        Some(System::Temporal(_)) => 5u8.hash(&mut hasher),
+        Some(System::Quantity(..)) => 6u8.hash(&mut hasher),
+        None => match item {
+            Item::Object(object) => (7u8, *object).hash(&mut hasher),
+            _ => 8u8.hash(&mut hasher),
+        },
+    }
+    hasher.finish()
 }
 
 fn type_argument(arg: &Expr, offset: usize) -> Result<TypeRef<'_>, EvalError> {
