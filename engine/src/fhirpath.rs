@@ -79,6 +79,8 @@ impl fmt::Display for EvalError {
 #[derive(Debug, Clone)]
 pub struct Expression {
     ast: parser::Expr,
+    /// The regular expressions of its literal patterns (`matches('[0-9]+')`), compiled once.
+    regexes: Vec<(String, regex_automata::meta::Regex)>,
 }
 
 /// Compiles an expression.
@@ -86,8 +88,47 @@ pub struct Expression {
 /// # Errors
 /// [`crate::Error::FhirPathSyntax`] with the offset of the problem.
 pub fn compile(text: &str) -> Result<Expression, crate::Error> {
-    let ast = parser::parse(text).map_err(crate::Error::FhirPathSyntax)?;
-    Ok(Expression { ast: fold(ast) })
+    let ast = fold(parser::parse(text).map_err(crate::Error::FhirPathSyntax)?);
+    let mut regexes = Vec::new();
+    literal_regexes(&ast, &mut regexes);
+    Ok(Expression { ast, regexes })
+}
+
+/// Compiles the literal patterns of `matches()`, `matchesFull()` and `replaceMatches()`. A
+/// pattern that does not compile is left for evaluation to report, with its offset.
+fn literal_regexes(expr: &parser::Expr, out: &mut Vec<(String, regex_automata::meta::Regex)>) {
+    use parser::{Expr, Literal};
+    match expr {
+        Expr::Call(target, name, args, _) => {
+            if let (
+                "matches" | "matchesFull" | "replaceMatches",
+                Some(Expr::Literal(Literal::Str(pattern), _)),
+            ) = (name.as_str(), args.first())
+            {
+                let key = functions::regex_key(name, pattern.clone());
+                let known = out.iter().any(|(cached, _)| *cached == key);
+                if !known && !pattern.is_empty() {
+                    if let Ok(regex) = functions::compile_regex(&key, 0) {
+                        out.push((key, regex));
+                    }
+                }
+            }
+            if let Some(target) = target {
+                literal_regexes(target, out);
+            }
+            for arg in args {
+                literal_regexes(arg, out);
+            }
+        }
+        Expr::Member(target, _, _)
+        | Expr::Negate(target, _, _)
+        | Expr::TypeTest(target, _, _, _) => literal_regexes(target, out),
+        Expr::Index(a, b, _) | Expr::Binary(_, a, b, _) => {
+            literal_regexes(a, out);
+            literal_regexes(b, out);
+        }
+        _ => {}
+    }
 }
 
 /// Constant folding: an operation on literals only (`2 * 3`, `'a' + 'b'`, `-5`, `@2014 + 1 year`)
@@ -144,6 +185,7 @@ fn folded_literal(expr: &parser::Expr) -> Option<parser::Literal> {
         resolver: None,
         now: None,
         lenient_as: false,
+        regexes: &[],
     };
     let mut evaluator = eval::Evaluator::new(&env);
     let result = evaluator.evaluate(expr, &[]).ok()?;
@@ -262,6 +304,7 @@ impl Expression {
             resolver: options.resolver,
             lenient_as: options.lenient_as,
             now: options.now,
+            regexes: &self.regexes,
         };
         let mut evaluator = eval::Evaluator::new(&env);
         evaluator
@@ -568,6 +611,33 @@ mod tests {
         assert!(matches!(folded("6 / 2"), Expr::Binary(..)));
         assert!(matches!(folded("1 + 'a'"), Expr::Binary(..)));
         assert!(matches!(folded("name.count() + 1"), Expr::Binary(..)));
+    }
+
+    #[test]
+    fn literal_patterns_compile_with_the_expression() {
+        let expression = compile(
+            "name.given.where(matches('^A')).exists() and id.matchesFull('p[0-9]') \
+             and id.replaceMatches('[0-9]', 'x') = 'px' and name.given.matches('^A')",
+        )
+        .unwrap_or_else(|err| panic!("{err}"));
+        let keys: Vec<&str> = expression
+            .regexes
+            .iter()
+            .map(|(key, _)| key.as_str())
+            .collect();
+        assert_eq!(keys, ["^A", "^(?:p[0-9])$", "[0-9]"]);
+        let patient = crate::json::fhir::parse_resource(
+            br#"{"resourceType":"Patient","id":"p1","name":[{"given":["Ann"]}]}"#,
+        )
+        .unwrap_or_else(|err| panic!("{err}"));
+        let got = expression
+            .evaluate(&patient, &Options::default())
+            .map(|result| to_json(&result));
+        assert_eq!(got.ok().as_deref(), Some("[true]"));
+        // A pattern that does not compile is reported when evaluated, with its offset.
+        let bad = compile("id.matches('(')").unwrap_or_else(|err| panic!("{err}"));
+        assert!(bad.regexes.is_empty());
+        assert!(bad.evaluate(&patient, &Options::default()).is_err());
     }
 
     #[test]

@@ -127,6 +127,11 @@ test("edge cases that once crashed or misbehaved give results or FhirErrors", ()
   assert.deepEqual(evaluate(patient, "(1).combine(1) ~ (1 | 2)"), [false]);
   assert.deepEqual(evaluate(patient, "@2014-01-01T10+02:00 = @2014-01-01T08Z"), [true]);
   assert.deepEqual(evaluate(patient, "-2147483648"), [-2147483648]);
+  // Counts beyond 2^32 in Wasm's 32-bit address space; splitting on nothing.
+  assert.deepEqual(evaluate(patient, "(1 | 2 | 3).take(5000000000L)"), [1, 2, 3]);
+  assert.deepEqual(evaluate(patient, "(1 | 2 | 3).skip(5000000000L)"), []);
+  assert.deepEqual(evaluate(patient, "'abc'.split('')"), ["a", "b", "c"]);
+  assert.deepEqual(evaluate(patient, "0.power(-1)"), []);
   assert.throws(() => compile("Coding.subsumes(%c)"), /subsumes\(\) is not supported: it needs a terminology server/);
   assert.throws(() => evaluate(patient, "'abc'.substring()"), /expected 1 to 2 arguments for substring\(\), found 0/);
   assert.throws(() => evaluate(patient, "'abc'.upper(1)"), /expected 0 arguments for upper\(\), found 1/);

@@ -51,6 +51,8 @@ pub struct Env<'a, 'e> {
     pub lenient_as: bool,
     /// `now()` as text (the engine reads no clock); `None` makes `now()` and `today()` empty.
     pub now: Option<Temporal>,
+    /// Regular expressions compiled with the expression, by pattern.
+    pub regexes: &'e [(String, regex_automata::meta::Regex)],
 }
 
 #[derive(Clone, Default)]
@@ -63,7 +65,7 @@ struct Frame<'a> {
 pub(crate) struct Evaluator<'a, 'e> {
     env: &'e Env<'a, 'e>,
     /// Regular expressions compiled during this evaluation, by pattern.
-    regexes: super::functions::RegexCache,
+    regexes: super::functions::RegexCache<'e>,
     defined: Vec<(String, Collection<'a>)>,
     steps: usize,
     depth: usize,
@@ -102,7 +104,7 @@ impl<'a, 'e> Evaluator<'a, 'e> {
     pub(crate) fn new(env: &'e Env<'a, 'e>) -> Self {
         Evaluator {
             env,
-            regexes: super::functions::RegexCache::default(),
+            regexes: super::functions::RegexCache::new(env.regexes),
             defined: Vec::new(),
             steps: 0,
             depth: 0,
@@ -767,7 +769,9 @@ impl<'a, 'e> Evaluator<'a, 'e> {
                 let Some(count) = count else {
                     return Ok(Vec::new());
                 };
-                let count = usize::try_from(count.max(0)).unwrap_or(0);
+                // A count beyond the address space (on 32-bit targets) is more than any
+                // collection holds.
+                let count = usize::try_from(count.max(0)).unwrap_or(usize::MAX);
                 Ok(if name == "skip" {
                     items.iter().skip(count).cloned().collect()
                 } else {

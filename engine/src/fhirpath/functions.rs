@@ -128,7 +128,7 @@ pub(crate) fn call_value_function<'a>(
     name: &str,
     items: &[Item<'a>],
     offset: usize,
-    regexes: &mut RegexCache,
+    regexes: &mut RegexCache<'_>,
 ) -> Result<Collection<'a>, EvalError> {
     if let Some((_, min, max)) = ARITY.iter().find(|(function, _, _)| *function == name) {
         super::eval::check_arity(name, *min, *max, args.len(), offset)?;
@@ -248,6 +248,10 @@ pub(crate) fn call_value_function<'a>(
                     let Some(separator) = arg_string(&args, 0, offset)? else {
                         return nothing();
                     };
+                    if separator.is_empty() {
+                        // No separator: the characters one by one.
+                        return Ok(text.chars().map(|c| string_item(c.to_string())).collect());
+                    }
                     Ok(text
                         .split(separator.as_str())
                         .map(|part| string_item(part.to_string()))
@@ -257,11 +261,7 @@ pub(crate) fn call_value_function<'a>(
                     let Some(pattern) = arg_string(&args, 0, offset)? else {
                         return nothing();
                     };
-                    let anchored = if name == "matchesFull" {
-                        format!("^(?:{pattern})$")
-                    } else {
-                        pattern
-                    };
+                    let anchored = regex_key(name, pattern);
                     let regex = regexes.get(&anchored, offset)?;
                     boolean(regex.is_match(text.as_ref()))
                 }
@@ -432,12 +432,12 @@ pub(crate) fn call_value_function<'a>(
                     if f < 0.0 {
                         None
                     } else {
-                        float(libm_sqrt(f))
+                        float(libm::sqrt(f))
                     }
                 }
-                "exp" => float(libm_exp(number.to_f64())),
+                "exp" => float(libm::exp(number.to_f64())),
                 "ln" => (number.to_f64() > 0.0)
-                    .then(|| float(libm_ln(number.to_f64())))
+                    .then(|| float(libm::log(number.to_f64())))
                     .flatten(),
                 "log" => {
                     let Some(base) = arg_value(&args, 0, offset)? else {
@@ -450,7 +450,7 @@ pub(crate) fn call_value_function<'a>(
                     };
                     let x = number.to_f64();
                     (x > 0.0 && base > 0.0 && base != 1.0)
-                        .then(|| float(libm_ln(x) / libm_ln(base)))
+                        .then(|| float(libm::log(x) / libm::log(base)))
                         .flatten()
                 }
                 _ => {
@@ -464,9 +464,9 @@ pub(crate) fn call_value_function<'a>(
                                 .and_then(|exp| base.checked_pow(exp))
                                 .map(Item::Integer)
                         }
-                        (_, System::Integer(exp)) => float(libm_pow(number.to_f64(), exp as f64)),
+                        (_, System::Integer(exp)) => float(libm::pow(number.to_f64(), exp as f64)),
                         (_, System::Decimal(exp)) => {
-                            let result = libm_pow(number.to_f64(), exp.to_f64());
+                            let result = libm::pow(number.to_f64(), exp.to_f64());
                             float(result)
                         }
                         _ => return err("expected a numeric exponent", offset),
@@ -621,113 +621,33 @@ fn parse_quantity(text: &str) -> Option<Item<'static>> {
     Some(Item::Quantity(value, Cow::Owned(unit)))
 }
 
-// Floating-point helpers: `core` has no transcendental functions, so these are small series
-// and Newton iterations, accurate well beyond the 8 decimal places FHIRPath results keep.
-
-fn libm_sqrt(x: f64) -> f64 {
-    if x == 0.0 {
-        return 0.0;
-    }
-    let mut guess = if x > 1.0 { x / 2.0 } else { 1.0 };
-    for _ in 0..100 {
-        let next = 0.5 * (guess + x / guess);
-        if (next - guess).abs() <= f64::EPSILON * next {
-            return next;
-        }
-        guess = next;
-    }
-    guess
-}
-
-fn libm_exp(x: f64) -> f64 {
-    // exp(x) = exp(x / 2^k)^(2^k), with the series on the small argument.
-    let mut k = 0;
-    let mut reduced = x;
-    while reduced.abs() > 0.5 && k < 2000 {
-        reduced /= 2.0;
-        k += 1;
-    }
-    let mut term = 1.0;
-    let mut sum = 1.0;
-    for n in 1..40 {
-        term *= reduced / f64::from(n);
-        sum += term;
-    }
-    for _ in 0..k {
-        sum *= sum;
-    }
-    sum
-}
-
-fn libm_ln(x: f64) -> f64 {
-    if x <= 0.0 {
-        return f64::NAN;
-    }
-    // ln(x) = 2 atanh((x-1)/(x+1)) after scaling x into [0.5, 2] by powers of 2.
-    let mut exponent = 0;
-    let mut m = x;
-    while m > 2.0 {
-        m /= 2.0;
-        exponent += 1;
-    }
-    while m < 0.5 {
-        m *= 2.0;
-        exponent -= 1;
-    }
-    let y = (m - 1.0) / (m + 1.0);
-    let y2 = y * y;
-    let mut term = y;
-    let mut sum = 0.0;
-    let mut n = 1.0;
-    for _ in 0..200 {
-        sum += term / n;
-        term *= y2;
-        n += 2.0;
-    }
-    2.0 * sum + f64::from(exponent) * core::f64::consts::LN_2
-}
-
-fn libm_pow(base: f64, exponent: f64) -> f64 {
-    if exponent == 0.0 {
-        return 1.0;
-    }
-    if base == 0.0 {
-        return 0.0;
-    }
-    if exponent.abs() < 1e9 && exponent == (exponent as i64) as f64 {
-        let mut res = 1.0;
-        let mut b = base;
-        let mut e = exponent.abs() as u64;
-        while e > 0 {
-            if e & 1 == 1 {
-                res *= b;
-            }
-            b *= b;
-            e >>= 1;
-        }
-        return if exponent < 0.0 { 1.0 / res } else { res };
-    }
-    if base < 0.0 {
-        return f64::NAN;
-    }
-    libm_exp(exponent * libm_ln(base))
-}
-
 /// The regular expressions one evaluation has compiled, so that `where(matches(...))` over
 /// many items compiles its pattern once.
-#[derive(Default)]
-pub(crate) struct RegexCache {
+pub(crate) struct RegexCache<'e> {
+    /// Compiled with the expression (its literal patterns).
+    shared: &'e [(String, regex_automata::meta::Regex)],
+    /// Compiled during this evaluation (patterns computed from data).
     entries: Vec<(String, regex_automata::meta::Regex)>,
 }
 
-impl RegexCache {
+impl<'e> RegexCache<'e> {
     const CAPACITY: usize = 16;
+
+    pub(crate) fn new(shared: &'e [(String, regex_automata::meta::Regex)]) -> Self {
+        RegexCache {
+            shared,
+            entries: Vec::new(),
+        }
+    }
 
     fn get(
         &mut self,
         pattern: &str,
         offset: usize,
     ) -> Result<&regex_automata::meta::Regex, EvalError> {
+        if let Some((_, regex)) = self.shared.iter().find(|(cached, _)| cached == pattern) {
+            return Ok(regex);
+        }
         let idx = match self
             .entries
             .iter()
@@ -1034,4 +954,14 @@ fn temporal_boundary(value: &Temporal, precision: Option<i64>, high: bool) -> Op
         res.kind = TemporalKind::Date;
     }
     Some(res)
+}
+
+/// The regular expression a `matches()`, `matchesFull()` or `replaceMatches()` call with
+/// `pattern` runs: `matchesFull()` anchors it at both ends.
+pub(crate) fn regex_key(function: &str, pattern: String) -> String {
+    if function == "matchesFull" {
+        format!("^(?:{pattern})$")
+    } else {
+        pattern
+    }
 }

@@ -232,6 +232,7 @@ mod tests {
             resolver: None,
             lenient_as: false,
             now: None,
+            regexes: &[],
         };
         for (text, expression) in expressions.iter().zip(&compiled) {
             let frame = Frame {
