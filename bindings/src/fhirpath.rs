@@ -125,11 +125,19 @@ fn run_each(
             root_resource: None,
             lenient_as: false,
         };
-        let result = expression.evaluate(resource, &options)?;
         if idx > 0 {
             out.push(',');
         }
-        fhirpath::write_json(out, &result);
+        out.push('[');
+        let mut first = true;
+        expression.evaluate_streaming(resource, &options, &mut |item| {
+            if !first {
+                out.push(',');
+            }
+            first = false;
+            fhirpath::write_item(out, &item);
+        })?;
+        out.push(']');
     }
     Ok(())
 }

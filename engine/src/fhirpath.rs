@@ -283,17 +283,32 @@ impl Expression {
         self.evaluate_items(core::slice::from_ref(&root), Some(root.clone()), options)
     }
 
-    /// Evaluates the expression on any input collection, with `resource` as `%resource`.
+    /// [`Expression::evaluate`], handing each result to `sink` as it is found instead of
+    /// collecting them (a caller that writes results out needs no collection). On an error,
+    /// the sink may have seen part of the result.
     ///
     /// # Errors
     /// [`crate::Error::FhirPathEval`] with the offset of the failing sub-expression.
-    pub fn evaluate_items<'a>(
+    pub fn evaluate_streaming<'a>(
         &'a self,
-        input: &[Item<'a>],
-        resource: Option<Item<'a>>,
+        resource: &'a Object,
         options: &Options<'a, '_>,
-    ) -> Result<Collection<'a>, crate::Error> {
-        let env = Env {
+        sink: &mut dyn FnMut(Item<'a>),
+    ) -> Result<(), crate::Error> {
+        let root = Item::Object(resource);
+        let env = self.env(core::slice::from_ref(&root), Some(root.clone()), options);
+        eval::Evaluator::new(&env)
+            .evaluate_streaming(&self.ast, &root, sink)
+            .map_err(crate::Error::FhirPathEval)
+    }
+
+    fn env<'a, 'e>(
+        &'e self,
+        input: &'e [Item<'a>],
+        resource: Option<Item<'a>>,
+        options: &Options<'a, 'e>,
+    ) -> Env<'a, 'e> {
+        Env {
             root_resource: options
                 .root_resource
                 .map(Item::Object)
@@ -305,7 +320,20 @@ impl Expression {
             lenient_as: options.lenient_as,
             now: options.now,
             regexes: &self.regexes,
-        };
+        }
+    }
+
+    /// Evaluates the expression on any input collection, with `resource` as `%resource`.
+    ///
+    /// # Errors
+    /// [`crate::Error::FhirPathEval`] with the offset of the failing sub-expression.
+    pub fn evaluate_items<'a>(
+        &'a self,
+        input: &[Item<'a>],
+        resource: Option<Item<'a>>,
+        options: &Options<'a, '_>,
+    ) -> Result<Collection<'a>, crate::Error> {
+        let env = self.env(input, resource, options);
         let mut evaluator = eval::Evaluator::new(&env);
         evaluator
             .evaluate(&self.ast, input)
@@ -333,7 +361,8 @@ pub fn write_json(res: &mut String, items: &[Item<'_>]) {
     res.push(']');
 }
 
-fn write_item(res: &mut String, item: &Item<'_>) {
+/// One item as JSON, as [`to_json`] writes it.
+pub fn write_item(res: &mut String, item: &Item<'_>) {
     match item {
         Item::Object(object) => res.push_str(&write_object(object, Style::Compact)),
         Item::Primitive(primitive, _) => match &primitive.value {

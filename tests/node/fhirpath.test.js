@@ -132,6 +132,7 @@ test("edge cases that once crashed or misbehaved give results or FhirErrors", ()
   assert.deepEqual(evaluate(patient, "(1 | 2 | 3).skip(5000000000L)"), []);
   assert.deepEqual(evaluate(patient, "'abc'.split('')"), ["a", "b", "c"]);
   assert.deepEqual(evaluate(patient, "0.power(-1)"), []);
+  assert.deepEqual(evaluate(patient, String.raw`'\\u00e9t\\ud83d\\ude00 \\b\\u12'.unescape('json')`), ["\u00e9t\u{1f600} \b\\u12"]);
   assert.throws(() => compile("Coding.subsumes(%c)"), /subsumes\(\) is not supported: it needs a terminology server/);
   assert.throws(() => evaluate(patient, "'abc'.substring()"), /expected 1 to 2 arguments for substring\(\), found 0/);
   assert.throws(() => evaluate(patient, "'abc'.upper(1)"), /expected 0 arguments for upper\(\), found 1/);

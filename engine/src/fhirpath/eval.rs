@@ -133,6 +133,24 @@ impl<'a, 'e> Evaluator<'a, 'e> {
         }
     }
 
+    /// Evaluates `expr` on one item, handing each result to `sink` as it is found.
+    pub(crate) fn evaluate_streaming(
+        &mut self,
+        expr: &'a Expr,
+        input: &Item<'a>,
+        sink: &mut dyn FnMut(Item<'a>),
+    ) -> Result<(), EvalError> {
+        let frame = Frame {
+            this: Some(input.clone()),
+            ..Frame::default()
+        };
+        self.stream(expr, input, &frame, &mut |_, item| {
+            sink(item);
+            Ok(true)
+        })
+        .map(|_| ())
+    }
+
     fn count(&mut self, n: usize, offset: usize) -> Result<(), EvalError> {
         self.steps += n;
         if self.steps > MAX_STEPS {

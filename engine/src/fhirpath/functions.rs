@@ -853,11 +853,44 @@ fn unescape_json(text: &str) -> String {
             Some('n') => res.push('\n'),
             Some('r') => res.push('\r'),
             Some('t') => res.push('\t'),
+            Some('b') => res.push('\u{8}'),
+            Some('f') => res.push('\u{c}'),
+            Some('u') => {
+                // `\uXXXX`, with a surrogate pair for characters beyond the BMP. What is not
+                // a valid escape stays as written.
+                let rest = chars.as_str();
+                match unicode_escape(rest) {
+                    Some((ch, used)) => {
+                        res.push(ch);
+                        chars = rest.get(used..).unwrap_or_default().chars();
+                    }
+                    None => res.push_str("\\u"),
+                }
+            }
             Some(other) => res.push(other),
             None => res.push('\\'),
         }
     }
     res
+}
+
+/// The character of the escape after `\u` at the start of `text`, and how many bytes it used.
+fn unicode_escape(text: &str) -> Option<(char, usize)> {
+    let unit = |text: &str| {
+        text.get(..4)
+            .filter(|hex| hex.bytes().all(|b| b.is_ascii_hexdigit()))
+            .and_then(|hex| u32::from_str_radix(hex, 16).ok())
+    };
+    let first = unit(text)?;
+    if (0xD800..0xDC00).contains(&first) {
+        let low = text.get(4..)?.strip_prefix("\\u").and_then(unit)?;
+        if !(0xDC00..0xE000).contains(&low) {
+            return None;
+        }
+        let code = 0x10000 + ((first - 0xD800) << 10) + (low - 0xDC00);
+        return char::from_u32(code).map(|ch| (ch, 10));
+    }
+    char::from_u32(first).map(|ch| (ch, 4))
 }
 
 /// The least (or greatest) value a decimal written with its digits can stand for, at
