@@ -227,6 +227,23 @@ pub enum SearchParamType {
     Special,
 }
 
+impl SearchParamType {
+    /// The type's code, as FHIR writes it (`token`).
+    pub fn code(self) -> &'static str {
+        match self {
+            SearchParamType::Number => "number",
+            SearchParamType::Date => "date",
+            SearchParamType::String => "string",
+            SearchParamType::Token => "token",
+            SearchParamType::Reference => "reference",
+            SearchParamType::Composite => "composite",
+            SearchParamType::Quantity => "quantity",
+            SearchParamType::Uri => "uri",
+            SearchParamType::Special => "special",
+        }
+    }
+}
+
 /// A search parameter of the core specification.
 #[derive(Debug)]
 pub struct SearchParamDef {

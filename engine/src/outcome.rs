@@ -59,6 +59,8 @@ pub enum IssueType {
     Informational,
     /// Processing failed (here: an expression that failed while evaluating).
     Processing,
+    /// Content is too long.
+    TooLong,
 }
 
 impl IssueType {
@@ -74,6 +76,7 @@ impl IssueType {
             IssueType::CodeInvalid => "code-invalid",
             IssueType::Informational => "informational",
             IssueType::Processing => "processing",
+            IssueType::TooLong => "too-long",
         }
     }
 }

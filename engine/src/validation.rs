@@ -68,6 +68,11 @@ pub fn to_outcome(findings: &[Finding]) -> OperationOutcome {
     outcome
 }
 
+/// Longest string value (R4 §2.24.0.1 string: "Strings SHALL NOT exceed 1MB in size").
+const MAX_STRING_BYTES: usize = 1024 * 1024;
+
+mod rules;
+
 struct Validator {
     findings: Vec<Finding>,
     /// Compiled invariants by index into [`CONSTRAINTS`]; `None` when one does not compile.
@@ -113,6 +118,11 @@ impl Validator {
         type_constraints: bool,
     ) {
         let def = object.type_def();
+        if def.kind == model::TypeKind::Resource {
+            self.resource_rules(object, path);
+        } else {
+            self.type_rules(object, path);
+        }
         if type_constraints {
             let mut evaluated: Vec<u16> = Vec::new();
             for &constraint in def.constraints {
@@ -293,6 +303,14 @@ impl Validator {
             PrimitiveValue::String(text) | PrimitiveValue::Number(text) => text.as_str(),
             PrimitiveValue::Boolean(_) => return,
         };
+        if text.len() > MAX_STRING_BYTES {
+            let message = format!(
+                "the value is {} bytes long; FHIR strings are at most 1 MB ({MAX_STRING_BYTES} bytes)",
+                text.len()
+            );
+            self.find(Severity::Error, IssueType::TooLong, message, path);
+            return;
+        }
         let Some(pattern) = def.primitive.and_then(|primitive| primitive.regex) else {
             return;
         };

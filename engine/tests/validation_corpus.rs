@@ -124,6 +124,33 @@ const ERRATA: &[(&str, &str)] = &[
         "SearchParameter-questionnaireresponse-extensions-QuestionnaireResponse-item-subject.json",
         "expected a valid id value",
     ),
+    // Full URLs `.../Observation/lri-gramstain1` for resources whose id is `gramstain1`:
+    // a RESTful fullUrl must end with the resource's type and id.
+    ("Bundle-lri-example.json", "is a RESTful URL"),
+    // `.../Patient/pat12` for the Patient whose id is `pat2`.
+    (
+        "Bundle-10bb101f-a121-4264-a920-67be9cb82c74.json",
+        "is a RESTful URL",
+    ),
+    (
+        "Bundle-3a0707d3-549e-4467-b8b8-5a2ab3800efe.json",
+        "is a RESTful URL",
+    ),
+    // Search parameters declared with another type than their definition's: the core
+    // `*-version` parameters are tokens, ValueSet-reference a uri, ConceptMap-source/-target
+    // references.
+    (
+        "CapabilityStatement-knowledge-repository.json",
+        "but is declared here as",
+    ),
+    (
+        "CapabilityStatement-measure-processor.json",
+        "but is declared here as",
+    ),
+    (
+        "CapabilityStatement-terminology-server.json",
+        "but is declared here as",
+    ),
     // Logical models that are neither abstract nor based on anything (sdf-4).
     ("StructureDefinition-Definition.json", "sdf-4"),
     ("StructureDefinition-Event.json", "sdf-4"),

@@ -535,12 +535,100 @@ const CASES: &[(&str, &str, &str, &str)] = &[
         "imm-1",
         "Immunization.education[0]",
     ),
+    (
+        "fullUrl not absolute",
+        r##"{"resourceType":"Bundle","type":"collection","entry":[{"fullUrl":"Patient/1","resource":{"resourceType":"Patient","id":"1","text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">x</div>"}}}]}"##,
+        "expected fullUrl to be an absolute URL",
+        "Bundle.entry[0]",
+    ),
+    (
+        "RESTful fullUrl with another id",
+        r##"{"resourceType":"Bundle","type":"collection","entry":[{"fullUrl":"http://a.org/fhir/Patient/2","resource":{"resourceType":"Patient","id":"1","text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">x</div>"}}}]}"##,
+        "must end with the resource's type and id",
+        "Bundle.entry[0]",
+    ),
+    (
+        "link relation twice",
+        r##"{"resourceType":"Bundle","type":"searchset","link":[{"relation":"self","url":"http://a.org/Patient"},{"relation":"self","url":"http://a.org/Patient"}]}"##,
+        "the link relation \"self\" can only occur once",
+        "Bundle.link[1]",
+    ),
+    (
+        "search match without id",
+        r##"{"resourceType":"Bundle","type":"searchset","entry":[{"fullUrl":"urn:uuid:5b3c2a1e-8f4d-4b2a-9c1d-2e3f4a5b6c7d","resource":{"resourceType":"Patient","text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">x</div>"}},"search":{"mode":"match"}}]}"##,
+        "search results must have ids",
+        "Bundle.entry[0].resource",
+    ),
+    (
+        "search match of another type",
+        r##"{"resourceType":"Bundle","type":"searchset","link":[{"relation":"self","url":"http://a.org/fhir/Patient?name=x"}],"entry":[{"fullUrl":"http://a.org/fhir/Observation/1","resource":{"resourceType":"Observation","id":"1","text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">x</div>"},"status":"final","code":{"text":"x"}},"search":{"mode":"match"}}]}"##,
+        "a match of a search for Patient cannot be a Observation",
+        "Bundle.entry[0].resource",
+    ),
+    (
+        "search outcome not an OperationOutcome",
+        r##"{"resourceType":"Bundle","type":"searchset","entry":[{"fullUrl":"http://a.org/fhir/Patient/1","resource":{"resourceType":"Patient","id":"1","text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">x</div>"}},"search":{"mode":"outcome"}}]}"##,
+        "must be an OperationOutcome",
+        "Bundle.entry[0].resource",
+    ),
+    (
+        "Coding.system relative",
+        r##"{"resourceType":"Observation","text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">x</div>"},"status":"final","code":{"coding":[{"system":"loinc","code":"1-8"}]}}"##,
+        "expected Coding.system to be an absolute URI",
+        "Observation.code.coding[0]",
+    ),
+    (
+        "Coding.system a value set",
+        r##"{"resourceType":"Observation","text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">x</div>"},"status":"final","code":{"coding":[{"system":"http://hl7.org/fhir/ValueSet/observation-codes","code":"1-8"}]}}"##,
+        "found the value set",
+        "Observation.code.coding[0]",
+    ),
+    (
+        "attachment size differs from data",
+        r##"{"resourceType":"Media","text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">x</div>"},"status":"completed","content":{"contentType":"text/plain","data":"aGVsbG8=","size":6}}"##,
+        "does not match the size of its data, 5 bytes",
+        "Media.content",
+    ),
+    (
+        "narrative with an HTML entity",
+        r##"{"resourceType":"Patient","text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">caf&eacute;</div>"}}"##,
+        "the entity \"&eacute;\"",
+        "Patient.text",
+    ),
+    (
+        "composite search parameter with one component",
+        r##"{"resourceType":"SearchParameter","text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">x</div>"},"url":"http://a.org/SearchParameter/x","name":"x","status":"draft","description":"x","code":"x","base":["Observation"],"type":"composite","expression":"Observation","component":[{"definition":"http://hl7.org/fhir/SearchParameter/clinical-code","expression":"code"}]}"##,
+        "two or more components",
+        "SearchParameter",
+    ),
+    (
+        "capability search parameter of the wrong type",
+        r##"{"resourceType":"CapabilityStatement","text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">x</div>"},"status":"draft","date":"2020-01-01","kind":"instance","fhirVersion":"4.0.1","format":["json"],"implementation":{"description":"x"},"rest":[{"mode":"server","resource":[{"type":"Patient","searchParam":[{"name":"birthdate","definition":"http://hl7.org/fhir/SearchParameter/individual-birthdate","type":"string"}]}]}]}"##,
+        "is of type date, but is declared here as string",
+        "CapabilityStatement.rest[0].resource[0].searchParam[0]",
+    ),
+    (
+        "que-12 two enableWhen without enableBehavior",
+        r##"{"resourceType":"Questionnaire","text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">x</div>"},"status":"draft","item":[{"linkId":"a","type":"boolean"},{"linkId":"b","type":"string","enableWhen":[{"question":"a","operator":"=","answerBoolean":true},{"question":"a","operator":"exists","answerBoolean":true}]}]}"##,
+        "que-12",
+        "Questionnaire.item[1]",
+    ),
 ];
 
 #[test]
 fn every_invalid_resource_is_reported_at_its_element() {
     let mut failures = Vec::new();
-    for (name, input, message, path) in CASES {
+    let long_text = format!(
+        r##"{{"resourceType":"Patient","text":{{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">x</div>"}},"name":[{{"text":"{}"}}]}}"##,
+        "x".repeat(1024 * 1024 + 1)
+    );
+    let generated = [(
+        "string over 1 MB",
+        long_text.as_str(),
+        "FHIR strings are at most 1 MB",
+        "Patient.name[0].text",
+    )];
+    for (name, input, message, path) in CASES.iter().chain(&generated) {
         let resource = match parse_resource(input.as_bytes()) {
             Ok(resource) => resource,
             Err(err) => {
@@ -566,8 +654,8 @@ fn every_invalid_resource_is_reported_at_its_element() {
     }
     println!(
         "validation negative: {} invalid resources, {} reported as expected",
-        CASES.len(),
-        CASES.len() - failures.len()
+        CASES.len() + generated.len(),
+        CASES.len() + generated.len() - failures.len()
     );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert!(

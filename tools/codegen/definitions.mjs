@@ -30,6 +30,20 @@ const JSON_KINDS = { boolean: "Boolean", integer: "Integer", positiveInt: "Integ
 const stripVersion = (url) => url.split("|")[0];
 const extValue = (holder, url) => holder?.extension?.find((ext) => ext.url === url);
 
+/**
+ * A constraint's FHIRPath, with the corrections of known errata of 4.0.1.
+ *
+ * que-12: the human text (and R4B, R5) require enableBehavior with "more than one" enableWhen,
+ * but the 4.0.1 expression counts "more than two".
+ */
+function correctedExpression(constraint) {
+  const expression = constraint.expression ?? "";
+  if (constraint.key === "que-12" && expression === "enableWhen.count() > 2 implies enableBehavior.exists()") {
+    return "enableWhen.count() > 1 implies enableBehavior.exists()";
+  }
+  return expression;
+}
+
 /** The whole model: { types, constraints, valueSets, codeSystems, searchParams }. */
 export function loadModel() {
   const typeSds = bundle("Bundle-types.json").filter((res) => res.resourceType === "StructureDefinition");
@@ -82,7 +96,7 @@ export function loadModel() {
       const key = JSON.stringify([c.key, c.severity, c.human, c.expression]);
       if (!constraintIndex.has(key)) {
         constraintIndex.set(key, constraints.length);
-        constraints.push({ key: c.key, severity: c.severity, human: c.human, expression: c.expression ?? "" });
+        constraints.push({ key: c.key, severity: c.severity, human: c.human, expression: correctedExpression(c) });
       }
       return constraintIndex.get(key);
     });
@@ -127,9 +141,11 @@ export function loadModel() {
           let code = t.code;
           if (type.kind === "Resource" && el.path === `${rootPath}.id`) {
             // Correction: the 4.0.1 snapshots type Resource.id as System.String with fhir-type
-            // "string", but the specification defines it as an \`id\` (R4 §2.36 Resource.id), and
-            // unlike Element.id it is an ordinary primitive element that can carry extensions.
+            // "string", but the specification defines it as an \`id\` (R4 §2.36 Resource.id), so
+            // its value must match the id pattern. Like Element.id (a System type), it carries no
+            // extensions.
             code = "id";
+            if (!flags.includes("NO_EXTENSIONS")) flags.push("NO_EXTENSIONS");
           } else if (SYSTEM_TYPES[code]) {
             code = extValue(t, FHIR_TYPE_EXT)?.valueUrl ?? SYSTEM_TYPES[code];
             if (!flags.includes("NO_EXTENSIONS")) flags.push("NO_EXTENSIONS");

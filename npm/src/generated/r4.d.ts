@@ -1975,7 +1975,6 @@ export interface Account {
   resourceType: "Account";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -2025,7 +2024,6 @@ export interface ActivityDefinition {
   resourceType: "ActivityDefinition";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -2179,7 +2177,6 @@ export interface AdverseEvent {
   resourceType: "AdverseEvent";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -2248,7 +2245,6 @@ export interface AllergyIntolerance {
   resourceType: "AllergyIntolerance";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -2320,7 +2316,6 @@ export interface Appointment {
   resourceType: "Appointment";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -2398,7 +2393,6 @@ export interface AppointmentResponse {
   resourceType: "AppointmentResponse";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -2443,7 +2437,6 @@ export interface AuditEvent {
   resourceType: "AuditEvent";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -2494,7 +2487,6 @@ export interface Basic {
   resourceType: "Basic";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -2530,7 +2522,6 @@ export interface Binary {
   resourceType: "Binary";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -2555,7 +2546,6 @@ export interface BiologicallyDerivedProduct {
   resourceType: "BiologicallyDerivedProduct";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -2605,7 +2595,6 @@ export interface BodyStructure {
   resourceType: "BodyStructure";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -2648,7 +2637,6 @@ export interface Bundle<T extends Resource = Resource> {
   resourceType: "Bundle";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -2682,7 +2670,6 @@ export interface CapabilityStatement {
   resourceType: "CapabilityStatement";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -2777,7 +2764,6 @@ export interface CarePlan {
   resourceType: "CarePlan";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -2855,7 +2841,6 @@ export interface CareTeam {
   resourceType: "CareTeam";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -2908,7 +2893,6 @@ export interface CatalogEntry {
   resourceType: "CatalogEntry";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -2963,7 +2947,6 @@ export interface ChargeItem {
   resourceType: "ChargeItem";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -3053,7 +3036,6 @@ export interface ChargeItemDefinition {
   resourceType: "ChargeItemDefinition";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -3138,7 +3120,6 @@ export interface Claim {
   resourceType: "Claim";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -3220,7 +3201,6 @@ export interface ClaimResponse {
   resourceType: "ClaimResponse";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -3305,7 +3285,6 @@ export interface ClinicalImpression {
   resourceType: "ClinicalImpression";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -3378,7 +3357,6 @@ export interface CodeSystem {
   resourceType: "CodeSystem";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -3474,7 +3452,6 @@ export interface Communication {
   resourceType: "Communication";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -3551,7 +3528,6 @@ export interface CommunicationRequest {
   resourceType: "CommunicationRequest";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -3627,7 +3603,6 @@ export interface CompartmentDefinition {
   resourceType: "CompartmentDefinition";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -3691,7 +3666,6 @@ export interface Composition {
   resourceType: "Composition";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -3750,7 +3724,6 @@ export interface ConceptMap {
   resourceType: "ConceptMap";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -3830,7 +3803,6 @@ export interface Condition {
   resourceType: "Condition";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -3910,7 +3882,6 @@ export interface Consent {
   resourceType: "Consent";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -3965,7 +3936,6 @@ export interface Contract {
   resourceType: "Contract";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -4069,7 +4039,6 @@ export interface Coverage {
   resourceType: "Coverage";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -4134,7 +4103,6 @@ export interface CoverageEligibilityRequest {
   resourceType: "CoverageEligibilityRequest";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -4193,7 +4161,6 @@ export interface CoverageEligibilityResponse {
   resourceType: "CoverageEligibilityResponse";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -4257,7 +4224,6 @@ export interface DetectedIssue {
   resourceType: "DetectedIssue";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -4313,7 +4279,6 @@ export interface Device {
   resourceType: "Device";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -4400,7 +4365,6 @@ export interface DeviceDefinition {
   resourceType: "DeviceDefinition";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -4476,7 +4440,6 @@ export interface DeviceMetric {
   resourceType: "DeviceMetric";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -4524,7 +4487,6 @@ export interface DeviceRequest {
   resourceType: "DeviceRequest";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -4610,7 +4572,6 @@ export interface DeviceUseStatement {
   resourceType: "DeviceUseStatement";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -4668,7 +4629,6 @@ export interface DiagnosticReport {
   resourceType: "DiagnosticReport";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -4735,7 +4695,6 @@ export interface DocumentManifest {
   resourceType: "DocumentManifest";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -4788,7 +4747,6 @@ export interface DocumentReference {
   resourceType: "DocumentReference";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -4849,7 +4807,6 @@ export interface EffectEvidenceSynthesis {
   resourceType: "EffectEvidenceSynthesis";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -4951,7 +4908,6 @@ export interface Encounter {
   resourceType: "Encounter";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -5023,7 +4979,6 @@ export interface Endpoint {
   resourceType: "Endpoint";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -5075,7 +5030,6 @@ export interface EnrollmentRequest {
   resourceType: "EnrollmentRequest";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -5116,7 +5070,6 @@ export interface EnrollmentResponse {
   resourceType: "EnrollmentResponse";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -5161,7 +5114,6 @@ export interface EpisodeOfCare {
   resourceType: "EpisodeOfCare";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -5211,7 +5163,6 @@ export interface EventDefinition {
   resourceType: "EventDefinition";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -5309,7 +5260,6 @@ export interface Evidence {
   resourceType: "Evidence";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -5403,7 +5353,6 @@ export interface EvidenceVariable {
   resourceType: "EvidenceVariable";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -5496,7 +5445,6 @@ export interface ExampleScenario {
   resourceType: "ExampleScenario";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -5565,7 +5513,6 @@ export interface ExplanationOfBenefit {
   resourceType: "ExplanationOfBenefit";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -5683,7 +5630,6 @@ export interface FamilyMemberHistory {
   resourceType: "FamilyMemberHistory";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -5772,7 +5718,6 @@ export interface Flag {
   resourceType: "Flag";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -5814,7 +5759,6 @@ export interface Goal {
   resourceType: "Goal";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -5877,7 +5821,6 @@ export interface GraphDefinition {
   resourceType: "GraphDefinition";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -5943,7 +5886,6 @@ export interface Group {
   resourceType: "Group";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -5993,7 +5935,6 @@ export interface GuidanceResponse {
   resourceType: "GuidanceResponse";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -6056,7 +5997,6 @@ export interface HealthcareService {
   resourceType: "HealthcareService";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -6135,7 +6075,6 @@ export interface ImagingStudy {
   resourceType: "ImagingStudy";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -6205,7 +6144,6 @@ export interface Immunization {
   resourceType: "Immunization";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -6296,7 +6234,6 @@ export interface ImmunizationEvaluation {
   resourceType: "ImmunizationEvaluation";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -6359,7 +6296,6 @@ export interface ImmunizationRecommendation {
   resourceType: "ImmunizationRecommendation";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -6395,7 +6331,6 @@ export interface ImplementationGuide {
   resourceType: "ImplementationGuide";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -6473,7 +6408,6 @@ export interface InsurancePlan {
   resourceType: "InsurancePlan";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -6529,7 +6463,6 @@ export interface Invoice {
   resourceType: "Invoice";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -6590,7 +6523,6 @@ export interface Library {
   resourceType: "Library";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -6694,7 +6626,6 @@ export interface Linkage {
   resourceType: "Linkage";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -6726,7 +6657,6 @@ export interface List {
   resourceType: "List";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -6781,7 +6711,6 @@ export interface Location {
   resourceType: "Location";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -6846,7 +6775,6 @@ export interface Measure {
   resourceType: "Measure";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -6978,7 +6906,6 @@ export interface MeasureReport {
   resourceType: "MeasureReport";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -7029,7 +6956,6 @@ export interface Media {
   resourceType: "Media";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -7108,7 +7034,6 @@ export interface Medication {
   resourceType: "Medication";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -7150,7 +7075,6 @@ export interface MedicationAdministration {
   resourceType: "MedicationAdministration";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -7220,7 +7144,6 @@ export interface MedicationDispense {
   resourceType: "MedicationDispense";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -7300,7 +7223,6 @@ export interface MedicationKnowledge {
   resourceType: "MedicationKnowledge";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -7372,7 +7294,6 @@ export interface MedicationRequest {
   resourceType: "MedicationRequest";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -7473,7 +7394,6 @@ export interface MedicationStatement {
   resourceType: "MedicationStatement";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -7539,7 +7459,6 @@ export interface MedicinalProduct {
   resourceType: "MedicinalProduct";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -7605,7 +7524,6 @@ export interface MedicinalProductAuthorization {
   resourceType: "MedicinalProductAuthorization";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -7666,7 +7584,6 @@ export interface MedicinalProductContraindication {
   resourceType: "MedicinalProductContraindication";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -7705,7 +7622,6 @@ export interface MedicinalProductIndication {
   resourceType: "MedicinalProductIndication";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -7748,7 +7664,6 @@ export interface MedicinalProductIngredient {
   resourceType: "MedicinalProductIngredient";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -7786,7 +7701,6 @@ export interface MedicinalProductInteraction {
   resourceType: "MedicinalProductInteraction";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -7826,7 +7740,6 @@ export interface MedicinalProductManufactured {
   resourceType: "MedicinalProductManufactured";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -7865,7 +7778,6 @@ export interface MedicinalProductPackaged {
   resourceType: "MedicinalProductPackaged";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -7909,7 +7821,6 @@ export interface MedicinalProductPharmaceutical {
   resourceType: "MedicinalProductPharmaceutical";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -7948,7 +7859,6 @@ export interface MedicinalProductUndesirableEffect {
   resourceType: "MedicinalProductUndesirableEffect";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -7983,7 +7893,6 @@ export interface MessageDefinition {
   resourceType: "MessageDefinition";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -8076,7 +7985,6 @@ export interface MessageHeader {
   resourceType: "MessageHeader";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -8127,7 +8035,6 @@ export interface MolecularSequence {
   resourceType: "MolecularSequence";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -8188,7 +8095,6 @@ export interface NamingSystem {
   resourceType: "NamingSystem";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -8247,7 +8153,6 @@ export interface NutritionOrder {
   resourceType: "NutritionOrder";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -8312,7 +8217,6 @@ export interface Observation {
   resourceType: "Observation";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -8420,7 +8324,6 @@ export interface ObservationDefinition {
   resourceType: "ObservationDefinition";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -8474,7 +8377,6 @@ export interface OperationDefinition {
   resourceType: "OperationDefinition";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -8572,7 +8474,6 @@ export interface OperationOutcome {
   resourceType: "OperationOutcome";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -8599,7 +8500,6 @@ export interface Organization {
   resourceType: "Organization";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -8647,7 +8547,6 @@ export interface OrganizationAffiliation {
   resourceType: "OrganizationAffiliation";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -8697,7 +8596,6 @@ export interface Parameters {
   resourceType: "Parameters";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -8716,7 +8614,6 @@ export interface Patient {
   resourceType: "Patient";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -8784,7 +8681,6 @@ export interface PaymentNotice {
   resourceType: "PaymentNotice";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -8836,7 +8732,6 @@ export interface PaymentReconciliation {
   resourceType: "PaymentReconciliation";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -8896,7 +8791,6 @@ export interface Person {
   resourceType: "Person";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -8944,7 +8838,6 @@ export interface PlanDefinition {
   resourceType: "PlanDefinition";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -9049,7 +8942,6 @@ export interface Practitioner {
   resourceType: "Practitioner";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -9097,7 +8989,6 @@ export interface PractitionerRole {
   resourceType: "PractitionerRole";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -9152,7 +9043,6 @@ export interface Procedure {
   resourceType: "Procedure";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -9246,7 +9136,6 @@ export interface Provenance {
   resourceType: "Provenance";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -9296,7 +9185,6 @@ export interface Questionnaire {
   resourceType: "Questionnaire";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -9380,7 +9268,6 @@ export interface QuestionnaireResponse {
   resourceType: "QuestionnaireResponse";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -9430,7 +9317,6 @@ export interface RelatedPerson {
   resourceType: "RelatedPerson";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -9482,7 +9368,6 @@ export interface RequestGroup {
   resourceType: "RequestGroup";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -9549,7 +9434,6 @@ export interface ResearchDefinition {
   resourceType: "ResearchDefinition";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -9662,7 +9546,6 @@ export interface ResearchElementDefinition {
   resourceType: "ResearchElementDefinition";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -9775,7 +9658,6 @@ export interface ResearchStudy {
   resourceType: "ResearchStudy";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -9851,7 +9733,6 @@ export interface ResearchSubject {
   resourceType: "ResearchSubject";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -9895,7 +9776,6 @@ export interface RiskAssessment {
   resourceType: "RiskAssessment";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -9959,7 +9839,6 @@ export interface RiskEvidenceSynthesis {
   resourceType: "RiskEvidenceSynthesis";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -10057,7 +9936,6 @@ export interface Schedule {
   resourceType: "Schedule";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -10100,7 +9978,6 @@ export interface SearchParameter {
   resourceType: "SearchParameter";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -10199,7 +10076,6 @@ export interface ServiceRequest {
   resourceType: "ServiceRequest";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -10310,7 +10186,6 @@ export interface Slot {
   resourceType: "Slot";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -10362,7 +10237,6 @@ export interface Specimen {
   resourceType: "Specimen";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -10415,7 +10289,6 @@ export interface SpecimenDefinition {
   resourceType: "SpecimenDefinition";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -10453,7 +10326,6 @@ export interface StructureDefinition {
   resourceType: "StructureDefinition";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -10550,7 +10422,6 @@ export interface StructureMap {
   resourceType: "StructureMap";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -10623,7 +10494,6 @@ export interface Subscription {
   resourceType: "Subscription";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -10667,7 +10537,6 @@ export interface Substance {
   resourceType: "Substance";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -10708,7 +10577,6 @@ export interface SubstanceNucleicAcid {
   resourceType: "SubstanceNucleicAcid";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -10745,7 +10613,6 @@ export interface SubstancePolymer {
   resourceType: "SubstancePolymer";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -10783,7 +10650,6 @@ export interface SubstanceProtein {
   resourceType: "SubstanceProtein";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -10818,7 +10684,6 @@ export interface SubstanceReferenceInformation {
   resourceType: "SubstanceReferenceInformation";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -10854,7 +10719,6 @@ export interface SubstanceSourceMaterial {
   resourceType: "SubstanceSourceMaterial";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -10908,7 +10772,6 @@ export interface SubstanceSpecification {
   resourceType: "SubstanceSpecification";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -10973,7 +10836,6 @@ export interface SupplyDelivery {
   resourceType: "SupplyDelivery";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -11026,7 +10888,6 @@ export interface SupplyRequest {
   resourceType: "SupplyRequest";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -11091,7 +10952,6 @@ export interface Task {
   resourceType: "Task";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -11186,7 +11046,6 @@ export interface TerminologyCapabilities {
   resourceType: "TerminologyCapabilities";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -11273,7 +11132,6 @@ export interface TestReport {
   resourceType: "TestReport";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -11328,7 +11186,6 @@ export interface TestScript {
   resourceType: "TestScript";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -11412,7 +11269,6 @@ export interface ValueSet {
   resourceType: "ValueSet";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -11485,7 +11341,6 @@ export interface VerificationResult {
   resourceType: "VerificationResult";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */
@@ -11543,7 +11398,6 @@ export interface VisionPrescription {
   resourceType: "VisionPrescription";
   /** Logical id of this artifact */
   id?: string;
-  _id?: Element;
   /** Metadata about the resource */
   meta?: Meta;
   /** A set of rules under which this content was created */

@@ -167,7 +167,7 @@ pub static CONSTRAINTS: [Constraint; 239] = [
     Constraint { key: "que-9", severity: ConstraintSeverity::Error, human: "Read-only can't be specified for \"display\" items", expression: "type!='display' or readOnly.empty()" },
     Constraint { key: "que-10", severity: ConstraintSeverity::Error, human: "Maximum length can only be declared for simple question types", expression: "(type in ('boolean' | 'decimal' | 'integer' | 'string' | 'text' | 'url' | 'open-choice')) or maxLength.empty()" },
     Constraint { key: "que-11", severity: ConstraintSeverity::Error, human: "If one or more answerOption is present, initial[x] must be missing", expression: "answerOption.empty() or initial.empty()" },
-    Constraint { key: "que-12", severity: ConstraintSeverity::Error, human: "If there are more than one enableWhen, enableBehavior must be specified", expression: "enableWhen.count() > 2 implies enableBehavior.exists()" },
+    Constraint { key: "que-12", severity: ConstraintSeverity::Error, human: "If there are more than one enableWhen, enableBehavior must be specified", expression: "enableWhen.count() > 1 implies enableBehavior.exists()" },
     Constraint { key: "que-13", severity: ConstraintSeverity::Error, human: "Can only have multiple initial values for repeating items", expression: "repeats=true or initial.count() <= 1" },
     Constraint { key: "qrs-1", severity: ConstraintSeverity::Error, human: "Nested item can't be beneath both item and answer", expression: "(answer.exists() and item.exists()).not()" },
     Constraint { key: "rqg-1", severity: ConstraintSeverity::Error, human: "Must have resource or action but not both", expression: "resource.exists() != action.exists()" },

@@ -1523,7 +1523,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -1554,7 +1554,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -1620,7 +1620,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -1660,7 +1660,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -1696,7 +1696,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -1738,7 +1738,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -1766,7 +1766,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -1797,7 +1797,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -1822,7 +1822,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(181)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -1841,7 +1841,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -1872,7 +1872,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -1900,7 +1900,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(181)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -1923,7 +1923,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -1969,7 +1969,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -2012,7 +2012,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -2045,7 +2045,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -2078,7 +2078,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -2124,7 +2124,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -2167,7 +2167,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -2214,7 +2214,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -2261,7 +2261,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -2301,7 +2301,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -2347,7 +2347,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -2390,7 +2390,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -2432,7 +2432,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -2466,7 +2466,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -2501,7 +2501,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -2539,7 +2539,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -2576,7 +2576,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -2609,7 +2609,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -2662,7 +2662,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -2699,7 +2699,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -2733,7 +2733,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -2768,7 +2768,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -2800,7 +2800,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -2846,7 +2846,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -2888,7 +2888,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -2918,7 +2918,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -2962,7 +2962,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -2995,7 +2995,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -3033,7 +3033,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -3065,7 +3065,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -3101,7 +3101,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: true,
         base: Some(TypeId(181)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -3121,7 +3121,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -3174,7 +3174,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -3217,7 +3217,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -3248,7 +3248,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -3275,7 +3275,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -3303,7 +3303,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -3335,7 +3335,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -3383,7 +3383,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -3431,7 +3431,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -3478,7 +3478,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -3515,7 +3515,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -3578,7 +3578,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -3616,7 +3616,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -3644,7 +3644,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -3680,7 +3680,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -3715,7 +3715,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -3745,7 +3745,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -3780,7 +3780,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -3824,7 +3824,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -3864,7 +3864,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -3912,7 +3912,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -3945,7 +3945,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -3970,7 +3970,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -4010,7 +4010,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -4044,7 +4044,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -4080,7 +4080,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -4131,7 +4131,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -4154,7 +4154,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -4187,7 +4187,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -4224,7 +4224,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -4285,7 +4285,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -4316,7 +4316,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -4358,7 +4358,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -4386,7 +4386,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -4425,7 +4425,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -4469,7 +4469,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -4511,7 +4511,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -4563,7 +4563,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -4600,7 +4600,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -4640,7 +4640,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -4676,7 +4676,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -4703,7 +4703,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -4732,7 +4732,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -4758,7 +4758,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -4785,7 +4785,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -4812,7 +4812,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -4841,7 +4841,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -4868,7 +4868,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -4893,7 +4893,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -4937,7 +4937,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -4968,7 +4968,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -5004,7 +5004,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -5037,7 +5037,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -5074,7 +5074,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -5118,7 +5118,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -5151,7 +5151,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -5197,7 +5197,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -5218,7 +5218,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -5248,7 +5248,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -5280,7 +5280,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(181)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -5297,7 +5297,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -5333,7 +5333,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -5365,7 +5365,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -5400,7 +5400,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -5430,7 +5430,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -5481,7 +5481,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -5511,7 +5511,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -5545,7 +5545,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -5593,7 +5593,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -5623,7 +5623,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -5665,7 +5665,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -5696,7 +5696,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -5728,7 +5728,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -5766,7 +5766,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -5820,7 +5820,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -5873,7 +5873,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -5917,7 +5917,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -5945,7 +5945,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: true,
         base: None,
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -5961,7 +5961,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -5998,7 +5998,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -6049,7 +6049,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -6077,7 +6077,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -6123,7 +6123,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -6176,7 +6176,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -6207,7 +6207,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -6240,7 +6240,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -6266,7 +6266,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -6313,7 +6313,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -6351,7 +6351,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -6378,7 +6378,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -6405,7 +6405,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -6430,7 +6430,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -6456,7 +6456,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -6480,7 +6480,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -6505,7 +6505,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -6538,7 +6538,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -6577,7 +6577,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -6608,7 +6608,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -6643,7 +6643,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -6694,7 +6694,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -6738,7 +6738,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -6770,7 +6770,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -6814,7 +6814,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -6852,7 +6852,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },
@@ -6886,7 +6886,7 @@ pub static TYPES: [TypeDef; 682] = [
         is_abstract: false,
         base: Some(TypeId(103)),
         elements: &[
-            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[] },
+            ElementDef { name: "id", min: 0, max: 1, types: &[ElementType { type_id: TypeId(7), targets: &[], profiles: &[] }], flags: flags::SUMMARY | flags::NO_EXTENSIONS, binding: None, constraints: &[] },
             ElementDef { name: "meta", min: 0, max: 1, types: &[ElementType { type_id: TypeId(42), targets: &[], profiles: &[] }], flags: flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "implicitRules", min: 0, max: 1, types: &[ElementType { type_id: TypeId(16), targets: &[], profiles: &[] }], flags: flags::MODIFIER | flags::SUMMARY, binding: None, constraints: &[0] },
             ElementDef { name: "language", min: 0, max: 1, types: &[ElementType { type_id: TypeId(3), targets: &[], profiles: &[] }], flags: 0, binding: Some(&Binding { strength: BindingStrength::Preferred, value_set: "http://hl7.org/fhir/ValueSet/languages", value_set_idx: None }), constraints: &[0] },

@@ -1,0 +1,78 @@
+// The HL7 validator's test cases (../shared/corpus/validator, trimmed to R4 JSON), run against
+// hearth-fhir's validate(): per tier, how many cases agree with the Java reference validator
+// on "has errors / has none" and on the exact error count (errors = error + fatal issues).
+//
+// Every case is run or counted as skipped with its reason. Cases whose expectations depend on
+// what Hearth does not do (a terminology server, fetching external references, profiles not
+// yet supported) are reported in their own rows so that the core figure stays honest.
+// Disagreements are written to tests/artifacts/validator-disagreements.txt.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync, writeFileSync } from "node:fs";
+import { validate, FhirError } from "hearth-fhir";
+import { ROOT, artifactPath } from "../lib/paths.js";
+
+const corpus = process.env.HEARTH_CORPUS ?? `${ROOT}../shared/corpus`;
+const dir = `${corpus}/validator`;
+/** Core-tier cases needing nothing else that agree on errors / none, at the last recorded run. */
+const MIN_CORE_AGREEMENT = 91;
+
+function errorCount(outcome) {
+  return outcome.issue.filter((issue) => issue.severity === "error" || issue.severity === "fatal").length;
+}
+
+/** Hearth's error count for a file: a resource that does not read counts its read errors. */
+function hearthErrors(text) {
+  try {
+    return { count: errorCount(validate(text)) };
+  } catch (err) {
+    if (err instanceof FhirError && err.outcome) return { count: errorCount(err.outcome), unreadable: true };
+    throw err;
+  }
+}
+
+test("HL7 validator cases", () => {
+  const manifest = JSON.parse(readFileSync(`${dir}/manifest.json`, "utf8"));
+  const rows = new Map();
+  const row = (name) => {
+    if (!rows.has(name)) rows.set(name, { cases: 0, agreeHasErrors: 0, agreeCount: 0 });
+    return rows.get(name);
+  };
+  const skips = new Map();
+  const disagreements = [];
+  for (const entry of manifest["test-cases"]) {
+    const corpusInfo = entry["x-corpus"];
+    const needs = corpusInfo.needs ?? [];
+    let rowName;
+    if (corpusInfo.tier === "local-profiles") {
+      const reason = "needs the profiles, questionnaires or value sets shipped with the case (run-time profiles are not supported yet)";
+      skips.set(reason, (skips.get(reason) ?? 0) + 1);
+      continue;
+    } else if (needs.includes("terminology-server")) {
+      rowName = "core, needs a terminology server (Hearth has none)";
+    } else if (needs.includes("reference-fetcher")) {
+      rowName = "core, needs external references fetched (Hearth fetches none)";
+    } else {
+      rowName = "core";
+    }
+    const text = readFileSync(`${dir}/${entry.file}`, "utf8");
+    const expected = corpusInfo.expected.errors;
+    const got = hearthErrors(text);
+    const r = row(rowName);
+    r.cases += 1;
+    if ((got.count > 0) === (expected > 0)) r.agreeHasErrors += 1;
+    else disagreements.push(`${rowName}\t${entry.name}\t${entry.file}\texpected ${expected} errors, Hearth ${got.count}`);
+    if (got.count === expected) r.agreeCount += 1;
+  }
+  const percent = (n, d) => (d === 0 ? "-" : `${((100 * n) / d).toFixed(1)}%`);
+  for (const [name, r] of rows) {
+    console.log(
+      `validator cases: ${name}: ${r.cases} cases, errors/none agree ${r.agreeHasErrors} (${percent(r.agreeHasErrors, r.cases)}), ` +
+        `exact error count agrees ${r.agreeCount} (${percent(r.agreeCount, r.cases)})`,
+    );
+  }
+  for (const [reason, n] of skips) console.log(`  skipped ${n}: ${reason}`);
+  writeFileSync(artifactPath("validator-disagreements.txt"), disagreements.join("\n") + "\n");
+  const core = rows.get("core");
+  assert.ok(core && core.agreeHasErrors >= MIN_CORE_AGREEMENT, `core agreement fell to ${core?.agreeHasErrors}`);
+});
