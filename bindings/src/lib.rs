@@ -53,13 +53,19 @@ pub fn format(bytes: &[u8], pretty: bool) -> Result<String, BindingError> {
     Ok(hearth_engine::json::format(bytes, style)?)
 }
 
+thread_local! {
+    /// One validator for the module, so that invariants compile once, not once per resource.
+    static VALIDATOR: core::cell::RefCell<hearth_engine::validation::Validator> =
+        core::cell::RefCell::default();
+}
+
 /// Validates a resource against the R4 base specification; returns the OperationOutcome as
 /// JSON text. Content that cannot be read is reported in the outcome too, not thrown.
 #[wasm_bindgen]
 pub fn validate(bytes: &[u8]) -> String {
     match hearth_engine::json::fhir::parse_resource(bytes) {
         Ok(resource) => {
-            let findings = hearth_engine::validation::validate(&resource);
+            let findings = VALIDATOR.with(|validator| validator.borrow_mut().validate(&resource));
             hearth_engine::validation::to_outcome(&findings).to_json()
         }
         Err(err) => err.to_outcome().1.to_json(),

@@ -19,6 +19,7 @@ mod decimal;
 mod eval;
 mod functions;
 mod lexer;
+mod memo;
 mod parser;
 mod ucum;
 mod value;
@@ -81,6 +82,9 @@ pub struct Expression {
     ast: parser::Expr,
     /// The regular expressions of its literal patterns (`matches('[0-9]+')`), compiled once.
     regexes: Vec<(String, regex_automata::meta::Regex)>,
+    /// The nodes whose result is kept for the rest of an evaluation (see `memo`), by address
+    /// (the tree does not move or change once compiled).
+    memo_nodes: Vec<(usize, usize)>,
 }
 
 /// Compiles an expression.
@@ -91,7 +95,12 @@ pub fn compile(text: &str) -> Result<Expression, crate::Error> {
     let ast = fold(parser::parse(text).map_err(crate::Error::FhirPathSyntax)?);
     let mut regexes = Vec::new();
     literal_regexes(&ast, &mut regexes);
-    Ok(Expression { ast, regexes })
+    let memo_nodes = memo::memo_nodes(&ast);
+    Ok(Expression {
+        ast,
+        regexes,
+        memo_nodes,
+    })
 }
 
 /// Compiles the literal patterns of `matches()`, `matchesFull()` and `replaceMatches()`. A
@@ -186,6 +195,7 @@ fn folded_literal(expr: &parser::Expr) -> Option<parser::Literal> {
         now: None,
         lenient_as: false,
         regexes: &[],
+        memo_nodes: &[],
     };
     let mut evaluator = eval::Evaluator::new(&env);
     let result = evaluator.evaluate(expr, &[]).ok()?;
@@ -320,6 +330,7 @@ impl Expression {
             lenient_as: options.lenient_as,
             now: options.now,
             regexes: &self.regexes,
+            memo_nodes: &self.memo_nodes,
         }
     }
 

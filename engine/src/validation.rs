@@ -32,15 +32,37 @@ pub struct Finding {
 }
 
 /// Validates a resource against the R4 base specification.
+///
+/// This compiles what it needs afresh; to validate many resources, keep a [`Validator`].
 pub fn validate(resource: &Object) -> Vec<Finding> {
-    let mut validator = Validator {
-        findings: Vec::new(),
-        compiled: BTreeMap::new(),
-        regexes: BTreeMap::new(),
-    };
-    let path = String::from(resource.type_def().name);
-    validator.object(resource, resource, resource, &path, true);
-    validator.findings
+    Validator::new().validate(resource)
+}
+
+/// Validates resources, keeping the invariants and patterns it has compiled for the next.
+#[derive(Default)]
+pub struct Validator {
+    /// Compiled invariants by index into [`CONSTRAINTS`]; `None` when one does not compile.
+    compiled: BTreeMap<u16, Option<Expression>>,
+    /// Compiled primitive regexes by type.
+    regexes: BTreeMap<TypeId, Option<regex_automata::meta::Regex>>,
+}
+
+impl Validator {
+    /// A validator that has compiled nothing yet.
+    pub fn new() -> Self {
+        Validator::default()
+    }
+
+    /// Validates a resource against the R4 base specification.
+    pub fn validate(&mut self, resource: &Object) -> Vec<Finding> {
+        let mut walk = Walk {
+            findings: Vec::new(),
+            validator: self,
+        };
+        let path = String::from(resource.type_def().name);
+        walk.object(resource, resource, resource, &path, true);
+        walk.findings
+    }
 }
 
 /// Findings as an OperationOutcome (one information issue when there are none, since an
@@ -73,15 +95,66 @@ const MAX_STRING_BYTES: usize = 1024 * 1024;
 
 mod rules;
 
-struct Validator {
-    findings: Vec<Finding>,
-    /// Compiled invariants by index into [`CONSTRAINTS`]; `None` when one does not compile.
-    compiled: BTreeMap<u16, Option<Expression>>,
-    /// Compiled primitive regexes by type.
-    regexes: BTreeMap<TypeId, Option<regex_automata::meta::Regex>>,
+/// `path.name` or `path.name[index]`, built without the formatting machinery (validation
+/// builds one for every element).
+fn child_path(path: &str, name: &str, index: Option<usize>) -> String {
+    let mut res = String::with_capacity(path.len() + name.len() + 8);
+    res.push_str(path);
+    res.push('.');
+    res.push_str(name);
+    if let Some(index) = index {
+        res.push('[');
+        let mut digits = [0u8; 20];
+        let mut len = 0;
+        let mut rest = index;
+        loop {
+            if let Some(slot) = digits.get_mut(len) {
+                *slot = b'0' + (rest % 10) as u8;
+            }
+            len += 1;
+            rest /= 10;
+            if rest == 0 {
+                break;
+            }
+        }
+        for digit in digits.iter().take(len).rev() {
+            res.push(char::from(*digit));
+        }
+        res.push(']');
+    }
+    res
 }
 
-impl Validator {
+/// ele-1, "All FHIR elements must have a @value or children".
+const ELE_1: &str = "hasValue() or (children().count() > id.count())";
+
+/// ele-1 without FHIRPath: a primitive with a value, or an element with a child other than
+/// its `id`.
+fn ele_1(item: &Item<'_>) -> bool {
+    let has_child = |object: &Object| {
+        let elements = object.type_def().elements;
+        object.fields.iter().any(|field| {
+            elements
+                .get(usize::from(field.element))
+                .is_none_or(|element| element.name != "id")
+        })
+    };
+    match item {
+        Item::Object(object) => has_child(object),
+        Item::Primitive(primitive, _) => {
+            primitive.value.is_some() || primitive.companion.as_deref().is_some_and(has_child)
+        }
+        _ => true,
+    }
+}
+
+/// One validation: the findings so far, and the validator's compiled invariants and patterns.
+struct Walk<'v> {
+    findings: Vec<Finding>,
+    validator: &'v mut Validator,
+}
+
+impl Walk<'_> {
     /// Notes an invariant that was not checked (information, not an error).
     fn not_checked(&mut self, key: &'static str, why: String, path: &str) {
         self.findings.push(Finding {
@@ -179,11 +252,11 @@ impl Validator {
             let Some(element_type) = element.types.get(usize::from(field.choice)) else {
                 continue;
             };
-            let child_path = if element.is_array() {
-                format!("{path}.{}[{index_in_element}]", element.name)
-            } else {
-                format!("{path}.{}", element.name)
-            };
+            let child_path = child_path(
+                path,
+                element.name,
+                element.is_array().then_some(index_in_element),
+            );
             let item = Item::from_value(&field.value, element_type.type_id);
             // The element's invariants and, for a complex value, its type's; each once.
             let type_constraints: &[u16] = match &field.value {
@@ -245,7 +318,15 @@ impl Validator {
         if constraint.expression.is_empty() {
             return;
         }
+        if constraint.expression == ELE_1 {
+            // Every element of every resource has ele-1: it is checked natively.
+            if !ele_1(&item) {
+                self.invariant_failed(constraint, path);
+            }
+            return;
+        }
         let compiled = self
+            .validator
             .compiled
             .entry(idx)
             .or_insert_with(|| fhirpath::compile(constraint.expression).ok());
@@ -283,18 +364,22 @@ impl Validator {
             }
         };
         if !holds {
-            let severity = match constraint.severity {
-                ConstraintSeverity::Error => Severity::Error,
-                ConstraintSeverity::Warning => Severity::Warning,
-            };
-            self.findings.push(Finding {
-                severity,
-                code: IssueType::Invariant,
-                message: format!("{}: {}", constraint.key, constraint.human),
-                path: String::from(path),
-                constraint: Some(constraint.key),
-            });
+            self.invariant_failed(constraint, path);
         }
+    }
+
+    fn invariant_failed(&mut self, constraint: &'static model::Constraint, path: &str) {
+        let severity = match constraint.severity {
+            ConstraintSeverity::Error => Severity::Error,
+            ConstraintSeverity::Warning => Severity::Warning,
+        };
+        self.findings.push(Finding {
+            severity,
+            code: IssueType::Invariant,
+            message: format!("{}: {}", constraint.key, constraint.human),
+            path: String::from(path),
+            constraint: Some(constraint.key),
+        });
     }
 
     fn primitive(&mut self, type_id: TypeId, value: &PrimitiveValue, path: &str) {
@@ -314,7 +399,7 @@ impl Validator {
         let Some(pattern) = def.primitive.and_then(|primitive| primitive.regex) else {
             return;
         };
-        let regex = self.regexes.entry(type_id).or_insert_with(|| {
+        let regex = self.validator.regexes.entry(type_id).or_insert_with(|| {
             // The specification's regexes are Java's, where \s and \S are ASCII classes.
             let java = pattern
                 .replace("\\S", "[^ \\t\\n\\x0B\\f\\r]")
@@ -396,5 +481,74 @@ impl Validator {
             );
             self.find(Severity::Error, IssueType::CodeInvalid, message, path);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn child_paths_name_the_element_and_index() {
+        assert_eq!(child_path("Patient", "name", None), "Patient.name");
+        assert_eq!(child_path("Patient", "name", Some(0)), "Patient.name[0]");
+        assert_eq!(
+            child_path("Bundle", "entry", Some(1207)),
+            "Bundle.entry[1207]"
+        );
+    }
+
+    /// The native ele-1 agrees with its FHIRPath on every element of the R4 examples.
+    #[test]
+    fn native_ele_1_agrees_with_its_fhirpath() {
+        let expression = fhirpath::compile(ELE_1).unwrap_or_else(|err| panic!("{err}"));
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpus/examples");
+        let mut checked = 0;
+        let mut stack: Vec<Item<'_>> = Vec::new();
+        let mut resources = Vec::new();
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let bytes = std::fs::read(entry.path()).unwrap_or_default();
+            if let Ok(resource) = crate::json::fhir::parse_resource(&bytes) {
+                resources.push(resource);
+            }
+        }
+        // An element with only an id, which ele-1 refuses.
+        let only_id = crate::json::fhir::parse_resource(
+            br#"{"resourceType":"Patient","name":[{"id":"n1"}]}"#,
+        )
+        .unwrap_or_else(|err| panic!("{err}"));
+        resources.push(only_id);
+        let mut refused = 0;
+        for resource in &resources {
+            stack.push(Item::Object(resource));
+            while let Some(item) = stack.pop() {
+                let fhirpath = expression
+                    .evaluate_items(core::slice::from_ref(&item), None, &Options::default())
+                    .map(|result| !matches!(result.as_slice(), [Item::Boolean(false)]));
+                assert_eq!(fhirpath.ok(), Some(ele_1(&item)), "{item:?}");
+                refused += usize::from(!ele_1(&item));
+                checked += 1;
+                let object = match &item {
+                    Item::Object(object) => Some(*object),
+                    Item::Primitive(primitive, _) => primitive.companion.as_deref(),
+                    _ => None,
+                };
+                for field in object
+                    .map(|object| object.fields.as_slice())
+                    .unwrap_or_default()
+                {
+                    let type_id = object
+                        .and_then(|object| object.element_def(field))
+                        .and_then(|element| element.types.get(usize::from(field.choice)))
+                        .map(|element_type| element_type.type_id);
+                    if let Some(type_id) = type_id {
+                        stack.push(Item::from_value(&field.value, type_id));
+                    }
+                }
+            }
+        }
+        assert!(checked > 50_000, "checked {checked} elements");
+        // The example corpus has a few elements that break ele-1 too.
+        assert!(refused >= 1, "the element with only an id was not refused");
     }
 }

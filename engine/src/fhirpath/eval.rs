@@ -53,6 +53,9 @@ pub struct Env<'a, 'e> {
     pub now: Option<Temporal>,
     /// Regular expressions compiled with the expression, by pattern.
     pub regexes: &'e [(String, regex_automata::meta::Regex)],
+    /// Nodes whose result does not depend on where they are evaluated, as (address, class):
+    /// nodes of one class give one result.
+    pub memo_nodes: &'e [(usize, usize)],
 }
 
 #[derive(Clone, Default)]
@@ -67,6 +70,8 @@ pub(crate) struct Evaluator<'a, 'e> {
     /// Regular expressions compiled during this evaluation, by pattern.
     regexes: super::functions::RegexCache<'e>,
     defined: Vec<(String, Collection<'a>)>,
+    /// Results of [`Env::memo_nodes`] evaluated so far, by class.
+    memo: Vec<(usize, Collection<'a>)>,
     steps: usize,
     depth: usize,
 }
@@ -106,6 +111,7 @@ impl<'a, 'e> Evaluator<'a, 'e> {
             env,
             regexes: super::functions::RegexCache::new(env.regexes),
             defined: Vec::new(),
+            memo: Vec::new(),
             steps: 0,
             depth: 0,
         }
@@ -168,11 +174,31 @@ impl<'a, 'e> Evaluator<'a, 'e> {
         input: &[Item<'a>],
         frame: &Frame<'a>,
     ) -> Result<Collection<'a>, EvalError> {
+        let memo_key = if self.env.memo_nodes.is_empty() {
+            None
+        } else {
+            let address = core::ptr::from_ref(expr) as usize;
+            self.env
+                .memo_nodes
+                .iter()
+                .find(|(node, _)| *node == address)
+                .map(|(_, class)| *class)
+        };
+        if let Some(class) = memo_key {
+            if let Some((_, result)) = self.memo.iter().find(|(key, _)| *key == class) {
+                let result = result.clone();
+                self.count(result.len() + 1, expr.offset())?;
+                return Ok(result);
+            }
+        }
         self.depth += 1;
         if self.depth > MAX_EVAL_DEPTH {
             return err("expected evaluation to nest less deeply", expr.offset());
         }
         let res = self.eval_inner(expr, input, frame);
+        if let (Some(class), Ok(result)) = (memo_key, &res) {
+            self.memo.push((class, result.clone()));
+        }
         self.depth -= 1;
         let res = res?;
         // Strings built along the way count by size, so that growing text is bounded too.
@@ -413,6 +439,17 @@ impl<'a, 'e> Evaluator<'a, 'e> {
         frame: &Frame<'a>,
     ) -> Result<Collection<'a>, EvalError> {
         let a = self.eval(left, input, frame)?;
+        // `true or x`, `false and x` and `false implies x` are decided by the left operand
+        // whatever x is (even empty), so x is not evaluated.
+        let decided = match op {
+            BinaryOp::Or => to_bool(&a, offset)? == Some(true),
+            BinaryOp::And => to_bool(&a, offset)? == Some(false),
+            BinaryOp::Implies => to_bool(&a, offset)? == Some(false),
+            _ => false,
+        };
+        if decided {
+            return Ok(vec![Item::Boolean(op != BinaryOp::And)]);
+        }
         let b = self.eval(right, input, frame)?;
         let boolean = |value: Option<bool>| Ok(value.map(Item::Boolean).into_iter().collect());
         match op {
@@ -932,17 +969,18 @@ impl<'a, 'e> Evaluator<'a, 'e> {
             }
             "descendants" => {
                 arity(0, 0)?;
+                // Breadth first, in one collection: each item's children are appended after
+                // everything found so far.
                 let mut res = Vec::new();
-                let mut frontier = items.to_vec();
-                while !frontier.is_empty() {
-                    let mut next = Vec::new();
-                    for item in &frontier {
-                        all_children(item, &mut next);
-                    }
-                    self.count(next.len(), offset)?;
-                    res.extend(next.iter().cloned());
-                    frontier = next;
+                for item in items {
+                    all_children(item, &mut res);
                 }
+                let mut next = 0;
+                while let Some(item) = res.get(next).cloned() {
+                    all_children(&item, &mut res);
+                    next += 1;
+                }
+                self.count(res.len(), offset)?;
                 Ok(res)
             }
             // FHIR functions.

@@ -6,7 +6,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use super::Validator;
+use super::Walk;
 use crate::model;
 use crate::outcome::{IssueType, Severity};
 use crate::resource::{Object, PrimitiveValue, Value};
@@ -57,7 +57,7 @@ fn base64_len(data: &str) -> usize {
     (len / 4 * 3).saturating_sub(padding)
 }
 
-impl Validator {
+impl Walk<'_> {
     /// The prose rules for a resource of `object`'s type, at `path`.
     pub(super) fn resource_rules(&mut self, object: &Object, path: &str) {
         match object.type_def().name {

@@ -233,6 +233,7 @@ mod tests {
             lenient_as: false,
             now: None,
             regexes: &[],
+            memo_nodes: &[],
         };
         for (text, expression) in expressions.iter().zip(&compiled) {
             let frame = Frame {
