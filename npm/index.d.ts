@@ -65,7 +65,15 @@ export function format(input: FhirInput, options?: { pretty?: boolean }): string
  * validate({ resourceType: "Patient", contact: [{ gender: "male" }] }).issue[0].diagnostics;
  * // "pat-1: SHALL at least contain a contact's details or a reference to an organization"
  */
-export function validate(input: FhirInput): OperationOutcome;
+export function validate(input: FhirInput, options?: ValidateOptions): OperationOutcome;
+
+/** Checks beyond the specification's, for content that will be shown to people. */
+export interface ValidateOptions {
+  /** Strings (other than narrative) that embed what looks like an HTML tag are errors. */
+  securityChecks?: boolean;
+  /** Markdown that embeds HTML tags is an error. */
+  noHtmlInMarkdown?: boolean;
+}
 
 /** The version of the engine inside the Wasm module. */
 export function version(): string;

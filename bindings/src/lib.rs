@@ -62,10 +62,15 @@ thread_local! {
 /// Validates a resource against the R4 base specification; returns the OperationOutcome as
 /// JSON text. Content that cannot be read is reported in the outcome too, not thrown.
 #[wasm_bindgen]
-pub fn validate(bytes: &[u8]) -> String {
+pub fn validate(bytes: &[u8], security_checks: bool, no_html_in_markdown: bool) -> String {
+    let options = hearth_engine::validation::ValidateOptions {
+        security_checks,
+        no_html_in_markdown,
+    };
     match hearth_engine::json::fhir::parse_resource(bytes) {
         Ok(resource) => {
-            let findings = VALIDATOR.with(|validator| validator.borrow_mut().validate(&resource));
+            let findings = VALIDATOR
+                .with(|validator| validator.borrow_mut().validate_with(&resource, &options));
             hearth_engine::validation::to_outcome(&findings).to_json()
         }
         Err(err) => err.to_outcome().1.to_json(),

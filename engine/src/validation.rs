@@ -55,9 +55,15 @@ impl Validator {
 
     /// Validates a resource against the R4 base specification.
     pub fn validate(&mut self, resource: &Object) -> Vec<Finding> {
+        self.validate_with(resource, &ValidateOptions::default())
+    }
+
+    /// [`Validator::validate`], with extra checks.
+    pub fn validate_with(&mut self, resource: &Object, options: &ValidateOptions) -> Vec<Finding> {
         let mut walk = Walk {
             findings: Vec::new(),
             validator: self,
+            options: *options,
         };
         let path = String::from(resource.type_def().name);
         walk.object(resource, resource, resource, &path, true);
@@ -125,6 +131,17 @@ fn child_path(path: &str, name: &str, index: Option<usize>) -> String {
     res
 }
 
+/// Where `text` has something that looks like an HTML tag: `<` followed by a letter, `/`, or
+/// `!`, and a `>` later on.
+fn embedded_tag(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    bytes.iter().enumerate().find_map(|(idx, &byte)| {
+        let next = bytes.get(idx + 1)?;
+        let opens = byte == b'<' && (next.is_ascii_alphabetic() || matches!(next, b'/' | b'!'));
+        (opens && bytes.get(idx + 2..)?.contains(&b'>')).then_some(idx)
+    })
+}
+
 /// ele-1, "All FHIR elements must have a @value or children".
 const ELE_1: &str = "hasValue() or (children().count() > id.count())";
 
@@ -148,10 +165,22 @@ fn ele_1(item: &Item<'_>) -> bool {
     }
 }
 
+/// Checks beyond the specification's, for content that will be shown to people.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ValidateOptions {
+    /// Strings (other than narrative) that look like they embed HTML tags are errors: a
+    /// defence against script injection where content is displayed.
+    pub security_checks: bool,
+    /// Markdown that embeds HTML tags is an error (presentation layers should escape it, but
+    /// not all do).
+    pub no_html_in_markdown: bool,
+}
+
 /// One validation: the findings so far, and the validator's compiled invariants and patterns.
 struct Walk<'v> {
     findings: Vec<Finding>,
     validator: &'v mut Validator,
+    options: ValidateOptions,
 }
 
 impl Walk<'_> {
@@ -388,6 +417,26 @@ impl Walk<'_> {
             PrimitiveValue::String(text) | PrimitiveValue::Number(text) => text.as_str(),
             PrimitiveValue::Boolean(_) => return,
         };
+        let html_check = match def.name {
+            "markdown" => self.options.security_checks || self.options.no_html_in_markdown,
+            "string" => self.options.security_checks,
+            _ => false,
+        };
+        if html_check {
+            if let Some(at) = embedded_tag(text) {
+                let shown: String = text
+                    .get(at..)
+                    .unwrap_or_default()
+                    .chars()
+                    .take(20)
+                    .collect();
+                let message = format!(
+                    "the {} embeds what looks like an HTML tag (\"{shown}\"), which is not allowed here",
+                    def.name
+                );
+                self.find(Severity::Error, IssueType::Invalid, message, path);
+            }
+        }
         if text.len() > MAX_STRING_BYTES {
             let message = format!(
                 "the value is {} bytes long; FHIR strings are at most 1 MB ({MAX_STRING_BYTES} bytes)",

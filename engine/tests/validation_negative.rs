@@ -613,6 +613,18 @@ const CASES: &[(&str, &str, &str, &str)] = &[
         "que-12",
         "Questionnaire.item[1]",
     ),
+    (
+        "search parameter derived with another type",
+        r##"{"resourceType":"SearchParameter","text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">x</div>"},"url":"http://a.org/SearchParameter/x","name":"x","derivedFrom":"http://hl7.org/fhir/SearchParameter/Organization-name","status":"draft","description":"x","code":"x","base":["Organization"],"type":"token","expression":"Organization.name"}"##,
+        "differs from the type string",
+        "SearchParameter",
+    ),
+    (
+        "search parameter derived for another base",
+        r##"{"resourceType":"SearchParameter","text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">x</div>"},"url":"http://a.org/SearchParameter/x","name":"x","derivedFrom":"http://hl7.org/fhir/SearchParameter/Organization-name","status":"draft","description":"x","code":"x","base":["Patient"],"type":"string","expression":"Patient.name"}"##,
+        "the base Patient is not a base of",
+        "SearchParameter",
+    ),
 ];
 
 #[test]

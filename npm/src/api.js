@@ -79,6 +79,8 @@ export function format(input, { pretty = true } = {}) {
  * invariant of the core definitions. An invalid resource is a result, not an exception.
  *
  * @param {string | Uint8Array | ArrayBuffer | object} input FHIR JSON.
+ * @param {{ securityChecks?: boolean, noHtmlInMarkdown?: boolean }} [options] extra checks:
+ *   `securityChecks` makes strings that embed HTML tags errors, `noHtmlInMarkdown` markdown that does.
  * @returns {{ resourceType: "OperationOutcome", issue: object[] }} one issue per finding, each
  *   with severity, code, diagnostics and `expression` (the element's FHIRPath location); a
  *   single information issue when nothing was found.
@@ -86,9 +88,9 @@ export function format(input, { pretty = true } = {}) {
  * validate({ resourceType: "Patient", contact: [{ gender: "male" }] }).issue[0].diagnostics;
  * // "pat-1: SHALL at least contain a contact's details or a reference to an organization"
  */
-export function validate(input) {
+export function validate(input, { securityChecks = false, noHtmlInMarkdown = false } = {}) {
   const bytes = toBytes(input);
-  return JSON.parse(call(() => wasm.validate(bytes)));
+  return JSON.parse(call(() => wasm.validate(bytes, Boolean(securityChecks), Boolean(noHtmlInMarkdown))));
 }
 
 /**

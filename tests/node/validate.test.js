@@ -36,6 +36,20 @@ test("invariants, cardinality, formats and required bindings are checked", () =>
   assert.ok(summary(missing).some(([severity, code, diagnostics]) => severity === "error" && code === "required" && diagnostics.includes('"status"')));
 });
 
+test("security checks refuse HTML in strings, and in markdown when asked", () => {
+  const text = { status: "generated", div: '<div xmlns="http://www.w3.org/1999/xhtml">x</div>' };
+  const patient = { resourceType: "Patient", text, name: [{ text: "Ann <script>alert(1)</script>" }] };
+  assert.deepEqual(summary(validate(patient)), [["information", "informational", "no issues found", undefined]]);
+  assert.deepEqual(summary(validate(patient, { securityChecks: true })), [
+    ["error", "invalid", 'the string embeds what looks like an HTML tag ("<script>alert(1)</sc"), which is not allowed here', "Patient.name[0].text"],
+  ]);
+  const note = { resourceType: "Communication", text, status: "completed", note: [{ text: "see <b>this</b>" }] };
+  assert.equal(summary(validate(note)).length, 1);
+  assert.equal(summary(validate(note, { noHtmlInMarkdown: true }))[0][3], "Communication.note[0].text");
+  // "a < b > c" is not a tag.
+  assert.equal(summary(validate({ ...patient, name: [{ text: "a < b > c" }] }, { securityChecks: true }))[0][0], "information");
+});
+
 test("content that cannot be read is reported in the outcome, not thrown", () => {
   const outcome = validate('{"resourceType":"Patient","foo":1}');
   assert.deepEqual(summary(outcome), [["error", "structure", 'unknown element "foo"', "Patient.foo"]]);

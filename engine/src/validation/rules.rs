@@ -62,19 +62,51 @@ impl Walk<'_> {
     pub(super) fn resource_rules(&mut self, object: &Object, path: &str) {
         match object.type_def().name {
             "Bundle" => self.bundle(object, path),
-            "SearchParameter"
-                if text(object, "type") == Some("composite")
-                    && object.values("component").count() < 2 =>
-            {
-                self.find(
-                    Severity::Error,
-                    IssueType::Invariant,
-                    String::from("a composite search parameter must define two or more components"),
-                    path,
-                );
-            }
+            "SearchParameter" => self.search_parameter(object, path),
             "CapabilityStatement" => self.capability_search_params(object, path),
             _ => {}
+        }
+    }
+
+    /// A composite parameter has components; a parameter derived from a core one keeps its
+    /// type and applies to the same resource types.
+    fn search_parameter(&mut self, parameter: &Object, path: &str) {
+        let kind = text(parameter, "type");
+        if kind == Some("composite") && parameter.values("component").count() < 2 {
+            self.find(
+                Severity::Error,
+                IssueType::Invariant,
+                String::from("a composite search parameter must define two or more components"),
+                path,
+            );
+        }
+        let Some(derived_from) = text(parameter, "derivedFrom") else {
+            return;
+        };
+        let url = derived_from.split('|').next().unwrap_or(derived_from);
+        let Some(parent) = model::SEARCH_PARAMS.iter().find(|def| def.url == url) else {
+            return;
+        };
+        if let Some(kind) = kind.filter(|kind| *kind != parent.kind.code()) {
+            let message = format!(
+                "the type {kind} differs from the type {} of {url}, which this parameter is derived from",
+                parent.kind.code()
+            );
+            self.find(Severity::Error, IssueType::Invalid, message, path);
+        }
+        for base in parameter.values("base").filter_map(|value| match value {
+            Value::Primitive(primitive) => match &primitive.value {
+                Some(PrimitiveValue::String(text)) => Some(text.as_str()),
+                _ => None,
+            },
+            _ => None,
+        }) {
+            if !parent.base.contains(&base) && !parent.base.contains(&"Resource") {
+                let message = format!(
+                    "the base {base} is not a base of {url}, which this parameter is derived from"
+                );
+                self.find(Severity::Error, IssueType::Invalid, message, path);
+            }
         }
     }
 
