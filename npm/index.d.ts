@@ -67,8 +67,26 @@ export function format(input: FhirInput, options?: { pretty?: boolean }): string
  */
 export function validate(input: FhirInput, options?: ValidateOptions): OperationOutcome;
 
-/** Checks beyond the specification's, for content that will be shown to people. */
+/**
+ * Profiles and value sets for validation: StructureDefinitions, ValueSets, or Bundles of them.
+ * @example
+ * const profiles = new FhirProfiles([usCorePatientDefinition]);
+ * validate(patient, { profiles, profile: "http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient" });
+ */
+export class FhirProfiles {
+  constructor(resources?: Iterable<FhirInput>);
+  /** Loads a StructureDefinition, a ValueSet, or a Bundle of them; returns how many it loaded. */
+  add(resource: FhirInput): number;
+  /** The URLs of the loaded profiles. */
+  readonly urls: string[];
+}
+
+/** Options of {@link validate}. */
 export interface ValidateOptions {
+  /** Loaded profiles: the resource is checked against those it claims in `meta.profile`. */
+  profiles?: FhirProfiles;
+  /** A profile to check the resource against, by canonical URL. */
+  profile?: string;
   /** Strings (other than narrative) that embed what looks like an HTML tag are errors. */
   securityChecks?: boolean;
   /** Markdown that embeds HTML tags is an error. */

@@ -53,6 +53,54 @@ pub fn format(bytes: &[u8], pretty: bool) -> Result<String, BindingError> {
     Ok(hearth_engine::json::format(bytes, style)?)
 }
 
+/// Profiles and value sets loaded for validation.
+#[wasm_bindgen]
+#[derive(Default)]
+pub struct ProfileSet {
+    profiles: hearth_engine::validation::Profiles,
+}
+
+#[wasm_bindgen]
+impl ProfileSet {
+    /// An empty set.
+    #[wasm_bindgen(constructor)]
+    pub fn new() -> ProfileSet {
+        ProfileSet::default()
+    }
+
+    /// Loads a StructureDefinition, a ValueSet, or a Bundle of them; returns how many.
+    ///
+    /// # Errors
+    /// A `FhirError` (400) when the JSON is not a FHIR resource.
+    pub fn add(&mut self, bytes: &[u8]) -> Result<usize, BindingError> {
+        let resource = hearth_engine::json::fhir::parse_resource(bytes)?;
+        Ok(self.profiles.load(&resource))
+    }
+
+    /// The URLs of the loaded profiles.
+    pub fn urls(&self) -> Vec<String> {
+        self.profiles.urls().map(String::from).collect()
+    }
+
+    /// Validates a resource against the base specification, the loaded profiles it claims, and
+    /// `profile` when given; returns the OperationOutcome as JSON text.
+    pub fn validate(
+        &self,
+        bytes: &[u8],
+        security_checks: bool,
+        no_html_in_markdown: bool,
+        profile: Option<String>,
+    ) -> String {
+        let options = hearth_engine::validation::ValidateOptions {
+            security_checks,
+            no_html_in_markdown,
+            profiles: Some(&self.profiles),
+            profile: profile.as_deref(),
+        };
+        validate_with(bytes, &options)
+    }
+}
+
 thread_local! {
     /// One validator for the module, so that invariants compile once, not once per resource.
     static VALIDATOR: core::cell::RefCell<hearth_engine::validation::Validator> =
@@ -66,11 +114,16 @@ pub fn validate(bytes: &[u8], security_checks: bool, no_html_in_markdown: bool) 
     let options = hearth_engine::validation::ValidateOptions {
         security_checks,
         no_html_in_markdown,
+        ..Default::default()
     };
+    validate_with(bytes, &options)
+}
+
+fn validate_with(bytes: &[u8], options: &hearth_engine::validation::ValidateOptions<'_>) -> String {
     match hearth_engine::json::fhir::parse_resource(bytes) {
         Ok(resource) => {
             let findings = VALIDATOR
-                .with(|validator| validator.borrow_mut().validate_with(&resource, &options));
+                .with(|validator| validator.borrow_mut().validate_with(&resource, options));
             hearth_engine::validation::to_outcome(&findings).to_json()
         }
         Err(err) => err.to_outcome().1.to_json(),

@@ -31,7 +31,7 @@ use core::fmt;
 pub use datetime::{Temporal, TemporalKind};
 pub use decimal::Decimal;
 pub use eval::{Collection, Env, Resolver};
-pub use value::Item;
+pub use value::{Item, System};
 
 use crate::json::write::{write_object, Style};
 use crate::outcome::push_json_string;

@@ -61,6 +61,8 @@ pub enum IssueType {
     Processing,
     /// Content is too long.
     TooLong,
+    /// Something asked for is not supported (here: a profile that is not loaded).
+    NotSupported,
 }
 
 impl IssueType {
@@ -77,6 +79,7 @@ impl IssueType {
             IssueType::Informational => "informational",
             IssueType::Processing => "processing",
             IssueType::TooLong => "too-long",
+            IssueType::NotSupported => "not-supported",
         }
     }
 }

@@ -58,8 +58,13 @@ impl Validator {
         self.validate_with(resource, &ValidateOptions::default())
     }
 
-    /// [`Validator::validate`], with extra checks.
-    pub fn validate_with(&mut self, resource: &Object, options: &ValidateOptions) -> Vec<Finding> {
+    /// [`Validator::validate`], with extra checks, and against profiles: those the resource
+    /// claims in `meta.profile` (when loaded) and the one asked for.
+    pub fn validate_with(
+        &mut self,
+        resource: &Object,
+        options: &ValidateOptions<'_>,
+    ) -> Vec<Finding> {
         let mut walk = Walk {
             findings: Vec::new(),
             validator: self,
@@ -67,6 +72,31 @@ impl Validator {
         };
         let path = String::from(resource.type_def().name);
         walk.object(resource, resource, resource, &path, true);
+        if let Some(profiles) = options.profiles {
+            let claimed: Vec<&str> = resource
+                .values("meta")
+                .filter_map(|meta| match meta {
+                    Value::Complex(meta) => Some(meta),
+                    _ => None,
+                })
+                .flat_map(|meta| meta.values("profile"))
+                .filter_map(|value| match value {
+                    Value::Primitive(primitive) => match &primitive.value {
+                        Some(PrimitiveValue::String(url)) => Some(url.as_str()),
+                        _ => None,
+                    },
+                    _ => None,
+                })
+                .collect();
+            for url in claimed {
+                if options.profile != Some(url) {
+                    walk.profile(profiles, resource, url, Severity::Information);
+                }
+            }
+            if let Some(url) = options.profile {
+                walk.profile(profiles, resource, url, Severity::Error);
+            }
+        }
         walk.findings
     }
 }
@@ -99,7 +129,10 @@ pub fn to_outcome(findings: &[Finding]) -> OperationOutcome {
 /// Longest string value (R4 §2.24.0.1 string: "Strings SHALL NOT exceed 1MB in size").
 const MAX_STRING_BYTES: usize = 1024 * 1024;
 
+mod profile;
 mod rules;
+
+pub use profile::Profiles;
 
 /// `path.name` or `path.name[index]`, built without the formatting machinery (validation
 /// builds one for every element).
@@ -166,8 +199,12 @@ fn ele_1(item: &Item<'_>) -> bool {
 }
 
 /// Checks beyond the specification's, for content that will be shown to people.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ValidateOptions {
+#[derive(Clone, Copy, Default)]
+pub struct ValidateOptions<'p> {
+    /// Profiles and value sets loaded for validation.
+    pub profiles: Option<&'p Profiles>,
+    /// A profile to validate against (besides those the resource claims), by URL.
+    pub profile: Option<&'p str>,
     /// Strings (other than narrative) that look like they embed HTML tags are errors: a
     /// defence against script injection where content is displayed.
     pub security_checks: bool,
@@ -180,7 +217,7 @@ pub struct ValidateOptions {
 struct Walk<'v> {
     findings: Vec<Finding>,
     validator: &'v mut Validator,
-    options: ValidateOptions,
+    options: ValidateOptions<'v>,
 }
 
 impl Walk<'_> {

@@ -79,8 +79,9 @@ export function format(input, { pretty = true } = {}) {
  * invariant of the core definitions. An invalid resource is a result, not an exception.
  *
  * @param {string | Uint8Array | ArrayBuffer | object} input FHIR JSON.
- * @param {{ securityChecks?: boolean, noHtmlInMarkdown?: boolean }} [options] extra checks:
- *   `securityChecks` makes strings that embed HTML tags errors, `noHtmlInMarkdown` markdown that does.
+ * @param {{ securityChecks?: boolean, noHtmlInMarkdown?: boolean, profiles?: FhirProfiles, profile?: string }} [options]
+ *   `securityChecks` makes strings that embed HTML tags errors, `noHtmlInMarkdown` markdown that
+ *   does; `profiles` are checked when the resource claims them, and `profile` (a URL) always.
  * @returns {{ resourceType: "OperationOutcome", issue: object[] }} one issue per finding, each
  *   with severity, code, diagnostics and `expression` (the element's FHIRPath location); a
  *   single information issue when nothing was found.
@@ -88,9 +89,63 @@ export function format(input, { pretty = true } = {}) {
  * validate({ resourceType: "Patient", contact: [{ gender: "male" }] }).issue[0].diagnostics;
  * // "pat-1: SHALL at least contain a contact's details or a reference to an organization"
  */
-export function validate(input, { securityChecks = false, noHtmlInMarkdown = false } = {}) {
+export function validate(input, { securityChecks = false, noHtmlInMarkdown = false, profiles, profile } = {}) {
   const bytes = toBytes(input);
-  return JSON.parse(call(() => wasm.validate(bytes, Boolean(securityChecks), Boolean(noHtmlInMarkdown))));
+  if (profiles !== undefined && !(profiles instanceof FhirProfiles)) {
+    const diagnostics = `expected profiles as a FhirProfiles, found ${describe(profiles)}`;
+    throw new FhirError(diagnostics, { status: 400, outcome: errorOutcome("invalid", diagnostics) });
+  }
+  if (profile !== undefined && typeof profile !== "string") {
+    const diagnostics = `expected profile as a URL string, found ${describe(profile)}`;
+    throw new FhirError(diagnostics, { status: 400, outcome: errorOutcome("invalid", diagnostics) });
+  }
+  const set = profiles ?? (profile !== undefined ? new FhirProfiles() : undefined);
+  const text = set
+    ? call(() => set.handle.validate(bytes, Boolean(securityChecks), Boolean(noHtmlInMarkdown), profile))
+    : call(() => wasm.validate(bytes, Boolean(securityChecks), Boolean(noHtmlInMarkdown)));
+  return JSON.parse(text);
+}
+
+/**
+ * Profiles and value sets for validation: StructureDefinitions (US Core, QI-Core, an IG's own),
+ * ValueSets, or Bundles of them. A resource is checked against the loaded profiles it claims in
+ * `meta.profile`, and against the one given as `validate(resource, { profiles, profile })`.
+ *
+ * @example
+ * const profiles = new FhirProfiles([usCorePatientDefinition, raceValueSet]);
+ * validate(patient, { profiles, profile: "http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient" });
+ */
+export class FhirProfiles {
+  #set = new wasm.ProfileSet();
+
+  /**
+   * @param {Iterable<string | Uint8Array | ArrayBuffer | object>} [resources]
+   * @throws {FhirError} status 400 when one is not a FHIR resource.
+   */
+  constructor(resources = []) {
+    for (const resource of resources) this.add(resource);
+  }
+
+  /**
+   * Loads a StructureDefinition, a ValueSet, or a Bundle of them.
+   * @param {string | Uint8Array | ArrayBuffer | object} resource
+   * @returns {number} how many definitions it loaded.
+   * @throws {FhirError}
+   */
+  add(resource) {
+    const bytes = toBytes(resource);
+    return call(() => this.#set.add(bytes));
+  }
+
+  /** The URLs of the loaded profiles. */
+  get urls() {
+    return this.#set.urls();
+  }
+
+  /** @internal */
+  get handle() {
+    return this.#set;
+  }
 }
 
 /**

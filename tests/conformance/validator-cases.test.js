@@ -9,13 +9,15 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
-import { validate, FhirError } from "hearth-fhir";
+import { validate, FhirError, FhirProfiles } from "hearth-fhir";
 import { ROOT, artifactPath } from "../lib/paths.js";
 
 const corpus = process.env.HEARTH_CORPUS ?? `${ROOT}../shared/corpus`;
 const dir = `${corpus}/validator`;
 /** Core-tier cases needing nothing else that agree on errors / none, at the last recorded run. */
 const MIN_CORE_AGREEMENT = 95;
+/** Local-profiles cases (first step) that agree on errors / none, at the last recorded run. */
+const MIN_LOCAL_AGREEMENT = 45;
 
 function errorCount(outcome) {
   return outcome.issue.filter((issue) => issue.severity === "error" || issue.severity === "fatal").length;
@@ -28,6 +30,48 @@ function hearthErrors(text, options) {
   } catch (err) {
     if (err instanceof FhirError && err.outcome) return { count: errorCount(err.outcome), unreadable: true };
     throw err;
+  }
+}
+
+/** Loads a case's supporting files and profiles; files that are not FHIR JSON are skipped. */
+function loadProfiles(files) {
+  const profiles = new FhirProfiles();
+  for (const file of files ?? []) {
+    try {
+      profiles.add(readFileSync(`${dir}/${file}`, "utf8"));
+    } catch {
+      // A supporting file Hearth cannot read (another format, or not a resource) loads nothing.
+    }
+  }
+  return profiles;
+}
+
+/** A local-profiles case: the resource with the case's profiles loaded, then its profile step. */
+function runLocalProfiles(entry, row, disagreements) {
+  const corpusInfo = entry["x-corpus"];
+  const needs = corpusInfo.needs ?? [];
+  const suffix = needs.includes("terminology-server") ? ", needs a terminology server" : "";
+  const text = readFileSync(`${dir}/${entry.file}`, "utf8");
+  const options = { securityChecks: entry["security-checks"] === true, noHtmlInMarkdown: entry.noHtmlInMarkdown === true };
+  const tally = (name, expected, got, label) => {
+    const r = row(name);
+    r.cases += 1;
+    if ((got > 0) === (expected > 0)) r.agreeHasErrors += 1;
+    else disagreements.push(`${name}\t${entry.name}${label}\t${entry.file}\texpected ${expected} errors, Hearth ${got}`);
+    if (got === expected) r.agreeCount += 1;
+  };
+  const profiles = loadProfiles([...(entry.supporting ?? []), ...(entry.profiles ?? [])]);
+  tally(`local-profiles${suffix}`, corpusInfo.expected.errors, hearthErrors(text, { ...options, profiles }).count, "");
+  if (entry.profile?.source && corpusInfo["expected-profile"]) {
+    const stepProfiles = loadProfiles([...(entry.supporting ?? []), ...(entry.profiles ?? []), ...(entry.profile.supporting ?? []), entry.profile.source]);
+    let url;
+    try {
+      url = JSON.parse(readFileSync(`${dir}/${entry.profile.source}`, "utf8")).url;
+    } catch {
+      url = undefined;
+    }
+    const got = hearthErrors(text, { ...options, profiles: stepProfiles, profile: url }).count;
+    tally(`local-profiles, profile step${suffix}`, corpusInfo["expected-profile"].errors, got, " (profile step)");
   }
 }
 
@@ -45,8 +89,12 @@ test("HL7 validator cases", () => {
     const needs = corpusInfo.needs ?? [];
     let rowName;
     if (corpusInfo.tier === "local-profiles") {
-      const reason = "needs the profiles, questionnaires or value sets shipped with the case (run-time profiles are not supported yet)";
-      skips.set(reason, (skips.get(reason) ?? 0) + 1);
+      if (entry.module === "questionnaire") {
+        const reason = "local-profiles: checks a QuestionnaireResponse against its Questionnaire, which Hearth does not do yet";
+        skips.set(reason, (skips.get(reason) ?? 0) + 1);
+        continue;
+      }
+      runLocalProfiles(entry, row, disagreements);
       continue;
     } else if (needs.includes("terminology-server")) {
       rowName = "core, needs a terminology server (Hearth has none)";
@@ -77,4 +125,6 @@ test("HL7 validator cases", () => {
   writeFileSync(artifactPath("validator-disagreements.txt"), disagreements.join("\n") + "\n");
   const core = rows.get("core");
   assert.ok(core && core.agreeHasErrors >= MIN_CORE_AGREEMENT, `core agreement fell to ${core?.agreeHasErrors}`);
+  const local = rows.get("local-profiles");
+  assert.ok(local && local.agreeHasErrors >= MIN_LOCAL_AGREEMENT, `local-profiles agreement fell to ${local?.agreeHasErrors}`);
 });

@@ -36,11 +36,17 @@ pub enum Item<'a> {
 /// A value of a FHIRPath system type, as the operators see FHIR data.
 #[derive(Debug, Clone)]
 pub enum System<'a> {
+    /// `System.Boolean`
     Boolean(bool),
+    /// `System.Integer`
     Integer(i64),
+    /// `System.Decimal`
     Decimal(Decimal),
+    /// `System.String` (and FHIR strings, codes, URIs...)
     String(Cow<'a, str>),
+    /// `System.Date`, `System.DateTime` or `System.Time`
     Temporal(Temporal),
+    /// `System.Quantity`: a value and a UCUM unit or calendar keyword.
     Quantity(Decimal, Cow<'a, str>),
 }
 

@@ -1,0 +1,1086 @@
+//! Profiles: StructureDefinitions loaded at run time (US Core, QI-Core, an IG's own), and the
+//! value sets that ship with them.
+//!
+//! A profile is checked from its differential: what it adds to its base. The base
+//! specification is checked anyway, and a base that is itself a loaded profile is checked too,
+//! so the differential is all that is left to check. Checked: cardinality, types of choice
+//! elements, fixed and pattern values, required bindings to value sets the engine knows or was
+//! given, the profile's own invariants, and slicing (discriminators `value`, `pattern`,
+//! `exists` and `type`, extensions by URL; closed slicing refuses unmatched values).
+
+use alloc::borrow::ToOwned;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use super::Walk;
+use crate::fhirpath::{self, Expression, Item, LocalResolver, Options};
+use crate::model::{self, TypeId};
+use crate::outcome::{IssueType, Severity};
+use crate::resource::{Object, PrimitiveValue, Value};
+
+/// Loaded profiles and value sets.
+#[derive(Default)]
+pub struct Profiles {
+    profiles: Vec<Profile>,
+    value_sets: Vec<(String, Vec<Code>)>,
+}
+
+/// A code of a value set, with its system when the value set names one.
+type Code = (Option<String>, String);
+
+/// A StructureDefinition reduced to what validation checks.
+struct Profile {
+    url: String,
+    type_name: String,
+    base: Option<String>,
+    rules: Vec<Rule>,
+}
+
+/// One element of a differential.
+struct Rule {
+    /// `Observation.code.coding:loinc.system`.
+    id: String,
+    /// The element's name within its parent (`value` for `value[x]`).
+    name: String,
+    /// `valueQuantity` names one type of a choice.
+    type_suffix: Option<String>,
+    slice_name: Option<String>,
+    min: Option<u32>,
+    max: Option<Option<u32>>,
+    types: Vec<String>,
+    type_profiles: Vec<String>,
+    fixed: Option<Value>,
+    pattern: Option<Value>,
+    /// `minValue[x]` and `maxValue[x]`, with their types.
+    min_value: Option<(Value, TypeId)>,
+    max_value: Option<(Value, TypeId)>,
+    binding: Option<String>,
+    invariants: Vec<Invariant>,
+    discriminators: Vec<(String, String)>,
+    closed: bool,
+}
+
+struct Invariant {
+    key: String,
+    human: String,
+    error: bool,
+    expression: Option<Expression>,
+}
+
+fn text<'o>(object: &'o Object, name: &str) -> Option<&'o str> {
+    match object.values(name).next()? {
+        Value::Primitive(primitive) => match &primitive.value {
+            Some(PrimitiveValue::String(text) | PrimitiveValue::Number(text)) => {
+                Some(text.as_str())
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn texts<'o>(object: &'o Object, name: &str) -> impl Iterator<Item = &'o str> + 'o {
+    object.values(name).filter_map(|value| match value {
+        Value::Primitive(primitive) => match &primitive.value {
+            Some(PrimitiveValue::String(text)) => Some(text.as_str()),
+            _ => None,
+        },
+        _ => None,
+    })
+}
+
+fn objects<'o>(object: &'o Object, name: &str) -> impl Iterator<Item = &'o Object> + 'o {
+    object.values(name).filter_map(|value| match value {
+        Value::Complex(inner) => Some(inner),
+        Value::Resource(inner) => Some(&**inner),
+        Value::Primitive(_) => None,
+    })
+}
+
+/// `Observation.value[x]` → (`value`, None); `Observation.valueQuantity` on a choice
+/// element → (`value`, `Quantity`).
+fn split_name(last: &str, parent_type: Option<TypeId>) -> (String, Option<String>) {
+    if let Some(base) = last.strip_suffix("[x]") {
+        return (base.to_owned(), None);
+    }
+    if let Some(def) = parent_type.map(model::type_def) {
+        if def.elements.iter().all(|element| element.name != last) {
+            if let Some(json_name) = def.json_name(last) {
+                if let Some(element) = def.elements.get(usize::from(json_name.element)) {
+                    let suffix = last.get(element.name.len()..).unwrap_or_default();
+                    return (element.name.to_owned(), Some(suffix.to_owned()));
+                }
+            }
+        }
+    }
+    (last.to_owned(), None)
+}
+
+impl Profiles {
+    /// No profiles.
+    pub fn new() -> Self {
+        Profiles::default()
+    }
+
+    /// Loads a StructureDefinition, a ValueSet, or a Bundle of them; answers how many it
+    /// loaded. Anything else is ignored.
+    pub fn load(&mut self, resource: &Object) -> usize {
+        match resource.type_def().name {
+            "StructureDefinition" => usize::from(self.load_profile(resource)),
+            "ValueSet" => usize::from(self.load_value_set(resource)),
+            "Bundle" => objects(resource, "entry")
+                .flat_map(|entry| objects(entry, "resource"))
+                .map(|inner| self.load(inner))
+                .sum(),
+            _ => 0,
+        }
+    }
+
+    /// The URLs of the loaded profiles.
+    pub fn urls(&self) -> impl Iterator<Item = &str> {
+        self.profiles.iter().map(|profile| profile.url.as_str())
+    }
+
+    fn load_value_set(&mut self, value_set: &Object) -> bool {
+        let Some(url) = text(value_set, "url") else {
+            return false;
+        };
+        let mut codes = Vec::new();
+        for compose in objects(value_set, "compose") {
+            for include in objects(compose, "include") {
+                let system = text(include, "system").map(ToOwned::to_owned);
+                for concept in objects(include, "concept") {
+                    if let Some(code) = text(concept, "code") {
+                        codes.push((system.clone(), code.to_owned()));
+                    }
+                }
+            }
+        }
+        let mut stack: Vec<&Object> = objects(value_set, "expansion").collect();
+        while let Some(node) = stack.pop() {
+            for contains in objects(node, "contains") {
+                if let Some(code) = text(contains, "code") {
+                    codes.push((
+                        text(contains, "system").map(ToOwned::to_owned),
+                        code.to_owned(),
+                    ));
+                }
+                stack.push(contains);
+            }
+        }
+        self.value_sets.push((url.to_owned(), codes));
+        true
+    }
+
+    fn load_profile(&mut self, definition: &Object) -> bool {
+        let (Some(url), Some(type_name)) = (text(definition, "url"), text(definition, "type"))
+        else {
+            return false;
+        };
+        let elements: Vec<&Object> = objects(definition, "differential")
+            .chain(objects(definition, "snapshot"))
+            .take(1)
+            .flat_map(|list| objects(list, "element"))
+            .collect();
+        let mut rules = Vec::new();
+        for element in elements {
+            if let Some(rule) = rule(element, type_name) {
+                rules.push(rule);
+            }
+        }
+        self.profiles.retain(|profile| profile.url != url);
+        self.profiles.push(Profile {
+            url: url.to_owned(),
+            type_name: type_name.to_owned(),
+            base: text(definition, "baseDefinition").map(ToOwned::to_owned),
+            rules,
+        });
+        true
+    }
+
+    fn profile(&self, url: &str) -> Option<&Profile> {
+        let url = url.split('|').next().unwrap_or(url);
+        self.profiles.iter().find(|profile| profile.url == url)
+    }
+
+    /// The codes of a value set: loaded, or one the engine carries.
+    fn value_set_codes(&self, url: &str) -> Option<Vec<(Option<&str>, &str)>> {
+        let url = url.split('|').next().unwrap_or(url);
+        if let Some((_, codes)) = self.value_sets.iter().find(|(known, _)| known == url) {
+            return Some(
+                codes
+                    .iter()
+                    .map(|(system, code)| (system.as_deref(), code.as_str()))
+                    .collect(),
+            );
+        }
+        let value_set = model::VALUE_SETS.iter().find(|vs| vs.url == url)?;
+        Some(
+            value_set
+                .codes?
+                .iter()
+                .map(|(system, code)| {
+                    (
+                        model::CODE_SYSTEMS.get(usize::from(*system)).copied(),
+                        *code,
+                    )
+                })
+                .collect(),
+        )
+    }
+}
+
+/// The rule of an ElementDefinition.
+fn rule(element: &Object, type_name: &str) -> Option<Rule> {
+    let path = text(element, "path")?;
+    let slice_name = text(element, "sliceName").map(ToOwned::to_owned);
+    let id = match text(element, "id") {
+        Some(id) => id.to_owned(),
+        None => match &slice_name {
+            Some(slice) => format!("{path}:{slice}"),
+            None => path.to_owned(),
+        },
+    };
+    // The parent's type, to tell `valueQuantity` (a choice) from an element of that name.
+    let segments: Vec<&str> = path.split('.').collect();
+    let parent_type = parent_type(type_name, segments.get(1..segments.len().saturating_sub(1)));
+    let last = segments.last().copied().unwrap_or_default();
+    let (name, type_suffix) = split_name(last, parent_type);
+    let types: Vec<String> = objects(element, "type")
+        .filter_map(|t| text(t, "code").map(ToOwned::to_owned))
+        .collect();
+    let type_profiles = objects(element, "type")
+        .flat_map(|t| {
+            texts(t, "profile")
+                .map(ToOwned::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let invariants = objects(element, "constraint")
+        .filter_map(|constraint| {
+            let key = text(constraint, "key")?;
+            // Invariants of the base specification are checked with it.
+            if model::CONSTRAINTS.iter().any(|core| core.key == key) {
+                return None;
+            }
+            Some(Invariant {
+                key: key.to_owned(),
+                human: text(constraint, "human").unwrap_or_default().to_owned(),
+                error: text(constraint, "severity") != Some("warning"),
+                expression: text(constraint, "expression")
+                    .and_then(|expression| fhirpath::compile(expression).ok()),
+            })
+        })
+        .collect();
+    let slicing = objects(element, "slicing").next();
+    Some(Rule {
+        id,
+        name,
+        type_suffix,
+        slice_name,
+        min: text(element, "min").and_then(|min| min.parse().ok()),
+        max: text(element, "max").map(|max| max.parse().ok()),
+        types,
+        type_profiles,
+        fixed: element.values("fixed").next().cloned(),
+        min_value: typed_value(element, "minValue"),
+        max_value: typed_value(element, "maxValue"),
+        pattern: element.values("pattern").next().cloned(),
+        binding: objects(element, "binding")
+            .find(|binding| text(binding, "strength") == Some("required"))
+            .and_then(|binding| text(binding, "valueSet"))
+            .map(ToOwned::to_owned),
+        invariants,
+        discriminators: slicing
+            .map(|slicing| {
+                objects(slicing, "discriminator")
+                    .filter_map(|d| {
+                        Some((text(d, "type")?.to_owned(), text(d, "path")?.to_owned()))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        closed: slicing.is_some_and(|slicing| text(slicing, "rules") == Some("closed")),
+    })
+}
+
+/// The value of the choice element `name` of `object`, with its type.
+fn typed_value(object: &Object, name: &str) -> Option<(Value, TypeId)> {
+    let def = object.type_def();
+    object.fields.iter().find_map(|field| {
+        let element = def.elements.get(usize::from(field.element))?;
+        if element.name != name {
+            return None;
+        }
+        let element_type = element.types.get(usize::from(field.choice))?;
+        Some((field.value.clone(), element_type.type_id))
+    })
+}
+
+/// The type at `names` below `root` (choices and references to other types aside).
+fn parent_type(root: &str, names: Option<&[&str]>) -> Option<TypeId> {
+    let mut type_id = model::type_by_name(root)?;
+    for name in names.unwrap_or_default() {
+        let name = name.split(':').next().unwrap_or(name);
+        let def = model::type_def(type_id);
+        let element = def.elements.iter().find(|element| element.name == name)?;
+        type_id = element.types.first()?.type_id;
+    }
+    Some(type_id)
+}
+
+/// A value of the instance, with its FHIR type.
+#[derive(Clone, Copy)]
+struct Node<'a> {
+    value: &'a Value,
+    type_id: TypeId,
+    index: usize,
+}
+
+fn children<'a>(object: &'a Object, name: &str) -> Vec<Node<'a>> {
+    let def = object.type_def();
+    let mut res = Vec::new();
+    for field in &object.fields {
+        let Some(element) = def.elements.get(usize::from(field.element)) else {
+            continue;
+        };
+        if element.name != name {
+            continue;
+        }
+        if let Some(element_type) = element.types.get(usize::from(field.choice)) {
+            let index = res.len();
+            // A resource's own type, not the element's (`Resource`).
+            let type_id = match &field.value {
+                Value::Resource(resource) => resource.type_id,
+                _ => element_type.type_id,
+            };
+            res.push(Node {
+                value: &field.value,
+                type_id,
+                index,
+            });
+        }
+    }
+    res
+}
+
+fn inner(value: &Value) -> Option<&Object> {
+    match value {
+        Value::Complex(object) => Some(object),
+        Value::Resource(object) => Some(object),
+        Value::Primitive(primitive) => primitive.companion.as_deref(),
+    }
+}
+
+/// `value` is exactly `fixed`.
+fn equals(value: &Value, fixed: &Value) -> bool {
+    match (value, fixed) {
+        (Value::Primitive(a), Value::Primitive(b)) => a.value == b.value,
+        (Value::Complex(a), Value::Complex(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// `value` has at least what `pattern` has: its primitive value, and for each of its fields a
+/// matching field (repeated elements: each pattern item matches some item).
+fn contains(value: &Value, pattern: &Value) -> bool {
+    match (value, pattern) {
+        (Value::Primitive(a), Value::Primitive(b)) => b.value.is_none() || a.value == b.value,
+        (Value::Complex(a), Value::Complex(b)) => b.fields.iter().all(|wanted| {
+            a.fields.iter().any(|field| {
+                field.element == wanted.element
+                    && field.choice == wanted.choice
+                    && contains(&field.value, &wanted.value)
+            })
+        }),
+        _ => false,
+    }
+}
+
+fn shown(value: &Value) -> String {
+    match value {
+        Value::Primitive(primitive) => match &primitive.value {
+            Some(PrimitiveValue::String(text) | PrimitiveValue::Number(text)) => text.clone(),
+            Some(PrimitiveValue::Boolean(flag)) => format!("{flag}"),
+            None => String::new(),
+        },
+        Value::Complex(object) => {
+            crate::json::write::write_object(object, crate::json::write::Style::Compact)
+        }
+        Value::Resource(object) => {
+            crate::json::write::write_object(object, crate::json::write::Style::Compact)
+        }
+    }
+}
+
+impl Walk<'_> {
+    /// Checks `resource` against the profile at `url`, and the loaded profiles it is based on.
+    /// A profile that is not loaded is reported with `missing` severity.
+    pub(super) fn profile(
+        &mut self,
+        profiles: &Profiles,
+        resource: &Object,
+        url: &str,
+        missing: Severity,
+    ) {
+        let mut next = Some(url);
+        let mut seen: Vec<&str> = Vec::new();
+        while let Some(url) = next {
+            let Some(profile) = profiles.profile(url) else {
+                if seen.is_empty() {
+                    let message = format!("the profile {url} is not loaded, so it was not checked");
+                    self.find(
+                        missing,
+                        IssueType::NotSupported,
+                        message,
+                        resource.type_def().name,
+                    );
+                }
+                return;
+            };
+            if seen.contains(&profile.url.as_str()) {
+                return;
+            }
+            seen.push(&profile.url);
+            let type_name = resource.type_def().name;
+            if profile.type_name != type_name {
+                let message = format!(
+                    "the profile {} is for {}, not {type_name}",
+                    profile.url, profile.type_name
+                );
+                self.find(Severity::Error, IssueType::Structure, message, type_name);
+                return;
+            }
+            let context = ProfileContext {
+                profiles,
+                profile,
+                root: resource,
+                resource,
+            };
+            let item = Item::Object(resource);
+            if let Some(root_rule) = profile.rules.iter().find(|rule| rule.id == type_name) {
+                self.rule_invariants(&context, root_rule, &item, type_name);
+            }
+            self.profile_children(&context, type_name, resource, type_name);
+            next = profile.base.as_deref();
+        }
+    }
+
+    /// True when `resource` meets the loaded profile at `url` (its findings aside).
+    fn conforms(&mut self, profiles: &Profiles, resource: &Object, url: &str) -> bool {
+        if profiles.profile(url).is_none() {
+            return false;
+        }
+        let mut walk = Walk {
+            findings: Vec::new(),
+            validator: &mut *self.validator,
+            options: self.options,
+        };
+        walk.profile(profiles, resource, url, Severity::Error);
+        !walk
+            .findings
+            .iter()
+            .any(|finding| finding.severity == Severity::Error)
+    }
+
+    /// The rules whose parent is `context_id`, on `object` (at `path`).
+    fn profile_children(
+        &mut self,
+        context: &ProfileContext<'_>,
+        context_id: &str,
+        object: &Object,
+        path: &str,
+    ) {
+        let prefix_len = context_id.len() + 1;
+        let direct: Vec<&Rule> = context
+            .profile
+            .rules
+            .iter()
+            .filter(|rule| {
+                rule.id.len() > prefix_len
+                    && rule.id.starts_with(context_id)
+                    && rule.id.as_bytes().get(context_id.len()) == Some(&b'.')
+                    && !rule.id.get(prefix_len..).unwrap_or_default().contains('.')
+            })
+            .collect();
+        // One group per element: its rule without a slice name first.
+        let mut names: Vec<&str> = Vec::new();
+        for rule in &direct {
+            if !names.contains(&rule.name.as_str()) {
+                names.push(&rule.name);
+            }
+        }
+        // Elements the differential constrains only below (`Parameters.parameter.value[x]`
+        // without `Parameters.parameter`): walked into without checks of their own.
+        let mut implicit: Vec<&str> = Vec::new();
+        for rule in &context.profile.rules {
+            let Some(rest) = rule
+                .id
+                .strip_prefix(context_id)
+                .and_then(|rest| rest.strip_prefix('.'))
+            else {
+                continue;
+            };
+            let Some((segment, _)) = rest.split_once('.') else {
+                continue;
+            };
+            if segment.contains(':') || segment.ends_with("[x]") {
+                continue;
+            }
+            if !names.contains(&segment) && !implicit.contains(&segment) {
+                implicit.push(segment);
+            }
+        }
+        for name in implicit {
+            let child_id = format!("{context_id}.{name}");
+            let is_array = object
+                .type_def()
+                .elements
+                .iter()
+                .find(|element| element.name == name)
+                .is_some_and(model::ElementDef::is_array);
+            for node in children(object, name) {
+                let here = if is_array {
+                    format!("{path}.{name}[{}]", node.index)
+                } else {
+                    format!("{path}.{name}")
+                };
+                if let Some(inner) = inner(node.value) {
+                    self.profile_children(
+                        &context.below(name, node.value),
+                        &child_id,
+                        inner,
+                        &here,
+                    );
+                }
+            }
+        }
+        for name in names {
+            let group: Vec<&Rule> = direct
+                .iter()
+                .copied()
+                .filter(|rule| rule.name == name)
+                .collect();
+            let nodes = children(object, name);
+            let is_array = object
+                .type_def()
+                .elements
+                .iter()
+                .find(|element| element.name == name)
+                .is_some_and(model::ElementDef::is_array);
+            let node_path = |node: &Node<'_>| {
+                if is_array {
+                    format!("{path}.{name}[{}]", node.index)
+                } else {
+                    format!("{path}.{name}")
+                }
+            };
+            let base = group
+                .iter()
+                .copied()
+                .find(|rule| rule.slice_name.is_none() && rule.type_suffix.is_none());
+            let slices: Vec<&Rule> = group
+                .iter()
+                .copied()
+                .filter(|rule| rule.slice_name.is_some() && rule.type_suffix.is_none())
+                .collect();
+            let typed: Vec<&Rule> = group
+                .iter()
+                .copied()
+                .filter(|rule| rule.type_suffix.is_some())
+                .collect();
+            if let Some(base) = base {
+                self.rule_on_nodes(context, base, &nodes, path, &node_path);
+            }
+            // `valueQuantity`: rules on the values of that type only, which must be the type.
+            for rule in typed {
+                let suffix = rule.type_suffix.as_deref().unwrap_or_default();
+                let of_type: Vec<Node<'_>> = nodes
+                    .iter()
+                    .copied()
+                    .filter(|node| type_suffix(node.type_id) == suffix)
+                    .collect();
+                if of_type.len() != nodes.len() {
+                    for node in nodes
+                        .iter()
+                        .filter(|node| type_suffix(node.type_id) != suffix)
+                    {
+                        let message = format!(
+                            "expected a {suffix} for \"{name}\" ({}), found {}",
+                            context.profile.url,
+                            model::type_def(node.type_id).name
+                        );
+                        self.find(
+                            Severity::Error,
+                            IssueType::Structure,
+                            message,
+                            &node_path(node),
+                        );
+                    }
+                }
+                self.rule_on_nodes(context, rule, &of_type, path, &node_path);
+            }
+            if slices.is_empty() {
+                continue;
+            }
+            let discriminators = base
+                .map(|base| base.discriminators.as_slice())
+                .unwrap_or_default();
+            let closed = base.is_some_and(|base| base.closed);
+            let mut matched: Vec<Vec<Node<'_>>> = slices.iter().map(|_| Vec::new()).collect();
+            for node in &nodes {
+                let slot = slices
+                    .iter()
+                    .position(|slice| self.in_slice(context, slice, discriminators, node));
+                match slot.and_then(|slot| matched.get_mut(slot)) {
+                    Some(list) => list.push(*node),
+                    None if closed => {
+                        let message = format!(
+                            "the value matches none of the slices of \"{name}\" ({}), whose slicing is closed",
+                            context.profile.url
+                        );
+                        self.find(
+                            Severity::Error,
+                            IssueType::Structure,
+                            message,
+                            &node_path(node),
+                        );
+                    }
+                    None => {}
+                }
+            }
+            for (slice, nodes) in slices.iter().zip(&matched) {
+                self.rule_on_nodes(context, slice, nodes, path, &node_path);
+            }
+        }
+    }
+
+    /// A rule on the values it applies to: cardinality, then each value.
+    fn rule_on_nodes(
+        &mut self,
+        context: &ProfileContext<'_>,
+        rule: &Rule,
+        nodes: &[Node<'_>],
+        path: &str,
+        node_path: &dyn Fn(&Node<'_>) -> String,
+    ) {
+        let what = match &rule.slice_name {
+            Some(slice) => format!("\"{}\" in slice {slice}", rule.name),
+            None => format!("\"{}\"", rule.name),
+        };
+        if let Some(min) = rule.min {
+            if nodes.len() < min as usize {
+                let message = format!(
+                    "expected at least {min} values for {what} ({}), found {}",
+                    context.profile.url,
+                    nodes.len()
+                );
+                self.find(Severity::Error, IssueType::Required, message, path);
+            }
+        }
+        if let Some(Some(max)) = rule.max {
+            if nodes.len() > max as usize {
+                let message = format!(
+                    "expected at most {max} values for {what} ({}), found {}",
+                    context.profile.url,
+                    nodes.len()
+                );
+                self.find(Severity::Error, IssueType::Structure, message, path);
+            }
+        }
+        for node in nodes {
+            let here = node_path(node);
+            self.rule_on_value(context, rule, node, &here);
+            if let Some(object) = inner(node.value) {
+                self.profile_children(
+                    &context.below(&rule.name, node.value),
+                    &rule.id,
+                    object,
+                    &here,
+                );
+            }
+        }
+    }
+
+    fn rule_on_value(
+        &mut self,
+        context: &ProfileContext<'_>,
+        rule: &Rule,
+        node: &Node<'_>,
+        path: &str,
+    ) {
+        let url = &context.profile.url;
+        let type_name = model::type_def(node.type_id).name;
+        let item = Item::from_value(node.value, node.type_id);
+        if !rule.types.is_empty()
+            && rule.type_suffix.is_none()
+            && !rule
+                .types
+                .iter()
+                .any(|allowed| allowed == type_name || item.is_fhir_type(allowed))
+        {
+            let message = format!(
+                "expected {} ({url}), found {type_name}",
+                rule.types.join(" or ")
+            );
+            self.find(Severity::Error, IssueType::Structure, message, path);
+        }
+        if let Some(fixed) = &rule.fixed {
+            if !equals(node.value, fixed) {
+                let message = format!(
+                    "expected the fixed value {} ({url}), found {}",
+                    shown(fixed),
+                    shown(node.value)
+                );
+                self.find(Severity::Error, IssueType::Value, message, path);
+            }
+        }
+        if let Some(pattern) = &rule.pattern {
+            if !contains(node.value, pattern) {
+                let message = format!(
+                    "expected a value matching the pattern {} ({url}), found {}",
+                    shown(pattern),
+                    shown(node.value)
+                );
+                self.find(Severity::Error, IssueType::Value, message, path);
+            }
+        }
+        for (bound, is_min) in [(&rule.min_value, true), (&rule.max_value, false)] {
+            let Some((bound, bound_type)) = bound else {
+                continue;
+            };
+            let limit = Item::from_value(bound, *bound_type).to_system();
+            let value = Item::from_value(node.value, node.type_id).to_system();
+            let (Some(limit), Some(value)) = (limit, value) else {
+                continue;
+            };
+            let outside = match value.compare(&limit) {
+                Some(core::cmp::Ordering::Less) => is_min,
+                Some(core::cmp::Ordering::Greater) => !is_min,
+                _ => false,
+            };
+            if outside {
+                let message = format!(
+                    "the value {} is {} the {} {} ({url})",
+                    value.to_text(),
+                    if is_min { "below" } else { "above" },
+                    if is_min { "minimum" } else { "maximum" },
+                    limit.to_text()
+                );
+                self.find(Severity::Error, IssueType::Value, message, path);
+            }
+        }
+        if let Some(value_set) = &rule.binding {
+            self.profile_binding(context, value_set, node, path);
+        }
+        self.rule_invariants(context, rule, &item, path);
+    }
+
+    fn profile_binding(
+        &mut self,
+        context: &ProfileContext<'_>,
+        value_set: &str,
+        node: &Node<'_>,
+        path: &str,
+    ) {
+        let Some(codes) = context.profiles.value_set_codes(value_set) else {
+            return;
+        };
+        let known = |system: Option<&str>, code: &str| {
+            codes
+                .iter()
+                .any(|(s, c)| *c == code && (system.is_none() || s.is_none() || *s == system))
+        };
+        let codings: Vec<(Option<&str>, Option<&str>)> =
+            match (model::type_def(node.type_id).name, node.value) {
+                ("code" | "string" | "uri", Value::Primitive(primitive)) => {
+                    match &primitive.value {
+                        Some(PrimitiveValue::String(code)) => {
+                            alloc::vec![(None, Some(code.as_str()))]
+                        }
+                        _ => Vec::new(),
+                    }
+                }
+                ("Coding", Value::Complex(coding)) => {
+                    alloc::vec![(text(coding, "system"), text(coding, "code"))]
+                }
+                ("CodeableConcept", Value::Complex(concept)) => objects(concept, "coding")
+                    .map(|coding| (text(coding, "system"), text(coding, "code")))
+                    .collect(),
+                (
+                    "Quantity" | "Age" | "Duration" | "Distance" | "Count" | "SimpleQuantity",
+                    Value::Complex(quantity),
+                ) => {
+                    alloc::vec![(text(quantity, "system"), text(quantity, "code"))]
+                }
+                _ => return,
+            };
+        let ok = codings
+            .iter()
+            .any(|(system, code)| code.is_some_and(|code| known(*system, code)));
+        if !ok {
+            let message = format!(
+                "the value is not in the value set {value_set}, which {} requires",
+                context.profile.url
+            );
+            self.find(Severity::Error, IssueType::CodeInvalid, message, path);
+        }
+    }
+
+    fn rule_invariants(
+        &mut self,
+        context: &ProfileContext<'_>,
+        rule: &Rule,
+        item: &Item<'_>,
+        path: &str,
+    ) {
+        for invariant in &rule.invariants {
+            let Some(expression) = &invariant.expression else {
+                let message = format!(
+                    "{}: the invariant could not be compiled, so it was not checked",
+                    invariant.key
+                );
+                self.find(
+                    Severity::Information,
+                    IssueType::Informational,
+                    message,
+                    path,
+                );
+                continue;
+            };
+            let resolver = LocalResolver::new(context.root);
+            let options = Options {
+                root_resource: Some(context.root),
+                resolver: Some(&resolver),
+                lenient_as: true,
+                ..Options::default()
+            };
+            let result = expression.evaluate_items(
+                core::slice::from_ref(item),
+                Some(Item::Object(context.resource)),
+                &options,
+            );
+            let holds = match result {
+                Ok(result) => !matches!(result.as_slice(), [Item::Boolean(false)]),
+                Err(err) => {
+                    let message = format!(
+                        "{}: the invariant could not be evaluated ({err}), so it was not checked",
+                        invariant.key
+                    );
+                    self.find(
+                        Severity::Information,
+                        IssueType::Informational,
+                        message,
+                        path,
+                    );
+                    continue;
+                }
+            };
+            if !holds {
+                let severity = if invariant.error {
+                    Severity::Error
+                } else {
+                    Severity::Warning
+                };
+                let message = format!(
+                    "{}: {} ({})",
+                    invariant.key, invariant.human, context.profile.url
+                );
+                self.find(severity, IssueType::Invariant, message, path);
+            }
+        }
+    }
+
+    /// Whether `node` belongs to `slice` by the discriminators.
+    fn in_slice(
+        &mut self,
+        context: &ProfileContext<'_>,
+        slice: &Rule,
+        discriminators: &[(String, String)],
+        node: &Node<'_>,
+    ) -> bool {
+        // Extensions are told apart by URL even when the slicing says nothing.
+        let is_extension = model::type_def(node.type_id).name == "Extension";
+        if discriminators.is_empty() && !is_extension {
+            return slice
+                .type_suffix
+                .as_deref()
+                .is_some_and(|suffix| type_suffix(node.type_id) == suffix);
+        }
+        let discriminators: Vec<(String, String)> = if discriminators.is_empty() {
+            alloc::vec![(String::from("value"), String::from("url"))]
+        } else {
+            discriminators.to_vec()
+        };
+        discriminators.iter().all(|(kind, disc_path)| {
+            let disc_path = disc_path.strip_prefix("$this.").unwrap_or(disc_path);
+            match kind.as_str() {
+                "type" => {
+                    let (wanted, found): (Vec<&str>, Vec<&str>) = if disc_path == "$this" {
+                        let wanted = if slice.types.is_empty() {
+                            slice.type_suffix.as_deref().into_iter().collect()
+                        } else {
+                            slice.types.iter().map(String::as_str).collect()
+                        };
+                        (wanted, alloc::vec![model::type_def(node.type_id).name])
+                    } else {
+                        let wanted = child_rule(context, slice, disc_path)
+                            .map(|rule| rule.types.iter().map(String::as_str).collect())
+                            .unwrap_or_default();
+                        let found = discriminator_values(node, disc_path)
+                            .into_iter()
+                            .filter_map(|value| match value {
+                                Value::Resource(object) => Some(object.type_def().name),
+                                Value::Complex(object) => Some(object.type_def().name),
+                                Value::Primitive(_) => None,
+                            })
+                            .collect();
+                        (wanted, found)
+                    };
+                    wanted.is_empty()
+                        || found
+                            .iter()
+                            .any(|name| wanted.iter().any(|wanted| name.eq_ignore_ascii_case(wanted)))
+                }
+                "value" | "pattern" => {
+                    let expected = expected_value(context, slice, disc_path);
+                    let Some(expected) = expected else {
+                        return true;
+                    };
+                    let found = discriminator_values(node, disc_path);
+                    found.iter().any(|value| match &expected {
+                        Expected::Fixed(fixed) => equals(value, fixed),
+                        Expected::Pattern(pattern) => contains(value, pattern),
+                        Expected::Text(text) => matches!(value, Value::Primitive(p) if matches!(&p.value, Some(PrimitiveValue::String(t)) if t == text)),
+                    })
+                }
+                "profile" => {
+                    let wanted: Vec<&str> = child_rule(context, slice, disc_path)
+                        .or(if disc_path == "$this" { Some(slice) } else { None })
+                        .map(|rule| rule.type_profiles.iter().map(String::as_str).collect())
+                        .unwrap_or_default();
+                    if wanted.is_empty() {
+                        return true;
+                    }
+                    discriminator_values(node, disc_path).iter().any(|value| match value {
+                        Value::Resource(resource) => wanted
+                            .iter()
+                            .any(|url| self.conforms(context.profiles, resource, url)),
+                        _ => true,
+                    })
+                }
+                "exists" => {
+                    let child = child_rule(context, slice, disc_path);
+                    let present = !discriminator_values(node, disc_path).is_empty();
+                    match child {
+                        Some(rule) if rule.max == Some(Some(0)) => !present,
+                        Some(rule) if rule.min.is_some_and(|min| min > 0) => present,
+                        _ => true,
+                    }
+                }
+                _ => true,
+            }
+        })
+    }
+}
+
+/// What a slice requires at a discriminator's path.
+enum Expected<'p> {
+    Fixed(&'p Value),
+    Pattern(&'p Value),
+    Text(&'p str),
+}
+
+fn child_rule<'p>(context: &ProfileContext<'p>, slice: &Rule, path: &str) -> Option<&'p Rule> {
+    if path == "$this" {
+        return context
+            .profile
+            .rules
+            .iter()
+            .find(|rule| rule.id == slice.id);
+    }
+    let id = format!("{}.{path}", slice.id);
+    context.profile.rules.iter().find(|rule| rule.id == id)
+}
+
+fn expected_value<'p>(
+    context: &ProfileContext<'p>,
+    slice: &'p Rule,
+    path: &str,
+) -> Option<Expected<'p>> {
+    let rule = child_rule(context, slice, path);
+    if let Some(rule) = rule {
+        if let Some(fixed) = &rule.fixed {
+            return Some(Expected::Fixed(fixed));
+        }
+        if let Some(pattern) = &rule.pattern {
+            return Some(Expected::Pattern(pattern));
+        }
+    }
+    // An extension slice's URL is the profile of its type.
+    if path == "url" {
+        return slice
+            .type_profiles
+            .first()
+            .map(|url| Expected::Text(url.as_str()));
+    }
+    None
+}
+
+/// The values at a discriminator path (`url`, `code.coding`, `$this`) below a value.
+fn discriminator_values<'a>(node: &Node<'a>, path: &str) -> Vec<&'a Value> {
+    if path == "$this" {
+        return alloc::vec![node.value];
+    }
+    let mut current: Vec<&'a Value> = alloc::vec![node.value];
+    for name in path.split('.') {
+        let mut next = Vec::new();
+        for value in current {
+            if let Some(object) = inner(value) {
+                next.extend(object.values(name));
+            }
+        }
+        current = next;
+    }
+    current
+}
+
+/// The suffix a choice element takes for a type: `Quantity`, `DateTime`.
+fn type_suffix(type_id: TypeId) -> String {
+    let name = model::type_def(type_id).name;
+    let mut chars = name.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+#[derive(Clone, Copy)]
+struct ProfileContext<'p> {
+    profiles: &'p Profiles,
+    profile: &'p Profile,
+    /// `%rootResource`: the resource being validated, or the container of a contained one.
+    root: &'p Object,
+    /// `%resource`: the resource the element being looked at belongs to.
+    resource: &'p Object,
+}
+
+impl<'p> ProfileContext<'p> {
+    /// The context for the values below `value`, the value of the element `name`: inside a
+    /// resource, that resource is `%resource` (and `%rootResource`, unless it is contained).
+    fn below(&self, name: &str, value: &'p Value) -> ProfileContext<'p> {
+        match value {
+            Value::Resource(resource) => ProfileContext {
+                resource,
+                root: if name == "contained" {
+                    self.root
+                } else {
+                    resource
+                },
+                ..*self
+            },
+            _ => *self,
+        }
+    }
+}
