@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // The `hearth` command line: FHIR tools over the same engine as the JS API.
-import { readFile, writeFile, mkdir } from "node:fs/promises";
+import { readFile, writeFile, mkdir, readdir, stat } from "node:fs/promises";
 import { basename, join } from "node:path";
-import { inspect, format, compile, validate, version, FhirError } from "../src/entry-node.js";
+import { inspect, format, compile, validate, version, FhirError, FhirProfiles } from "../src/entry-node.js";
 
 const USAGE = `usage: hearth <command> [arguments]
 
@@ -11,8 +11,12 @@ commands:
                                        its resourceType and id, or every problem found
   format [--compact] FILE              print the file's resource in canonical FHIR JSON
   format [--compact] --out DIR FILE... write each file's canonical form to DIR/<file name>
-  validate FILE...                     validate each file against the R4 base specification and
-                                       print its issues; exit code 1 when any file has an error
+  validate [--profile URL] [--ig DIR] FILE|DIR...
+                                       validate each file (each .json file of a DIR) against the
+                                       R4 base specification, the profiles of the IG folders
+                                       (StructureDefinitions and ValueSets) it claims, and the
+                                       --profile asked for; print its issues; exit code 1 when
+                                       any file has an error
   fhirpath EXPRESSION FILE...          evaluate a FHIRPath expression on each file's resource and
                                        print the result as a JSON array (one line per file)
   version                              print the engine version
@@ -94,11 +98,60 @@ async function formatCommand(args) {
   });
 }
 
+/** The .json files of the arguments: files as given, folders by their (sorted) .json files. */
+async function jsonFiles(paths) {
+  const res = [];
+  for (const path of paths) {
+    let info;
+    try {
+      info = await stat(path);
+    } catch {
+      res.push(path); // reported when read
+      continue;
+    }
+    if (info.isDirectory()) {
+      const names = (await readdir(path)).filter((name) => name.endsWith(".json")).sort();
+      res.push(...names.map((name) => join(path, name)));
+    } else {
+      res.push(path);
+    }
+  }
+  return res;
+}
+
 async function validateCommand(args) {
-  if (args.length === 0) throw new UsageError("hearth validate: expected at least one FILE");
+  const files = [];
+  const igs = [];
+  let profile;
+  for (let idx = 0; idx < args.length; idx += 1) {
+    const arg = args[idx];
+    if (arg === "--profile" || arg === "--ig") {
+      const value = args[idx + 1];
+      if (value === undefined) throw new UsageError(`hearth validate: expected a value after ${arg}`);
+      if (arg === "--profile") profile = value;
+      else igs.push(value);
+      idx += 1;
+    } else {
+      files.push(arg);
+    }
+  }
+  if (files.length === 0) throw new UsageError("hearth validate: expected at least one FILE or DIR");
+  let profiles;
+  if (igs.length > 0 || profile !== undefined) {
+    profiles = new FhirProfiles();
+    // Every resource of the IG folders that is a StructureDefinition, a ValueSet or a Bundle
+    // of them is loaded; other files there are not definitions and are passed over.
+    for (const file of await jsonFiles(igs)) {
+      try {
+        profiles.add(await readFile(file));
+      } catch (err) {
+        if (!(err instanceof FhirError)) throw err;
+      }
+    }
+  }
   let withErrors = 0;
-  const failures = await eachFile(args, (file, bytes) => {
-    const outcome = validate(bytes);
+  const failures = await eachFile(await jsonFiles(files), (file, bytes) => {
+    const outcome = validate(bytes, { profiles, profile });
     const errors = outcome.issue.filter((issue) => issue.severity === "error" || issue.severity === "fatal");
     if (errors.length > 0) withErrors += 1;
     for (const issue of outcome.issue) {

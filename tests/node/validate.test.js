@@ -2,7 +2,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { validate } from "hearth-fhir";
+import { validate, FhirProfiles, FhirError } from "hearth-fhir";
+import { readFileSync } from "node:fs";
 import { NPM_DIR, FIXTURES } from "../lib/paths.js";
 
 const summary = (outcome) => outcome.issue.map((issue) => [issue.severity, issue.code, issue.diagnostics, issue.expression?.[0]]);
@@ -60,4 +61,38 @@ test("hearth validate prints issues and exits 1 when a file has errors", () => {
   assert.match(run.stdout, /patient\.json: warning: dom-6: A resource should have narrative for robust management \(Patient\)/);
   assert.match(run.stdout, /patient-bad-elements\.json:3:3: error: unknown element "nickname" \(Patient\.nickname\)/);
   assert.equal(run.status, 1);
+});
+
+test("profiles: loaded with FhirProfiles, checked when claimed or asked for", () => {
+  const definition = readFileSync(`${FIXTURES}/ig/female-patient.json`, "utf8");
+  const url = JSON.parse(definition).url;
+  const profiles = new FhirProfiles([definition]);
+  assert.deepEqual(profiles.urls, [url]);
+  const text = { status: "generated", div: '<div xmlns="http://www.w3.org/1999/xhtml">x</div>' };
+  const male = { resourceType: "Patient", text, gender: "male" };
+  // Not claimed, not asked for: the base specification only.
+  assert.equal(validate(male, { profiles }).issue[0].severity, "information");
+  const errors = (outcome) => outcome.issue.filter((issue) => issue.severity === "error").map((issue) => [issue.diagnostics, issue.expression[0]]);
+  const expected = [
+    [`expected the fixed value female (${url}), found male`, "Patient.gender"],
+    [`expected at least 1 values for "name" (${url}), found 0`, "Patient"],
+  ];
+  assert.deepEqual(errors(validate(male, { profiles, profile: url })), expected);
+  assert.deepEqual(errors(validate({ ...male, meta: { profile: [url] } }, { profiles })), expected);
+  // A profile asked for that is not loaded is an error, not a silent pass.
+  assert.match(errors(validate(male, { profile: "http://example.org/none" }))[0][0], /is not loaded/);
+  assert.throws(() => validate(male, { profiles: [definition] }), (err) => err instanceof FhirError && /FhirProfiles/.test(err.message));
+  assert.throws(() => profiles.add('{"resourceType":"StructureDefinition","bogus":1}'), FhirError);
+});
+
+test("hearth validate --ig DIR --profile URL checks files and folders against the profile", () => {
+  const url = JSON.parse(readFileSync(`${FIXTURES}/ig/female-patient.json`, "utf8")).url;
+  const run = spawnSync(process.execPath, [`${NPM_DIR}/bin/hearth.js`, "validate", "--ig", `${FIXTURES}/ig`, "--profile", url, `${FIXTURES}/patient.json`], { encoding: "utf8" });
+  assert.equal(run.status, 1, run.stderr);
+  assert.match(run.stdout, /patient\.json: error: expected at least 1 values for "gender"/);
+  const usage = spawnSync(process.execPath, [`${NPM_DIR}/bin/hearth.js`, "validate", "--profile"], { encoding: "utf8" });
+  assert.equal(usage.status, 2);
+  const folder = spawnSync(process.execPath, [`${NPM_DIR}/bin/hearth.js`, "validate", `${FIXTURES}/ig`], { encoding: "utf8" });
+  assert.equal(folder.status, 0, folder.stdout + folder.stderr);
+  assert.match(folder.stdout, /female-patient\.json: valid/);
 });
