@@ -124,7 +124,7 @@ fn validate_with(bytes: &[u8], options: &hearth_engine::validation::ValidateOpti
         Ok(resource) => {
             let findings = VALIDATOR
                 .with(|validator| validator.borrow_mut().validate_with(&resource, options));
-            hearth_engine::validation::to_outcome(&findings).to_json()
+            hearth_engine::validation::to_outcome_in(&findings, bytes).to_json()
         }
         Err(err) => err.to_outcome().1.to_json(),
     }

@@ -63,6 +63,45 @@ impl fmt::Display for ParseError {
     }
 }
 
+/// The byte offset in `tree` of the element at a FHIRPath location (`Patient.name[0].given[1]`,
+/// `Observation.value` for `valueQuantity`): the key of an element, the value of an array item.
+pub(crate) fn locate(tree: &reader::Node, path: &str) -> Option<usize> {
+    let mut segments = path.split('.');
+    segments.next()?; // the resource type
+    let mut node = tree;
+    let mut offset = tree.offset;
+    for segment in segments {
+        let (name, index) = match segment.strip_suffix(']').and_then(|s| s.split_once('[')) {
+            Some((name, index)) => (name, Some(index.parse::<usize>().ok()?)),
+            None => (segment, None),
+        };
+        let reader::Value::Object(members) = &node.value else {
+            return None;
+        };
+        // The element itself, or a choice element by its typed name (`valueQuantity`).
+        let member = members
+            .iter()
+            .find(|member| member.key == name)
+            .or_else(|| {
+                members.iter().find(|member| {
+                    member
+                        .key
+                        .strip_prefix(name)
+                        .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_uppercase()))
+                })
+            })?;
+        offset = member.key_offset;
+        node = &member.node;
+        if let Some(index) = index {
+            if let reader::Value::Array(items) = &node.value {
+                node = items.get(index)?;
+                offset = node.offset;
+            }
+        }
+    }
+    Some(offset)
+}
+
 /// 1-based line and column of byte `offset`. Columns count characters; a byte that does not
 /// start a character (invalid UTF-8) counts as one.
 fn line_column(input: &[u8], offset: usize) -> (usize, usize) {
@@ -219,6 +258,21 @@ mod tests {
         );
         let want = "{\n  \"resourceType\": \"Patient\",\n  \"name\": [\n    {\n      \"given\": [\n        \"a\",\n        \"b\"\n      ]\n    }\n  ]\n}";
         assert_eq!(text.ok().as_deref(), Some(want));
+    }
+
+    #[test]
+    fn locate_finds_elements_by_fhirpath_location() {
+        let text = "{\"resourceType\":\"Observation\",\n\"valueQuantity\":{\"value\":1},\n\"component\":[{\"code\":{}},\n {\"code\":{\"text\":\"x\"}}]}";
+        let tree = reader::parse(text.as_bytes(), reader::Limits::default())
+            .unwrap_or_else(|err| panic!("{err}"));
+        let at =
+            |path: &str| locate(&tree, path).map(|offset| line_column(text.as_bytes(), offset));
+        assert_eq!(at("Observation"), Some((1, 1)));
+        assert_eq!(at("Observation.value"), Some((2, 1)));
+        assert_eq!(at("Observation.component[1]"), Some((4, 2)));
+        assert_eq!(at("Observation.component[1].code.text"), Some((4, 11)));
+        assert_eq!(at("Observation.component[7]"), None);
+        assert_eq!(at("Observation.status"), None);
     }
 
     #[test]

@@ -101,6 +101,31 @@ impl Validator {
     }
 }
 
+/// [`to_outcome`], with the line and column of each finding in `source`, the JSON text the
+/// resource was read from.
+pub fn to_outcome_in(findings: &[Finding], source: &[u8]) -> OperationOutcome {
+    let mut outcome = to_outcome(findings);
+    if findings.is_empty() {
+        return outcome;
+    }
+    let Ok(tree) = crate::json::reader::parse(source, crate::json::reader::Limits::default())
+    else {
+        return outcome;
+    };
+    let offsets: Vec<Option<usize>> = findings
+        .iter()
+        .map(|finding| crate::json::locate(&tree, &finding.path))
+        .collect();
+    let known: Vec<usize> = offsets.iter().flatten().copied().collect();
+    let mut positions = crate::json::positions(source, &known).into_iter();
+    for (issue, offset) in outcome.issues.iter_mut().zip(&offsets) {
+        if offset.is_some() {
+            issue.position = positions.next();
+        }
+    }
+    outcome
+}
+
 /// Findings as an OperationOutcome (one information issue when there are none, since an
 /// OperationOutcome must have at least one issue).
 pub fn to_outcome(findings: &[Finding]) -> OperationOutcome {

@@ -88,7 +88,10 @@ fn patient(extra: &str) -> String {
         ("gender", r#""female""#),
         ("birthDate", r#""1970-01-01""#),
         ("telecom", r#"[{"system":"phone","value":"555"}]"#),
-        ("extension", r#"[{"url":"http://example.org/fhir/StructureDefinition/nickname","valueString":"Annie"}]"#),
+        (
+            "extension",
+            r#"[{"url":"http://example.org/fhir/StructureDefinition/nickname","valueString":"Annie"}]"#,
+        ),
     ];
     let mut members: Vec<String> = Vec::new();
     let overridden: Vec<&str> = extra
@@ -105,55 +108,163 @@ fn patient(extra: &str) -> String {
     if !extra.is_empty() {
         members.push(extra.to_string());
     }
-    format!(r#"{{"resourceType":"Patient",{NARRATIVE},{}}}"#, members.join(","))
+    format!(
+        r#"{{"resourceType":"Patient",{NARRATIVE},{}}}"#,
+        members.join(",")
+    )
 }
 
 #[test]
 fn a_conforming_resource_validates_clean() {
     let profiles = profiles();
-    assert_eq!(errors(&profiles, &patient(""), Some(PATIENT)), Vec::<String>::new());
+    assert_eq!(
+        errors(&profiles, &patient(""), Some(PATIENT)),
+        Vec::<String>::new()
+    );
     let weight = format!(
         r#"{{"resourceType":"Observation",{NARRATIVE},"status":"final","code":{{"text":"weight"}},"valueQuantity":{{"value":70,"system":"http://unitsofmeasure.org","code":"kg"}},"effectivePeriod":{{"start":"2020-01-01"}}}}"#
     );
-    assert_eq!(errors(&profiles, &weight, Some(WEIGHT)), Vec::<String>::new());
+    assert_eq!(
+        errors(&profiles, &weight, Some(WEIGHT)),
+        Vec::<String>::new()
+    );
 }
 
 #[test]
 fn each_broken_rule_is_reported_at_its_element() {
     let profiles = profiles();
     let cases: &[(&str, String, &str, &str)] = &[
-        ("min narrowed", patient(r#""name":[]"#).replace(r#""name":[],"#, "").replace(r#","name":[]"#, ""), "expected at least 1 values for \"name\"", "Patient"),
-        ("max narrowed", patient(r#""name":[{"family":"A"},{"family":"B"},{"family":"C"}]"#), "expected at most 2 values for \"name\"", "Patient"),
-        ("nested min", patient(r#""name":[{"given":["A"]}]"#), "expected at least 1 values for \"family\"", "Patient.name[0]"),
-        ("fixed code", patient(r#""gender":"male""#), "expected the fixed value female", "Patient.gender"),
-        ("pattern", patient(r#""maritalStatus":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v3-MaritalStatus","code":"S"}]}"#), "expected a value matching the pattern", "Patient.maritalStatus"),
-        ("min value date", patient(r#""birthDate":"1850-05-05""#), "is below the minimum 1900-01-01", "Patient.birthDate"),
-        ("loaded value set", patient(r#""language":"de""#), "is not in the value set http://example.org/fhir/ValueSet/two-languages", "Patient.language"),
-        ("slice min", patient(r#""telecom":[{"system":"email","value":"a@b"}]"#), "expected at least 1 values for \"telecom\" in slice phone", "Patient"),
-        ("slice child", patient(r#""telecom":[{"system":"phone"}]"#), "expected at least 1 values for \"value\"", "Patient.telecom[0]"),
-        ("closed slicing", patient(r#""telecom":[{"system":"phone","value":"1"},{"system":"fax","value":"2"}]"#), "matches none of the slices of \"telecom\"", "Patient.telecom[1]"),
-        ("extension slice by url", patient(r#""extension":[{"url":"http://example.org/other","valueString":"x"}]"#), "expected at least 1 values for \"extension\" in slice nickname", "Patient"),
-        ("profile invariant", patient(r#""active":true,"birthDate":null"#).replace(r#","birthDate":null"#, "").replace(r#""birthDate":"1970-01-01","#, ""), "np-1: An active patient has a birth date", "Patient"),
+        (
+            "min narrowed",
+            patient(r#""name":[]"#)
+                .replace(r#""name":[],"#, "")
+                .replace(r#","name":[]"#, ""),
+            "expected at least 1 values for \"name\"",
+            "Patient",
+        ),
+        (
+            "max narrowed",
+            patient(r#""name":[{"family":"A"},{"family":"B"},{"family":"C"}]"#),
+            "expected at most 2 values for \"name\"",
+            "Patient",
+        ),
+        (
+            "nested min",
+            patient(r#""name":[{"given":["A"]}]"#),
+            "expected at least 1 values for \"family\"",
+            "Patient.name[0]",
+        ),
+        (
+            "fixed code",
+            patient(r#""gender":"male""#),
+            "expected the fixed value female",
+            "Patient.gender",
+        ),
+        (
+            "pattern",
+            patient(
+                r#""maritalStatus":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v3-MaritalStatus","code":"S"}]}"#,
+            ),
+            "expected a value matching the pattern",
+            "Patient.maritalStatus",
+        ),
+        (
+            "min value date",
+            patient(r#""birthDate":"1850-05-05""#),
+            "is below the minimum 1900-01-01",
+            "Patient.birthDate",
+        ),
+        (
+            "loaded value set",
+            patient(r#""language":"de""#),
+            "is not in the value set http://example.org/fhir/ValueSet/two-languages",
+            "Patient.language",
+        ),
+        (
+            "slice min",
+            patient(r#""telecom":[{"system":"email","value":"a@b"}]"#),
+            "expected at least 1 values for \"telecom\" in slice phone",
+            "Patient",
+        ),
+        (
+            "slice child",
+            patient(r#""telecom":[{"system":"phone"}]"#),
+            "expected at least 1 values for \"value\"",
+            "Patient.telecom[0]",
+        ),
+        (
+            "closed slicing",
+            patient(r#""telecom":[{"system":"phone","value":"1"},{"system":"fax","value":"2"}]"#),
+            "matches none of the slices of \"telecom\"",
+            "Patient.telecom[1]",
+        ),
+        (
+            "extension slice by url",
+            patient(r#""extension":[{"url":"http://example.org/other","valueString":"x"}]"#),
+            "expected at least 1 values for \"extension\" in slice nickname",
+            "Patient",
+        ),
+        (
+            "profile invariant",
+            patient(r#""active":true,"birthDate":null"#)
+                .replace(r#","birthDate":null"#, "")
+                .replace(r#""birthDate":"1970-01-01","#, ""),
+            "np-1: An active patient has a birth date",
+            "Patient",
+        ),
     ];
     let mut failures = Vec::new();
     for (name, resource, message, path) in cases {
         let found = errors(&profiles, resource, Some(PATIENT));
-        if !found.iter().any(|error| error.contains(message) && error.ends_with(&format!(" @ {path}"))) {
-            failures.push(format!("{name}: expected {message:?} at {path}, found {found:?}\n{resource}"));
+        if !found
+            .iter()
+            .any(|error| error.contains(message) && error.ends_with(&format!(" @ {path}")))
+        {
+            failures.push(format!(
+                "{name}: expected {message:?} at {path}, found {found:?}\n{resource}"
+            ));
         }
     }
     let observation = |value: &str, effective: &str| {
-        format!(r#"{{"resourceType":"Observation",{NARRATIVE},"status":"final","code":{{"text":"weight"}},{value},{effective}}}"#)
+        format!(
+            r#"{{"resourceType":"Observation",{NARRATIVE},"status":"final","code":{{"text":"weight"}},{value},{effective}}}"#
+        )
     };
     let weight_cases = [
-        ("choice type", observation(r#""valueString":"70 kg""#, r#""effectiveDateTime":"2020""#), "expected Quantity", "Observation.value"),
-        ("min value quantity after UCUM", observation(r#""valueQuantity":{"value":-5,"system":"http://unitsofmeasure.org","code":"g"}"#, r#""effectiveDateTime":"2020""#), "is below the minimum", "Observation.value"),
-        ("type slice child", observation(r#""valueQuantity":{"value":5,"system":"http://unitsofmeasure.org","code":"kg"}"#, r#""effectivePeriod":{"end":"2020"}"#), "expected at least 1 values for \"start\"", "Observation.effective"),
+        (
+            "choice type",
+            observation(r#""valueString":"70 kg""#, r#""effectiveDateTime":"2020""#),
+            "expected Quantity",
+            "Observation.value",
+        ),
+        (
+            "min value quantity after UCUM",
+            observation(
+                r#""valueQuantity":{"value":-5,"system":"http://unitsofmeasure.org","code":"g"}"#,
+                r#""effectiveDateTime":"2020""#,
+            ),
+            "is below the minimum",
+            "Observation.value",
+        ),
+        (
+            "type slice child",
+            observation(
+                r#""valueQuantity":{"value":5,"system":"http://unitsofmeasure.org","code":"kg"}"#,
+                r#""effectivePeriod":{"end":"2020"}"#,
+            ),
+            "expected at least 1 values for \"start\"",
+            "Observation.effective",
+        ),
     ];
     for (name, resource, message, path) in &weight_cases {
         let found = errors(&profiles, resource, Some(WEIGHT));
-        if !found.iter().any(|error| error.contains(message) && error.ends_with(&format!(" @ {path}"))) {
-            failures.push(format!("{name}: expected {message:?} at {path}, found {found:?}"));
+        if !found
+            .iter()
+            .any(|error| error.contains(message) && error.ends_with(&format!(" @ {path}")))
+        {
+            failures.push(format!(
+                "{name}: expected {message:?} at {path}, found {found:?}"
+            ));
         }
     }
     println!(
@@ -167,14 +278,18 @@ fn each_broken_rule_is_reported_at_its_element() {
 #[test]
 fn claimed_profiles_are_checked_when_loaded() {
     let profiles = profiles();
-    let claimed = patient(&format!(r#""meta":{{"profile":["{PATIENT}"]}},"gender":"male""#));
+    let claimed = patient(&format!(
+        r#""meta":{{"profile":["{PATIENT}"]}},"gender":"male""#
+    ));
     assert!(errors(&profiles, &claimed, None)
         .iter()
         .any(|error| error.contains("expected the fixed value female")));
     // A claimed profile that is not loaded is information; one asked for is an error.
     let unknown = patient(r#""meta":{"profile":["http://example.org/unknown"]}"#);
     assert!(errors(&profiles, &unknown, None).is_empty());
-    assert!(errors(&profiles, &patient(""), Some("http://example.org/unknown"))
-        .iter()
-        .any(|error| error.contains("is not loaded")));
+    assert!(
+        errors(&profiles, &patient(""), Some("http://example.org/unknown"))
+            .iter()
+            .any(|error| error.contains("is not loaded"))
+    );
 }

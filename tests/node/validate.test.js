@@ -58,7 +58,7 @@ test("content that cannot be read is reported in the outcome, not thrown", () =>
 
 test("hearth validate prints issues and exits 1 when a file has errors", () => {
   const run = spawnSync(process.execPath, [`${NPM_DIR}/bin/hearth.js`, "validate", `${FIXTURES}/patient.json`, `${FIXTURES}/patient-bad-elements.json`], { encoding: "utf8" });
-  assert.match(run.stdout, /patient\.json: warning: dom-6: A resource should have narrative for robust management \(Patient\)/);
+  assert.match(run.stdout, /patient\.json:1:1: warning: dom-6: A resource should have narrative for robust management \(Patient\)/);
   assert.match(run.stdout, /patient-bad-elements\.json:3:3: error: unknown element "nickname" \(Patient\.nickname\)/);
   assert.equal(run.status, 1);
 });
@@ -89,10 +89,21 @@ test("hearth validate --ig DIR --profile URL checks files and folders against th
   const url = JSON.parse(readFileSync(`${FIXTURES}/ig/female-patient.json`, "utf8")).url;
   const run = spawnSync(process.execPath, [`${NPM_DIR}/bin/hearth.js`, "validate", "--ig", `${FIXTURES}/ig`, "--profile", url, `${FIXTURES}/patient.json`], { encoding: "utf8" });
   assert.equal(run.status, 1, run.stderr);
-  assert.match(run.stdout, /patient\.json: error: expected at least 1 values for "gender"/);
+  assert.match(run.stdout, /patient\.json:1:1: error: expected at least 1 values for "gender"/);
   const usage = spawnSync(process.execPath, [`${NPM_DIR}/bin/hearth.js`, "validate", "--profile"], { encoding: "utf8" });
   assert.equal(usage.status, 2);
   const folder = spawnSync(process.execPath, [`${NPM_DIR}/bin/hearth.js`, "validate", `${FIXTURES}/ig`], { encoding: "utf8" });
   assert.equal(folder.status, 0, folder.stdout + folder.stderr);
   assert.match(folder.stdout, /female-patient\.json: valid/);
+});
+
+test("findings in JSON text carry the line and column of their element", () => {
+  const text = '{\n  "resourceType": "Patient",\n  "birthDate": "1970-13-01",\n  "name": [{ "family": "Ng" }, { "given": ["A"],\n    "use": "nick" }]\n}';
+  const lines = validate(text)
+    .issue.filter((issue) => issue.severity === "error")
+    .map((issue) => [issue.expression[0], issue.extension?.map((ext) => ext.valueInteger)]);
+  assert.deepEqual(lines, [
+    ["Patient.name[1].use", [5, 5]],
+    ["Patient.birthDate", [3, 3]],
+  ]);
 });
