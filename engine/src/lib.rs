@@ -27,6 +27,8 @@ pub mod json;
 pub mod model;
 pub mod outcome;
 pub mod resource;
+pub mod rest;
+pub mod store;
 pub mod validation;
 
 pub use error::{Error, Status};

@@ -63,6 +63,12 @@ pub enum IssueType {
     TooLong,
     /// Something asked for is not supported (here: a profile that is not loaded).
     NotSupported,
+    /// The resource does not exist.
+    NotFound,
+    /// The resource was deleted.
+    Deleted,
+    /// A version conflict (If-Match).
+    Conflict,
 }
 
 impl IssueType {
@@ -80,6 +86,9 @@ impl IssueType {
             IssueType::Processing => "processing",
             IssueType::TooLong => "too-long",
             IssueType::NotSupported => "not-supported",
+            IssueType::NotFound => "not-found",
+            IssueType::Deleted => "deleted",
+            IssueType::Conflict => "conflict",
         }
     }
 }

@@ -84,6 +84,91 @@ impl Object {
             .map(|field| &field.value)
     }
 
+    /// Sets the primitive element `name` (not repeating, not a choice) to `text`, replacing its
+    /// value and keeping any `_name` companion; false when the type has no such element.
+    pub fn set_text(&mut self, name: &str, text: String) -> bool {
+        let Some(element) = self.element_index(name) else {
+            return false;
+        };
+        let value = PrimitiveValue::String(text);
+        if let Some(field) = self
+            .fields
+            .iter_mut()
+            .find(|field| field.element == element)
+        {
+            if let Value::Primitive(primitive) = &mut field.value {
+                primitive.value = Some(value);
+                return true;
+            }
+            field.value = Value::Primitive(Primitive {
+                value: Some(value),
+                companion: None,
+            });
+            return true;
+        }
+        self.insert_field(Field {
+            element,
+            choice: 0,
+            value: Value::Primitive(Primitive {
+                value: Some(value),
+                companion: None,
+            }),
+        });
+        true
+    }
+
+    /// The complex element `name` (not repeating), created empty when absent; `None` when the
+    /// type has no such element or it is not complex.
+    pub fn child_mut(&mut self, name: &str) -> Option<&mut Object> {
+        let element = self.element_index(name)?;
+        let def = self.type_def().elements.get(usize::from(element))?;
+        let type_id = def.types.first()?.type_id;
+        if model::type_def(type_id).kind == model::TypeKind::Primitive {
+            return None;
+        }
+        if !self.fields.iter().any(|field| field.element == element) {
+            self.insert_field(Field {
+                element,
+                choice: 0,
+                value: Value::Complex(Object {
+                    type_id,
+                    fields: Vec::new(),
+                }),
+            });
+        }
+        self.fields
+            .iter_mut()
+            .find(|field| field.element == element)
+            .and_then(|field| match &mut field.value {
+                Value::Complex(object) => Some(object),
+                _ => None,
+            })
+    }
+
+    /// Removes every value of the element `name`.
+    pub fn remove(&mut self, name: &str) {
+        if let Some(element) = self.element_index(name) {
+            self.fields.retain(|field| field.element != element);
+        }
+    }
+
+    fn element_index(&self, name: &str) -> Option<u16> {
+        let idx = self
+            .type_def()
+            .elements
+            .iter()
+            .position(|element| element.name == name)?;
+        u16::try_from(idx).ok()
+    }
+
+    /// Inserts a field after the fields of its element and those before it, keeping the order.
+    fn insert_field(&mut self, field: Field) {
+        let at = self
+            .fields
+            .partition_point(|existing| existing.element <= field.element);
+        self.fields.insert(at, field);
+    }
+
     /// The resource's `id`, when this object is a resource that has one.
     pub fn id(&self) -> Option<&str> {
         match self.values("id").next()? {

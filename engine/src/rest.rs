@@ -1,0 +1,950 @@
+//! The FHIR RESTful API over a [`Store`]: one handler, `Request` in, `Response` out, no IO of
+//! its own, so that every host (a Node server, a Service Worker, an edge worker) serves the
+//! same API.
+//!
+//! Interactions: `metadata`, read, vread, create (POST, and PUT to a new id), update, delete,
+//! instance history, type listing, `$validate` (type and instance level). Every version is
+//! kept; a delete is a version too (a read then answers 410 Gone). The server sets `id` (on
+//! create), `meta.versionId` and `meta.lastUpdated`; the clock and the id source are the
+//! host's. Every write is validated against the base specification (and the profiles loaded)
+//! unless the request says `X-Validation: off`.
+//!
+//! Storage layout (keys are byte strings, segments separated by 0):
+//! - `c␀Type␀id` → the current version: `version` or `version␀deleted`;
+//! - `v␀Type␀id␀version` (version as 20 digits, so that keys sort by version) → `R` and the
+//!   resource's canonical JSON, or `D` and the instant of the delete.
+
+use alloc::boxed::Box;
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::cell::RefCell;
+
+use crate::json::fhir::parse_resource;
+use crate::json::write::{write_resource, Style};
+use crate::model;
+use crate::outcome::{IssueType, OperationOutcome, Severity};
+use crate::resource::Object;
+use crate::store::{KeyRange, Store, StoreError, Transaction};
+use crate::validation::{self, Profiles, ValidateOptions, Validator};
+
+/// The time, for `meta.lastUpdated`: an instant such as `2026-11-27T10:00:00.000Z`.
+pub trait Clock {
+    /// Now, as a FHIR `instant`.
+    fn now(&self) -> String;
+}
+
+/// New logical ids for created resources.
+pub trait IdSource {
+    /// A new id (at most 64 characters of `[A-Za-z0-9-.]`).
+    fn next_id(&self) -> String;
+}
+
+/// An HTTP request, relative to the service's base URL.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    /// `GET`, `POST`, `PUT`, `DELETE`, ...
+    pub method: String,
+    /// The path after the base URL, without a leading `/`: `Patient/123/_history/2`.
+    pub path: String,
+    /// Query parameters, decoded, in order.
+    pub query: Vec<(String, String)>,
+    /// Headers; names in lower case.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl Request {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+/// An HTTP response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// The status code.
+    pub status: u16,
+    /// Headers, names in their usual case.
+    pub headers: Vec<(String, String)>,
+    /// The body (FHIR JSON, or empty).
+    pub body: String,
+}
+
+impl Response {
+    fn json(status: u16, body: String) -> Response {
+        Response {
+            status,
+            headers: alloc::vec![(
+                String::from("Content-Type"),
+                String::from("application/fhir+json; charset=utf-8")
+            )],
+            body,
+        }
+    }
+
+    fn outcome(status: u16, outcome: &OperationOutcome) -> Response {
+        Response::json(status, outcome.to_json())
+    }
+
+    fn error(status: u16, code: IssueType, message: impl Into<String>) -> Response {
+        Response::outcome(status, &OperationOutcome::error(code, message.into()))
+    }
+
+    fn with(mut self, name: &str, value: String) -> Response {
+        self.headers.push((String::from(name), value));
+        self
+    }
+
+    /// The value of a header.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+/// A FHIR service: the handler, its store, clock and id source.
+pub struct Service<S: Store> {
+    store: S,
+    clock: Box<dyn Clock>,
+    ids: Box<dyn IdSource>,
+    base_url: String,
+    validator: RefCell<Validator>,
+    profiles: Profiles,
+}
+
+/// The stored state of a resource.
+struct Current {
+    version: u64,
+    deleted: bool,
+}
+
+/// One stored version.
+enum Stored {
+    Resource(String),
+    Deleted(String),
+}
+
+fn key(parts: &[&str]) -> Vec<u8> {
+    let mut res = Vec::new();
+    for (idx, part) in parts.iter().enumerate() {
+        if idx > 0 {
+            res.push(0);
+        }
+        res.extend_from_slice(part.as_bytes());
+    }
+    res
+}
+
+fn version_key(type_name: &str, id: &str, version: u64) -> Vec<u8> {
+    key(&["v", type_name, id, &format!("{version:020}")])
+}
+
+fn is_valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+}
+
+fn store_error(err: &StoreError) -> Response {
+    let status = if err.conflict { 409 } else { 500 };
+    Response::error(
+        status,
+        IssueType::Exception,
+        format!("the store failed: {}", err.message),
+    )
+}
+
+/// `W/"3"`.
+fn etag(version: u64) -> String {
+    format!("W/\"{version}\"")
+}
+
+/// The version an `If-Match` / `If-None-Match` header names (`W/"3"`, `"3"`, `3`).
+fn etag_version(header: &str) -> Option<u64> {
+    header
+        .trim()
+        .trim_start_matches("W/")
+        .trim_matches('"')
+        .parse()
+        .ok()
+}
+
+/// An instant (`2026-11-27T10:00:00.000Z`) as an HTTP date (`Fri, 27 Nov 2026 10:00:00 GMT`).
+fn http_date(instant: &str) -> Option<String> {
+    let value = crate::fhirpath::Temporal::parse(instant, None)?;
+    // Normalised to UTC by the parser's arithmetic.
+    let utc = match value.offset {
+        Some(offset) if offset != 0 => value.add_minutes(-i64::from(offset))?,
+        _ => value,
+    };
+    let (year, month, day) = (utc.year, utc.month?, utc.day?);
+    let days = {
+        let y = if month <= 2 {
+            i64::from(year) - 1
+        } else {
+            i64::from(year)
+        };
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let m = i64::from(month);
+        let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
+        era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468
+    };
+    let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"]
+        .get(usize::try_from(days.rem_euclid(7)).ok()?)?;
+    let month_name = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ]
+    .get(usize::from(month).checked_sub(1)?)?;
+    Some(format!(
+        "{weekday}, {day:02} {month_name} {year} {:02}:{:02}:{:02} GMT",
+        utc.hour.unwrap_or(0),
+        utc.minute.unwrap_or(0),
+        utc.second.unwrap_or(0)
+    ))
+}
+
+fn meta_of(resource: &Object, name: &str) -> Option<String> {
+    let crate::resource::Value::Complex(meta) = resource.values("meta").next()? else {
+        return None;
+    };
+    match meta.values(name).next()? {
+        crate::resource::Value::Primitive(primitive) => match &primitive.value {
+            Some(crate::resource::PrimitiveValue::String(text)) => Some(text.clone()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+impl<S: Store> Service<S> {
+    /// A service over `store`, answering for `base_url` (used in `Location` and bundle URLs).
+    pub fn new(
+        store: S,
+        clock: Box<dyn Clock>,
+        ids: Box<dyn IdSource>,
+        base_url: impl Into<String>,
+    ) -> Self {
+        Service {
+            store,
+            clock,
+            ids,
+            base_url: base_url.into().trim_end_matches('/').to_string(),
+            validator: RefCell::new(Validator::new()),
+            profiles: Profiles::new(),
+        }
+    }
+
+    /// The profiles writes and `$validate` check resources against when they claim them.
+    pub fn profiles_mut(&mut self) -> &mut Profiles {
+        &mut self.profiles
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Answers a request.
+    pub async fn handle(&self, request: &Request) -> Response {
+        let path = request.path.trim_matches('/');
+        let segments: Vec<&str> = if path.is_empty() {
+            Vec::new()
+        } else {
+            path.split('/').collect()
+        };
+        if let Some(format) = request
+            .query
+            .iter()
+            .find(|(name, _)| name == "_format")
+            .map(|(_, value)| value.as_str())
+        {
+            if !format.contains("json") {
+                return Response::error(
+                    406,
+                    IssueType::NotSupported,
+                    format!("only FHIR JSON is served, not \"{format}\""),
+                );
+            }
+        }
+        let method = request.method.to_ascii_uppercase();
+        match (method.as_str(), segments.as_slice()) {
+            ("GET", ["metadata"]) => self.metadata(),
+            ("POST", [type_name]) => self.create(request, type_name).await,
+            ("GET", [type_name]) => self.list(request, type_name).await,
+            ("POST", [type_name, "$validate"]) => self.validate_operation(request, type_name, None),
+            ("POST", [type_name, id, "$validate"]) => {
+                self.validate_operation(request, type_name, Some(id))
+            }
+            ("GET", [type_name, id]) => self.read(request, type_name, id, None).await,
+            ("PUT", [type_name, id]) => self.update(request, type_name, id).await,
+            ("DELETE", [type_name, id]) => self.delete(type_name, id).await,
+            ("GET", [type_name, id, "_history"]) => self.history(type_name, id).await,
+            ("GET", [type_name, id, "_history", version]) => {
+                self.read(request, type_name, id, Some(version)).await
+            }
+            (_, [] | ["metadata"] | [_] | [_, _] | [_, _, "_history"] | [_, _, "_history", _]) => {
+                Response::error(
+                    405,
+                    IssueType::NotSupported,
+                    format!("{method} is not allowed on /{path}"),
+                )
+            }
+            _ => Response::error(
+                404,
+                IssueType::NotFound,
+                format!("no such endpoint: /{path}"),
+            ),
+        }
+    }
+
+    fn resource_type(type_name: &str) -> Result<&'static str, Response> {
+        model::type_by_name(type_name)
+            .map(model::type_def)
+            .filter(|def| def.is_concrete_resource())
+            .map(|def| def.name)
+            .ok_or_else(|| {
+                Response::error(
+                    404,
+                    IssueType::NotSupported,
+                    format!("\"{type_name}\" is not a FHIR R4 resource type"),
+                )
+            })
+    }
+
+    fn metadata(&self) -> Response {
+        let types: Vec<String> = model::TYPES
+            .iter()
+            .filter(|def| def.is_concrete_resource())
+            .map(|def| {
+                format!(
+                    r#"{{"type":"{}","interaction":[{{"code":"read"}},{{"code":"vread"}},{{"code":"update"}},{{"code":"delete"}},{{"code":"history-instance"}},{{"code":"create"}},{{"code":"search-type"}}],"versioning":"versioned","readHistory":true,"updateCreate":true,"conditionalRead":"not-match","operation":[{{"name":"validate","definition":"http://hl7.org/fhir/OperationDefinition/Resource-validate"}}]}}"#,
+                    def.name
+                )
+            })
+            .collect();
+        let body = format!(
+            r#"{{"resourceType":"CapabilityStatement","status":"active","date":"{}","kind":"instance","software":{{"name":"Hearth","version":"{}"}},"implementation":{{"description":"Hearth FHIR service","url":"{}"}},"fhirVersion":"4.0.1","format":["json"],"rest":[{{"mode":"server","resource":[{}]}}]}}"#,
+            self.clock.now(),
+            env!("CARGO_PKG_VERSION"),
+            self.base_url,
+            types.join(",")
+        );
+        Response::json(200, body)
+    }
+
+    /// Reads the body as a resource of `type_name`, and validates it unless asked not to.
+    fn read_body(&self, request: &Request, type_name: &str) -> Result<Object, Response> {
+        let resource = parse_resource(&request.body).map_err(|err| {
+            let (status, outcome) = err.to_outcome();
+            Response::outcome(status.0, &outcome)
+        })?;
+        let found = resource.type_def().name;
+        if found != type_name {
+            return Err(Response::error(
+                400,
+                IssueType::Invalid,
+                format!("expected a {type_name} resource, found a {found}"),
+            ));
+        }
+        if request
+            .header("x-validation")
+            .is_some_and(|value| value.eq_ignore_ascii_case("off"))
+        {
+            return Ok(resource);
+        }
+        let options = ValidateOptions {
+            profiles: Some(&self.profiles),
+            ..ValidateOptions::default()
+        };
+        let findings = self
+            .validator
+            .borrow_mut()
+            .validate_with(&resource, &options);
+        if findings
+            .iter()
+            .any(|finding| finding.severity == Severity::Error)
+        {
+            let errors: Vec<validation::Finding> = findings
+                .into_iter()
+                .filter(|finding| finding.severity == Severity::Error)
+                .collect();
+            return Err(Response::outcome(
+                422,
+                &validation::to_outcome_in(&errors, &request.body),
+            ));
+        }
+        Ok(resource)
+    }
+
+    async fn current<T: Transaction>(
+        tx: &mut T,
+        type_name: &str,
+        id: &str,
+    ) -> Result<Option<Current>, StoreError> {
+        let Some(value) = tx.get(&key(&["c", type_name, id])).await? else {
+            return Ok(None);
+        };
+        let text = core::str::from_utf8(&value).unwrap_or_default();
+        let (version, deleted) = match text.split_once('\0') {
+            Some((version, _)) => (version, true),
+            None => (text, false),
+        };
+        Ok(version
+            .parse()
+            .ok()
+            .map(|version| Current { version, deleted }))
+    }
+
+    async fn stored<T: Transaction>(
+        tx: &mut T,
+        type_name: &str,
+        id: &str,
+        version: u64,
+    ) -> Result<Option<Stored>, StoreError> {
+        let Some(value) = tx.get(&version_key(type_name, id, version)).await? else {
+            return Ok(None);
+        };
+        let text = String::from_utf8(value).unwrap_or_default();
+        Ok(match text.split_at_checked(1) {
+            Some(("R", json)) => Some(Stored::Resource(json.to_string())),
+            Some(("D", at)) => Some(Stored::Deleted(at.to_string())),
+            _ => None,
+        })
+    }
+
+    /// Stores `resource` as the next version of `type_name/id` (after `previous`).
+    fn write_version<T: Transaction>(
+        &self,
+        tx: &mut T,
+        resource: &mut Object,
+        type_name: &str,
+        id: &str,
+        previous: Option<&Current>,
+    ) -> (u64, String, String) {
+        let version = previous.map_or(1, |current| current.version + 1);
+        let now = self.clock.now();
+        resource.set_text("id", id.to_string());
+        if let Some(meta) = resource.child_mut("meta") {
+            meta.set_text("versionId", format!("{version}"));
+            meta.set_text("lastUpdated", now.clone());
+        }
+        let json = write_resource(resource, Style::Compact);
+        tx.put(
+            version_key(type_name, id, version),
+            format!("R{json}").into_bytes(),
+        );
+        tx.put(
+            key(&["c", type_name, id]),
+            format!("{version}").into_bytes(),
+        );
+        (version, now, json)
+    }
+
+    /// The response to a successful write, as `Prefer: return=` asks.
+    fn written(
+        &self,
+        request: &Request,
+        status: u16,
+        type_name: &str,
+        id: &str,
+        (version, now, json): (u64, String, String),
+    ) -> Response {
+        let prefer = request.header("prefer").unwrap_or_default();
+        let mut response = if prefer.contains("return=minimal") {
+            Response {
+                status,
+                headers: Vec::new(),
+                body: String::new(),
+            }
+        } else if prefer.contains("return=OperationOutcome") {
+            let outcome = OperationOutcome {
+                issues: alloc::vec![crate::outcome::Issue {
+                    severity: Severity::Information,
+                    code: IssueType::Informational,
+                    diagnostics: format!("{type_name}/{id} version {version} stored"),
+                    expression: Vec::new(),
+                    position: None,
+                }],
+            };
+            Response::outcome(status, &outcome)
+        } else {
+            Response::json(status, json)
+        };
+        response = response
+            .with(
+                "Location",
+                format!("{}/{type_name}/{id}/_history/{version}", self.base_url),
+            )
+            .with("ETag", etag(version));
+        if let Some(date) = http_date(&now) {
+            response = response.with("Last-Modified", date);
+        }
+        response
+    }
+
+    async fn create(&self, request: &Request, type_name: &str) -> Response {
+        let type_name = match Self::resource_type(type_name) {
+            Ok(type_name) => type_name,
+            Err(response) => return response,
+        };
+        let mut resource = match self.read_body(request, type_name) {
+            Ok(resource) => resource,
+            Err(response) => return response,
+        };
+        let id = self.ids.next_id();
+        let result = async {
+            let mut tx = self.store.begin(true).await?;
+            let written = self.write_version(&mut tx, &mut resource, type_name, &id, None);
+            tx.commit().await?;
+            Ok::<_, StoreError>(written)
+        }
+        .await;
+        match result {
+            Ok(written) => self.written(request, 201, type_name, &id, written),
+            Err(err) => store_error(&err),
+        }
+    }
+
+    async fn update(&self, request: &Request, type_name: &str, id: &str) -> Response {
+        let type_name = match Self::resource_type(type_name) {
+            Ok(type_name) => type_name,
+            Err(response) => return response,
+        };
+        if !is_valid_id(id) {
+            return Response::error(
+                400,
+                IssueType::Invalid,
+                format!("\"{id}\" is not a valid id"),
+            );
+        }
+        let mut resource = match self.read_body(request, type_name) {
+            Ok(resource) => resource,
+            Err(response) => return response,
+        };
+        match resource.id() {
+            Some(body_id) if body_id == id => {}
+            Some(body_id) => {
+                return Response::error(
+                    400,
+                    IssueType::Invalid,
+                    format!(
+                        "the resource's id \"{body_id}\" differs from the id in the URL, \"{id}\""
+                    ),
+                )
+            }
+            None => {
+                return Response::error(
+                    400,
+                    IssueType::Required,
+                    "an update must carry the resource's id, the same as in the URL",
+                )
+            }
+        }
+        let if_match = request.header("if-match").map(str::to_string);
+        let result = async {
+            let mut tx = self.store.begin(true).await?;
+            let current = Self::current(&mut tx, type_name, id).await?;
+            if let Some(if_match) = &if_match {
+                let live = current.as_ref().filter(|current| !current.deleted);
+                if live.map(|current| current.version) != etag_version(if_match) {
+                    return Ok(Err(Response::error(
+                        412,
+                        IssueType::Conflict,
+                        format!("If-Match {if_match} does not match the current version of {type_name}/{id}"),
+                    )));
+                }
+            }
+            let created = current.as_ref().is_none_or(|current| current.deleted);
+            let written = self.write_version(&mut tx, &mut resource, type_name, id, current.as_ref());
+            tx.commit().await?;
+            Ok(Ok((created, written)))
+        }
+        .await;
+        match result {
+            Ok(Ok((created, written))) => self.written(
+                request,
+                if created { 201 } else { 200 },
+                type_name,
+                id,
+                written,
+            ),
+            Ok(Err(response)) => response,
+            Err(err) => store_error(&err),
+        }
+    }
+
+    async fn read(
+        &self,
+        request: &Request,
+        type_name: &str,
+        id: &str,
+        version: Option<&str>,
+    ) -> Response {
+        let type_name = match Self::resource_type(type_name) {
+            Ok(type_name) => type_name,
+            Err(response) => return response,
+        };
+        let requested = match version.map(str::parse::<u64>) {
+            Some(Ok(version)) => Some(version),
+            Some(Err(_)) => {
+                return Response::error(
+                    404,
+                    IssueType::NotFound,
+                    format!(
+                        "{type_name}/{id} has no version \"{}\"",
+                        version.unwrap_or_default()
+                    ),
+                )
+            }
+            None => None,
+        };
+        let result = async {
+            let mut tx = self.store.begin(false).await?;
+            let Some(current) = Self::current(&mut tx, type_name, id).await? else {
+                return Ok(None);
+            };
+            let version = requested.unwrap_or(current.version);
+            let stored = Self::stored(&mut tx, type_name, id, version).await?;
+            Ok(stored.map(|stored| (version, stored)))
+        }
+        .await;
+        match result {
+            Err(err) => store_error(&err),
+            Ok(None) => Response::error(
+                404,
+                IssueType::NotFound,
+                match requested {
+                    Some(version) => format!("{type_name}/{id} has no version {version}"),
+                    None => format!("{type_name}/{id} does not exist"),
+                },
+            ),
+            Ok(Some((version, Stored::Deleted(at)))) => {
+                let response = Response::error(
+                    410,
+                    IssueType::Deleted,
+                    format!("{type_name}/{id} was deleted (version {version})"),
+                )
+                .with("ETag", etag(version));
+                match http_date(&at) {
+                    Some(date) => response.with("Last-Modified", date),
+                    None => response,
+                }
+            }
+            Ok(Some((version, Stored::Resource(json)))) => {
+                if request
+                    .header("if-none-match")
+                    .and_then(etag_version)
+                    .is_some_and(|wanted| wanted == version)
+                {
+                    return Response {
+                        status: 304,
+                        headers: alloc::vec![(String::from("ETag"), etag(version))],
+                        body: String::new(),
+                    };
+                }
+                let last_updated = parse_resource(json.as_bytes())
+                    .ok()
+                    .and_then(|resource| meta_of(&resource, "lastUpdated"));
+                let mut response = Response::json(200, json).with("ETag", etag(version));
+                if let Some(date) = last_updated.as_deref().and_then(http_date) {
+                    response = response.with("Last-Modified", date);
+                }
+                response
+            }
+        }
+    }
+
+    async fn delete(&self, type_name: &str, id: &str) -> Response {
+        let type_name = match Self::resource_type(type_name) {
+            Ok(type_name) => type_name,
+            Err(response) => return response,
+        };
+        let now = self.clock.now();
+        let result = async {
+            let mut tx = self.store.begin(true).await?;
+            let current = Self::current(&mut tx, type_name, id).await?;
+            let Some(current) = current.filter(|current| !current.deleted) else {
+                return Ok(None);
+            };
+            let version = current.version + 1;
+            tx.put(
+                version_key(type_name, id, version),
+                format!("D{now}").into_bytes(),
+            );
+            tx.put(
+                key(&["c", type_name, id]),
+                format!("{version}\0deleted").into_bytes(),
+            );
+            tx.commit().await?;
+            Ok(Some(version))
+        }
+        .await;
+        match result {
+            Err(err) => store_error(&err),
+            // Deleting what does not exist (or no longer does) succeeds (R4 §3.1.0.7.1).
+            Ok(None) => Response {
+                status: 204,
+                headers: Vec::new(),
+                body: String::new(),
+            },
+            Ok(Some(version)) => Response {
+                status: 204,
+                headers: alloc::vec![(String::from("ETag"), etag(version))],
+                body: String::new(),
+            },
+        }
+    }
+
+    async fn history(&self, type_name: &str, id: &str) -> Response {
+        let type_name = match Self::resource_type(type_name) {
+            Ok(type_name) => type_name,
+            Err(response) => return response,
+        };
+        let result = async {
+            let mut tx = self.store.begin(false).await?;
+            let prefix = key(&["v", type_name, id, ""]);
+            tx.scan(&KeyRange::prefix(&prefix), usize::MAX, true).await
+        }
+        .await;
+        let versions = match result {
+            Ok(versions) => versions,
+            Err(err) => return store_error(&err),
+        };
+        if versions.is_empty() {
+            return Response::error(
+                404,
+                IssueType::NotFound,
+                format!("{type_name}/{id} does not exist"),
+            );
+        }
+        let mut entries = Vec::new();
+        for (stored_key, value) in &versions {
+            let version: u64 = stored_key
+                .rsplit(|b| *b == 0)
+                .next()
+                .and_then(|digits| core::str::from_utf8(digits).ok())
+                .and_then(|digits| digits.parse().ok())
+                .unwrap_or(0);
+            let text = core::str::from_utf8(value).unwrap_or_default();
+            let full_url = format!("{}/{type_name}/{id}", self.base_url);
+            let entry = match text.split_at_checked(1) {
+                Some(("R", json)) => format!(
+                    r#"{{"fullUrl":"{full_url}","resource":{json},"request":{{"method":"{}","url":"{type_name}/{id}"}},"response":{{"status":"{}","etag":"W/\"{version}\""}}}}"#,
+                    if version == 1 { "POST" } else { "PUT" },
+                    if version == 1 { "201" } else { "200" }
+                ),
+                Some(("D", _)) => format!(
+                    r#"{{"fullUrl":"{full_url}","request":{{"method":"DELETE","url":"{type_name}/{id}"}},"response":{{"status":"204","etag":"W/\"{version}\""}}}}"#
+                ),
+                _ => continue,
+            };
+            entries.push(entry);
+        }
+        Response::json(
+            200,
+            format!(
+                r#"{{"resourceType":"Bundle","type":"history","total":{},"link":[{{"relation":"self","url":"{}/{type_name}/{id}/_history"}}],"entry":[{}]}}"#,
+                entries.len(),
+                self.base_url,
+                entries.join(",")
+            ),
+        )
+    }
+
+    /// `GET [type]`: the current resources of a type, `_count` at a time (search parameters
+    /// other than `_count` are not supported yet and are refused).
+    async fn list(&self, request: &Request, type_name: &str) -> Response {
+        let type_name = match Self::resource_type(type_name) {
+            Ok(type_name) => type_name,
+            Err(response) => return response,
+        };
+        let mut count = 100usize;
+        for (name, value) in &request.query {
+            match name.as_str() {
+                "_count" => match value.parse::<usize>() {
+                    Ok(value) => count = value.min(1000),
+                    Err(_) => {
+                        return Response::error(
+                            400,
+                            IssueType::Invalid,
+                            format!("_count must be a number, not \"{value}\""),
+                        )
+                    }
+                },
+                "_format" | "_pretty" => {}
+                other => {
+                    return Response::error(
+                        400,
+                        IssueType::NotSupported,
+                        format!("the search parameter \"{other}\" is not supported yet"),
+                    )
+                }
+            }
+        }
+        let result = async {
+            let mut tx = self.store.begin(false).await?;
+            let prefix = key(&["c", type_name, ""]);
+            let current = tx
+                .scan(&KeyRange::prefix(&prefix), usize::MAX, false)
+                .await?;
+            let mut resources = Vec::new();
+            let mut total = 0;
+            for (current_key, value) in current {
+                let text = core::str::from_utf8(&value).unwrap_or_default();
+                if text.contains('\0') {
+                    continue; // deleted
+                }
+                total += 1;
+                if resources.len() >= count {
+                    continue;
+                }
+                let id = current_key.get(prefix.len()..).unwrap_or_default();
+                let id = core::str::from_utf8(id).unwrap_or_default().to_string();
+                let version: u64 = text.parse().unwrap_or(0);
+                if let Some(Stored::Resource(json)) =
+                    Self::stored(&mut tx, type_name, &id, version).await?
+                {
+                    resources.push((id, json));
+                }
+            }
+            Ok::<_, StoreError>((total, resources))
+        }
+        .await;
+        let (total, resources) = match result {
+            Ok(found) => found,
+            Err(err) => return store_error(&err),
+        };
+        let entries: Vec<String> = resources
+            .iter()
+            .map(|(id, json)| {
+                format!(
+                    r#"{{"fullUrl":"{}/{type_name}/{id}","resource":{json},"search":{{"mode":"match"}}}}"#,
+                    self.base_url
+                )
+            })
+            .collect();
+        Response::json(
+            200,
+            format!(
+                r#"{{"resourceType":"Bundle","type":"searchset","total":{total},"link":[{{"relation":"self","url":"{}/{type_name}?_count={count}"}}],"entry":[{}]}}"#,
+                self.base_url,
+                entries.join(",")
+            ),
+        )
+    }
+
+    /// `$validate`: the body is the resource (or a Parameters with a `resource` parameter);
+    /// the answer is an OperationOutcome, 200 whatever it finds.
+    fn validate_operation(&self, request: &Request, type_name: &str, id: Option<&str>) -> Response {
+        let type_name = match Self::resource_type(type_name) {
+            Ok(type_name) => type_name,
+            Err(response) => return response,
+        };
+        let resource = match parse_resource(&request.body) {
+            Ok(resource) => resource,
+            Err(err) => {
+                let (_, outcome) = err.to_outcome();
+                return Response::outcome(200, &outcome);
+            }
+        };
+        let (resource, profile) = if resource.type_def().name == "Parameters"
+            && type_name != "Parameters"
+        {
+            let mut found = None;
+            let mut profile = None;
+            for parameter in resource.values("parameter") {
+                let crate::resource::Value::Complex(parameter) = parameter else {
+                    continue;
+                };
+                let name = match parameter.values("name").next() {
+                    Some(crate::resource::Value::Primitive(primitive)) => match &primitive.value {
+                        Some(crate::resource::PrimitiveValue::String(name)) => name.clone(),
+                        _ => continue,
+                    },
+                    _ => continue,
+                };
+                match (
+                    name.as_str(),
+                    parameter.values("resource").next(),
+                    parameter.values("value").next(),
+                ) {
+                    ("resource", Some(crate::resource::Value::Resource(inner)), _) => {
+                        found = Some((**inner).clone());
+                    }
+                    ("profile", _, Some(crate::resource::Value::Primitive(primitive))) => {
+                        if let Some(crate::resource::PrimitiveValue::String(url)) = &primitive.value
+                        {
+                            profile = Some(url.clone());
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            match found {
+                Some(found) => (found, profile),
+                None => return Response::error(
+                    400,
+                    IssueType::Required,
+                    "expected a Parameters with a \"resource\" parameter, or the resource itself",
+                ),
+            }
+        } else {
+            let profile = request
+                .query
+                .iter()
+                .find(|(name, _)| name == "profile")
+                .map(|(_, value)| value.clone());
+            (resource, profile)
+        };
+        let found = resource.type_def().name;
+        if found != type_name {
+            return Response::error(
+                400,
+                IssueType::Invalid,
+                format!("expected a {type_name} resource, found a {found}"),
+            );
+        }
+        if let (Some(id), Some(body_id)) = (id, resource.id()) {
+            if id != body_id {
+                return Response::error(
+                    400,
+                    IssueType::Invalid,
+                    format!(
+                        "the resource's id \"{body_id}\" differs from the id in the URL, \"{id}\""
+                    ),
+                );
+            }
+        }
+        let options = ValidateOptions {
+            profiles: Some(&self.profiles),
+            profile: profile.as_deref(),
+            ..ValidateOptions::default()
+        };
+        let findings = self
+            .validator
+            .borrow_mut()
+            .validate_with(&resource, &options);
+        let outcome = if resource_is_body(&request.body, found) {
+            validation::to_outcome_in(&findings, &request.body)
+        } else {
+            validation::to_outcome(&findings)
+        };
+        Response::outcome(200, &outcome)
+    }
+}
+
+/// True when the request body is the resource itself (not wrapped in Parameters), so that
+/// line and column point into it.
+fn resource_is_body(body: &[u8], type_name: &str) -> bool {
+    crate::json::inspect(body).is_ok_and(|summary| summary.resource_type == type_name)
+}

@@ -1,0 +1,364 @@
+//! The REST handler over the in-memory store: each interaction, its headers and its errors.
+
+use std::cell::Cell;
+
+use hearth_engine::rest::{Clock, IdSource, Request, Response, Service};
+use hearth_engine::store::{block_on, MemoryStore};
+
+struct FixedClock;
+impl Clock for FixedClock {
+    fn now(&self) -> String {
+        String::from("2026-11-27T10:20:30.000Z")
+    }
+}
+
+#[derive(Default)]
+struct Counter(Cell<u32>);
+impl IdSource for Counter {
+    fn next_id(&self) -> String {
+        self.0.set(self.0.get() + 1);
+        format!("id{}", self.0.get())
+    }
+}
+
+fn service() -> Service<MemoryStore> {
+    Service::new(
+        MemoryStore::new(),
+        Box::new(FixedClock),
+        Box::<Counter>::default(),
+        "http://localhost:8787/fhir/",
+    )
+}
+
+fn call(
+    service: &Service<MemoryStore>,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Response {
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
+    let request = Request {
+        method: method.into(),
+        path: path.into(),
+        query: query
+            .split('&')
+            .filter(|pair| !pair.is_empty())
+            .map(|pair| {
+                let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+                (name.to_string(), value.to_string())
+            })
+            .collect(),
+        headers: headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        body: body.as_bytes().to_vec(),
+    };
+    block_on(service.handle(&request))
+}
+
+const NARRATIVE: &str =
+    r#""text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">x</div>"}"#;
+
+fn patient(extra: &str) -> String {
+    format!(r#"{{"resourceType":"Patient",{NARRATIVE}{extra}}}"#)
+}
+
+fn issue_code(response: &Response) -> String {
+    let json: serde_json::Value = serde_json::from_str(&response.body).unwrap_or_default();
+    json["issue"][0]["code"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn create_read_update_delete_and_history() {
+    let s = service();
+    let created = call(
+        &s,
+        "POST",
+        "Patient",
+        &[],
+        &patient(r#","name":[{"family":"Ng"}]"#),
+    );
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(
+        created.header("Location"),
+        Some("http://localhost:8787/fhir/Patient/id1/_history/1")
+    );
+    assert_eq!(created.header("ETag"), Some("W/\"1\""));
+    assert_eq!(
+        created.header("Last-Modified"),
+        Some("Fri, 27 Nov 2026 10:20:30 GMT")
+    );
+    let body: serde_json::Value = serde_json::from_str(&created.body).unwrap_or_default();
+    assert_eq!(body["id"], "id1");
+    assert_eq!(body["meta"]["versionId"], "1");
+    assert_eq!(body["meta"]["lastUpdated"], "2026-11-27T10:20:30.000Z");
+
+    let read = call(&s, "GET", "Patient/id1", &[], "");
+    assert_eq!(
+        (read.status, read.body.clone()),
+        (200, created.body.clone())
+    );
+    assert_eq!(
+        call(
+            &s,
+            "GET",
+            "Patient/id1",
+            &[("If-None-Match", "W/\"1\"")],
+            ""
+        )
+        .status,
+        304
+    );
+
+    let update = patient(r#","id":"id1","name":[{"family":"Li"}]"#);
+    assert_eq!(
+        call(
+            &s,
+            "PUT",
+            "Patient/id1",
+            &[("If-Match", "W/\"7\"")],
+            &update
+        )
+        .status,
+        412
+    );
+    let updated = call(
+        &s,
+        "PUT",
+        "Patient/id1",
+        &[("If-Match", "W/\"1\"")],
+        &update,
+    );
+    assert_eq!(updated.status, 200, "{}", updated.body);
+    assert_eq!(updated.header("ETag"), Some("W/\"2\""));
+    let v1 = call(&s, "GET", "Patient/id1/_history/1", &[], "");
+    assert!(v1.body.contains("Ng"));
+    assert!(call(&s, "GET", "Patient/id1", &[], "").body.contains("Li"));
+
+    let deleted = call(&s, "DELETE", "Patient/id1", &[], "");
+    assert_eq!(deleted.status, 204);
+    let gone = call(&s, "GET", "Patient/id1", &[], "");
+    assert_eq!(
+        (gone.status, issue_code(&gone)),
+        (410, String::from("deleted"))
+    );
+    // Older versions stay readable.
+    assert_eq!(
+        call(&s, "GET", "Patient/id1/_history/2", &[], "").status,
+        200
+    );
+    assert_eq!(
+        call(&s, "GET", "Patient/id1/_history/9", &[], "").status,
+        404
+    );
+
+    let history = call(&s, "GET", "Patient/id1/_history", &[], "");
+    let bundle: serde_json::Value = serde_json::from_str(&history.body).unwrap_or_default();
+    assert_eq!(bundle["type"], "history");
+    let methods: Vec<&str> = bundle["entry"]
+        .as_array()
+        .map(|entries| {
+            entries
+                .iter()
+                .filter_map(|e| e["request"]["method"].as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(methods, ["DELETE", "PUT", "POST"]);
+
+    // An update of a deleted resource brings it back as a new version.
+    let revived = call(&s, "PUT", "Patient/id1", &[], &update);
+    assert_eq!(
+        (revived.status, revived.header("ETag")),
+        (201, Some("W/\"4\""))
+    );
+    // PUT to a new id creates it.
+    let put_new = call(
+        &s,
+        "PUT",
+        "Patient/chosen-id",
+        &[],
+        &patient(r#","id":"chosen-id""#),
+    );
+    assert_eq!(put_new.status, 201);
+    let listed = call(&s, "GET", "Patient?_count=1", &[], "");
+    let bundle: serde_json::Value = serde_json::from_str(&listed.body).unwrap_or_default();
+    assert_eq!(
+        (
+            bundle["total"].as_u64(),
+            bundle["entry"].as_array().map(Vec::len)
+        ),
+        (Some(2), Some(1))
+    );
+}
+
+#[test]
+fn prefer_return_shapes_the_answer() {
+    let s = service();
+    let minimal = call(
+        &s,
+        "POST",
+        "Patient",
+        &[("Prefer", "return=minimal")],
+        &patient(""),
+    );
+    assert_eq!((minimal.status, minimal.body.as_str()), (201, ""));
+    assert!(minimal.header("Location").is_some());
+    let outcome = call(
+        &s,
+        "POST",
+        "Patient",
+        &[("Prefer", "return=OperationOutcome")],
+        &patient(""),
+    );
+    assert!(outcome
+        .body
+        .starts_with(r#"{"resourceType":"OperationOutcome""#));
+}
+
+#[test]
+fn errors_are_operation_outcomes_with_the_right_status() {
+    let s = service();
+    type Case<'a> = (
+        &'a str,
+        &'a str,
+        &'a str,
+        &'a [(&'a str, &'a str)],
+        u16,
+        &'a str,
+    );
+    let cases: &[Case<'_>] = &[
+        ("malformed JSON", "POST", "Patient", &[], 400, "structure"),
+        (
+            "unknown type",
+            "GET",
+            "Patientt/1",
+            &[],
+            404,
+            "not-supported",
+        ),
+        ("missing", "GET", "Patient/nope", &[], 404, "not-found"),
+        (
+            "wrong type in body",
+            "POST",
+            "Observation",
+            &[],
+            400,
+            "invalid",
+        ),
+        (
+            "invalid resource",
+            "POST",
+            "Patient",
+            &[],
+            422,
+            "code-invalid",
+        ),
+        ("id mismatch", "PUT", "Patient/a", &[], 400, "invalid"),
+        ("bad id", "PUT", "Patient/a$b", &[], 400, "invalid"),
+        (
+            "method not allowed",
+            "PATCH",
+            "Patient/a",
+            &[],
+            405,
+            "not-supported",
+        ),
+        (
+            "no such endpoint",
+            "GET",
+            "Patient/a/b/c/d",
+            &[],
+            404,
+            "not-found",
+        ),
+        (
+            "xml asked for",
+            "GET",
+            "metadata?_format=xml",
+            &[],
+            406,
+            "not-supported",
+        ),
+        (
+            "unsupported search",
+            "GET",
+            "Patient?name=x",
+            &[],
+            400,
+            "not-supported",
+        ),
+    ];
+    for (name, method, path, headers, status, code) in cases {
+        let body = match *name {
+            "malformed JSON" => String::from("{\"resourceType\":"),
+            "wrong type in body" => patient(""),
+            "invalid resource" => patient(r#","gender":"unknown-gender""#),
+            "id mismatch" | "bad id" => patient(r#","id":"b""#),
+            _ => String::new(),
+        };
+        let response = call(&s, method, path, headers, &body);
+        assert_eq!(
+            (response.status, issue_code(&response)),
+            (*status, code.to_string()),
+            "{name}: {}",
+            response.body
+        );
+    }
+    // Write validation can be turned off per request; reading the JSON cannot.
+    let lenient = call(
+        &s,
+        "POST",
+        "Patient",
+        &[("X-Validation", "off")],
+        &patient(r#","gender":"unknown-gender""#),
+    );
+    assert_eq!(lenient.status, 201);
+}
+
+#[test]
+fn validate_operation_and_metadata() {
+    let s = service();
+    let ok = call(&s, "POST", "Patient/$validate", &[], &patient(""));
+    assert_eq!(
+        (ok.status, issue_code(&ok)),
+        (200, String::from("informational"))
+    );
+    let bad = call(
+        &s,
+        "POST",
+        "Patient/$validate",
+        &[],
+        "{\n\"resourceType\":\"Patient\",\n\"gender\":\"x\"}",
+    );
+    let outcome: serde_json::Value = serde_json::from_str(&bad.body).unwrap_or_default();
+    assert_eq!(bad.status, 200);
+    let error = outcome["issue"]
+        .as_array()
+        .and_then(|issues| issues.iter().find(|i| i["severity"] == "error"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(error["expression"][0], "Patient.gender");
+    assert_eq!(error["extension"][0]["valueInteger"], 3);
+    let wrapped = format!(
+        r#"{{"resourceType":"Parameters","parameter":[{{"name":"resource","resource":{}}}]}}"#,
+        patient(r#","gender":"x""#)
+    );
+    let via_parameters = call(&s, "POST", "Patient/$validate", &[], &wrapped);
+    assert!(via_parameters.body.contains("Patient.gender"));
+    let metadata = call(&s, "GET", "metadata", &[], "");
+    let statement: serde_json::Value = serde_json::from_str(&metadata.body).unwrap_or_default();
+    assert_eq!(
+        (metadata.status, statement["fhirVersion"].as_str()),
+        (200, Some("4.0.1"))
+    );
+    assert_eq!(
+        statement["rest"][0]["resource"].as_array().map(Vec::len),
+        Some(146)
+    );
+}
