@@ -171,3 +171,38 @@ export function compile(expression: string, options?: { resourceType?: string })
  * evaluate({ resourceType: "Patient", birthDate: "1974-12-25" }, "Patient.birthDate"); // ["1974-12-25"]
  */
 export function evaluate(resource: FhirResource | FhirInput, expression: string, options?: EvaluateOptions): unknown[];
+
+/** A request to {@link FhirService.handle}; `path` is relative to the base URL. */
+export interface FhirRequest {
+  method: string;
+  path: string;
+  query?: Iterable<[string, string]> | URLSearchParams;
+  headers?: Record<string, string> | Iterable<[string, string]>;
+  body?: string | Uint8Array;
+}
+
+/** What {@link FhirService.handle} answers. */
+export interface FhirResponse {
+  status: number;
+  headers: [string, string][];
+  body: string;
+}
+
+/** A store for {@link FhirService}: ordered keys and values, synchronous, atomic commits. */
+export interface FhirStore {
+  get(key: Uint8Array): Uint8Array | undefined;
+  scan(start: Uint8Array, end: Uint8Array | undefined, limit: number, reverse: boolean): [Uint8Array, Uint8Array][];
+  commit(writes: [Uint8Array, Uint8Array | undefined][]): void;
+}
+
+/**
+ * A FHIR R4 REST service running in this process (read, vread, create, update, delete,
+ * history, `$validate`, `metadata`), over a store in memory or the one given.
+ * @example
+ * const service = new FhirService({ baseUrl: "http://localhost:8787/fhir" });
+ * service.handle({ method: "POST", path: "Patient", body: '{"resourceType":"Patient"}' }).status; // 201
+ */
+export class FhirService {
+  constructor(options?: { baseUrl?: string; store?: FhirStore });
+  handle(request: FhirRequest): FhirResponse;
+}

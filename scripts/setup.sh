@@ -43,6 +43,11 @@ grep -q "name = \"wasm-bindgen\"" Cargo.lock 2>/dev/null \
 # npm packages (test tools, Vite, wasm-opt): reinstall only when the lock file changed.
 if [ ! -f node_modules/.package-lock.json ] || ! cmp -s package-lock.json node_modules/.hearth-installed-lock; then
   say "installing npm packages (npm ci)"
+  # better-sqlite3 (for `hearth serve`) compiles against Node's headers; where the system
+  # Node ships them, use those rather than fetching a copy.
+  if [ -z "${npm_config_nodedir:-}" ] && [ -f /usr/include/node/node.h ]; then
+    export npm_config_nodedir=/usr
+  fi
   npm ci --no-audit --no-fund --loglevel=error
   cp package-lock.json node_modules/.hearth-installed-lock
 fi

@@ -9,6 +9,7 @@
 pub mod error;
 pub mod fhirpath;
 pub mod idb;
+pub mod service;
 
 use hearth_engine::json::write::Style;
 use js_sys::{Object, Reflect};

@@ -2,7 +2,9 @@
 // The `hearth` command line: FHIR tools over the same engine as the JS API.
 import { readFile, writeFile, mkdir, readdir, stat } from "node:fs/promises";
 import { basename, join } from "node:path";
-import { inspect, format, compile, validate, version, FhirError, FhirProfiles } from "../src/entry-node.js";
+import { createServer } from "node:http";
+import { inspect, format, compile, validate, version, FhirError, FhirProfiles, FhirService } from "../src/entry-node.js";
+import { openSqliteStore } from "../src/sqlite-store.js";
 
 const USAGE = `usage: hearth <command> [arguments]
 
@@ -19,6 +21,9 @@ commands:
                                        any file has an error
   fhirpath EXPRESSION FILE...          evaluate a FHIRPath expression on each file's resource and
                                        print the result as a JSON array (one line per file)
+  serve [--port N] [--host H] [--data DIR]
+                                       serve the FHIR REST API at http://H:N/fhir (default
+                                       127.0.0.1:8080), storing in DIR (SQLite) or in memory
   version                              print the engine version
   help                                 print this text
 
@@ -184,6 +189,55 @@ async function fhirpathCommand(args) {
   });
 }
 
+/** `hearth serve`: the FHIR REST API over HTTP, until the process is stopped. */
+async function serveCommand(args) {
+  const options = { port: "8080", host: "127.0.0.1", data: undefined };
+  for (let idx = 0; idx < args.length; idx += 2) {
+    const name = args[idx]?.replace(/^--/, "");
+    if (!["port", "host", "data"].includes(name) || args[idx + 1] === undefined) {
+      throw new UsageError(`hearth serve: unexpected argument "${args[idx]}"`);
+    }
+    options[name] = args[idx + 1];
+  }
+  const port = Number(options.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`hearth serve: "${options.port}" is not a port`);
+  const store = options.data === undefined ? undefined : await openSqliteStore(options.data);
+  let service;
+  const server = createServer((req, res) => {
+    const chunks = [];
+    req.on("data", (chunk) => chunks.push(chunk));
+    req.on("end", () => {
+      const url = new URL(req.url ?? "/", "http://localhost");
+      const path = url.pathname.replace(/^\/fhir(\/|$)/, "");
+      let answer;
+      if (url.pathname !== "/fhir" && !url.pathname.startsWith("/fhir/")) {
+        answer = { status: 404, headers: [["Content-Type", "application/fhir+json"]], body: JSON.stringify({ resourceType: "OperationOutcome", issue: [{ severity: "error", code: "not-found", diagnostics: `the FHIR API is at /fhir, not ${url.pathname}` }] }) };
+      } else {
+        const headers = Object.entries(req.headers).map(([name, value]) => [name, Array.isArray(value) ? value.join(", ") : String(value)]);
+        answer = service.handle({ method: req.method ?? "GET", path: decodeURIComponent(path), query: url.searchParams, headers, body: new Uint8Array(Buffer.concat(chunks)) });
+      }
+      res.writeHead(answer.status, Object.fromEntries(answer.headers));
+      res.end(answer.body);
+    });
+  });
+  await new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, options.host, resolve);
+  });
+  const address = server.address();
+  const base = `http://${options.host}:${address.port}/fhir`;
+  service = new FhirService({ baseUrl: base, store });
+  console.log(`hearth: FHIR R4 API at ${base} (${options.data === undefined ? "in memory" : `stored in ${options.data}`})`);
+  const stop = () => {
+    server.close();
+    store?.close();
+    process.exit(0);
+  };
+  process.once("SIGINT", stop);
+  process.once("SIGTERM", stop);
+  return new Promise(() => {});
+}
+
 async function main(args) {
   const [command, ...rest] = args;
   switch (command) {
@@ -195,6 +249,8 @@ async function main(args) {
       return (await validateCommand(rest)) === 0 ? 0 : 1;
     case "fhirpath":
       return (await fhirpathCommand(rest)) === 0 ? 0 : 1;
+    case "serve":
+      return serveCommand(rest);
     case "version":
     case "--version":
       console.log(version());

@@ -348,3 +348,42 @@ export function evaluate(resource, expression, options = {}) {
   }
   return compiled.evaluate(resource, options);
 }
+
+/**
+ * A FHIR R4 REST service running in this process: read, vread, create, update, delete,
+ * history, `$validate` and `metadata`, over a store in memory or one the host provides (see
+ * `openSqliteStore` in `hearth-fhir/sqlite` for a durable one in Node).
+ *
+ * @example
+ * const service = new FhirService({ baseUrl: "http://localhost:8787/fhir" });
+ * const created = service.handle({ method: "POST", path: "Patient", body: '{"resourceType":"Patient"}' });
+ * created.status; // 201
+ */
+export class FhirService {
+  #service;
+
+  /**
+   * @param {{ baseUrl?: string, store?: { get: Function, scan: Function, commit: Function } }} [options]
+   */
+  constructor({ baseUrl = "http://localhost/fhir", store } = {}) {
+    this.#service = new wasm.FhirService(store, baseUrl);
+  }
+
+  /**
+   * Answers one request.
+   * @param {{ method: string, path: string, query?: Iterable<[string, string]> | URLSearchParams,
+   *   headers?: Record<string, string> | Iterable<[string, string]>, body?: string | Uint8Array }} request
+   *   `path` is relative to the base URL (`Patient/123/_history/2`).
+   * @returns {{ status: number, headers: [string, string][], body: string }}
+   */
+  handle({ method, path, query = [], headers = {}, body = new Uint8Array() }) {
+    const flat = (pairs) => {
+      const list = [];
+      const entries = typeof pairs[Symbol.iterator] === "function" ? pairs : Object.entries(pairs);
+      for (const [name, value] of entries) list.push(String(name), String(value));
+      return list;
+    };
+    const bytes = typeof body === "string" ? new TextEncoder().encode(body) : body;
+    return call(() => this.#service.handle(String(method), String(path), flat(query), flat(headers), bytes));
+  }
+}

@@ -33,12 +33,14 @@ test("the tarball holds the entries, types, bin and wasm module, and nothing els
     "dist/wasm/hearth_bg.wasm",
     "index.d.ts",
     "package.json",
+    "sqlite.d.ts",
     "src/api.js",
     "src/entry-browser.js",
     "src/entry-node.js",
     "src/entry-workerd.js",
     "src/error.js",
     "src/generated/r4.d.ts",
+    "src/sqlite-store.js",
   ]);
 });
 

@@ -1,0 +1,267 @@
+//! The FHIR REST service for JS hosts: the engine's handler over a store held in memory, or
+//! over a store the host provides as a JS object with synchronous methods (SQLite through
+//! better-sqlite3 in Node):
+//!
+//! - `get(key: Uint8Array): Uint8Array | undefined`
+//! - `scan(start: Uint8Array, end: Uint8Array | undefined, limit: number, reverse: boolean):
+//!   [Uint8Array, Uint8Array][]`
+//! - `commit(writes: [Uint8Array, Uint8Array | undefined][])`: all writes at once, durable
+//!   when it returns; throws when it cannot.
+//!
+//! Each request is answered within one call, so a synchronous store sees no interleaving.
+
+use std::collections::BTreeMap;
+
+use hearth_engine::rest::{Clock, IdSource, Request, Service};
+use hearth_engine::store::{
+    block_on, Entry, KeyRange, MemoryStore, Store, StoreError, Transaction,
+};
+use js_sys::{Array, Reflect, Uint8Array};
+use wasm_bindgen::prelude::*;
+
+use crate::BindingError;
+
+struct JsClock;
+
+impl Clock for JsClock {
+    fn now(&self) -> String {
+        js_sys::Date::new_0().to_iso_string().into()
+    }
+}
+
+/// Random UUIDs from the host's `crypto.randomUUID()`.
+struct JsIds;
+
+impl IdSource for JsIds {
+    fn next_id(&self) -> String {
+        let crypto = Reflect::get(&js_sys::global(), &"crypto".into()).ok();
+        let uuid = crypto.and_then(|crypto| {
+            let function = Reflect::get(&crypto, &"randomUUID".into()).ok()?;
+            let function: js_sys::Function = function.dyn_into().ok()?;
+            function.call0(&crypto).ok()?.as_string()
+        });
+        uuid.unwrap_or_else(|| {
+            // Without WebCrypto: time and a counter, still unique within the process.
+            let now = js_sys::Date::now() as u64;
+            let random = (js_sys::Math::random() * 1e15) as u64;
+            format!("{now:x}-{random:x}")
+        })
+    }
+}
+
+/// A store in JS.
+struct JsStore {
+    target: JsValue,
+}
+
+struct JsTx<'s> {
+    store: &'s JsStore,
+    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+}
+
+fn js_error(err: &JsValue) -> StoreError {
+    let message = Reflect::get(err, &"message".into())
+        .ok()
+        .and_then(|message| message.as_string())
+        .or_else(|| err.as_string())
+        .unwrap_or_else(|| String::from("the store failed"));
+    StoreError::new(message)
+}
+
+impl JsStore {
+    fn call(&self, name: &str, args: &[JsValue]) -> Result<JsValue, StoreError> {
+        let function = Reflect::get(&self.target, &name.into()).map_err(|err| js_error(&err))?;
+        let function: js_sys::Function = function
+            .dyn_into()
+            .map_err(|_| StoreError::new(format!("the store has no {name}() method")))?;
+        let args: Array = args.iter().collect();
+        function
+            .apply(&self.target, &args)
+            .map_err(|err| js_error(&err))
+    }
+}
+
+impl Store for JsStore {
+    type Tx<'s> = JsTx<'s>;
+
+    async fn begin(&self, _write: bool) -> Result<JsTx<'_>, StoreError> {
+        Ok(JsTx {
+            store: self,
+            writes: BTreeMap::new(),
+        })
+    }
+}
+
+fn bytes(value: &JsValue) -> Option<Vec<u8>> {
+    value.dyn_ref::<Uint8Array>().map(Uint8Array::to_vec)
+}
+
+impl Transaction for JsTx<'_> {
+    async fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        if let Some(written) = self.writes.get(key) {
+            return Ok(written.clone());
+        }
+        let value = self.store.call("get", &[Uint8Array::from(key).into()])?;
+        Ok(bytes(&value))
+    }
+
+    async fn scan(
+        &mut self,
+        range: &KeyRange,
+        limit: usize,
+        reverse: bool,
+    ) -> Result<Vec<Entry>, StoreError> {
+        let end: JsValue = match &range.end {
+            Some(end) => Uint8Array::from(end.as_slice()).into(),
+            None => JsValue::UNDEFINED,
+        };
+        // Asked for more than `limit`, as own writes may hide some of the store's entries.
+        let asked = limit
+            .saturating_add(self.writes.len())
+            .min(u32::MAX as usize);
+        let found = self.store.call(
+            "scan",
+            &[
+                Uint8Array::from(range.start.as_slice()).into(),
+                end,
+                JsValue::from(asked as u32),
+                JsValue::from(reverse),
+            ],
+        )?;
+        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        for pair in Array::from(&found).iter() {
+            let pair = Array::from(&pair);
+            if let (Some(key), Some(value)) = (bytes(&pair.get(0)), bytes(&pair.get(1))) {
+                merged.insert(key, value);
+            }
+        }
+        for (key, value) in &self.writes {
+            let inside = key.as_slice() >= range.start.as_slice()
+                && range.end.as_ref().is_none_or(|end| key < end);
+            if !inside {
+                continue;
+            }
+            match value {
+                Some(value) => merged.insert(key.clone(), value.clone()),
+                None => merged.remove(key),
+            };
+        }
+        Ok(if reverse {
+            merged.into_iter().rev().take(limit).collect()
+        } else {
+            merged.into_iter().take(limit).collect()
+        })
+    }
+
+    fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.writes.insert(key, Some(value));
+    }
+
+    fn delete(&mut self, key: Vec<u8>) {
+        self.writes.insert(key, None);
+    }
+
+    async fn commit(self) -> Result<(), StoreError> {
+        if self.writes.is_empty() {
+            return Ok(());
+        }
+        let writes: Array = self
+            .writes
+            .iter()
+            .map(|(key, value)| {
+                let value: JsValue = match value {
+                    Some(value) => Uint8Array::from(value.as_slice()).into(),
+                    None => JsValue::UNDEFINED,
+                };
+                JsValue::from(Array::of2(&Uint8Array::from(key.as_slice()).into(), &value))
+            })
+            .collect();
+        self.store.call("commit", &[writes.into()]).map(|_| ())
+    }
+}
+
+enum Backend {
+    Memory(Service<MemoryStore>),
+    Js(Service<JsStore>),
+}
+
+/// A FHIR REST service running in this module.
+#[wasm_bindgen]
+pub struct FhirService {
+    backend: Backend,
+}
+
+#[wasm_bindgen]
+impl FhirService {
+    /// A service over `store` (a JS object with `get`, `scan` and `commit`), or in memory
+    /// when `store` is undefined; `base_url` prefixes `Location` headers and bundle URLs.
+    #[wasm_bindgen(constructor)]
+    pub fn new(store: JsValue, base_url: String) -> FhirService {
+        let backend = if store.is_undefined() || store.is_null() {
+            Backend::Memory(Service::new(
+                MemoryStore::new(),
+                Box::new(JsClock),
+                Box::new(JsIds),
+                base_url,
+            ))
+        } else {
+            Backend::Js(Service::new(
+                JsStore { target: store },
+                Box::new(JsClock),
+                Box::new(JsIds),
+                base_url,
+            ))
+        };
+        FhirService { backend }
+    }
+
+    /// Answers a request: `query` and `headers` are flat `[name, value, name, value, ...]`
+    /// lists. Returns `{ status, headers: [[name, value], ...], body }`.
+    ///
+    /// # Errors
+    /// Only when the answer cannot be built as a JS object.
+    pub fn handle(
+        &self,
+        method: String,
+        path: String,
+        query: Vec<String>,
+        headers: Vec<String>,
+        body: Vec<u8>,
+    ) -> Result<JsValue, BindingError> {
+        let pairs = |flat: Vec<String>| -> Vec<(String, String)> {
+            flat.chunks(2)
+                .map(|pair| {
+                    (
+                        pair.first().cloned().unwrap_or_default(),
+                        pair.get(1).cloned().unwrap_or_default(),
+                    )
+                })
+                .collect()
+        };
+        let request = Request {
+            method,
+            path,
+            query: pairs(query),
+            headers: pairs(headers)
+                .into_iter()
+                .map(|(name, value)| (name.to_ascii_lowercase(), value))
+                .collect(),
+            body,
+        };
+        let response = match &self.backend {
+            Backend::Memory(service) => block_on(service.handle(&request)),
+            Backend::Js(service) => block_on(service.handle(&request)),
+        };
+        let result = js_sys::Object::new();
+        let headers: Array = response
+            .headers
+            .iter()
+            .map(|(name, value)| JsValue::from(Array::of2(&name.into(), &value.into())))
+            .collect();
+        Reflect::set(&result, &"status".into(), &response.status.into())
+            .map_err(BindingError::Js)?;
+        Reflect::set(&result, &"headers".into(), &headers.into()).map_err(BindingError::Js)?;
+        Reflect::set(&result, &"body".into(), &response.body.into()).map_err(BindingError::Js)?;
+        Ok(result.into())
+    }
+}
