@@ -9,6 +9,10 @@
 //! host's. Every write is validated against the base specification (and the profiles loaded)
 //! unless the request says `X-Validation: off`.
 //!
+//! `POST` of a Bundle to the base runs a batch (entries one by one) or a transaction (all
+//! entries in one store transaction, in the specification's order, `urn:uuid:` references
+//! rewritten to the ids given; one failing entry fails it all).
+//!
 //! Storage layout (keys are byte strings, segments separated by 0):
 //! - `c␀Type␀id` → the current version: `version` or `version␀deleted`;
 //! - `v␀Type␀id␀version` (version as 20 digits, so that keys sort by version) → `R` and the
@@ -130,6 +134,8 @@ enum Stored {
     Resource(String),
     Deleted(String),
 }
+
+mod bundle;
 
 fn key(parts: &[&str]) -> Vec<u8> {
     let mut res = Vec::new();
@@ -277,7 +283,21 @@ impl<S: Store> Service<S> {
             }
         }
         let method = request.method.to_ascii_uppercase();
-        match (method.as_str(), segments.as_slice()) {
+        if method == "POST" && segments.is_empty() {
+            return self.bundle(request).await;
+        }
+        self.single(request, &method, path, &segments).await
+    }
+
+    /// Every interaction but a batch or transaction (which are made of these).
+    async fn single(
+        &self,
+        request: &Request,
+        method: &str,
+        path: &str,
+        segments: &[&str],
+    ) -> Response {
+        match (method, segments) {
             ("GET", ["metadata"]) => self.metadata(),
             ("POST", [type_name]) => self.create(request, type_name).await,
             ("GET", [type_name]) => self.list(request, type_name).await,
@@ -333,7 +353,7 @@ impl<S: Store> Service<S> {
             })
             .collect();
         let body = format!(
-            r#"{{"resourceType":"CapabilityStatement","status":"active","date":"{}","kind":"instance","software":{{"name":"Hearth","version":"{}"}},"implementation":{{"description":"Hearth FHIR service","url":"{}"}},"fhirVersion":"4.0.1","format":["json"],"rest":[{{"mode":"server","resource":[{}]}}]}}"#,
+            r#"{{"resourceType":"CapabilityStatement","status":"active","date":"{}","kind":"instance","software":{{"name":"Hearth","version":"{}"}},"implementation":{{"description":"Hearth FHIR service","url":"{}"}},"fhirVersion":"4.0.1","format":["json"],"rest":[{{"mode":"server","resource":[{}],"interaction":[{{"code":"transaction"}},{{"code":"batch"}}]}}]}}"#,
             self.clock.now(),
             env!("CARGO_PKG_VERSION"),
             self.base_url,
@@ -497,6 +517,13 @@ impl<S: Store> Service<S> {
             Ok(type_name) => type_name,
             Err(response) => return response,
         };
+        if request.header("if-none-exist").is_some() {
+            return Response::error(
+                400,
+                IssueType::NotSupported,
+                "conditional create (If-None-Exist) needs search, which is not supported yet",
+            );
+        }
         let mut resource = match self.read_body(request, type_name) {
             Ok(resource) => resource,
             Err(response) => return response,

@@ -362,3 +362,197 @@ fn validate_operation_and_metadata() {
         Some(146)
     );
 }
+
+fn entry(full_url: &str, method: &str, url: &str, resource: &str) -> String {
+    let resource = if resource.is_empty() {
+        String::new()
+    } else {
+        format!(r#""resource":{resource},"#)
+    };
+    format!(
+        r#"{{"fullUrl":"{full_url}",{resource}"request":{{"method":"{method}","url":"{url}"}}}}"#
+    )
+}
+
+fn bundle(kind: &str, entries: &[String]) -> String {
+    format!(
+        r#"{{"resourceType":"Bundle","type":"{kind}","entry":[{}]}}"#,
+        entries.join(",")
+    )
+}
+
+#[test]
+fn transactions_are_atomic_and_rewrite_references() {
+    let s = service();
+    let observation = format!(
+        r#"{{"resourceType":"Observation",{NARRATIVE},"status":"final","code":{{"text":"weight"}},"subject":{{"reference":"urn:uuid:0b6f3c52-2f7e-4d3f-9b9e-6d1f2a3b4c5d"}}}}"#
+    );
+    let ok = bundle(
+        "transaction",
+        &[
+            entry(
+                "urn:uuid:7c1e2d3f-4a5b-4c6d-8e9f-0a1b2c3d4e5f",
+                "POST",
+                "Observation",
+                &observation,
+            ),
+            entry(
+                "urn:uuid:0b6f3c52-2f7e-4d3f-9b9e-6d1f2a3b4c5d",
+                "POST",
+                "Patient",
+                &patient(""),
+            ),
+        ],
+    );
+    let response = call(&s, "POST", "", &[], &ok);
+    assert_eq!(response.status, 200, "{}", response.body);
+    let result: serde_json::Value = serde_json::from_str(&response.body).unwrap_or_default();
+    assert_eq!(result["type"], "transaction-response");
+    // Entries answer in the request's order; the Patient was stored first (POST order aside,
+    // both are POSTs) and the Observation points at its new id.
+    let patient_location = result["entry"][1]["response"]["location"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        patient_location.starts_with("Patient/"),
+        "{patient_location}"
+    );
+    let patient_ref = patient_location
+        .split("/_history")
+        .next()
+        .unwrap_or_default();
+    assert_eq!(result["entry"][1]["response"]["status"], "201 Created");
+    assert_eq!(
+        result["entry"][0]["resource"]["subject"]["reference"],
+        patient_ref
+    );
+    assert_eq!(call(&s, "GET", patient_ref, &[], "").status, 200);
+
+    // One invalid entry: nothing of the transaction is stored.
+    let before = s.store().len();
+    let failing = bundle(
+        "transaction",
+        &[
+            entry("urn:uuid:1", "POST", "Patient", &patient("")),
+            entry(
+                "urn:uuid:2",
+                "POST",
+                "Patient",
+                &patient(r#","gender":"nope""#),
+            ),
+        ],
+    );
+    let response = call(&s, "POST", "", &[], &failing);
+    assert_eq!(response.status, 422, "{}", response.body);
+    assert!(
+        response.body.contains("Bundle.entry[1].resource.gender"),
+        "{}",
+        response.body
+    );
+    assert_eq!(s.store().len(), before);
+    // A version conflict in the middle: nothing stored either.
+    let conflict = format!(
+        r#"{{"resourceType":"Bundle","type":"transaction","entry":[{},{{"resource":{},"request":{{"method":"PUT","url":"{patient_ref}","ifMatch":"W/\"5\""}}}}]}}"#,
+        entry("urn:uuid:3", "POST", "Patient", &patient("")),
+        patient(&format!(
+            r#","id":"{}""#,
+            patient_ref.trim_start_matches("Patient/")
+        ))
+    );
+    let response = call(&s, "POST", "", &[], &conflict);
+    assert_eq!(response.status, 412, "{}", response.body);
+    assert_eq!(s.store().len(), before);
+    // Two entries for one resource.
+    let twice = bundle(
+        "transaction",
+        &[
+            entry("urn:uuid:4", "DELETE", patient_ref, ""),
+            entry("urn:uuid:5", "DELETE", patient_ref, ""),
+        ],
+    );
+    assert_eq!(call(&s, "POST", "", &[], &twice).status, 400);
+}
+
+#[test]
+fn batches_answer_each_entry_on_its_own() {
+    let s = service();
+    let batch = bundle(
+        "batch",
+        &[
+            entry("urn:uuid:1", "POST", "Patient", &patient("")),
+            entry(
+                "urn:uuid:2",
+                "POST",
+                "Patient",
+                &patient(r#","gender":"nope""#),
+            ),
+            entry("urn:uuid:3", "GET", "Patient/missing", ""),
+        ],
+    );
+    let response = call(&s, "POST", "", &[], &batch);
+    assert_eq!(response.status, 200, "{}", response.body);
+    let result: serde_json::Value = serde_json::from_str(&response.body).unwrap_or_default();
+    let statuses: Vec<&str> = result["entry"]
+        .as_array()
+        .map(|entries| {
+            entries
+                .iter()
+                .filter_map(|e| e["response"]["status"].as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        statuses,
+        ["201 Created", "422 Unprocessable Entity", "404 Not Found"]
+    );
+    assert_eq!(
+        result["entry"][1]["response"]["outcome"]["resourceType"],
+        "OperationOutcome"
+    );
+    // Conditional create is refused, not silently ignored.
+    let conditional = r#"{"resourceType":"Bundle","type":"batch","entry":[{"resource":{"resourceType":"Patient"},"request":{"method":"POST","url":"Patient","ifNoneExist":"identifier=x|1"}}]}"#;
+    let response = call(&s, "POST", "", &[], conditional);
+    assert!(
+        response.body.contains("400 Bad Request"),
+        "{}",
+        response.body
+    );
+}
+
+#[test]
+fn synthea_transactions_load() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpus/synthea");
+    let mut names: Vec<_> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    names.sort();
+    let s = service();
+    let mut loaded = 0;
+    for path in names.iter().take(5) {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if !text.contains(r#""type": "transaction""#) && !text.contains(r#""type":"transaction""#) {
+            continue;
+        }
+        let response = call(&s, "POST", "", &[], &text);
+        assert_eq!(
+            response.status,
+            200,
+            "{}: {}",
+            path.display(),
+            &response.body[..response.body.len().min(500)]
+        );
+        loaded += 1;
+    }
+    assert!(
+        loaded >= 3,
+        "only {loaded} transaction bundles among the first five"
+    );
+    let listed: serde_json::Value =
+        serde_json::from_str(&call(&s, "GET", "Patient", &[], "").body).unwrap_or_default();
+    assert_eq!(listed["total"].as_u64(), Some(loaded));
+}

@@ -1,0 +1,507 @@
+//! Batch and transaction: a Bundle posted to the base.
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+use super::{is_valid_id, key, version_key, Current, Request, Response, Service, Stored};
+use crate::json::fhir::parse_resource;
+use crate::json::write::{write_resource, Style};
+use crate::outcome::{IssueType, Severity};
+use crate::resource::{Object, PrimitiveValue, Value};
+use crate::store::{Store, StoreError, Transaction};
+use crate::validation::{self, ValidateOptions};
+
+/// One entry of the request Bundle.
+struct Entry {
+    method: String,
+    url: String,
+    full_url: Option<String>,
+    if_match: Option<String>,
+    if_none_exist: Option<String>,
+    resource: Option<Object>,
+}
+
+/// What a transaction entry did.
+struct Done {
+    status: &'static str,
+    location: Option<String>,
+    version: Option<u64>,
+    last_modified: Option<String>,
+    resource: Option<String>,
+}
+
+fn text<'o>(object: &'o Object, name: &str) -> Option<&'o str> {
+    match object.values(name).next()? {
+        Value::Primitive(primitive) => match &primitive.value {
+            Some(PrimitiveValue::String(text)) => Some(text.as_str()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn complex<'o>(object: &'o Object, name: &str) -> Option<&'o Object> {
+    match object.values(name).next()? {
+        Value::Complex(inner) => Some(inner),
+        _ => None,
+    }
+}
+
+/// Rewrites every `Reference.reference` found in `map` (a bundle's `fullUrl` → `Type/id`).
+fn rewrite_references(object: &mut Object, map: &[(String, String)]) {
+    if object.type_def().name == "Reference" {
+        if let Some(target) = text(object, "reference") {
+            if let Some((_, new)) = map.iter().find(|(full_url, _)| full_url == target) {
+                let new = new.clone();
+                object.set_text("reference", new);
+            }
+        }
+    }
+    for field in &mut object.fields {
+        match &mut field.value {
+            Value::Complex(inner) => rewrite_references(inner, map),
+            Value::Resource(inner) => rewrite_references(inner, map),
+            Value::Primitive(primitive) => {
+                if let Some(companion) = primitive.companion.as_deref_mut() {
+                    rewrite_references(companion, map);
+                }
+            }
+        }
+    }
+}
+
+fn entry_error(index: usize, status: u16, code: IssueType, message: impl Into<String>) -> Response {
+    Response::error(status, code, format!("entry {index}: {}", message.into()))
+}
+
+impl<S: Store> Service<S> {
+    /// `POST [base]` with a batch or transaction Bundle.
+    pub(super) async fn bundle(&self, request: &Request) -> Response {
+        let bundle = match parse_resource(&request.body) {
+            Ok(bundle) => bundle,
+            Err(err) => {
+                let (status, outcome) = err.to_outcome();
+                return Response::outcome(status.0, &outcome);
+            }
+        };
+        if bundle.type_def().name != "Bundle" {
+            return Response::error(
+                400,
+                IssueType::Invalid,
+                "expected a batch or transaction Bundle at the base URL",
+            );
+        }
+        let kind = text(&bundle, "type").unwrap_or_default().to_string();
+        let mut entries = Vec::new();
+        for (index, entry) in bundle.values("entry").enumerate() {
+            let Value::Complex(entry) = entry else {
+                continue;
+            };
+            let Some(entry_request) = complex(entry, "request") else {
+                return entry_error(index, 400, IssueType::Required, "expected entry.request");
+            };
+            entries.push(Entry {
+                method: text(entry_request, "method")
+                    .unwrap_or_default()
+                    .to_string(),
+                url: text(entry_request, "url").unwrap_or_default().to_string(),
+                full_url: text(entry, "fullUrl").map(ToString::to_string),
+                if_match: text(entry_request, "ifMatch").map(ToString::to_string),
+                if_none_exist: text(entry_request, "ifNoneExist").map(ToString::to_string),
+                resource: entry.values("resource").find_map(|value| match value {
+                    Value::Resource(resource) => Some((**resource).clone()),
+                    _ => None,
+                }),
+            });
+        }
+        match kind.as_str() {
+            "batch" => self.batch(request, entries).await,
+            "transaction" => self.transaction(request, entries).await,
+            other => Response::error(
+                400,
+                IssueType::Invalid,
+                format!("expected a Bundle of type batch or transaction, found \"{other}\""),
+            ),
+        }
+    }
+
+    /// Each entry on its own, as if sent alone.
+    async fn batch(&self, request: &Request, entries: Vec<Entry>) -> Response {
+        let mut answers = Vec::new();
+        for entry in entries {
+            let (path, query) = entry.url.split_once('?').unwrap_or((&entry.url, ""));
+            let path = path
+                .trim_start_matches(&self.base_url)
+                .trim_matches('/')
+                .to_string();
+            let mut headers: Vec<(String, String)> = request
+                .headers
+                .iter()
+                .filter(|(name, _)| name == "x-validation" || name == "prefer")
+                .cloned()
+                .collect();
+            if let Some(if_match) = &entry.if_match {
+                headers.push((String::from("if-match"), if_match.clone()));
+            }
+            if let Some(if_none_exist) = &entry.if_none_exist {
+                headers.push((String::from("if-none-exist"), if_none_exist.clone()));
+            }
+            let single = Request {
+                method: entry.method.to_ascii_uppercase(),
+                path: path.clone(),
+                query: query
+                    .split('&')
+                    .filter(|pair| !pair.is_empty())
+                    .map(|pair| {
+                        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+                        (name.to_string(), value.to_string())
+                    })
+                    .collect(),
+                headers,
+                body: entry
+                    .resource
+                    .as_ref()
+                    .map(|resource| write_resource(resource, Style::Compact).into_bytes())
+                    .unwrap_or_default(),
+            };
+            let segments: Vec<&str> = if path.is_empty() {
+                Vec::new()
+            } else {
+                path.split('/').collect()
+            };
+            let response = if segments.is_empty() {
+                Response::error(
+                    400,
+                    IssueType::NotSupported,
+                    "a batch cannot contain a batch",
+                )
+            } else {
+                self.single(&single, &single.method, &path, &segments).await
+            };
+            answers.push(response_entry(&response));
+        }
+        Response::json(
+            200,
+            format!(
+                r#"{{"resourceType":"Bundle","type":"batch-response","entry":[{}]}}"#,
+                answers.join(",")
+            ),
+        )
+    }
+
+    /// All entries in one store transaction, in the order DELETE, POST, PUT, GET (R4
+    /// §3.1.0.11.2), with `urn:uuid:` and other full URLs of the bundle rewritten in
+    /// references; any failure leaves the store as it was.
+    async fn transaction(&self, request: &Request, mut entries: Vec<Entry>) -> Response {
+        // Ids first, so that references can be rewritten before anything is stored.
+        let mut targets: Vec<Option<(String, String)>> = Vec::new();
+        let mut map: Vec<(String, String)> = Vec::new();
+        for (index, entry) in entries.iter_mut().enumerate() {
+            entry.method = entry.method.to_ascii_uppercase();
+            if entry.url.contains('?') || entry.if_none_exist.is_some() {
+                return entry_error(
+                    index,
+                    400,
+                    IssueType::NotSupported,
+                    "conditional operations (a URL with a query) are not supported in transactions yet",
+                );
+            }
+            let url = entry
+                .url
+                .trim_start_matches(&self.base_url)
+                .trim_matches('/')
+                .to_string();
+            let mut parts = url.split('/');
+            let (type_name, id) = (parts.next().unwrap_or_default(), parts.next());
+            let type_name = match Self::resource_type(type_name) {
+                Ok(type_name) => type_name,
+                Err(_) => {
+                    return entry_error(
+                        index,
+                        404,
+                        IssueType::NotSupported,
+                        format!("\"{url}\" names no R4 resource type"),
+                    )
+                }
+            };
+            let target = match (entry.method.as_str(), id) {
+                ("POST", None) => (type_name.to_string(), self.ids.next_id()),
+                ("PUT" | "DELETE" | "GET", Some(id)) if is_valid_id(id) => {
+                    (type_name.to_string(), id.to_string())
+                }
+                (method, _) => {
+                    return entry_error(
+                        index,
+                        400,
+                        IssueType::NotSupported,
+                        format!("{method} {url} is not a transaction entry Hearth supports"),
+                    )
+                }
+            };
+            if entry.method != "GET"
+                && targets
+                    .iter()
+                    .flatten()
+                    .any(|(t, i)| *t == target.0 && *i == target.1)
+            {
+                return entry_error(
+                    index,
+                    400,
+                    IssueType::Invalid,
+                    format!("{}/{} is the subject of two entries", target.0, target.1),
+                );
+            }
+            if let Some(full_url) = &entry.full_url {
+                map.push((full_url.clone(), format!("{}/{}", target.0, target.1)));
+            }
+            targets.push(Some(target));
+        }
+        // Resources: references rewritten, then read and validated as a single write would be.
+        let validate = !request
+            .headers
+            .iter()
+            .any(|(name, value)| name == "x-validation" && value.eq_ignore_ascii_case("off"));
+        for (index, (entry, target)) in entries.iter_mut().zip(&targets).enumerate() {
+            let Some((type_name, id)) = target else {
+                continue;
+            };
+            if !matches!(entry.method.as_str(), "POST" | "PUT") {
+                continue;
+            }
+            let Some(resource) = entry.resource.as_mut() else {
+                return entry_error(index, 400, IssueType::Required, "expected a resource");
+            };
+            if resource.type_def().name != type_name {
+                return entry_error(
+                    index,
+                    400,
+                    IssueType::Invalid,
+                    format!(
+                        "expected a {type_name}, found a {}",
+                        resource.type_def().name
+                    ),
+                );
+            }
+            if entry.method == "PUT" && resource.id().is_some_and(|body_id| body_id != id) {
+                return entry_error(
+                    index,
+                    400,
+                    IssueType::Invalid,
+                    "the resource's id differs from the id in the URL",
+                );
+            }
+            rewrite_references(resource, &map);
+            if validate {
+                let options = ValidateOptions {
+                    profiles: Some(&self.profiles),
+                    ..ValidateOptions::default()
+                };
+                let errors: Vec<validation::Finding> = self
+                    .validator
+                    .borrow_mut()
+                    .validate_with(resource, &options)
+                    .into_iter()
+                    .filter(|finding| finding.severity == Severity::Error)
+                    .map(|mut finding| {
+                        finding.path = format!(
+                            "Bundle.entry[{index}].resource{}",
+                            finding.path.get(type_name.len()..).unwrap_or_default()
+                        );
+                        finding
+                    })
+                    .collect();
+                if !errors.is_empty() {
+                    return Response::outcome(422, &validation::to_outcome(&errors));
+                }
+            }
+        }
+        let order = |method: &str| match method {
+            "DELETE" => 0,
+            "POST" => 1,
+            "PUT" => 2,
+            _ => 3,
+        };
+        let mut sequence: Vec<usize> = (0..entries.len()).collect();
+        sequence.sort_by_key(|&idx| entries.get(idx).map_or(3, |entry| order(&entry.method)));
+        let result = async {
+            let mut tx = self.store.begin(true).await?;
+            let mut done: Vec<Option<Done>> = entries.iter().map(|_| None).collect();
+            for idx in sequence {
+                let (Some(entry), Some(Some((type_name, id)))) =
+                    (entries.get_mut(idx), targets.get(idx))
+                else {
+                    continue;
+                };
+                let current = Self::current(&mut tx, type_name, id).await?;
+                if let Some(if_match) = &entry.if_match {
+                    let live = current
+                        .as_ref()
+                        .filter(|current| !current.deleted)
+                        .map(|current| current.version);
+                    if live != super::etag_version(if_match) {
+                        return Ok(Err(entry_error(
+                            idx,
+                            412,
+                            IssueType::Conflict,
+                            format!("If-Match {if_match} does not match {type_name}/{id}"),
+                        )));
+                    }
+                }
+                let outcome = match entry.method.as_str() {
+                    "DELETE" => {
+                        let now = self.clock.now();
+                        match current.filter(|current| !current.deleted) {
+                            Some(Current { version, .. }) => {
+                                tx.put(
+                                    version_key(type_name, id, version + 1),
+                                    format!("D{now}").into_bytes(),
+                                );
+                                tx.put(
+                                    key(&["c", type_name, id]),
+                                    format!("{}\0deleted", version + 1).into_bytes(),
+                                );
+                                Done {
+                                    status: "204 No Content",
+                                    location: None,
+                                    version: Some(version + 1),
+                                    last_modified: Some(now),
+                                    resource: None,
+                                }
+                            }
+                            None => Done {
+                                status: "204 No Content",
+                                location: None,
+                                version: None,
+                                last_modified: None,
+                                resource: None,
+                            },
+                        }
+                    }
+                    "POST" | "PUT" => {
+                        let Some(resource) = entry.resource.as_mut() else {
+                            continue;
+                        };
+                        let created = current.as_ref().is_none_or(|current| current.deleted);
+                        let (version, now, json) =
+                            self.write_version(&mut tx, resource, type_name, id, current.as_ref());
+                        Done {
+                            status: if created { "201 Created" } else { "200 OK" },
+                            location: Some(format!("{type_name}/{id}/_history/{version}")),
+                            version: Some(version),
+                            last_modified: Some(now),
+                            resource: Some(json),
+                        }
+                    }
+                    _ => {
+                        let found = match current {
+                            Some(Current {
+                                version,
+                                deleted: false,
+                            }) => Self::stored(&mut tx, type_name, id, version)
+                                .await?
+                                .map(|stored| (version, stored)),
+                            _ => None,
+                        };
+                        match found {
+                            Some((version, Stored::Resource(json))) => Done {
+                                status: "200 OK",
+                                location: None,
+                                version: Some(version),
+                                last_modified: None,
+                                resource: Some(json),
+                            },
+                            _ => {
+                                return Ok(Err(entry_error(
+                                    idx,
+                                    404,
+                                    IssueType::NotFound,
+                                    format!("{type_name}/{id} does not exist"),
+                                )))
+                            }
+                        }
+                    }
+                };
+                if let Some(slot) = done.get_mut(idx) {
+                    *slot = Some(outcome);
+                }
+            }
+            tx.commit().await?;
+            Ok::<_, StoreError>(Ok(done))
+        }
+        .await;
+        let done = match result {
+            Ok(Ok(done)) => done,
+            Ok(Err(response)) => return response,
+            Err(err) => return super::store_error(&err),
+        };
+        let answers: Vec<String> = done
+            .into_iter()
+            .map(|done| {
+                let Some(done) = done else {
+                    return String::from(r#"{"response":{"status":"200 OK"}}"#);
+                };
+                let mut response = format!(r#""status":"{}""#, done.status);
+                if let Some(location) = &done.location {
+                    response.push_str(&format!(r#","location":"{location}""#));
+                }
+                if let Some(version) = done.version {
+                    response.push_str(&format!(r#","etag":"W/\"{version}\"""#));
+                }
+                if let Some(at) = &done.last_modified {
+                    response.push_str(&format!(r#","lastModified":"{at}""#));
+                }
+                match &done.resource {
+                    Some(json) => format!(r#"{{"resource":{json},"response":{{{response}}}}}"#),
+                    None => format!(r#"{{"response":{{{response}}}}}"#),
+                }
+            })
+            .collect();
+        Response::json(
+            200,
+            format!(
+                r#"{{"resourceType":"Bundle","type":"transaction-response","entry":[{}]}}"#,
+                answers.join(",")
+            ),
+        )
+    }
+}
+
+/// A batch-response entry for a single interaction's response.
+fn response_entry(response: &Response) -> String {
+    let reason = match response.status {
+        200 => " OK",
+        201 => " Created",
+        204 => " No Content",
+        304 => " Not Modified",
+        400 => " Bad Request",
+        404 => " Not Found",
+        405 => " Method Not Allowed",
+        409 => " Conflict",
+        410 => " Gone",
+        412 => " Precondition Failed",
+        422 => " Unprocessable Entity",
+        _ => "",
+    };
+    let mut fields = format!(r#""status":"{}{reason}""#, response.status);
+    if let Some(location) = response.header("Location") {
+        fields.push_str(&format!(r#","location":"{location}""#));
+    }
+    if let Some(tag) = response.header("ETag") {
+        fields.push_str(&format!(r#","etag":"{}""#, tag.replace('"', "\\\"")));
+    }
+    let is_outcome = response
+        .body
+        .starts_with(r#"{"resourceType":"OperationOutcome""#);
+    match (
+        response.body.is_empty(),
+        is_outcome && response.status >= 400,
+    ) {
+        (true, _) => format!(r#"{{"response":{{{fields}}}}}"#),
+        (false, true) => format!(r#"{{"response":{{{fields},"outcome":{}}}}}"#, response.body),
+        (false, false) => format!(
+            r#"{{"resource":{},"response":{{{fields}}}}}"#,
+            response.body
+        ),
+    }
+}
