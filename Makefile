@@ -1,5 +1,7 @@
 # Hearth: the two commands of the README, and a few for development.
-#   make demo   installs what is missing, builds, serves the demo app on http://127.0.0.1:$(DEMO_PORT)
+#   make demo   installs what is missing, builds, loads the Synthea patients into a local FHIR
+#               endpoint (http://127.0.0.1:8080/fhir, SQLite in .hearth/) and serves the demo app
+#               on http://127.0.0.1:$(DEMO_PORT)
 #   make test   installs what is missing, builds, runs every test layer and prints a summary
 SHELL := /bin/bash
 DEMO_PORT ?= 8787
@@ -13,10 +15,7 @@ build: setup
 	@bash scripts/build-wasm.sh
 
 demo: build
-	@cd demo-app && ../node_modules/.bin/vite build --logLevel warn
-	@echo
-	@echo "Hearth demo: http://127.0.0.1:$(DEMO_PORT)/  (Ctrl-C to stop)"
-	@cd demo-app && exec ../node_modules/.bin/vite preview --host 127.0.0.1 --port $(DEMO_PORT) --strictPort
+	@DEMO_PORT=$(DEMO_PORT) bash scripts/demo.sh
 
 test: setup
 	@bash tests/run.sh

@@ -21,6 +21,10 @@ commands:
                                        any file has an error
   fhirpath EXPRESSION FILE...          evaluate a FHIRPath expression on each file's resource and
                                        print the result as a JSON array (one line per file)
+  import --data DIR FILE|DIR...        store resources in DIR (the store of serve): transaction and
+                                       batch Bundles as they are, other Bundles and single
+                                       resources (.json) and NDJSON lines (.ndjson) each as a
+                                       create or update; prints progress and what failed
   serve [--port N] [--host H] [--data DIR]
                                        serve the FHIR REST API at http://H:N/fhir (default
                                        127.0.0.1:8080), storing in DIR (SQLite) or in memory
@@ -189,6 +193,125 @@ async function fhirpathCommand(args) {
   });
 }
 
+/** A batch entry that stores `resource`: an update when it has an id, a create otherwise. */
+function storeEntry(resource) {
+  return resource.id
+    ? { resource, request: { method: "PUT", url: `${resource.resourceType}/${resource.id}` } }
+    : { resource, request: { method: "POST", url: resource.resourceType } };
+}
+
+/** `hearth import`: resources into the on-disk store, through the same handler as serve. */
+async function importCommand(args) {
+  let data;
+  const paths = [];
+  for (let idx = 0; idx < args.length; idx += 1) {
+    if (args[idx] === "--data") {
+      data = args[idx + 1];
+      idx += 1;
+    } else {
+      paths.push(args[idx]);
+    }
+  }
+  if (data === undefined || paths.length === 0) throw new UsageError("hearth import: expected --data DIR and at least one FILE or DIR");
+  const store = await openSqliteStore(data);
+  const service = new FhirService({ baseUrl: "http://localhost/fhir", store });
+  const files = [];
+  for (const path of paths) {
+    let info;
+    try {
+      info = await stat(path);
+    } catch {
+      files.push(path);
+      continue;
+    }
+    if (info.isDirectory()) {
+      const names = (await readdir(path)).filter((name) => name.endsWith(".json") || name.endsWith(".ndjson")).sort();
+      files.push(...names.map((name) => join(path, name)));
+    } else {
+      files.push(path);
+    }
+  }
+  let stored = 0;
+  let failed = 0;
+  const problems = [];
+  const progress = (done) => {
+    if (!process.stderr.isTTY) return;
+    const width = 30;
+    const filled = Math.round((done / files.length) * width);
+    process.stderr.write(`\r[${"#".repeat(filled)}${" ".repeat(width - filled)}] ${done}/${files.length} files, ${stored} resources`);
+  };
+  /** Posts a Bundle; counts the entries stored and the ones that failed. */
+  const post = (file, bundle) => {
+    const answer = service.handle({ method: "POST", path: "", body: typeof bundle === "string" ? bundle : JSON.stringify(bundle) });
+    if (answer.status !== 200) {
+      failed += 1;
+      const outcome = JSON.parse(answer.body);
+      problems.push(`${file}: ${answer.status}: ${outcome.issue?.map((issue) => issue.diagnostics).join("; ")}`);
+      return;
+    }
+    for (const entry of JSON.parse(answer.body).entry ?? []) {
+      const status = Number.parseInt(entry.response?.status ?? "0", 10);
+      if (status >= 200 && status < 300) stored += 1;
+      else {
+        failed += 1;
+        problems.push(`${file}: ${entry.response?.status}: ${entry.response?.outcome?.issue?.map((issue) => issue.diagnostics).join("; ") ?? ""}`);
+      }
+    }
+  };
+  let unreadable = 0;
+  for (const [index, file] of files.entries()) {
+    progress(index);
+    let text;
+    try {
+      text = await readFile(file, "utf8");
+    } catch (err) {
+      console.error(`${file}: error: cannot read the file: ${err.message}`);
+      unreadable += 1;
+      continue;
+    }
+    try {
+      if (file.endsWith(".ndjson")) {
+        const lines = text.split("\n").filter((line) => line.trim() !== "");
+        for (let start = 0; start < lines.length; start += 500) {
+          const entry = lines.slice(start, start + 500).map((line) => storeEntry(JSON.parse(line)));
+          post(file, { resourceType: "Bundle", type: "batch", entry });
+        }
+        continue;
+      }
+      const resource = JSON.parse(text);
+      if (resource.resourceType === "Bundle" && (resource.type === "transaction" || resource.type === "batch")) {
+        post(file, text);
+      } else if (resource.resourceType === "Bundle") {
+        post(file, { resourceType: "Bundle", type: "batch", entry: (resource.entry ?? []).filter((entry) => entry.resource).map((entry) => storeEntry(entry.resource)) });
+      } else {
+        post(file, { resourceType: "Bundle", type: "batch", entry: [storeEntry(resource)] });
+      }
+    } catch (err) {
+      if (!(err instanceof SyntaxError)) throw err;
+      console.error(`${file}: error: not JSON: ${err.message}`);
+      unreadable += 1;
+    }
+  }
+  progress(files.length);
+  if (process.stderr.isTTY) process.stderr.write("\n");
+  store.close();
+  // The same failure in many entries is told once, with its count and first file.
+  const grouped = new Map();
+  for (const problem of problems) {
+    const [file, ...rest] = problem.split(": ");
+    const message = rest.join(": ");
+    const seen = grouped.get(message);
+    if (seen) seen.count += 1;
+    else grouped.set(message, { count: 1, file });
+  }
+  for (const [message, { count, file }] of [...grouped].slice(0, 20)) {
+    console.error(count === 1 ? `${file}: ${message}` : `${count} entries (first in ${file}): ${message}`);
+  }
+  if (grouped.size > 20) console.error(`... and ${grouped.size - 20} other failures`);
+  console.log(`hearth import: ${files.length} files, ${stored} resources stored in ${data}, ${failed} failed${unreadable ? `, ${unreadable} files unreadable` : ""}`);
+  return failed + unreadable;
+}
+
 /** `hearth serve`: the FHIR REST API over HTTP, until the process is stopped. */
 async function serveCommand(args) {
   const options = { port: "8080", host: "127.0.0.1", data: undefined };
@@ -251,6 +374,8 @@ async function main(args) {
       return (await fhirpathCommand(rest)) === 0 ? 0 : 1;
     case "serve":
       return serveCommand(rest);
+    case "import":
+      return (await importCommand(rest)) === 0 ? 0 : 1;
     case "version":
     case "--version":
       console.log(version());

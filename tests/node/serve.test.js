@@ -144,3 +144,40 @@ test("FhirService runs in the process over memory", () => {
   assert.equal(read.status, 304);
   assert.deepEqual(Object.fromEntries(service.handle({ method: "GET", path: `Observation/${id}` }).headers).ETag, 'W/"1"');
 });
+
+test("hearth import stores Bundles, single resources and NDJSON, and reports what failed", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "hearth-import-"));
+  try {
+    const files = join(dir, "in");
+    const { mkdirSync, writeFileSync } = await import("node:fs");
+    mkdirSync(files);
+    writeFileSync(join(files, "a-transaction.json"), JSON.stringify({
+      resourceType: "Bundle",
+      type: "transaction",
+      entry: [
+        { fullUrl: "urn:uuid:9a1f0c3e-1111-4222-8333-944455556666", resource: { resourceType: "Patient", name: [{ family: "Ng" }] }, request: { method: "POST", url: "Patient" } },
+        { resource: { resourceType: "Observation", status: "final", code: { text: "x" }, subject: { reference: "urn:uuid:9a1f0c3e-1111-4222-8333-944455556666" } }, request: { method: "POST", url: "Observation" } },
+      ],
+    }));
+    writeFileSync(join(files, "b-collection.json"), JSON.stringify({ resourceType: "Bundle", type: "collection", entry: [{ resource: { resourceType: "Patient", id: "kept-id" } }] }));
+    writeFileSync(join(files, "c-single.json"), JSON.stringify({ resourceType: "Organization", name: "Clinic" }));
+    writeFileSync(join(files, "d.ndjson"), `${JSON.stringify({ resourceType: "Patient", id: "nd1" })}\n${JSON.stringify({ resourceType: "Patient", gender: "nope" })}\n`);
+    const { spawnSync } = await import("node:child_process");
+    const data = join(dir, "data");
+    const run = spawnSync(process.execPath, [`${NPM_DIR}/bin/hearth.js`, "import", "--data", data, files], { encoding: "utf8" });
+    assert.equal(run.status, 1, run.stdout + run.stderr);
+    assert.match(run.stdout, /4 files, 5 resources stored/);
+    assert.match(run.stderr, /d\.ndjson: 422 Unprocessable Entity: .*gender/);
+    const { child, base } = await serve(data);
+    try {
+      assert.equal((await fetch(`${base}/Patient/kept-id`)).status, 200);
+      assert.equal((await fetch(`${base}/Patient/nd1`)).status, 200);
+      const observations = await (await fetch(`${base}/Observation`)).json();
+      assert.match(observations.entry[0].resource.subject.reference, /^Patient\/[0-9a-f-]{36}$/);
+    } finally {
+      await stop(child);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
