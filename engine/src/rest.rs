@@ -299,6 +299,8 @@ impl<S: Store> Service<S> {
     ) -> Response {
         match (method, segments) {
             ("GET", ["metadata"]) => self.metadata(),
+            ("GET", ["_history"]) => self.log_history(request, None).await,
+            ("GET", [type_name, "_history"]) => self.log_history(request, Some(type_name)).await,
             ("POST", [type_name]) => self.create(request, type_name).await,
             ("GET", [type_name]) => self.list(request, type_name).await,
             ("POST", [type_name, "$validate"]) => self.validate_operation(request, type_name, None),
@@ -347,13 +349,13 @@ impl<S: Store> Service<S> {
             .filter(|def| def.is_concrete_resource())
             .map(|def| {
                 format!(
-                    r#"{{"type":"{}","interaction":[{{"code":"read"}},{{"code":"vread"}},{{"code":"update"}},{{"code":"delete"}},{{"code":"history-instance"}},{{"code":"create"}},{{"code":"search-type"}}],"versioning":"versioned","readHistory":true,"updateCreate":true,"conditionalRead":"not-match","operation":[{{"name":"validate","definition":"http://hl7.org/fhir/OperationDefinition/Resource-validate"}}]}}"#,
+                    r#"{{"type":"{}","interaction":[{{"code":"read"}},{{"code":"vread"}},{{"code":"update"}},{{"code":"delete"}},{{"code":"history-instance"}},{{"code":"history-type"}},{{"code":"create"}},{{"code":"search-type"}}],"versioning":"versioned","readHistory":true,"updateCreate":true,"conditionalRead":"not-match","operation":[{{"name":"validate","definition":"http://hl7.org/fhir/OperationDefinition/Resource-validate"}}]}}"#,
                     def.name
                 )
             })
             .collect();
         let body = format!(
-            r#"{{"resourceType":"CapabilityStatement","status":"active","date":"{}","kind":"instance","software":{{"name":"Hearth","version":"{}"}},"implementation":{{"description":"Hearth FHIR service","url":"{}"}},"fhirVersion":"4.0.1","format":["json"],"rest":[{{"mode":"server","resource":[{}],"interaction":[{{"code":"transaction"}},{{"code":"batch"}}]}}]}}"#,
+            r#"{{"resourceType":"CapabilityStatement","status":"active","date":"{}","kind":"instance","software":{{"name":"Hearth","version":"{}"}},"implementation":{{"description":"Hearth FHIR service","url":"{}"}},"fhirVersion":"4.0.1","format":["json"],"rest":[{{"mode":"server","resource":[{}],"interaction":[{{"code":"transaction"}},{{"code":"batch"}},{{"code":"history-system"}}]}}]}}"#,
             self.clock.now(),
             env!("CARGO_PKG_VERSION"),
             self.base_url,
@@ -532,6 +534,7 @@ impl<S: Store> Service<S> {
         let result = async {
             let mut tx = self.store.begin(true).await?;
             let written = self.write_version(&mut tx, &mut resource, type_name, &id, None);
+            Self::log_write(&mut tx, type_name, &id, written.0, &written.1).await?;
             tx.commit().await?;
             Ok::<_, StoreError>(written)
         }
@@ -593,6 +596,7 @@ impl<S: Store> Service<S> {
             }
             let created = current.as_ref().is_none_or(|current| current.deleted);
             let written = self.write_version(&mut tx, &mut resource, type_name, id, current.as_ref());
+            Self::log_write(&mut tx, type_name, id, written.0, &written.1).await?;
             tx.commit().await?;
             Ok(Ok((created, written)))
         }
@@ -712,6 +716,7 @@ impl<S: Store> Service<S> {
                 key(&["c", type_name, id]),
                 format!("{version}\0deleted").into_bytes(),
             );
+            Self::log_write(&mut tx, type_name, id, version, &now).await?;
             tx.commit().await?;
             Ok(Some(version))
         }
@@ -762,26 +767,172 @@ impl<S: Store> Service<S> {
                 .and_then(|digits| core::str::from_utf8(digits).ok())
                 .and_then(|digits| digits.parse().ok())
                 .unwrap_or(0);
-            let text = core::str::from_utf8(value).unwrap_or_default();
-            let full_url = format!("{}/{type_name}/{id}", self.base_url);
-            let entry = match text.split_at_checked(1) {
-                Some(("R", json)) => format!(
-                    r#"{{"fullUrl":"{full_url}","resource":{json},"request":{{"method":"{}","url":"{type_name}/{id}"}},"response":{{"status":"{}","etag":"W/\"{version}\""}}}}"#,
-                    if version == 1 { "POST" } else { "PUT" },
-                    if version == 1 { "201" } else { "200" }
-                ),
-                Some(("D", _)) => format!(
-                    r#"{{"fullUrl":"{full_url}","request":{{"method":"DELETE","url":"{type_name}/{id}"}},"response":{{"status":"204","etag":"W/\"{version}\""}}}}"#
-                ),
-                _ => continue,
-            };
-            entries.push(entry);
+            if let Some(entry) = self.history_entry(type_name, id, version, value) {
+                entries.push(entry);
+            }
         }
         Response::json(
             200,
             format!(
                 r#"{{"resourceType":"Bundle","type":"history","total":{},"link":[{{"relation":"self","url":"{}/{type_name}/{id}/_history"}}],"entry":[{}]}}"#,
                 entries.len(),
+                self.base_url,
+                entries.join(",")
+            ),
+        )
+    }
+
+    /// A history Bundle entry for a stored version.
+    fn history_entry(
+        &self,
+        type_name: &str,
+        id: &str,
+        version: u64,
+        value: &[u8],
+    ) -> Option<String> {
+        let text = core::str::from_utf8(value).unwrap_or_default();
+        let full_url = format!("{}/{type_name}/{id}", self.base_url);
+        match text.split_at_checked(1) {
+            Some(("R", json)) => Some(format!(
+                r#"{{"fullUrl":"{full_url}","resource":{json},"request":{{"method":"{}","url":"{type_name}/{id}"}},"response":{{"status":"{}","etag":"W/\"{version}\""}}}}"#,
+                if version == 1 { "POST" } else { "PUT" },
+                if version == 1 { "201" } else { "200" }
+            )),
+            Some(("D", _)) => Some(format!(
+                r#"{{"fullUrl":"{full_url}","request":{{"method":"DELETE","url":"{type_name}/{id}"}},"response":{{"status":"204","etag":"W/\"{version}\""}}}}"#
+            )),
+            _ => None,
+        }
+    }
+
+    /// Notes a new version in the write log, for type and system history: `l␀seq` and
+    /// `t␀Type␀seq` → `Type␀id␀version␀instant`, with `seq` counting every write.
+    async fn log_write<T: Transaction>(
+        tx: &mut T,
+        type_name: &str,
+        id: &str,
+        version: u64,
+        instant: &str,
+    ) -> Result<(), StoreError> {
+        let counter = key(&["m", "seq"]);
+        let seq: u64 = tx
+            .get(&counter)
+            .await?
+            .and_then(|value| core::str::from_utf8(&value).ok()?.parse().ok())
+            .unwrap_or(0)
+            + 1;
+        let value = format!("{type_name}\0{id}\0{version}\0{instant}").into_bytes();
+        let seq_text = format!("{seq:020}");
+        tx.put(key(&["l", &seq_text]), value.clone());
+        tx.put(key(&["t", type_name, &seq_text]), value);
+        tx.put(counter, format!("{seq}").into_bytes());
+        Ok(())
+    }
+
+    /// `GET [type]/_history` and `GET _history`: the newest writes first, `_count` of them,
+    /// those at or after `_since`.
+    async fn log_history(&self, request: &Request, type_name: Option<&str>) -> Response {
+        let type_name = match type_name.map(Self::resource_type) {
+            Some(Ok(type_name)) => Some(type_name),
+            Some(Err(response)) => return response,
+            None => None,
+        };
+        let mut count = 100usize;
+        let mut since: Option<crate::fhirpath::Temporal> = None;
+        for (name, value) in &request.query {
+            match name.as_str() {
+                "_count" => match value.parse::<usize>() {
+                    Ok(value) => count = value.min(1000),
+                    Err(_) => {
+                        return Response::error(
+                            400,
+                            IssueType::Invalid,
+                            format!("_count must be a number, not \"{value}\""),
+                        )
+                    }
+                },
+                "_since" => match crate::fhirpath::Temporal::parse(value, None)
+                    .filter(|at| at.hour.is_some())
+                {
+                    Some(at) => since = Some(at),
+                    None => {
+                        return Response::error(
+                            400,
+                            IssueType::Invalid,
+                            format!("_since must be an instant, not \"{value}\""),
+                        )
+                    }
+                },
+                "_format" | "_pretty" => {}
+                other => {
+                    return Response::error(
+                        400,
+                        IssueType::NotSupported,
+                        format!("the history parameter \"{other}\" is not supported"),
+                    )
+                }
+            }
+        }
+        let result = async {
+            let mut tx = self.store.begin(false).await?;
+            let prefix = match type_name {
+                Some(type_name) => key(&["t", type_name, ""]),
+                None => key(&["l", ""]),
+            };
+            let mut entries = Vec::new();
+            let mut end: Option<Vec<u8>> = KeyRange::prefix(&prefix).end;
+            'pages: while entries.len() < count {
+                let range = KeyRange {
+                    start: prefix.clone(),
+                    end: end.clone(),
+                };
+                let page = tx.scan(&range, 256, true).await?;
+                let Some((last_key, _)) = page.last() else {
+                    break;
+                };
+                end = Some(last_key.clone());
+                for (_, value) in &page {
+                    let text = core::str::from_utf8(value).unwrap_or_default();
+                    let mut parts = text.split('\0');
+                    let (Some(entry_type), Some(id), Some(version), Some(instant)) = (
+                        parts.next(),
+                        parts.next(),
+                        parts.next().and_then(|v| v.parse::<u64>().ok()),
+                        parts.next(),
+                    ) else {
+                        continue;
+                    };
+                    if let Some(since) = &since {
+                        let at = crate::fhirpath::Temporal::parse(instant, None);
+                        if at.and_then(|at| at.compare(since)) == Some(core::cmp::Ordering::Less) {
+                            break 'pages;
+                        }
+                    }
+                    if let Some(stored) = tx.get(&version_key(entry_type, id, version)).await? {
+                        if let Some(entry) = self.history_entry(entry_type, id, version, &stored) {
+                            entries.push(entry);
+                        }
+                    }
+                    if entries.len() >= count {
+                        break 'pages;
+                    }
+                }
+            }
+            Ok::<_, StoreError>(entries)
+        }
+        .await;
+        let entries = match result {
+            Ok(entries) => entries,
+            Err(err) => return store_error(&err),
+        };
+        let path = type_name.map_or_else(
+            || String::from("_history"),
+            |type_name| format!("{type_name}/_history"),
+        );
+        Response::json(
+            200,
+            format!(
+                r#"{{"resourceType":"Bundle","type":"history","link":[{{"relation":"self","url":"{}/{path}"}}],"entry":[{}]}}"#,
                 self.base_url,
                 entries.join(",")
             ),

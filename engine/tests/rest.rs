@@ -556,3 +556,31 @@ fn synthea_transactions_load() {
         serde_json::from_str(&call(&s, "GET", "Patient", &[], "").body).unwrap_or_default();
     assert_eq!(listed["total"].as_u64(), Some(loaded));
 }
+
+#[test]
+fn type_and_system_history_list_writes_newest_first() {
+    let s = service();
+    assert_eq!(call(&s, "POST", "Patient", &[], &patient("")).status, 201);
+    let observation = format!(r#"{{"resourceType":"Observation",{NARRATIVE},"status":"final","code":{{"text":"x"}}}}"#);
+    assert_eq!(call(&s, "POST", "Observation", &[], &observation).status, 201);
+    assert_eq!(call(&s, "PUT", "Patient/id1", &[], &patient(r#","id":"id1","active":true"#)).status, 200);
+    assert_eq!(call(&s, "DELETE", "Patient/id1", &[], "").status, 204);
+    let methods = |response: &Response| -> Vec<String> {
+        let bundle: serde_json::Value = serde_json::from_str(&response.body).unwrap_or_default();
+        bundle["entry"]
+            .as_array()
+            .map(|entries| entries.iter().map(|e| format!("{} {}", e["request"]["method"].as_str().unwrap_or(""), e["request"]["url"].as_str().unwrap_or(""))).collect())
+            .unwrap_or_default()
+    };
+    let system = call(&s, "GET", "_history", &[], "");
+    assert_eq!(methods(&system), ["DELETE Patient/id1", "PUT Patient/id1", "POST Observation/id2", "POST Patient/id1"]);
+    assert_eq!(methods(&call(&s, "GET", "Patient/_history", &[], "")), ["DELETE Patient/id1", "PUT Patient/id1", "POST Patient/id1"]);
+    assert_eq!(methods(&call(&s, "GET", "_history?_count=2", &[], "")).len(), 2);
+    assert_eq!(methods(&call(&s, "GET", "_history?_since=2026-11-27T10:00:00Z", &[], "")).len(), 4);
+    assert_eq!(methods(&call(&s, "GET", "_history?_since=2026-11-28T00:00:00Z", &[], "")).len(), 0);
+    assert_eq!(call(&s, "GET", "_history?_since=yesterday", &[], "").status, 400);
+    // A transaction's writes are in the log too.
+    let tx = bundle("transaction", &[entry("urn:uuid:9", "POST", "Patient", &patient(""))]);
+    assert_eq!(call(&s, "POST", "", &[], &tx).status, 200);
+    assert_eq!(methods(&call(&s, "GET", "Patient/_history?_count=1", &[], "")), ["POST Patient/id3"]);
+}

@@ -361,6 +361,7 @@ impl<S: Store> Service<S> {
                                     key(&["c", type_name, id]),
                                     format!("{}\0deleted", version + 1).into_bytes(),
                                 );
+                                Self::log_write(&mut tx, type_name, id, version + 1, &now).await?;
                                 Done {
                                     status: "204 No Content",
                                     location: None,
@@ -385,6 +386,7 @@ impl<S: Store> Service<S> {
                         let created = current.as_ref().is_none_or(|current| current.deleted);
                         let (version, now, json) =
                             self.write_version(&mut tx, resource, type_name, id, current.as_ref());
+                        Self::log_write(&mut tx, type_name, id, version, &now).await?;
                         Done {
                             status: if created { "201 Created" } else { "200 OK" },
                             location: Some(format!("{type_name}/{id}/_history/{version}")),
