@@ -152,6 +152,23 @@ fn version_key(type_name: &str, id: &str, version: u64) -> Vec<u8> {
     key(&["v", type_name, id, &format!("{version:020}")])
 }
 
+/// The base URL with the characters that would break the JSON it is written into (quotes,
+/// backslashes, controls, spaces) percent-encoded.
+fn safe_url(url: &str) -> String {
+    let mut res = String::with_capacity(url.len());
+    for c in url.chars() {
+        if c == '"' || c == '\\' || c == ' ' || c.is_control() {
+            let mut buf = [0u8; 4];
+            for byte in c.encode_utf8(&mut buf).bytes() {
+                res.push_str(&format!("%{byte:02X}"));
+            }
+        } else {
+            res.push(c);
+        }
+    }
+    res
+}
+
 fn is_valid_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 64
@@ -244,7 +261,7 @@ impl<S: Store> Service<S> {
             store,
             clock,
             ids,
-            base_url: base_url.into().trim_end_matches('/').to_string(),
+            base_url: safe_url(base_url.into().trim_end_matches('/')),
             validator: RefCell::new(Validator::new()),
             profiles: Profiles::new(),
         }
@@ -531,8 +548,21 @@ impl<S: Store> Service<S> {
             Err(response) => return response,
         };
         let id = self.ids.next_id();
+        if !is_valid_id(&id) {
+            return Response::error(
+                500,
+                IssueType::Exception,
+                "the id source gave an invalid id",
+            );
+        }
         let result = async {
             let mut tx = self.store.begin(true).await?;
+            if Self::current(&mut tx, type_name, &id).await?.is_some() {
+                return Err(StoreError {
+                    message: format!("the new id {id} is taken; retry"),
+                    conflict: true,
+                });
+            }
             let written = self.write_version(&mut tx, &mut resource, type_name, &id, None);
             Self::log_write(&mut tx, type_name, &id, written.0, &written.1).await?;
             tx.commit().await?;
@@ -586,7 +616,8 @@ impl<S: Store> Service<S> {
             let current = Self::current(&mut tx, type_name, id).await?;
             if let Some(if_match) = &if_match {
                 let live = current.as_ref().filter(|current| !current.deleted);
-                if live.map(|current| current.version) != etag_version(if_match) {
+                let wanted = etag_version(if_match);
+                if wanted.is_none() || live.map(|current| current.version) != wanted {
                     return Ok(Err(Response::error(
                         412,
                         IssueType::Conflict,
@@ -852,7 +883,7 @@ impl<S: Store> Service<S> {
                     }
                 },
                 "_since" => match crate::fhirpath::Temporal::parse(value, None)
-                    .filter(|at| at.hour.is_some())
+                    .filter(|at| at.hour.is_some() && at.offset.is_some())
                 {
                     Some(at) => since = Some(at),
                     None => {

@@ -561,26 +561,127 @@ fn synthea_transactions_load() {
 fn type_and_system_history_list_writes_newest_first() {
     let s = service();
     assert_eq!(call(&s, "POST", "Patient", &[], &patient("")).status, 201);
-    let observation = format!(r#"{{"resourceType":"Observation",{NARRATIVE},"status":"final","code":{{"text":"x"}}}}"#);
-    assert_eq!(call(&s, "POST", "Observation", &[], &observation).status, 201);
-    assert_eq!(call(&s, "PUT", "Patient/id1", &[], &patient(r#","id":"id1","active":true"#)).status, 200);
+    let observation = format!(
+        r#"{{"resourceType":"Observation",{NARRATIVE},"status":"final","code":{{"text":"x"}}}}"#
+    );
+    assert_eq!(
+        call(&s, "POST", "Observation", &[], &observation).status,
+        201
+    );
+    assert_eq!(
+        call(
+            &s,
+            "PUT",
+            "Patient/id1",
+            &[],
+            &patient(r#","id":"id1","active":true"#)
+        )
+        .status,
+        200
+    );
     assert_eq!(call(&s, "DELETE", "Patient/id1", &[], "").status, 204);
     let methods = |response: &Response| -> Vec<String> {
         let bundle: serde_json::Value = serde_json::from_str(&response.body).unwrap_or_default();
         bundle["entry"]
             .as_array()
-            .map(|entries| entries.iter().map(|e| format!("{} {}", e["request"]["method"].as_str().unwrap_or(""), e["request"]["url"].as_str().unwrap_or(""))).collect())
+            .map(|entries| {
+                entries
+                    .iter()
+                    .map(|e| {
+                        format!(
+                            "{} {}",
+                            e["request"]["method"].as_str().unwrap_or(""),
+                            e["request"]["url"].as_str().unwrap_or("")
+                        )
+                    })
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let system = call(&s, "GET", "_history", &[], "");
-    assert_eq!(methods(&system), ["DELETE Patient/id1", "PUT Patient/id1", "POST Observation/id2", "POST Patient/id1"]);
-    assert_eq!(methods(&call(&s, "GET", "Patient/_history", &[], "")), ["DELETE Patient/id1", "PUT Patient/id1", "POST Patient/id1"]);
-    assert_eq!(methods(&call(&s, "GET", "_history?_count=2", &[], "")).len(), 2);
-    assert_eq!(methods(&call(&s, "GET", "_history?_since=2026-11-27T10:00:00Z", &[], "")).len(), 4);
-    assert_eq!(methods(&call(&s, "GET", "_history?_since=2026-11-28T00:00:00Z", &[], "")).len(), 0);
-    assert_eq!(call(&s, "GET", "_history?_since=yesterday", &[], "").status, 400);
+    assert_eq!(
+        methods(&system),
+        [
+            "DELETE Patient/id1",
+            "PUT Patient/id1",
+            "POST Observation/id2",
+            "POST Patient/id1"
+        ]
+    );
+    assert_eq!(
+        methods(&call(&s, "GET", "Patient/_history", &[], "")),
+        ["DELETE Patient/id1", "PUT Patient/id1", "POST Patient/id1"]
+    );
+    assert_eq!(
+        methods(&call(&s, "GET", "_history?_count=2", &[], "")).len(),
+        2
+    );
+    assert_eq!(
+        methods(&call(
+            &s,
+            "GET",
+            "_history?_since=2026-11-27T10:00:00Z",
+            &[],
+            ""
+        ))
+        .len(),
+        4
+    );
+    assert_eq!(
+        methods(&call(
+            &s,
+            "GET",
+            "_history?_since=2026-11-28T00:00:00Z",
+            &[],
+            ""
+        ))
+        .len(),
+        0
+    );
+    assert_eq!(
+        call(&s, "GET", "_history?_since=yesterday", &[], "").status,
+        400
+    );
     // A transaction's writes are in the log too.
-    let tx = bundle("transaction", &[entry("urn:uuid:9", "POST", "Patient", &patient(""))]);
+    let tx = bundle(
+        "transaction",
+        &[entry("urn:uuid:9", "POST", "Patient", &patient(""))],
+    );
     assert_eq!(call(&s, "POST", "", &[], &tx).status, 200);
-    assert_eq!(methods(&call(&s, "GET", "Patient/_history?_count=1", &[], "")), ["POST Patient/id3"]);
+    assert_eq!(
+        methods(&call(&s, "GET", "Patient/_history?_count=1", &[], "")),
+        ["POST Patient/id3"]
+    );
+}
+
+#[test]
+fn review_cases_of_transactions_and_preconditions() {
+    let s = service();
+    assert_eq!(call(&s, "PUT", "Patient/p1", &[], &patient(r#","id":"p1""#)).status, 201);
+    // Extra path segments are not a plain delete or read.
+    let vread_delete = bundle("transaction", &[entry("urn:uuid:1", "DELETE", "Patient/p1/_history/1", "")]);
+    assert_eq!(call(&s, "POST", "", &[], &vread_delete).status, 400);
+    assert_eq!(call(&s, "GET", "Patient/p1", &[], "").status, 200);
+    // A read and an update of the same resource may share a transaction.
+    let read_then_update = bundle("transaction", &[
+        entry("urn:uuid:2", "GET", "Patient/p1", ""),
+        entry("http://localhost:8787/fhir/Patient/p1", "PUT", "Patient/p1", &patient(r#","id":"p1","active":true"#)),
+    ]);
+    assert_eq!(call(&s, "POST", "", &[], &read_then_update).status, 200);
+    // Two entries with one fullUrl (bdl-7), a conditional reference: refused.
+    let same_full_url = bundle("transaction", &[
+        entry("urn:uuid:3", "POST", "Patient", &patient("")),
+        entry("urn:uuid:3", "POST", "Patient", &patient("")),
+    ]);
+    assert_eq!(call(&s, "POST", "", &[], &same_full_url).status, 400);
+    let conditional = format!(r#"{{"resourceType":"Observation",{NARRATIVE},"status":"final","code":{{"text":"x"}},"subject":{{"reference":"Patient?identifier=a|1"}}}}"#);
+    let response = call(&s, "POST", "", &[], &bundle("transaction", &[entry("urn:uuid:4", "POST", "Observation", &conditional)]));
+    assert_eq!(response.status, 400, "{}", response.body);
+    // A base URL prefix without a segment boundary is not the base.
+    let lookalike = bundle("transaction", &[entry("urn:uuid:5", "POST", "http://localhost:8787/fhirPatient", &patient(""))]);
+    assert_eq!(call(&s, "POST", "", &[], &lookalike).status, 400);
+    // An If-Match that names no version fails, even for a resource that does not exist.
+    assert_eq!(call(&s, "PUT", "Patient/new1", &[("If-Match", "*")], &patient(r#","id":"new1""#)).status, 412);
+    // _since needs a time zone to compare with stored instants.
+    assert_eq!(call(&s, "GET", "_history?_since=2026-11-27T10:00:00", &[], "").status, 400);
 }

@@ -213,7 +213,13 @@ async function importCommand(args) {
     }
   }
   if (data === undefined || paths.length === 0) throw new UsageError("hearth import: expected --data DIR and at least one FILE or DIR");
-  const store = await openSqliteStore(data);
+  let store;
+  try {
+    store = await openSqliteStore(data);
+  } catch (err) {
+    console.error(`hearth import: ${err.message}`);
+    return 1;
+  }
   const service = new FhirService({ baseUrl: "http://localhost/fhir", store });
   const files = [];
   for (const path of paths) {
@@ -244,7 +250,8 @@ async function importCommand(args) {
   const post = (file, bundle) => {
     const answer = service.handle({ method: "POST", path: "", body: typeof bundle === "string" ? bundle : JSON.stringify(bundle) });
     if (answer.status !== 200) {
-      failed += 1;
+      // A failed transaction stores none of its entries.
+      failed += Math.max(1, (typeof bundle === "string" ? JSON.parse(bundle) : bundle).entry?.length ?? 1);
       const outcome = JSON.parse(answer.body);
       problems.push(`${file}: ${answer.status}: ${outcome.issue?.map((issue) => issue.diagnostics).join("; ")}`);
       return;
@@ -271,10 +278,20 @@ async function importCommand(args) {
     }
     try {
       if (file.endsWith(".ndjson")) {
-        const lines = text.split("\n").filter((line) => line.trim() !== "");
-        for (let start = 0; start < lines.length; start += 500) {
-          const entry = lines.slice(start, start + 500).map((line) => storeEntry(JSON.parse(line)));
-          post(file, { resourceType: "Bundle", type: "batch", entry });
+        // Each line on its own: a line that is not JSON is reported, the others are stored.
+        const entries = [];
+        for (const [lineIndex, line] of text.split("\n").entries()) {
+          if (line.trim() === "") continue;
+          try {
+            entries.push(storeEntry(JSON.parse(line)));
+          } catch (err) {
+            if (!(err instanceof SyntaxError)) throw err;
+            failed += 1;
+            problems.push(`${file}:${lineIndex + 1}: not JSON: ${err.message}`);
+          }
+        }
+        for (let start = 0; start < entries.length; start += 500) {
+          post(file, { resourceType: "Bundle", type: "batch", entry: entries.slice(start, start + 500) });
         }
         continue;
       }
@@ -324,20 +341,55 @@ async function serveCommand(args) {
   }
   const port = Number(options.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`hearth serve: "${options.port}" is not a port`);
-  const store = options.data === undefined ? undefined : await openSqliteStore(options.data);
+  let store;
+  try {
+    store = options.data === undefined ? undefined : await openSqliteStore(options.data);
+  } catch (err) {
+    console.error(`hearth serve: ${err.message}`);
+    return 1;
+  }
   let service;
+  const outcome = (status, code, diagnostics) => ({
+    status,
+    headers: [["Content-Type", "application/fhir+json; charset=utf-8"]],
+    body: JSON.stringify({ resourceType: "OperationOutcome", issue: [{ severity: "error", code, diagnostics }] }),
+  });
+  const MAX_BODY = 64 * 1024 * 1024;
   const server = createServer((req, res) => {
     const chunks = [];
-    req.on("data", (chunk) => chunks.push(chunk));
+    let size = 0;
+    let tooLarge = false;
+    req.on("data", (chunk) => {
+      size += chunk.length;
+      if (size > MAX_BODY) tooLarge = true;
+      else chunks.push(chunk);
+    });
     req.on("end", () => {
-      const url = new URL(req.url ?? "/", "http://localhost");
-      const path = url.pathname.replace(/^\/fhir(\/|$)/, "");
       let answer;
-      if (url.pathname !== "/fhir" && !url.pathname.startsWith("/fhir/")) {
-        answer = { status: 404, headers: [["Content-Type", "application/fhir+json"]], body: JSON.stringify({ resourceType: "OperationOutcome", issue: [{ severity: "error", code: "not-found", diagnostics: `the FHIR API is at /fhir, not ${url.pathname}` }] }) };
-      } else {
-        const headers = Object.entries(req.headers).map(([name, value]) => [name, Array.isArray(value) ? value.join(", ") : String(value)]);
-        answer = service.handle({ method: req.method ?? "GET", path: decodeURIComponent(path), query: url.searchParams, headers, body: new Uint8Array(Buffer.concat(chunks)) });
+      try {
+        if (tooLarge) {
+          answer = outcome(413, "too-long", `the body is over ${MAX_BODY} bytes`);
+        } else {
+          const url = new URL(req.url ?? "/", "http://localhost");
+          if (url.pathname !== "/fhir" && !url.pathname.startsWith("/fhir/")) {
+            answer = outcome(404, "not-found", `the FHIR API is at /fhir, not ${url.pathname}`);
+          } else {
+            // Each segment decoded on its own, so that %2F stays inside its segment.
+            const segments = url.pathname.replace(/^\/fhir\/?/, "").split("/").map((segment) => decodeURIComponent(segment));
+            if (segments.some((segment) => segment.includes("/"))) {
+              answer = outcome(400, "invalid", "a path segment cannot contain '/'");
+            } else {
+              const headers = Object.entries(req.headers).map(([name, value]) => [name, Array.isArray(value) ? value.join(", ") : String(value)]);
+              answer = service.handle({ method: req.method ?? "GET", path: segments.join("/"), query: url.searchParams, headers, body: new Uint8Array(Buffer.concat(chunks)) });
+            }
+          }
+        }
+      } catch (err) {
+        // A request that cannot even be read (a bad URL or escape) gets an answer, and the
+        // server goes on.
+        answer = err instanceof URIError || err instanceof TypeError
+          ? outcome(400, "invalid", `the request URL cannot be read: ${err.message}`)
+          : outcome(500, "exception", `the request failed: ${err.message}`);
       }
       res.writeHead(answer.status, Object.fromEntries(answer.headers));
       res.end(answer.body);
@@ -348,7 +400,8 @@ async function serveCommand(args) {
     server.listen(port, options.host, resolve);
   });
   const address = server.address();
-  const base = `http://${options.host}:${address.port}/fhir`;
+  const host = options.host.includes(":") ? `[${options.host}]` : options.host;
+  const base = `http://${host}:${address.port}/fhir`;
   service = new FhirService({ baseUrl: base, store });
   console.log(`hearth: FHIR R4 API at ${base} (${options.data === undefined ? "in memory" : `stored in ${options.data}`})`);
   const stop = () => {

@@ -19,9 +19,19 @@ export async function openSqliteStore(dir) {
   }
   mkdirSync(dir, { recursive: true });
   const db = new Database(join(dir, "hearth.sqlite"));
-  db.pragma("journal_mode = WAL");
-  db.pragma("synchronous = FULL");
-  db.exec("CREATE TABLE IF NOT EXISTS kv (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID");
+  // One process at a time: the engine checks versions inside a transaction it runs in this
+  // process, so a second writer could interleave. The exclusive lock, taken by a first write
+  // and held until close, makes a second process fail at once with a clear error instead.
+  try {
+    db.pragma("locking_mode = EXCLUSIVE");
+    db.pragma("journal_mode = WAL");
+    db.pragma("synchronous = FULL");
+    db.exec("BEGIN IMMEDIATE; CREATE TABLE IF NOT EXISTS kv (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID; COMMIT");
+  } catch (err) {
+    db.close();
+    if (err.code === "SQLITE_BUSY") throw new Error(`the store in ${dir} is in use by another process (stop it first)`);
+    throw err;
+  }
   const getStmt = db.prepare("SELECT v FROM kv WHERE k = ?");
   const scans = {
     ascBounded: db.prepare("SELECT k, v FROM kv WHERE k >= ? AND k < ? ORDER BY k ASC LIMIT ?"),

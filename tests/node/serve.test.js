@@ -181,3 +181,21 @@ test("hearth import stores Bundles, single resources and NDJSON, and reports wha
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("a malformed request URL gets a 400, and a second process cannot open a store in use", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "hearth-lock-"));
+  const { child, base } = await serve(dir);
+  try {
+    const bad = await fetch(`${base}/Patient/%E0`);
+    assert.equal(bad.status, 400);
+    assert.equal((await bad.json()).issue[0].code, "invalid");
+    assert.equal((await fetch(`${base}/metadata`)).status, 200, "the server goes on after a bad request");
+    const { spawnSync } = await import("node:child_process");
+    const second = spawnSync(process.execPath, [`${NPM_DIR}/bin/hearth.js`, "import", "--data", dir, `${NPM_DIR}/package.json`], { encoding: "utf8" });
+    assert.equal(second.status, 1);
+    assert.match(second.stderr, /in use by another process/);
+  } finally {
+    await stop(child);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

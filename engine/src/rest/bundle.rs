@@ -71,6 +71,32 @@ fn rewrite_references(object: &mut Object, map: &[(String, String)]) {
     }
 }
 
+/// The first reference by search (`Organization?identifier=...`) in `object`.
+fn conditional_reference(object: &Object) -> Option<String> {
+    if object.type_def().name == "Reference" {
+        if let Some(target) = text(object, "reference") {
+            if !target.starts_with('#') && !target.contains("://") && target.contains('?') {
+                return Some(target.to_string());
+            }
+        }
+    }
+    object.fields.iter().find_map(|field| match &field.value {
+        Value::Complex(inner) => conditional_reference(inner),
+        Value::Resource(inner) => conditional_reference(inner),
+        Value::Primitive(_) => None,
+    })
+}
+
+/// `url` relative to the service's base: `http://base/fhir/Patient/1` and `Patient/1` both
+/// give `Patient/1`; a URL that only starts like the base (`http://base/fhirPatient`) is kept.
+fn relative(url: &str, base: &str) -> String {
+    let rest = match url.strip_prefix(base) {
+        Some(rest) if rest.is_empty() || rest.starts_with('/') => rest,
+        _ => url,
+    };
+    rest.trim_matches('/').to_string()
+}
+
 fn entry_error(index: usize, status: u16, code: IssueType, message: impl Into<String>) -> Response {
     Response::error(status, code, format!("entry {index}: {}", message.into()))
 }
@@ -131,14 +157,13 @@ impl<S: Store> Service<S> {
         let mut answers = Vec::new();
         for entry in entries {
             let (path, query) = entry.url.split_once('?').unwrap_or((&entry.url, ""));
-            let path = path
-                .trim_start_matches(&self.base_url)
-                .trim_matches('/')
-                .to_string();
+            let path = relative(path, &self.base_url);
             let mut headers: Vec<(String, String)> = request
                 .headers
                 .iter()
-                .filter(|(name, _)| name == "x-validation" || name == "prefer")
+                .filter(|(name, _)| {
+                    name.eq_ignore_ascii_case("x-validation") || name.eq_ignore_ascii_case("prefer")
+                })
                 .cloned()
                 .collect();
             if let Some(if_match) = &entry.if_match {
@@ -196,6 +221,8 @@ impl<S: Store> Service<S> {
     async fn transaction(&self, request: &Request, mut entries: Vec<Entry>) -> Response {
         // Ids first, so that references can be rewritten before anything is stored.
         let mut targets: Vec<Option<(String, String)>> = Vec::new();
+        let mut methods: Vec<String> = Vec::new();
+        let mut full_urls: Vec<&str> = Vec::new();
         let mut map: Vec<(String, String)> = Vec::new();
         for (index, entry) in entries.iter_mut().enumerate() {
             entry.method = entry.method.to_ascii_uppercase();
@@ -207,13 +234,23 @@ impl<S: Store> Service<S> {
                     "conditional operations (a URL with a query) are not supported in transactions yet",
                 );
             }
-            let url = entry
-                .url
-                .trim_start_matches(&self.base_url)
-                .trim_matches('/')
-                .to_string();
-            let mut parts = url.split('/');
-            let (type_name, id) = (parts.next().unwrap_or_default(), parts.next());
+            let url = relative(&entry.url, &self.base_url);
+            let parts: Vec<&str> = url.split('/').collect();
+            let (type_name, id) = match parts.as_slice() {
+                [type_name] => (*type_name, None),
+                [type_name, id] => (*type_name, Some(*id)),
+                _ => {
+                    return entry_error(
+                        index,
+                        400,
+                        IssueType::NotSupported,
+                        format!(
+                            "{} {url} is not a transaction entry Hearth supports",
+                            entry.method
+                        ),
+                    )
+                }
+            };
             let type_name = match Self::resource_type(type_name) {
                 Ok(type_name) => type_name,
                 Err(_) => {
@@ -226,7 +263,7 @@ impl<S: Store> Service<S> {
                 }
             };
             let target = match (entry.method.as_str(), id) {
-                ("POST", None) => (type_name.to_string(), self.ids.next_id()),
+                ("POST", None) => (type_name.to_string(), String::new()),
                 ("PUT" | "DELETE" | "GET", Some(id)) if is_valid_id(id) => {
                     (type_name.to_string(), id.to_string())
                 }
@@ -239,11 +276,15 @@ impl<S: Store> Service<S> {
                     )
                 }
             };
-            if entry.method != "GET"
-                && targets
-                    .iter()
-                    .flatten()
-                    .any(|(t, i)| *t == target.0 && *i == target.1)
+            let writes = |method: &str| method != "GET";
+            if writes(&entry.method)
+                && !target.1.is_empty()
+                && targets.iter().zip(&methods).any(|(earlier, method)| {
+                    writes(method)
+                        && earlier
+                            .as_ref()
+                            .is_some_and(|(t, i)| *t == target.0 && *i == target.1)
+                })
             {
                 return entry_error(
                     index,
@@ -253,15 +294,42 @@ impl<S: Store> Service<S> {
                 );
             }
             if let Some(full_url) = &entry.full_url {
-                map.push((full_url.clone(), format!("{}/{}", target.0, target.1)));
+                if full_urls.contains(&full_url.as_str()) {
+                    return entry_error(
+                        index,
+                        400,
+                        IssueType::Invalid,
+                        format!("the fullUrl {full_url} is used by two entries (bdl-7)"),
+                    );
+                }
+                full_urls.push(full_url);
             }
+            methods.push(entry.method.clone());
             targets.push(Some(target));
         }
+        // New ids for creates, then the map from full URLs to what they will be.
+        for target in targets.iter_mut().flatten() {
+            if target.1.is_empty() {
+                let id = self.ids.next_id();
+                if !is_valid_id(&id) {
+                    return Response::error(
+                        500,
+                        IssueType::Exception,
+                        "the id source gave an invalid id",
+                    );
+                }
+                target.1 = id;
+            }
+        }
+        for (entry, target) in entries.iter().zip(&targets) {
+            if let (Some(full_url), Some((type_name, id))) = (&entry.full_url, target) {
+                map.push((full_url.clone(), format!("{type_name}/{id}")));
+            }
+        }
         // Resources: references rewritten, then read and validated as a single write would be.
-        let validate = !request
-            .headers
-            .iter()
-            .any(|(name, value)| name == "x-validation" && value.eq_ignore_ascii_case("off"));
+        let validate = !request.headers.iter().any(|(name, value)| {
+            name.eq_ignore_ascii_case("x-validation") && value.eq_ignore_ascii_case("off")
+        });
         for (index, (entry, target)) in entries.iter_mut().zip(&targets).enumerate() {
             let Some((type_name, id)) = target else {
                 continue;
@@ -292,6 +360,14 @@ impl<S: Store> Service<S> {
                 );
             }
             rewrite_references(resource, &map);
+            if let Some(conditional) = conditional_reference(resource) {
+                return entry_error(
+                    index,
+                    400,
+                    IssueType::NotSupported,
+                    format!("the conditional reference \"{conditional}\" needs search, which is not supported yet"),
+                );
+            }
             if validate {
                 let options = ValidateOptions {
                     profiles: Some(&self.profiles),
@@ -339,7 +415,8 @@ impl<S: Store> Service<S> {
                         .as_ref()
                         .filter(|current| !current.deleted)
                         .map(|current| current.version);
-                    if live != super::etag_version(if_match) {
+                    let wanted = super::etag_version(if_match);
+                    if wanted.is_none() || live != wanted {
                         return Ok(Err(entry_error(
                             idx,
                             412,
@@ -383,6 +460,14 @@ impl<S: Store> Service<S> {
                         let Some(resource) = entry.resource.as_mut() else {
                             continue;
                         };
+                        if entry.method == "POST" && current.is_some() {
+                            return Ok(Err(entry_error(
+                                idx,
+                                409,
+                                IssueType::Conflict,
+                                format!("the new id {id} is taken; retry"),
+                            )));
+                        }
                         let created = current.as_ref().is_none_or(|current| current.deleted);
                         let (version, now, json) =
                             self.write_version(&mut tx, resource, type_name, id, current.as_ref());
