@@ -77,7 +77,7 @@ impl fmt::Display for EvalError {
 }
 
 /// A compiled expression.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Expression {
     ast: parser::Expr,
     /// The regular expressions of its literal patterns (`matches('[0-9]+')`), compiled once.
@@ -101,6 +101,19 @@ pub fn compile(text: &str) -> Result<Expression, crate::Error> {
         regexes,
         memo_nodes,
     })
+}
+
+impl Clone for Expression {
+    /// A copy whose kept-result nodes are its own (they are known by address).
+    fn clone(&self) -> Expression {
+        let ast = self.ast.clone();
+        let memo_nodes = memo::memo_nodes(&ast);
+        Expression {
+            ast,
+            regexes: self.regexes.clone(),
+            memo_nodes,
+        }
+    }
 }
 
 /// Compiles the literal patterns of `matches()`, `matchesFull()` and `replaceMatches()`. A

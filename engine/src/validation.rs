@@ -8,7 +8,7 @@
 
 use alloc::collections::BTreeMap;
 use alloc::format;
-use alloc::string::String;
+use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 use crate::fhirpath::{self, Expression, Item, LocalResolver, Options};
@@ -69,6 +69,8 @@ impl Validator {
             findings: Vec::new(),
             validator: self,
             options: *options,
+            depth: 0,
+            conformance: Vec::new(),
         };
         let path = String::from(resource.type_def().name);
         walk.object(resource, resource, resource, &path, true);
@@ -88,8 +90,9 @@ impl Validator {
                     _ => None,
                 })
                 .collect();
+            let unversioned = |url: &str| url.split('|').next().unwrap_or(url).to_string();
             for url in claimed {
-                if options.profile != Some(url) {
+                if options.profile.map(unversioned) != Some(unversioned(url)) {
                     walk.profile(profiles, resource, url, Severity::Information);
                 }
             }
@@ -193,11 +196,17 @@ fn child_path(path: &str, name: &str, index: Option<usize>) -> String {
 /// `!`, and a `>` later on.
 fn embedded_tag(text: &str) -> Option<usize> {
     let bytes = text.as_bytes();
-    bytes.iter().enumerate().find_map(|(idx, &byte)| {
-        let next = bytes.get(idx + 1)?;
-        let opens = byte == b'<' && (next.is_ascii_alphabetic() || matches!(next, b'/' | b'!'));
-        (opens && bytes.get(idx + 2..)?.contains(&b'>')).then_some(idx)
-    })
+    // One pass: the last `>` decides whether any opening has a closing after it.
+    let last_close = bytes.iter().rposition(|&byte| byte == b'>')?;
+    bytes
+        .iter()
+        .enumerate()
+        .take(last_close)
+        .find_map(|(idx, &byte)| {
+            let next = bytes.get(idx + 1)?;
+            let opens = byte == b'<' && (next.is_ascii_alphabetic() || matches!(next, b'/' | b'!'));
+            (opens && idx + 1 < last_close).then_some(idx)
+        })
 }
 
 /// ele-1, "All FHIR elements must have a @value or children".
@@ -243,6 +252,11 @@ struct Walk<'v> {
     findings: Vec<Finding>,
     validator: &'v mut Validator,
     options: ValidateOptions<'v>,
+    /// How many `profile` discriminators deep this walk is.
+    depth: usize,
+    /// Resources (by address) already checked against a profile by a `profile`
+    /// discriminator, and the answer.
+    conformance: Vec<(usize, String, bool)>,
 }
 
 impl Walk<'_> {
@@ -479,6 +493,14 @@ impl Walk<'_> {
             PrimitiveValue::String(text) | PrimitiveValue::Number(text) => text.as_str(),
             PrimitiveValue::Boolean(_) => return,
         };
+        if text.len() > MAX_STRING_BYTES {
+            let message = format!(
+                "the value is {} bytes long; FHIR strings are at most 1 MB ({MAX_STRING_BYTES} bytes)",
+                text.len()
+            );
+            self.find(Severity::Error, IssueType::TooLong, message, path);
+            return;
+        }
         let html_check = match def.name {
             "markdown" => self.options.security_checks || self.options.no_html_in_markdown,
             "string" => self.options.security_checks,
@@ -598,6 +620,18 @@ impl Walk<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn embedded_tags_are_found_in_one_pass() {
+        assert_eq!(embedded_tag("Ann <script>x</script>"), Some(4));
+        assert_eq!(embedded_tag("a < b > c"), None);
+        assert_eq!(embedded_tag("<b"), None);
+        assert_eq!(embedded_tag("x</p>"), Some(1));
+        // Hostile input: a million openings without a closing, then with one at the end.
+        let many = "<a".repeat(500_000);
+        assert_eq!(embedded_tag(&many), None);
+        assert_eq!(embedded_tag(&format!("{many}>")), Some(0));
+    }
 
     #[test]
     fn child_paths_name_the_element_and_index() {

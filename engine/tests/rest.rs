@@ -657,31 +657,80 @@ fn type_and_system_history_list_writes_newest_first() {
 #[test]
 fn review_cases_of_transactions_and_preconditions() {
     let s = service();
-    assert_eq!(call(&s, "PUT", "Patient/p1", &[], &patient(r#","id":"p1""#)).status, 201);
+    assert_eq!(
+        call(&s, "PUT", "Patient/p1", &[], &patient(r#","id":"p1""#)).status,
+        201
+    );
     // Extra path segments are not a plain delete or read.
-    let vread_delete = bundle("transaction", &[entry("urn:uuid:1", "DELETE", "Patient/p1/_history/1", "")]);
+    let vread_delete = bundle(
+        "transaction",
+        &[entry("urn:uuid:1", "DELETE", "Patient/p1/_history/1", "")],
+    );
     assert_eq!(call(&s, "POST", "", &[], &vread_delete).status, 400);
     assert_eq!(call(&s, "GET", "Patient/p1", &[], "").status, 200);
     // A read and an update of the same resource may share a transaction.
-    let read_then_update = bundle("transaction", &[
-        entry("urn:uuid:2", "GET", "Patient/p1", ""),
-        entry("http://localhost:8787/fhir/Patient/p1", "PUT", "Patient/p1", &patient(r#","id":"p1","active":true"#)),
-    ]);
+    let read_then_update = bundle(
+        "transaction",
+        &[
+            entry("urn:uuid:2", "GET", "Patient/p1", ""),
+            entry(
+                "http://localhost:8787/fhir/Patient/p1",
+                "PUT",
+                "Patient/p1",
+                &patient(r#","id":"p1","active":true"#),
+            ),
+        ],
+    );
     assert_eq!(call(&s, "POST", "", &[], &read_then_update).status, 200);
     // Two entries with one fullUrl (bdl-7), a conditional reference: refused.
-    let same_full_url = bundle("transaction", &[
-        entry("urn:uuid:3", "POST", "Patient", &patient("")),
-        entry("urn:uuid:3", "POST", "Patient", &patient("")),
-    ]);
+    let same_full_url = bundle(
+        "transaction",
+        &[
+            entry("urn:uuid:3", "POST", "Patient", &patient("")),
+            entry("urn:uuid:3", "POST", "Patient", &patient("")),
+        ],
+    );
     assert_eq!(call(&s, "POST", "", &[], &same_full_url).status, 400);
-    let conditional = format!(r#"{{"resourceType":"Observation",{NARRATIVE},"status":"final","code":{{"text":"x"}},"subject":{{"reference":"Patient?identifier=a|1"}}}}"#);
-    let response = call(&s, "POST", "", &[], &bundle("transaction", &[entry("urn:uuid:4", "POST", "Observation", &conditional)]));
+    let conditional = format!(
+        r#"{{"resourceType":"Observation",{NARRATIVE},"status":"final","code":{{"text":"x"}},"subject":{{"reference":"Patient?identifier=a|1"}}}}"#
+    );
+    let response = call(
+        &s,
+        "POST",
+        "",
+        &[],
+        &bundle(
+            "transaction",
+            &[entry("urn:uuid:4", "POST", "Observation", &conditional)],
+        ),
+    );
     assert_eq!(response.status, 400, "{}", response.body);
     // A base URL prefix without a segment boundary is not the base.
-    let lookalike = bundle("transaction", &[entry("urn:uuid:5", "POST", "http://localhost:8787/fhirPatient", &patient(""))]);
+    let lookalike = bundle(
+        "transaction",
+        &[entry(
+            "urn:uuid:5",
+            "POST",
+            "http://localhost:8787/fhirPatient",
+            &patient(""),
+        )],
+    );
     assert_eq!(call(&s, "POST", "", &[], &lookalike).status, 400);
     // An If-Match that names no version fails, even for a resource that does not exist.
-    assert_eq!(call(&s, "PUT", "Patient/new1", &[("If-Match", "*")], &patient(r#","id":"new1""#)).status, 412);
+    assert_eq!(
+        call(
+            &s,
+            "PUT",
+            "Patient/new1",
+            &[("If-Match", "*")],
+            &patient(r#","id":"new1""#)
+        )
+        .status,
+        412
+    );
     // _since needs a time zone to compare with stored instants.
-    assert_eq!(call(&s, "GET", "_history?_since=2026-11-27T10:00:00", &[], "").status, 400);
+    assert_eq!(
+        call(&s, "GET", "_history?_since=2026-11-27T10:00:00", &[], "").status,
+        400
+    );
 }

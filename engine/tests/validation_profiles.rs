@@ -293,3 +293,48 @@ fn claimed_profiles_are_checked_when_loaded() {
             .any(|error| error.contains("is not loaded"))
     );
 }
+
+#[test]
+fn review_cases_of_profiles() {
+    let mut profiles = Profiles::new();
+    let core = "http://hl7.org/fhir/StructureDefinition/";
+    let loaded = [
+        // A value set that includes a whole code system cannot be checked code by code.
+        read(r#"{"resourceType":"ValueSet","url":"http://example.org/vs/all-loinc","status":"draft","compose":{"include":[{"system":"http://loinc.org"}]}}"#),
+        read(r#"{"resourceType":"ValueSet","url":"http://example.org/vs/two-minus-one","status":"draft","compose":{"include":[{"system":"urn:s","concept":[{"code":"a"},{"code":"b"}]}],"exclude":[{"system":"urn:s","concept":[{"code":"b"}]}]}}"#),
+        profile(
+            "http://example.org/sd/obs",
+            "Observation",
+            &format!("{core}Observation"),
+            r#"{"id":"Observation.code","path":"Observation.code","binding":{"strength":"required","valueSet":"http://example.org/vs/all-loinc"}},
+               {"id":"Observation.value[x]:valueQuantity","path":"Observation.value[x]","sliceName":"valueQuantity","min":1},
+               {"id":"Observation.value[x]:valueQuantity.unit","path":"Observation.value[x].unit","min":1},
+               {"id":"Observation.status","path":"Observation.status","binding":{"strength":"required","valueSet":"http://example.org/vs/two-minus-one"}},
+               {"id":"Observation.extension","path":"Observation.extension","slicing":{"discriminator":[{"type":"value","path":"url"}],"rules":"open"}},
+               {"id":"Observation.extension:v","path":"Observation.extension","sliceName":"v","min":1,"type":[{"code":"Extension","profile":["http://example.org/ext/v|1.0.0"]}]}"#,
+        ),
+        // A "core" definition loaded alongside: the profile chain stops before it.
+        profile(&format!("{core}Observation"), "Observation", &format!("{core}DomainResource"), r#"{"id":"Observation.issued","path":"Observation.issued","min":1}"#),
+    ];
+    for resource in &loaded {
+        profiles.load(resource);
+    }
+    let observation = |status: &str, value: &str| {
+        format!(
+            r#"{{"resourceType":"Observation",{NARRATIVE},"extension":[{{"url":"http://example.org/ext/v","valueString":"x"}}],"status":"{status}","code":{{"coding":[{{"system":"http://loinc.org","code":"1-8"}}]}},{value}}}"#
+        )
+    };
+    let good = observation("final", r#""valueQuantity":{"value":1,"unit":"kg"}"#);
+    // "final" is not in the two-minus-one set: the only error expected.
+    let found = errors(&profiles, &good, Some("http://example.org/sd/obs"));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].contains("two-minus-one"), "{found:?}");
+    let no_unit = observation("final", r#""valueQuantity":{"value":1}"#);
+    assert!(errors(&profiles, &no_unit, Some("http://example.org/sd/obs"))
+        .iter()
+        .any(|error| error.contains("\"unit\"")));
+    let not_quantity = observation("final", r#""valueString":"1 kg""#);
+    assert!(errors(&profiles, &not_quantity, Some("http://example.org/sd/obs"))
+        .iter()
+        .any(|error| error.contains("expected a Quantity")));
+}

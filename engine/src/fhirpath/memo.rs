@@ -55,6 +55,11 @@ fn is_independent(expr: &Expr) -> bool {
 /// arguments that do some work (not a bare literal or variable). Nodes written the same way
 /// share a class, so that `%resource.descendants()` written four times is evaluated once.
 pub(crate) fn memo_nodes(expr: &Expr) -> Vec<(usize, usize)> {
+    // A variable defined in the expression makes any part that reads variables depend on
+    // where it is evaluated: keep nothing then.
+    if defines_variables(expr) {
+        return Vec::new();
+    }
     let mut nodes = Vec::new();
     walk(expr, false, &mut nodes);
     let mut res: Vec<(usize, usize)> = Vec::with_capacity(nodes.len());
@@ -67,6 +72,23 @@ pub(crate) fn memo_nodes(expr: &Expr) -> Vec<(usize, usize)> {
         res.push((core::ptr::from_ref(*node) as usize, class));
     }
     res
+}
+
+/// True when `expr` calls `defineVariable()` anywhere.
+fn defines_variables(expr: &Expr) -> bool {
+    match expr {
+        Expr::Call(target, name, args, _) => {
+            name.as_str() == "defineVariable"
+                || target.as_deref().is_some_and(defines_variables)
+                || args.iter().any(defines_variables)
+        }
+        Expr::Member(target, _, _) | Expr::Negate(target, _, _) => defines_variables(target),
+        Expr::TypeTest(target, _, _, _) => defines_variables(target),
+        Expr::Index(a, b, _) | Expr::Binary(_, a, b, _) => {
+            defines_variables(a) || defines_variables(b)
+        }
+        _ => false,
+    }
 }
 
 /// True when both are written the same way (offsets aside).
@@ -162,5 +184,39 @@ mod tests {
         let relative = compile("name.where(given.count() > 1 and $this.family.exists().not())")
             .unwrap_or_else(|err| panic!("{err}"));
         assert!(relative.memo_nodes.is_empty());
+    }
+
+    #[test]
+    fn variables_defined_in_the_expression_keep_nothing() {
+        let patient = crate::json::fhir::parse_resource(
+            br#"{"resourceType":"Patient","name":[{"family":"A"},{"family":"B"},{"family":"B"}]}"#,
+        )
+        .unwrap_or_else(|err| panic!("{err}"));
+        for (text, expected) in [
+            (
+                "Patient.name.select(defineVariable('fam', family).select(%resource.name.where(family = %fam).count()))",
+                "[1,2,2]",
+            ),
+            (
+                "Patient.name.select(defineVariable('vs-f', family).select(%`vs-f` = 'B'))",
+                "[false,true,true]",
+            ),
+        ] {
+            let expression = compile(text).unwrap_or_else(|err| panic!("{err}"));
+            assert!(expression.memo_nodes.is_empty(), "{text}");
+            let got = expression
+                .evaluate(&patient, &Options::default())
+                .map(|result| to_json(&result));
+            assert_eq!(got.ok().as_deref(), Some(expected), "{text}");
+        }
+        // A clone's kept nodes are its own.
+        let original =
+            compile("name.where(%resource.name.count() > 1)").unwrap_or_else(|err| panic!("{err}"));
+        let copy = original.clone();
+        assert_eq!(copy.memo_nodes.len(), original.memo_nodes.len());
+        assert!(copy
+            .memo_nodes
+            .iter()
+            .all(|node| !original.memo_nodes.contains(node)));
     }
 }

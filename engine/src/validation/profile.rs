@@ -19,6 +19,9 @@ use crate::model::{self, TypeId};
 use crate::outcome::{IssueType, Severity};
 use crate::resource::{Object, PrimitiveValue, Value};
 
+/// Deepest nesting of `profile` discriminators checked (a resource in a resource in ...).
+const MAX_PROFILE_DEPTH: usize = 8;
+
 /// Loaded profiles and value sets.
 #[derive(Default)]
 pub struct Profiles {
@@ -147,16 +150,31 @@ impl Profiles {
             return false;
         };
         let mut codes = Vec::new();
+        let mut excluded: Vec<Code> = Vec::new();
+        // Codes listed one by one are known; a whole system, a filter or another value set
+        // is not, unless the value set comes expanded.
+        let mut enumerated = true;
         for compose in objects(value_set, "compose") {
-            for include in objects(compose, "include") {
-                let system = text(include, "system").map(ToOwned::to_owned);
-                for concept in objects(include, "concept") {
-                    if let Some(code) = text(concept, "code") {
-                        codes.push((system.clone(), code.to_owned()));
+            for (name, list) in [("include", &mut codes), ("exclude", &mut excluded)] {
+                for part in objects(compose, name) {
+                    let system = text(part, "system").map(ToOwned::to_owned);
+                    let concepts: Vec<&Object> = objects(part, "concept").collect();
+                    if name == "include"
+                        && (concepts.is_empty()
+                            || part.values("filter").next().is_some()
+                            || part.values("valueSet").next().is_some())
+                    {
+                        enumerated = false;
+                    }
+                    for concept in concepts {
+                        if let Some(code) = text(concept, "code") {
+                            list.push((system.clone(), code.to_owned()));
+                        }
                     }
                 }
             }
         }
+        let expanded = objects(value_set, "expansion").next().is_some();
         let mut stack: Vec<&Object> = objects(value_set, "expansion").collect();
         while let Some(node) = stack.pop() {
             for contains in objects(node, "contains") {
@@ -169,7 +187,10 @@ impl Profiles {
                 stack.push(contains);
             }
         }
-        self.value_sets.push((url.to_owned(), codes));
+        codes.retain(|code| !excluded.contains(code));
+        if enumerated || expanded {
+            self.value_sets.push((url.to_owned(), codes));
+        }
         true
     }
 
@@ -231,6 +252,15 @@ impl Profiles {
     }
 }
 
+/// True for the URL of a core type's StructureDefinition
+/// (`http://hl7.org/fhir/StructureDefinition/Patient`).
+fn is_core_definition(url: &str) -> bool {
+    url.split('|')
+        .next()
+        .and_then(|url| url.strip_prefix("http://hl7.org/fhir/StructureDefinition/"))
+        .is_some_and(|name| model::type_by_name(name).is_some())
+}
+
 /// The rule of an ElementDefinition.
 fn rule(element: &Object, type_name: &str) -> Option<Rule> {
     let path = text(element, "path")?;
@@ -246,7 +276,18 @@ fn rule(element: &Object, type_name: &str) -> Option<Rule> {
     let segments: Vec<&str> = path.split('.').collect();
     let parent_type = parent_type(type_name, segments.get(1..segments.len().saturating_sub(1)));
     let last = segments.last().copied().unwrap_or_default();
-    let (name, type_suffix) = split_name(last, parent_type);
+    let (name, mut type_suffix) = split_name(last, parent_type);
+    // R4's type slices: `Observation.value[x]:valueQuantity` names one type of the choice.
+    if type_suffix.is_none() && last.ends_with("[x]") {
+        if let Some(rest) = slice_name
+            .as_deref()
+            .and_then(|slice| slice.strip_prefix(name.as_str()))
+        {
+            if rest.starts_with(|c: char| c.is_ascii_uppercase()) {
+                type_suffix = Some(rest.to_owned());
+            }
+        }
+    }
     let types: Vec<String> = objects(element, "type")
         .filter_map(|t| text(t, "code").map(ToOwned::to_owned))
         .collect();
@@ -463,25 +504,42 @@ impl Walk<'_> {
                 self.rule_invariants(&context, root_rule, &item, type_name);
             }
             self.profile_children(&context, type_name, resource, type_name);
-            next = profile.base.as_deref();
+            // The base specification is checked anyway: the chain ends at a core definition.
+            next = profile
+                .base
+                .as_deref()
+                .filter(|base| !is_core_definition(base));
         }
     }
 
     /// True when `resource` meets the loaded profile at `url` (its findings aside).
     fn conforms(&mut self, profiles: &Profiles, resource: &Object, url: &str) -> bool {
-        if profiles.profile(url).is_none() {
+        if profiles.profile(url).is_none() || self.depth >= MAX_PROFILE_DEPTH {
             return false;
+        }
+        let address = core::ptr::from_ref(resource) as usize;
+        if let Some((_, _, known)) = self
+            .conformance
+            .iter()
+            .find(|(at, known_url, _)| *at == address && known_url == url)
+        {
+            return *known;
         }
         let mut walk = Walk {
             findings: Vec::new(),
             validator: &mut *self.validator,
             options: self.options,
+            depth: self.depth + 1,
+            conformance: core::mem::take(&mut self.conformance),
         };
         walk.profile(profiles, resource, url, Severity::Error);
-        !walk
+        let conforms = !walk
             .findings
             .iter()
-            .any(|finding| finding.severity == Severity::Error)
+            .any(|finding| finding.severity == Severity::Error);
+        self.conformance = core::mem::take(&mut walk.conformance);
+        self.conformance.push((address, url.to_owned(), conforms));
+        conforms
     }
 
     /// The rules whose parent is `context_id`, on `object` (at `path`).
@@ -946,7 +1004,8 @@ impl Walk<'_> {
                 "value" | "pattern" => {
                     let expected = expected_value(context, slice, disc_path);
                     let Some(expected) = expected else {
-                        return true;
+                        // What the slice requires there is not known: not a match.
+                        return false;
                     };
                     let found = discriminator_values(node, disc_path);
                     found.iter().any(|value| match &expected {
@@ -967,7 +1026,7 @@ impl Walk<'_> {
                         Value::Resource(resource) => wanted
                             .iter()
                             .any(|url| self.conforms(context.profiles, resource, url)),
-                        _ => true,
+                        _ => false,
                     })
                 }
                 "exists" => {
@@ -1023,7 +1082,7 @@ fn expected_value<'p>(
         return slice
             .type_profiles
             .first()
-            .map(|url| Expected::Text(url.as_str()));
+            .map(|url| Expected::Text(url.split('|').next().unwrap_or(url)));
     }
     None
 }
