@@ -300,8 +300,12 @@ fn review_cases_of_profiles() {
     let core = "http://hl7.org/fhir/StructureDefinition/";
     let loaded = [
         // A value set that includes a whole code system cannot be checked code by code.
-        read(r#"{"resourceType":"ValueSet","url":"http://example.org/vs/all-loinc","status":"draft","compose":{"include":[{"system":"http://loinc.org"}]}}"#),
-        read(r#"{"resourceType":"ValueSet","url":"http://example.org/vs/two-minus-one","status":"draft","compose":{"include":[{"system":"urn:s","concept":[{"code":"a"},{"code":"b"}]}],"exclude":[{"system":"urn:s","concept":[{"code":"b"}]}]}}"#),
+        read(
+            r#"{"resourceType":"ValueSet","url":"http://example.org/vs/all-loinc","status":"draft","compose":{"include":[{"system":"http://loinc.org"}]}}"#,
+        ),
+        read(
+            r#"{"resourceType":"ValueSet","url":"http://example.org/vs/two-minus-one","status":"draft","compose":{"include":[{"system":"urn:s","concept":[{"code":"a"},{"code":"b"}]}],"exclude":[{"system":"urn:s","concept":[{"code":"b"}]}]}}"#,
+        ),
         profile(
             "http://example.org/sd/obs",
             "Observation",
@@ -314,7 +318,12 @@ fn review_cases_of_profiles() {
                {"id":"Observation.extension:v","path":"Observation.extension","sliceName":"v","min":1,"type":[{"code":"Extension","profile":["http://example.org/ext/v|1.0.0"]}]}"#,
         ),
         // A "core" definition loaded alongside: the profile chain stops before it.
-        profile(&format!("{core}Observation"), "Observation", &format!("{core}DomainResource"), r#"{"id":"Observation.issued","path":"Observation.issued","min":1}"#),
+        profile(
+            &format!("{core}Observation"),
+            "Observation",
+            &format!("{core}DomainResource"),
+            r#"{"id":"Observation.issued","path":"Observation.issued","min":1}"#,
+        ),
     ];
     for resource in &loaded {
         profiles.load(resource);
@@ -330,11 +339,15 @@ fn review_cases_of_profiles() {
     assert_eq!(found.len(), 1, "{found:?}");
     assert!(found[0].contains("two-minus-one"), "{found:?}");
     let no_unit = observation("final", r#""valueQuantity":{"value":1}"#);
-    assert!(errors(&profiles, &no_unit, Some("http://example.org/sd/obs"))
-        .iter()
-        .any(|error| error.contains("\"unit\"")));
+    assert!(
+        errors(&profiles, &no_unit, Some("http://example.org/sd/obs"))
+            .iter()
+            .any(|error| error.contains("\"unit\""))
+    );
     let not_quantity = observation("final", r#""valueString":"1 kg""#);
-    assert!(errors(&profiles, &not_quantity, Some("http://example.org/sd/obs"))
-        .iter()
-        .any(|error| error.contains("expected a Quantity")));
+    assert!(
+        errors(&profiles, &not_quantity, Some("http://example.org/sd/obs"))
+            .iter()
+            .any(|error| error.contains("expected a Quantity"))
+    );
 }
