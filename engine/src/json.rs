@@ -84,10 +84,20 @@ pub(crate) fn locate(tree: &reader::Node, path: &str) -> Option<usize> {
             .find(|member| member.key == name)
             .or_else(|| {
                 members.iter().find(|member| {
-                    member
-                        .key
-                        .strip_prefix(name)
-                        .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_uppercase()))
+                    member.key.strip_prefix(name).is_some_and(|rest| {
+                        // The rest must name a type: `DateTime` (dateTime), `Quantity`.
+                        let mut chars = rest.chars();
+                        let lowered: String = chars
+                            .next()
+                            .filter(char::is_ascii_uppercase)
+                            .map(|first| first.to_ascii_lowercase())
+                            .into_iter()
+                            .chain(chars)
+                            .collect();
+                        !lowered.is_empty()
+                            && (crate::model::type_by_name(rest).is_some()
+                                || crate::model::type_by_name(&lowered).is_some())
+                    })
                 })
             })?;
         offset = member.key_offset;
@@ -273,6 +283,16 @@ mod tests {
         assert_eq!(at("Observation.component[1].code.text"), Some((4, 11)));
         assert_eq!(at("Observation.component[7]"), None);
         assert_eq!(at("Observation.status"), None);
+        // A longer element name that starts like a choice element is not that choice.
+        let text = "{\"resourceType\":\"ResearchElementDefinition\",\n\"characteristic\":[{\"studyEffectiveDescription\":\"x\",\n\"studyEffectiveDateTime\":\"2020\"}]}";
+        let tree = reader::parse(text.as_bytes(), reader::Limits::default())
+            .unwrap_or_else(|err| panic!("{err}"));
+        let located = locate(
+            &tree,
+            "ResearchElementDefinition.characteristic[0].studyEffective",
+        )
+        .map(|offset| line_column(text.as_bytes(), offset));
+        assert_eq!(located, Some((3, 1)));
     }
 
     #[test]

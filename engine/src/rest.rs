@@ -15,8 +15,11 @@
 //!
 //! Storage layout (keys are byte strings, segments separated by 0):
 //! - `c␀Type␀id` → the current version: `version` or `version␀deleted`;
-//! - `v␀Type␀id␀version` (version as 20 digits, so that keys sort by version) → `R` and the
-//!   resource's canonical JSON, or `D` and the instant of the delete.
+//! - `v␀Type␀id␀version` (version as 20 digits, so that keys sort by version) → `P`, `U` or
+//!   `R` (created by POST, created by PUT, updated) and the resource's canonical JSON, or `D`
+//!   and the instant of the delete;
+//! - `l␀seq` and `t␀Type␀seq` → `Type␀id␀version␀instant`: the write log, for type and system
+//!   history; `m␀seq` counts the writes.
 
 use alloc::boxed::Box;
 use alloc::format;
@@ -455,7 +458,7 @@ impl<S: Store> Service<S> {
         };
         let text = String::from_utf8(value).unwrap_or_default();
         Ok(match text.split_at_checked(1) {
-            Some(("R", json)) => Some(Stored::Resource(json.to_string())),
+            Some(("P" | "U" | "R", json)) => Some(Stored::Resource(json.to_string())),
             Some(("D", at)) => Some(Stored::Deleted(at.to_string())),
             _ => None,
         })
@@ -469,8 +472,16 @@ impl<S: Store> Service<S> {
         type_name: &str,
         id: &str,
         previous: Option<&Current>,
+        by_post: bool,
     ) -> (u64, String, String) {
         let version = previous.map_or(1, |current| current.version + 1);
+        // How the version came to be, for history: P created by POST, U created by PUT,
+        // R an update.
+        let how = match previous {
+            Some(current) if !current.deleted => 'R',
+            _ if by_post => 'P',
+            _ => 'U',
+        };
         let now = self.clock.now();
         resource.set_text("id", id.to_string());
         if let Some(meta) = resource.child_mut("meta") {
@@ -480,7 +491,7 @@ impl<S: Store> Service<S> {
         let json = write_resource(resource, Style::Compact);
         tx.put(
             version_key(type_name, id, version),
-            format!("R{json}").into_bytes(),
+            format!("{how}{json}").into_bytes(),
         );
         tx.put(
             key(&["c", type_name, id]),
@@ -563,7 +574,7 @@ impl<S: Store> Service<S> {
                     conflict: true,
                 });
             }
-            let written = self.write_version(&mut tx, &mut resource, type_name, &id, None);
+            let written = self.write_version(&mut tx, &mut resource, type_name, &id, None, true);
             Self::log_write(&mut tx, type_name, &id, written.0, &written.1).await?;
             tx.commit().await?;
             Ok::<_, StoreError>(written)
@@ -626,7 +637,8 @@ impl<S: Store> Service<S> {
                 }
             }
             let created = current.as_ref().is_none_or(|current| current.deleted);
-            let written = self.write_version(&mut tx, &mut resource, type_name, id, current.as_ref());
+            let written =
+                self.write_version(&mut tx, &mut resource, type_name, id, current.as_ref(), false);
             Self::log_write(&mut tx, type_name, id, written.0, &written.1).await?;
             tx.commit().await?;
             Ok(Ok((created, written)))
@@ -824,11 +836,16 @@ impl<S: Store> Service<S> {
         let text = core::str::from_utf8(value).unwrap_or_default();
         let full_url = format!("{}/{type_name}/{id}", self.base_url);
         match text.split_at_checked(1) {
-            Some(("R", json)) => Some(format!(
-                r#"{{"fullUrl":"{full_url}","resource":{json},"request":{{"method":"{}","url":"{type_name}/{id}"}},"response":{{"status":"{}","etag":"W/\"{version}\""}}}}"#,
-                if version == 1 { "POST" } else { "PUT" },
-                if version == 1 { "201" } else { "200" }
-            )),
+            Some((how @ ("P" | "U" | "R"), json)) => {
+                let (method, url, status) = match how {
+                    "P" => ("POST", type_name.to_string(), "201"),
+                    "U" => ("PUT", format!("{type_name}/{id}"), "201"),
+                    _ => ("PUT", format!("{type_name}/{id}"), "200"),
+                };
+                Some(format!(
+                    r#"{{"fullUrl":"{full_url}","resource":{json},"request":{{"method":"{method}","url":"{url}"}},"response":{{"status":"{status}","etag":"W/\"{version}\""}}}}"#
+                ))
+            }
             Some(("D", _)) => Some(format!(
                 r#"{{"fullUrl":"{full_url}","request":{{"method":"DELETE","url":"{type_name}/{id}"}},"response":{{"status":"204","etag":"W/\"{version}\""}}}}"#
             )),

@@ -604,13 +604,13 @@ fn type_and_system_history_list_writes_newest_first() {
         [
             "DELETE Patient/id1",
             "PUT Patient/id1",
-            "POST Observation/id2",
-            "POST Patient/id1"
+            "POST Observation",
+            "POST Patient"
         ]
     );
     assert_eq!(
         methods(&call(&s, "GET", "Patient/_history", &[], "")),
-        ["DELETE Patient/id1", "PUT Patient/id1", "POST Patient/id1"]
+        ["DELETE Patient/id1", "PUT Patient/id1", "POST Patient"]
     );
     assert_eq!(
         methods(&call(&s, "GET", "_history?_count=2", &[], "")).len(),
@@ -650,7 +650,7 @@ fn type_and_system_history_list_writes_newest_first() {
     assert_eq!(call(&s, "POST", "", &[], &tx).status, 200);
     assert_eq!(
         methods(&call(&s, "GET", "Patient/_history?_count=1", &[], "")),
-        ["POST Patient/id3"]
+        ["POST Patient"]
     );
 }
 
@@ -733,4 +733,84 @@ fn review_cases_of_transactions_and_preconditions() {
         call(&s, "GET", "_history?_since=2026-11-27T10:00:00", &[], "").status,
         400
     );
+}
+
+#[test]
+fn history_tells_how_each_version_came_and_uri_links_are_rewritten() {
+    let s = service();
+    assert_eq!(
+        call(
+            &s,
+            "PUT",
+            "Patient/made-by-put",
+            &[],
+            &patient(r#","id":"made-by-put""#)
+        )
+        .status,
+        201
+    );
+    assert_eq!(
+        call(
+            &s,
+            "PUT",
+            "Patient/made-by-put",
+            &[],
+            &patient(r#","id":"made-by-put","active":true"#)
+        )
+        .status,
+        200
+    );
+    let history: serde_json::Value =
+        serde_json::from_str(&call(&s, "GET", "Patient/made-by-put/_history", &[], "").body)
+            .unwrap_or_default();
+    let how: Vec<(String, String)> = history["entry"]
+        .as_array()
+        .map(|entries| {
+            entries
+                .iter()
+                .map(|e| {
+                    (
+                        e["request"]["method"].as_str().unwrap_or("").to_string(),
+                        e["response"]["status"].as_str().unwrap_or("").to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        how,
+        [
+            ("PUT".to_string(), "200".to_string()),
+            ("PUT".to_string(), "201".to_string())
+        ]
+    );
+    // A uri element holding a bundle's full URL is rewritten like a reference.
+    let document = format!(
+        r#"{{"resourceType":"DocumentReference",{NARRATIVE},"status":"current","content":[{{"attachment":{{"url":"urn:uuid:5e0c2f7a-1b2c-4d3e-8f90-a1b2c3d4e5f6"}}}}]}}"#
+    );
+    let binary = r#"{"resourceType":"Binary","contentType":"text/plain","data":"aGk="}"#;
+    let tx = bundle(
+        "transaction",
+        &[
+            entry(
+                "urn:uuid:5e0c2f7a-1b2c-4d3e-8f90-a1b2c3d4e5f6",
+                "POST",
+                "Binary",
+                binary,
+            ),
+            entry(
+                "urn:uuid:6f1d3a8b-2c3d-4e5f-9a01-b2c3d4e5f6a7",
+                "POST",
+                "DocumentReference",
+                &document,
+            ),
+        ],
+    );
+    let response = call(&s, "POST", "", &[], &tx);
+    let result: serde_json::Value = serde_json::from_str(&response.body).unwrap_or_default();
+    let url = result["entry"][1]["resource"]["content"][0]["attachment"]["url"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(url.starts_with("Binary/"), "{url}: {}", response.body);
 }

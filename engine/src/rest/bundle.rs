@@ -58,11 +58,29 @@ fn rewrite_references(object: &mut Object, map: &[(String, String)]) {
             }
         }
     }
+    let elements = object.type_def().elements;
     for field in &mut object.fields {
+        // uri-like elements that hold a bundle's full URL are links too (R4 §2.36.4.1).
+        let uri_like = elements
+            .get(usize::from(field.element))
+            .and_then(|element| element.types.get(usize::from(field.choice)))
+            .is_some_and(|element_type| {
+                matches!(
+                    crate::model::type_def(element_type.type_id).name,
+                    "uri" | "url" | "canonical" | "uuid" | "oid"
+                )
+            });
         match &mut field.value {
             Value::Complex(inner) => rewrite_references(inner, map),
             Value::Resource(inner) => rewrite_references(inner, map),
             Value::Primitive(primitive) => {
+                if uri_like {
+                    if let Some(PrimitiveValue::String(value)) = &mut primitive.value {
+                        if let Some((_, new)) = map.iter().find(|(full_url, _)| full_url == value) {
+                            *value = new.clone();
+                        }
+                    }
+                }
                 if let Some(companion) = primitive.companion.as_deref_mut() {
                     rewrite_references(companion, map);
                 }
@@ -469,8 +487,14 @@ impl<S: Store> Service<S> {
                             )));
                         }
                         let created = current.as_ref().is_none_or(|current| current.deleted);
-                        let (version, now, json) =
-                            self.write_version(&mut tx, resource, type_name, id, current.as_ref());
+                        let (version, now, json) = self.write_version(
+                            &mut tx,
+                            resource,
+                            type_name,
+                            id,
+                            current.as_ref(),
+                            entry.method == "POST",
+                        );
                         Self::log_write(&mut tx, type_name, id, version, &now).await?;
                         Done {
                             status: if created { "201 Created" } else { "200 OK" },
