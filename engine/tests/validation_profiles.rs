@@ -351,3 +351,21 @@ fn review_cases_of_profiles() {
             .any(|error| error.contains("expected a Quantity"))
     );
 }
+
+#[test]
+fn rules_below_a_sliced_element_without_its_own_rule_apply_to_every_value() {
+    let mut profiles = Profiles::new();
+    profiles.load(&profile(
+        "http://example.org/sd/ext-values",
+        "Patient",
+        "http://hl7.org/fhir/StructureDefinition/Patient",
+        r#"{"id":"Patient.extension:nick","path":"Patient.extension","sliceName":"nick","max":"1"},
+           {"id":"Patient.extension.url","path":"Patient.extension.url","fixedUri":"http://example.org/only"}"#,
+    ));
+    let found = errors(
+        &profiles,
+        &format!(r#"{{"resourceType":"Patient",{NARRATIVE},"extension":[{{"url":"http://example.org/other","valueString":"x"}}]}}"#),
+        Some("http://example.org/sd/ext-values"),
+    );
+    assert!(found.iter().any(|error| error.contains("expected the fixed value http://example.org/only")), "{found:?}");
+}

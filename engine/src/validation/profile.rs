@@ -650,6 +650,29 @@ impl Walk<'_> {
                 .collect();
             if let Some(base) = base {
                 self.rule_on_nodes(context, base, &nodes, path, &node_path);
+            } else {
+                // Slices without a rule on the element itself: the rules below the element
+                // (`Patient.extension.value[x]`) still apply to every value.
+                let child_id = format!("{context_id}.{name}");
+                let below = format!("{child_id}.");
+                if context
+                    .profile
+                    .rules
+                    .iter()
+                    .any(|rule| rule.id.starts_with(&below))
+                {
+                    for node in &nodes {
+                        if let Some(object) = inner(node.value) {
+                            let here = node_path(node);
+                            self.profile_children(
+                                &context.below(name, node.value),
+                                &child_id,
+                                object,
+                                &here,
+                            );
+                        }
+                    }
+                }
             }
             // `valueQuantity`: rules on the values of that type only, which must be the type.
             for rule in typed {
