@@ -364,8 +364,15 @@ fn rules_below_a_sliced_element_without_its_own_rule_apply_to_every_value() {
     ));
     let found = errors(
         &profiles,
-        &format!(r#"{{"resourceType":"Patient",{NARRATIVE},"extension":[{{"url":"http://example.org/other","valueString":"x"}}]}}"#),
+        &format!(
+            r#"{{"resourceType":"Patient",{NARRATIVE},"extension":[{{"url":"http://example.org/other","valueString":"x"}}]}}"#
+        ),
         Some("http://example.org/sd/ext-values"),
     );
-    assert!(found.iter().any(|error| error.contains("expected the fixed value http://example.org/only")), "{found:?}");
+    assert!(
+        found
+            .iter()
+            .any(|error| error.contains("expected the fixed value http://example.org/only")),
+        "{found:?}"
+    );
 }
