@@ -105,7 +105,33 @@ test("a kill during a stream of writes loses no acknowledged write and leaves no
         }
       }
     };
-    const writers = [writer("a"), writer("b"), writer("c")];
+    // A transaction writer: a Practitioner and two PractitionerRoles that point at it, all or
+    // nothing.
+    const acknowledgedTransactions = [];
+    const transactionWriter = async () => {
+      for (let idx = 0; ; idx += 1) {
+        const practitioner = `urn:uuid:00000000-0000-4000-8000-${String(idx).padStart(12, "0")}`;
+        const role = { resourceType: "PractitionerRole", practitioner: { reference: practitioner } };
+        const bundle = {
+          resourceType: "Bundle",
+          type: "transaction",
+          entry: [
+            { fullUrl: practitioner, resource: { resourceType: "Practitioner", name: [{ family: `tx-${idx}` }] }, request: { method: "POST", url: "Practitioner" } },
+            { resource: role, request: { method: "POST", url: "PractitionerRole" } },
+            { resource: role, request: { method: "POST", url: "PractitionerRole" } },
+          ],
+        };
+        try {
+          const response = await fetch(first.base, { method: "POST", headers: { "Content-Type": "application/fhir+json" }, body: JSON.stringify(bundle) });
+          if (response.status !== 200) throw new Error(`status ${response.status}`);
+          const body = await response.json();
+          acknowledgedTransactions.push(body.entry.map((entry) => entry.response.location.split("/_history")[0]));
+        } catch {
+          return;
+        }
+      }
+    };
+    const writers = [writer("a"), writer("b"), writer("c"), transactionWriter()];
     await new Promise((resolve) => setTimeout(resolve, 1500));
     await stop(first.child);
     await Promise.all(writers);
@@ -126,7 +152,20 @@ test("a kill during a stream of writes loses no acknowledged write and leaves no
         const read = await fetch(`${second.base}/Patient/${entry.resource.id}`);
         assert.equal(read.status, 200);
       }
-      console.log(`crash test: ${acknowledged.length} writes acknowledged before the kill, all found after restart; ${listed.total} stored`);
+      // Transactions: every acknowledged one whole, and none stored in part anywhere.
+      assert.ok(acknowledgedTransactions.length > 5, `only ${acknowledgedTransactions.length} transactions were acknowledged`);
+      for (const locations of acknowledgedTransactions) {
+        for (const location of locations) {
+          assert.equal((await fetch(`${second.base}/${location}`)).status, 200, `${location} of an acknowledged transaction is missing`);
+        }
+      }
+      const practitioners = (await (await fetch(`${second.base}/Practitioner?_count=0`)).json()).total;
+      const roles = (await (await fetch(`${second.base}/PractitionerRole?_count=0`)).json()).total;
+      assert.equal(roles, 2 * practitioners, "a transaction was stored in part");
+      console.log(
+        `crash test: ${acknowledged.length} writes and ${acknowledgedTransactions.length} transactions acknowledged before the kill, all found after restart; ` +
+          `${listed.total} patients, ${practitioners} practitioners and ${roles} roles stored`,
+      );
     } finally {
       await stop(second.child);
     }
