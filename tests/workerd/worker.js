@@ -1,9 +1,24 @@
 // A Cloudflare-style worker that imports hearth-fhir by package name, as a user's worker would,
-// and answers POSTed FHIR JSON with the engine's reading of it.
-import { inspect, version, FhirError } from "hearth-fhir";
+// and answers POSTed FHIR JSON with the engine's reading of it; under /fhir it is a FHIR REST
+// service over memory (one per isolate).
+import { inspect, version, FhirError, FhirService } from "hearth-fhir";
+
+let service;
 
 export default {
   async fetch(request) {
+    const url = new URL(request.url);
+    if (url.pathname.startsWith("/fhir/")) {
+      service ??= new FhirService({ baseUrl: `${url.origin}/fhir` });
+      const answer = service.handle({
+        method: request.method,
+        path: url.pathname.slice("/fhir/".length),
+        query: url.searchParams,
+        headers: request.headers,
+        body: new Uint8Array(await request.arrayBuffer()),
+      });
+      return new Response(answer.status === 204 || answer.status === 304 ? null : answer.body, { status: answer.status, headers: answer.headers });
+    }
     if (request.method === "GET") return Response.json({ engine: version() });
     const bytes = new Uint8Array(await request.arrayBuffer());
     try {

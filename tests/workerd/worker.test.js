@@ -49,6 +49,21 @@ test("the worker answers with the engine's reading of a resource", async () => {
   assert.deepEqual(await res.json(), { resourceType: "Patient", id: "edge-1" });
 });
 
+test("the FHIR REST service runs in workerd", async () => {
+  const created = await mf.dispatchFetch("http://localhost/fhir/Patient", {
+    method: "POST",
+    body: JSON.stringify({ resourceType: "Patient", name: [{ family: "Edge" }] }),
+  });
+  assert.equal(created.status, 201);
+  const location = created.headers.get("location");
+  assert.match(location, /^http:\/\/localhost\/fhir\/Patient\/[0-9a-f-]{36}\/_history\/1$/);
+  const read = await mf.dispatchFetch(location.replace(/\/_history\/1$/, ""));
+  assert.equal(read.status, 200);
+  assert.equal((await read.json()).name[0].family, "Edge");
+  const invalid = await mf.dispatchFetch("http://localhost/fhir/Patient", { method: "POST", body: '{"resourceType":"Patient","gender":"x"}' });
+  assert.equal(invalid.status, 422);
+});
+
 test("the engine in workerd reports its version", async () => {
   const res = await mf.dispatchFetch("http://localhost/");
   assert.match((await res.json()).engine, /^\d+\.\d+\.\d+$/);
