@@ -814,3 +814,14 @@ fn history_tells_how_each_version_came_and_uri_links_are_rewritten() {
         .to_string();
     assert!(url.starts_with("Binary/"), "{url}: {}", response.body);
 }
+
+#[test]
+fn batch_queries_are_percent_decoded() {
+    let s = service();
+    let batch = bundle(
+        "batch",
+        &[entry("urn:uuid:1", "GET", "Patient?_count=%31", "")],
+    );
+    let response = call(&s, "POST", "", &[], &batch);
+    assert!(response.body.contains("200 OK"), "{}", response.body);
+}

@@ -376,3 +376,35 @@ fn rules_below_a_sliced_element_without_its_own_rule_apply_to_every_value() {
         "{found:?}"
     );
 }
+
+#[test]
+fn differential_elements_without_ids_belong_to_the_slice_above_them() {
+    let mut profiles = Profiles::new();
+    profiles.load(&profile(
+        "http://example.org/sd/no-ids",
+        "Patient",
+        "http://hl7.org/fhir/StructureDefinition/Patient",
+        r#"{"path":"Patient.telecom","slicing":{"discriminator":[{"type":"value","path":"system"}],"rules":"open"}},
+           {"path":"Patient.telecom","sliceName":"phone","min":1},
+           {"path":"Patient.telecom.system","fixedCode":"phone"},
+           {"path":"Patient.telecom.value","min":1},
+           {"path":"Patient.telecom","sliceName":"email"},
+           {"path":"Patient.telecom.system","fixedCode":"email"}"#,
+    ));
+    let patient =
+        |telecom: &str| format!(r#"{{"resourceType":"Patient",{NARRATIVE},"telecom":{telecom}}}"#);
+    let url = Some("http://example.org/sd/no-ids");
+    assert_eq!(
+        errors(
+            &profiles,
+            &patient(r#"[{"system":"phone","value":"1"},{"system":"email","value":"a@b"}]"#),
+            url
+        ),
+        Vec::<String>::new()
+    );
+    let found = errors(&profiles, &patient(r#"[{"system":"phone"}]"#), url);
+    assert!(
+        found.iter().any(|error| error.contains("\"value\"")),
+        "{found:?}"
+    );
+}

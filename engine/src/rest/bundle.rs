@@ -105,6 +105,31 @@ fn conditional_reference(object: &Object) -> Option<String> {
     })
 }
 
+/// A query string component with its `%XX` escapes decoded (`+` stays a plus, as in FHIR
+/// URLs written into bundles); escapes that do not form UTF-8 are kept as written.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut idx = 0;
+    while let Some(&byte) = bytes.get(idx) {
+        let hex = bytes
+            .get(idx + 1..idx + 3)
+            .and_then(|pair| core::str::from_utf8(pair).ok())
+            .and_then(|pair| u8::from_str_radix(pair, 16).ok());
+        match (byte, hex) {
+            (b'%', Some(decoded)) => {
+                out.push(decoded);
+                idx += 3;
+            }
+            _ => {
+                out.push(byte);
+                idx += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap_or_else(|_| text.to_string())
+}
+
 /// `url` relative to the service's base: `http://base/fhir/Patient/1` and `Patient/1` both
 /// give `Patient/1`; a URL that only starts like the base (`http://base/fhirPatient`) is kept.
 fn relative(url: &str, base: &str) -> String {
@@ -198,7 +223,7 @@ impl<S: Store> Service<S> {
                     .filter(|pair| !pair.is_empty())
                     .map(|pair| {
                         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-                        (name.to_string(), value.to_string())
+                        (percent_decode(name), percent_decode(value))
                     })
                     .collect(),
                 headers,

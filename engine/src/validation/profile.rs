@@ -205,8 +205,39 @@ impl Profiles {
             .flat_map(|list| objects(list, "element"))
             .collect();
         let mut rules = Vec::new();
+        // Elements without ids belong to the slice declared last above them at their path
+        // (`Patient.telecom:phone` then `Patient.telecom.system`), as snapshots would say.
+        let mut open_slices: Vec<(String, String)> = Vec::new();
         for element in elements {
-            if let Some(rule) = rule(element, type_name) {
+            let derived = if text(element, "id").is_some() {
+                None
+            } else {
+                text(element, "path").map(|path| {
+                    let sliced = open_slices
+                        .iter()
+                        .rev()
+                        .find(|(base, _)| {
+                            path.strip_prefix(base.as_str())
+                                .is_some_and(|rest| rest.starts_with('.'))
+                        })
+                        .map(|(base, slice_id)| {
+                            format!("{slice_id}{}", path.get(base.len()..).unwrap_or_default())
+                        });
+                    sliced.unwrap_or_else(|| path.to_owned())
+                })
+            };
+            if let Some(path) = text(element, "path") {
+                open_slices.retain(|(base, _)| base != path);
+                if let Some(slice) = text(element, "sliceName") {
+                    let base_id = derived.clone().unwrap_or_else(|| {
+                        text(element, "id")
+                            .map(|id| id.rsplit_once(':').map_or(id, |(base, _)| base).to_owned())
+                            .unwrap_or_else(|| path.to_owned())
+                    });
+                    open_slices.push((path.to_owned(), format!("{base_id}:{slice}")));
+                }
+            }
+            if let Some(rule) = rule(element, type_name, derived) {
                 rules.push(rule);
             }
         }
@@ -262,12 +293,16 @@ fn is_core_definition(url: &str) -> bool {
 }
 
 /// The rule of an ElementDefinition.
-fn rule(element: &Object, type_name: &str) -> Option<Rule> {
+fn rule(element: &Object, type_name: &str, derived_id: Option<String>) -> Option<Rule> {
     let path = text(element, "path")?;
     let slice_name = text(element, "sliceName").map(ToOwned::to_owned);
-    let id = match text(element, "id") {
-        Some(id) => id.to_owned(),
-        None => match &slice_name {
+    let id = match (text(element, "id"), derived_id) {
+        (Some(id), _) => id.to_owned(),
+        (None, Some(derived)) => match &slice_name {
+            Some(slice) => format!("{derived}:{slice}"),
+            None => derived,
+        },
+        (None, None) => match &slice_name {
             Some(slice) => format!("{path}:{slice}"),
             None => path.to_owned(),
         },
