@@ -75,21 +75,7 @@ impl Validator {
         let path = String::from(resource.type_def().name);
         walk.object(resource, resource, resource, &path, true);
         if let Some(profiles) = options.profiles {
-            let claimed: Vec<&str> = resource
-                .values("meta")
-                .filter_map(|meta| match meta {
-                    Value::Complex(meta) => Some(meta),
-                    _ => None,
-                })
-                .flat_map(|meta| meta.values("profile"))
-                .filter_map(|value| match value {
-                    Value::Primitive(primitive) => match &primitive.value {
-                        Some(PrimitiveValue::String(url)) => Some(url.as_str()),
-                        _ => None,
-                    },
-                    _ => None,
-                })
-                .collect();
+            let claimed = claimed_profiles(resource);
             let unversioned = |url: &str| url.split('|').next().unwrap_or(url).to_string();
             for url in claimed {
                 if options.profile.map(unversioned) != Some(unversioned(url)) {
@@ -98,6 +84,22 @@ impl Validator {
             }
             if let Some(url) = options.profile {
                 walk.profile(profiles, resource, url, Severity::Error);
+            }
+            // Resources inside (contained, Bundle entries, Parameters) are checked against
+            // the loaded profiles they claim.
+            let mut nested = Vec::new();
+            nested_resources(resource, resource, &path, &mut nested);
+            for (inner, root, inner_path) in nested {
+                for url in claimed_profiles(inner) {
+                    walk.profile_at(
+                        profiles,
+                        inner,
+                        root,
+                        url,
+                        Severity::Information,
+                        &inner_path,
+                    );
+                }
             }
         }
         walk.findings
@@ -161,6 +163,66 @@ mod profile;
 mod rules;
 
 pub use profile::Profiles;
+
+/// The profiles a resource claims in `meta.profile`.
+fn claimed_profiles(resource: &Object) -> Vec<&str> {
+    resource
+        .values("meta")
+        .filter_map(|meta| match meta {
+            Value::Complex(meta) => Some(meta),
+            _ => None,
+        })
+        .flat_map(|meta| meta.values("profile"))
+        .filter_map(|value| match value {
+            Value::Primitive(primitive) => match &primitive.value {
+                Some(PrimitiveValue::String(url)) => Some(url.as_str()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
+/// Every resource inside `object` (at any depth), with its `%rootResource` and its path.
+fn nested_resources<'a>(
+    object: &'a Object,
+    root: &'a Object,
+    path: &str,
+    out: &mut Vec<(&'a Object, &'a Object, String)>,
+) {
+    let def = object.type_def();
+    let mut index_in_element = 0;
+    let mut previous = None;
+    for field in &object.fields {
+        index_in_element = if previous == Some(field.element) {
+            index_in_element + 1
+        } else {
+            0
+        };
+        previous = Some(field.element);
+        let Some(element) = def.elements.get(usize::from(field.element)) else {
+            continue;
+        };
+        let here = child_path(
+            path,
+            element.name,
+            element.is_array().then_some(index_in_element),
+        );
+        match &field.value {
+            Value::Resource(inner) => {
+                let inner_root = if element.name == "contained" {
+                    root
+                } else {
+                    &**inner
+                };
+                out.push((inner, inner_root, here.clone()));
+                nested_resources(inner, inner_root, &here, out);
+            }
+            Value::Complex(inner) => nested_resources(inner, root, &here, out),
+            Value::Primitive(_) => {}
+        }
+    }
+}
 
 /// `path.name` or `path.name[index]`, built without the formatting machinery (validation
 /// builds one for every element).

@@ -408,3 +408,22 @@ fn differential_elements_without_ids_belong_to_the_slice_above_them() {
         "{found:?}"
     );
 }
+
+#[test]
+fn resources_inside_others_are_checked_against_the_profiles_they_claim() {
+    let profiles = profiles();
+    let male = format!(
+        r#"{{"resourceType":"Patient",{NARRATIVE},"meta":{{"profile":["{PATIENT}"]}},"name":[{{"family":"Ng"}}],"gender":"male","birthDate":"1970-01-01","telecom":[{{"system":"phone","value":"1"}}],"extension":[{{"url":"http://example.org/fhir/StructureDefinition/nickname","valueString":"x"}}]}}"#
+    );
+    let bundle = format!(
+        r#"{{"resourceType":"Bundle","type":"collection","entry":[{{"fullUrl":"urn:uuid:7b1f2e3d-4c5b-4a69-8877-665544332211","resource":{male}}}]}}"#
+    );
+    let found = errors(&profiles, &bundle, None);
+    assert!(
+        found
+            .iter()
+            .any(|error| error.contains("expected the fixed value female")
+                && error.ends_with("@ Bundle.entry[0].resource.gender")),
+        "{found:?}"
+    );
+}

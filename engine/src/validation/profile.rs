@@ -500,18 +500,28 @@ impl Walk<'_> {
         url: &str,
         missing: Severity,
     ) {
+        let path = resource.type_def().name;
+        self.profile_at(profiles, resource, resource, url, missing, path);
+    }
+
+    /// [`Walk::profile`] for a resource inside another, at `path`, with `root` as
+    /// `%rootResource`.
+    pub(super) fn profile_at(
+        &mut self,
+        profiles: &Profiles,
+        resource: &Object,
+        root: &Object,
+        url: &str,
+        missing: Severity,
+        path: &str,
+    ) {
         let mut next = Some(url);
         let mut seen: Vec<&str> = Vec::new();
         while let Some(url) = next {
             let Some(profile) = profiles.profile(url) else {
                 if seen.is_empty() {
                     let message = format!("the profile {url} is not loaded, so it was not checked");
-                    self.find(
-                        missing,
-                        IssueType::NotSupported,
-                        message,
-                        resource.type_def().name,
-                    );
+                    self.find(missing, IssueType::NotSupported, message, path);
                 }
                 return;
             };
@@ -525,20 +535,20 @@ impl Walk<'_> {
                     "the profile {} is for {}, not {type_name}",
                     profile.url, profile.type_name
                 );
-                self.find(Severity::Error, IssueType::Structure, message, type_name);
+                self.find(Severity::Error, IssueType::Structure, message, path);
                 return;
             }
             let context = ProfileContext {
                 profiles,
                 profile,
-                root: resource,
+                root,
                 resource,
             };
             let item = Item::Object(resource);
             if let Some(root_rule) = profile.rules.iter().find(|rule| rule.id == type_name) {
-                self.rule_invariants(&context, root_rule, &item, type_name);
+                self.rule_invariants(&context, root_rule, &item, path);
             }
-            self.profile_children(&context, type_name, resource, type_name);
+            self.profile_children(&context, type_name, resource, path);
             // The base specification is checked anyway: the chain ends at a core definition.
             next = profile
                 .base
