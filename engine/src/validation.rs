@@ -88,7 +88,9 @@ impl Validator {
             // Resources inside (contained, Bundle entries, Parameters) are checked against
             // the loaded profiles they claim.
             let mut nested = Vec::new();
-            nested_resources(resource, resource, &path, &mut nested);
+            if !profiles.is_empty() {
+                nested_resources(resource, resource, &path, &mut nested);
+            }
             for (inner, root, inner_path) in nested {
                 for url in claimed_profiles(inner) {
                     walk.profile_at(
@@ -203,6 +205,9 @@ fn nested_resources<'a>(
         let Some(element) = def.elements.get(usize::from(field.element)) else {
             continue;
         };
+        if matches!(field.value, Value::Primitive(_)) {
+            continue;
+        }
         let here = child_path(
             path,
             element.name,

@@ -140,6 +140,11 @@ impl Profiles {
         }
     }
 
+    /// True when no profile is loaded.
+    pub fn is_empty(&self) -> bool {
+        self.profiles.is_empty()
+    }
+
     /// The URLs of the loaded profiles.
     pub fn urls(&self) -> impl Iterator<Item = &str> {
         self.profiles.iter().map(|profile| profile.url.as_str())
