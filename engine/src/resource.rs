@@ -169,6 +169,32 @@ impl Object {
         self.fields.insert(at, field);
     }
 
+    /// The text of the first value of the primitive element `name`: a string, or a number as
+    /// written.
+    pub fn text(&self, name: &str) -> Option<&str> {
+        self.texts(name).next()
+    }
+
+    /// The texts of every value of the primitive element `name` (strings and numbers).
+    pub fn texts<'s>(&'s self, name: &str) -> impl Iterator<Item = &'s str> + use<'s> {
+        self.values(name).filter_map(|value| match value {
+            Value::Primitive(Primitive {
+                value: Some(PrimitiveValue::String(text) | PrimitiveValue::Number(text)),
+                ..
+            }) => Some(text.as_str()),
+            _ => None,
+        })
+    }
+
+    /// The complex values (and resources) of the element `name`, in order.
+    pub fn objects<'s>(&'s self, name: &str) -> impl Iterator<Item = &'s Object> + use<'s> {
+        self.values(name).filter_map(|value| match value {
+            Value::Complex(inner) => Some(inner),
+            Value::Resource(inner) => Some(&**inner),
+            Value::Primitive(_) => None,
+        })
+    }
+
     /// The resource's `id`, when this object is a resource that has one.
     pub fn id(&self) -> Option<&str> {
         match self.values("id").next()? {

@@ -172,6 +172,20 @@ fn safe_url(url: &str) -> String {
     res
 }
 
+/// A `_count` value: a number, at most 1000.
+fn count_param(value: &str) -> Result<usize, Response> {
+    value
+        .parse::<usize>()
+        .map(|count| count.min(1000))
+        .map_err(|_| {
+            Response::error(
+                400,
+                IssueType::Invalid,
+                format!("_count must be a number, not \"{value}\""),
+            )
+        })
+}
+
 fn is_valid_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 64
@@ -240,16 +254,11 @@ fn http_date(instant: &str) -> Option<String> {
 }
 
 fn meta_of(resource: &Object, name: &str) -> Option<String> {
-    let crate::resource::Value::Complex(meta) = resource.values("meta").next()? else {
-        return None;
-    };
-    match meta.values(name).next()? {
-        crate::resource::Value::Primitive(primitive) => match &primitive.value {
-            Some(crate::resource::PrimitiveValue::String(text)) => Some(text.clone()),
-            _ => None,
-        },
-        _ => None,
-    }
+    resource
+        .objects("meta")
+        .next()?
+        .text(name)
+        .map(ToString::to_string)
 }
 
 impl<S: Store> Service<S> {
@@ -889,15 +898,9 @@ impl<S: Store> Service<S> {
         let mut since: Option<crate::fhirpath::Temporal> = None;
         for (name, value) in &request.query {
             match name.as_str() {
-                "_count" => match value.parse::<usize>() {
-                    Ok(value) => count = value.min(1000),
-                    Err(_) => {
-                        return Response::error(
-                            400,
-                            IssueType::Invalid,
-                            format!("_count must be a number, not \"{value}\""),
-                        )
-                    }
+                "_count" => match count_param(value) {
+                    Ok(value) => count = value,
+                    Err(response) => return response,
                 },
                 "_since" => match crate::fhirpath::Temporal::parse(value, None)
                     .filter(|at| at.hour.is_some() && at.offset.is_some())
@@ -997,15 +1000,9 @@ impl<S: Store> Service<S> {
         let mut count = 100usize;
         for (name, value) in &request.query {
             match name.as_str() {
-                "_count" => match value.parse::<usize>() {
-                    Ok(value) => count = value.min(1000),
-                    Err(_) => {
-                        return Response::error(
-                            400,
-                            IssueType::Invalid,
-                            format!("_count must be a number, not \"{value}\""),
-                        )
-                    }
+                "_count" => match count_param(value) {
+                    Ok(value) => count = value,
+                    Err(response) => return response,
                 },
                 "_format" | "_pretty" => {}
                 other => {
@@ -1083,40 +1080,22 @@ impl<S: Store> Service<S> {
                 return Response::outcome(200, &outcome);
             }
         };
-        let (resource, profile) = if resource.type_def().name == "Parameters"
-            && type_name != "Parameters"
-        {
-            let mut found = None;
-            let mut profile = None;
-            for parameter in resource.values("parameter") {
-                let crate::resource::Value::Complex(parameter) = parameter else {
-                    continue;
-                };
-                let name = match parameter.values("name").next() {
-                    Some(crate::resource::Value::Primitive(primitive)) => match &primitive.value {
-                        Some(crate::resource::PrimitiveValue::String(name)) => name.clone(),
-                        _ => continue,
-                    },
-                    _ => continue,
-                };
-                match (
-                    name.as_str(),
-                    parameter.values("resource").next(),
-                    parameter.values("value").next(),
-                ) {
-                    ("resource", Some(crate::resource::Value::Resource(inner)), _) => {
-                        found = Some((**inner).clone());
-                    }
-                    ("profile", _, Some(crate::resource::Value::Primitive(primitive))) => {
-                        if let Some(crate::resource::PrimitiveValue::String(url)) = &primitive.value
-                        {
-                            profile = Some(url.clone());
+        let (resource, profile) =
+            if resource.type_def().name == "Parameters" && type_name != "Parameters" {
+                let mut found = None;
+                let mut profile = None;
+                for parameter in resource.objects("parameter") {
+                    match parameter.text("name") {
+                        Some("resource") => {
+                            found = parameter.objects("resource").next().cloned().or(found);
                         }
+                        Some("profile") => {
+                            profile = parameter.text("value").map(ToString::to_string).or(profile);
+                        }
+                        _ => {}
                     }
-                    _ => {}
                 }
-            }
-            match found {
+                match found {
                 Some(found) => (found, profile),
                 None => return Response::error(
                     400,
@@ -1124,14 +1103,14 @@ impl<S: Store> Service<S> {
                     "expected a Parameters with a \"resource\" parameter, or the resource itself",
                 ),
             }
-        } else {
-            let profile = request
-                .query
-                .iter()
-                .find(|(name, _)| name == "profile")
-                .map(|(_, value)| value.clone());
-            (resource, profile)
-        };
+            } else {
+                let profile = request
+                    .query
+                    .iter()
+                    .find(|(name, _)| name == "profile")
+                    .map(|(_, value)| value.clone());
+                (resource, profile)
+            };
         let found = resource.type_def().name;
         if found != type_name {
             return Response::error(

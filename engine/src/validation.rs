@@ -169,20 +169,25 @@ pub use profile::Profiles;
 /// The profiles a resource claims in `meta.profile`.
 fn claimed_profiles(resource: &Object) -> Vec<&str> {
     resource
-        .values("meta")
-        .filter_map(|meta| match meta {
-            Value::Complex(meta) => Some(meta),
-            _ => None,
-        })
-        .flat_map(|meta| meta.values("profile"))
-        .filter_map(|value| match value {
-            Value::Primitive(primitive) => match &primitive.value {
-                Some(PrimitiveValue::String(url)) => Some(url.as_str()),
-                _ => None,
-            },
-            _ => None,
-        })
+        .objects("meta")
+        .flat_map(|meta| meta.texts("profile"))
         .collect()
+}
+
+/// The fields of `object` with their element and their position among that element's values.
+fn indexed_fields(
+    object: &Object,
+) -> impl Iterator<Item = (&crate::resource::Field, &'static ElementDef, usize)> {
+    let elements = object.type_def().elements;
+    let mut previous: Option<(u16, usize)> = None;
+    object.fields.iter().filter_map(move |field| {
+        let index = match previous {
+            Some((element, index)) if element == field.element => index + 1,
+            _ => 0,
+        };
+        previous = Some((field.element, index));
+        Some((field, elements.get(usize::from(field.element))?, index))
+    })
 }
 
 /// Every resource inside `object` (at any depth), with its `%rootResource` and its path.
@@ -192,19 +197,7 @@ fn nested_resources<'a>(
     path: &str,
     out: &mut Vec<(&'a Object, &'a Object, String)>,
 ) {
-    let def = object.type_def();
-    let mut index_in_element = 0;
-    let mut previous = None;
-    for field in &object.fields {
-        index_in_element = if previous == Some(field.element) {
-            index_in_element + 1
-        } else {
-            0
-        };
-        previous = Some(field.element);
-        let Some(element) = def.elements.get(usize::from(field.element)) else {
-            continue;
-        };
+    for (field, element, index_in_element) in indexed_fields(object) {
         if matches!(field.value, Value::Primitive(_)) {
             continue;
         }
@@ -409,18 +402,7 @@ impl Walk<'_> {
                 self.find(Severity::Error, IssueType::Structure, message, path);
             }
         }
-        let mut index_in_element = 0;
-        let mut previous = None;
-        for field in &object.fields {
-            index_in_element = if previous == Some(field.element) {
-                index_in_element + 1
-            } else {
-                0
-            };
-            previous = Some(field.element);
-            let Some(element) = def.elements.get(usize::from(field.element)) else {
-                continue;
-            };
+        for (field, element, index_in_element) in indexed_fields(object) {
             let Some(element_type) = element.types.get(usize::from(field.choice)) else {
                 continue;
             };

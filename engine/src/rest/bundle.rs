@@ -31,27 +31,10 @@ struct Done {
     resource: Option<String>,
 }
 
-fn text<'o>(object: &'o Object, name: &str) -> Option<&'o str> {
-    match object.values(name).next()? {
-        Value::Primitive(primitive) => match &primitive.value {
-            Some(PrimitiveValue::String(text)) => Some(text.as_str()),
-            _ => None,
-        },
-        _ => None,
-    }
-}
-
-fn complex<'o>(object: &'o Object, name: &str) -> Option<&'o Object> {
-    match object.values(name).next()? {
-        Value::Complex(inner) => Some(inner),
-        _ => None,
-    }
-}
-
 /// Rewrites every `Reference.reference` found in `map` (a bundle's `fullUrl` → `Type/id`).
 fn rewrite_references(object: &mut Object, map: &[(String, String)]) {
     if object.type_def().name == "Reference" {
-        if let Some(target) = text(object, "reference") {
+        if let Some(target) = object.text("reference") {
             if let Some((_, new)) = map.iter().find(|(full_url, _)| full_url == target) {
                 let new = new.clone();
                 object.set_text("reference", new);
@@ -92,7 +75,7 @@ fn rewrite_references(object: &mut Object, map: &[(String, String)]) {
 /// The first reference by search (`Organization?identifier=...`) in `object`.
 fn conditional_reference(object: &Object) -> Option<String> {
     if object.type_def().name == "Reference" {
-        if let Some(target) = text(object, "reference") {
+        if let Some(target) = object.text("reference") {
             if !target.starts_with('#') && !target.contains("://") && target.contains('?') {
                 return Some(target.to_string());
             }
@@ -161,23 +144,21 @@ impl<S: Store> Service<S> {
                 "expected a batch or transaction Bundle at the base URL",
             );
         }
-        let kind = text(&bundle, "type").unwrap_or_default().to_string();
+        let kind = bundle.text("type").unwrap_or_default().to_string();
         let mut entries = Vec::new();
         for (index, entry) in bundle.values("entry").enumerate() {
             let Value::Complex(entry) = entry else {
                 continue;
             };
-            let Some(entry_request) = complex(entry, "request") else {
+            let Some(entry_request) = entry.objects("request").next() else {
                 return entry_error(index, 400, IssueType::Required, "expected entry.request");
             };
             entries.push(Entry {
-                method: text(entry_request, "method")
-                    .unwrap_or_default()
-                    .to_string(),
-                url: text(entry_request, "url").unwrap_or_default().to_string(),
-                full_url: text(entry, "fullUrl").map(ToString::to_string),
-                if_match: text(entry_request, "ifMatch").map(ToString::to_string),
-                if_none_exist: text(entry_request, "ifNoneExist").map(ToString::to_string),
+                method: entry_request.text("method").unwrap_or_default().to_string(),
+                url: entry_request.text("url").unwrap_or_default().to_string(),
+                full_url: entry.text("fullUrl").map(ToString::to_string),
+                if_match: entry_request.text("ifMatch").map(ToString::to_string),
+                if_none_exist: entry_request.text("ifNoneExist").map(ToString::to_string),
                 resource: entry.values("resource").find_map(|value| match value {
                     Value::Resource(resource) => Some((**resource).clone()),
                     _ => None,

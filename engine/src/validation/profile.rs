@@ -71,36 +71,6 @@ struct Invariant {
     expression: Option<Expression>,
 }
 
-fn text<'o>(object: &'o Object, name: &str) -> Option<&'o str> {
-    match object.values(name).next()? {
-        Value::Primitive(primitive) => match &primitive.value {
-            Some(PrimitiveValue::String(text) | PrimitiveValue::Number(text)) => {
-                Some(text.as_str())
-            }
-            _ => None,
-        },
-        _ => None,
-    }
-}
-
-fn texts<'o>(object: &'o Object, name: &str) -> impl Iterator<Item = &'o str> + 'o {
-    object.values(name).filter_map(|value| match value {
-        Value::Primitive(primitive) => match &primitive.value {
-            Some(PrimitiveValue::String(text)) => Some(text.as_str()),
-            _ => None,
-        },
-        _ => None,
-    })
-}
-
-fn objects<'o>(object: &'o Object, name: &str) -> impl Iterator<Item = &'o Object> + 'o {
-    object.values(name).filter_map(|value| match value {
-        Value::Complex(inner) => Some(inner),
-        Value::Resource(inner) => Some(&**inner),
-        Value::Primitive(_) => None,
-    })
-}
-
 /// `Observation.value[x]` → (`value`, None); `Observation.valueQuantity` on a choice
 /// element → (`value`, `Quantity`).
 fn split_name(last: &str, parent_type: Option<TypeId>) -> (String, Option<String>) {
@@ -132,8 +102,9 @@ impl Profiles {
         match resource.type_def().name {
             "StructureDefinition" => usize::from(self.load_profile(resource)),
             "ValueSet" => usize::from(self.load_value_set(resource)),
-            "Bundle" => objects(resource, "entry")
-                .flat_map(|entry| objects(entry, "resource"))
+            "Bundle" => resource
+                .objects("entry")
+                .flat_map(|entry| entry.objects("resource"))
                 .map(|inner| self.load(inner))
                 .sum(),
             _ => 0,
@@ -151,7 +122,7 @@ impl Profiles {
     }
 
     fn load_value_set(&mut self, value_set: &Object) -> bool {
-        let Some(url) = text(value_set, "url") else {
+        let Some(url) = value_set.text("url") else {
             return false;
         };
         let mut codes = Vec::new();
@@ -159,11 +130,11 @@ impl Profiles {
         // Codes listed one by one are known; a whole system, a filter or another value set
         // is not, unless the value set comes expanded.
         let mut enumerated = true;
-        for compose in objects(value_set, "compose") {
+        for compose in value_set.objects("compose") {
             for (name, list) in [("include", &mut codes), ("exclude", &mut excluded)] {
-                for part in objects(compose, name) {
-                    let system = text(part, "system").map(ToOwned::to_owned);
-                    let concepts: Vec<&Object> = objects(part, "concept").collect();
+                for part in compose.objects(name) {
+                    let system = part.text("system").map(ToOwned::to_owned);
+                    let concepts: Vec<&Object> = part.objects("concept").collect();
                     if name == "include"
                         && (concepts.is_empty()
                             || part.values("filter").next().is_some()
@@ -172,20 +143,20 @@ impl Profiles {
                         enumerated = false;
                     }
                     for concept in concepts {
-                        if let Some(code) = text(concept, "code") {
+                        if let Some(code) = concept.text("code") {
                             list.push((system.clone(), code.to_owned()));
                         }
                     }
                 }
             }
         }
-        let expanded = objects(value_set, "expansion").next().is_some();
-        let mut stack: Vec<&Object> = objects(value_set, "expansion").collect();
+        let expanded = value_set.objects("expansion").next().is_some();
+        let mut stack: Vec<&Object> = value_set.objects("expansion").collect();
         while let Some(node) = stack.pop() {
-            for contains in objects(node, "contains") {
-                if let Some(code) = text(contains, "code") {
+            for contains in node.objects("contains") {
+                if let Some(code) = contains.text("code") {
                     codes.push((
-                        text(contains, "system").map(ToOwned::to_owned),
+                        contains.text("system").map(ToOwned::to_owned),
                         code.to_owned(),
                     ));
                 }
@@ -200,24 +171,24 @@ impl Profiles {
     }
 
     fn load_profile(&mut self, definition: &Object) -> bool {
-        let (Some(url), Some(type_name)) = (text(definition, "url"), text(definition, "type"))
-        else {
+        let (Some(url), Some(type_name)) = (definition.text("url"), definition.text("type")) else {
             return false;
         };
-        let elements: Vec<&Object> = objects(definition, "differential")
-            .chain(objects(definition, "snapshot"))
+        let elements: Vec<&Object> = definition
+            .objects("differential")
+            .chain(definition.objects("snapshot"))
             .take(1)
-            .flat_map(|list| objects(list, "element"))
+            .flat_map(|list| list.objects("element"))
             .collect();
         let mut rules = Vec::new();
         // Elements without ids belong to the slice declared last above them at their path
         // (`Patient.telecom:phone` then `Patient.telecom.system`), as snapshots would say.
         let mut open_slices: Vec<(String, String)> = Vec::new();
         for element in elements {
-            let derived = if text(element, "id").is_some() {
+            let derived = if element.text("id").is_some() {
                 None
             } else {
-                text(element, "path").map(|path| {
+                element.text("path").map(|path| {
                     let sliced = open_slices
                         .iter()
                         .rev()
@@ -231,11 +202,12 @@ impl Profiles {
                     sliced.unwrap_or_else(|| path.to_owned())
                 })
             };
-            if let Some(path) = text(element, "path") {
+            if let Some(path) = element.text("path") {
                 open_slices.retain(|(base, _)| base != path);
-                if let Some(slice) = text(element, "sliceName") {
+                if let Some(slice) = element.text("sliceName") {
                     let base_id = derived.clone().unwrap_or_else(|| {
-                        text(element, "id")
+                        element
+                            .text("id")
                             .map(|id| id.rsplit_once(':').map_or(id, |(base, _)| base).to_owned())
                             .unwrap_or_else(|| path.to_owned())
                     });
@@ -250,7 +222,7 @@ impl Profiles {
         self.profiles.push(Profile {
             url: url.to_owned(),
             type_name: type_name.to_owned(),
-            base: text(definition, "baseDefinition").map(ToOwned::to_owned),
+            base: definition.text("baseDefinition").map(ToOwned::to_owned),
             rules,
         });
         true
@@ -299,9 +271,9 @@ fn is_core_definition(url: &str) -> bool {
 
 /// The rule of an ElementDefinition.
 fn rule(element: &Object, type_name: &str, derived_id: Option<String>) -> Option<Rule> {
-    let path = text(element, "path")?;
-    let slice_name = text(element, "sliceName").map(ToOwned::to_owned);
-    let id = match (text(element, "id"), derived_id) {
+    let path = element.text("path")?;
+    let slice_name = element.text("sliceName").map(ToOwned::to_owned);
+    let id = match (element.text("id"), derived_id) {
         (Some(id), _) => id.to_owned(),
         (None, Some(derived)) => match &slice_name {
             Some(slice) => format!("{derived}:{slice}"),
@@ -328,61 +300,65 @@ fn rule(element: &Object, type_name: &str, derived_id: Option<String>) -> Option
             }
         }
     }
-    let types: Vec<String> = objects(element, "type")
-        .filter_map(|t| text(t, "code").map(ToOwned::to_owned))
+    let types: Vec<String> = element
+        .objects("type")
+        .filter_map(|t| t.text("code").map(ToOwned::to_owned))
         .collect();
-    let type_profiles = objects(element, "type")
+    let type_profiles = element
+        .objects("type")
         .flat_map(|t| {
-            texts(t, "profile")
+            t.texts("profile")
                 .map(ToOwned::to_owned)
                 .collect::<Vec<_>>()
         })
         .collect();
-    let invariants = objects(element, "constraint")
+    let invariants = element
+        .objects("constraint")
         .filter_map(|constraint| {
-            let key = text(constraint, "key")?;
+            let key = constraint.text("key")?;
             // Invariants of the base specification are checked with it.
             if model::CONSTRAINTS.iter().any(|core| core.key == key) {
                 return None;
             }
             Some(Invariant {
                 key: key.to_owned(),
-                human: text(constraint, "human").unwrap_or_default().to_owned(),
-                error: text(constraint, "severity") != Some("warning"),
-                expression: text(constraint, "expression")
+                human: constraint.text("human").unwrap_or_default().to_owned(),
+                error: constraint.text("severity") != Some("warning"),
+                expression: constraint
+                    .text("expression")
                     .and_then(|expression| fhirpath::compile(expression).ok()),
             })
         })
         .collect();
-    let slicing = objects(element, "slicing").next();
+    let slicing = element.objects("slicing").next();
     Some(Rule {
         id,
         name,
         type_suffix,
         slice_name,
-        min: text(element, "min").and_then(|min| min.parse().ok()),
-        max: text(element, "max").map(|max| max.parse().ok()),
+        min: element.text("min").and_then(|min| min.parse().ok()),
+        max: element.text("max").map(|max| max.parse().ok()),
         types,
         type_profiles,
         fixed: element.values("fixed").next().cloned(),
         min_value: typed_value(element, "minValue"),
         max_value: typed_value(element, "maxValue"),
         pattern: element.values("pattern").next().cloned(),
-        binding: objects(element, "binding")
-            .find(|binding| text(binding, "strength") == Some("required"))
-            .and_then(|binding| text(binding, "valueSet"))
+        binding: element
+            .objects("binding")
+            .find(|binding| binding.text("strength") == Some("required"))
+            .and_then(|binding| binding.text("valueSet"))
             .map(ToOwned::to_owned),
         invariants,
         discriminators: slicing
             .map(|slicing| {
-                objects(slicing, "discriminator")
-                    .filter_map(|d| {
-                        Some((text(d, "type")?.to_owned(), text(d, "path")?.to_owned()))
-                    })
+                slicing
+                    .objects("discriminator")
+                    .filter_map(|d| Some((d.text("type")?.to_owned(), d.text("path")?.to_owned())))
                     .collect()
             })
             .unwrap_or_default(),
-        closed: slicing.is_some_and(|slicing| text(slicing, "rules") == Some("closed")),
+        closed: slicing.is_some_and(|slicing| slicing.text("rules") == Some("closed")),
     })
 }
 
@@ -409,6 +385,17 @@ fn parent_type(root: &str, names: Option<&[&str]>) -> Option<TypeId> {
         type_id = element.types.first()?.type_id;
     }
     Some(type_id)
+}
+
+/// Where a value of the element `name` of `object` (at `path`) is.
+fn node_path(object: &Object, path: &str, name: &str, node: &Node<'_>) -> String {
+    let is_array = object
+        .type_def()
+        .elements
+        .iter()
+        .find(|element| element.name == name)
+        .is_some_and(model::ElementDef::is_array);
+    super::child_path(path, name, is_array.then_some(node.index))
 }
 
 /// A value of the instance, with its FHIR type.
@@ -641,28 +628,15 @@ impl Walk<'_> {
             }
         }
         for name in implicit {
-            let child_id = format!("{context_id}.{name}");
-            let is_array = object
-                .type_def()
-                .elements
-                .iter()
-                .find(|element| element.name == name)
-                .is_some_and(model::ElementDef::is_array);
-            for node in children(object, name) {
-                let here = if is_array {
-                    format!("{path}.{name}[{}]", node.index)
-                } else {
-                    format!("{path}.{name}")
-                };
-                if let Some(inner) = inner(node.value) {
-                    self.profile_children(
-                        &context.below(name, node.value),
-                        &child_id,
-                        inner,
-                        &here,
-                    );
-                }
-            }
+            let nodes = children(object, name);
+            let node_path = |node: &Node<'_>| node_path(object, path, name, node);
+            self.descend(
+                context,
+                &format!("{context_id}.{name}"),
+                name,
+                &nodes,
+                &node_path,
+            );
         }
         for name in names {
             let group: Vec<&Rule> = direct
@@ -671,19 +645,7 @@ impl Walk<'_> {
                 .filter(|rule| rule.name == name)
                 .collect();
             let nodes = children(object, name);
-            let is_array = object
-                .type_def()
-                .elements
-                .iter()
-                .find(|element| element.name == name)
-                .is_some_and(model::ElementDef::is_array);
-            let node_path = |node: &Node<'_>| {
-                if is_array {
-                    format!("{path}.{name}[{}]", node.index)
-                } else {
-                    format!("{path}.{name}")
-                }
-            };
+            let node_path = |node: &Node<'_>| node_path(object, path, name, node);
             let base = group
                 .iter()
                 .copied()
@@ -711,17 +673,7 @@ impl Walk<'_> {
                     .iter()
                     .any(|rule| rule.id.starts_with(&below))
                 {
-                    for node in &nodes {
-                        if let Some(object) = inner(node.value) {
-                            let here = node_path(node);
-                            self.profile_children(
-                                &context.below(name, node.value),
-                                &child_id,
-                                object,
-                                &here,
-                            );
-                        }
-                    }
+                    self.descend(context, &child_id, name, &nodes, &node_path);
                 }
             }
             // `valueQuantity`: rules on the values of that type only, which must be the type.
@@ -787,6 +739,23 @@ impl Walk<'_> {
         }
     }
 
+    /// The rules whose parent is `rule_id`, on each of `nodes` (values of the element `name`).
+    fn descend(
+        &mut self,
+        context: &ProfileContext<'_>,
+        rule_id: &str,
+        name: &str,
+        nodes: &[Node<'_>],
+        node_path: &dyn Fn(&Node<'_>) -> String,
+    ) {
+        for node in nodes {
+            if let Some(object) = inner(node.value) {
+                let here = node_path(node);
+                self.profile_children(&context.below(name, node.value), rule_id, object, &here);
+            }
+        }
+    }
+
     /// A rule on the values it applies to: cardinality, then each value.
     fn rule_on_nodes(
         &mut self,
@@ -823,14 +792,13 @@ impl Walk<'_> {
         for node in nodes {
             let here = node_path(node);
             self.rule_on_value(context, rule, node, &here);
-            if let Some(object) = inner(node.value) {
-                self.profile_children(
-                    &context.below(&rule.name, node.value),
-                    &rule.id,
-                    object,
-                    &here,
-                );
-            }
+            self.descend(
+                context,
+                &rule.id,
+                &rule.name,
+                core::slice::from_ref(node),
+                node_path,
+            );
         }
     }
 
@@ -934,16 +902,17 @@ impl Walk<'_> {
                     }
                 }
                 ("Coding", Value::Complex(coding)) => {
-                    alloc::vec![(text(coding, "system"), text(coding, "code"))]
+                    alloc::vec![(coding.text("system"), coding.text("code"))]
                 }
-                ("CodeableConcept", Value::Complex(concept)) => objects(concept, "coding")
-                    .map(|coding| (text(coding, "system"), text(coding, "code")))
+                ("CodeableConcept", Value::Complex(concept)) => concept
+                    .objects("coding")
+                    .map(|coding| (coding.text("system"), coding.text("code")))
                     .collect(),
                 (
                     "Quantity" | "Age" | "Duration" | "Distance" | "Count" | "SimpleQuantity",
                     Value::Complex(quantity),
                 ) => {
-                    alloc::vec![(text(quantity, "system"), text(quantity, "code"))]
+                    alloc::vec![(quantity.text("system"), quantity.text("code"))]
                 }
                 _ => return,
             };

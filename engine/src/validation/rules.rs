@@ -11,28 +11,6 @@ use crate::model;
 use crate::outcome::{IssueType, Severity};
 use crate::resource::{Object, PrimitiveValue, Value};
 
-/// The text of the first value of `name`, for primitives.
-fn text<'o>(object: &'o Object, name: &str) -> Option<&'o str> {
-    match object.values(name).next()? {
-        Value::Primitive(primitive) => match &primitive.value {
-            Some(PrimitiveValue::String(text) | PrimitiveValue::Number(text)) => {
-                Some(text.as_str())
-            }
-            _ => None,
-        },
-        _ => None,
-    }
-}
-
-/// The complex values (or resources) of `name`.
-fn objects<'o>(object: &'o Object, name: &str) -> impl Iterator<Item = &'o Object> + 'o {
-    object.values(name).filter_map(|value| match value {
-        Value::Complex(inner) => Some(inner),
-        Value::Resource(inner) => Some(&**inner),
-        Value::Primitive(_) => None,
-    })
-}
-
 /// True for an absolute URI: a scheme (`http:`, `urn:`, ...) before anything else.
 fn is_absolute(uri: &str) -> bool {
     let Some((scheme, _)) = uri.split_once(':') else {
@@ -71,7 +49,7 @@ impl Walk<'_> {
     /// A composite parameter has components; a parameter derived from a core one keeps its
     /// type and applies to the same resource types.
     fn search_parameter(&mut self, parameter: &Object, path: &str) {
-        let kind = text(parameter, "type");
+        let kind = parameter.text("type");
         if kind == Some("composite") && parameter.values("component").count() < 2 {
             self.find(
                 Severity::Error,
@@ -80,7 +58,7 @@ impl Walk<'_> {
                 path,
             );
         }
-        let Some(derived_from) = text(parameter, "derivedFrom") else {
+        let Some(derived_from) = parameter.text("derivedFrom") else {
             return;
         };
         let url = derived_from.split('|').next().unwrap_or(derived_from);
@@ -114,7 +92,7 @@ impl Walk<'_> {
     pub(super) fn type_rules(&mut self, object: &Object, path: &str) {
         match object.type_def().name {
             "Coding" => {
-                let Some(system) = text(object, "system") else {
+                let Some(system) = object.text("system") else {
                     return;
                 };
                 if !is_absolute(system) {
@@ -130,7 +108,7 @@ impl Walk<'_> {
                 }
             }
             "Attachment" => {
-                let (Some(data), Some(size)) = (text(object, "data"), text(object, "size")) else {
+                let (Some(data), Some(size)) = (object.text("data"), object.text("size")) else {
                     return;
                 };
                 let actual = base64_len(data);
@@ -142,7 +120,7 @@ impl Walk<'_> {
                 }
             }
             "Narrative" => {
-                if let Some(div) = text(object, "div") {
+                if let Some(div) = object.text("div") {
                     if let Some(entity) = unknown_entity(div) {
                         let message = format!(
                             "the narrative uses the entity \"&{entity};\", which XHTML does not define (use a character or a numeric reference)"
@@ -158,8 +136,8 @@ impl Walk<'_> {
     fn bundle(&mut self, bundle: &Object, path: &str) {
         // Each link relation once (R4 §2.36.0.1: links describe the bundle as a whole).
         let mut relations: Vec<&str> = Vec::new();
-        for (idx, link) in objects(bundle, "link").enumerate() {
-            let Some(relation) = text(link, "relation") else {
+        for (idx, link) in bundle.objects("link").enumerate() {
+            let Some(relation) = link.text("relation") else {
                 continue;
             };
             if relations.contains(&relation) {
@@ -174,20 +152,21 @@ impl Walk<'_> {
                 relations.push(relation);
             }
         }
-        let searchset = text(bundle, "type") == Some("searchset");
+        let searchset = bundle.text("type") == Some("searchset");
         let search_types = if searchset {
-            objects(bundle, "link")
-                .find(|link| text(link, "relation") == Some("self"))
-                .and_then(|link| text(link, "url"))
+            bundle
+                .objects("link")
+                .find(|link| link.text("relation") == Some("self"))
+                .and_then(|link| link.text("url"))
                 .map(searched_types)
                 .unwrap_or_default()
         } else {
             Vec::new()
         };
-        for (idx, entry) in objects(bundle, "entry").enumerate() {
+        for (idx, entry) in bundle.objects("entry").enumerate() {
             let entry_path = format!("{path}.entry[{idx}]");
-            let resource = objects(entry, "resource").next();
-            if let Some(full_url) = text(entry, "fullUrl") {
+            let resource = entry.objects("resource").next();
+            if let Some(full_url) = entry.text("fullUrl") {
                 self.full_url(full_url, resource, &entry_path);
             }
             let (Some(resource), true) = (resource, searchset) else {
@@ -195,9 +174,10 @@ impl Walk<'_> {
             };
             let resource_path = format!("{entry_path}.resource");
             let type_name = resource.type_def().name;
-            let mode = objects(entry, "search")
+            let mode = entry
+                .objects("search")
                 .next()
-                .and_then(|search| text(search, "mode"));
+                .and_then(|search| search.text("mode"));
             match mode {
                 Some("outcome") if type_name != "OperationOutcome" => {
                     let message = format!(
@@ -259,11 +239,11 @@ impl Walk<'_> {
     /// `CapabilityStatement.rest.resource.searchParam`: a parameter defined by a core
     /// SearchParameter has that parameter's type.
     fn capability_search_params(&mut self, statement: &Object, path: &str) {
-        for (rest_idx, rest) in objects(statement, "rest").enumerate() {
-            for (resource_idx, resource) in objects(rest, "resource").enumerate() {
-                for (idx, param) in objects(resource, "searchParam").enumerate() {
+        for (rest_idx, rest) in statement.objects("rest").enumerate() {
+            for (resource_idx, resource) in rest.objects("resource").enumerate() {
+                for (idx, param) in resource.objects("searchParam").enumerate() {
                     let (Some(definition), Some(kind)) =
-                        (text(param, "definition"), text(param, "type"))
+                        (param.text("definition"), param.text("type"))
                     else {
                         continue;
                     };
