@@ -115,13 +115,23 @@ pub fn to_outcome_in(findings: &[Finding], source: &[u8]) -> OperationOutcome {
     if findings.is_empty() {
         return outcome;
     }
-    let Ok(tree) = crate::json::reader::parse(source, crate::json::reader::Limits::default())
-    else {
-        return outcome;
+    // Findings on the resource itself (dom-6 and the like, on most resources) are at its
+    // opening brace; the text is parsed again only for findings deeper inside.
+    let start = source.iter().position(|byte| !byte.is_ascii_whitespace());
+    let tree = if findings.iter().any(|finding| finding.path.contains('.')) {
+        match crate::json::reader::parse(source, crate::json::reader::Limits::default()) {
+            Ok(tree) => Some(tree),
+            Err(_) => return outcome,
+        }
+    } else {
+        None
     };
     let offsets: Vec<Option<usize>> = findings
         .iter()
-        .map(|finding| crate::json::locate(&tree, &finding.path))
+        .map(|finding| match &tree {
+            Some(tree) => crate::json::locate(tree, &finding.path),
+            None => start,
+        })
         .collect();
     let known: Vec<usize> = offsets.iter().flatten().copied().collect();
     let mut positions = crate::json::positions(source, &known).into_iter();
