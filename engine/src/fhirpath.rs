@@ -33,6 +33,12 @@ pub use decimal::Decimal;
 pub use eval::{Collection, Env, Resolver};
 pub use value::{Item, System};
 
+/// A quantity in its dimension's base unit, with the dimension's name (`mass`, `temperature`;
+/// a unit outside the conversion table is its own dimension): the form search compares.
+pub fn ucum_normal(value: Decimal, unit: &str) -> Option<(Decimal, &str)> {
+    ucum::normal(value, unit)
+}
+
 use crate::json::write::{write_object, Style};
 use crate::outcome::push_json_string;
 use crate::resource::{Object, PrimitiveValue};

@@ -28,6 +28,7 @@ pub mod model;
 pub mod outcome;
 pub mod resource;
 pub mod rest;
+pub mod search;
 pub mod store;
 pub mod validation;
 

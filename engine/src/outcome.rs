@@ -69,6 +69,8 @@ pub enum IssueType {
     Deleted,
     /// A version conflict (If-Match).
     Conflict,
+    /// More matches than an interaction allows (conditional create, update, delete).
+    Duplicate,
 }
 
 impl IssueType {
@@ -89,6 +91,7 @@ impl IssueType {
             IssueType::NotFound => "not-found",
             IssueType::Deleted => "deleted",
             IssueType::Conflict => "conflict",
+            IssueType::Duplicate => "duplicate",
         }
     }
 }

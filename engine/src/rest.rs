@@ -25,7 +25,7 @@ use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
-use core::cell::RefCell;
+use core::cell::{Cell, RefCell};
 
 use crate::json::fhir::parse_resource;
 use crate::json::write::{write_resource, Style};
@@ -124,6 +124,10 @@ pub struct Service<S: Store> {
     base_url: String,
     validator: RefCell<Validator>,
     profiles: Profiles,
+    /// The search parameters: the core ones and the `SearchParameter` resources stored.
+    search: RefCell<alloc::rc::Rc<crate::search::Registry>>,
+    /// False until the stored `SearchParameter` resources are read, and after one is written.
+    search_ready: Cell<bool>,
 }
 
 /// The stored state of a resource.
@@ -139,6 +143,7 @@ enum Stored {
 }
 
 mod bundle;
+mod search;
 
 fn key(parts: &[&str]) -> Vec<u8> {
     let mut res = Vec::new();
@@ -276,6 +281,8 @@ impl<S: Store> Service<S> {
             base_url: safe_url(base_url.into().trim_end_matches('/')),
             validator: RefCell::new(Validator::new()),
             profiles: Profiles::new(),
+            search: RefCell::new(alloc::rc::Rc::new(crate::search::Registry::core())),
+            search_ready: Cell::new(false),
         }
     }
 
@@ -327,11 +334,22 @@ impl<S: Store> Service<S> {
         segments: &[&str],
     ) -> Response {
         match (method, segments) {
+            ("GET", []) => self.search(request, None).await,
+            ("POST", ["_search"]) => self.search(request, None).await,
+            ("POST", [type_name, "_search"]) => self.search(request, Some(type_name)).await,
+            ("PUT", [type_name]) if !request.query.is_empty() => {
+                self.conditional_update(request, type_name).await
+            }
+            ("DELETE", [type_name]) if !request.query.is_empty() => {
+                self.conditional_delete(request, type_name).await
+            }
+            ("POST", ["$reindex"]) => self.reindex(None).await,
+            ("POST", [type_name, "$reindex"]) => self.reindex(Some(type_name)).await,
             ("GET", ["metadata"]) => self.metadata(),
             ("GET", ["_history"]) => self.log_history(request, None).await,
             ("GET", [type_name, "_history"]) => self.log_history(request, Some(type_name)).await,
             ("POST", [type_name]) => self.create(request, type_name).await,
-            ("GET", [type_name]) => self.list(request, type_name).await,
+            ("GET", [type_name]) => self.search(request, Some(type_name)).await,
             ("POST", [type_name, "$validate"]) => self.validate_operation(request, type_name, None),
             ("POST", [type_name, id, "$validate"]) => {
                 self.validate_operation(request, type_name, Some(id))
@@ -556,12 +574,11 @@ impl<S: Store> Service<S> {
             Ok(type_name) => type_name,
             Err(response) => return response,
         };
-        if request.header("if-none-exist").is_some() {
-            return Response::error(
-                400,
-                IssueType::NotSupported,
-                "conditional create (If-None-Exist) needs search, which is not supported yet",
-            );
+        let if_none_exist = request.header("if-none-exist").map(ToString::to_string);
+        if if_none_exist.is_some() {
+            if let Err(err) = self.ensure_registry().await {
+                return store_error(&err);
+            }
         }
         let mut resource = match self.read_body(request, type_name) {
             Ok(resource) => resource,
@@ -577,6 +594,29 @@ impl<S: Store> Service<S> {
         }
         let result = async {
             let mut tx = self.store.begin(true).await?;
+            if let Some(query) = &if_none_exist {
+                match self.conditional_matches(&mut tx, type_name, query).await {
+                    Err(response) => return Ok(Err(response)),
+                    Ok(ids) if ids.is_empty() => {}
+                    Ok(ids) if ids.len() == 1 => {
+                        return Ok(Err(Response {
+                            status: 0,
+                            headers: Vec::new(),
+                            body: ids.into_iter().next().unwrap_or_default(),
+                        }))
+                    }
+                    Ok(ids) => {
+                        return Ok(Err(Response::error(
+                            412,
+                            IssueType::Duplicate,
+                            format!(
+                                "If-None-Exist matches {} resources; it must match one at most",
+                                ids.len()
+                            ),
+                        )))
+                    }
+                }
+            }
             if Self::current(&mut tx, type_name, &id).await?.is_some() {
                 return Err(StoreError {
                     message: format!("the new id {id} is taken; retry"),
@@ -584,13 +624,26 @@ impl<S: Store> Service<S> {
                 });
             }
             let written = self.write_version(&mut tx, &mut resource, type_name, &id, None, true);
-            Self::log_write(&mut tx, type_name, &id, written.0, &written.1).await?;
+            self.log_write(
+                &mut tx,
+                type_name,
+                &id,
+                written.0,
+                &written.1,
+                Some(&resource),
+            )
+            .await?;
             tx.commit().await?;
-            Ok::<_, StoreError>(written)
+            Ok::<_, StoreError>(Ok(written))
         }
         .await;
         match result {
-            Ok(written) => self.written(request, 201, type_name, &id, written),
+            Ok(Ok(written)) => self.written(request, 201, type_name, &id, written),
+            // One match: the existing resource, as a read gives it (R4 §3.1.0.8).
+            Ok(Err(Response {
+                status: 0, body, ..
+            })) => self.read(request, type_name, &body, None).await,
+            Ok(Err(response)) => response,
             Err(err) => store_error(&err),
         }
     }
@@ -648,7 +701,8 @@ impl<S: Store> Service<S> {
             let created = current.as_ref().is_none_or(|current| current.deleted);
             let written =
                 self.write_version(&mut tx, &mut resource, type_name, id, current.as_ref(), false);
-            Self::log_write(&mut tx, type_name, id, written.0, &written.1).await?;
+            self.log_write(&mut tx, type_name, id, written.0, &written.1, Some(&resource))
+                .await?;
             tx.commit().await?;
             Ok(Ok((created, written)))
         }
@@ -768,7 +822,8 @@ impl<S: Store> Service<S> {
                 key(&["c", type_name, id]),
                 format!("{version}\0deleted").into_bytes(),
             );
-            Self::log_write(&mut tx, type_name, id, version, &now).await?;
+            self.log_write(&mut tx, type_name, id, version, &now, None)
+                .await?;
             tx.commit().await?;
             Ok(Some(version))
         }
@@ -865,12 +920,19 @@ impl<S: Store> Service<S> {
     /// Notes a new version in the write log, for type and system history: `l␀seq` and
     /// `t␀Type␀seq` → `Type␀id␀version␀instant`, with `seq` counting every write.
     async fn log_write<T: Transaction>(
+        &self,
         tx: &mut T,
         type_name: &str,
         id: &str,
         version: u64,
         instant: &str,
+        resource: Option<&Object>,
     ) -> Result<(), StoreError> {
+        let entries = resource.map(|resource| self.registry().extract(resource, &self.base_url));
+        crate::search::write_index(tx, type_name, id, entries).await?;
+        if type_name == "SearchParameter" {
+            self.search_ready.set(false);
+        }
         let counter = key(&["m", "seq"]);
         let seq: u64 = tx
             .get(&counter)
@@ -990,80 +1052,162 @@ impl<S: Store> Service<S> {
         )
     }
 
-    /// `GET [type]`: the current resources of a type, `_count` at a time (search parameters
-    /// other than `_count` are not supported yet and are refused).
-    async fn list(&self, request: &Request, type_name: &str) -> Response {
+    /// `PUT [type]?query`: updates the one match, creates when there is none (R4 §3.1.0.4.3).
+    async fn conditional_update(&self, request: &Request, type_name: &str) -> Response {
         let type_name = match Self::resource_type(type_name) {
             Ok(type_name) => type_name,
             Err(response) => return response,
         };
-        let mut count = 100usize;
-        for (name, value) in &request.query {
-            match name.as_str() {
-                "_count" => match count_param(value) {
-                    Ok(value) => count = value,
-                    Err(response) => return response,
-                },
-                "_format" | "_pretty" => {}
-                other => {
-                    return Response::error(
-                        400,
-                        IssueType::NotSupported,
-                        format!("the search parameter \"{other}\" is not supported yet"),
-                    )
-                }
-            }
+        if let Err(err) = self.ensure_registry().await {
+            return store_error(&err);
         }
-        let result = async {
-            let mut tx = self.store.begin(false).await?;
-            let prefix = key(&["c", type_name, ""]);
-            let current = tx
-                .scan(&KeyRange::prefix(&prefix), usize::MAX, false)
-                .await?;
-            let mut resources = Vec::new();
-            let mut total = 0;
-            for (current_key, value) in current {
-                let text = core::str::from_utf8(&value).unwrap_or_default();
-                if text.contains('\0') {
-                    continue; // deleted
-                }
-                total += 1;
-                if resources.len() >= count {
-                    continue;
-                }
-                let id = current_key.get(prefix.len()..).unwrap_or_default();
-                let id = core::str::from_utf8(id).unwrap_or_default().to_string();
-                let version: u64 = text.parse().unwrap_or(0);
-                if let Some(Stored::Resource(json)) =
-                    Self::stored(&mut tx, type_name, &id, version).await?
-                {
-                    resources.push((id, json));
-                }
-            }
-            Ok::<_, StoreError>((total, resources))
+        let query = query_string(&request.query);
+        let found = async {
+            let mut tx = self
+                .store
+                .begin(false)
+                .await
+                .map_err(|err| store_error(&err))?;
+            self.conditional_matches(&mut tx, type_name, &query).await
         }
         .await;
-        let (total, resources) = match result {
-            Ok(found) => found,
-            Err(err) => return store_error(&err),
+        let ids = match found {
+            Ok(ids) => ids,
+            Err(response) => return response,
         };
-        let entries: Vec<String> = resources
-            .iter()
-            .map(|(id, json)| {
-                format!(
-                    r#"{{"fullUrl":"{}/{type_name}/{id}","resource":{json},"search":{{"mode":"match"}}}}"#,
-                    self.base_url
+        let body_id = parse_resource(&request.body)
+            .ok()
+            .and_then(|resource| resource.id().map(ToString::to_string));
+        let id = match (ids.as_slice(), body_id) {
+            ([], Some(body_id)) => body_id,
+            ([], None) => return self.create(request, type_name).await,
+            ([id], Some(body_id)) if *id != body_id => {
+                return Response::error(
+                    409,
+                    IssueType::Conflict,
+                    format!(
+                    "the search matches {type_name}/{id}, but the resource's id is \"{body_id}\""
+                ),
                 )
-            })
-            .collect();
-        Response::json(
-            200,
-            format!(
-                r#"{{"resourceType":"Bundle","type":"searchset","total":{total},"link":[{{"relation":"self","url":"{}/{type_name}?_count={count}"}}],"entry":[{}]}}"#,
-                self.base_url,
-                entries.join(",")
+            }
+            ([id], _) => id.clone(),
+            _ => {
+                return Response::error(
+                    412,
+                    IssueType::Duplicate,
+                    format!(
+                        "the search matches {} resources; a conditional update needs one at most",
+                        ids.len()
+                    ),
+                )
+            }
+        };
+        let mut single = request.clone();
+        if let Ok(mut resource) = parse_resource(&request.body) {
+            if resource.id().is_none() {
+                resource.set_text("id", id.clone());
+                single.body = write_resource(&resource, Style::Compact).into_bytes();
+            }
+        }
+        self.update(&single, type_name, &id).await
+    }
+
+    /// `DELETE [type]?query`: deletes the one match (R4 §3.1.0.7.1); more than one is a 412.
+    async fn conditional_delete(&self, request: &Request, type_name: &str) -> Response {
+        let type_name = match Self::resource_type(type_name) {
+            Ok(type_name) => type_name,
+            Err(response) => return response,
+        };
+        if let Err(err) = self.ensure_registry().await {
+            return store_error(&err);
+        }
+        let query = query_string(&request.query);
+        let found = async {
+            let mut tx = self
+                .store
+                .begin(false)
+                .await
+                .map_err(|err| store_error(&err))?;
+            self.conditional_matches(&mut tx, type_name, &query).await
+        }
+        .await;
+        match found {
+            Err(response) => response,
+            Ok(ids) if ids.is_empty() => Response {
+                status: 204,
+                headers: Vec::new(),
+                body: String::new(),
+            },
+            Ok(ids) if ids.len() == 1 => self.delete(type_name, &ids[0]).await,
+            Ok(ids) => Response::error(
+                412,
+                IssueType::Duplicate,
+                format!(
+                    "the search matches {} resources; a conditional delete removes one at most",
+                    ids.len()
+                ),
             ),
-        )
+        }
+    }
+
+    /// `POST [base]/$reindex` and `POST [type]/$reindex`: indexes every current resource
+    /// again, for search parameters added since it was stored.
+    async fn reindex(&self, type_name: Option<&str>) -> Response {
+        let types: Vec<&'static str> = match type_name {
+            Some(type_name) => match Self::resource_type(type_name) {
+                Ok(type_name) => alloc::vec![type_name],
+                Err(response) => return response,
+            },
+            None => model::TYPES
+                .iter()
+                .filter(|def| def.is_concrete_resource())
+                .map(|def| def.name)
+                .collect(),
+        };
+        if let Err(err) = self.ensure_registry().await {
+            return store_error(&err);
+        }
+        let result = async {
+            let mut tx = self.store.begin(true).await?;
+            let mut count = 0usize;
+            for type_name in types {
+                for id in crate::search::current_ids(&mut tx, type_name).await? {
+                    let Some(json) = crate::search::load_json(&mut tx, type_name, &id).await?
+                    else {
+                        continue;
+                    };
+                    let Ok(resource) = parse_resource(json.as_bytes()) else {
+                        continue;
+                    };
+                    let entries = self.registry().extract(&resource, &self.base_url);
+                    crate::search::write_index(&mut tx, type_name, &id, Some(entries)).await?;
+                    count += 1;
+                }
+            }
+            tx.commit().await?;
+            Ok::<_, StoreError>(count)
+        }
+        .await;
+        match result {
+            Ok(count) => Response::outcome(
+                200,
+                &OperationOutcome {
+                    issues: alloc::vec![crate::outcome::Issue {
+                        severity: Severity::Information,
+                        code: IssueType::Informational,
+                        diagnostics: format!("{count} resources indexed again"),
+                        expression: Vec::new(),
+                        position: None,
+                    }],
+                },
+            ),
+            Err(err) => store_error(&err),
+        }
+    }
+
+    /// The search parameters in force now.
+    fn registry(&self) -> alloc::rc::Rc<crate::search::Registry> {
+        self.search.borrow().clone()
     }
 
     /// `$validate`: the body is the resource (or a Parameters with a `resource` parameter);
@@ -1146,6 +1290,34 @@ impl<S: Store> Service<S> {
         };
         Response::outcome(200, &outcome)
     }
+}
+
+/// The first diagnostics of an error response, for wrapping in another.
+fn outcome_text(response: &Response) -> String {
+    let marker = "\"diagnostics\":\"";
+    response
+        .body
+        .split_once(marker)
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map_or_else(
+            || format!("status {}", response.status),
+            |(text, _)| text.to_string(),
+        )
+}
+
+/// A query string from decoded pairs.
+fn query_string(pairs: &[(String, String)]) -> String {
+    pairs
+        .iter()
+        .map(|(name, value)| {
+            format!(
+                "{}={}",
+                search::encode_component(name),
+                search::encode_component(value)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 /// True when the request body is the resource itself (not wrapped in Parameters), so that

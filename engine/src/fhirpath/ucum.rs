@@ -135,6 +135,21 @@ pub fn comparable(
     ))
 }
 
+/// A quantity in its dimension's base unit (kelvin for temperatures), with the dimension's
+/// name; units outside the table are their own dimension, with the value unchanged.
+pub fn normal(value: Decimal, unit: &str) -> Option<(Decimal, &str)> {
+    let unit = canonical_unit(unit);
+    if let Some(kelvin) = to_kelvin(value, unit) {
+        return Some((kelvin, "temperature"));
+    }
+    match UNITS.iter().find(|(code, _, _)| *code == unit) {
+        Some((_, dimension, factor)) => {
+            Some((value.checked_mul(Decimal::parse(factor)?)?, dimension))
+        }
+        None => Some((value, unit)),
+    }
+}
+
 /// Converts a quantity to another unit of the same dimension.
 pub fn convert(value: Decimal, from: &str, to: &str) -> Option<Decimal> {
     let (from, to) = (canonical_unit(from), canonical_unit(to));

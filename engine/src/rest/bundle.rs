@@ -88,6 +88,24 @@ fn conditional_reference(object: &Object) -> Option<String> {
     })
 }
 
+/// Every reference by search (`Organization?identifier=...`) in `object`.
+fn conditional_references(object: &Object, out: &mut Vec<String>) {
+    if object.type_def().name == "Reference" {
+        if let Some(target) = object.text("reference") {
+            if !target.starts_with('#') && !target.contains("://") && target.contains('?') {
+                out.push(target.to_string());
+            }
+        }
+    }
+    for field in &object.fields {
+        match &field.value {
+            Value::Complex(inner) => conditional_references(inner, out),
+            Value::Resource(inner) => conditional_references(inner, out),
+            Value::Primitive(_) => {}
+        }
+    }
+}
+
 /// A query string component with its `%XX` escapes decoded (`+` stays a plus, as in FHIR
 /// URLs written into bundles); escapes that do not form UTF-8 are kept as written.
 fn percent_decode(text: &str) -> String {
@@ -248,17 +266,32 @@ impl<S: Store> Service<S> {
         let mut methods: Vec<String> = Vec::new();
         let mut full_urls: Vec<&str> = Vec::new();
         let mut map: Vec<(String, String)> = Vec::new();
+        // The search of each conditional entry: ifNoneExist, or the query of a conditional
+        // update or delete.
+        let mut conditions: Vec<Option<String>> = Vec::new();
         for (index, entry) in entries.iter_mut().enumerate() {
             entry.method = entry.method.to_ascii_uppercase();
-            if entry.url.contains('?') || entry.if_none_exist.is_some() {
+            let (url_path, url_query) = match entry.url.split_once('?') {
+                Some((path, query)) => (path.to_string(), Some(query.to_string())),
+                None => (entry.url.clone(), None),
+            };
+            if url_query.is_some() && !matches!(entry.method.as_str(), "PUT" | "DELETE") {
                 return entry_error(
                     index,
                     400,
                     IssueType::NotSupported,
-                    "conditional operations (a URL with a query) are not supported in transactions yet",
+                    format!(
+                        "{} with a query is not a transaction entry Hearth supports",
+                        entry.method
+                    ),
                 );
             }
-            let url = relative(&entry.url, &self.base_url);
+            conditions.push(if entry.method == "POST" {
+                entry.if_none_exist.clone()
+            } else {
+                url_query.clone()
+            });
+            let url = relative(&url_path, &self.base_url);
             let parts: Vec<&str> = url.split('/').collect();
             let (type_name, id) = match parts.as_slice() {
                 [type_name] => (*type_name, None),
@@ -288,6 +321,9 @@ impl<S: Store> Service<S> {
             };
             let target = match (entry.method.as_str(), id) {
                 ("POST", None) => (type_name.to_string(), String::new()),
+                ("PUT" | "DELETE", None) if url_query.is_some() => {
+                    (type_name.to_string(), String::new())
+                }
                 ("PUT" | "DELETE" | "GET", Some(id)) if is_valid_id(id) => {
                     (type_name.to_string(), id.to_string())
                 }
@@ -331,6 +367,89 @@ impl<S: Store> Service<S> {
             methods.push(entry.method.clone());
             targets.push(Some(target));
         }
+        // Conditional entries and references resolved by search, before anything is written.
+        let mut skip: Vec<bool> = entries.iter().map(|_| false).collect();
+        let mut wanted: Vec<String> = Vec::new();
+        for entry in &entries {
+            if let Some(resource) = &entry.resource {
+                conditional_references(resource, &mut wanted);
+            }
+        }
+        if conditions.iter().any(Option::is_some) || !wanted.is_empty() {
+            if let Err(err) = self.ensure_registry().await {
+                return super::store_error(&err);
+            }
+            let mut tx = match self.store.begin(false).await {
+                Ok(tx) => tx,
+                Err(err) => return super::store_error(&err),
+            };
+            for (index, condition) in conditions.iter().enumerate() {
+                let (Some(query), Some(Some(target)), Some(entry)) =
+                    (condition, targets.get_mut(index), entries.get(index))
+                else {
+                    continue;
+                };
+                let ids = match self.conditional_matches(&mut tx, &target.0, query).await {
+                    Ok(ids) => ids,
+                    Err(response) => {
+                        return entry_error(
+                            index,
+                            response.status,
+                            IssueType::Invalid,
+                            super::outcome_text(&response),
+                        )
+                    }
+                };
+                match (entry.method.as_str(), ids.as_slice()) {
+                    (_, [_, _, ..]) => {
+                        return entry_error(
+                            index,
+                            412,
+                            IssueType::Duplicate,
+                            format!("the search \"{query}\" matches {} resources", ids.len()),
+                        )
+                    }
+                    ("POST", [id]) => {
+                        target.1 = id.clone();
+                        skip[index] = true;
+                    }
+                    ("DELETE", []) => skip[index] = true,
+                    ("PUT", []) => {
+                        if let Some(body_id) = entry.resource.as_ref().and_then(Object::id) {
+                            target.1 = body_id.to_string();
+                        }
+                    }
+                    (_, [id]) => target.1 = id.clone(),
+                    _ => {}
+                }
+            }
+            for reference in wanted {
+                let (type_name, query) = reference.split_once('?').unwrap_or((&reference, ""));
+                if crate::model::resource_type(type_name).is_none() {
+                    return Response::error(
+                        400,
+                        IssueType::Invalid,
+                        format!("the conditional reference \"{reference}\" names no resource type"),
+                    );
+                }
+                match self.conditional_matches(&mut tx, type_name, query).await {
+                    Ok(ids) if ids.len() == 1 => {
+                        map.push((reference.clone(), format!("{type_name}/{}", ids[0])));
+                    }
+                    Ok(ids) => {
+                        return Response::error(
+                            412,
+                            IssueType::Duplicate,
+                            format!(
+                                "the conditional reference \"{reference}\" matches {} resources; it must match one",
+                                ids.len()
+                            ),
+                        )
+                    }
+                    Err(response) => return response,
+                }
+            }
+        }
         // New ids for creates, then the map from full URLs to what they will be.
         for target in targets.iter_mut().flatten() {
             if target.1.is_empty() {
@@ -358,7 +477,7 @@ impl<S: Store> Service<S> {
             let Some((type_name, id)) = target else {
                 continue;
             };
-            if !matches!(entry.method.as_str(), "POST" | "PUT") {
+            if !matches!(entry.method.as_str(), "POST" | "PUT") || skip[index] {
                 continue;
             }
             let Some(resource) = entry.resource.as_mut() else {
@@ -433,6 +552,20 @@ impl<S: Store> Service<S> {
                 else {
                     continue;
                 };
+                if skip[idx] {
+                    // ifNoneExist matched, or a conditional delete matched nothing.
+                    let found = entry.method == "POST";
+                    if let Some(slot) = done.get_mut(idx) {
+                        *slot = Some(Done {
+                            status: if found { "200 OK" } else { "204 No Content" },
+                            location: found.then(|| format!("{type_name}/{id}")),
+                            version: None,
+                            last_modified: None,
+                            resource: None,
+                        });
+                    }
+                    continue;
+                }
                 let current = Self::current(&mut tx, type_name, id).await?;
                 if let Some(if_match) = &entry.if_match {
                     let live = current
@@ -462,7 +595,8 @@ impl<S: Store> Service<S> {
                                     key(&["c", type_name, id]),
                                     format!("{}\0deleted", version + 1).into_bytes(),
                                 );
-                                Self::log_write(&mut tx, type_name, id, version + 1, &now).await?;
+                                self.log_write(&mut tx, type_name, id, version + 1, &now, None)
+                                    .await?;
                                 Done {
                                     status: "204 No Content",
                                     location: None,
@@ -501,7 +635,8 @@ impl<S: Store> Service<S> {
                             current.as_ref(),
                             entry.method == "POST",
                         );
-                        Self::log_write(&mut tx, type_name, id, version, &now).await?;
+                        self.log_write(&mut tx, type_name, id, version, &now, Some(&*resource))
+                            .await?;
                         Done {
                             status: if created { "201 Created" } else { "200 OK" },
                             location: Some(format!("{type_name}/{id}/_history/{version}")),

@@ -1,0 +1,406 @@
+//! Search over REST: `GET [type]`, `POST [type]/_search`, system search, conditional
+//! interactions' matching, and the searchset Bundle (links, `_summary`, `_elements`).
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+use super::{Request, Response, Service};
+use crate::json::fhir::parse_resource;
+use crate::json::write::{write_resource, Style};
+use crate::outcome::IssueType;
+use crate::resource::{Field, Object, Value};
+use crate::search::{self, Context, Query, SearchError, Summary, Total};
+use crate::store::{Store, StoreError, Transaction};
+
+/// Percent-encodes a URL query component.
+pub(super) fn encode_component(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b':' | b',' => {
+                out.push(char::from(byte));
+            }
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
+}
+
+/// Decodes `%XX` escapes and, in form bodies, `+` as a space.
+pub(super) fn decode_component(text: &str, plus_is_space: bool) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut idx = 0;
+    while let Some(&byte) = bytes.get(idx) {
+        let hex = bytes
+            .get(idx + 1..idx + 3)
+            .and_then(|pair| core::str::from_utf8(pair).ok())
+            .and_then(|pair| u8::from_str_radix(pair, 16).ok());
+        match (byte, hex) {
+            (b'%', Some(decoded)) => {
+                out.push(decoded);
+                idx += 3;
+            }
+            (b'+', _) if plus_is_space => {
+                out.push(b' ');
+                idx += 1;
+            }
+            _ => {
+                out.push(byte);
+                idx += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap_or_else(|_| text.to_string())
+}
+
+/// The pairs of a query string or form body.
+pub(super) fn query_pairs(text: &str, plus_is_space: bool) -> Vec<(String, String)> {
+    text.split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (
+                decode_component(name, plus_is_space),
+                decode_component(value, plus_is_space),
+            )
+        })
+        .collect()
+}
+
+fn search_error(err: &SearchError) -> Response {
+    let code = if err.status == 400 {
+        IssueType::Invalid
+    } else {
+        IssueType::Exception
+    };
+    Response::error(err.status, code, err.message.clone())
+}
+
+/// The meta.tag a subsetted resource carries (R4 §3.1.1.5.8).
+const SUBSETTED: &str = r#"{"resourceType":"Basic","meta":{"tag":[{"system":"http://terminology.hl7.org/CodeSystem/v3-ObservationValue","code":"SUBSETTED"}]},"code":{"text":"-"}}"#;
+
+/// Adds the SUBSETTED tag to `resource`'s meta.
+fn mark_subsetted(resource: &mut Object) {
+    let Ok(template) = parse_resource(SUBSETTED.as_bytes()) else {
+        return;
+    };
+    let Some(template_meta) = template.fields.iter().find(|field| {
+        template
+            .element_def(field)
+            .is_some_and(|def| def.name == "meta")
+    }) else {
+        return;
+    };
+    let meta_position = resource.fields.iter().position(|field| {
+        resource
+            .element_def(field)
+            .is_some_and(|def| def.name == "meta")
+    });
+    match meta_position {
+        Some(position) => {
+            let (
+                Some(Field {
+                    value: Value::Complex(meta),
+                    ..
+                }),
+                Value::Complex(template_meta),
+            ) = (resource.fields.get_mut(position), &template_meta.value)
+            else {
+                return;
+            };
+            for tag in &template_meta.fields {
+                let at = meta
+                    .fields
+                    .iter()
+                    .position(|field| field.element > tag.element)
+                    .unwrap_or(meta.fields.len());
+                meta.fields.insert(at, tag.clone());
+            }
+        }
+        None => {
+            let at = resource
+                .fields
+                .iter()
+                .position(|field| field.element > template_meta.element)
+                .unwrap_or(resource.fields.len());
+            resource.fields.insert(at, template_meta.clone());
+        }
+    }
+}
+
+/// The resource as `_summary` and `_elements` ask.
+fn shaped(json: &str, summary: Option<Summary>, elements: Option<&[String]>) -> String {
+    if matches!(summary, None | Some(Summary::False)) && elements.is_none() {
+        return json.to_string();
+    }
+    let Ok(mut resource) = parse_resource(json.as_bytes()) else {
+        return json.to_string();
+    };
+    let defs = resource.type_def().elements;
+    let keep = |field: &Field| -> bool {
+        let Some(def) = defs.get(usize::from(field.element)) else {
+            return true;
+        };
+        if matches!(def.name, "id" | "meta") {
+            return true;
+        }
+        if let Some(elements) = elements {
+            return elements.iter().any(|wanted| wanted == def.name);
+        }
+        match summary {
+            Some(Summary::True) => def.flags & crate::model::flags::SUMMARY != 0,
+            Some(Summary::Text) => def.name == "text" || def.min > 0,
+            Some(Summary::Data) => def.name != "text",
+            _ => true,
+        }
+    };
+    resource.fields.retain(keep);
+    mark_subsetted(&mut resource);
+    write_resource(&resource, Style::Compact)
+}
+
+impl<S: Store> Service<S> {
+    /// Loads the `SearchParameter` resources stored, when the registry is out of date.
+    pub(super) async fn ensure_registry(&self) -> Result<(), StoreError> {
+        if self.search_ready.get() {
+            return Ok(());
+        }
+        let mut tx = self.store.begin(false).await?;
+        let ids = search::current_ids(&mut tx, "SearchParameter").await?;
+        let mut registry = search::Registry::core();
+        for id in ids {
+            if let Some(json) = search::load_json(&mut tx, "SearchParameter", &id).await? {
+                if let Some(param) = parse_resource(json.as_bytes())
+                    .ok()
+                    .as_ref()
+                    .and_then(search::Param::from_resource)
+                {
+                    registry.add(param);
+                }
+            }
+        }
+        *self.search.borrow_mut() = alloc::rc::Rc::new(registry);
+        self.search_ready.set(true);
+        Ok(())
+    }
+
+    /// The ids of `type_name` that `query` (a query string, as in `If-None-Exist` or a
+    /// conditional URL) matches, read in `tx`.
+    pub(super) async fn conditional_matches<T: Transaction>(
+        &self,
+        tx: &mut T,
+        type_name: &str,
+        query: &str,
+    ) -> Result<Vec<String>, Response> {
+        let pairs = query_pairs(query.trim_start_matches('?'), false);
+        if pairs.is_empty() {
+            return Err(Response::error(
+                400,
+                IssueType::Invalid,
+                "a conditional interaction needs search parameters",
+            ));
+        }
+        let registry = self.registry();
+        let mut parsed = search::parse(&registry, &[type_name], &pairs, false)
+            .map_err(|err| search_error(&err))?;
+        parsed.count = search::MAX_COUNT;
+        let context = Context {
+            registry: &registry,
+            base_url: &self.base_url,
+        };
+        let found = search::run(tx, &context, &parsed)
+            .await
+            .map_err(|err| search_error(&err))?;
+        Ok(found.page.into_iter().map(|hit| hit.id).collect())
+    }
+
+    /// `GET [type]`, `POST [type]/_search`, and system search (`types` empty: every type, or
+    /// those `_type` names).
+    pub(super) async fn search(&self, request: &Request, type_name: Option<&str>) -> Response {
+        if let Err(err) = self.ensure_registry().await {
+            return super::store_error(&err);
+        }
+        let mut params = request.query.clone();
+        if request.method.eq_ignore_ascii_case("POST") {
+            let form = core::str::from_utf8(&request.body).unwrap_or_default();
+            params.extend(query_pairs(form, true));
+        }
+        let types: Vec<&'static str> = match type_name {
+            Some(type_name) => match Self::resource_type(type_name) {
+                Ok(type_name) => alloc::vec![type_name],
+                Err(response) => return response,
+            },
+            None => {
+                let named: Vec<&str> = params
+                    .iter()
+                    .filter(|(name, _)| name == "_type")
+                    .flat_map(|(_, value)| value.split(','))
+                    .filter(|name| !name.is_empty())
+                    .collect();
+                if named.is_empty() {
+                    crate::model::TYPES
+                        .iter()
+                        .filter(|def| def.is_concrete_resource())
+                        .map(|def| def.name)
+                        .collect()
+                } else {
+                    let mut types = Vec::new();
+                    for name in named {
+                        match Self::resource_type(name) {
+                            Ok(name) => types.push(name),
+                            Err(response) => return response,
+                        }
+                    }
+                    types
+                }
+            }
+        };
+        let lenient = request
+            .header("prefer")
+            .is_some_and(|prefer| prefer.contains("handling=lenient"));
+        let registry = self.registry();
+        let query = match search::parse(&registry, &types, &params, lenient) {
+            Ok(query) => query,
+            Err(err) => return search_error(&err),
+        };
+        let context = Context {
+            registry: &registry,
+            base_url: &self.base_url,
+        };
+        let result = async {
+            let mut tx = self.store.begin(false).await.map_err(SearchError::store)?;
+            let found = search::run(&mut tx, &context, &query).await?;
+            let mut matches = Vec::new();
+            if query.summary != Some(Summary::Count) {
+                for hit in &found.page {
+                    if let Some(json) = search::load_json(&mut tx, &hit.type_name, &hit.id)
+                        .await
+                        .map_err(SearchError::store)?
+                    {
+                        matches.push((hit.type_name.clone(), hit.id.clone(), json));
+                    }
+                }
+            }
+            let mut included = Vec::new();
+            for (type_name, id) in &found.included {
+                if let Some(json) = search::load_json(&mut tx, type_name, id)
+                    .await
+                    .map_err(SearchError::store)?
+                {
+                    included.push((type_name.clone(), id.clone(), json));
+                }
+            }
+            Ok::<_, SearchError>((found, matches, included))
+        }
+        .await;
+        let (found, matches, included) = match result {
+            Ok(result) => result,
+            Err(err) => return search_error(&err),
+        };
+        Response::json(
+            200,
+            self.searchset(type_name, &query, &found, &matches, &included),
+        )
+    }
+
+    fn searchset(
+        &self,
+        type_name: Option<&str>,
+        query: &Query,
+        found: &search::Found,
+        matches: &[(String, String, String)],
+        included: &[(String, String, String)],
+    ) -> String {
+        let path = match type_name {
+            Some(type_name) => format!("{}/{type_name}", self.base_url),
+            None => self.base_url.clone(),
+        };
+        let params: Vec<String> = query
+            .link_params
+            .iter()
+            .map(|(name, value)| format!("{}={}", encode_component(name), encode_component(value)))
+            .collect();
+        let link = |cursor: Option<String>| {
+            let mut all = params.clone();
+            if let Some(cursor) = cursor {
+                all.push(format!("_cursor={cursor}"));
+            }
+            if all.is_empty() {
+                path.clone()
+            } else {
+                format!("{path}?{}", all.join("&"))
+            }
+        };
+        let mut links = alloc::vec![
+            format!(
+                r#"{{"relation":"self","url":"{}"}}"#,
+                json_escape(&link(None))
+            ),
+            format!(
+                r#"{{"relation":"first","url":"{}"}}"#,
+                json_escape(&link(None))
+            ),
+        ];
+        if let Some(previous) = &found.previous {
+            links.push(format!(
+                r#"{{"relation":"previous","url":"{}"}}"#,
+                json_escape(&link(Some(format!("p{previous}"))))
+            ));
+        }
+        if let Some(next) = &found.next {
+            links.push(format!(
+                r#"{{"relation":"next","url":"{}"}}"#,
+                json_escape(&link(Some(format!("n{next}"))))
+            ));
+        }
+        let mut entries = Vec::new();
+        let elements = query.elements.as_deref();
+        for (mode, list) in [("match", matches), ("include", included)] {
+            for (entry_type, id, json) in list {
+                entries.push(format!(
+                    r#"{{"fullUrl":"{}/{entry_type}/{id}","resource":{},"search":{{"mode":"{mode}"}}}}"#,
+                    self.base_url,
+                    shaped(json, query.summary, elements)
+                ));
+            }
+        }
+        if !query.ignored.is_empty() {
+            let outcome = crate::outcome::OperationOutcome {
+                issues: query
+                    .ignored
+                    .iter()
+                    .map(|problem| crate::outcome::Issue {
+                        severity: crate::outcome::Severity::Warning,
+                        code: IssueType::NotSupported,
+                        diagnostics: format!("ignored: {problem}"),
+                        expression: Vec::new(),
+                        position: None,
+                    })
+                    .collect(),
+            };
+            entries.push(format!(
+                r#"{{"resource":{},"search":{{"mode":"outcome"}}}}"#,
+                outcome.to_json()
+            ));
+        }
+        let total = match query.total {
+            Total::None if query.summary != Some(Summary::Count) => String::new(),
+            _ => format!(r#","total":{}"#, found.total),
+        };
+        format!(
+            r#"{{"resourceType":"Bundle","type":"searchset"{total},"link":[{}],"entry":[{}]}}"#,
+            links.join(","),
+            entries.join(",")
+        )
+    }
+}
+
+fn json_escape(text: &str) -> String {
+    let mut out = String::new();
+    crate::outcome::push_json_string(&mut out, text);
+    out.get(1..out.len().saturating_sub(1))
+        .unwrap_or_default()
+        .to_string()
+}

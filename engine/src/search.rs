@@ -1,0 +1,773 @@
+//! Search (R4 §3.1.1): index extraction with the search parameters' FHIRPath expressions,
+//! index keys made for range scans, the parameter types and modifiers, chaining, reverse
+//! chaining, and a planner that starts from the most selective parameter.
+//!
+//! Storage layout, beside the REST handler's (see [`crate::rest`]):
+//! - `i␀Type␀code␀value␀id` → payload: one key per index value of a current resource
+//!   ([`index`] says how values are encoded);
+//! - `x␀Type␀id` → the resource's index values (`code␀value␀payload␀` repeated), so that an
+//!   update removes exactly the keys it replaces and a candidate can be checked against a
+//!   parameter with one read.
+//!
+//! **Invariant:** the index always describes the current versions: it is written in the same
+//! store transaction as the version it describes.
+//!
+//! The planner: every parameter whose values map to key ranges is first scanned with a small
+//! limit; those that finish give exact sets, the smallest of which are intersected; parameters
+//! that match too much, negations and `:missing=true` are then checked on each candidate's
+//! `x` record instead of being scanned. A query with no scannable parameter walks the type.
+
+pub mod index;
+mod query;
+
+use alloc::boxed::Box;
+use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::cell::OnceCell;
+
+use crate::fhirpath::{self, Expression, Options, Resolver};
+use crate::model::{self, SearchParamType, TypeId};
+use crate::resource::Object;
+use crate::store::{KeyRange, StoreError, Transaction};
+
+pub use query::{parse, Criterion, Cursor, Include, Query, SearchError, Summary, Total, MAX_COUNT};
+
+/// A search parameter: one of the core specification's or a `SearchParameter` resource's.
+pub struct Param {
+    /// Canonical URL.
+    pub url: String,
+    /// The name used in queries.
+    pub code: String,
+    /// The parameter type.
+    pub kind: SearchParamType,
+    /// The resource types it applies to (`Resource` for all).
+    pub base: Vec<String>,
+    /// The FHIRPath expression, as written.
+    pub expression_text: Option<String>,
+    expression: OnceCell<Option<Expression>>,
+    /// For references: the allowed target types.
+    pub target: Vec<String>,
+    /// For composites: the definition URL and expression of each component.
+    pub components: Vec<(String, String)>,
+}
+
+impl Param {
+    /// A parameter from its parts.
+    pub fn new(
+        url: &str,
+        code: &str,
+        kind: SearchParamType,
+        base: Vec<String>,
+        expression: Option<&str>,
+        target: Vec<String>,
+        components: Vec<(String, String)>,
+    ) -> Param {
+        Param {
+            url: url.to_string(),
+            code: code.to_string(),
+            kind,
+            base,
+            expression_text: expression.map(ToString::to_string),
+            expression: OnceCell::new(),
+            target,
+            components,
+        }
+    }
+
+    /// The compiled expression (compiled on first use); `None` when there is none or it does
+    /// not compile.
+    pub fn expression(&self) -> Option<&Expression> {
+        self.expression
+            .get_or_init(|| {
+                self.expression_text
+                    .as_deref()
+                    .and_then(|text| fhirpath::compile(text).ok())
+            })
+            .as_ref()
+    }
+
+    /// Reads a `SearchParameter` resource; `None` when it lacks a code, type or base.
+    pub fn from_resource(resource: &Object) -> Option<Param> {
+        let kind = match resource.text("type")? {
+            "number" => SearchParamType::Number,
+            "date" => SearchParamType::Date,
+            "string" => SearchParamType::String,
+            "token" => SearchParamType::Token,
+            "reference" => SearchParamType::Reference,
+            "composite" => SearchParamType::Composite,
+            "quantity" => SearchParamType::Quantity,
+            "uri" => SearchParamType::Uri,
+            _ => SearchParamType::Special,
+        };
+        let base: Vec<String> = resource.texts("base").map(ToString::to_string).collect();
+        if base.is_empty() {
+            return None;
+        }
+        Some(Param::new(
+            resource.text("url").unwrap_or_default(),
+            resource.text("code")?,
+            kind,
+            base,
+            resource.text("expression"),
+            resource.texts("target").map(ToString::to_string).collect(),
+            resource
+                .objects("component")
+                .filter_map(|component| {
+                    Some((
+                        component.text("definition")?.to_string(),
+                        component.text("expression")?.to_string(),
+                    ))
+                })
+                .collect(),
+        ))
+    }
+}
+
+/// The search parameters in force, by resource type.
+pub struct Registry {
+    params: Vec<Param>,
+    /// For each concrete resource type: its parameters by code (indexes into `params`; a later
+    /// parameter with the same code replaces an earlier one).
+    by_type: BTreeMap<&'static str, BTreeMap<String, usize>>,
+    /// An empty object of each type, for `resolve()` in expressions like
+    /// `subject.where(resolve() is Patient)`: only the reference's type is known at index time.
+    stubs: Vec<Object>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry::core()
+    }
+}
+
+impl Registry {
+    /// The core specification's parameters.
+    pub fn core() -> Registry {
+        let params = model::SEARCH_PARAMS
+            .iter()
+            .map(|def| {
+                Param::new(
+                    def.url,
+                    def.code,
+                    def.kind,
+                    def.base.iter().map(|name| (*name).to_string()).collect(),
+                    def.expression,
+                    def.target.iter().map(|name| (*name).to_string()).collect(),
+                    def.components
+                        .iter()
+                        .map(|(url, expression)| ((*url).to_string(), (*expression).to_string()))
+                        .collect(),
+                )
+            })
+            .collect();
+        let stubs = (0..model::TYPES.len())
+            .map(|index| Object {
+                type_id: TypeId(u16::try_from(index).unwrap_or(0)),
+                fields: Vec::new(),
+            })
+            .collect();
+        let mut registry = Registry {
+            params,
+            by_type: BTreeMap::new(),
+            stubs,
+        };
+        registry.rebuild();
+        registry
+    }
+
+    fn rebuild(&mut self) {
+        let domain = model::type_by_name("DomainResource");
+        let mut by_type: BTreeMap<&'static str, BTreeMap<String, usize>> = BTreeMap::new();
+        let concrete: Vec<&'static model::TypeDef> = model::TYPES
+            .iter()
+            .filter(|def| def.is_concrete_resource())
+            .collect();
+        for (index, param) in self.params.iter().enumerate() {
+            for base in &param.base {
+                for def in &concrete {
+                    let applies = def.name == base
+                        || base == "Resource"
+                        || (base == "DomainResource" && def.base == domain);
+                    if applies {
+                        by_type
+                            .entry(def.name)
+                            .or_default()
+                            .insert(param.code.clone(), index);
+                    }
+                }
+            }
+        }
+        self.by_type = by_type;
+    }
+
+    /// Adds a parameter (a `SearchParameter` resource), replacing one with the same URL.
+    /// Resources stored before are indexed for it after a reindex.
+    pub fn add(&mut self, param: Param) {
+        match self
+            .params
+            .iter()
+            .position(|known| !param.url.is_empty() && known.url == param.url)
+        {
+            Some(index) => self.params[index] = param,
+            None => self.params.push(param),
+        }
+        self.rebuild();
+    }
+
+    /// The parameter `code` of `type_name`.
+    pub fn param(&self, type_name: &str, code: &str) -> Option<&Param> {
+        self.by_type
+            .get(type_name)?
+            .get(code)
+            .and_then(|index| self.params.get(*index))
+    }
+
+    /// The parameter with this canonical URL.
+    pub fn by_url(&self, url: &str) -> Option<&Param> {
+        self.params.iter().rev().find(|param| param.url == url)
+    }
+
+    /// The parameters of `type_name`, by code.
+    pub fn params_of<'r>(&'r self, type_name: &str) -> impl Iterator<Item = &'r Param> + 'r {
+        self.by_type
+            .get(type_name)
+            .into_iter()
+            .flat_map(|codes| codes.values())
+            .filter_map(|index| self.params.get(*index))
+    }
+
+    /// Every index value of `resource`: (code, value, payload), sorted and without repeats.
+    pub fn extract(&self, resource: &Object, base_url: &str) -> Vec<(String, String, String)> {
+        let resolver = Stubs(&self.stubs);
+        let options = Options {
+            resolver: Some(&resolver),
+            lenient_as: true,
+            ..Options::default()
+        };
+        let mut entries = Vec::new();
+        let mut values = Vec::new();
+        for param in self.params_of(resource.type_def().name) {
+            if matches!(
+                param.kind,
+                SearchParamType::Composite | SearchParamType::Special
+            ) {
+                continue;
+            }
+            let Some(expression) = param.expression() else {
+                continue;
+            };
+            let Ok(items) = expression.evaluate(resource, &options) else {
+                continue;
+            };
+            values.clear();
+            for item in &items {
+                index::encode(param.kind, item, base_url, &mut values);
+            }
+            values.sort();
+            values.dedup();
+            for (value, payload) in values.drain(..) {
+                entries.push((param.code.clone(), value, payload));
+            }
+        }
+        entries
+    }
+}
+
+/// Resolves references to an empty resource of the referenced type.
+struct Stubs<'r>(&'r [Object]);
+
+impl<'r> Resolver<'r> for Stubs<'r> {
+    fn resolve(&self, reference: &str) -> Option<&'r Object> {
+        let path = reference
+            .split_once("/_history/")
+            .map_or(reference, |(head, _)| head);
+        let mut segments = path.rsplit('/');
+        let _id = segments.next()?;
+        let type_name = segments.next()?;
+        let type_id = model::resource_type(type_name)?;
+        self.0.get(usize::from(type_id.0))
+    }
+}
+
+/// Key of an index entry.
+fn index_key(type_name: &str, code: &str, value: &str, id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(type_name.len() + code.len() + value.len() + id.len() + 5);
+    for part in ["i", type_name, code, value] {
+        key.extend_from_slice(part.as_bytes());
+        key.push(0);
+    }
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+
+fn forward_key(type_name: &str, id: &str) -> Vec<u8> {
+    alloc::format!("x\0{type_name}\0{id}").into_bytes()
+}
+
+/// The index values stored for a resource.
+pub(crate) type Entries = Vec<(String, String, String)>;
+
+fn parse_forward(bytes: &[u8]) -> Entries {
+    let text = core::str::from_utf8(bytes).unwrap_or_default();
+    let mut parts = text.split('\0');
+    let mut entries = Vec::new();
+    while let (Some(code), Some(value), Some(payload)) = (parts.next(), parts.next(), parts.next())
+    {
+        entries.push((code.to_string(), value.to_string(), payload.to_string()));
+    }
+    entries
+}
+
+fn write_forward(entries: &Entries) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (code, value, payload) in entries {
+        for part in [code, value, payload] {
+            out.extend_from_slice(part.as_bytes());
+            out.push(0);
+        }
+    }
+    out
+}
+
+/// The index values stored for `type_name/id` (none when it is not current).
+pub(crate) async fn stored_entries<T: Transaction>(
+    tx: &mut T,
+    type_name: &str,
+    id: &str,
+) -> Result<Entries, StoreError> {
+    Ok(tx
+        .get(&forward_key(type_name, id))
+        .await?
+        .map(|bytes| parse_forward(&bytes))
+        .unwrap_or_default())
+}
+
+/// Replaces the index of `type_name/id` with `entries` (`None`: the resource is gone).
+pub async fn write_index<T: Transaction>(
+    tx: &mut T,
+    type_name: &str,
+    id: &str,
+    entries: Option<Entries>,
+) -> Result<(), StoreError> {
+    let old = stored_entries(tx, type_name, id).await?;
+    let new = entries.unwrap_or_default();
+    let keep: BTreeSet<(&str, &str)> = new
+        .iter()
+        .map(|(code, value, _)| (code.as_str(), value.as_str()))
+        .collect();
+    for (code, value, _) in &old {
+        if !keep.contains(&(code.as_str(), value.as_str())) {
+            tx.delete(index_key(type_name, code, value, id));
+        }
+    }
+    if new.is_empty() {
+        tx.delete(forward_key(type_name, id));
+        return Ok(());
+    }
+    for (code, value, payload) in &new {
+        tx.put(
+            index_key(type_name, code, value, id),
+            payload.as_bytes().to_vec(),
+        );
+    }
+    tx.put(forward_key(type_name, id), write_forward(&new));
+    Ok(())
+}
+
+/// Ids of the current resources of a type (the REST handler's `c␀Type␀id` keys that are not
+/// deletions).
+pub(crate) async fn current_ids<T: Transaction>(
+    tx: &mut T,
+    type_name: &str,
+) -> Result<BTreeSet<String>, StoreError> {
+    let prefix = alloc::format!("c\0{type_name}\0").into_bytes();
+    let entries = tx
+        .scan(&KeyRange::prefix(&prefix), usize::MAX, false)
+        .await?;
+    Ok(entries
+        .into_iter()
+        .filter(|(_, value)| !value.contains(&0))
+        .filter_map(|(key, _)| {
+            core::str::from_utf8(key.get(prefix.len()..)?)
+                .ok()
+                .map(ToString::to_string)
+        })
+        .collect())
+}
+
+/// How many index entries a probe scans before the planner calls a parameter unselective.
+const PROBE: usize = 512;
+/// Most candidates checked one by one against an unselective parameter; above this, it is
+/// scanned in full and intersected.
+const CHECK_LIMIT: usize = 4096;
+
+/// Ids of `type_name` that satisfy `clause`, from its key ranges; `None` when more than
+/// `limit` index entries had to be read.
+async fn scan_clause<T: Transaction>(
+    tx: &mut T,
+    type_name: &str,
+    clause: &query::Clause,
+    limit: usize,
+) -> Result<Option<BTreeSet<String>>, StoreError> {
+    let query::Clause::Any { alts, .. } = clause else {
+        return Ok(None);
+    };
+    let mut ids = BTreeSet::new();
+    let mut read = 0usize;
+    for alt in alts {
+        let prefix = alloc::format!("i\0{type_name}\0{}\0", alt.code).into_bytes();
+        for (start, end) in &alt.ranges {
+            let mut range_start = prefix.clone();
+            range_start.extend_from_slice(start);
+            let range_end = match end {
+                Some(end) => {
+                    let mut key = prefix.clone();
+                    key.extend_from_slice(end);
+                    Some(key)
+                }
+                None => KeyRange::prefix(&prefix).end,
+            };
+            let range = KeyRange {
+                start: range_start,
+                end: range_end,
+            };
+            let entries = tx
+                .scan(&range, limit.saturating_sub(read).saturating_add(1), false)
+                .await?;
+            read += entries.len();
+            if read > limit {
+                return Ok(None);
+            }
+            for (key, payload) in entries {
+                let Some(rest) = key.get(prefix.len()..) else {
+                    continue;
+                };
+                let Some(split) = rest.iter().rposition(|b| *b == 0) else {
+                    continue;
+                };
+                let value = core::str::from_utf8(&rest[..split]).unwrap_or_default();
+                let id = core::str::from_utf8(&rest[split + 1..]).unwrap_or_default();
+                let payload = core::str::from_utf8(&payload).unwrap_or_default();
+                if alt.test.matches(value, payload) {
+                    ids.insert(id.to_string());
+                }
+            }
+        }
+    }
+    Ok(Some(ids))
+}
+
+fn intersect(a: BTreeSet<String>, b: &BTreeSet<String>) -> BTreeSet<String> {
+    a.into_iter().filter(|id| b.contains(id)).collect()
+}
+
+/// What a search needs besides the store: the parameters and the server's base URL.
+pub struct Context<'c> {
+    /// The parameters in force.
+    pub registry: &'c Registry,
+    /// The server's base URL, for references written as absolute URLs.
+    pub base_url: &'c str,
+}
+
+/// Loads the current JSON of a resource (the REST handler's layout).
+pub(crate) async fn load_json<T: Transaction>(
+    tx: &mut T,
+    type_name: &str,
+    id: &str,
+) -> Result<Option<String>, StoreError> {
+    let Some(current) = tx
+        .get(&alloc::format!("c\0{type_name}\0{id}").into_bytes())
+        .await?
+    else {
+        return Ok(None);
+    };
+    if current.contains(&0) {
+        return Ok(None);
+    }
+    let version: u64 = core::str::from_utf8(&current)
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(0);
+    let key = alloc::format!("v\0{type_name}\0{id}\0{version:020}").into_bytes();
+    Ok(tx.get(&key).await?.and_then(|value| {
+        let text = String::from_utf8(value).ok()?;
+        match text.split_at_checked(1) {
+            Some(("P" | "U" | "R", json)) => Some(json.to_string()),
+            _ => None,
+        }
+    }))
+}
+
+/// The ids of `type_name` matching every clause.
+pub(crate) fn matching_ids<'f, T: Transaction>(
+    tx: &'f mut T,
+    context: &'f Context<'f>,
+    type_name: &'f str,
+    clauses: &'f [query::Clause],
+) -> core::pin::Pin<Box<dyn core::future::Future<Output = Result<BTreeSet<String>, StoreError>> + 'f>>
+{
+    Box::pin(async move {
+        let mut sets: Vec<BTreeSet<String>> = Vec::new();
+        let mut unselective = Vec::new();
+        let mut checks = Vec::new();
+        for clause in clauses {
+            match clause {
+                query::Clause::Ids(ids) => sets.push(ids.clone()),
+                query::Clause::Any { negate: false, .. } => {
+                    match scan_clause(tx, type_name, clause, PROBE).await? {
+                        Some(ids) => sets.push(ids),
+                        None => unselective.push(clause),
+                    }
+                }
+                _ => checks.push(clause),
+            }
+        }
+        sets.sort_by_key(BTreeSet::len);
+        let mut candidates: Option<BTreeSet<String>> = None;
+        for set in &sets {
+            candidates = Some(match candidates {
+                None => set.clone(),
+                Some(candidates) => intersect(candidates, set),
+            });
+        }
+        for clause in unselective {
+            match &candidates {
+                Some(found) if found.len() <= CHECK_LIMIT => checks.push(clause),
+                _ => {
+                    let ids = scan_clause(tx, type_name, clause, usize::MAX)
+                        .await?
+                        .unwrap_or_default();
+                    candidates = Some(match candidates {
+                        None => ids,
+                        Some(candidates) => intersect(candidates, &ids),
+                    });
+                }
+            }
+        }
+        let candidates = match candidates {
+            Some(candidates) => candidates,
+            None => current_ids(tx, type_name).await?,
+        };
+        if checks.is_empty() {
+            return Ok(candidates);
+        }
+        let mut found = BTreeSet::new();
+        for id in candidates {
+            let entries = stored_entries(tx, type_name, &id).await?;
+            let mut resource: Option<Option<Object>> = None;
+            let mut all = true;
+            for clause in &checks {
+                let ok = match clause {
+                    query::Clause::Composite { .. } => {
+                        if resource.is_none() {
+                            let json = load_json(tx, type_name, &id).await?;
+                            resource = Some(json.and_then(|json| {
+                                crate::json::fhir::parse_resource(json.as_bytes()).ok()
+                            }));
+                        }
+                        match resource.as_ref().and_then(Option::as_ref) {
+                            Some(resource) => clause.matches_resource(context, resource),
+                            None => false,
+                        }
+                    }
+                    _ => clause.matches_entries(&entries),
+                };
+                if !ok {
+                    all = false;
+                    break;
+                }
+            }
+            if all {
+                found.insert(id);
+            }
+        }
+        Ok(found)
+    })
+}
+
+/// One search result, with the keys it sorts by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hit {
+    /// Sort keys, one per `_sort` parameter (`None`: the resource has no value).
+    pub keys: Vec<Option<String>>,
+    /// Resource type.
+    pub type_name: String,
+    /// Logical id.
+    pub id: String,
+}
+
+/// The answer to a search: the page, the total and where the pages around it begin.
+#[derive(Debug, Default)]
+pub struct Found {
+    /// How many resources match in all.
+    pub total: usize,
+    /// This page's matches, in order.
+    pub page: Vec<Hit>,
+    /// The cursor of the next page, when there is one.
+    pub next: Option<String>,
+    /// The cursor of the previous page, when there is one.
+    pub previous: Option<String>,
+    /// Resources added by `_include` and `_revinclude`: (type, id).
+    pub included: Vec<(String, String)>,
+}
+
+fn compare_hits(a: &Hit, b: &Hit, descending: &[bool]) -> core::cmp::Ordering {
+    use core::cmp::Ordering;
+    for (index, desc) in descending.iter().enumerate() {
+        let order = match (a.keys.get(index), b.keys.get(index)) {
+            (Some(Some(x)), Some(Some(y))) => {
+                if *desc {
+                    y.cmp(x)
+                } else {
+                    x.cmp(y)
+                }
+            }
+            (Some(Some(_)), _) => Ordering::Less,
+            (_, Some(Some(_))) => Ordering::Greater,
+            _ => Ordering::Equal,
+        };
+        if order != Ordering::Equal {
+            return order;
+        }
+    }
+    a.type_name.cmp(&b.type_name).then_with(|| a.id.cmp(&b.id))
+}
+
+/// The value a resource sorts by for one parameter: its least value ascending, its greatest
+/// descending; dates by the start of their range.
+fn sort_key(entries: &Entries, code: &str, descending: bool) -> Option<String> {
+    let values = entries
+        .iter()
+        .filter(|(entry_code, value, _)| {
+            entry_code == code && !value.starts_with('H') && !value.starts_with('~')
+        })
+        .map(|(_, value, _)| value.clone());
+    if descending {
+        values.max()
+    } else {
+        values.min()
+    }
+}
+
+fn encode_cursor(hit: &Hit) -> String {
+    let mut text = String::new();
+    for key in &hit.keys {
+        match key {
+            Some(key) => {
+                text.push('1');
+                text.push_str(key);
+            }
+            None => text.push('0'),
+        }
+        text.push('\0');
+    }
+    text.push_str(&hit.type_name);
+    text.push('\0');
+    text.push_str(&hit.id);
+    let mut out = String::with_capacity(text.len() * 2);
+    for byte in text.bytes() {
+        out.push_str(&alloc::format!("{byte:02x}"));
+    }
+    out
+}
+
+fn decode_cursor(text: &str, sorts: usize) -> Option<Hit> {
+    let bytes: Option<Vec<u8>> = (0..text.len() / 2)
+        .map(|index| u8::from_str_radix(text.get(index * 2..index * 2 + 2)?, 16).ok())
+        .collect();
+    let text = String::from_utf8(bytes?).ok()?;
+    let mut parts = text.split('\0');
+    let mut keys = Vec::new();
+    for _ in 0..sorts {
+        let part = parts.next()?;
+        keys.push(match part.split_at_checked(1)? {
+            ("1", key) => Some(key.to_string()),
+            _ => None,
+        });
+    }
+    let type_name = parts.next()?.to_string();
+    let id = parts.next()?.to_string();
+    Some(Hit {
+        keys,
+        type_name,
+        id,
+    })
+}
+
+/// Runs a parsed search.
+///
+/// # Errors
+/// [`SearchError`] for chains and `_has` that cannot be followed; store failures as such.
+pub async fn run<T: Transaction>(
+    tx: &mut T,
+    context: &Context<'_>,
+    query: &Query,
+) -> Result<Found, SearchError> {
+    let mut hits = Vec::new();
+    for (type_name, criteria) in &query.per_type {
+        let clauses = query::resolve(tx, context, type_name, criteria).await?;
+        let ids = matching_ids(tx, context, type_name, &clauses)
+            .await
+            .map_err(SearchError::store)?;
+        for id in ids {
+            let keys = if query.sort.is_empty() {
+                Vec::new()
+            } else {
+                let entries = stored_entries(tx, type_name, &id)
+                    .await
+                    .map_err(SearchError::store)?;
+                query
+                    .sort
+                    .iter()
+                    .map(|(code, desc)| sort_key(&entries, code, *desc))
+                    .collect()
+            };
+            hits.push(Hit {
+                keys,
+                type_name: type_name.clone(),
+                id,
+            });
+        }
+    }
+    let descending: Vec<bool> = query.sort.iter().map(|(_, desc)| *desc).collect();
+    hits.sort_by(|a, b| compare_hits(a, b, &descending));
+    let total = hits.len();
+    let (start, end) = match &query.cursor {
+        None => (0, query.count.min(total)),
+        Some(Cursor::After(text)) => {
+            let cursor = decode_cursor(text, descending.len())
+                .ok_or_else(|| SearchError::bad("_cursor is not one this server gave"))?;
+            let start = hits.partition_point(|hit| {
+                compare_hits(hit, &cursor, &descending) != core::cmp::Ordering::Greater
+            });
+            (start, (start + query.count).min(total))
+        }
+        Some(Cursor::Before(text)) => {
+            let cursor = decode_cursor(text, descending.len())
+                .ok_or_else(|| SearchError::bad("_cursor is not one this server gave"))?;
+            let end = hits.partition_point(|hit| {
+                compare_hits(hit, &cursor, &descending) == core::cmp::Ordering::Less
+            });
+            (end.saturating_sub(query.count), end)
+        }
+    };
+    let next = (end < total && end > 0)
+        .then(|| hits.get(end - 1).map(encode_cursor))
+        .flatten();
+    // Before the first of this page (an empty page past the end has no previous link).
+    let previous = (start > 0 && start < total)
+        .then(|| hits.get(start).map(encode_cursor))
+        .flatten();
+    let page: Vec<Hit> = hits.get(start..end).unwrap_or_default().to_vec();
+    let included = query::includes(tx, context, query, &page)
+        .await
+        .map_err(SearchError::store)?;
+    Ok(Found {
+        total,
+        page,
+        next,
+        previous,
+        included,
+    })
+}

@@ -1,0 +1,831 @@
+//! Search through the REST handler over the in-memory store: every parameter type, the
+//! modifiers and prefixes, chains, `_has`, includes, sorting, paging, `_summary`/`_elements`,
+//! conditional interactions and custom search parameters.
+
+use std::cell::Cell;
+
+use hearth_engine::rest::{Clock, IdSource, Request, Response, Service};
+use hearth_engine::store::{block_on, MemoryStore};
+
+struct FixedClock;
+impl Clock for FixedClock {
+    fn now(&self) -> String {
+        String::from("2026-11-27T10:20:30.000Z")
+    }
+}
+
+#[derive(Default)]
+struct Counter(Cell<u32>);
+impl IdSource for Counter {
+    fn next_id(&self) -> String {
+        self.0.set(self.0.get() + 1);
+        format!("n{}", self.0.get())
+    }
+}
+
+const BASE: &str = "http://localhost:8787/fhir";
+
+fn decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(b) = u8::from_str_radix(&text[i + 1..i + 3], 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8(out).unwrap_or_default()
+}
+
+fn call(service: &Service<MemoryStore>, method: &str, url: &str, body: &str) -> Response {
+    call_with(service, method, url, &[], body)
+}
+
+fn call_with(
+    service: &Service<MemoryStore>,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Response {
+    let url = url
+        .strip_prefix(BASE)
+        .unwrap_or(url)
+        .trim_start_matches('/');
+    let (path, query) = url.split_once('?').unwrap_or((url, ""));
+    let request = Request {
+        method: method.into(),
+        path: path.into(),
+        query: query
+            .split('&')
+            .filter(|pair| !pair.is_empty())
+            .map(|pair| {
+                let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+                (decode(name), decode(value))
+            })
+            .collect(),
+        headers: headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        body: body.as_bytes().to_vec(),
+    };
+    block_on(service.handle(&request))
+}
+
+fn json(response: &Response) -> serde_json::Value {
+    serde_json::from_str(&response.body).unwrap_or_default()
+}
+
+/// The ids of the matches of a search, sorted.
+fn ids(service: &Service<MemoryStore>, url: &str) -> Vec<String> {
+    let response = call(service, "GET", url, "");
+    assert_eq!(response.status, 200, "{url}: {}", response.body);
+    let mut found = matches(&json(&response));
+    found.sort();
+    found
+}
+
+/// The ids of the match entries in order.
+fn matches(bundle: &serde_json::Value) -> Vec<String> {
+    bundle["entry"]
+        .as_array()
+        .map(|entries| {
+            entries
+                .iter()
+                .filter(|entry| entry["search"]["mode"] == "match")
+                .map(|entry| {
+                    entry["resource"]["id"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string()
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn put(service: &Service<MemoryStore>, path: &str, body: &str) {
+    let response = call(service, "PUT", path, body);
+    assert!(
+        response.status == 201 || response.status == 200,
+        "{path}: {}",
+        response.body
+    );
+}
+
+const TEXT: &str =
+    r#""text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">x</div>"}"#;
+
+fn loaded() -> Service<MemoryStore> {
+    let s = Service::new(
+        MemoryStore::new(),
+        Box::new(FixedClock),
+        Box::<Counter>::default(),
+        BASE,
+    );
+    put(
+        &s,
+        "Organization/o1",
+        &format!(
+            r#"{{"resourceType":"Organization","id":"o1",{TEXT},"name":"Acme Health","partOf":{{"reference":"Organization/o2"}}}}"#
+        ),
+    );
+    put(
+        &s,
+        "Organization/o2",
+        &format!(r#"{{"resourceType":"Organization","id":"o2",{TEXT},"name":"Beta Care"}}"#),
+    );
+    put(
+        &s,
+        "Practitioner/pr1",
+        &format!(
+            r#"{{"resourceType":"Practitioner","id":"pr1",{TEXT},"name":[{{"family":"Osler"}}]}}"#
+        ),
+    );
+    put(
+        &s,
+        "Patient/p1",
+        &format!(
+            r#"{{"resourceType":"Patient","id":"p1",{TEXT},
+        "identifier":[{{"type":{{"coding":[{{"system":"http://terminology.hl7.org/CodeSystem/v2-0203","code":"MR"}}]}},"system":"http://ids","value":"A1"}}],
+        "active":true,"name":[{{"family":"Müller","given":["Anna"]}}],"telecom":[{{"system":"phone","value":"555-1000"}}],
+        "gender":"female","birthDate":"1980-05-12","address":[{{"city":"Boston"}}],
+        "generalPractitioner":[{{"reference":"Practitioner/pr1"}}],"managingOrganization":{{"reference":"Organization/o1"}}}}"#
+        ),
+    );
+    put(
+        &s,
+        "Patient/p2",
+        &format!(
+            r#"{{"resourceType":"Patient","id":"p2",{TEXT},
+        "identifier":[{{"system":"http://ids","value":"B2"}}],"active":false,
+        "name":[{{"family":"Muller","given":["Bob"]}}],"gender":"male","birthDate":"1990",
+        "address":[{{"city":"Paris"}}],"managingOrganization":{{"reference":"{BASE}/Organization/o2"}}}}"#
+        ),
+    );
+    put(
+        &s,
+        "Patient/p3",
+        &format!(
+            r#"{{"resourceType":"Patient","id":"p3",{TEXT},
+        "name":[{{"family":"Smith","given":["Carl"]}}],"gender":"other","birthDate":"1975-01-01"}}"#
+        ),
+    );
+    let observation = |id: &str,
+                       patient: &str,
+                       status: &str,
+                       code: &str,
+                       value: &str,
+                       effective: &str| {
+        format!(
+            r#"{{"resourceType":"Observation","id":"{id}",{TEXT},"status":"{status}",
+            "code":{{"coding":[{{"system":"http://loinc.org","code":"{code}","display":"Code {code}"}}],"text":"Measured {code}"}},
+            "subject":{{"reference":"Patient/{patient}"}},{effective},"valueQuantity":{value}}}"#
+        )
+    };
+    put(
+        &s,
+        "Observation/ob1",
+        &observation(
+            "ob1",
+            "p1",
+            "final",
+            "8480-6",
+            r#"{"value":120,"unit":"mmHg","system":"http://unitsofmeasure.org","code":"mm[Hg]"}"#,
+            r#""effectiveDateTime":"2021-03-04T10:00:00Z""#,
+        ),
+    );
+    put(
+        &s,
+        "Observation/ob2",
+        &observation(
+            "ob2",
+            "p1",
+            "final",
+            "29463-7",
+            r#"{"value":70,"unit":"kg","system":"http://unitsofmeasure.org","code":"kg"}"#,
+            r#""effectivePeriod":{"start":"2021-01-01","end":"2021-01-31"}"#,
+        ),
+    );
+    put(
+        &s,
+        "Observation/ob3",
+        &observation(
+            "ob3",
+            "p2",
+            "final",
+            "29463-7",
+            r#"{"value":70500,"unit":"g","system":"http://unitsofmeasure.org","code":"g"}"#,
+            r#""effectiveDateTime":"2022""#,
+        ),
+    );
+    put(
+        &s,
+        "Observation/ob4",
+        &observation(
+            "ob4",
+            "p2",
+            "preliminary",
+            "8480-6",
+            r#"{"value":140.0,"unit":"mmHg","system":"http://unitsofmeasure.org","code":"mm[Hg]"}"#,
+            r#""effectiveDateTime":"2022-06-01T08:30:00+02:00""#,
+        ),
+    );
+    put(
+        &s,
+        "RiskAssessment/r1",
+        &format!(
+            r#"{{"resourceType":"RiskAssessment","id":"r1",{TEXT},"status":"final",
+        "subject":{{"reference":"Patient/p1"}},"prediction":[{{"probabilityDecimal":0.25}}]}}"#
+        ),
+    );
+    put(
+        &s,
+        "RiskAssessment/r2",
+        &format!(
+            r#"{{"resourceType":"RiskAssessment","id":"r2",{TEXT},"status":"final",
+        "subject":{{"reference":"Patient/p2"}},"prediction":[{{"probabilityDecimal":0.7}}]}}"#
+        ),
+    );
+    put(
+        &s,
+        "ValueSet/v1",
+        &format!(
+            r#"{{"resourceType":"ValueSet","id":"v1",{TEXT},"status":"active","name":"V1","url":"http://acme.org/fhir/ValueSet/123"}}"#
+        ),
+    );
+    s
+}
+
+#[test]
+fn string_parameters_match_prefixes_case_and_accents() {
+    let s = loaded();
+    assert_eq!(ids(&s, "Patient?family=muller"), ["p1", "p2"]);
+    assert_eq!(ids(&s, "Patient?family=MÜL"), ["p1", "p2"]);
+    assert_eq!(ids(&s, "Patient?family:exact=Müller"), ["p1"]);
+    assert_eq!(ids(&s, "Patient?family:exact=müller"), Vec::<String>::new());
+    assert_eq!(ids(&s, "Patient?name:contains=ll"), ["p1", "p2"]);
+    assert_eq!(ids(&s, "Patient?name=carl"), ["p3"]);
+    assert_eq!(ids(&s, "Patient?address-city=bos"), ["p1"]);
+    assert_eq!(ids(&s, "Patient?name=anna,bob"), ["p1", "p2"]);
+    assert_eq!(ids(&s, "Patient?name=muller&name=bob"), ["p2"]);
+}
+
+#[test]
+fn token_parameters() {
+    let s = loaded();
+    assert_eq!(ids(&s, "Patient?gender=female"), ["p1"]);
+    assert_eq!(ids(&s, "Patient?gender:not=female"), ["p2", "p3"]);
+    assert_eq!(ids(&s, "Patient?identifier=http://ids%7CA1"), ["p1"]);
+    assert_eq!(ids(&s, "Patient?identifier=B2"), ["p2"]);
+    assert_eq!(
+        ids(&s, "Patient?identifier=http://other%7CA1"),
+        Vec::<String>::new()
+    );
+    assert_eq!(ids(&s, "Patient?identifier=http://ids%7C"), ["p1", "p2"]);
+    assert_eq!(ids(&s, "Patient?identifier=%7CA1"), Vec::<String>::new());
+    assert_eq!(
+        ids(
+            &s,
+            "Patient?identifier:of-type=http://terminology.hl7.org/CodeSystem/v2-0203%7CMR%7CA1"
+        ),
+        ["p1"]
+    );
+    assert_eq!(ids(&s, "Patient?active=true"), ["p1"]);
+    assert_eq!(ids(&s, "Patient?telecom=555-1000"), ["p1"]);
+    assert_eq!(
+        ids(&s, "Observation?code=http://loinc.org%7C8480-6"),
+        ["ob1", "ob4"]
+    );
+    assert_eq!(
+        ids(&s, "Observation?code:text=measured 294"),
+        ["ob2", "ob3"]
+    );
+    assert_eq!(ids(&s, "Observation?code:text=code 8480"), ["ob1", "ob4"]);
+    assert_eq!(ids(&s, "Patient?_id=p2,p3"), ["p2", "p3"]);
+    assert_eq!(
+        ids(
+            &s,
+            "Patient?gender:in=http://hl7.org/fhir/ValueSet/administrative-gender"
+        ),
+        Vec::<String>::new(),
+        "codes without a system are not in a value set of system-qualified codes"
+    );
+    assert_eq!(
+        ids(
+            &s,
+            "Observation?status:not-in=http://hl7.org/fhir/ValueSet/observation-status"
+        ),
+        ["ob1", "ob2", "ob3", "ob4"]
+    );
+}
+
+#[test]
+fn date_parameters_compare_ranges_with_every_prefix() {
+    let s = loaded();
+    assert_eq!(ids(&s, "Patient?birthdate=1980"), ["p1"]);
+    assert_eq!(ids(&s, "Patient?birthdate=1980-05-12"), ["p1"]);
+    assert_eq!(ids(&s, "Patient?birthdate=1980-05"), ["p1"]);
+    assert_eq!(
+        ids(&s, "Patient?birthdate=1990-03-01"),
+        Vec::<String>::new(),
+        "1990 is wider than one day"
+    );
+    assert_eq!(ids(&s, "Patient?birthdate=ne1980"), ["p2", "p3"]);
+    assert_eq!(ids(&s, "Patient?birthdate=gt1980"), ["p2"]);
+    assert_eq!(ids(&s, "Patient?birthdate=ge1980"), ["p1", "p2"]);
+    assert_eq!(ids(&s, "Patient?birthdate=lt1980"), ["p3"]);
+    assert_eq!(ids(&s, "Patient?birthdate=le1980-05-12"), ["p1", "p3"]);
+    assert_eq!(ids(&s, "Patient?birthdate=sa1980-12-31"), ["p2"]);
+    assert_eq!(ids(&s, "Patient?birthdate=eb1980-01-01"), ["p3"]);
+    assert_eq!(ids(&s, "Patient?birthdate=ap1980-05-20"), ["p1"]);
+    assert_eq!(
+        ids(&s, "Patient?birthdate=ge1975&birthdate=lt1985"),
+        ["p1", "p3"]
+    );
+    // Periods and time zones.
+    assert_eq!(ids(&s, "Observation?date=2021-01"), ["ob2"]);
+    assert_eq!(ids(&s, "Observation?date=2021"), ["ob1", "ob2"]);
+    assert_eq!(ids(&s, "Observation?date=2021-01-15"), Vec::<String>::new());
+    assert_eq!(ids(&s, "Observation?date=2022-06-01T06:30:00Z"), ["ob4"]);
+    assert_eq!(ids(&s, "Observation?date=gt2021-12-31"), ["ob3", "ob4"]);
+    assert_eq!(
+        ids(&s, "Patient?_lastUpdated=2026-11-27"),
+        ["p1", "p2", "p3"]
+    );
+    let bad = call(&s, "GET", "Patient?birthdate=yesterday", "");
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("yesterday"), "{}", bad.body);
+}
+
+#[test]
+fn number_and_quantity_parameters() {
+    let s = loaded();
+    assert_eq!(ids(&s, "RiskAssessment?probability=0.25"), ["r1"]);
+    // 0.3 means [0.25, 0.35).
+    assert_eq!(ids(&s, "RiskAssessment?probability=0.3"), ["r1"]);
+    assert_eq!(ids(&s, "RiskAssessment?probability=0.250"), ["r1"]);
+    assert_eq!(
+        ids(&s, "RiskAssessment?probability=0.26"),
+        Vec::<String>::new()
+    );
+    assert_eq!(ids(&s, "RiskAssessment?probability=gt0.5"), ["r2"]);
+    assert_eq!(ids(&s, "RiskAssessment?probability=le0.7"), ["r1", "r2"]);
+    assert_eq!(ids(&s, "RiskAssessment?probability=ne0.25"), ["r2"]);
+    assert_eq!(ids(&s, "RiskAssessment?probability=ap0.69"), ["r2"]);
+    // UCUM: 70 kg and 70500 g compare in grams.
+    assert_eq!(
+        ids(
+            &s,
+            "Observation?value-quantity=70%7Chttp://unitsofmeasure.org%7Ckg"
+        ),
+        ["ob2"]
+    );
+    assert_eq!(
+        ids(
+            &s,
+            "Observation?value-quantity=gt69%7Chttp://unitsofmeasure.org%7Ckg"
+        ),
+        ["ob2", "ob3"]
+    );
+    assert_eq!(ids(&s, "Observation?value-quantity=70500%7C%7Cg"), ["ob3"]);
+    assert_eq!(
+        ids(&s, "Observation?value-quantity=le70000%7C%7Cg"),
+        ["ob2"]
+    );
+    assert_eq!(ids(&s, "Observation?value-quantity=140"), ["ob4"]);
+    assert_eq!(
+        ids(
+            &s,
+            "Observation?value-quantity=ge120%7Chttp://unitsofmeasure.org%7Cmm[Hg]"
+        ),
+        ["ob1", "ob4"]
+    );
+}
+
+#[test]
+fn reference_and_uri_parameters() {
+    let s = loaded();
+    assert_eq!(ids(&s, "Observation?subject=Patient/p1"), ["ob1", "ob2"]);
+    assert_eq!(ids(&s, "Observation?subject=p2"), ["ob3", "ob4"]);
+    assert_eq!(ids(&s, "Observation?subject:Patient=p2"), ["ob3", "ob4"]);
+    assert_eq!(
+        ids(&s, "Observation?subject:Group=p2"),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        ids(&s, &format!("Observation?patient={BASE}/Patient/p1")),
+        ["ob1", "ob2"]
+    );
+    // An absolute reference to this server matches its relative form.
+    assert_eq!(ids(&s, "Patient?organization=Organization/o2"), ["p2"]);
+    assert_eq!(ids(&s, "Patient?organization:missing=true"), ["p3"]);
+    assert_eq!(ids(&s, "Patient?organization:missing=false"), ["p1", "p2"]);
+    assert_eq!(
+        ids(&s, "ValueSet?url=http://acme.org/fhir/ValueSet/123"),
+        ["v1"]
+    );
+    assert_eq!(ids(&s, "ValueSet?url:below=http://acme.org/fhir"), ["v1"]);
+    assert_eq!(
+        ids(&s, "ValueSet?url:below=http://acme.org/other"),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        ids(
+            &s,
+            "ValueSet?url:above=http://acme.org/fhir/ValueSet/123/_history/5"
+        ),
+        ["v1"]
+    );
+}
+
+#[test]
+fn chains_and_reverse_chains() {
+    let s = loaded();
+    assert_eq!(
+        ids(&s, "Observation?subject:Patient.name=anna"),
+        ["ob1", "ob2"]
+    );
+    assert_eq!(ids(&s, "Observation?subject.gender=male"), ["ob3", "ob4"]);
+    assert_eq!(
+        ids(&s, "Observation?subject:Patient.organization.name=acme"),
+        ["ob1", "ob2"]
+    );
+    assert_eq!(
+        ids(&s, "Observation?patient.organization.partof.name=beta"),
+        ["ob1", "ob2"]
+    );
+    assert_eq!(
+        ids(&s, "Patient?_has:Observation:patient:code=29463-7"),
+        ["p1", "p2"]
+    );
+    assert_eq!(
+        ids(&s, "Patient?_has:Observation:patient:status=preliminary"),
+        ["p2"]
+    );
+    assert_eq!(
+        ids(
+            &s,
+            "Organization?_has:Patient:organization:_has:Observation:patient:status=preliminary"
+        ),
+        ["o2"]
+    );
+    assert_eq!(
+        ids(&s, "Patient?_has:Observation:patient:status=cancelled"),
+        Vec::<String>::new()
+    );
+    let bad = call(&s, "GET", "Observation?status.name=x", "");
+    assert_eq!(bad.status, 400, "{}", bad.body);
+}
+
+#[test]
+fn composite_parameters_match_within_one_item() {
+    let s = loaded();
+    assert_eq!(
+        ids(
+            &s,
+            "Observation?code-value-quantity=http://loinc.org%7C8480-6$gt130"
+        ),
+        ["ob4"]
+    );
+    assert_eq!(
+        ids(
+            &s,
+            "Observation?code-value-quantity=8480-6$lt130,29463-7$gt70000%7C%7Cg"
+        ),
+        ["ob1", "ob3"]
+    );
+    let bad = call(&s, "GET", "Observation?code-value-quantity=8480-6", "");
+    assert_eq!(bad.status, 400);
+}
+
+#[test]
+fn includes_and_revincludes() {
+    let s = loaded();
+    let bundle = json(&call(
+        &s,
+        "GET",
+        "Observation?code=8480-6&_include=Observation:subject",
+        "",
+    ));
+    let entries = bundle["entry"].as_array().cloned().unwrap_or_default();
+    let included: Vec<&str> = entries
+        .iter()
+        .filter(|entry| entry["search"]["mode"] == "include")
+        .map(|entry| entry["resource"]["id"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(matches(&bundle).len(), 2);
+    assert_eq!(included.len(), 2, "{bundle}");
+    assert_eq!(bundle["total"], 2);
+    let bundle = json(&call(&s, "GET", "Patient?_id=p1&_revinclude=Observation:subject&_include=Patient:organization&_include:iterate=Organization:partof", ""));
+    let mut included: Vec<String> = bundle["entry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|entry| entry["search"]["mode"] == "include")
+        .map(|entry| {
+            format!(
+                "{}/{}",
+                entry["resource"]["resourceType"]
+                    .as_str()
+                    .unwrap_or_default(),
+                entry["resource"]["id"].as_str().unwrap_or_default()
+            )
+        })
+        .collect();
+    included.sort();
+    assert_eq!(
+        included,
+        [
+            "Observation/ob1",
+            "Observation/ob2",
+            "Organization/o1",
+            "Organization/o2"
+        ]
+    );
+    let star = json(&call(&s, "GET", "Patient?_id=p1&_include=Patient:*", ""));
+    assert_eq!(star["entry"].as_array().map_or(0, Vec::len), 3, "{star}");
+}
+
+#[test]
+fn sorting_and_paging_are_stable_under_writes() {
+    let s = loaded();
+    let sorted = json(&call(&s, "GET", "Patient?_sort=birthdate", ""));
+    assert_eq!(matches(&sorted), ["p3", "p1", "p2"]);
+    let sorted = json(&call(&s, "GET", "Patient?_sort=-birthdate", ""));
+    assert_eq!(matches(&sorted), ["p2", "p1", "p3"]);
+    let sorted = json(&call(&s, "GET", "Patient?_sort=family,-given", ""));
+    assert_eq!(matches(&sorted), ["p2", "p1", "p3"]);
+    let sorted = json(&call(&s, "GET", "Observation?_sort=subject,-date", ""));
+    assert_eq!(matches(&sorted), ["ob1", "ob2", "ob4", "ob3"]);
+    // Pages of 2 over 3 patients, with a patient created between the pages.
+    let first = json(&call(&s, "GET", "Patient?_count=2&_sort=family", ""));
+    assert_eq!(
+        matches(&first),
+        ["p1", "p2"],
+        "müller and muller fold to one key; ids break the tie"
+    );
+    let next = first["link"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|link| link["relation"] == "next")
+        .and_then(|link| link["url"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    assert!(next.starts_with(&format!("{BASE}/Patient?")), "{next}");
+    put(
+        &s,
+        "Patient/p0",
+        &format!(r#"{{"resourceType":"Patient","id":"p0",{TEXT},"name":[{{"family":"Aaron"}}]}}"#),
+    );
+    let second = json(&call(&s, "GET", &next, ""));
+    assert_eq!(
+        matches(&second),
+        ["p3"],
+        "a write before the cursor shifts nothing"
+    );
+    assert!(second["link"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .all(|link| link["relation"] != "next"));
+    let previous = second["link"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|link| link["relation"] == "previous")
+        .and_then(|link| link["url"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    let back = json(&call(&s, "GET", &previous, ""));
+    assert_eq!(matches(&back), ["p1", "p2"]);
+    assert_eq!(back["total"], 4);
+    let count_only = json(&call(&s, "GET", "Patient?_summary=count", ""));
+    assert_eq!(count_only["total"], 4);
+    assert!(count_only["entry"].as_array().is_none_or(Vec::is_empty));
+    let none = json(&call(&s, "GET", "Patient?_total=none", ""));
+    assert!(none.get("total").is_none());
+    assert_eq!(call(&s, "GET", "Patient?_count=x", "").status, 400);
+    assert_eq!(call(&s, "GET", "Patient?_cursor=zz", "").status, 400);
+    assert_eq!(call(&s, "GET", "Patient?_sort=nonsense", "").status, 400);
+}
+
+#[test]
+fn summary_and_elements_subset_resources() {
+    let s = loaded();
+    let bundle = json(&call(&s, "GET", "Patient?_id=p1&_elements=gender", ""));
+    let patient = &bundle["entry"][0]["resource"];
+    assert_eq!(patient["gender"], "female");
+    assert!(patient.get("name").is_none());
+    assert_eq!(patient["meta"]["tag"][0]["code"], "SUBSETTED");
+    let bundle = json(&call(&s, "GET", "Patient?_id=p1&_summary=true", ""));
+    let patient = &bundle["entry"][0]["resource"];
+    assert!(patient.get("text").is_none());
+    assert!(patient.get("name").is_some());
+    let bundle = json(&call(&s, "GET", "Patient?_id=p1&_summary=data", ""));
+    assert!(bundle["entry"][0]["resource"].get("text").is_none());
+    assert!(bundle["entry"][0]["resource"].get("address").is_some());
+    let bundle = json(&call(&s, "GET", "Observation?_id=ob1&_summary=text", ""));
+    let observation = &bundle["entry"][0]["resource"];
+    assert!(observation.get("text").is_some() && observation.get("status").is_some());
+    assert!(observation.get("valueQuantity").is_none());
+}
+
+#[test]
+fn unknown_parameters_are_refused_or_reported() {
+    let s = loaded();
+    let refused = call(&s, "GET", "Patient?colour=blue", "");
+    assert_eq!(refused.status, 400);
+    assert!(refused.body.contains("colour"));
+    let lenient = call_with(
+        &s,
+        "GET",
+        "Patient?colour=blue&gender=male",
+        &[("prefer", "handling=lenient")],
+        "",
+    );
+    assert_eq!(lenient.status, 200);
+    let bundle = json(&lenient);
+    assert_eq!(matches(&bundle), ["p2"]);
+    assert!(lenient.body.contains(r#""mode":"outcome""#) && lenient.body.contains("colour"));
+    assert_eq!(call(&s, "GET", "Patient?_text=x", "").status, 400);
+    assert_eq!(call(&s, "GET", "Patient?gender:exact=male", "").status, 400);
+    assert_eq!(
+        call(&s, "GET", "Patient?birthdate:contains=1", "").status,
+        400
+    );
+    let hostile = "x".repeat(100_000);
+    assert_eq!(
+        call(&s, "GET", &format!("Patient?name={hostile}"), "").status,
+        200
+    );
+    assert_eq!(
+        call(&s, "GET", &format!("Patient?birthdate={hostile}"), "").status,
+        400
+    );
+    assert_eq!(
+        call(&s, "GET", "Patient?_has:Observation=x", "").status,
+        400
+    );
+    let deep = "Observation?subject:Patient.organization.partof.partof.partof.partof.name=x";
+    assert_eq!(call(&s, "GET", deep, "").status, 400);
+}
+
+#[test]
+fn system_search_and_post_search() {
+    let s = loaded();
+    let bundle = json(&call(
+        &s,
+        "GET",
+        "?_type=Patient,Organization&_id=p1,o2",
+        "",
+    ));
+    let mut found = matches(&bundle);
+    found.sort();
+    assert_eq!(found, ["o2", "p1"]);
+    let all = json(&call(&s, "GET", "?_lastUpdated=2026", ""));
+    assert_eq!(all["total"], 13);
+    let posted = call_with(
+        &s,
+        "POST",
+        "Patient/_search",
+        &[("content-type", "application/x-www-form-urlencoded")],
+        "family=m%C3%BCller&given=anna+maria,anna",
+    );
+    assert_eq!(posted.status, 200, "{}", posted.body);
+    assert_eq!(matches(&json(&posted)), ["p1"]);
+}
+
+#[test]
+fn updates_and_deletes_keep_the_index_current() {
+    let s = loaded();
+    put(
+        &s,
+        "Patient/p3",
+        &format!(
+            r#"{{"resourceType":"Patient","id":"p3",{TEXT},"name":[{{"family":"Jones"}}],"gender":"female"}}"#
+        ),
+    );
+    assert_eq!(ids(&s, "Patient?family=smith"), Vec::<String>::new());
+    assert_eq!(ids(&s, "Patient?family=jones"), ["p3"]);
+    assert_eq!(ids(&s, "Patient?gender=female"), ["p1", "p3"]);
+    assert_eq!(call(&s, "DELETE", "Patient/p3", "").status, 204);
+    assert_eq!(ids(&s, "Patient?gender=female"), ["p1"]);
+    assert_eq!(ids(&s, "Patient"), ["p1", "p2"]);
+}
+
+#[test]
+fn conditional_create_update_and_delete() {
+    let s = loaded();
+    let body = format!(
+        r#"{{"resourceType":"Patient",{TEXT},"identifier":[{{"system":"http://ids","value":"C3"}}]}}"#
+    );
+    let created = call_with(
+        &s,
+        "POST",
+        "Patient",
+        &[("if-none-exist", "identifier=http://ids|C3")],
+        &body,
+    );
+    assert_eq!(created.status, 201, "{}", created.body);
+    let again = call_with(
+        &s,
+        "POST",
+        "Patient",
+        &[("if-none-exist", "identifier=http://ids|C3")],
+        &body,
+    );
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_eq!(ids(&s, "Patient?identifier=C3").len(), 1);
+    let many = call_with(
+        &s,
+        "POST",
+        "Patient",
+        &[("if-none-exist", "family=muller")],
+        &body,
+    );
+    assert_eq!(many.status, 412);
+    // Conditional update: one match updates it, none creates, several refuse.
+    let update = format!(
+        r#"{{"resourceType":"Patient",{TEXT},"identifier":[{{"system":"http://ids","value":"C3"}}],"gender":"unknown"}}"#
+    );
+    let updated = call(&s, "PUT", "Patient?identifier=http://ids%7CC3", &update);
+    assert_eq!(updated.status, 200, "{}", updated.body);
+    assert_eq!(ids(&s, "Patient?gender=unknown").len(), 1);
+    let fresh = format!(
+        r#"{{"resourceType":"Patient",{TEXT},"identifier":[{{"system":"http://ids","value":"D4"}}]}}"#
+    );
+    assert_eq!(
+        call(&s, "PUT", "Patient?identifier=http://ids%7CD4", &fresh).status,
+        201
+    );
+    assert_eq!(call(&s, "PUT", "Patient?family=muller", &fresh).status, 412);
+    // Conditional delete.
+    assert_eq!(call(&s, "DELETE", "Patient?family=muller", "").status, 412);
+    assert_eq!(call(&s, "DELETE", "Patient?identifier=D4", "").status, 204);
+    assert_eq!(ids(&s, "Patient?identifier=D4"), Vec::<String>::new());
+}
+
+#[test]
+fn custom_search_parameters_apply_after_reindex() {
+    let s = loaded();
+    let param = format!(
+        r#"{{"resourceType":"SearchParameter","id":"eye",{TEXT},"url":"http://acme.org/SearchParameter/patient-city-upper","name":"city2","status":"active","description":"x","code":"town","base":["Patient"],"type":"string","expression":"Patient.address.city"}}"#
+    );
+    put(&s, "SearchParameter/eye", &param);
+    assert_eq!(
+        ids(&s, "Patient?town=paris"),
+        Vec::<String>::new(),
+        "not indexed before a reindex"
+    );
+    let reindexed = call(&s, "POST", "Patient/$reindex", "");
+    assert_eq!(reindexed.status, 200, "{}", reindexed.body);
+    assert_eq!(ids(&s, "Patient?town=paris"), ["p2"]);
+    put(
+        &s,
+        "Patient/p5",
+        &format!(
+            r#"{{"resourceType":"Patient","id":"p5",{TEXT},"address":[{{"city":"Parisot"}}]}}"#
+        ),
+    );
+    assert_eq!(ids(&s, "Patient?town=paris"), ["p2", "p5"]);
+}
+
+#[test]
+fn transactions_resolve_conditional_entries_and_references() {
+    let s = loaded();
+    let bundle = format!(
+        r#"{{"resourceType":"Bundle","type":"transaction","entry":[
+        {{"fullUrl":"urn:uuid:61ebe359-bfdc-4613-8bf2-c5e300945f0a","resource":{{"resourceType":"Organization",{TEXT},"identifier":[{{"system":"http://orgs","value":"X"}}],"name":"X"}},"request":{{"method":"POST","url":"Organization","ifNoneExist":"identifier=http://orgs|X"}}}},
+        {{"resource":{{"resourceType":"Patient",{TEXT},"managingOrganization":{{"reference":"urn:uuid:61ebe359-bfdc-4613-8bf2-c5e300945f0a"}},"generalPractitioner":[{{"reference":"Practitioner?family=osler"}}]}},"request":{{"method":"POST","url":"Patient"}}}}]}}"#
+    );
+    let first = call(&s, "POST", "", &bundle);
+    assert_eq!(first.status, 200, "{}", first.body);
+    let second = call(&s, "POST", "", &bundle);
+    assert_eq!(second.status, 200, "{}", second.body);
+    assert_eq!(
+        ids(&s, "Organization?identifier=http://orgs%7CX").len(),
+        1,
+        "ifNoneExist kept the second from creating"
+    );
+    let org = ids(&s, "Organization?identifier=X");
+    assert_eq!(
+        ids(&s, &format!("Patient?organization=Organization/{}", org[0])).len(),
+        2
+    );
+    assert_eq!(
+        ids(&s, "Patient?general-practitioner=Practitioner/pr1").len(),
+        3
+    );
+    let ambiguous = bundle.replace("Practitioner?family=osler", "Patient?family=muller");
+    let refused = call(&s, "POST", "", &ambiguous);
+    assert_eq!(refused.status, 412, "{}", refused.body);
+}
