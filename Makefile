@@ -31,6 +31,7 @@ bench: build
 	@node tests/perf/json.bench.js
 	@node tests/perf/fhirpath.bench.js
 	@node tests/perf/validate.bench.js
+	@node tests/perf/service.bench.js
 	@cargo run --quiet --release -p hearth-engine --example json_timing -- ../shared/corpus/synthea
 	@cargo run --quiet --release -p hearth-engine --example fhirpath_timing -- ../shared/corpus/synthea
 	@cargo run --quiet --release -p hearth-engine --example validate_timing -- ../shared/corpus/synthea
