@@ -5,6 +5,7 @@
 //! concerns an element, its FHIRPath location (`Patient.name[0].given[1]`).
 
 pub mod fhir;
+pub mod patch;
 pub mod reader;
 pub mod write;
 

@@ -343,6 +343,10 @@ impl<S: Store> Service<S> {
             ("DELETE", [type_name]) if !request.query.is_empty() => {
                 self.conditional_delete(request, type_name).await
             }
+            ("PATCH", [type_name]) if !request.query.is_empty() => {
+                self.conditional_patch(request, type_name).await
+            }
+            ("PATCH", [type_name, id]) => self.patch(request, type_name, id).await,
             ("POST", ["$reindex"]) => self.reindex(None).await,
             ("POST", [type_name, "$reindex"]) => self.reindex(Some(type_name)).await,
             ("GET", ["metadata"]) => self.metadata(),
@@ -1148,6 +1152,144 @@ impl<S: Store> Service<S> {
                 ),
             ),
         }
+    }
+
+    /// `PATCH [type]?query`: patches the one match.
+    async fn conditional_patch(&self, request: &Request, type_name: &str) -> Response {
+        let type_name = match Self::resource_type(type_name) {
+            Ok(type_name) => type_name,
+            Err(response) => return response,
+        };
+        if let Err(err) = self.ensure_registry().await {
+            return store_error(&err);
+        }
+        let query = query_string(&request.query);
+        let found = async {
+            let mut tx = self
+                .store
+                .begin(false)
+                .await
+                .map_err(|err| store_error(&err))?;
+            self.conditional_matches(&mut tx, type_name, &query).await
+        }
+        .await;
+        match found {
+            Err(response) => response,
+            Ok(ids) if ids.len() == 1 => self.patch(request, type_name, &ids[0]).await,
+            Ok(ids) if ids.is_empty() => Response::error(
+                404,
+                IssueType::NotFound,
+                format!("no {type_name} matches the search"),
+            ),
+            Ok(ids) => Response::error(
+                412,
+                IssueType::Duplicate,
+                format!(
+                    "the search matches {} resources; a conditional patch needs one",
+                    ids.len()
+                ),
+            ),
+        }
+    }
+
+    /// `PATCH [type]/[id]` with a JSON Patch document (`application/json-patch+json`): the
+    /// patched resource is validated and stored as an update. Without If-Match, the version
+    /// patched is the one updated (a concurrent write makes it try again).
+    async fn patch(&self, request: &Request, type_name: &str, id: &str) -> Response {
+        let type_name = match Self::resource_type(type_name) {
+            Ok(type_name) => type_name,
+            Err(response) => return response,
+        };
+        let content_type = request.header("content-type").unwrap_or_default();
+        if !content_type.contains("json-patch") {
+            return Response::error(
+                415,
+                IssueType::NotSupported,
+                format!(
+                    "PATCH takes a JSON Patch document (application/json-patch+json), not \"{content_type}\""
+                ),
+            );
+        }
+        let patch =
+            match crate::json::reader::parse(&request.body, crate::json::reader::Limits::default())
+            {
+                Ok(patch) => patch,
+                Err(err) => {
+                    let (status, outcome) = crate::Error::Json(err).to_outcome();
+                    return Response::outcome(status.0, &outcome);
+                }
+            };
+        for _attempt in 0..3 {
+            let read = async {
+                let mut tx = self.store.begin(false).await?;
+                let Some(current) = Self::current(&mut tx, type_name, id).await? else {
+                    return Ok(None);
+                };
+                let stored = Self::stored(&mut tx, type_name, id, current.version).await?;
+                Ok::<_, StoreError>(Some((current.version, stored)))
+            }
+            .await;
+            let (version, json) = match read {
+                Err(err) => return store_error(&err),
+                Ok(None) => {
+                    return Response::error(
+                        404,
+                        IssueType::NotFound,
+                        format!("{type_name}/{id} does not exist"),
+                    )
+                }
+                Ok(Some((version, Some(Stored::Resource(json))))) => (version, json),
+                Ok(Some(_)) => {
+                    return Response::error(
+                        410,
+                        IssueType::Deleted,
+                        format!("{type_name}/{id} was deleted"),
+                    )
+                }
+            };
+            let mut tree = match crate::json::reader::parse(
+                json.as_bytes(),
+                crate::json::reader::Limits::default(),
+            ) {
+                Ok(tree) => tree,
+                Err(_) => {
+                    return Response::error(
+                        500,
+                        IssueType::Exception,
+                        "the stored resource does not parse",
+                    )
+                }
+            };
+            if let Err(err) = crate::json::patch::apply(&mut tree, &patch) {
+                return Response::error(
+                    if err.test_failed { 422 } else { 400 },
+                    if err.test_failed {
+                        IssueType::Processing
+                    } else {
+                        IssueType::Invalid
+                    },
+                    format!("JSON Patch operation {}: {}", err.operation, err.message),
+                );
+            }
+            let mut update = request.clone();
+            update.method = String::from("PUT");
+            update.body = crate::json::patch::to_text(&tree).into_bytes();
+            let implicit = request.header("if-match").is_none();
+            if implicit {
+                update
+                    .headers
+                    .push((String::from("if-match"), etag(version)));
+            }
+            let response = self.update(&update, type_name, id).await;
+            if !(implicit && response.status == 412) {
+                return response;
+            }
+        }
+        Response::error(
+            409,
+            IssueType::Conflict,
+            format!("{type_name}/{id} kept changing while it was patched; try again"),
+        )
     }
 
     /// `POST [base]/$reindex` and `POST [type]/$reindex`: indexes every current resource

@@ -829,3 +829,72 @@ fn transactions_resolve_conditional_entries_and_references() {
     let refused = call(&s, "POST", "", &ambiguous);
     assert_eq!(refused.status, 412, "{}", refused.body);
 }
+
+#[test]
+fn json_patch_updates_and_conditional_patch() {
+    let s = loaded();
+    let patch = |url: &str, headers: &[(&str, &str)], body: &str| {
+        let mut all = vec![("content-type", "application/json-patch+json")];
+        all.extend_from_slice(headers);
+        call_with(&s, "PATCH", url, &all, body)
+    };
+    let patched = patch(
+        "Patient/p3",
+        &[],
+        r#"[{"op":"replace","path":"/gender","value":"female"},{"op":"add","path":"/name/0/given/-","value":"Dora"}]"#,
+    );
+    assert_eq!(patched.status, 200, "{}", patched.body);
+    let body = json(&patched);
+    assert_eq!(body["gender"], "female");
+    assert_eq!(body["name"][0]["given"][1], "Dora");
+    assert_eq!(body["meta"]["versionId"], "2");
+    assert_eq!(ids(&s, "Patient?given=dora"), ["p3"]);
+    let failed = patch(
+        "Patient/p3",
+        &[],
+        r#"[{"op":"test","path":"/gender","value":"male"}]"#,
+    );
+    assert_eq!(failed.status, 422);
+    let invalid = patch(
+        "Patient/p3",
+        &[],
+        r#"[{"op":"replace","path":"/gender","value":"hen"}]"#,
+    );
+    assert_eq!(
+        invalid.status, 422,
+        "the patched resource is validated: {}",
+        invalid.body
+    );
+    assert_eq!(
+        patch("Patient/p3", &[("if-match", "W/\"1\"")], "[]").status,
+        412
+    );
+    assert_eq!(patch("Patient/nope", &[], "[]").status, 404);
+    assert_eq!(patch("Patient/p3", &[], r#"{"op":"x"}"#).status, 400);
+    assert_eq!(patch("Patient/p3", &[], "[").status, 400);
+    assert_eq!(
+        patch(
+            "Patient/p3",
+            &[],
+            r#"[{"op":"replace","path":"/id","value":"other"}]"#
+        )
+        .status,
+        400
+    );
+    let wrong_type = call_with(
+        &s,
+        "PATCH",
+        "Patient/p3",
+        &[("content-type", "application/xml")],
+        "<x/>",
+    );
+    assert_eq!(wrong_type.status, 415);
+    let conditional = patch(
+        "Patient?identifier=B2",
+        &[],
+        r#"[{"op":"replace","path":"/active","value":true}]"#,
+    );
+    assert_eq!(conditional.status, 200, "{}", conditional.body);
+    assert_eq!(ids(&s, "Patient?active=true"), ["p1", "p2"]);
+    assert_eq!(patch("Patient?family=muller", &[], "[]").status, 412);
+}
