@@ -91,6 +91,9 @@ impl Validator {
             if !profiles.is_empty() {
                 nested_resources(resource, resource, &path, &mut nested);
             }
+            if options.skip_contained {
+                nested.retain(|(_, _, inner_path)| !inner_path.contains(".contained["));
+            }
             for (inner, root, inner_path) in nested {
                 for url in claimed_profiles(inner) {
                     walk.profile_at(
@@ -105,6 +108,30 @@ impl Validator {
             }
         }
         walk.findings
+    }
+}
+
+impl Validator {
+    /// Reads `bytes` as a FHIR resource and validates it, as [`Validator::validate_with`];
+    /// content that cannot be read is reported in the outcome too. Each issue has the line and
+    /// column of its element.
+    pub fn validate_json(
+        &mut self,
+        bytes: &[u8],
+        options: &ValidateOptions<'_>,
+    ) -> OperationOutcome {
+        let source = if options.allow_comments {
+            match crate::json::blank_comments(bytes) {
+                Ok(source) => source,
+                Err(err) => return crate::Error::Json(err).to_outcome().1,
+            }
+        } else {
+            alloc::borrow::Cow::Borrowed(bytes)
+        };
+        match crate::json::fhir::parse_resource(&source) {
+            Ok(resource) => to_outcome_in(&self.validate_with(&resource, options), &source),
+            Err(err) => err.to_outcome().1,
+        }
     }
 }
 
@@ -279,6 +306,10 @@ fn embedded_tag(text: &str) -> Option<usize> {
         })
 }
 
+/// The DomainResource invariants about contained resources, which
+/// [`ValidateOptions::skip_contained`] leaves out with the resources themselves.
+const CONTAINED_RULES: [&str; 4] = ["dom-2", "dom-3", "dom-4", "dom-5"];
+
 /// ele-1, "All FHIR elements must have a @value or children".
 const ELE_1: &str = "hasValue() or (children().count() > id.count())";
 
@@ -315,6 +346,12 @@ pub struct ValidateOptions<'p> {
     /// Markdown that embeds HTML tags is an error (presentation layers should escape it, but
     /// not all do).
     pub no_html_in_markdown: bool,
+    /// [`Validator::validate_json`] reads JSON with comments (`//` and `/* */`, as JSON5 and
+    /// some authoring tools write it); FHIR JSON itself has none.
+    pub allow_comments: bool,
+    /// Contained resources are not checked: neither their content nor the rules about them
+    /// (dom-2 to dom-5), for content whose contained resources are checked elsewhere.
+    pub skip_contained: bool,
 }
 
 /// One validation: the findings so far, and the validator's compiled invariants and patterns.
@@ -416,6 +453,9 @@ impl Walk<'_> {
             let Some(element_type) = element.types.get(usize::from(field.choice)) else {
                 continue;
             };
+            if self.options.skip_contained && element.name == "contained" {
+                continue;
+            }
             let child_path = child_path(
                 path,
                 element.name,
@@ -479,7 +519,9 @@ impl Walk<'_> {
         let Some(constraint) = CONSTRAINTS.get(usize::from(idx)) else {
             return;
         };
-        if constraint.expression.is_empty() {
+        if constraint.expression.is_empty()
+            || (self.options.skip_contained && CONTAINED_RULES.contains(&constraint.key))
+        {
             return;
         }
         if constraint.expression == ELE_1 {
