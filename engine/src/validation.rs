@@ -71,6 +71,8 @@ impl Validator {
             options: *options,
             depth: 0,
             conformance: Vec::new(),
+            held_as: None,
+            resource_at: 0,
         };
         let path = String::from(resource.type_def().name);
         walk.object(resource, resource, resource, &path, true);
@@ -198,6 +200,7 @@ pub fn to_outcome(findings: &[Finding]) -> OperationOutcome {
 /// Longest string value (R4 §2.24.0.1 string: "Strings SHALL NOT exceed 1MB in size").
 const MAX_STRING_BYTES: usize = 1024 * 1024;
 
+mod extensions;
 mod profile;
 mod rules;
 
@@ -364,6 +367,11 @@ struct Walk<'v> {
     /// Resources (by address) already checked against a profile by a `profile`
     /// discriminator, and the answer.
     conformance: Vec<(usize, String, bool)>,
+    /// For the next object walked: the type that defines the element holding it, and the
+    /// element's name.
+    held_as: Option<(TypeId, &'static str)>,
+    /// Where the path of the resource being walked ends, in the paths of its elements.
+    resource_at: usize,
 }
 
 impl Walk<'_> {
@@ -403,7 +411,10 @@ impl Walk<'_> {
         type_constraints: bool,
     ) {
         let def = object.type_def();
+        let owner = self.held_as.take();
+        let outer_resource_at = self.resource_at;
         if def.kind == model::TypeKind::Resource {
+            self.resource_at = path.len();
             self.resource_rules(object, path);
         } else {
             self.type_rules(object, path);
@@ -449,6 +460,8 @@ impl Walk<'_> {
                 self.find(Severity::Error, IssueType::Structure, message, path);
             }
         }
+        // The path of `object` from its resource, without indexes, once an extension needs it.
+        let mut place_path: Option<String> = None;
         for (field, element, index_in_element) in indexed_fields(object) {
             let Some(element_type) = element.types.get(usize::from(field.choice)) else {
                 continue;
@@ -479,11 +492,28 @@ impl Walk<'_> {
                 );
             }
             self.binding(element, &field.value, element_type.type_id, &child_path);
+            if let (Value::Complex(extension), "extension" | "modifierExtension") =
+                (&field.value, element.name)
+            {
+                let place_path = place_path.get_or_insert_with(|| {
+                    let relative = path.get(self.resource_at..).unwrap_or_default();
+                    let mut res = String::from(resource.type_def().name);
+                    res.push_str(&extensions::without_indexes(relative));
+                    res
+                });
+                let place = extensions::Place {
+                    owner,
+                    path: place_path,
+                };
+                self.extension(extension, object.type_id, &place, &child_path);
+            }
+            self.held_as = Some((object.type_id, element.name));
             match &field.value {
                 Value::Complex(inner) => {
                     self.object(inner, resource, root, &child_path, false);
                 }
                 Value::Resource(inner) => {
+                    self.held_as = None;
                     let inner_root = if element.name == "contained" {
                         root
                     } else {
@@ -500,7 +530,9 @@ impl Walk<'_> {
                     }
                 }
             }
+            self.held_as = None;
         }
+        self.resource_at = outer_resource_at;
     }
 
     fn constraint<'a>(

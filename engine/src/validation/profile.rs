@@ -568,6 +568,8 @@ impl Walk<'_> {
             options: self.options,
             depth: self.depth + 1,
             conformance: core::mem::take(&mut self.conformance),
+            held_as: None,
+            resource_at: 0,
         };
         walk.profile(profiles, resource, url, Severity::Error);
         let conforms = !walk
