@@ -45,6 +45,8 @@ pub struct Validator {
     compiled: BTreeMap<u16, Option<Expression>>,
     /// Compiled primitive regexes by type.
     regexes: BTreeMap<TypeId, Option<regex_automata::meta::Regex>>,
+    /// The vital signs profiles, once an Observation has needed them.
+    vital_signs: Option<alloc::rc::Rc<Profiles>>,
 }
 
 impl Validator {
@@ -203,6 +205,7 @@ const MAX_STRING_BYTES: usize = 1024 * 1024;
 mod extensions;
 mod profile;
 mod rules;
+mod vital_signs;
 
 pub use profile::Profiles;
 
@@ -416,6 +419,9 @@ impl Walk<'_> {
         if def.kind == model::TypeKind::Resource {
             self.resource_at = path.len();
             self.resource_rules(object, path);
+            if def.name == "Observation" {
+                self.vital_signs(object, root, path);
+            }
         } else {
             self.type_rules(object, path);
         }

@@ -356,6 +356,11 @@ export function loadVitalSigns() {
     }
     if (res.slicing) res.slicing = { discriminator: res.slicing.discriminator, rules: res.slicing.rules };
     if (res.binding) res.binding = { strength: res.binding.strength, valueSet: res.binding.valueSet };
+    // Left out: vitalsigns binds the whole Observation.component.value[x] to the common
+    // vital signs units, which would refuse coded component values and the units of
+    // components that are not vital signs themselves (inhaled oxygen flow in L/min beside an
+    // oxygen saturation). The specific profiles bind valueQuantity.code to their units.
+    if (res.binding && el.path.endsWith(".value[x]")) delete res.binding;
     if (res.constraint) res.constraint = res.constraint.map((c) => ({ key: c.key, severity: c.severity, human: c.human, expression: c.expression }));
     if (res.type) res.type = res.type.map((t) => Object.fromEntries(Object.entries(t).filter(([key]) => ["code", "profile", "targetProfile"].includes(key))));
     return res;
