@@ -91,6 +91,10 @@ export interface ValidateOptions {
   securityChecks?: boolean;
   /** Markdown that embeds HTML tags is an error. */
   noHtmlInMarkdown?: boolean;
+  /** JSON text may have `//` and `/* *\/` comments (as JSON5 and some authoring tools write); FHIR JSON has none. */
+  allowComments?: boolean;
+  /** Contained resources are not checked, nor the rules about them (dom-2 to dom-5). */
+  skipContained?: boolean;
 }
 
 /** The version of the engine inside the Wasm module. */

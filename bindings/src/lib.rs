@@ -90,11 +90,15 @@ impl ProfileSet {
         bytes: &[u8],
         security_checks: bool,
         no_html_in_markdown: bool,
+        allow_comments: bool,
+        skip_contained: bool,
         profile: Option<String>,
     ) -> String {
         let options = hearth_engine::validation::ValidateOptions {
             security_checks,
             no_html_in_markdown,
+            allow_comments,
+            skip_contained,
             profiles: Some(&self.profiles),
             profile: profile.as_deref(),
         };
@@ -111,24 +115,27 @@ thread_local! {
 /// Validates a resource against the R4 base specification; returns the OperationOutcome as
 /// JSON text. Content that cannot be read is reported in the outcome too, not thrown.
 #[wasm_bindgen]
-pub fn validate(bytes: &[u8], security_checks: bool, no_html_in_markdown: bool) -> String {
+pub fn validate(
+    bytes: &[u8],
+    security_checks: bool,
+    no_html_in_markdown: bool,
+    allow_comments: bool,
+    skip_contained: bool,
+) -> String {
     let options = hearth_engine::validation::ValidateOptions {
         security_checks,
         no_html_in_markdown,
+        allow_comments,
+        skip_contained,
         ..Default::default()
     };
     validate_with(bytes, &options)
 }
 
 fn validate_with(bytes: &[u8], options: &hearth_engine::validation::ValidateOptions<'_>) -> String {
-    match hearth_engine::json::fhir::parse_resource(bytes) {
-        Ok(resource) => {
-            let findings = VALIDATOR
-                .with(|validator| validator.borrow_mut().validate_with(&resource, options));
-            hearth_engine::validation::to_outcome_in(&findings, bytes).to_json()
-        }
-        Err(err) => err.to_outcome().1.to_json(),
-    }
+    VALIDATOR
+        .with(|validator| validator.borrow_mut().validate_json(bytes, options))
+        .to_json()
 }
 
 /// The engine's version, as built.

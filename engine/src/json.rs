@@ -149,6 +149,74 @@ pub(crate) fn positions(input: &[u8], offsets: &[usize]) -> Vec<(usize, usize)> 
     res
 }
 
+/// The input with its comments (`// ...` to the end of the line, `/* ... */`) replaced by
+/// spaces, for sources that write JSON with comments (JSON5, some IG tooling). Line breaks
+/// inside comments are kept, so line and column of everything else stay as in the input.
+/// Borrowed when there is no comment.
+///
+/// # Errors
+/// A [`ParseError`] at the start of a `/*` comment that is never closed.
+pub fn blank_comments(bytes: &[u8]) -> Result<alloc::borrow::Cow<'_, [u8]>, ParseError> {
+    let mut res: Option<Vec<u8>> = None;
+    let (mut pos, mut in_string) = (0, false);
+    while let Some(&byte) = bytes.get(pos) {
+        if in_string {
+            match byte {
+                b'\\' => pos += 1,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            pos += 1;
+            continue;
+        }
+        let end =
+            match (byte, bytes.get(pos + 1)) {
+                (b'"', _) => {
+                    in_string = true;
+                    None
+                }
+                (b'/', Some(b'/')) => Some(
+                    bytes
+                        .get(pos..)
+                        .and_then(|rest| rest.iter().position(|&b| b == b'\n' || b == b'\r'))
+                        .map_or(bytes.len(), |len| pos + len),
+                ),
+                (b'/', Some(b'*')) => {
+                    let close = bytes
+                        .get(pos + 2..)
+                        .and_then(|rest| rest.windows(2).position(|pair| pair == b"*/"));
+                    match close {
+                        Some(len) => Some(pos + 2 + len + 2),
+                        None => return Err(ParseError::new(
+                            String::from(
+                                "expected \"*/\" to close the comment, found the end of the input",
+                            ),
+                            bytes,
+                            pos,
+                        )),
+                    }
+                }
+                _ => None,
+            };
+        match end {
+            Some(end) => {
+                let out = res.get_or_insert_with(|| bytes.to_vec());
+                for slot in out.get_mut(pos..end).into_iter().flatten() {
+                    if !matches!(*slot, b'\n' | b'\r') {
+                        *slot = b' ';
+                    }
+                }
+                pos = end;
+            }
+            None => pos += 1,
+        }
+    }
+    Ok(res.map_or(
+        alloc::borrow::Cow::Borrowed(bytes),
+        alloc::borrow::Cow::Owned,
+    ))
+}
+
 /// Reads a FHIR resource and tells its type and id.
 ///
 /// # Errors
@@ -294,6 +362,25 @@ mod tests {
         )
         .map(|offset| line_column(text.as_bytes(), offset));
         assert_eq!(located, Some((3, 1)));
+    }
+
+    #[test]
+    fn comments_become_spaces_and_positions_stay() {
+        let text = "// head\n{\"a\": \"x//y /* z */\", /* b\n c */ \"b\": 1}";
+        let blanked = blank_comments(text.as_bytes()).unwrap_or_else(|err| panic!("{err}"));
+        let want = "       \n{\"a\": \"x//y /* z */\",     \n      \"b\": 1}";
+        assert_eq!(core::str::from_utf8(&blanked).ok(), Some(want));
+        assert!(matches!(
+            blank_comments(b"{\"a\":1}"),
+            Ok(alloc::borrow::Cow::Borrowed(_))
+        ));
+        // An escaped quote does not end the string.
+        assert!(matches!(
+            blank_comments(br#"{"a":"\"//"}"#),
+            Ok(alloc::borrow::Cow::Borrowed(_))
+        ));
+        let err = blank_comments(b"{}\n /* open").err();
+        assert_eq!(err.map(|err| (err.line, err.column)), Some((2, 2)));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The FHIR R4 (4.0.1) type system as static tables: every resource, data type and backbone
 //! element with its elements, cardinalities, types, bindings and constraints; the value sets of
-//! required bindings; the search parameters.
+//! required bindings; the search parameters; the core extension definitions; the vital signs
+//! profiles.
 //!
 //! The tables live in `model/generated/`, written by `make codegen` from the official
 //! definitions. This file holds the shapes of those tables and the lookups over them; nothing
@@ -10,9 +11,11 @@
 mod generated;
 
 pub use generated::constraints::CONSTRAINTS;
+pub use generated::extensions::EXTENSIONS;
 pub use generated::search_params::SEARCH_PARAMS;
 pub use generated::types::{ty, TYPES};
 pub use generated::valuesets::{CODE_SYSTEMS, VALUE_SETS};
+pub use generated::vital_signs::{VITAL_SIGNS_CODES, VITAL_SIGNS_DEFINITIONS};
 
 /// The position of a type in [`TYPES`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -191,6 +194,19 @@ pub struct Constraint {
     pub expression: &'static str,
 }
 
+/// An extension defined by the core specification.
+#[derive(Debug)]
+pub struct ExtensionDef {
+    /// The URL, without `http://hl7.org/fhir/StructureDefinition/` for those in the core
+    /// namespace (`patient-birthPlace`).
+    pub name: &'static str,
+    /// Where it may be used: type names (`HumanName`, `Element`) and element paths
+    /// (`HumanName.family`, `Patient.contact`).
+    pub contexts: &'static [&'static str],
+    /// The types its `value[x]` may take; empty for one made of sub-extensions.
+    pub value_types: &'static [TypeId],
+}
+
 /// A value set of the core specification.
 #[derive(Debug)]
 pub struct ValueSetDef {
@@ -299,6 +315,24 @@ pub fn type_by_name(name: &str) -> Option<TypeId> {
         .ok()
         .and_then(|idx| generated::types::TYPE_NAMES.get(idx))
         .map(|(_, id)| *id)
+}
+
+/// The namespace of the core StructureDefinitions, extensions among them.
+pub const CORE_DEFINITIONS: &str = "http://hl7.org/fhir/StructureDefinition/";
+
+/// Finds a core extension definition by URL (a version after `|` is ignored).
+pub fn extension_def(url: &str) -> Option<&'static ExtensionDef> {
+    let url = url.split('|').next().unwrap_or(url);
+    // A sub-extension's relative URL (`display`) is not a core extension's name.
+    let name = match url.strip_prefix(CORE_DEFINITIONS) {
+        Some(name) => name,
+        None if url.contains(':') => url,
+        None => return None,
+    };
+    EXTENSIONS
+        .binary_search_by(|def| def.name.cmp(name))
+        .ok()
+        .and_then(|idx| EXTENSIONS.get(idx))
 }
 
 /// Finds a concrete resource type by name.

@@ -45,6 +45,8 @@ pub struct Validator {
     compiled: BTreeMap<u16, Option<Expression>>,
     /// Compiled primitive regexes by type.
     regexes: BTreeMap<TypeId, Option<regex_automata::meta::Regex>>,
+    /// The vital signs profiles, once an Observation has needed them.
+    vital_signs: Option<alloc::rc::Rc<Profiles>>,
 }
 
 impl Validator {
@@ -71,6 +73,8 @@ impl Validator {
             options: *options,
             depth: 0,
             conformance: Vec::new(),
+            held_as: None,
+            resource_at: 0,
         };
         let path = String::from(resource.type_def().name);
         walk.object(resource, resource, resource, &path, true);
@@ -91,6 +95,9 @@ impl Validator {
             if !profiles.is_empty() {
                 nested_resources(resource, resource, &path, &mut nested);
             }
+            if options.skip_contained {
+                nested.retain(|(_, _, inner_path)| !inner_path.contains(".contained["));
+            }
             for (inner, root, inner_path) in nested {
                 for url in claimed_profiles(inner) {
                     walk.profile_at(
@@ -105,6 +112,30 @@ impl Validator {
             }
         }
         walk.findings
+    }
+}
+
+impl Validator {
+    /// Reads `bytes` as a FHIR resource and validates it, as [`Validator::validate_with`];
+    /// content that cannot be read is reported in the outcome too. Each issue has the line and
+    /// column of its element.
+    pub fn validate_json(
+        &mut self,
+        bytes: &[u8],
+        options: &ValidateOptions<'_>,
+    ) -> OperationOutcome {
+        let source = if options.allow_comments {
+            match crate::json::blank_comments(bytes) {
+                Ok(source) => source,
+                Err(err) => return crate::Error::Json(err).to_outcome().1,
+            }
+        } else {
+            alloc::borrow::Cow::Borrowed(bytes)
+        };
+        match crate::json::fhir::parse_resource(&source) {
+            Ok(resource) => to_outcome_in(&self.validate_with(&resource, options), &source),
+            Err(err) => err.to_outcome().1,
+        }
     }
 }
 
@@ -171,8 +202,10 @@ pub fn to_outcome(findings: &[Finding]) -> OperationOutcome {
 /// Longest string value (R4 §2.24.0.1 string: "Strings SHALL NOT exceed 1MB in size").
 const MAX_STRING_BYTES: usize = 1024 * 1024;
 
+mod extensions;
 mod profile;
 mod rules;
+mod vital_signs;
 
 pub use profile::Profiles;
 
@@ -279,6 +312,10 @@ fn embedded_tag(text: &str) -> Option<usize> {
         })
 }
 
+/// The DomainResource invariants about contained resources, which
+/// [`ValidateOptions::skip_contained`] leaves out with the resources themselves.
+const CONTAINED_RULES: [&str; 4] = ["dom-2", "dom-3", "dom-4", "dom-5"];
+
 /// ele-1, "All FHIR elements must have a @value or children".
 const ELE_1: &str = "hasValue() or (children().count() > id.count())";
 
@@ -315,6 +352,12 @@ pub struct ValidateOptions<'p> {
     /// Markdown that embeds HTML tags is an error (presentation layers should escape it, but
     /// not all do).
     pub no_html_in_markdown: bool,
+    /// [`Validator::validate_json`] reads JSON with comments (`//` and `/* */`, as JSON5 and
+    /// some authoring tools write it); FHIR JSON itself has none.
+    pub allow_comments: bool,
+    /// Contained resources are not checked: neither their content nor the rules about them
+    /// (dom-2 to dom-5), for content whose contained resources are checked elsewhere.
+    pub skip_contained: bool,
 }
 
 /// One validation: the findings so far, and the validator's compiled invariants and patterns.
@@ -327,6 +370,11 @@ struct Walk<'v> {
     /// Resources (by address) already checked against a profile by a `profile`
     /// discriminator, and the answer.
     conformance: Vec<(usize, String, bool)>,
+    /// For the next object walked: the type that defines the element holding it, and the
+    /// element's name.
+    held_as: Option<(TypeId, &'static str)>,
+    /// Where the path of the resource being walked ends, in the paths of its elements.
+    resource_at: usize,
 }
 
 impl Walk<'_> {
@@ -366,8 +414,14 @@ impl Walk<'_> {
         type_constraints: bool,
     ) {
         let def = object.type_def();
+        let owner = self.held_as.take();
+        let outer_resource_at = self.resource_at;
         if def.kind == model::TypeKind::Resource {
+            self.resource_at = path.len();
             self.resource_rules(object, path);
+            if def.name == "Observation" {
+                self.vital_signs(object, root, path);
+            }
         } else {
             self.type_rules(object, path);
         }
@@ -412,10 +466,15 @@ impl Walk<'_> {
                 self.find(Severity::Error, IssueType::Structure, message, path);
             }
         }
+        // The path of `object` from its resource, without indexes, once an extension needs it.
+        let mut place_path: Option<String> = None;
         for (field, element, index_in_element) in indexed_fields(object) {
             let Some(element_type) = element.types.get(usize::from(field.choice)) else {
                 continue;
             };
+            if self.options.skip_contained && element.name == "contained" {
+                continue;
+            }
             let child_path = child_path(
                 path,
                 element.name,
@@ -439,11 +498,28 @@ impl Walk<'_> {
                 );
             }
             self.binding(element, &field.value, element_type.type_id, &child_path);
+            if let (Value::Complex(extension), "extension" | "modifierExtension") =
+                (&field.value, element.name)
+            {
+                let place_path = place_path.get_or_insert_with(|| {
+                    let relative = path.get(self.resource_at..).unwrap_or_default();
+                    let mut res = String::from(resource.type_def().name);
+                    res.push_str(&extensions::without_indexes(relative));
+                    res
+                });
+                let place = extensions::Place {
+                    owner,
+                    path: place_path,
+                };
+                self.extension(extension, object.type_id, &place, &child_path);
+            }
+            self.held_as = Some((object.type_id, element.name));
             match &field.value {
                 Value::Complex(inner) => {
                     self.object(inner, resource, root, &child_path, false);
                 }
                 Value::Resource(inner) => {
+                    self.held_as = None;
                     let inner_root = if element.name == "contained" {
                         root
                     } else {
@@ -460,7 +536,9 @@ impl Walk<'_> {
                     }
                 }
             }
+            self.held_as = None;
         }
+        self.resource_at = outer_resource_at;
     }
 
     fn constraint<'a>(
@@ -479,7 +557,9 @@ impl Walk<'_> {
         let Some(constraint) = CONSTRAINTS.get(usize::from(idx)) else {
             return;
         };
-        if constraint.expression.is_empty() {
+        if constraint.expression.is_empty()
+            || (self.options.skip_contained && CONTAINED_RULES.contains(&constraint.key))
+        {
             return;
         }
         if constraint.expression == ELE_1 {

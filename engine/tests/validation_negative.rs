@@ -625,6 +625,24 @@ const CASES: &[(&str, &str, &str, &str)] = &[
         "the base Patient is not a base of",
         "SearchParameter",
     ),
+    (
+        "core extension outside its context",
+        r##"{"resourceType":"Patient","text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">x</div>"},"name":[{"family":"Family","extension":[{"url":"http://hl7.org/fhir/StructureDefinition/humanname-mothers-family","valueString":"Mother"}]}]}"##,
+        "is not allowed here (this element is HumanName, Patient.name; it is allowed on HumanName.family)",
+        "Patient.name[0].extension[0]",
+    ),
+    (
+        "core extension with a value of the wrong type",
+        r##"{"resourceType":"Patient","text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">x</div>"},"extension":[{"url":"http://hl7.org/fhir/StructureDefinition/patient-birthPlace","valueString":"Leeds"}]}"##,
+        "takes a value of type Address, found string",
+        "Patient.extension[0].value",
+    ),
+    (
+        "core extension made of sub-extensions, with a value",
+        r##"{"resourceType":"Patient","text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">x</div>"},"extension":[{"url":"http://hl7.org/fhir/StructureDefinition/patient-nationality","valueCode":"GB"}]}"##,
+        "has sub-extensions and no value, found a code value",
+        "Patient.extension[0].value",
+    ),
 ];
 
 #[test]

@@ -79,9 +79,11 @@ export function format(input, { pretty = true } = {}) {
  * invariant of the core definitions. An invalid resource is a result, not an exception.
  *
  * @param {string | Uint8Array | ArrayBuffer | object} input FHIR JSON.
- * @param {{ securityChecks?: boolean, noHtmlInMarkdown?: boolean, profiles?: FhirProfiles, profile?: string }} [options]
+ * @param {{ securityChecks?: boolean, noHtmlInMarkdown?: boolean, allowComments?: boolean, skipContained?: boolean, profiles?: FhirProfiles, profile?: string }} [options]
  *   `securityChecks` makes strings that embed HTML tags errors, `noHtmlInMarkdown` markdown that
- *   does; `profiles` are checked when the resource claims them, and `profile` (a URL) always.
+ *   does; `allowComments` reads JSON text with `//` and `/* *\/` comments; `skipContained` leaves
+ *   contained resources unchecked; `profiles` are checked when the resource claims them, and
+ *   `profile` (a URL) always.
  * @returns {{ resourceType: "OperationOutcome", issue: object[] }} one issue per finding, each
  *   with severity, code, diagnostics and `expression` (the element's FHIRPath location); a
  *   single information issue when nothing was found.
@@ -89,7 +91,10 @@ export function format(input, { pretty = true } = {}) {
  * validate({ resourceType: "Patient", contact: [{ gender: "male" }] }).issue[0].diagnostics;
  * // "pat-1: SHALL at least contain a contact's details or a reference to an organization"
  */
-export function validate(input, { securityChecks = false, noHtmlInMarkdown = false, profiles, profile } = {}) {
+export function validate(
+  input,
+  { securityChecks = false, noHtmlInMarkdown = false, allowComments = false, skipContained = false, profiles, profile } = {},
+) {
   const bytes = toBytes(input);
   if (profiles !== undefined && !(profiles instanceof FhirProfiles)) {
     const diagnostics = `expected profiles as a FhirProfiles, found ${describe(profiles)}`;
@@ -100,9 +105,10 @@ export function validate(input, { securityChecks = false, noHtmlInMarkdown = fal
     throw new FhirError(diagnostics, { status: 400, outcome: errorOutcome("invalid", diagnostics) });
   }
   const set = profiles ?? (profile !== undefined ? new FhirProfiles() : undefined);
+  const flags = [securityChecks, noHtmlInMarkdown, allowComments, skipContained].map(Boolean);
   const text = set
-    ? call(() => set.handle.validate(bytes, Boolean(securityChecks), Boolean(noHtmlInMarkdown), profile))
-    : call(() => wasm.validate(bytes, Boolean(securityChecks), Boolean(noHtmlInMarkdown)));
+    ? call(() => set.handle.validate(bytes, ...flags, profile))
+    : call(() => wasm.validate(bytes, ...flags));
   return JSON.parse(text);
 }
 

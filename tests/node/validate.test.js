@@ -51,6 +51,23 @@ test("security checks refuse HTML in strings, and in markdown when asked", () =>
   assert.equal(summary(validate({ ...patient, name: [{ text: "a < b > c" }] }, { securityChecks: true }))[0][0], "information");
 });
 
+test("allowComments reads JSON with comments; skipContained leaves contained resources unchecked", () => {
+  const text = '// a patient\n{"resourceType":"Patient", /* bad date */ "birthDate":"2020-13-01"}';
+  const errors = (outcome) => summary(outcome).filter(([severity]) => severity === "error");
+  assert.match(errors(validate(text))[0][2], /expected a JSON value/);
+  assert.deepEqual(errors(validate(text, { allowComments: true })).map(([, , diagnostics]) => diagnostics), [
+    'expected a valid date value, found "2020-13-01"',
+  ]);
+  const condition = {
+    resourceType: "Condition",
+    subject: { reference: "Patient/1" },
+    contained: [{ resourceType: "Practitioner", id: "1".repeat(65) }],
+  };
+  assert.equal(errors(validate(condition)).length, 2);
+  assert.deepEqual(errors(validate(condition, { skipContained: true })), []);
+  assert.deepEqual(errors(validate(condition, { skipContained: true, profiles: new FhirProfiles() })), []);
+});
+
 test("content that cannot be read is reported in the outcome, not thrown", () => {
   const outcome = validate('{"resourceType":"Patient","foo":1}');
   assert.deepEqual(summary(outcome), [["error", "structure", 'unknown element "foo"', "Patient.foo"]]);

@@ -311,3 +311,101 @@ function loadSearchParams() {
     }))
     .sort((a, b) => (a.url < b.url ? -1 : a.url > b.url ? 1 : 0));
 }
+
+/**
+ * The core extension definitions: URL, the element contexts where each may be used, and the
+ * types of its value (none for an extension made of sub-extensions).
+ */
+export function loadExtensions(typeIndex) {
+  return bundle("Bundle-extensions.json")
+    .filter((res) => res.resourceType === "StructureDefinition" && res.type === "Extension")
+    .map((sd) => {
+      const value = sd.snapshot.element.find((el) => el.path === "Extension.value[x]");
+      const valueTypes = value && value.max !== "0" ? (value.type ?? []).map((t) => t.code) : [];
+      for (const code of valueTypes) if (!typeIndex.has(code)) throw new Error(`${sd.url}: unknown value type ${code}`);
+      const contexts = (sd.context ?? []).map((context) => {
+        if (context.type !== "element") throw new Error(`${sd.url}: context of type ${context.type}`);
+        return context.expression;
+      });
+      // Correction: 4.0.1 gives structuredefinition-fhir-type the context
+      // ElementDefinition.type.code, but its own snapshots put it on ElementDefinition.type
+      // (Resource.id, Element.id and every primitive's value), as later versions allow.
+      if (sd.url === FHIR_TYPE_EXT && !contexts.includes("ElementDefinition.type")) contexts.push("ElementDefinition.type");
+      const name = sd.url.startsWith(SD_PREFIX) ? sd.url.slice(SD_PREFIX.length) : sd.url;
+      return { name, contexts, valueTypes: valueTypes.map((code) => typeIndex.get(code)) };
+    })
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+/** The vital signs profiles of R4 (observation-vitalsigns.html), with the value sets they bind. */
+const VITAL_SIGNS = ["vitalsigns", "bodytemp", "bodyheight", "bodyweight", "bmi", "heartrate", "resprate", "oxygensat", "bp", "headcircum", "vitalspanel"];
+
+/**
+ * The vital signs profiles reduced to what validation reads from a differential, as one FHIR
+ * JSON Bundle together with the value sets of their required bindings; and the LOINC code that
+ * each specific profile fixes for Observation.code.
+ */
+export function loadVitalSigns() {
+  const read = (name) => JSON.parse(readFileSync(`${PACKAGE_DIR}/${name}`, "utf8"));
+  const kept = (el) => {
+    const res = {};
+    for (const [key, value] of Object.entries(el)) {
+      const wanted = ["id", "path", "sliceName", "slicing", "min", "max", "type", "binding", "constraint"].includes(key) ||
+        /^(fixed|pattern|minValue|maxValue)[A-Z]/.test(key);
+      if (wanted) res[key] = value;
+    }
+    if (res.slicing) res.slicing = { discriminator: res.slicing.discriminator, rules: res.slicing.rules };
+    if (res.binding) res.binding = { strength: res.binding.strength, valueSet: res.binding.valueSet };
+    // Left out: vitalsigns binds the whole Observation.component.value[x] to the common
+    // vital signs units, which would refuse coded component values and the units of
+    // components that are not vital signs themselves (inhaled oxygen flow in L/min beside an
+    // oxygen saturation). The specific profiles bind valueQuantity.code to their units.
+    if (res.binding && el.path.endsWith(".value[x]")) delete res.binding;
+    if (res.constraint) res.constraint = res.constraint.map((c) => ({ key: c.key, severity: c.severity, human: c.human, expression: c.expression }));
+    if (res.type) res.type = res.type.map((t) => Object.fromEntries(Object.entries(t).filter(([key]) => ["code", "profile", "targetProfile"].includes(key))));
+    return res;
+  };
+  const entries = [];
+  const valueSets = new Set();
+  const codes = [];
+  for (const id of VITAL_SIGNS) {
+    const sd = read(`StructureDefinition-${id}.json`);
+    const elements = sd.differential.element.map(kept);
+    for (const el of elements) {
+      if (el.binding?.strength === "required") valueSets.add(stripVersion(el.binding.valueSet));
+      if (el.path === "Observation.code.coding.code" && el.fixedCode) codes.push([el.fixedCode, sd.url]);
+    }
+    entries.push({
+      resource: {
+        resourceType: "StructureDefinition",
+        url: sd.url,
+        name: sd.name,
+        status: sd.status,
+        kind: sd.kind,
+        abstract: sd.abstract,
+        type: sd.type,
+        baseDefinition: sd.baseDefinition,
+        derivation: sd.derivation,
+        differential: { element: elements },
+      },
+    });
+  }
+  const allValueSets = new Map(bundle("Bundle-valuesets.json").filter((res) => res.resourceType === "ValueSet").map((vs) => [vs.url, vs]));
+  for (const url of [...valueSets].sort()) {
+    const vs = allValueSets.get(url);
+    if (!vs) throw new Error(`vital signs: value set ${url} not found`);
+    // Only value sets the generated tables do not carry, enumerated in full.
+    const include = vs.compose?.include ?? [];
+    if (include.some((part) => !part.concept || part.filter || part.valueSet)) continue;
+    entries.push({
+      resource: {
+        resourceType: "ValueSet",
+        url: vs.url,
+        status: vs.status,
+        compose: { include: include.map((part) => ({ system: part.system, concept: part.concept.map((c) => ({ code: c.code })) })) },
+      },
+    });
+  }
+  codes.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  return { bundle: JSON.stringify({ resourceType: "Bundle", type: "collection", entry: entries }), codes };
+}

@@ -2,13 +2,15 @@
 // the official definitions. With --check, writes nothing and fails when a committed file differs.
 import { readFileSync, writeFileSync, mkdirSync, existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { loadModel } from "./definitions.mjs";
-import { typesRs, constraintsRs, valueSetsRs, searchParamsRs, modRs } from "./rust.mjs";
+import { loadModel, loadExtensions, loadVitalSigns } from "./definitions.mjs";
+import { typesRs, constraintsRs, valueSetsRs, searchParamsRs, extensionsRs, vitalSignsRs, modRs } from "./rust.mjs";
 import { typescript } from "./typescript.mjs";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 const check = process.argv.includes("--check");
 const model = loadModel();
+const extensions = loadExtensions(new Map(model.types.map((type) => [type.name, type.id])));
+const vitalSigns = loadVitalSigns();
 
 const outputs = {
   "engine/src/model/generated/mod.rs": modRs(),
@@ -16,6 +18,8 @@ const outputs = {
   "engine/src/model/generated/constraints.rs": constraintsRs(model),
   "engine/src/model/generated/valuesets.rs": valueSetsRs(model),
   "engine/src/model/generated/search_params.rs": searchParamsRs(model),
+  "engine/src/model/generated/extensions.rs": extensionsRs(extensions),
+  "engine/src/model/generated/vital_signs.rs": vitalSignsRs(vitalSigns),
   "npm/src/generated/r4.d.ts": typescript(model),
 };
 
@@ -37,7 +41,8 @@ console.log(
   `codegen: ${model.types.length} types (${resources} resources), ` +
     `${model.types.reduce((n, t) => n + t.elements.length, 0)} elements, ${model.constraints.length} constraints, ` +
     `${model.valueSets.length} required value sets (${model.valueSets.filter((vs) => vs.codes).length} expanded), ` +
-    `${model.searchParams.length} search parameters`,
+    `${model.searchParams.length} search parameters, ${extensions.length} extensions, ` +
+    `${vitalSigns.codes.length} vital sign codes`,
 );
 if (stale.length) {
   console.error(`codegen: generated files differ from the definitions: ${stale.join(", ")}; run make codegen`);

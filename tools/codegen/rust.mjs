@@ -138,11 +138,37 @@ export function searchParamsRs(model) {
   return lines.join("\n") + "\n";
 }
 
+export function extensionsRs(extensions) {
+  const lines = [HEADER, "use crate::model::{ExtensionDef, TypeId};", ""];
+  const typeList = (ids) => `&[${ids.map((id) => `TypeId(${id})`).join(", ")}]`;
+  lines.push(`/// The core extension definitions, sorted by name: ${extensions.length} in all.`);
+  lines.push(`pub static EXTENSIONS: [ExtensionDef; ${extensions.length}] = [`);
+  for (const ext of extensions) {
+    lines.push(`    ExtensionDef { name: ${str(ext.name)}, contexts: ${strs(ext.contexts)}, value_types: ${typeList(ext.valueTypes)} },`);
+  }
+  lines.push("];");
+  return lines.join("\n") + "\n";
+}
+
+export function vitalSignsRs(vitalSigns) {
+  const lines = [HEADER];
+  lines.push("/// The vital signs profiles (R4 observation-vitalsigns.html) and the value sets they bind,");
+  lines.push("/// reduced to what validation reads from a differential, as a FHIR JSON Bundle.");
+  lines.push(`pub static VITAL_SIGNS_DEFINITIONS: &str = ${str(vitalSigns.bundle)};`, "");
+  lines.push("/// The LOINC code each vital sign profile fixes for Observation.code, sorted, with the profile.");
+  lines.push(`pub static VITAL_SIGNS_CODES: [(&str, &str); ${vitalSigns.codes.length}] = [`);
+  for (const [code, url] of vitalSigns.codes) lines.push(`    (${str(code)}, ${str(url)}),`);
+  lines.push("];");
+  return lines.join("\n") + "\n";
+}
+
 export function modRs() {
   return `${HEADER}
 pub mod constraints;
+pub mod extensions;
 pub mod search_params;
 pub mod types;
 pub mod valuesets;
+pub mod vital_signs;
 `;
 }

@@ -568,6 +568,8 @@ impl Walk<'_> {
             options: self.options,
             depth: self.depth + 1,
             conformance: core::mem::take(&mut self.conformance),
+            held_as: None,
+            resource_at: 0,
         };
         walk.profile(profiles, resource, url, Severity::Error);
         let conforms = !walk
@@ -1102,7 +1104,43 @@ fn child_rule<'p>(context: &ProfileContext<'p>, slice: &Rule, path: &str) -> Opt
             .find(|rule| rule.id == slice.id);
     }
     let id = format!("{}.{path}", slice.id);
-    context.profile.rules.iter().find(|rule| rule.id == id)
+    let rules = &context.profile.rules;
+    rules.iter().find(|rule| rule.id == id).or_else(|| {
+        // Through a required slice below the slice (`component:SystolicBP.code.coding:SBPCode.code`
+        // for `code.coding.code`): what every match must have there.
+        rules.iter().find(|rule| {
+            let Some(rest) = rule
+                .id
+                .strip_prefix(slice.id.as_str())
+                .and_then(|rest| rest.strip_prefix('.'))
+            else {
+                return false;
+            };
+            let mut unsliced = String::with_capacity(rest.len());
+            let mut prefix_len = slice.id.len() + 1;
+            for (idx, segment) in rest.split('.').enumerate() {
+                if idx > 0 {
+                    unsliced.push('.');
+                }
+                let (name, inner_slice) = match segment.split_once(':') {
+                    Some((name, _)) => (name, true),
+                    None => (segment, false),
+                };
+                unsliced.push_str(name);
+                prefix_len += segment.len();
+                let required = rule.id.get(..prefix_len).is_some_and(|slice_id| {
+                    rules
+                        .iter()
+                        .any(|rule| rule.id == slice_id && rule.min.is_some_and(|min| min > 0))
+                });
+                if inner_slice && !required {
+                    return false;
+                }
+                prefix_len += 1;
+            }
+            unsliced == path
+        })
+    })
 }
 
 fn expected_value<'p>(
