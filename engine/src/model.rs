@@ -10,6 +10,7 @@
 #[rustfmt::skip]
 mod generated;
 
+pub use generated::compartments::COMPARTMENTS;
 pub use generated::constraints::CONSTRAINTS;
 pub use generated::extensions::EXTENSIONS;
 pub use generated::search_params::SEARCH_PARAMS;

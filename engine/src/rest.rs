@@ -362,6 +362,20 @@ impl<S: Store> Service<S> {
             ("PUT", [type_name, id]) => self.update(request, type_name, id).await,
             ("DELETE", [type_name, id]) => self.delete(type_name, id).await,
             ("GET", [type_name, id, "_history"]) => self.history(type_name, id).await,
+            ("GET", ["Patient", id, "$everything"]) => {
+                self.search_scoped(request, None, Some(("Patient", id)), true)
+                    .await
+            }
+            ("GET", [focus, id, "*"]) => {
+                self.search_scoped(request, None, Some((focus, id)), false)
+                    .await
+            }
+            ("GET", [focus, id, type_name])
+                if !type_name.starts_with('$') && *type_name != "_history" =>
+            {
+                self.search_scoped(request, Some(type_name), Some((focus, id)), false)
+                    .await
+            }
             ("GET", [type_name, id, "_history", version]) => {
                 self.read(request, type_name, id, Some(version)).await
             }

@@ -706,7 +706,13 @@ pub async fn run<T: Transaction>(
 ) -> Result<Found, SearchError> {
     let mut hits = Vec::new();
     for (type_name, criteria) in &query.per_type {
-        let clauses = query::resolve(tx, context, type_name, criteria).await?;
+        let mut clauses = query::resolve(tx, context, type_name, criteria).await?;
+        if let Some((focus, id)) = &query.compartment {
+            match query::compartment_clause(context.registry, focus, id, type_name) {
+                Some(clause) => clauses.push(clause),
+                None => continue,
+            }
+        }
         let ids = matching_ids(tx, context, type_name, &clauses)
             .await
             .map_err(SearchError::store)?;

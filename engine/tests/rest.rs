@@ -263,7 +263,7 @@ fn errors_are_operation_outcomes_with_the_right_status() {
         ("bad id", "PUT", "Patient/a$b", &[], 400, "invalid"),
         (
             "method not allowed",
-            "PATCH",
+            "POST",
             "Patient/a",
             &[],
             405,

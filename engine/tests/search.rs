@@ -185,7 +185,7 @@ fn loaded() -> Service<MemoryStore> {
                        value: &str,
                        effective: &str| {
         format!(
-            r#"{{"resourceType":"Observation","id":"{id}",{TEXT},"status":"{status}",
+            r#"{{"resourceType":"Observation","id":"{id}",{TEXT},"status":"{status}","category":[{{"coding":[{{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"vital-signs"}}]}}],
             "code":{{"coding":[{{"system":"http://loinc.org","code":"{code}","display":"Code {code}"}}],"text":"Measured {code}"}},
             "subject":{{"reference":"Patient/{patient}"}},{effective},"valueQuantity":{value}}}"#
         )
@@ -223,7 +223,7 @@ fn loaded() -> Service<MemoryStore> {
             "final",
             "29463-7",
             r#"{"value":70500,"unit":"g","system":"http://unitsofmeasure.org","code":"g"}"#,
-            r#""effectiveDateTime":"2022""#,
+            r#""effectiveDateTime":"2022-01-01""#,
         ),
     );
     put(
@@ -897,4 +897,55 @@ fn json_patch_updates_and_conditional_patch() {
     assert_eq!(conditional.status, 200, "{}", conditional.body);
     assert_eq!(ids(&s, "Patient?active=true"), ["p1", "p2"]);
     assert_eq!(patch("Patient?family=muller", &[], "[]").status, 412);
+}
+
+#[test]
+fn compartments_and_everything() {
+    let s = loaded();
+    assert_eq!(ids(&s, "Patient/p1/Observation"), ["ob1", "ob2"]);
+    assert_eq!(ids(&s, "Patient/p1/Observation?code=8480-6"), ["ob1"]);
+    assert_eq!(ids(&s, "Patient/p2/RiskAssessment"), ["r2"]);
+    let mut all = ids(&s, "Patient/p1/*");
+    all.sort();
+    assert_eq!(all, ["ob1", "ob2", "p1", "r1"]);
+    assert_eq!(
+        ids(&s, "Patient/p1/Organization"),
+        Vec::<String>::new(),
+        "organizations are not in the compartment"
+    );
+    let everything = json(&call(&s, "GET", "Patient/p1/$everything", ""));
+    let mut found: Vec<String> = everything["entry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|entry| {
+            format!(
+                "{}/{}",
+                entry["resource"]["resourceType"]
+                    .as_str()
+                    .unwrap_or_default(),
+                entry["resource"]["id"].as_str().unwrap_or_default()
+            )
+        })
+        .collect();
+    found.sort();
+    assert_eq!(
+        found,
+        [
+            "Observation/ob1",
+            "Observation/ob2",
+            "Organization/o1",
+            "Patient/p1",
+            "Practitioner/pr1",
+            "RiskAssessment/r1"
+        ]
+    );
+    let typed = json(&call(
+        &s,
+        "GET",
+        "Patient/p1/$everything?_type=Observation",
+        "",
+    ));
+    assert_eq!(typed["total"], 2);
+    assert_eq!(call(&s, "GET", "Nonsense/p1/Observation", "").status, 404);
 }

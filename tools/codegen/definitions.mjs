@@ -409,3 +409,18 @@ export function loadVitalSigns() {
   codes.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
   return { bundle: JSON.stringify({ resourceType: "Bundle", type: "collection", entry: entries }), codes };
 }
+
+/** The compartments (R4 §3.1.1.2.2): for each, the resource types in it and the search
+ * parameters that link them to the compartment's focus. */
+export function loadCompartments() {
+  return ["patient", "encounter", "relatedPerson", "practitioner", "device"].map((name) => {
+    const definition = JSON.parse(readFileSync(`${PACKAGE_DIR}/CompartmentDefinition-${name}.json`, "utf8"));
+    return {
+      code: definition.code,
+      resources: definition.resource
+        .filter((entry) => (entry.param ?? []).length > 0)
+        .map((entry) => ({ code: entry.code, params: entry.param }))
+        .sort((a, b) => (a.code < b.code ? -1 : a.code > b.code ? 1 : 0)),
+    };
+  });
+}

@@ -2,8 +2,8 @@
 // the official definitions. With --check, writes nothing and fails when a committed file differs.
 import { readFileSync, writeFileSync, mkdirSync, existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { loadModel, loadExtensions, loadVitalSigns } from "./definitions.mjs";
-import { typesRs, constraintsRs, valueSetsRs, searchParamsRs, extensionsRs, vitalSignsRs, modRs } from "./rust.mjs";
+import { loadModel, loadExtensions, loadVitalSigns, loadCompartments } from "./definitions.mjs";
+import { typesRs, constraintsRs, valueSetsRs, searchParamsRs, extensionsRs, vitalSignsRs, compartmentsRs, modRs } from "./rust.mjs";
 import { typescript } from "./typescript.mjs";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
@@ -20,6 +20,7 @@ const outputs = {
   "engine/src/model/generated/search_params.rs": searchParamsRs(model),
   "engine/src/model/generated/extensions.rs": extensionsRs(extensions),
   "engine/src/model/generated/vital_signs.rs": vitalSignsRs(vitalSigns),
+  "engine/src/model/generated/compartments.rs": compartmentsRs(loadCompartments()),
   "npm/src/generated/r4.d.ts": typescript(model),
 };
 

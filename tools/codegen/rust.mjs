@@ -164,6 +164,7 @@ export function vitalSignsRs(vitalSigns) {
 
 export function modRs() {
   return `${HEADER}
+pub mod compartments;
 pub mod constraints;
 pub mod extensions;
 pub mod search_params;
@@ -171,4 +172,25 @@ pub mod types;
 pub mod valuesets;
 pub mod vital_signs;
 `;
+}
+
+export function compartmentsRs(compartments) {
+  const lines = [
+    HEADER,
+    "/// A compartment: its focus type, and its member types with their linking parameters.",
+    "pub type Compartment = (&'static str, &'static [(&'static str, &'static [&'static str])]);",
+    "",
+    "/// The compartments of R4 (§3.1.1.2.2): the focus type, and each member resource type with",
+    "/// the search parameters that link it to the focus (`{def}`: the focus itself).",
+    `pub static COMPARTMENTS: [Compartment; ${compartments.length}] = [`,
+  ];
+  for (const compartment of compartments) {
+    lines.push(`    (${str(compartment.code)}, &[`);
+    for (const resource of compartment.resources) {
+      lines.push(`        (${str(resource.code)}, ${strs(resource.params)}),`);
+    }
+    lines.push("    ]),");
+  }
+  lines.push("];");
+  return lines.join("\n") + "\n";
 }

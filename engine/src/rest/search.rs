@@ -219,6 +219,19 @@ impl<S: Store> Service<S> {
     /// `GET [type]`, `POST [type]/_search`, and system search (`types` empty: every type, or
     /// those `_type` names).
     pub(super) async fn search(&self, request: &Request, type_name: Option<&str>) -> Response {
+        self.search_scoped(request, type_name, None, false).await
+    }
+
+    /// A search, optionally within a compartment (`Patient/123/Observation`, `type_name`
+    /// `None` for `Patient/123/*`), or `Patient/123/$everything` (`everything`: the
+    /// compartment's resources of every type, with the resources they reference).
+    pub(super) async fn search_scoped(
+        &self,
+        request: &Request,
+        type_name: Option<&str>,
+        compartment: Option<(&str, &str)>,
+        everything: bool,
+    ) -> Response {
         if let Err(err) = self.ensure_registry().await {
             return super::store_error(&err);
         }
@@ -227,12 +240,43 @@ impl<S: Store> Service<S> {
             let form = core::str::from_utf8(&request.body).unwrap_or_default();
             params.extend(query_pairs(form, true));
         }
-        let types: Vec<&'static str> = match type_name {
-            Some(type_name) => match Self::resource_type(type_name) {
+        let focus = match compartment {
+            Some((focus, _)) => match crate::model::COMPARTMENTS
+                .iter()
+                .find(|(name, _)| *name == focus)
+            {
+                Some(found) => Some(found),
+                None => {
+                    return Response::error(
+                        404,
+                        IssueType::NotFound,
+                        format!("{focus} is not a compartment"),
+                    )
+                }
+            },
+            None => None,
+        };
+        let types: Vec<&'static str> = match (type_name, focus) {
+            (Some(type_name), _) => match Self::resource_type(type_name) {
                 Ok(type_name) => alloc::vec![type_name],
                 Err(response) => return response,
             },
-            None => {
+            (None, Some((focus_type, members))) => {
+                let named: Vec<&str> = params
+                    .iter()
+                    .filter(|(name, _)| name == "_type")
+                    .flat_map(|(_, value)| value.split(','))
+                    .filter(|name| !name.is_empty())
+                    .collect();
+                let mut types: Vec<&'static str> =
+                    members.iter().map(|(member, _)| *member).collect();
+                if !types.contains(focus_type) {
+                    types.push(focus_type);
+                }
+                types.retain(|member| named.is_empty() || named.contains(member));
+                types
+            }
+            (None, None) => {
                 let named: Vec<&str> = params
                     .iter()
                     .filter(|(name, _)| name == "_type")
@@ -261,10 +305,38 @@ impl<S: Store> Service<S> {
             .header("prefer")
             .is_some_and(|prefer| prefer.contains("handling=lenient"));
         let registry = self.registry();
-        let query = match search::parse(&registry, &types, &params, lenient) {
+        if everything {
+            params.retain(|(name, _)| {
+                matches!(
+                    name.as_str(),
+                    "_type"
+                        | "_count"
+                        | "_cursor"
+                        | "_format"
+                        | "_pretty"
+                        | "_elements"
+                        | "_summary"
+                )
+            });
+            if !params.iter().any(|(name, _)| name == "_count") {
+                params.push((String::from("_count"), format!("{}", search::MAX_COUNT)));
+            }
+        }
+        let mut query = match search::parse(&registry, &types, &params, lenient) {
             Ok(query) => query,
             Err(err) => return search_error(&err),
         };
+        if let Some((focus, id)) = compartment {
+            query.compartment = Some((focus.to_string(), id.to_string()));
+        }
+        if everything {
+            query.includes.push(search::Include {
+                source: String::from("*"),
+                code: None,
+                target: None,
+                iterate: false,
+            });
+        }
         let context = Context {
             registry: &registry,
             base_url: &self.base_url,
@@ -299,24 +371,31 @@ impl<S: Store> Service<S> {
             Ok(result) => result,
             Err(err) => return search_error(&err),
         };
+        let path = match (compartment, type_name) {
+            (Some((focus, id)), _) if everything => {
+                format!("{}/{focus}/{id}/$everything", self.base_url)
+            }
+            (Some((focus, id)), Some(type_name)) => {
+                format!("{}/{focus}/{id}/{type_name}", self.base_url)
+            }
+            (Some((focus, id)), None) => format!("{}/{focus}/{id}/*", self.base_url),
+            (None, Some(type_name)) => format!("{}/{type_name}", self.base_url),
+            (None, None) => self.base_url.clone(),
+        };
         Response::json(
             200,
-            self.searchset(type_name, &query, &found, &matches, &included),
+            self.searchset(&path, &query, &found, &matches, &included),
         )
     }
 
     fn searchset(
         &self,
-        type_name: Option<&str>,
+        path: &str,
         query: &Query,
         found: &search::Found,
         matches: &[(String, String, String)],
         included: &[(String, String, String)],
     ) -> String {
-        let path = match type_name {
-            Some(type_name) => format!("{}/{type_name}", self.base_url),
-            None => self.base_url.clone(),
-        };
         let params: Vec<String> = query
             .link_params
             .iter()
@@ -328,7 +407,7 @@ impl<S: Store> Service<S> {
                 all.push(format!("_cursor={cursor}"));
             }
             if all.is_empty() {
-                path.clone()
+                path.to_string()
             } else {
                 format!("{path}?{}", all.join("&"))
             }

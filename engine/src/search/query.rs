@@ -124,6 +124,8 @@ pub struct Query {
     pub ignored: Vec<String>,
     /// The parameters that define the result set, for the self and paging links.
     pub link_params: Vec<(String, String)>,
+    /// A compartment search: the focus type and id (`Patient/123/Observation`).
+    pub compartment: Option<(String, String)>,
 }
 
 /// Largest `_count`.
@@ -173,6 +175,7 @@ pub fn parse(
         total: Total::Accurate,
         ignored: Vec::new(),
         link_params: Vec::new(),
+        compartment: None,
     };
     for (name, value) in params {
         let (bare, modifier) = name.split_once(':').unwrap_or((name, ""));
@@ -1149,6 +1152,44 @@ fn composite_clause(
         expression,
         components,
         options,
+    })
+}
+
+/// The clause that keeps `type_name` resources in the compartment of `focus/id`: a reference
+/// to the focus by one of the compartment's parameters (or, for the focus type, the id
+/// itself). `None` when the type has no place in the compartment.
+pub(crate) fn compartment_clause(
+    registry: &Registry,
+    focus: &str,
+    id: &str,
+    type_name: &str,
+) -> Option<Clause> {
+    let (_, members) = model::COMPARTMENTS
+        .iter()
+        .find(|(compartment, _)| *compartment == focus)?;
+    let key = format!("{}\u{1}{focus}", index::clean(id));
+    let mut alts: Vec<Alt> = members
+        .iter()
+        .filter(|(member, _)| *member == type_name)
+        .flat_map(|(_, params)| params.iter())
+        .filter(|code| registry.param(type_name, code).is_some())
+        .map(|code| Alt {
+            code: (*code).to_string(),
+            test: Test::Exact(key.clone()),
+            ranges: alloc::vec![exact(&key)],
+        })
+        .collect();
+    if type_name == focus {
+        let token = index::token(id, "");
+        alts.push(Alt {
+            code: String::from("_id"),
+            test: Test::Exact(token.clone()),
+            ranges: alloc::vec![exact(&token)],
+        });
+    }
+    (!alts.is_empty()).then_some(Clause::Any {
+        alts,
+        negate: false,
     })
 }
 
