@@ -318,11 +318,51 @@ impl<S: Store> Service<S> {
                 );
             }
         }
-        let method = request.method.to_ascii_uppercase();
-        if method == "POST" && segments.is_empty() {
-            return self.bundle(request).await;
+        if let Some(accept) = request.header("accept") {
+            let accept = accept.to_ascii_lowercase();
+            if !accept.contains("json") && !accept.contains("*/*") && !accept.trim().is_empty() {
+                return Response::error(
+                    406,
+                    IssueType::NotSupported,
+                    format!("only FHIR JSON is served, not \"{accept}\""),
+                );
+            }
         }
-        self.single(request, &method, path, &segments).await
+        let method = request.method.to_ascii_uppercase();
+        if !request.body.is_empty() && matches!(method.as_str(), "POST" | "PUT" | "PATCH") {
+            let content_type = request
+                .header("content-type")
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            if content_type.contains("xml") {
+                return Response::error(
+                    415,
+                    IssueType::NotSupported,
+                    format!("only FHIR JSON is read, not \"{content_type}\""),
+                );
+            }
+        }
+        let response = if method == "POST" && segments.is_empty() {
+            self.bundle(request).await
+        } else {
+            self.single(request, &method, path, &segments).await
+        };
+        let pretty = request
+            .query
+            .iter()
+            .any(|(name, value)| name == "_pretty" && value == "true");
+        if pretty && !response.body.is_empty() {
+            if let Ok(tree) = crate::json::reader::parse(
+                response.body.as_bytes(),
+                crate::json::reader::Limits::default(),
+            ) {
+                return Response {
+                    body: crate::json::patch::to_pretty_text(&tree),
+                    ..response
+                };
+            }
+        }
+        response
     }
 
     /// Every interaction but a batch or transaction (which are made of these).
@@ -408,25 +448,81 @@ impl<S: Store> Service<S> {
             })
     }
 
+    /// The CapabilityStatement: what this server does, by resource type, with every search
+    /// parameter in force.
     fn metadata(&self) -> Response {
+        let registry = self.registry();
+        let mut json_text = String::new();
+        let quoted = |text: &str| {
+            let mut out = String::new();
+            crate::outcome::push_json_string(&mut out, text);
+            out
+        };
         let types: Vec<String> = model::TYPES
             .iter()
             .filter(|def| def.is_concrete_resource())
             .map(|def| {
+                let params: Vec<String> = registry
+                    .params_of(def.name)
+                    .filter(|param| param.kind != model::SearchParamType::Special)
+                    .map(|param| {
+                        format!(
+                            r#"{{"name":{},"definition":{},"type":"{}"}}"#,
+                            quoted(&param.code),
+                            quoted(&param.url),
+                            param.kind.code()
+                        )
+                    })
+                    .collect();
+                let mut includes: Vec<String> = alloc::vec![String::from("\"*\"")];
+                includes.extend(registry
+                    .params_of(def.name)
+                    .filter(|param| param.kind == model::SearchParamType::Reference)
+                    .map(|param| quoted(&format!("{}:{}", def.name, param.code))));
+                let revincludes: Vec<String> = model::TYPES
+                    .iter()
+                    .filter(|other| other.is_concrete_resource())
+                    .flat_map(|other| {
+                        registry
+                            .params_of(other.name)
+                            .filter(|param| {
+                                param.kind == model::SearchParamType::Reference
+                                    && param.target.iter().any(|target| target == def.name)
+                            })
+                            .map(|param| quoted(&format!("{}:{}", other.name, param.code)))
+                            .collect::<Vec<_>>()
+                    })
+                    .collect();
+                let everything = if def.name == "Patient" {
+                    r#",{"name":"everything","definition":"http://hl7.org/fhir/OperationDefinition/Patient-everything"}"#
+                } else {
+                    ""
+                };
                 format!(
-                    r#"{{"type":"{}","interaction":[{{"code":"read"}},{{"code":"vread"}},{{"code":"update"}},{{"code":"delete"}},{{"code":"history-instance"}},{{"code":"history-type"}},{{"code":"create"}},{{"code":"search-type"}}],"versioning":"versioned","readHistory":true,"updateCreate":true,"conditionalRead":"not-match","operation":[{{"name":"validate","definition":"http://hl7.org/fhir/OperationDefinition/Resource-validate"}}]}}"#,
-                    def.name
+                    r#"{{"type":"{}","interaction":[{{"code":"read"}},{{"code":"vread"}},{{"code":"update"}},{{"code":"patch"}},{{"code":"delete"}},{{"code":"history-instance"}},{{"code":"history-type"}},{{"code":"create"}},{{"code":"search-type"}}],"versioning":"versioned","readHistory":true,"updateCreate":true,"conditionalCreate":true,"conditionalRead":"modified-since","conditionalUpdate":true,"conditionalDelete":"single","searchInclude":[{}]{}{},"operation":[{{"name":"validate","definition":"http://hl7.org/fhir/OperationDefinition/Resource-validate"}}{everything}]}}"#,
+                    def.name,
+                    includes.join(","),
+                    if revincludes.is_empty() {
+                        String::new()
+                    } else {
+                        format!(r#","searchRevInclude":[{}]"#, revincludes.join(","))
+                    },
+                    if params.is_empty() {
+                        String::new()
+                    } else {
+                        format!(r#","searchParam":[{}]"#, params.join(","))
+                    }
                 )
             })
             .collect();
-        let body = format!(
-            r#"{{"resourceType":"CapabilityStatement","status":"active","date":"{}","kind":"instance","software":{{"name":"Hearth","version":"{}"}},"implementation":{{"description":"Hearth FHIR service","url":"{}"}},"fhirVersion":"4.0.1","format":["json"],"rest":[{{"mode":"server","resource":[{}],"interaction":[{{"code":"transaction"}},{{"code":"batch"}},{{"code":"history-system"}}]}}]}}"#,
+        json_text.push_str(&format!(
+            r#"{{"resourceType":"CapabilityStatement","status":"active","date":"{}","kind":"instance","software":{{"name":"Hearth","version":"{}"}},"implementation":{{"description":"Hearth FHIR service","url":"{}"}},"fhirVersion":"4.0.1","format":["json"],"patchFormat":["application/json-patch+json"],"rest":[{{"mode":"server","resource":[{}],"interaction":[{{"code":"transaction"}},{{"code":"batch"}},{{"code":"search-system"}},{{"code":"history-system"}}],"searchParam":[{{"name":"_type","definition":"http://hl7.org/fhir/SearchParameter/Resource-type","type":"token"}}],"compartment":["http://hl7.org/fhir/CompartmentDefinition/patient","http://hl7.org/fhir/CompartmentDefinition/encounter","http://hl7.org/fhir/CompartmentDefinition/relatedPerson","http://hl7.org/fhir/CompartmentDefinition/practitioner","http://hl7.org/fhir/CompartmentDefinition/device"]}}]}}"#,
             self.clock.now(),
             env!("CARGO_PKG_VERSION"),
             self.base_url,
             types.join(",")
-        );
-        Response::json(200, body)
+        ));
+        Response::json(200, json_text)
     }
 
     /// Reads the body as a resource of `type_name`, and validates it unless asked not to.
@@ -796,10 +892,21 @@ impl<S: Store> Service<S> {
                 }
             }
             Ok(Some((version, Stored::Resource(json)))) => {
-                if request
+                let last_updated_at = parse_resource(json.as_bytes())
+                    .ok()
+                    .and_then(|resource| meta_of(&resource, "lastUpdated"))
+                    .and_then(|at| crate::search::index::date_text_range(&at))
+                    .map(|(low, _)| low.div_euclid(1000));
+                let not_modified_since = request
+                    .header("if-modified-since")
+                    .and_then(parse_http_date)
+                    .zip(last_updated_at)
+                    .is_some_and(|(since, at)| at <= since);
+                let etag_matches = request
                     .header("if-none-match")
                     .and_then(etag_version)
-                    .is_some_and(|wanted| wanted == version)
+                    .is_some_and(|wanted| wanted == version);
+                if etag_matches || (not_modified_since && request.header("if-none-match").is_none())
                 {
                     return Response {
                         status: 304,
@@ -1459,6 +1566,34 @@ fn outcome_text(response: &Response) -> String {
             || format!("status {}", response.status),
             |(text, _)| text.to_string(),
         )
+}
+
+/// Seconds since 1970 of an HTTP date (`Fri, 27 Nov 2026 10:20:30 GMT`, RFC 9110 IMF-fixdate).
+fn parse_http_date(text: &str) -> Option<i64> {
+    let mut parts = text.split_whitespace().skip(1);
+    let day: i64 = parts.next()?.parse().ok()?;
+    let month = match parts.next()? {
+        "Jan" => 1,
+        "Feb" => 2,
+        "Mar" => 3,
+        "Apr" => 4,
+        "May" => 5,
+        "Jun" => 6,
+        "Jul" => 7,
+        "Aug" => 8,
+        "Sep" => 9,
+        "Oct" => 10,
+        "Nov" => 11,
+        "Dec" => 12,
+        _ => return None,
+    };
+    let year: i64 = parts.next()?.parse().ok()?;
+    let time = parts.next()?;
+    if parts.next()? != "GMT" {
+        return None;
+    }
+    let instant = format!("{year:04}-{month:02}-{day:02}T{time}Z");
+    crate::search::index::date_text_range(&instant).map(|(low, _)| low.div_euclid(1000))
 }
 
 /// A query string from decoded pairs.

@@ -949,3 +949,111 @@ fn compartments_and_everything() {
     assert_eq!(typed["total"], 2);
     assert_eq!(call(&s, "GET", "Nonsense/p1/Observation", "").status, 404);
 }
+
+#[test]
+fn capability_statement_states_the_search_support() {
+    let s = loaded();
+    let response = call(&s, "GET", "metadata", "");
+    assert_eq!(response.status, 200);
+    let statement = json(&response);
+    let patient = statement["rest"][0]["resource"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|resource| resource["type"] == "Patient")
+        .cloned()
+        .unwrap_or_default();
+    let params: Vec<&str> = patient["searchParam"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|param| param["name"].as_str())
+        .collect();
+    for wanted in [
+        "birthdate",
+        "family",
+        "_id",
+        "_lastUpdated",
+        "organization",
+        "general-practitioner",
+    ] {
+        assert!(params.contains(&wanted), "{wanted} missing from {params:?}");
+    }
+    assert_eq!(patient["conditionalDelete"], "single");
+    let revincludes = patient["searchRevInclude"].to_string();
+    assert!(revincludes.contains("Observation:subject"), "{revincludes}");
+    let mut validator = hearth_engine::validation::Validator::new();
+    let resource = hearth_engine::json::fhir::parse_resource(response.body.as_bytes())
+        .unwrap_or_else(|err| panic!("{err:?}"));
+    let errors: Vec<_> = validator
+        .validate_with(
+            &resource,
+            &hearth_engine::validation::ValidateOptions::default(),
+        )
+        .into_iter()
+        .filter(|finding| finding.severity == hearth_engine::outcome::Severity::Error)
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+}
+
+#[test]
+fn conditional_read_pretty_output_and_formats() {
+    let s = loaded();
+    let fresh = call_with(
+        &s,
+        "GET",
+        "Patient/p1",
+        &[("if-modified-since", "Fri, 27 Nov 2026 10:20:30 GMT")],
+        "",
+    );
+    assert_eq!(fresh.status, 304);
+    let stale = call_with(
+        &s,
+        "GET",
+        "Patient/p1",
+        &[("if-modified-since", "Thu, 26 Nov 2026 10:20:30 GMT")],
+        "",
+    );
+    assert_eq!(stale.status, 200);
+    let bad_date = call_with(
+        &s,
+        "GET",
+        "Patient/p1",
+        &[("if-modified-since", "yesterday")],
+        "",
+    );
+    assert_eq!(bad_date.status, 200);
+    let pretty = call(&s, "GET", "Patient/p1?_pretty=true", "");
+    assert!(
+        pretty
+            .body
+            .starts_with("{\n  \"resourceType\": \"Patient\""),
+        "{}",
+        pretty.body
+    );
+    assert_eq!(json(&pretty)["id"], "p1");
+    let xml = call_with(
+        &s,
+        "POST",
+        "Patient",
+        &[("content-type", "application/fhir+xml")],
+        "<Patient/>",
+    );
+    assert_eq!(xml.status, 415);
+    let accept = call_with(
+        &s,
+        "GET",
+        "Patient/p1",
+        &[("accept", "application/fhir+xml")],
+        "",
+    );
+    assert_eq!(accept.status, 406);
+    let any = call_with(
+        &s,
+        "GET",
+        "Patient/p1",
+        &[("accept", "application/fhir+json, */*;q=0.1")],
+        "",
+    );
+    assert_eq!(any.status, 200);
+}

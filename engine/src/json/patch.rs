@@ -240,11 +240,28 @@ pub fn apply(target: &mut Node, patch: &Node) -> Result<(), PatchError> {
 /// Writes a JSON tree as compact text.
 pub fn to_text(node: &Node) -> String {
     let mut out = String::new();
-    write(node, &mut out);
+    write(node, &mut out, None);
     out
 }
 
-fn write(node: &Node, out: &mut String) {
+/// Writes a JSON tree indented by two spaces a level.
+pub fn to_pretty_text(node: &Node) -> String {
+    let mut out = String::new();
+    write(node, &mut out, Some(0));
+    out
+}
+
+fn newline(out: &mut String, indent: Option<usize>) {
+    if let Some(level) = indent {
+        out.push('\n');
+        for _ in 0..level {
+            out.push_str("  ");
+        }
+    }
+}
+
+fn write(node: &Node, out: &mut String, indent: Option<usize>) {
+    let inner = indent.map(|level| level + 1);
     match &node.value {
         Value::Null => out.push_str("null"),
         Value::Bool(flag) => out.push_str(if *flag { "true" } else { "false" }),
@@ -256,7 +273,11 @@ fn write(node: &Node, out: &mut String) {
                 if index > 0 {
                     out.push(',');
                 }
-                write(item, out);
+                newline(out, inner);
+                write(item, out, inner);
+            }
+            if !items.is_empty() {
+                newline(out, indent);
             }
             out.push(']');
         }
@@ -266,9 +287,16 @@ fn write(node: &Node, out: &mut String) {
                 if index > 0 {
                     out.push(',');
                 }
+                newline(out, inner);
                 crate::outcome::push_json_string(out, &member.key);
                 out.push(':');
-                write(&member.node, out);
+                if indent.is_some() {
+                    out.push(' ');
+                }
+                write(&member.node, out, inner);
+            }
+            if !members.is_empty() {
+                newline(out, indent);
             }
             out.push('}');
         }
