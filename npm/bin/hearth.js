@@ -355,7 +355,19 @@ async function serveCommand(args) {
     body: JSON.stringify({ resourceType: "OperationOutcome", issue: [{ severity: "error", code, diagnostics }] }),
   });
   const MAX_BODY = 64 * 1024 * 1024;
-  const server = createServer((req, res) => {
+  // The query, strictly decoded: a malformed %-escape is an error, not a replacement character.
+  const queryPairs = (search) =>
+    search
+      .replace(/^\?/, "")
+      .split("&")
+      .filter((pair) => pair !== "")
+      .map((pair) => {
+        const at = pair.indexOf("=");
+        const [name, value] = at < 0 ? [pair, ""] : [pair.slice(0, at), pair.slice(at + 1)];
+        return [decodeURIComponent(name.replace(/\+/g, " ")), decodeURIComponent(value.replace(/\+/g, " "))];
+      });
+  // Search URLs can be long (a list of ids, a chain): 1 MiB of request line and headers.
+  const server = createServer({ maxHeaderSize: 1 << 20 }, (req, res) => {
     const chunks = [];
     let size = 0;
     let tooLarge = false;
@@ -380,7 +392,7 @@ async function serveCommand(args) {
               answer = outcome(400, "invalid", "a path segment cannot contain '/'");
             } else {
               const headers = Object.entries(req.headers).map(([name, value]) => [name, Array.isArray(value) ? value.join(", ") : String(value)]);
-              answer = service.handle({ method: req.method ?? "GET", path: segments.join("/"), query: url.searchParams, headers, body: new Uint8Array(Buffer.concat(chunks)) });
+              answer = service.handle({ method: req.method ?? "GET", path: segments.join("/"), query: queryPairs(url.search), headers, body: new Uint8Array(Buffer.concat(chunks)) });
             }
           }
         }

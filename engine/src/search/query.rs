@@ -610,17 +610,23 @@ fn split_bar(value: &str) -> Option<(String, String)> {
 }
 
 fn number_bounds(text: &str) -> Option<(f64, f64, f64)> {
-    let decimal = Decimal::parse(text)?;
-    let value = decimal.to_f64();
-    let exponent = text
-        .split_once(['e', 'E'])
-        .and_then(|(_, exponent)| exponent.parse::<i32>().ok())
-        .unwrap_or(0);
-    let mantissa = text.split(['e', 'E']).next().unwrap_or(text);
-    let scale = mantissa
-        .split_once('.')
-        .map_or(0, |(_, fraction)| fraction.len() as i32);
-    let half = 0.5 * libm::pow(10.0, f64::from(exponent - scale));
+    let (mantissa, exponent) = match text.split_once(['e', 'E']) {
+        Some((mantissa, exponent)) => (mantissa, exponent.parse::<i32>().ok()?),
+        None => (text, 0),
+    };
+    let digits = mantissa.strip_prefix('-').unwrap_or(mantissa);
+    let well_formed = !digits.is_empty()
+        && digits.matches('.').count() <= 1
+        && digits.chars().all(|c| c.is_ascii_digit() || c == '.')
+        && digits.chars().any(|c| c.is_ascii_digit());
+    if !well_formed || !(-300..=300).contains(&exponent) {
+        return None;
+    }
+    let value: f64 = text.parse().ok().filter(|value: &f64| value.is_finite())?;
+    let scale = mantissa.split_once('.').map_or(0, |(_, fraction)| {
+        i32::try_from(fraction.len()).unwrap_or(i32::MAX)
+    });
+    let half = 0.5 * libm::pow(10.0, f64::from(exponent.saturating_sub(scale)));
     Some((value, value - half, value + half))
 }
 
@@ -856,7 +862,8 @@ fn value_alts(
                 return Ok(alloc::vec![number_alt(code, "\u{1}", prefix, number)?]);
             }
             if system.is_empty() || system == "http://unitsofmeasure.org" {
-                let decimal = Decimal::parse(number)
+                let decimal = number_bounds(number)
+                    .and_then(|(value, _, _)| Decimal::from_f64(value))
                     .ok_or_else(|| SearchError::bad(format!("\"{number}\" is not a number")))?;
                 if let (Some((normal, dimension)), Some((_, low, high))) =
                     (index::ucum_normal(decimal, &unit), number_bounds(number))
