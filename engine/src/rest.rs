@@ -143,6 +143,7 @@ enum Stored {
 }
 
 mod bundle;
+mod fhirpath_patch;
 mod search;
 
 fn key(parts: &[&str]) -> Vec<u8> {
@@ -516,7 +517,7 @@ impl<S: Store> Service<S> {
             })
             .collect();
         json_text.push_str(&format!(
-            r#"{{"resourceType":"CapabilityStatement","status":"active","date":"{}","kind":"instance","software":{{"name":"Hearth","version":"{}"}},"implementation":{{"description":"Hearth FHIR service","url":"{}"}},"fhirVersion":"4.0.1","format":["json"],"patchFormat":["application/json-patch+json"],"rest":[{{"mode":"server","resource":[{}],"interaction":[{{"code":"transaction"}},{{"code":"batch"}},{{"code":"search-system"}},{{"code":"history-system"}}],"searchParam":[{{"name":"_type","definition":"http://hl7.org/fhir/SearchParameter/Resource-type","type":"token"}}],"compartment":["http://hl7.org/fhir/CompartmentDefinition/patient","http://hl7.org/fhir/CompartmentDefinition/encounter","http://hl7.org/fhir/CompartmentDefinition/relatedPerson","http://hl7.org/fhir/CompartmentDefinition/practitioner","http://hl7.org/fhir/CompartmentDefinition/device"]}}]}}"#,
+            r#"{{"resourceType":"CapabilityStatement","status":"active","date":"{}","kind":"instance","software":{{"name":"Hearth","version":"{}"}},"implementation":{{"description":"Hearth FHIR service","url":"{}"}},"fhirVersion":"4.0.1","format":["json"],"patchFormat":["application/json-patch+json","application/fhir+json"],"rest":[{{"mode":"server","resource":[{}],"interaction":[{{"code":"transaction"}},{{"code":"batch"}},{{"code":"search-system"}},{{"code":"history-system"}}],"searchParam":[{{"name":"_type","definition":"http://hl7.org/fhir/SearchParameter/Resource-type","type":"token"}}],"compartment":["http://hl7.org/fhir/CompartmentDefinition/patient","http://hl7.org/fhir/CompartmentDefinition/encounter","http://hl7.org/fhir/CompartmentDefinition/relatedPerson","http://hl7.org/fhir/CompartmentDefinition/practitioner","http://hl7.org/fhir/CompartmentDefinition/device"]}}]}}"#,
             self.clock.now(),
             env!("CARGO_PKG_VERSION"),
             self.base_url,
@@ -1322,24 +1323,48 @@ impl<S: Store> Service<S> {
             Err(response) => return response,
         };
         let content_type = request.header("content-type").unwrap_or_default();
-        if !content_type.contains("json-patch") {
-            return Response::error(
-                415,
-                IssueType::NotSupported,
-                format!(
-                    "PATCH takes a JSON Patch document (application/json-patch+json), not \"{content_type}\""
-                ),
-            );
+        enum Document {
+            Json(crate::json::reader::Node),
+            FhirPath(Object),
         }
-        let patch =
+        let document = if content_type.contains("json-patch") {
             match crate::json::reader::parse(&request.body, crate::json::reader::Limits::default())
             {
-                Ok(patch) => patch,
+                Ok(patch) => Document::Json(patch),
                 Err(err) => {
                     let (status, outcome) = crate::Error::Json(err).to_outcome();
                     return Response::outcome(status.0, &outcome);
                 }
-            };
+            }
+        } else if content_type.contains("json") {
+            match parse_resource(&request.body) {
+                Ok(parameters) if parameters.type_def().name == "Parameters" => {
+                    Document::FhirPath(parameters)
+                }
+                Ok(other) => {
+                    return Response::error(
+                        400,
+                        IssueType::Invalid,
+                        format!(
+                            "a FHIRPath Patch is a Parameters resource, not a {}",
+                            other.type_def().name
+                        ),
+                    )
+                }
+                Err(err) => {
+                    let (status, outcome) = err.to_outcome();
+                    return Response::outcome(status.0, &outcome);
+                }
+            }
+        } else {
+            return Response::error(
+                415,
+                IssueType::NotSupported,
+                format!(
+                    "PATCH takes a JSON Patch document (application/json-patch+json) or a FHIRPath Patch (application/fhir+json), not \"{content_type}\""
+                ),
+            );
+        };
         for _attempt in 0..3 {
             let read = async {
                 let mut tx = self.store.begin(false).await?;
@@ -1368,33 +1393,48 @@ impl<S: Store> Service<S> {
                     )
                 }
             };
-            let mut tree = match crate::json::reader::parse(
-                json.as_bytes(),
-                crate::json::reader::Limits::default(),
-            ) {
-                Ok(tree) => tree,
-                Err(_) => {
-                    return Response::error(
-                        500,
-                        IssueType::Exception,
-                        "the stored resource does not parse",
-                    )
+            let patched = match &document {
+                Document::Json(patch) => {
+                    let mut tree = match crate::json::reader::parse(
+                        json.as_bytes(),
+                        crate::json::reader::Limits::default(),
+                    ) {
+                        Ok(tree) => tree,
+                        Err(_) => {
+                            return Response::error(
+                                500,
+                                IssueType::Exception,
+                                "the stored resource does not parse",
+                            )
+                        }
+                    };
+                    if let Err(err) = crate::json::patch::apply(&mut tree, patch) {
+                        return Response::error(
+                            if err.test_failed { 422 } else { 400 },
+                            if err.test_failed {
+                                IssueType::Processing
+                            } else {
+                                IssueType::Invalid
+                            },
+                            format!("JSON Patch operation {}: {}", err.operation, err.message),
+                        );
+                    }
+                    crate::json::patch::to_text(&tree)
                 }
+                Document::FhirPath(parameters) => match fhirpath_patch::apply(&json, parameters) {
+                    Ok(patched) => patched,
+                    Err(message) => {
+                        return Response::error(
+                            422,
+                            IssueType::Processing,
+                            format!("FHIRPath Patch {message}"),
+                        )
+                    }
+                },
             };
-            if let Err(err) = crate::json::patch::apply(&mut tree, &patch) {
-                return Response::error(
-                    if err.test_failed { 422 } else { 400 },
-                    if err.test_failed {
-                        IssueType::Processing
-                    } else {
-                        IssueType::Invalid
-                    },
-                    format!("JSON Patch operation {}: {}", err.operation, err.message),
-                );
-            }
             let mut update = request.clone();
             update.method = String::from("PUT");
-            update.body = crate::json::patch::to_text(&tree).into_bytes();
+            update.body = patched.into_bytes();
             let implicit = request.header("if-match").is_none();
             if implicit {
                 update

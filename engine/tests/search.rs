@@ -1057,3 +1057,81 @@ fn conditional_read_pretty_output_and_formats() {
     );
     assert_eq!(any.status, 200);
 }
+
+#[test]
+fn fhirpath_patch_operations() {
+    let s = loaded();
+    let patch = |url: &str, operations: &str| {
+        call_with(
+            &s,
+            "PATCH",
+            url,
+            &[("content-type", "application/fhir+json")],
+            &format!(r#"{{"resourceType":"Parameters","parameter":[{operations}]}}"#),
+        )
+    };
+    let op = |parts: &str| format!(r#"{{"name":"operation","part":[{parts}]}}"#);
+    let added = patch(
+        "Patient/p3",
+        &[
+            op(r#"{"name":"type","valueCode":"add"},{"name":"path","valueString":"Patient"},{"name":"name","valueString":"identifier"},{"name":"value","valueIdentifier":{"system":"http://ids","value":"Z9"}}"#),
+            op(r#"{"name":"type","valueCode":"insert"},{"name":"path","valueString":"Patient.identifier"},{"name":"index","valueInteger":0},{"name":"value","valueIdentifier":{"system":"http://ids","value":"Z0"}}"#),
+            op(r#"{"name":"type","valueCode":"replace"},{"name":"path","valueString":"Patient.birthDate"},{"name":"value","valueDate":"1976-02-02"}"#),
+            op(r#"{"name":"type","valueCode":"add"},{"name":"path","valueString":"Patient.name[0]"},{"name":"name","valueString":"given"},{"name":"value","valueString":"Zed"}"#),
+            op(r#"{"name":"type","valueCode":"move"},{"name":"path","valueString":"Patient.name[0].given"},{"name":"source","valueInteger":1},{"name":"destination","valueInteger":0}"#),
+            op(r#"{"name":"type","valueCode":"add"},{"name":"path","valueString":"Patient"},{"name":"name","valueString":"deceased"},{"name":"value","valueBoolean":false}"#),
+        ]
+        .join(","),
+    );
+    assert_eq!(added.status, 200, "{}", added.body);
+    let body = json(&added);
+    assert_eq!(body["identifier"][0]["value"], "Z0");
+    assert_eq!(body["identifier"][1]["value"], "Z9");
+    assert_eq!(body["birthDate"], "1976-02-02");
+    assert_eq!(body["name"][0]["given"], serde_json::json!(["Zed", "Carl"]));
+    assert_eq!(body["deceasedBoolean"], false);
+    assert_eq!(ids(&s, "Patient?identifier=Z9"), ["p3"]);
+    let deleted = patch(
+        "Patient/p3",
+        &[
+            op(r#"{"name":"type","valueCode":"delete"},{"name":"path","valueString":"Patient.identifier.where(value='Z0')"}"#),
+            op(r#"{"name":"type","valueCode":"delete"},{"name":"path","valueString":"Patient.photo"}"#),
+            op(r#"{"name":"type","valueCode":"delete"},{"name":"path","valueString":"Patient.deceased"}"#),
+        ]
+        .join(","),
+    );
+    assert_eq!(deleted.status, 200, "{}", deleted.body);
+    let body = json(&deleted);
+    assert_eq!(body["identifier"].as_array().map(Vec::len), Some(1));
+    assert!(body.get("deceasedBoolean").is_none());
+    // Errors: several matches, a wrong element, a bad type, an unparsable path.
+    for bad in [
+        op(
+            r#"{"name":"type","valueCode":"delete"},{"name":"path","valueString":"Patient.name.given"}"#,
+        ),
+        op(
+            r#"{"name":"type","valueCode":"add"},{"name":"path","valueString":"Patient"},{"name":"name","valueString":"colour"},{"name":"value","valueString":"x"}"#,
+        ),
+        op(
+            r#"{"name":"type","valueCode":"replace"},{"name":"path","valueString":"Patient.birthDate"},{"name":"value","valueIdentifier":{"value":"x"}}"#,
+        ),
+        op(
+            r#"{"name":"type","valueCode":"replace"},{"name":"path","valueString":"Patient.("},{"name":"value","valueString":"x"}"#,
+        ),
+        op(r#"{"name":"type","valueCode":"twist"},{"name":"path","valueString":"Patient"}"#),
+        op(
+            r#"{"name":"type","valueCode":"replace"},{"name":"path","valueString":"Patient.gender"},{"name":"value","valueCode":"hen"}"#,
+        ),
+    ] {
+        let response = patch("Patient/p3", &bad);
+        assert_eq!(response.status, 422, "{bad}: {}", response.body);
+    }
+    let not_parameters = call_with(
+        &s,
+        "PATCH",
+        "Patient/p3",
+        &[("content-type", "application/fhir+json")],
+        r#"{"resourceType":"Patient"}"#,
+    );
+    assert_eq!(not_parameters.status, 400);
+}

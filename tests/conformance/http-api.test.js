@@ -345,9 +345,20 @@ E("patch", "patch of a missing path", "PATCH", "Patient/u1", 400, "invalid", { h
 E("patch", "patch with a bad op", "PATCH", "Patient/u1", 400, "invalid", { headers: { "Content-Type": "application/json-patch+json" }, body: json([{ op: "twist", path: "/gender" }]) });
 E("patch", "patch with If-Match stale", "PATCH", "Patient/u1", 412, "conflict", { headers: { "Content-Type": "application/json-patch+json", "If-Match": 'W/"1"' }, body: "[]" });
 E("patch", "patch of a missing resource", "PATCH", "Patient/nope", 404, "not-found", { headers: { "Content-Type": "application/json-patch+json" }, body: "[]" });
-E("patch", "patch with another content type", "PATCH", "Patient/u1", 415, "not-supported", { headers: { "Content-Type": "application/fhir+json" }, body: "{}" });
+E("patch", "patch with another content type", "PATCH", "Patient/u1", 415, "not-supported", { headers: { "Content-Type": "text/plain" }, body: "{}" });
 C("patch", "conditional patch", "PATCH", "Patient?identifier=http://ids|NEW2", 200, (j) => assert.equal(j.active, true), { headers: { "Content-Type": "application/json-patch+json" }, body: json([{ op: "add", path: "/active", value: true }]) });
 E("patch", "conditional patch with two matches", "PATCH", "Patient?family=muller", 412, "duplicate", { headers: { "Content-Type": "application/json-patch+json" }, body: "[]" });
+const fpp = (...operations) => json({ resourceType: "Parameters", parameter: operations.map((parts) => ({ name: "operation", part: parts })) });
+const part = (name, value) => ({ name, ...value });
+C("patch", "FHIRPath Patch add", "PATCH", "Patient/u1", 200, (j) => assert.equal(j.telecom[0].value, "555-0000"), { headers: H, body: fpp([part("type", { valueCode: "add" }), part("path", { valueString: "Patient" }), part("name", { valueString: "telecom" }), part("value", { valueContactPoint: { system: "phone", value: "555-0000" } })]) });
+C("patch", "FHIRPath Patch insert", "PATCH", "Patient/u1", 200, (j) => assert.deepEqual(j.telecom.map((t) => t.value), ["555-0001", "555-0000"]), { headers: H, body: fpp([part("type", { valueCode: "insert" }), part("path", { valueString: "Patient.telecom" }), part("index", { valueInteger: 0 }), part("value", { valueContactPoint: { system: "phone", value: "555-0001" } })]) });
+C("patch", "FHIRPath Patch move", "PATCH", "Patient/u1", 200, (j) => assert.deepEqual(j.telecom.map((t) => t.value), ["555-0000", "555-0001"]), { headers: H, body: fpp([part("type", { valueCode: "move" }), part("path", { valueString: "Patient.telecom" }), part("source", { valueInteger: 0 }), part("destination", { valueInteger: 1 })]) });
+C("patch", "FHIRPath Patch replace", "PATCH", "Patient/u1", 200, (j) => assert.equal(j.birthDate, "1999-09-09"), { headers: H, body: fpp([part("type", { valueCode: "replace" }), part("path", { valueString: "Patient.birthDate" }), part("value", { valueDate: "1999-09-09" })]) });
+C("patch", "FHIRPath Patch delete", "PATCH", "Patient/u1", 200, (j) => assert.equal(j.telecom.length, 1), { headers: H, body: fpp([part("type", { valueCode: "delete" }), part("path", { valueString: "Patient.telecom.where(value='555-0000')" })]) });
+C("patch", "FHIRPath Patch delete of nothing", "PATCH", "Patient/u1", 200, null, { headers: H, body: fpp([part("type", { valueCode: "delete" }), part("path", { valueString: "Patient.photo" })]) });
+E("patch", "FHIRPath Patch on several matches", "PATCH", "Patient/u1", 422, "processing", { headers: H, body: fpp([part("type", { valueCode: "replace" }), part("path", { valueString: "Patient.name.family | Patient.birthDate" }), part("value", { valueString: "x" })]) });
+E("patch", "FHIRPath Patch with a bad path", "PATCH", "Patient/u1", 422, "processing", { headers: H, body: fpp([part("type", { valueCode: "replace" }), part("path", { valueString: "Patient.(" }), part("value", { valueString: "x" })]) });
+E("patch", "FHIRPath Patch with a body that is not Parameters", "PATCH", "Patient/u1", 400, "invalid", { headers: H, body: pt() });
 C("delete", "delete", "DELETE", "Patient/u1", 204, null);
 E("delete", "read after delete", "GET", "Patient/u1", 410, "deleted");
 C("delete", "delete again", "DELETE", "Patient/u1", 204, null);
@@ -357,7 +368,14 @@ C("delete", "update after delete recreates", "PUT", "Patient/u1", 201, null, { h
 E("delete", "conditional delete with two matches", "DELETE", "Patient?family=muller", 412, "duplicate");
 C("delete", "conditional delete of one match", "DELETE", "Patient?identifier=http://ids|NEW2", 204, null);
 C("delete", "conditional delete with no match", "DELETE", "Patient?identifier=http://ids|NEW2", 204, null);
-C("history", "instance history", "GET", "Patient/u1/_history", 200, (j) => { assert.equal(j.type, "history"); assert.deepEqual(j.entry.map((e) => e.request.method), ["PUT", "DELETE", "PATCH" === "x" ? "" : "PUT", "PUT", "PUT", "PUT", "PUT"].slice(0, j.entry.length)); });
+C("history", "instance history", "GET", "Patient/u1/_history", 200, (j) => {
+  assert.equal(j.type, "history");
+  assert.deepEqual([j.entry[0].request.method, j.entry[0].response.status, j.entry[1].request.method], ["PUT", "201", "DELETE"]);
+  const versions = j.entry.map((e) => Number(e.response.etag.replace(/\D/g, "")));
+  assert.deepEqual(versions, [...versions].sort((a, b) => b - a));
+  assert.equal(new Set(versions).size, versions.length);
+  assert.equal(versions[versions.length - 1], 1);
+});
 C("history", "type history _count", "GET", "Patient/_history?_count=2", 200, (j) => assert.equal(j.entry.length, 2));
 C("history", "system history", "GET", "_history?_count=3", 200, (j) => assert.equal(j.entry.length, 3));
 C("history", "history _since in the future", "GET", "_history?_since=2100-01-01T00:00:00Z", 200, (j) => assert.equal((j.entry ?? []).length, 0));
