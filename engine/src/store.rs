@@ -180,25 +180,42 @@ impl Transaction for MemoryTx<'_> {
                 None => Bound::Unbounded,
             },
         );
-        // The committed entries overlaid with this transaction's writes.
-        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = self
-            .store
-            .data
-            .borrow()
-            .range(bounds.clone())
-            .map(|(key, value)| (key.clone(), value.clone()))
-            .collect();
-        for (key, value) in self.writes.range(bounds) {
-            match value {
-                Some(value) => merged.insert(key.clone(), value.clone()),
-                None => merged.remove(key),
+        // The committed entries merged with this transaction's writes, in key order, read only
+        // as far as `limit` needs.
+        let data = self.store.data.borrow();
+        let mut committed = data.range::<Vec<u8>, _>(bounds.clone());
+        let mut written = self.writes.range::<Vec<u8>, _>(bounds);
+        let mut entries: Vec<Entry> = Vec::new();
+        let mut left = step(&mut committed, reverse);
+        let mut right = step(&mut written, reverse);
+        while entries.len() < limit {
+            let take_left = match (&left, &right) {
+                (None, None) => break,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (Some((a, _)), Some((b, _))) => {
+                    let order = a.cmp(b);
+                    if order == core::cmp::Ordering::Equal {
+                        // The transaction's write shadows the committed value.
+                        left = step(&mut committed, reverse);
+                        false
+                    } else {
+                        (order == core::cmp::Ordering::Less) != reverse
+                    }
+                }
             };
+            if take_left {
+                if let Some((key, value)) = left {
+                    entries.push((key.clone(), value.clone()));
+                }
+                left = step(&mut committed, reverse);
+            } else {
+                if let Some((key, Some(value))) = right {
+                    entries.push((key.clone(), value.clone()));
+                }
+                right = step(&mut written, reverse);
+            }
         }
-        let entries: Vec<Entry> = if reverse {
-            merged.into_iter().rev().take(limit).collect()
-        } else {
-            merged.into_iter().take(limit).collect()
-        };
         Ok(entries)
     }
 
@@ -233,6 +250,18 @@ impl Transaction for MemoryTx<'_> {
     }
 }
 
+/// The next entry of a range, from the front or (`reverse`) the back.
+fn step<'a, V>(
+    range: &mut alloc::collections::btree_map::Range<'a, Vec<u8>, V>,
+    reverse: bool,
+) -> Option<(&'a Vec<u8>, &'a V)> {
+    if reverse {
+        range.next_back()
+    } else {
+        range.next()
+    }
+}
+
 /// Runs a future that never waits on anything outside the engine (the [`MemoryStore`]'s are
 /// ready at once) to completion. Hosts with real IO use their own executor.
 ///
@@ -251,6 +280,42 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scans_merge_uncommitted_writes_in_order_up_to_the_limit() {
+        let store = MemoryStore::new();
+        block_on(async {
+            let mut tx = store.begin(true).await.unwrap_or_else(|e| panic!("{e:?}"));
+            for key in ["a/1", "a/3", "a/5", "b/1"] {
+                tx.put(key.as_bytes().to_vec(), b"old".to_vec());
+            }
+            tx.commit().await.unwrap_or_else(|e| panic!("{e:?}"));
+            let mut tx = store.begin(true).await.unwrap_or_else(|e| panic!("{e:?}"));
+            tx.put(b"a/2".to_vec(), b"new".to_vec());
+            tx.put(b"a/3".to_vec(), b"new".to_vec());
+            tx.delete(b"a/5".to_vec());
+            tx.put(b"a/6".to_vec(), b"new".to_vec());
+            let range = KeyRange::prefix(b"a/");
+            let text = |entries: Vec<Entry>| -> Vec<String> {
+                entries
+                    .into_iter()
+                    .map(|(k, v)| {
+                        alloc::format!(
+                            "{}={}",
+                            String::from_utf8_lossy(&k),
+                            String::from_utf8_lossy(&v)
+                        )
+                    })
+                    .collect()
+            };
+            let all = tx.scan(&range, usize::MAX, false).await.unwrap_or_default();
+            assert_eq!(text(all), ["a/1=old", "a/2=new", "a/3=new", "a/6=new"]);
+            let first = tx.scan(&range, 2, false).await.unwrap_or_default();
+            assert_eq!(text(first), ["a/1=old", "a/2=new"]);
+            let last = tx.scan(&range, 3, true).await.unwrap_or_default();
+            assert_eq!(text(last), ["a/6=new", "a/3=new", "a/2=new"]);
+        });
+    }
 
     #[test]
     fn writes_are_atomic_and_isolated_until_commit() {
