@@ -8,6 +8,7 @@
 //!
 //! [`MemoryStore`] is the in-memory backend; hosts provide the others.
 
+use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -108,7 +109,8 @@ pub trait Store {
 /// transactions that write are applied in commit order and see one another's committed writes.
 #[derive(Default)]
 pub struct MemoryStore {
-    data: RefCell<BTreeMap<Vec<u8>, Vec<u8>>>,
+    /// Keys and values as boxed slices: no spare capacity is kept for what never grows.
+    data: RefCell<BTreeMap<Box<[u8]>, Box<[u8]>>>,
     /// Bumped by each commit, so that a writing transaction that read before another commit
     /// fails with a conflict instead of writing over what it did not see.
     version: RefCell<u64>,
@@ -164,7 +166,12 @@ impl Transaction for MemoryTx<'_> {
         if let Some(written) = self.writes.get(key) {
             return Ok(written.clone());
         }
-        Ok(self.store.data.borrow().get(key).cloned())
+        Ok(self
+            .store
+            .data
+            .borrow()
+            .get(key)
+            .map(|value| value.to_vec()))
     }
 
     async fn scan(
@@ -183,7 +190,10 @@ impl Transaction for MemoryTx<'_> {
         // The committed entries merged with this transaction's writes, in key order, read only
         // as far as `limit` needs.
         let data = self.store.data.borrow();
-        let mut committed = data.range::<Vec<u8>, _>(bounds.clone());
+        let mut committed = data.range::<[u8], _>((
+            bounds.0.as_ref().map(Vec::as_slice),
+            bounds.1.as_ref().map(Vec::as_slice),
+        ));
         let mut written = self.writes.range::<Vec<u8>, _>(bounds);
         let mut entries: Vec<Entry> = Vec::new();
         let mut left = step(&mut committed, reverse);
@@ -194,7 +204,7 @@ impl Transaction for MemoryTx<'_> {
                 (Some(_), None) => true,
                 (None, Some(_)) => false,
                 (Some((a, _)), Some((b, _))) => {
-                    let order = a.cmp(b);
+                    let order = a[..].cmp(&b[..]);
                     if order == core::cmp::Ordering::Equal {
                         // The transaction's write shadows the committed value.
                         left = step(&mut committed, reverse);
@@ -206,7 +216,7 @@ impl Transaction for MemoryTx<'_> {
             };
             if take_left {
                 if let Some((key, value)) = left {
-                    entries.push((key.clone(), value.clone()));
+                    entries.push((key.to_vec(), value.to_vec()));
                 }
                 left = step(&mut committed, reverse);
             } else {
@@ -241,8 +251,8 @@ impl Transaction for MemoryTx<'_> {
         let mut data = self.store.data.borrow_mut();
         for (key, value) in self.writes {
             match value {
-                Some(value) => data.insert(key, value),
-                None => data.remove(&key),
+                Some(value) => data.insert(key.into_boxed_slice(), value.into_boxed_slice()),
+                None => data.remove(key.as_slice()),
             };
         }
         *version += 1;
@@ -251,10 +261,10 @@ impl Transaction for MemoryTx<'_> {
 }
 
 /// The next entry of a range, from the front or (`reverse`) the back.
-fn step<'a, V>(
-    range: &mut alloc::collections::btree_map::Range<'a, Vec<u8>, V>,
+fn step<'a, K, V>(
+    range: &mut alloc::collections::btree_map::Range<'a, K, V>,
     reverse: bool,
-) -> Option<(&'a Vec<u8>, &'a V)> {
+) -> Option<(&'a K, &'a V)> {
     if reverse {
         range.next_back()
     } else {
