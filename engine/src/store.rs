@@ -105,12 +105,15 @@ pub trait Store {
     fn begin(&self, write: bool) -> impl Future<Output = Result<Self::Tx<'_>, StoreError>>;
 }
 
+/// The committed keys and values of a [`MemoryStore`].
+type Committed = BTreeMap<Box<[u8]>, Box<[u8]>>;
+
 /// Keys and values in memory, ordered. Single-threaded (like a Wasm module's memory);
 /// transactions that write are applied in commit order and see one another's committed writes.
 #[derive(Default)]
 pub struct MemoryStore {
     /// Keys and values as boxed slices: no spare capacity is kept for what never grows.
-    data: RefCell<BTreeMap<Box<[u8]>, Box<[u8]>>>,
+    data: RefCell<Committed>,
     /// Bumped by each commit, so that a writing transaction that read before another commit
     /// fails with a conflict instead of writing over what it did not see.
     version: RefCell<u64>,
