@@ -402,7 +402,7 @@ impl<S: Store> Service<S> {
             ("GET", [type_name, id]) => self.read(request, type_name, id, None).await,
             ("PUT", [type_name, id]) => self.update(request, type_name, id).await,
             ("DELETE", [type_name, id]) => self.delete(type_name, id).await,
-            ("GET", [type_name, id, "_history"]) => self.history(type_name, id).await,
+            ("GET", [type_name, id, "_history"]) => self.history(request, type_name, id).await,
             ("GET", ["Patient", id, "$everything"]) => {
                 self.search_scoped(request, None, Some(("Patient", id)), true)
                     .await
@@ -970,9 +970,13 @@ impl<S: Store> Service<S> {
         }
     }
 
-    async fn history(&self, type_name: &str, id: &str) -> Response {
+    async fn history(&self, request: &Request, type_name: &str, id: &str) -> Response {
         let type_name = match Self::resource_type(type_name) {
             Ok(type_name) => type_name,
+            Err(response) => return response,
+        };
+        let params = match history_params(request) {
+            Ok(params) => params,
             Err(response) => return response,
         };
         let result = async {
@@ -993,6 +997,7 @@ impl<S: Store> Service<S> {
             );
         }
         let mut entries = Vec::new();
+        let mut newer: Option<i64> = None;
         for (stored_key, value) in &versions {
             let version: u64 = stored_key
                 .rsplit(|b| *b == 0)
@@ -1000,17 +1005,37 @@ impl<S: Store> Service<S> {
                 .and_then(|digits| core::str::from_utf8(digits).ok())
                 .and_then(|digits| digits.parse().ok())
                 .unwrap_or(0);
-            if let Some(entry) = self.history_entry(type_name, id, version, value) {
-                entries.push(entry);
+            let written = stored_instant(value);
+            match params.admits(written, newer) {
+                Admit::Yes => {
+                    if let Some(entry) = self.history_entry(type_name, id, version, value) {
+                        entries.push(entry);
+                    }
+                }
+                Admit::No => {}
+                Admit::Stop => break,
+            }
+            newer = written.or(newer);
+            if entries.len() >= params.count {
+                break;
             }
         }
+        self.history_bundle(&format!("{type_name}/{id}/_history"), &entries)
+    }
+
+    /// A history Bundle of `entries` (no `entry` when there are none: FHIR JSON has no empty
+    /// arrays).
+    fn history_bundle(&self, path: &str, entries: &[String]) -> Response {
+        let entry = if entries.is_empty() {
+            String::new()
+        } else {
+            format!(r#","entry":[{}]"#, entries.join(","))
+        };
         Response::json(
             200,
             format!(
-                r#"{{"resourceType":"Bundle","type":"history","total":{},"link":[{{"relation":"self","url":"{}/{type_name}/{id}/_history"}}],"entry":[{}]}}"#,
-                entries.len(),
-                self.base_url,
-                entries.join(",")
+                r#"{{"resourceType":"Bundle","type":"history","link":[{{"relation":"self","url":"{}/{path}"}}]{entry}}}"#,
+                self.base_url
             ),
         )
     }
@@ -1082,36 +1107,10 @@ impl<S: Store> Service<S> {
             Some(Err(response)) => return response,
             None => None,
         };
-        let mut count = 100usize;
-        let mut since: Option<crate::fhirpath::Temporal> = None;
-        for (name, value) in &request.query {
-            match name.as_str() {
-                "_count" => match count_param(value) {
-                    Ok(value) => count = value,
-                    Err(response) => return response,
-                },
-                "_since" => match crate::fhirpath::Temporal::parse(value, None)
-                    .filter(|at| at.hour.is_some() && at.offset.is_some())
-                {
-                    Some(at) => since = Some(at),
-                    None => {
-                        return Response::error(
-                            400,
-                            IssueType::Invalid,
-                            format!("_since must be an instant, not \"{value}\""),
-                        )
-                    }
-                },
-                "_format" | "_pretty" => {}
-                other => {
-                    return Response::error(
-                        400,
-                        IssueType::NotSupported,
-                        format!("the history parameter \"{other}\" is not supported"),
-                    )
-                }
-            }
-        }
+        let params = match history_params(request) {
+            Ok(params) => params,
+            Err(response) => return response,
+        };
         let result = async {
             let mut tx = self.store.begin(false).await?;
             let prefix = match type_name {
@@ -1119,8 +1118,11 @@ impl<S: Store> Service<S> {
                 None => key(&["l", ""]),
             };
             let mut entries = Vec::new();
+            // For `_at`: when each resource's next version was written (walking back in time).
+            let mut newer: alloc::collections::BTreeMap<(String, String), i64> =
+                alloc::collections::BTreeMap::new();
             let mut end: Option<Vec<u8>> = KeyRange::prefix(&prefix).end;
-            'pages: while entries.len() < count {
+            'pages: while entries.len() < params.count {
                 let range = KeyRange {
                     start: prefix.clone(),
                     end: end.clone(),
@@ -1141,18 +1143,28 @@ impl<S: Store> Service<S> {
                     ) else {
                         continue;
                     };
-                    if let Some(since) = &since {
-                        let at = crate::fhirpath::Temporal::parse(instant, None);
-                        if at.and_then(|at| at.compare(since)) == Some(core::cmp::Ordering::Less) {
-                            break 'pages;
+                    let written =
+                        crate::search::index::date_text_range(instant).map(|(low, _)| low);
+                    let resource = (entry_type.to_string(), id.to_string());
+                    match params.admits(written, newer.get(&resource).copied()) {
+                        Admit::Yes => {
+                            if let Some(stored) =
+                                tx.get(&version_key(entry_type, id, version)).await?
+                            {
+                                if let Some(entry) =
+                                    self.history_entry(entry_type, id, version, &stored)
+                                {
+                                    entries.push(entry);
+                                }
+                            }
                         }
+                        Admit::No => {}
+                        Admit::Stop => break 'pages,
                     }
-                    if let Some(stored) = tx.get(&version_key(entry_type, id, version)).await? {
-                        if let Some(entry) = self.history_entry(entry_type, id, version, &stored) {
-                            entries.push(entry);
-                        }
+                    if let Some(written) = written {
+                        newer.insert(resource, written);
                     }
-                    if entries.len() >= count {
+                    if entries.len() >= params.count {
                         break 'pages;
                     }
                 }
@@ -1168,14 +1180,7 @@ impl<S: Store> Service<S> {
             || String::from("_history"),
             |type_name| format!("{type_name}/_history"),
         );
-        Response::json(
-            200,
-            format!(
-                r#"{{"resourceType":"Bundle","type":"history","link":[{{"relation":"self","url":"{}/{path}"}}],"entry":[{}]}}"#,
-                self.base_url,
-                entries.join(",")
-            ),
-        )
+        self.history_bundle(&path, &entries)
     }
 
     /// `PUT [type]?query`: updates the one match, creates when there is none (R4 §3.1.0.4.3).
@@ -1593,6 +1598,105 @@ impl<S: Store> Service<S> {
         };
         Response::outcome(200, &outcome)
     }
+}
+
+/// The parameters of a history interaction.
+struct HistoryParams {
+    count: usize,
+    /// `_since`: versions written at or after this instant (milliseconds since 1970).
+    since: Option<i64>,
+    /// `_at`: versions current at some point of this range.
+    at: Option<(i64, i64)>,
+}
+
+/// Whether a history walk (newest first) takes a version.
+enum Admit {
+    Yes,
+    No,
+    /// No older version can be taken.
+    Stop,
+}
+
+impl HistoryParams {
+    /// A version written at `written`, whose resource's next version was written at `newer`.
+    fn admits(&self, written: Option<i64>, newer: Option<i64>) -> Admit {
+        let Some(written) = written else {
+            return Admit::Yes;
+        };
+        if self.since.is_some_and(|since| written < since) {
+            return Admit::Stop;
+        }
+        match self.at {
+            Some((low, high)) => {
+                if written <= high && newer.is_none_or(|newer| newer > low) {
+                    Admit::Yes
+                } else {
+                    Admit::No
+                }
+            }
+            None => Admit::Yes,
+        }
+    }
+}
+
+fn history_params(request: &Request) -> Result<HistoryParams, Response> {
+    let mut params = HistoryParams {
+        count: 100,
+        since: None,
+        at: None,
+    };
+    for (name, value) in &request.query {
+        match name.as_str() {
+            "_count" => params.count = count_param(value)?,
+            "_since" => {
+                params.since = crate::fhirpath::Temporal::parse(value, None)
+                    .filter(|at| at.hour.is_some() && at.offset.is_some())
+                    .and_then(|at| crate::search::index::temporal_range(&at))
+                    .map(|(low, _)| low);
+                if params.since.is_none() {
+                    return Err(Response::error(
+                        400,
+                        IssueType::Invalid,
+                        format!("_since must be an instant, not \"{value}\""),
+                    ));
+                }
+            }
+            "_at" => {
+                params.at = crate::search::index::date_text_range(value);
+                if params.at.is_none() {
+                    return Err(Response::error(
+                        400,
+                        IssueType::Invalid,
+                        format!("_at must be a date, dateTime or instant, not \"{value}\""),
+                    ));
+                }
+            }
+            "_format" | "_pretty" => {}
+            other => {
+                return Err(Response::error(
+                    400,
+                    IssueType::NotSupported,
+                    format!("the history parameter \"{other}\" is not supported"),
+                ))
+            }
+        }
+    }
+    Ok(params)
+}
+
+/// When a stored version was written: a delete's instant, or the resource's lastUpdated.
+fn stored_instant(value: &[u8]) -> Option<i64> {
+    let text = core::str::from_utf8(value).ok()?;
+    let instant = match text.split_at_checked(1)? {
+        ("D", at) => at,
+        (_, json) => {
+            let marker = "\"lastUpdated\":\"";
+            let start = json.find(marker)? + marker.len();
+            let rest = json.get(start..)?;
+            rest.get(..rest.find('"')?)?
+        }
+    };
+    crate::search::index::date_text_range(instant).map(|(low, _)| low)
 }
 
 /// The first diagnostics of an error response, for wrapping in another.

@@ -1135,3 +1135,87 @@ fn fhirpath_patch_operations() {
     );
     assert_eq!(not_parameters.status, 400);
 }
+
+/// A clock that moves one day forward at each reading.
+#[derive(Default)]
+struct DailyClock(Cell<u32>);
+impl Clock for DailyClock {
+    fn now(&self) -> String {
+        self.0.set(self.0.get() + 1);
+        format!("2026-01-{:02}T12:00:00.000Z", self.0.get())
+    }
+}
+
+#[test]
+fn history_with_at_since_and_count() {
+    let s = Service::new(
+        MemoryStore::new(),
+        Box::<DailyClock>::default(),
+        Box::<Counter>::default(),
+        BASE,
+    );
+    let body = |id: &str, gender: &str| {
+        format!(r#"{{"resourceType":"Patient","id":"{id}",{TEXT},"gender":"{gender}"}}"#)
+    };
+    put(&s, "Patient/a", &body("a", "male")); // Jan 1
+    put(&s, "Patient/b", &body("b", "male")); // Jan 2
+    put(&s, "Patient/a", &body("a", "female")); // Jan 3
+    assert_eq!(call(&s, "DELETE", "Patient/b", "").status, 204); // Jan 4
+    put(&s, "Patient/a", &body("a", "other")); // Jan 5
+    let versions = |url: &str| -> Vec<String> {
+        let response = call(&s, "GET", url, "");
+        assert_eq!(response.status, 200, "{url}: {}", response.body);
+        json(&response)["entry"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|entry| {
+                format!(
+                    "{}@{}",
+                    entry["fullUrl"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .rsplit('/')
+                        .next()
+                        .unwrap_or_default(),
+                    entry["response"]["etag"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .replace(['W', '/', '"'], "")
+                )
+            })
+            .collect()
+    };
+    assert_eq!(versions("Patient/a/_history"), ["a@3", "a@2", "a@1"]);
+    assert_eq!(versions("Patient/a/_history?_count=1"), ["a@3"]);
+    assert_eq!(
+        versions("Patient/a/_history?_since=2026-01-03T00:00:00Z"),
+        ["a@3", "a@2"]
+    );
+    assert_eq!(versions("Patient/a/_history?_at=2026-01-02"), ["a@1"]);
+    assert_eq!(
+        versions("Patient/a/_history?_at=2026-01-03"),
+        ["a@2", "a@1"]
+    );
+    assert_eq!(
+        versions("Patient/_history?_at=2026-01-03"),
+        ["a@2", "b@1", "a@1"]
+    );
+    assert_eq!(
+        versions("_history?_at=2026-01-04T18:00:00Z"),
+        ["b@2", "a@2"]
+    );
+    assert_eq!(
+        versions("_history?_since=2026-01-04T00:00:00Z"),
+        ["a@3", "b@2"]
+    );
+    let empty = call(&s, "GET", "_history?_since=2030-01-01T00:00:00Z", "");
+    assert!(!empty.body.contains("\"entry\""), "{}", empty.body);
+    assert_eq!(call(&s, "GET", "_history?_at=soon", "").status, 400);
+    assert_eq!(
+        call(&s, "GET", "Patient/a/_history?_since=2026", "").status,
+        400
+    );
+    let none = call(&s, "GET", "Patient?gender=unknown", "");
+    assert!(!none.body.contains("\"entry\""), "{}", none.body);
+}

@@ -251,8 +251,8 @@ impl<S: Store> Service<S> {
         Response::json(
             200,
             format!(
-                r#"{{"resourceType":"Bundle","type":"batch-response","entry":[{}]}}"#,
-                answers.join(",")
+                r#"{{"resourceType":"Bundle","type":"batch-response"{}}}"#,
+                entries_json(&answers)
             ),
         )
     }
@@ -712,10 +712,19 @@ impl<S: Store> Service<S> {
         Response::json(
             200,
             format!(
-                r#"{{"resourceType":"Bundle","type":"transaction-response","entry":[{}]}}"#,
-                answers.join(",")
+                r#"{{"resourceType":"Bundle","type":"transaction-response"{}}}"#,
+                entries_json(&answers)
             ),
         )
+    }
+}
+
+/// The `entry` member of a response Bundle (none when empty: FHIR JSON has no empty arrays).
+fn entries_json(answers: &[String]) -> String {
+    if answers.is_empty() {
+        String::new()
+    } else {
+        format!(r#","entry":[{}]"#, answers.join(","))
     }
 }
 

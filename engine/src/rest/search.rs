@@ -468,10 +468,15 @@ impl<S: Store> Service<S> {
             Total::None if query.summary != Some(Summary::Count) => String::new(),
             _ => format!(r#","total":{}"#, found.total),
         };
+        // FHIR JSON has no empty arrays: no matches, no `entry`.
+        let entry = if entries.is_empty() {
+            String::new()
+        } else {
+            format!(r#","entry":[{}]"#, entries.join(","))
+        };
         format!(
-            r#"{{"resourceType":"Bundle","type":"searchset"{total},"link":[{}],"entry":[{}]}}"#,
-            links.join(","),
-            entries.join(",")
+            r#"{{"resourceType":"Bundle","type":"searchset"{total},"link":[{}]{entry}}}"#,
+            links.join(",")
         )
     }
 }
