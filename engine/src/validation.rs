@@ -202,6 +202,7 @@ pub fn to_outcome(findings: &[Finding]) -> OperationOutcome {
 /// Longest string value (R4 §2.24.0.1 string: "Strings SHALL NOT exceed 1MB in size").
 const MAX_STRING_BYTES: usize = 1024 * 1024;
 
+mod bundle_references;
 mod extensions;
 mod profile;
 mod rules;

@@ -427,3 +427,246 @@ fn resources_inside_others_are_checked_against_the_profiles_they_claim() {
         "{found:?}"
     );
 }
+
+/// The profile of `tests/fixtures/ig/female-patient.json` as a publisher ships it with a
+/// snapshot only: every element of the base, with the FHIRPath system types snapshots give
+/// `id` values, the base's bindings and invariants, and the profile's changes in place.
+const FEMALE_SNAPSHOT: &str = r#"{"resourceType":"StructureDefinition",NARRATIVE,
+  "url":"http://example.org/fhir/StructureDefinition/female","name":"Female","status":"draft",
+  "kind":"resource","abstract":false,"type":"Patient",
+  "baseDefinition":"http://hl7.org/fhir/StructureDefinition/Patient","derivation":"constraint",
+  "snapshot":{"element":[
+    {"id":"Patient","path":"Patient","min":0,"max":"*","constraint":[
+      {"key":"dom-2","severity":"error","human":"If the resource is contained in another resource, it SHALL NOT contain nested Resources","expression":"contained.contained.empty()"},
+      {"key":"dom-6","severity":"warning","human":"A resource should have narrative for robust management","expression":"text.`div`.exists()"},
+      {"key":"fem-1","severity":"error","human":"A deceased patient has no active flag","expression":"deceased.exists() implies active.empty()"}]},
+    {"id":"Patient.id","path":"Patient.id","min":0,"max":"1","type":[{"extension":[{"url":"http://hl7.org/fhir/StructureDefinition/structuredefinition-fhir-type","valueUrl":"string"}],"code":"http://hl7.org/fhirpath/System.String"}]},
+    {"id":"Patient.meta","path":"Patient.meta","min":0,"max":"1","type":[{"code":"Meta"}],"constraint":[{"key":"ele-1","severity":"error","human":"All FHIR elements must have a @value or children","expression":"hasValue() or (children().count() > id.count())"}]},
+    {"id":"Patient.language","path":"Patient.language","min":0,"max":"1","type":[{"code":"code"}],"binding":{"strength":"preferred","valueSet":"http://hl7.org/fhir/ValueSet/languages"}},
+    {"id":"Patient.text","path":"Patient.text","min":0,"max":"1","type":[{"code":"Narrative"}]},
+    {"id":"Patient.contained","path":"Patient.contained","min":0,"max":"*","type":[{"code":"Resource"}]},
+    {"id":"Patient.extension","path":"Patient.extension","min":0,"max":"*","type":[{"code":"Extension"}],"constraint":[{"key":"ext-1","severity":"error","human":"Must have either extensions or value[x], not both","expression":"extension.exists() != value.exists()"}]},
+    {"id":"Patient.identifier","path":"Patient.identifier","min":0,"max":"*","type":[{"code":"Identifier"}]},
+    {"id":"Patient.active","path":"Patient.active","min":0,"max":"1","type":[{"code":"boolean"}]},
+    {"id":"Patient.name","path":"Patient.name","min":1,"max":"*","type":[{"code":"HumanName"}]},
+    {"id":"Patient.telecom","path":"Patient.telecom","min":0,"max":"*","type":[{"code":"ContactPoint"}]},
+    {"id":"Patient.gender","path":"Patient.gender","min":1,"max":"1","type":[{"code":"code"}],"fixedCode":"female","binding":{"strength":"required","valueSet":"http://hl7.org/fhir/ValueSet/administrative-gender|4.0.1"}},
+    {"id":"Patient.birthDate","path":"Patient.birthDate","min":0,"max":"1","type":[{"code":"date"}]},
+    {"id":"Patient.deceased[x]","path":"Patient.deceased[x]","min":0,"max":"1","type":[{"code":"boolean"},{"code":"dateTime"}]},
+    {"id":"Patient.address","path":"Patient.address","min":0,"max":"*","type":[{"code":"Address"}]},
+    {"id":"Patient.maritalStatus","path":"Patient.maritalStatus","min":0,"max":"1","type":[{"code":"CodeableConcept"}],"binding":{"strength":"extensible","valueSet":"http://hl7.org/fhir/ValueSet/marital-status"}},
+    {"id":"Patient.multipleBirth[x]","path":"Patient.multipleBirth[x]","min":0,"max":"1","type":[{"code":"boolean"},{"code":"integer"}]},
+    {"id":"Patient.contact","path":"Patient.contact","min":0,"max":"*","type":[{"code":"BackboneElement"}],"constraint":[{"key":"pat-1","severity":"error","human":"SHALL at least contain a contact's details or a reference to an organization","expression":"name.exists() or telecom.exists() or address.exists() or organization.exists()"}]},
+    {"id":"Patient.contact.id","path":"Patient.contact.id","min":0,"max":"1","type":[{"extension":[{"url":"http://hl7.org/fhir/StructureDefinition/structuredefinition-fhir-type","valueUrl":"string"}],"code":"http://hl7.org/fhirpath/System.String"}]},
+    {"id":"Patient.contact.extension","path":"Patient.contact.extension","min":0,"max":"*","type":[{"code":"Extension"}]},
+    {"id":"Patient.contact.relationship","path":"Patient.contact.relationship","min":0,"max":"*","type":[{"code":"CodeableConcept"}]},
+    {"id":"Patient.contact.name","path":"Patient.contact.name","min":0,"max":"1","type":[{"code":"HumanName"}]},
+    {"id":"Patient.contact.gender","path":"Patient.contact.gender","min":0,"max":"1","type":[{"code":"code"}],"binding":{"strength":"required","valueSet":"http://hl7.org/fhir/ValueSet/administrative-gender|4.0.1"}},
+    {"id":"Patient.contact.organization","path":"Patient.contact.organization","min":0,"max":"1","type":[{"code":"Reference","targetProfile":["http://hl7.org/fhir/StructureDefinition/Organization"]}]},
+    {"id":"Patient.managingOrganization","path":"Patient.managingOrganization","min":0,"max":"1","type":[{"code":"Reference","targetProfile":["http://hl7.org/fhir/StructureDefinition/Organization"]}]},
+    {"id":"Patient.link","path":"Patient.link","min":0,"max":"*","type":[{"code":"BackboneElement"}]},
+    {"id":"Patient.link.id","path":"Patient.link.id","min":0,"max":"1","type":[{"extension":[{"url":"http://hl7.org/fhir/StructureDefinition/structuredefinition-fhir-type","valueUrl":"string"}],"code":"http://hl7.org/fhirpath/System.String"}]},
+    {"id":"Patient.link.other","path":"Patient.link.other","min":1,"max":"1","type":[{"code":"Reference"}]},
+    {"id":"Patient.link.type","path":"Patient.link.type","min":1,"max":"1","type":[{"code":"code"}],"binding":{"strength":"required","valueSet":"http://hl7.org/fhir/ValueSet/link-type|4.0.1"}}]}}"#;
+
+const FEMALE: &str = "http://example.org/fhir/StructureDefinition/female";
+
+fn female_profiles() -> (Profiles, Profiles) {
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/fixtures/ig/female-patient.json"
+    );
+    let text = std::fs::read_to_string(fixture).unwrap_or_else(|err| panic!("{fixture}: {err}"));
+    let mut from_differential = Profiles::new();
+    assert_eq!(from_differential.load(&read(&text)), 1);
+    let mut from_snapshot = Profiles::new();
+    assert_eq!(
+        from_snapshot.load(&read(&FEMALE_SNAPSHOT.replace("NARRATIVE", NARRATIVE))),
+        1
+    );
+    (from_differential, from_snapshot)
+}
+
+#[test]
+fn a_snapshot_only_profile_checks_what_it_adds_to_the_base() {
+    let (from_differential, from_snapshot) = female_profiles();
+    let patient =
+        |members: &str| format!(r#"{{"resourceType":"Patient",{NARRATIVE},"id":"p1",{members}}}"#);
+    let valid = patient(
+        r#""extension":[{"url":"http://example.org/ext","valueString":"x"}],"name":[{"id":"n1","family":"Ng"}],"gender":"female","contact":[{"id":"c1","name":{"family":"Ng"},"gender":"male"}],"link":[{"id":"l1","other":{"reference":"Patient/p2"},"type":"seealso"}]"#,
+    );
+    assert_eq!(
+        errors(&from_snapshot, &valid, Some(FEMALE)),
+        Vec::<String>::new()
+    );
+    // Each break once: what the base checks is not reported again for the profile.
+    let cases = [
+        (r#""name":[{"family":"Ng"}],"gender":"male""#, 1),
+        (r#""name":[{"family":"Ng"}],"gender":"woman""#, 2),
+        (r#""gender":"female""#, 1),
+        (r#""name":[{"family":"Ng"}]"#, 1),
+        (
+            r#""name":[{"family":"Ng"}],"gender":"female","contact":[{"name":{"family":"A"},"gender":"none"}]"#,
+            1,
+        ),
+        (
+            r#""name":[{"family":"Ng"}],"gender":"female","link":[{"other":{"reference":"Patient/p2"}}]"#,
+            1,
+        ),
+        (
+            r#""name":[{"family":"Ng"}],"gender":"female","active":true,"deceasedBoolean":true"#,
+            1,
+        ),
+    ];
+    for (members, n_errors) in cases {
+        let resource = patient(members);
+        let found = errors(&from_snapshot, &resource, Some(FEMALE));
+        assert_eq!(found.len(), n_errors, "{resource}\n{found:?}");
+        // The profile's own invariant is in its snapshot only; the rest the differential says too.
+        if !members.contains("deceased") {
+            assert_eq!(
+                found,
+                errors(&from_differential, &resource, Some(FEMALE)),
+                "{resource}"
+            );
+        }
+    }
+}
+
+/// The R4 package the model is generated from (`npm install` at the repository root), which
+/// ships the specification's own profiles with both a differential and a snapshot.
+fn r4_package() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../node_modules/hl7.fhir.r4.examples")
+}
+
+fn corpus_examples() -> std::path::PathBuf {
+    match std::env::var_os("HEARTH_CORPUS") {
+        Some(dir) => std::path::PathBuf::from(dir).join("examples"),
+        None => {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/examples")
+        }
+    }
+}
+
+/// `definition` with only its differential, or only its snapshot.
+fn one_view(definition: &serde_json::Value, keep: &str) -> Object {
+    let mut definition = definition.clone();
+    if let Some(members) = definition.as_object_mut() {
+        members.remove(if keep == "snapshot" {
+            "differential"
+        } else {
+            "snapshot"
+        });
+    }
+    read(&definition.to_string())
+}
+
+#[test]
+fn snapshot_only_profiles_give_the_verdicts_of_their_differentials() {
+    let package = r4_package();
+    let mut definitions = Vec::new();
+    let mut value_set_ids = Vec::new();
+    let listing = std::fs::read_dir(&package)
+        .unwrap_or_else(|err| panic!("{}: {err} (run npm install)", package.display()));
+    let mut names: Vec<String> = listing
+        .filter_map(Result::ok)
+        .filter_map(|entry| entry.file_name().into_string().ok())
+        .filter(|name| name.starts_with("StructureDefinition-"))
+        .collect();
+    names.sort();
+    for name in names {
+        let text = std::fs::read_to_string(package.join(&name)).unwrap_or_default();
+        let Ok(definition) = serde_json::from_str::<serde_json::Value>(&text) else {
+            continue;
+        };
+        if definition["derivation"] != "constraint" || definition["kind"] != "resource" {
+            continue;
+        }
+        for element in definition["snapshot"]["element"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            if let Some(url) = element["binding"]["valueSet"].as_str() {
+                let id = url.split('|').next().unwrap_or(url).rsplit('/').next();
+                value_set_ids.extend(id.map(str::to_string));
+            }
+        }
+        definitions.push(definition);
+    }
+    let mut from_differential = Profiles::new();
+    let mut from_snapshot = Profiles::new();
+    for id in &value_set_ids {
+        if let Ok(text) = std::fs::read_to_string(package.join(format!("ValueSet-{id}.json"))) {
+            from_differential.load(&read(&text));
+            from_snapshot.load(&read(&text));
+        }
+    }
+    let mut urls = Vec::new();
+    for definition in &definitions {
+        assert_eq!(
+            from_differential.load(&one_view(definition, "differential")),
+            1
+        );
+        assert_eq!(from_snapshot.load(&one_view(definition, "snapshot")), 1);
+        let url = definition["url"].as_str().unwrap_or_default().to_string();
+        urls.push((
+            url,
+            definition["type"].as_str().unwrap_or_default().to_string(),
+        ));
+    }
+    // Messages name the profile that has the rule: the one asked for, or one it derives from.
+    let anonymous = |found: Vec<String>| {
+        let mut found: Vec<String> = found
+            .into_iter()
+            .map(|error| {
+                urls.iter()
+                    .fold(error, |error, (url, _)| error.replace(url.as_str(), "P"))
+            })
+            .collect();
+        found.sort();
+        found
+    };
+    let mut examples: Vec<_> = std::fs::read_dir(corpus_examples())
+        .unwrap_or_else(|err| panic!("examples: {err}"))
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .collect();
+    examples.sort();
+    let (mut n_checks, mut n_with_errors, mut differences) = (0, 0, Vec::new());
+    for example in &examples {
+        let text = std::fs::read_to_string(example).unwrap_or_default();
+        let Ok(resource) = parse_resource(text.as_bytes()) else {
+            continue;
+        };
+        let type_name = resource.type_def().name;
+        for (url, _) in urls.iter().filter(|(_, profiled)| profiled == type_name) {
+            let by_differential = anonymous(errors(&from_differential, &text, Some(url)));
+            let by_snapshot = anonymous(errors(&from_snapshot, &text, Some(url)));
+            n_checks += 1;
+            n_with_errors += usize::from(!by_snapshot.is_empty());
+            // The same errors at the same places; a choice restricted to one type is worded
+            // after the element in a snapshot and after the renamed element in a differential.
+            let places = |found: &[String]| {
+                let mut places: Vec<String> = found
+                    .iter()
+                    .map(|error| error.rsplit(" @ ").next().unwrap_or_default().to_string())
+                    .collect();
+                places.sort();
+                places
+            };
+            if places(&by_differential) != places(&by_snapshot) {
+                differences.push(format!(
+                    "{} against {url}:\n  differential: {by_differential:?}\n  snapshot: {by_snapshot:?}",
+                    example.display()
+                ));
+            }
+        }
+    }
+    println!(
+        "snapshot-only profiles: {} R4 profiles, {n_checks} example checks ({n_with_errors} with errors), {} differ from the differential",
+        urls.len(),
+        differences.len()
+    );
+    assert!(differences.is_empty(), "{}", differences.join("\n"));
+}

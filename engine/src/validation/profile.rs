@@ -3,7 +3,10 @@
 //!
 //! A profile is checked from its differential: what it adds to its base. The base
 //! specification is checked anyway, and a base that is itself a loaded profile is checked too,
-//! so the differential is all that is left to check. Checked: cardinality, types of choice
+//! so the differential is all that is left to check. A profile that comes with a snapshot only
+//! (as many published packages ship them) is reduced to what its snapshot says beyond the base
+//! specification; the snapshot already holds what the profiles between them add, so those
+//! are not walked again. Checked: cardinality, types of choice
 //! elements, fixed and pattern values, required bindings to value sets the engine knows or was
 //! given, the profile's own invariants, and slicing (discriminators `value`, `pattern`,
 //! `exists` and `type`, extensions by URL; closed slicing refuses unmatched values).
@@ -37,6 +40,8 @@ struct Profile {
     url: String,
     type_name: String,
     base: Option<String>,
+    /// Read from a snapshot: the rules hold what every profile it derives from adds.
+    from_snapshot: bool,
     rules: Vec<Rule>,
 }
 
@@ -174,12 +179,19 @@ impl Profiles {
         let (Some(url), Some(type_name)) = (definition.text("url"), definition.text("type")) else {
             return false;
         };
-        let elements: Vec<&Object> = definition
+        let differential: Vec<&Object> = definition
             .objects("differential")
-            .chain(definition.objects("snapshot"))
-            .take(1)
             .flat_map(|list| list.objects("element"))
             .collect();
+        let from_snapshot = differential.is_empty();
+        let elements = if from_snapshot {
+            definition
+                .objects("snapshot")
+                .flat_map(|list| list.objects("element"))
+                .collect()
+        } else {
+            differential
+        };
         let mut rules = Vec::new();
         // Elements without ids belong to the slice declared last above them at their path
         // (`Patient.telecom:phone` then `Patient.telecom.system`), as snapshots would say.
@@ -214,15 +226,23 @@ impl Profiles {
                     open_slices.push((path.to_owned(), format!("{base_id}:{slice}")));
                 }
             }
-            if let Some(rule) = rule(element, type_name, derived) {
-                rules.push(rule);
+            let Some(mut rule) = rule(element, type_name, derived) else {
+                continue;
+            };
+            if from_snapshot {
+                let path = element.text("path").unwrap_or_default();
+                if !beyond_base(&mut rule, type_name, path) {
+                    continue;
+                }
             }
+            rules.push(rule);
         }
         self.profiles.retain(|profile| profile.url != url);
         self.profiles.push(Profile {
             url: url.to_owned(),
             type_name: type_name.to_owned(),
             base: definition.text("baseDefinition").map(ToOwned::to_owned),
+            from_snapshot,
             rules,
         });
         true
@@ -300,10 +320,14 @@ fn rule(element: &Object, type_name: &str, derived_id: Option<String>) -> Option
             }
         }
     }
-    let types: Vec<String> = element
-        .objects("type")
-        .filter_map(|t| t.text("code").map(ToOwned::to_owned))
-        .collect();
+    // A type slice is the element renamed for that type (`valueQuantity`), not a slice of
+    // its own among others.
+    let slice_name = if type_suffix.is_some() && last.ends_with("[x]") {
+        None
+    } else {
+        slice_name
+    };
+    let types: Vec<String> = element.objects("type").filter_map(type_code).collect();
     let type_profiles = element
         .objects("type")
         .flat_map(|t| {
@@ -360,6 +384,120 @@ fn rule(element: &Object, type_name: &str, derived_id: Option<String>) -> Option
             .unwrap_or_default(),
         closed: slicing.is_some_and(|slicing| slicing.text("rules") == Some("closed")),
     })
+}
+
+/// The FHIR type an ElementDefinition's `type` names. Snapshots give the values of `id` and
+/// `Extension.url` a FHIRPath system type (`http://hl7.org/fhirpath/System.String`), with the
+/// FHIR type in the `structuredefinition-fhir-type` extension.
+fn type_code(element_type: &Object) -> Option<String> {
+    let code = element_type.text("code")?;
+    let Some(system_type) = code.strip_prefix("http://hl7.org/fhirpath/System.") else {
+        return Some(code.to_owned());
+    };
+    let named = element_type
+        .objects("extension")
+        .find(|extension| {
+            extension.text("url")
+                == Some("http://hl7.org/fhir/StructureDefinition/structuredefinition-fhir-type")
+        })
+        .and_then(|extension| extension.text("value"));
+    let primitive = match system_type {
+        "Boolean" => "boolean",
+        "Integer" => "integer",
+        "Decimal" => "decimal",
+        "Date" => "date",
+        "DateTime" => "dateTime",
+        "Time" => "time",
+        _ => "string",
+    };
+    Some(named.unwrap_or(primitive).to_owned())
+}
+
+/// Reduces a snapshot element's rule to what it says beyond the base specification, which is
+/// checked anyway: cardinality narrowed, types restricted, a required binding the base does
+/// not have. Fixed and pattern values, bounds, the profile's invariants and slicing stay.
+/// Answers false when nothing is left to check and the element is not a slice.
+fn beyond_base(rule: &mut Rule, type_name: &str, path: &str) -> bool {
+    if let Some(base) = base_element(type_name, path) {
+        if rule.slice_name.is_none() {
+            rule.min = rule.min.filter(|min| *min > base.min);
+            rule.max = rule.max.filter(|max| max.unwrap_or(model::MANY) < base.max);
+        }
+        let base_types: Vec<&str> = base
+            .types
+            .iter()
+            .map(|element_type| model::type_def(element_type.type_id).name)
+            .collect();
+        // Fewer types of a choice, or a narrower type (`Composition` for `Resource`); a
+        // primitive named by its system type (`string` for an `id`) restricts nothing.
+        let primitive_base = base
+            .types
+            .iter()
+            .all(|t| model::type_def(t.type_id).kind == model::TypeKind::Primitive);
+        let restricts = !rule.types.is_empty()
+            && (rule.types.len() < base_types.len()
+                || (!primitive_base
+                    && rule
+                        .types
+                        .iter()
+                        .any(|code| !base_types.contains(&code.as_str()))));
+        if !restricts && rule.type_suffix.is_none() {
+            rule.types.clear();
+        }
+        let unversioned = |url: &str| url.split('|').next().unwrap_or(url).to_owned();
+        if let (Some(binding), Some(base_binding)) = (&rule.binding, base.binding) {
+            if base_binding.strength == model::BindingStrength::Required
+                && unversioned(binding) == unversioned(base_binding.value_set)
+            {
+                rule.binding = None;
+            }
+        }
+    } else if path == type_name {
+        rule.min = None;
+        rule.max = None;
+        rule.types.clear();
+    }
+    rule.slice_name.is_some()
+        || rule.min.is_some()
+        || rule.max.is_some()
+        || !rule.types.is_empty()
+        || !rule.type_profiles.is_empty()
+        || rule.fixed.is_some()
+        || rule.pattern.is_some()
+        || rule.min_value.is_some()
+        || rule.max_value.is_some()
+        || rule.binding.is_some()
+        || !rule.invariants.is_empty()
+        || !rule.discriminators.is_empty()
+}
+
+/// The base specification's definition of the element at `path` (`Observation.value[x].code`,
+/// `Observation.valueQuantity`) of `type_name`.
+fn base_element(type_name: &str, path: &str) -> Option<&'static model::ElementDef> {
+    let mut segments = path.split('.');
+    if segments.next() != Some(type_name) {
+        return None;
+    }
+    let mut parent_types: Vec<TypeId> = alloc::vec![model::type_by_name(type_name)?];
+    let mut found = None;
+    for segment in segments {
+        let name = segment.strip_suffix("[x]").unwrap_or(segment);
+        let (element, types) = parent_types.iter().find_map(|parent| {
+            let def = model::type_def(*parent);
+            if let Some(element) = def.elements.iter().find(|element| element.name == name) {
+                let types: Vec<TypeId> = element.types.iter().map(|t| t.type_id).collect();
+                return Some((element, types));
+            }
+            // `valueQuantity`: one type of a choice.
+            let json_name = def.json_name(name)?;
+            let element = def.elements.get(usize::from(json_name.element))?;
+            let chosen = element.types.get(usize::from(json_name.choice))?;
+            Some((element, alloc::vec![chosen.type_id]))
+        })?;
+        found = Some(element);
+        parent_types = types;
+    }
+    found
 }
 
 /// The value of the choice element `name` of `object`, with its type.
@@ -439,6 +577,17 @@ fn inner(value: &Value) -> Option<&Object> {
         Value::Resource(object) => Some(object),
         Value::Primitive(primitive) => primitive.companion.as_deref(),
     }
+}
+
+/// True when the rule names no types, or one that `node` is (or derives from).
+fn allows_type(rule: &Rule, node: &Node<'_>) -> bool {
+    let type_name = model::type_def(node.type_id).name;
+    let item = Item::from_value(node.value, node.type_id);
+    rule.types.is_empty()
+        || rule
+            .types
+            .iter()
+            .any(|allowed| allowed == type_name || item.is_fhir_type(allowed))
 }
 
 /// `value` is exactly `fixed`.
@@ -542,10 +691,11 @@ impl Walk<'_> {
             }
             self.profile_children(&context, type_name, resource, path);
             // The base specification is checked anyway: the chain ends at a core definition.
+            // A snapshot holds what the profiles between add.
             next = profile
                 .base
                 .as_deref()
-                .filter(|base| !is_core_definition(base));
+                .filter(|base| !profile.from_snapshot && !is_core_definition(base));
         }
     }
 
@@ -687,10 +837,11 @@ impl Walk<'_> {
                     .filter(|node| type_suffix(node.type_id) == suffix)
                     .collect();
                 if of_type.len() != nodes.len() {
-                    for node in nodes
-                        .iter()
-                        .filter(|node| type_suffix(node.type_id) != suffix)
-                    {
+                    // A type the element's own rule refuses is reported there.
+                    for node in nodes.iter().filter(|node| {
+                        type_suffix(node.type_id) != suffix
+                            && base.is_none_or(|base| allows_type(base, node))
+                    }) {
                         let message = format!(
                             "expected a {suffix} for \"{name}\" ({}), found {}",
                             context.profile.url,
@@ -814,13 +965,7 @@ impl Walk<'_> {
         let url = &context.profile.url;
         let type_name = model::type_def(node.type_id).name;
         let item = Item::from_value(node.value, node.type_id);
-        if !rule.types.is_empty()
-            && rule.type_suffix.is_none()
-            && !rule
-                .types
-                .iter()
-                .any(|allowed| allowed == type_name || item.is_fhir_type(allowed))
-        {
+        if rule.type_suffix.is_none() && !allows_type(rule, node) {
             let message = format!(
                 "expected {} ({url}), found {type_name}",
                 rule.types.join(" or ")

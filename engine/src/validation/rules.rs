@@ -152,6 +152,7 @@ impl Walk<'_> {
                 relations.push(relation);
             }
         }
+        self.bundle_references(bundle, path);
         let searchset = bundle.text("type") == Some("searchset");
         let search_types = if searchset {
             bundle
