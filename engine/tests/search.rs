@@ -1219,3 +1219,168 @@ fn history_with_at_since_and_count() {
     let none = call(&s, "GET", "Patient?gender=unknown", "");
     assert!(!none.body.contains("\"entry\""), "{}", none.body);
 }
+
+/// A small deterministic generator (xorshift), so that the hostile queries are the same on
+/// every run.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[(self.next() % items.len() as u64) as usize]
+    }
+}
+
+#[test]
+fn hostile_queries_get_answers_not_panics() {
+    let s = loaded();
+    let names = [
+        "name",
+        "family",
+        "birthdate",
+        "gender",
+        "identifier",
+        "subject",
+        "patient",
+        "code",
+        "value-quantity",
+        "date",
+        "probability",
+        "url",
+        "_id",
+        "_lastUpdated",
+        "_has",
+        "_sort",
+        "_count",
+        "_include",
+        "_revinclude",
+        "_summary",
+        "_elements",
+        "_cursor",
+        "_total",
+        "code-value-quantity",
+        "organization",
+        "_type",
+        "",
+        ":",
+        ".",
+        "$",
+    ];
+    let modifiers = [
+        "",
+        ":exact",
+        ":contains",
+        ":missing",
+        ":not",
+        ":text",
+        ":of-type",
+        ":in",
+        ":below",
+        ":above",
+        ":Patient",
+        ":identifier",
+        ":iterate",
+        ":",
+        "::",
+        ".name",
+        ".organization.name",
+        ":Observation:patient:code",
+        ":Observation:subject:_has:Patient:link:name",
+    ];
+    let values = [
+        "",
+        "x",
+        "1980",
+        "ge1980-05",
+        "eq",
+        "gt",
+        "ap2020-13-45",
+        "1e999",
+        "-0",
+        "0.0000000001",
+        "|",
+        "||",
+        "|||",
+        "a|b|c|d",
+        "\\",
+        "\\,",
+        ",",
+        ",,,",
+        "$",
+        "$$",
+        "5.4|http://unitsofmeasure.org|mg",
+        "Patient/",
+        "/",
+        "Patient/p1/_history/1",
+        "http://",
+        "true",
+        "maybe",
+        "-birthdate,name",
+        "Observation:subject:Patient",
+        "*",
+        "n",
+        "p0011",
+        "\u{0}",
+        "\u{1}",
+        "é",
+        "💥",
+        "%",
+        "9999999999999999999999",
+        "1980-05-12T10:00:00+25:00",
+        "count",
+        "none",
+    ];
+    let mut rng = Rng(0x5eed_1234_abcd_9876);
+    let mut statuses = std::collections::BTreeMap::new();
+    for _ in 0..3000 {
+        let mut query = Vec::new();
+        for _ in 0..(1 + rng.next() % 3) {
+            query.push(format!(
+                "{}{}={}",
+                rng.pick(&names),
+                rng.pick(&modifiers),
+                rng.pick(&values)
+            ));
+        }
+        let types = [
+            "Patient",
+            "Observation",
+            "",
+            "RiskAssessment",
+            "Patient/p1/Observation",
+        ];
+        let url = format!("{}?{}", rng.pick(&types), query.join("&"));
+        let response = call(&s, "GET", &url, "");
+        assert!(
+            matches!(response.status, 200 | 400 | 404),
+            "{url}: {} {}",
+            response.status,
+            response.body
+        );
+        assert!(
+            serde_json::from_str::<serde_json::Value>(&response.body).is_ok(),
+            "{url}: {}",
+            response.body
+        );
+        if response.status != 200 {
+            assert!(
+                response.body.contains("OperationOutcome"),
+                "{url}: {}",
+                response.body
+            );
+        }
+        *statuses.entry(response.status).or_insert(0) += 1;
+    }
+    assert!(
+        statuses.get(&200).copied().unwrap_or(0) > 100,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.get(&400).copied().unwrap_or(0) > 100,
+        "{statuses:?}"
+    );
+}
