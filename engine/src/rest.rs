@@ -329,6 +329,10 @@ impl<S: Store> Service<S> {
                 );
             }
         }
+        // Writes index with the stored SearchParameters too, so they are read first.
+        if let Err(err) = self.ensure_registry().await {
+            return store_error(&err);
+        }
         let method = request.method.to_ascii_uppercase();
         if !request.body.is_empty() && matches!(method.as_str(), "POST" | "PUT" | "PATCH") {
             let content_type = request

@@ -1384,3 +1384,39 @@ fn hostile_queries_get_answers_not_panics() {
         "{statuses:?}"
     );
 }
+
+#[test]
+fn a_new_service_over_a_store_reads_its_search_parameters_before_writing() {
+    let first = loaded();
+    let param = format!(
+        r#"{{"resourceType":"SearchParameter","id":"town",{TEXT},"url":"http://acme.org/SearchParameter/town","name":"town","status":"active","description":"x","code":"town","base":["Patient"],"type":"string","expression":"Patient.address.city"}}"#
+    );
+    put(&first, "SearchParameter/town", &param);
+    // The same data under a new service, as after a restart: a write indexes the custom
+    // parameter without a search having read the registry first.
+    let store = MemoryStore::new();
+    hearth_engine::store::block_on(async {
+        use hearth_engine::store::{KeyRange, Store, Transaction};
+        let mut from = first
+            .store()
+            .begin(false)
+            .await
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let mut to = store.begin(true).await.unwrap_or_else(|e| panic!("{e:?}"));
+        for (key, value) in from
+            .scan(&KeyRange::prefix(b""), usize::MAX, false)
+            .await
+            .unwrap_or_default()
+        {
+            to.put(key, value);
+        }
+        to.commit().await.unwrap_or_else(|e| panic!("{e:?}"));
+    });
+    let second = Service::new(store, Box::new(FixedClock), Box::<Counter>::default(), BASE);
+    put(
+        &second,
+        "Patient/p9",
+        &format!(r#"{{"resourceType":"Patient","id":"p9",{TEXT},"address":[{{"city":"Lyon"}}]}}"#),
+    );
+    assert_eq!(ids(&second, "Patient?town=lyon"), ["p9"]);
+}
