@@ -544,6 +544,18 @@ impl<S: Store> Service<S> {
                 format!("expected a {type_name} resource, found a {found}"),
             ));
         }
+        // A search parameter the server could not evaluate would index nothing, silently.
+        if found == "SearchParameter" {
+            if let Some(expression) = resource.text("expression") {
+                if let Err(err) = crate::fhirpath::compile(expression) {
+                    return Err(Response::error(
+                        422,
+                        IssueType::Invalid,
+                        format!("the search parameter's expression does not parse: {err}"),
+                    ));
+                }
+            }
+        }
         if request
             .header("x-validation")
             .is_some_and(|value| value.eq_ignore_ascii_case("off"))

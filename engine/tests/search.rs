@@ -797,6 +797,8 @@ fn custom_search_parameters_apply_after_reindex() {
         ),
     );
     assert_eq!(ids(&s, "Patient?town=paris"), ["p2", "p5"]);
+    let broken = param.replace("Patient.address.city", "Patient.address.(");
+    assert_eq!(call(&s, "PUT", "SearchParameter/eye", &broken).status, 422);
 }
 
 #[test]
