@@ -1095,8 +1095,21 @@ impl<S: Store> Service<S> {
         instant: &str,
         resource: Option<&Object>,
     ) -> Result<(), StoreError> {
-        let entries = resource.map(|resource| self.registry().extract(resource, &self.base_url));
-        crate::search::write_index(tx, type_name, id, entries).await?;
+        // The index of the version before (read again from it) gives way to this one's.
+        let registry = self.registry();
+        let new = resource
+            .map(|resource| registry.extract(resource, &self.base_url))
+            .unwrap_or_default();
+        let old = match version.checked_sub(1).filter(|before| *before > 0) {
+            Some(before) => match Self::stored(tx, type_name, id, before).await? {
+                Some(Stored::Resource(json)) => parse_resource(json.as_bytes())
+                    .map(|old| registry.extract(&old, &self.base_url))
+                    .unwrap_or_default(),
+                _ => Vec::new(),
+            },
+            None => Vec::new(),
+        };
+        crate::search::write_index(tx, type_name, id, &old, &new).await?;
         if type_name == "SearchParameter" {
             self.search_ready.set(false);
         }
@@ -1495,6 +1508,7 @@ impl<S: Store> Service<S> {
             let mut tx = self.store.begin(true).await?;
             let mut count = 0usize;
             for type_name in types {
+                crate::search::clear_index(&mut tx, type_name).await?;
                 for id in crate::search::current_ids(&mut tx, type_name).await? {
                     let Some(json) = crate::search::load_json(&mut tx, type_name, &id).await?
                     else {
@@ -1504,7 +1518,8 @@ impl<S: Store> Service<S> {
                         continue;
                     };
                     let entries = self.registry().extract(&resource, &self.base_url);
-                    crate::search::write_index(&mut tx, type_name, &id, Some(entries)).await?;
+                    crate::search::write_index(&mut tx, type_name, &id, &Vec::new(), &entries)
+                        .await?;
                     count += 1;
                 }
             }

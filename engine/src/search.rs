@@ -239,6 +239,16 @@ impl Registry {
 
     /// Every index value of `resource`: (code, value, payload), sorted and without repeats.
     pub fn extract(&self, resource: &Object, base_url: &str) -> Vec<(String, String, String)> {
+        self.extract_only(resource, base_url, &[])
+    }
+
+    /// The index values of `resource` for the parameters `codes` only (all when empty).
+    pub fn extract_only(
+        &self,
+        resource: &Object,
+        base_url: &str,
+        codes: &[&str],
+    ) -> Vec<(String, String, String)> {
         let resolver = Stubs(&self.stubs);
         let options = Options {
             resolver: Some(&resolver),
@@ -251,7 +261,8 @@ impl Registry {
             if matches!(
                 param.kind,
                 SearchParamType::Composite | SearchParamType::Special
-            ) {
+            ) || (!codes.is_empty() && !codes.contains(&param.code.as_str()))
+            {
                 continue;
             }
             let Some(expression) = param.expression() else {
@@ -301,77 +312,66 @@ fn index_key(type_name: &str, code: &str, value: &str, id: &str) -> Vec<u8> {
     key
 }
 
-fn forward_key(type_name: &str, id: &str) -> Vec<u8> {
-    alloc::format!("x\0{type_name}\0{id}").into_bytes()
-}
-
-/// The index values stored for a resource.
+/// Index values: (parameter code, encoded value, payload).
 pub(crate) type Entries = Vec<(String, String, String)>;
 
-fn parse_forward(bytes: &[u8]) -> Entries {
-    let text = core::str::from_utf8(bytes).unwrap_or_default();
-    let mut parts = text.split('\0');
-    let mut entries = Vec::new();
-    while let (Some(code), Some(value), Some(payload)) = (parts.next(), parts.next(), parts.next())
-    {
-        entries.push((code.to_string(), value.to_string(), payload.to_string()));
-    }
-    entries
-}
-
-fn write_forward(entries: &Entries) -> Vec<u8> {
-    let mut out = Vec::new();
-    for (code, value, payload) in entries {
-        for part in [code, value, payload] {
-            out.extend_from_slice(part.as_bytes());
-            out.push(0);
-        }
-    }
-    out
-}
-
-/// The index values stored for `type_name/id` (none when it is not current).
-pub(crate) async fn stored_entries<T: Transaction>(
+/// The index values of the current version of `type_name/id` for the parameters `codes` (all
+/// when empty), read again from the resource (none when it is not current).
+pub(crate) async fn resource_entries<T: Transaction>(
     tx: &mut T,
+    context: &Context<'_>,
     type_name: &str,
     id: &str,
+    codes: &[&str],
 ) -> Result<Entries, StoreError> {
-    Ok(tx
-        .get(&forward_key(type_name, id))
-        .await?
-        .map(|bytes| parse_forward(&bytes))
+    let Some(json) = load_json(tx, type_name, id).await? else {
+        return Ok(Vec::new());
+    };
+    Ok(crate::json::fhir::parse_resource(json.as_bytes())
+        .map(|resource| {
+            context
+                .registry
+                .extract_only(&resource, context.base_url, codes)
+        })
         .unwrap_or_default())
 }
 
-/// Replaces the index of `type_name/id` with `entries` (`None`: the resource is gone).
+/// Replaces the index values `old` of `type_name/id` with `new`: keys only in `old` are
+/// deleted, those of `new` written.
 pub async fn write_index<T: Transaction>(
     tx: &mut T,
     type_name: &str,
     id: &str,
-    entries: Option<Entries>,
+    old: &Entries,
+    new: &Entries,
 ) -> Result<(), StoreError> {
-    let old = stored_entries(tx, type_name, id).await?;
-    let new = entries.unwrap_or_default();
     let keep: BTreeSet<(&str, &str)> = new
         .iter()
         .map(|(code, value, _)| (code.as_str(), value.as_str()))
         .collect();
-    for (code, value, _) in &old {
+    for (code, value, _) in old {
         if !keep.contains(&(code.as_str(), value.as_str())) {
             tx.delete(index_key(type_name, code, value, id));
         }
     }
-    if new.is_empty() {
-        tx.delete(forward_key(type_name, id));
-        return Ok(());
-    }
-    for (code, value, payload) in &new {
+    for (code, value, payload) in new {
         tx.put(
             index_key(type_name, code, value, id),
             payload.as_bytes().to_vec(),
         );
     }
-    tx.put(forward_key(type_name, id), write_forward(&new));
+    Ok(())
+}
+
+/// Removes every index key of `type_name` (before indexing it again).
+pub async fn clear_index<T: Transaction>(tx: &mut T, type_name: &str) -> Result<(), StoreError> {
+    let prefix = alloc::format!("i\0{type_name}\0").into_bytes();
+    for (key, _) in tx
+        .scan(&KeyRange::prefix(&prefix), usize::MAX, false)
+        .await?
+    {
+        tx.delete(key);
+    }
     Ok(())
 }
 
@@ -398,9 +398,13 @@ pub(crate) async fn current_ids<T: Transaction>(
 
 /// How many index entries a probe scans before the planner calls a parameter unselective.
 const PROBE: usize = 512;
-/// Most candidates checked one by one against an unselective parameter; above this, it is
-/// scanned in full and intersected.
-const CHECK_LIMIT: usize = 4096;
+/// Most candidates checked one by one against an unselective parameter (each check reads and
+/// parses the resource, some fifty times the cost of an index entry scanned); above this, the
+/// parameter is scanned in full and intersected.
+const CHECK_LIMIT: usize = 32;
+/// Most hits whose sort keys are read from the resources; above this, the sort parameter's
+/// index is scanned once in order instead.
+const SORT_BY_RESOURCE_LIMIT: usize = 64;
 
 /// Ids of `type_name` that satisfy `clause`, from its key ranges; `None` when more than
 /// `limit` index entries had to be read.
@@ -552,25 +556,29 @@ pub(crate) fn matching_ids<'f, T: Transaction>(
         if checks.is_empty() {
             return Ok(candidates);
         }
+        let mut codes: Vec<&str> = Vec::new();
+        for clause in &checks {
+            clause.codes(&mut codes);
+        }
         let mut found = BTreeSet::new();
         for id in candidates {
-            let entries = stored_entries(tx, type_name, &id).await?;
-            let mut resource: Option<Option<Object>> = None;
+            let Some(json) = load_json(tx, type_name, &id).await? else {
+                continue;
+            };
+            let Ok(resource) = crate::json::fhir::parse_resource(json.as_bytes()) else {
+                continue;
+            };
+            let entries = if codes.is_empty() {
+                Vec::new()
+            } else {
+                context
+                    .registry
+                    .extract_only(&resource, context.base_url, &codes)
+            };
             let mut all = true;
             for clause in &checks {
                 let ok = match clause {
-                    query::Clause::Composite { .. } => {
-                        if resource.is_none() {
-                            let json = load_json(tx, type_name, &id).await?;
-                            resource = Some(json.and_then(|json| {
-                                crate::json::fhir::parse_resource(json.as_bytes()).ok()
-                            }));
-                        }
-                        match resource.as_ref().and_then(Option::as_ref) {
-                            Some(resource) => clause.matches_resource(context, resource),
-                            None => false,
-                        }
-                    }
+                    query::Clause::Composite { .. } => clause.matches_resource(context, &resource),
                     _ => clause.matches_entries(&entries),
                 };
                 if !ok {
@@ -650,6 +658,38 @@ fn sort_key(entries: &Entries, code: &str, descending: bool) -> Option<String> {
     }
 }
 
+/// The sort keys of `ids` for the parameter `code`, read from its index in one ordered scan:
+/// ascending, the first value met of each id is its least; descending, its greatest.
+async fn sort_keys_from_index<T: Transaction>(
+    tx: &mut T,
+    type_name: &str,
+    code: &str,
+    descending: bool,
+    ids: &BTreeSet<String>,
+) -> Result<BTreeMap<String, String>, StoreError> {
+    let prefix = alloc::format!("i\0{type_name}\0{code}\0").into_bytes();
+    let entries = tx
+        .scan(&KeyRange::prefix(&prefix), usize::MAX, descending)
+        .await?;
+    let mut keys = BTreeMap::new();
+    for (key, _) in entries {
+        let Some(rest) = key.get(prefix.len()..) else {
+            continue;
+        };
+        let Some(split) = rest.iter().rposition(|b| *b == 0) else {
+            continue;
+        };
+        let value = core::str::from_utf8(&rest[..split]).unwrap_or_default();
+        let id = core::str::from_utf8(&rest[split + 1..]).unwrap_or_default();
+        if value.starts_with('H') || value.starts_with('~') || !ids.contains(id) {
+            continue;
+        }
+        keys.entry(id.to_string())
+            .or_insert_with(|| value.to_string());
+    }
+    Ok(keys)
+}
+
 fn encode_cursor(hit: &Hit) -> String {
     let mut text = String::new();
     for key in &hit.keys {
@@ -716,11 +756,28 @@ pub async fn run<T: Transaction>(
         let ids = matching_ids(tx, context, type_name, &clauses)
             .await
             .map_err(SearchError::store)?;
+        let from_index = ids.len() > SORT_BY_RESOURCE_LIMIT && !query.sort.is_empty();
+        let mut indexed_keys: Vec<BTreeMap<String, String>> = Vec::new();
+        if from_index {
+            for (code, desc) in &query.sort {
+                indexed_keys.push(
+                    sort_keys_from_index(tx, type_name, code, *desc, &ids)
+                        .await
+                        .map_err(SearchError::store)?,
+                );
+            }
+        }
         for id in ids {
             let keys = if query.sort.is_empty() {
                 Vec::new()
+            } else if from_index {
+                indexed_keys
+                    .iter()
+                    .map(|keys| keys.get(&id).cloned())
+                    .collect()
             } else {
-                let entries = stored_entries(tx, type_name, &id)
+                let codes: Vec<&str> = query.sort.iter().map(|(code, _)| code.as_str()).collect();
+                let entries = resource_entries(tx, context, type_name, &id, &codes)
                     .await
                     .map_err(SearchError::store)?;
                 query

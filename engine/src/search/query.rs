@@ -8,7 +8,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 use super::index::{self, normalize};
-use super::{matching_ids, stored_entries, Context, Entries, Hit, Param, Registry};
+use super::{matching_ids, resource_entries, Context, Entries, Hit, Param, Registry};
 use crate::fhirpath::{Decimal, Expression, Item, Options};
 use crate::model::{self, SearchParamType};
 use crate::resource::Object;
@@ -500,6 +500,17 @@ pub(crate) enum Clause {
 }
 
 impl Clause {
+    /// The parameters whose values [`Clause::matches_entries`] reads.
+    pub(crate) fn codes<'c>(&'c self, out: &mut Vec<&'c str>) {
+        match self {
+            Clause::Any { alts, .. } => {
+                out.extend(alts.iter().map(|alt| alt.code.as_str()));
+            }
+            Clause::Missing { code, .. } => out.push(code.as_str()),
+            Clause::Ids(_) | Clause::Composite { .. } => {}
+        }
+    }
+
     pub(crate) fn matches_entries(&self, entries: &Entries) -> bool {
         match self {
             Clause::Any { alts, negate } => {
@@ -986,9 +997,10 @@ fn resolve_one<'f, T: Transaction>(
             let suffix = format!("\u{1}{type_name}");
             let mut ids = BTreeSet::new();
             for source_id in sources {
-                for (code, value, _) in stored_entries(tx, source, &source_id)
-                    .await
-                    .map_err(SearchError::store)?
+                for (code, value, _) in
+                    resource_entries(tx, context, source, &source_id, &[reference])
+                        .await
+                        .map_err(SearchError::store)?
                 {
                     if code == reference {
                         if let Some(id) = value.strip_suffix(suffix.as_str()) {
@@ -1226,7 +1238,18 @@ pub(crate) async fn includes<T: Transaction>(
                 if include.source != "*" && include.source != *type_name {
                     continue;
                 }
-                for (code, value, _) in stored_entries(tx, type_name, id).await? {
+                let codes: Vec<&str> = query
+                    .includes
+                    .iter()
+                    .filter_map(|include| include.code.as_deref())
+                    .collect();
+                let codes = if query.includes.iter().any(|include| include.code.is_none()) {
+                    Vec::new()
+                } else {
+                    codes
+                };
+                for (code, value, _) in resource_entries(tx, context, type_name, id, &codes).await?
+                {
                     if include.code.as_ref().is_some_and(|wanted| *wanted != code) {
                         continue;
                     }
