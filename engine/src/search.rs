@@ -2,20 +2,19 @@
 //! index keys made for range scans, the parameter types and modifiers, chaining, reverse
 //! chaining, and a planner that starts from the most selective parameter.
 //!
-//! Storage layout, beside the REST handler's (see [`crate::rest`]):
-//! - `i␀Type␀code␀value␀id` → payload: one key per index value of a current resource
-//!   ([`index`] says how values are encoded);
-//! - `x␀Type␀id` → the resource's index values (`code␀value␀payload␀` repeated), so that an
-//!   update removes exactly the keys it replaces and a candidate can be checked against a
-//!   parameter with one read.
+//! Storage layout, beside the REST handler's (see [`crate::rest`]): `i␀Type␀code␀value␀id` →
+//! payload, one key per index value of a current resource ([`index`] says how values are
+//! encoded). An update or delete reads the version it replaces again to know which keys to
+//! remove, so the index keeps no second copy of each resource's values.
 //!
 //! **Invariant:** the index always describes the current versions: it is written in the same
 //! store transaction as the version it describes.
 //!
 //! The planner: every parameter whose values map to key ranges is first scanned with a small
-//! limit; those that finish give exact sets, the smallest of which are intersected; parameters
-//! that match too much, negations and `:missing=true` are then checked on each candidate's
-//! `x` record instead of being scanned. A query with no scannable parameter walks the type.
+//! limit; those that finish give exact sets, the smallest of which are intersected. A parameter
+//! that matches more is checked on each candidate (reading the resource) when there are very
+//! few candidates, and otherwise scanned in full and intersected; negations and
+//! `:missing=true` are checked on candidates. A query with no scannable parameter walks the type.
 
 pub mod index;
 mod query;
