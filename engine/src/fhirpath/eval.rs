@@ -47,7 +47,7 @@ pub struct Env<'a, 'e> {
     pub variables: &'e [(String, Collection<'a>)],
     /// Resolves references for `resolve()`.
     pub resolver: Option<&'e dyn Resolver<'a>>,
-    /// `as()` on a collection of several items filters instead of failing (see [`Options`]).
+    /// `as()` on a collection of several items filters instead of failing (see [`crate::fhirpath::Options`]).
     pub lenient_as: bool,
     /// `now()` as text (the engine reads no clock); `None` makes `now()` and `today()` empty.
     pub now: Option<Temporal>,

@@ -1,6 +1,6 @@
 //! JSON Patch (RFC 6902) over the engine's JSON tree, with JSON Pointers (RFC 6901).
 //!
-//! Written over [`reader::Node`] rather than a general JSON crate so that numbers keep their
+//! Written over [`Node`] rather than a general JSON crate so that numbers keep their
 //! exact text (`1.50` stays `1.50`, as FHIR requires) and the Wasm module carries one JSON
 //! reader, not two.
 
