@@ -8,13 +8,14 @@
 //!
 //! [`MemoryStore`] is the in-memory backend; hosts provide the others.
 
-use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::cell::RefCell;
 use core::future::Future;
 use core::ops::Bound;
+
+mod blocks;
 
 /// A failure of the storage backend (a disk error, a quota, a conflict).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,15 +106,12 @@ pub trait Store {
     fn begin(&self, write: bool) -> impl Future<Output = Result<Self::Tx<'_>, StoreError>>;
 }
 
-/// The committed keys and values of a [`MemoryStore`].
-type Committed = BTreeMap<Box<[u8]>, Box<[u8]>>;
-
 /// Keys and values in memory, ordered. Single-threaded (like a Wasm module's memory);
 /// transactions that write are applied in commit order and see one another's committed writes.
 #[derive(Default)]
 pub struct MemoryStore {
-    /// Keys and values as boxed slices: no spare capacity is kept for what never grows.
-    data: RefCell<Committed>,
+    /// The committed keys and values, in compressed blocks.
+    data: RefCell<blocks::Committed>,
     /// Bumped by each commit, so that a writing transaction that read before another commit
     /// fails with a conflict instead of writing over what it did not see.
     version: RefCell<u64>,
@@ -132,16 +130,12 @@ impl MemoryStore {
 
     /// True when it holds no key.
     pub fn is_empty(&self) -> bool {
-        self.data.borrow().is_empty()
+        self.len() == 0
     }
 
     /// Bytes of keys and values held, for memory accounting.
     pub fn bytes(&self) -> usize {
-        self.data
-            .borrow()
-            .iter()
-            .map(|(key, value)| key.len() + value.len())
-            .sum()
+        self.data.borrow().bytes()
     }
 }
 
@@ -169,12 +163,7 @@ impl Transaction for MemoryTx<'_> {
         if let Some(written) = self.writes.get(key) {
             return Ok(written.clone());
         }
-        Ok(self
-            .store
-            .data
-            .borrow()
-            .get(key)
-            .map(|value| value.to_vec()))
+        Ok(self.store.data.borrow().get(key))
     }
 
     async fn scan(
@@ -191,15 +180,27 @@ impl Transaction for MemoryTx<'_> {
             },
         );
         // The committed entries merged with this transaction's writes, in key order, read only
-        // as far as `limit` needs.
-        let data = self.store.data.borrow();
-        let mut committed = data.range::<[u8], _>((
-            bounds.0.as_ref().map(Vec::as_slice),
-            bounds.1.as_ref().map(Vec::as_slice),
-        ));
+        // as far as `limit` needs (each pending write can hide at most one committed entry).
+        let pending = self.writes.range::<Vec<u8>, _>(bounds.clone()).count();
+        let wanted = limit.saturating_add(pending);
+        let mut committed_entries: Vec<Entry> = Vec::new();
+        if wanted > 0 {
+            self.store.data.borrow().scan(
+                (
+                    bounds.0.as_ref().map(Vec::as_slice),
+                    bounds.1.as_ref().map(Vec::as_slice),
+                ),
+                reverse,
+                &mut |key, value| {
+                    committed_entries.push((key.to_vec(), value.to_vec()));
+                    committed_entries.len() < wanted
+                },
+            );
+        }
+        let mut committed = committed_entries.into_iter();
         let mut written = self.writes.range::<Vec<u8>, _>(bounds);
         let mut entries: Vec<Entry> = Vec::new();
-        let mut left = step(&mut committed, reverse);
+        let mut left = committed.next();
         let mut right = step(&mut written, reverse);
         while entries.len() < limit {
             let take_left = match (&left, &right) {
@@ -207,10 +208,10 @@ impl Transaction for MemoryTx<'_> {
                 (Some(_), None) => true,
                 (None, Some(_)) => false,
                 (Some((a, _)), Some((b, _))) => {
-                    let order = a[..].cmp(&b[..]);
+                    let order = a.as_slice().cmp(b.as_slice());
                     if order == core::cmp::Ordering::Equal {
                         // The transaction's write shadows the committed value.
-                        left = step(&mut committed, reverse);
+                        left = committed.next();
                         false
                     } else {
                         (order == core::cmp::Ordering::Less) != reverse
@@ -218,10 +219,10 @@ impl Transaction for MemoryTx<'_> {
                 }
             };
             if take_left {
-                if let Some((key, value)) = left {
-                    entries.push((key.to_vec(), value.to_vec()));
+                if let Some(entry) = left.take() {
+                    entries.push(entry);
                 }
-                left = step(&mut committed, reverse);
+                left = committed.next();
             } else {
                 if let Some((key, Some(value))) = right {
                     entries.push((key.clone(), value.clone()));
@@ -251,13 +252,7 @@ impl Transaction for MemoryTx<'_> {
                 conflict: true,
             });
         }
-        let mut data = self.store.data.borrow_mut();
-        for (key, value) in self.writes {
-            match value {
-                Some(value) => data.insert(key.into_boxed_slice(), value.into_boxed_slice()),
-                None => data.remove(key.as_slice()),
-            };
-        }
+        self.store.data.borrow_mut().apply(self.writes);
         *version += 1;
         Ok(())
     }
@@ -293,6 +288,91 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Random writes, deletes, reads and scans against a plain ordered map, through several
+    /// foldings of recent changes into blocks.
+    #[test]
+    fn the_block_store_behaves_as_an_ordered_map() {
+        // Recent changes folded into blocks after every few dozen: through many foldings.
+        let store = MemoryStore {
+            data: RefCell::new(blocks::Committed::with_recent_limit(50)),
+            ..MemoryStore::default()
+        };
+        let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let key_of = |n: u64| -> Vec<u8> {
+            // Keys with long shared prefixes, like index keys, and short ones.
+            match n % 3 {
+                0 => alloc::format!("i\0Observation\0code\0=8302-{}\0id{}", n % 17, n).into_bytes(),
+                1 => alloc::format!("v\0Patient\0{:x}", n).into_bytes(),
+                _ => alloc::format!("c{}", n % 500).into_bytes(),
+            }
+        };
+        block_on(async {
+            for round in 0..40 {
+                let mut tx = store.begin(true).await.unwrap_or_else(|e| panic!("{e:?}"));
+                for _ in 0..700 {
+                    let n = next() % 6000;
+                    let key = key_of(n);
+                    if next() % 4 == 0 {
+                        tx.delete(key.clone());
+                        model.remove(&key);
+                    } else {
+                        let value = alloc::format!("value {round} {n}").into_bytes();
+                        tx.put(key.clone(), value.clone());
+                        model.insert(key, value);
+                    }
+                }
+                tx.commit().await.unwrap_or_else(|e| panic!("{e:?}"));
+                let mut tx = store.begin(false).await.unwrap_or_else(|e| panic!("{e:?}"));
+                for _ in 0..20 {
+                    let key = key_of(next() % 6000);
+                    assert_eq!(
+                        tx.get(&key).await.unwrap_or_default(),
+                        model.get(&key).cloned()
+                    );
+                }
+                for _ in 0..10 {
+                    let a = key_of(next() % 6000);
+                    let b = key_of(next() % 6000);
+                    let (start, end) = if a <= b { (a, b) } else { (b, a) };
+                    let limit = (next() % 50) as usize + 1;
+                    let reverse = next() % 2 == 0;
+                    let range = KeyRange {
+                        start: start.clone(),
+                        end: Some(end.clone()),
+                    };
+                    let got = tx.scan(&range, limit, reverse).await.unwrap_or_default();
+                    let all = model.range(start..end);
+                    let want: Vec<Entry> = if reverse {
+                        all.rev()
+                            .take(limit)
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect()
+                    } else {
+                        all.take(limit)
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect()
+                    };
+                    assert_eq!(got, want, "round {round}");
+                }
+            }
+            assert_eq!(store.len(), model.len());
+            let mut tx = store.begin(false).await.unwrap_or_else(|e| panic!("{e:?}"));
+            let everything = tx
+                .scan(&KeyRange::prefix(b""), usize::MAX, false)
+                .await
+                .unwrap_or_default();
+            let want: Vec<Entry> = model.into_iter().collect();
+            assert_eq!(everything, want);
+        });
+    }
 
     #[test]
     fn scans_merge_uncommitted_writes_in_order_up_to_the_limit() {
