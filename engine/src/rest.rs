@@ -405,7 +405,17 @@ impl<S: Store> Service<S> {
             }
             ("GET", [type_name, id]) => self.read(request, type_name, id, None).await,
             ("PUT", [type_name, id]) => self.update(request, type_name, id).await,
-            ("DELETE", [type_name, id]) => self.delete(type_name, id).await,
+            ("DELETE", [type_name, id]) => match request.header("if-match") {
+                Some(if_match) => match etag_version(if_match) {
+                    Some(version) => self.delete_version(type_name, id, Some(version)).await,
+                    None => Response::error(
+                        412,
+                        IssueType::Conflict,
+                        format!("If-Match {if_match} is not a version of {type_name}/{id}"),
+                    ),
+                },
+                None => self.delete(type_name, id).await,
+            },
             ("GET", [type_name, id, "_history"]) => self.history(request, type_name, id).await,
             ("GET", ["Patient", id, "$everything"]) => {
                 self.search_scoped(request, None, Some(("Patient", id)), true)
@@ -944,6 +954,12 @@ impl<S: Store> Service<S> {
     }
 
     async fn delete(&self, type_name: &str, id: &str) -> Response {
+        self.delete_version(type_name, id, None).await
+    }
+
+    /// Deletes `type_name/id`; with `expected`, only if that is still its current version
+    /// (If-Match, or a conditional delete's match), else 412.
+    async fn delete_version(&self, type_name: &str, id: &str, expected: Option<u64>) -> Response {
         let type_name = match Self::resource_type(type_name) {
             Ok(type_name) => type_name,
             Err(response) => return response,
@@ -952,8 +968,18 @@ impl<S: Store> Service<S> {
         let result = async {
             let mut tx = self.store.begin(true).await?;
             let current = Self::current(&mut tx, type_name, id).await?;
+            let live = current.as_ref().filter(|current| !current.deleted);
+            if let Some(expected) = expected {
+                if live.map(|current| current.version) != Some(expected) {
+                    return Ok(Err(Response::error(
+                        412,
+                        IssueType::Conflict,
+                        format!("{type_name}/{id} is no longer the version the request expected"),
+                    )));
+                }
+            }
             let Some(current) = current.filter(|current| !current.deleted) else {
-                return Ok(None);
+                return Ok(Ok(None));
             };
             let version = current.version + 1;
             tx.put(
@@ -967,18 +993,19 @@ impl<S: Store> Service<S> {
             self.log_write(&mut tx, type_name, id, version, &now, None)
                 .await?;
             tx.commit().await?;
-            Ok(Some(version))
+            Ok(Ok(Some(version)))
         }
         .await;
         match result {
             Err(err) => store_error(&err),
+            Ok(Err(response)) => response,
             // Deleting what does not exist (or no longer does) succeeds (R4 §3.1.0.7.1).
-            Ok(None) => Response {
+            Ok(Ok(None)) => Response {
                 status: 204,
                 headers: Vec::new(),
                 body: String::new(),
             },
-            Ok(Some(version)) => Response {
+            Ok(Ok(Some(version))) => Response {
                 status: 204,
                 headers: alloc::vec![(String::from("ETag"), etag(version))],
                 body: String::new(),
@@ -1212,57 +1239,88 @@ impl<S: Store> Service<S> {
         self.history_bundle(&path, &entries)
     }
 
-    /// `PUT [type]?query`: updates the one match, creates when there is none (R4 §3.1.0.4.3).
-    async fn conditional_update(&self, request: &Request, type_name: &str) -> Response {
-        let type_name = match Self::resource_type(type_name) {
-            Ok(type_name) => type_name,
-            Err(response) => return response,
-        };
-        if let Err(err) = self.ensure_registry().await {
-            return store_error(&err);
-        }
+    /// The matches of a conditional interaction's query, with the version each was found at.
+    async fn conditional_targets(
+        &self,
+        request: &Request,
+        type_name: &str,
+    ) -> Result<(&'static str, Vec<(String, u64)>), Response> {
+        let type_name = Self::resource_type(type_name)?;
         let query = query_string(&request.query);
-        let found = async {
-            let mut tx = self
-                .store
-                .begin(false)
+        let mut tx = self
+            .store
+            .begin(false)
+            .await
+            .map_err(|err| store_error(&err))?;
+        let ids = self.conditional_matches(&mut tx, type_name, &query).await?;
+        let mut found = Vec::new();
+        for id in ids {
+            let current = Self::current(&mut tx, type_name, &id)
                 .await
                 .map_err(|err| store_error(&err))?;
-            self.conditional_matches(&mut tx, type_name, &query).await
+            if let Some(current) = current.filter(|current| !current.deleted) {
+                found.push((id, current.version));
+            }
         }
-        .await;
-        let ids = match found {
-            Ok(ids) => ids,
+        Ok((type_name, found))
+    }
+
+    fn too_many(interaction: &str, count: usize) -> Response {
+        Response::error(
+            412,
+            IssueType::Duplicate,
+            format!("the search matches {count} resources; a conditional {interaction} needs one at most"),
+        )
+    }
+
+    /// `PUT [type]?query`: updates the one match, creates when there is none (R4 §3.1.0.4.3).
+    /// The match is updated only if it is still the version found (else 412).
+    async fn conditional_update(&self, request: &Request, type_name: &str) -> Response {
+        let (type_name, found) = match self.conditional_targets(request, type_name).await {
+            Ok(found) => found,
             Err(response) => return response,
         };
         let body_id = parse_resource(&request.body)
             .ok()
             .and_then(|resource| resource.id().map(ToString::to_string));
-        let id = match (ids.as_slice(), body_id) {
-            ([], Some(body_id)) => body_id,
-            ([], None) => return self.create(request, type_name).await,
-            ([id], Some(body_id)) if *id != body_id => {
-                return Response::error(
-                    409,
-                    IssueType::Conflict,
-                    format!(
-                    "the search matches {type_name}/{id}, but the resource's id is \"{body_id}\""
-                ),
-                )
-            }
-            ([id], _) => id.clone(),
-            _ => {
-                return Response::error(
-                    412,
-                    IssueType::Duplicate,
-                    format!(
-                        "the search matches {} resources; a conditional update needs one at most",
-                        ids.len()
-                    ),
-                )
-            }
-        };
         let mut single = request.clone();
+        let id =
+            match (found.as_slice(), body_id) {
+                ([], None) => return self.create(request, type_name).await,
+                ([], Some(body_id)) => {
+                    // Update as create, but not over an existing resource the search did not match.
+                    let exists = async {
+                        let mut tx = self.store.begin(false).await?;
+                        Self::current(&mut tx, type_name, &body_id).await
+                    }
+                    .await;
+                    match exists {
+                        Err(err) => return store_error(&err),
+                        Ok(Some(current)) if !current.deleted => return Response::error(
+                            409,
+                            IssueType::Conflict,
+                            "the search matches nothing, but a resource with the body's id exists",
+                        ),
+                        Ok(_) => body_id,
+                    }
+                }
+                ([(id, _)], Some(body_id)) if *id != body_id => {
+                    return Response::error(
+                        400,
+                        IssueType::Invalid,
+                        "the resource's id is not the id of the resource the search matches",
+                    )
+                }
+                ([(id, version)], _) => {
+                    if single.header("if-match").is_none() {
+                        single
+                            .headers
+                            .push((String::from("if-match"), etag(*version)));
+                    }
+                    id.clone()
+                }
+                _ => return Self::too_many("update", found.len()),
+            };
         if let Ok(mut resource) = parse_resource(&request.body) {
             if resource.id().is_none() {
                 resource.set_text("id", id.clone());
@@ -1274,77 +1332,41 @@ impl<S: Store> Service<S> {
 
     /// `DELETE [type]?query`: deletes the one match (R4 §3.1.0.7.1); more than one is a 412.
     async fn conditional_delete(&self, request: &Request, type_name: &str) -> Response {
-        let type_name = match Self::resource_type(type_name) {
-            Ok(type_name) => type_name,
-            Err(response) => return response,
-        };
-        if let Err(err) = self.ensure_registry().await {
-            return store_error(&err);
-        }
-        let query = query_string(&request.query);
-        let found = async {
-            let mut tx = self
-                .store
-                .begin(false)
-                .await
-                .map_err(|err| store_error(&err))?;
-            self.conditional_matches(&mut tx, type_name, &query).await
-        }
-        .await;
-        match found {
+        match self.conditional_targets(request, type_name).await {
             Err(response) => response,
-            Ok(ids) if ids.is_empty() => Response {
+            Ok((_, found)) if found.is_empty() => Response {
                 status: 204,
                 headers: Vec::new(),
                 body: String::new(),
             },
-            Ok(ids) if ids.len() == 1 => self.delete(type_name, &ids[0]).await,
-            Ok(ids) => Response::error(
-                412,
-                IssueType::Duplicate,
-                format!(
-                    "the search matches {} resources; a conditional delete removes one at most",
-                    ids.len()
-                ),
-            ),
+            Ok((type_name, found)) if found.len() == 1 => {
+                let (id, version) = &found[0];
+                self.delete_version(type_name, id, Some(*version)).await
+            }
+            Ok((_, found)) => Self::too_many("delete", found.len()),
         }
     }
 
     /// `PATCH [type]?query`: patches the one match.
     async fn conditional_patch(&self, request: &Request, type_name: &str) -> Response {
-        let type_name = match Self::resource_type(type_name) {
-            Ok(type_name) => type_name,
-            Err(response) => return response,
-        };
-        if let Err(err) = self.ensure_registry().await {
-            return store_error(&err);
-        }
-        let query = query_string(&request.query);
-        let found = async {
-            let mut tx = self
-                .store
-                .begin(false)
-                .await
-                .map_err(|err| store_error(&err))?;
-            self.conditional_matches(&mut tx, type_name, &query).await
-        }
-        .await;
-        match found {
+        match self.conditional_targets(request, type_name).await {
             Err(response) => response,
-            Ok(ids) if ids.len() == 1 => self.patch(request, type_name, &ids[0]).await,
-            Ok(ids) if ids.is_empty() => Response::error(
+            Ok((type_name, found)) if found.len() == 1 => {
+                let (id, version) = &found[0];
+                let mut single = request.clone();
+                if single.header("if-match").is_none() {
+                    single
+                        .headers
+                        .push((String::from("if-match"), etag(*version)));
+                }
+                self.patch(&single, type_name, id).await
+            }
+            Ok((type_name, found)) if found.is_empty() => Response::error(
                 404,
                 IssueType::NotFound,
                 format!("no {type_name} matches the search"),
             ),
-            Ok(ids) => Response::error(
-                412,
-                IssueType::Duplicate,
-                format!(
-                    "the search matches {} resources; a conditional patch needs one",
-                    ids.len()
-                ),
-            ),
+            Ok((_, found)) => Self::too_many("patch", found.len()),
         }
     }
 

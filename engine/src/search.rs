@@ -548,10 +548,24 @@ pub(crate) fn matching_ids<'f, T: Transaction>(
                 }
             }
         }
-        let candidates = match candidates {
+        let mut candidates = match candidates {
             Some(candidates) => candidates,
             None => current_ids(tx, type_name).await?,
         };
+        // Ids from `_has` come from references, which may name resources that do not exist.
+        if clauses
+            .iter()
+            .any(|clause| matches!(clause, query::Clause::Ids(_)))
+        {
+            let mut live = BTreeSet::new();
+            for id in candidates {
+                let key = alloc::format!("c\0{type_name}\0{id}").into_bytes();
+                if tx.get(&key).await?.is_some_and(|value| !value.contains(&0)) {
+                    live.insert(id);
+                }
+            }
+            candidates = live;
+        }
         if checks.is_empty() {
             return Ok(candidates);
         }

@@ -172,6 +172,14 @@ impl Transaction for MemoryTx<'_> {
         limit: usize,
         reverse: bool,
     ) -> Result<Vec<Entry>, StoreError> {
+        // An empty or inverted range holds nothing (and ordered maps refuse inverted ones).
+        if range
+            .end
+            .as_ref()
+            .is_some_and(|end| end.as_slice() <= range.start.as_slice())
+        {
+            return Ok(Vec::new());
+        }
         let bounds = (
             Bound::Included(range.start.clone()),
             match &range.end {

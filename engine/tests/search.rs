@@ -1545,3 +1545,179 @@ fn the_planner_gives_the_same_answers_by_scans_and_by_checks() {
         expect(&|p| p.1 == "male" && p.2.is_some_and(|y| (1960..1990).contains(&y)))
     );
 }
+
+#[test]
+fn review_cases_of_search_and_conditional_interactions() {
+    let s = loaded();
+    // Temperatures: offset scales convert each end of the precision on its own.
+    for (id, value) in [("t1", "-10"), ("t2", "0"), ("t3", "37.3")] {
+        put(
+            &s,
+            &format!("Observation/{id}"),
+            &format!(
+                r#"{{"resourceType":"Observation","id":"{id}",{TEXT},"status":"final","code":{{"text":"temperature"}},"valueQuantity":{{"value":{value},"system":"http://unitsofmeasure.org","code":"Cel"}}}}"#
+            ),
+        );
+    }
+    assert_eq!(
+        ids(
+            &s,
+            "Observation?value-quantity=-10|http://unitsofmeasure.org|Cel"
+        ),
+        ["t1"]
+    );
+    assert_eq!(
+        ids(
+            &s,
+            "Observation?value-quantity=0|http://unitsofmeasure.org|Cel"
+        ),
+        ["t2"]
+    );
+    // 37 means [36.5, 37.5); 37.0 means [36.95, 37.05).
+    assert_eq!(
+        ids(
+            &s,
+            "Observation?value-quantity=37|http://unitsofmeasure.org|Cel"
+        ),
+        ["t3"]
+    );
+    assert_eq!(
+        ids(
+            &s,
+            "Observation?value-quantity=37.0|http://unitsofmeasure.org|Cel"
+        ),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        ids(
+            &s,
+            "Observation?value-quantity=lt0|http://unitsofmeasure.org|Cel"
+        ),
+        ["t1"]
+    );
+    assert_eq!(
+        ids(
+            &s,
+            "Observation?value-quantity=gt98|http://unitsofmeasure.org|[degF]"
+        ),
+        ["t3"]
+    );
+    assert_eq!(
+        ids(
+            &s,
+            "Observation?value-quantity=0|http://unitsofmeasure.org|mg"
+        ),
+        Vec::<String>::new()
+    );
+    // A conditional interaction needs criteria, not only result parameters.
+    assert_eq!(call(&s, "DELETE", "Patient?_format=json", "").status, 400);
+    assert_eq!(call(&s, "DELETE", "Patient?_count=1", "").status, 400);
+    assert_eq!(call(&s, "GET", "Patient/p1", "").status, 200);
+    // Conditional update naming another resource's id: 400, without saying which matched.
+    let other = format!(r#"{{"resourceType":"Patient","id":"p3",{TEXT}}}"#);
+    let response = call(&s, "PUT", "Patient?identifier=http://ids%7CA1", &other);
+    assert_eq!(response.status, 400);
+    assert!(!response.body.contains("p1"), "{}", response.body);
+    // No match, but the body's id exists: not overwritten.
+    let taken = format!(
+        r#"{{"resourceType":"Patient","id":"p2",{TEXT},"identifier":[{{"system":"http://ids","value":"NEW"}}]}}"#
+    );
+    assert_eq!(
+        call(&s, "PUT", "Patient?identifier=http://ids%7CNEW", &taken).status,
+        409
+    );
+    // _has through a reference to a resource that does not exist.
+    put(
+        &s,
+        "Observation/ghostly",
+        &format!(
+            r#"{{"resourceType":"Observation","id":"ghostly",{TEXT},"status":"final","code":{{"text":"t"}},"subject":{{"reference":"Patient/ghost"}}}}"#
+        ),
+    );
+    let ghost = json(&call(
+        &s,
+        "GET",
+        "Patient?_has:Observation:subject:code:text=t",
+        "",
+    ));
+    assert_eq!(ghost["total"], 0, "{ghost}");
+    // _summary=count carries no resources at all.
+    let counted = json(&call(
+        &s,
+        "GET",
+        "Observation?code=8867-4&_include=Observation:subject&_summary=count",
+        "",
+    ));
+    assert!(counted.get("entry").is_none(), "{counted}");
+    // :contains on a value that starts with the token-text marker.
+    put(
+        &s,
+        "Patient/tilde",
+        &format!(r#"{{"resourceType":"Patient","id":"tilde",{TEXT},"name":[{{"family":"~ab"}}]}}"#),
+    );
+    assert_eq!(ids(&s, "Patient?family:contains=ab"), ["tilde"]);
+    // DELETE with If-Match.
+    assert_eq!(
+        call_with(
+            &s,
+            "DELETE",
+            "Patient/tilde",
+            &[("if-match", "W/\"7\"")],
+            ""
+        )
+        .status,
+        412
+    );
+    assert_eq!(
+        call_with(
+            &s,
+            "DELETE",
+            "Patient/tilde",
+            &[("if-match", "W/\"1\"")],
+            ""
+        )
+        .status,
+        204
+    );
+    // The self link of a later page is that page.
+    let first = json(&call(&s, "GET", "Patient?_count=1", ""));
+    let next = first["link"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|l| l["relation"] == "next")
+        .and_then(|l| l["url"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    let second = json(&call(&s, "GET", &next, ""));
+    let this = second["link"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|l| l["relation"] == "self")
+        .and_then(|l| l["url"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(this, next);
+}
+
+#[test]
+fn review_cases_of_transactions() {
+    let s = loaded();
+    // Two entries that resolve to one resource.
+    let overlapping = format!(
+        r#"{{"resourceType":"Bundle","type":"transaction","entry":[
+        {{"request":{{"method":"DELETE","url":"Patient/p1"}}}},
+        {{"resource":{{"resourceType":"Patient",{TEXT}}},"request":{{"method":"PUT","url":"Patient?identifier=http://ids|A1"}}}}]}}"#
+    );
+    let response = call(&s, "POST", "", &overlapping);
+    assert_eq!(response.status, 400, "{}", response.body);
+    assert_eq!(call(&s, "GET", "Patient/p1", "").status, 200);
+    // A conditional PUT with no match takes the body's id only when it is a valid id.
+    let bad_id = format!(
+        r#"{{"resourceType":"Bundle","type":"transaction","entry":[
+        {{"resource":{{"resourceType":"Patient","id":"a\"b/c",{TEXT}}},"request":{{"method":"PUT","url":"Patient?identifier=http://ids|NOPE"}}}}]}}"#
+    );
+    let response = call_with(&s, "POST", "", &[("x-validation", "off")], &bad_id);
+    assert_eq!(response.status, 400, "{}", response.body);
+}

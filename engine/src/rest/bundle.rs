@@ -416,6 +416,14 @@ impl<S: Store> Service<S> {
                     ("DELETE", []) => skip[index] = true,
                     ("PUT", []) => {
                         if let Some(body_id) = entry.resource.as_ref().and_then(Object::id) {
+                            if !is_valid_id(body_id) {
+                                return entry_error(
+                                    index,
+                                    400,
+                                    IssueType::Invalid,
+                                    "the resource's id is not a valid id",
+                                );
+                            }
                             target.1 = body_id.to_string();
                         }
                     }
@@ -463,6 +471,26 @@ impl<S: Store> Service<S> {
                 }
                 target.1 = id;
             }
+        }
+        // Entries that resolved to one resource (a conditional one included) fail the
+        // transaction (R4 §3.1.0.11.2).
+        let mut written: Vec<(&str, &str)> = Vec::new();
+        for (index, (entry, target)) in entries.iter().zip(&targets).enumerate() {
+            let (Some((type_name, id)), false) = (target, skip[index]) else {
+                continue;
+            };
+            if entry.method == "GET" {
+                continue;
+            }
+            if written.contains(&(type_name.as_str(), id.as_str())) {
+                return entry_error(
+                    index,
+                    400,
+                    IssueType::Invalid,
+                    format!("{type_name}/{id} is the subject of two entries"),
+                );
+            }
+            written.push((type_name, id));
         }
         for (entry, target) in entries.iter().zip(&targets) {
             if let (Some(full_url), Some((type_name, id))) = (&entry.full_url, target) {

@@ -205,6 +205,18 @@ impl<S: Store> Service<S> {
         let registry = self.registry();
         let mut parsed = search::parse(&registry, &[type_name], &pairs, false)
             .map_err(|err| search_error(&err))?;
+        // `_format` or `_count` alone would match everything.
+        if parsed
+            .per_type
+            .iter()
+            .all(|(_, criteria)| criteria.is_empty())
+        {
+            return Err(Response::error(
+                400,
+                IssueType::Invalid,
+                "a conditional interaction needs search parameters that select resources",
+            ));
+        }
         parsed.count = search::MAX_COUNT;
         let context = Context {
             registry: &registry,
@@ -356,7 +368,12 @@ impl<S: Store> Service<S> {
                 }
             }
             let mut included = Vec::new();
-            for (type_name, id) in &found.included {
+            let shown = if query.summary == Some(Summary::Count) {
+                &[][..]
+            } else {
+                &found.included[..]
+            };
+            for (type_name, id) in shown {
                 if let Some(json) = search::load_json(&mut tx, type_name, id)
                     .await
                     .map_err(SearchError::store)?
@@ -412,10 +429,14 @@ impl<S: Store> Service<S> {
                 format!("{path}?{}", all.join("&"))
             }
         };
+        let this_page = query.cursor.as_ref().map(|cursor| match cursor {
+            search::Cursor::After(text) => format!("n{text}"),
+            search::Cursor::Before(text) => format!("p{text}"),
+        });
         let mut links = alloc::vec![
             format!(
                 r#"{{"relation":"self","url":"{}"}}"#,
-                json_escape(&link(None))
+                json_escape(&link(this_page))
             ),
             format!(
                 r#"{{"relation":"first","url":"{}"}}"#,

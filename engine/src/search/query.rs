@@ -426,7 +426,7 @@ impl Test {
             Test::Exact(wanted) => value == wanted,
             Test::Prefix(wanted) => value.starts_with(wanted.as_str()),
             Test::ExactPayload(wanted, written) => value == wanted && payload == written,
-            Test::Contains(wanted) => !value.starts_with('~') && value.contains(wanted.as_str()),
+            Test::Contains(wanted) => value.contains(wanted.as_str()),
             Test::TokenSystem(system) => {
                 value.starts_with('=')
                     && value
@@ -876,22 +876,24 @@ fn value_alts(
                 let decimal = number_bounds(number)
                     .and_then(|(value, _, _)| Decimal::from_f64(value))
                     .ok_or_else(|| SearchError::bad(format!("\"{number}\" is not a number")))?;
-                if let (Some((normal, dimension)), Some((_, low, high))) =
-                    (index::ucum_normal(decimal, &unit), number_bounds(number))
-                {
-                    let scale = if decimal.to_f64() == 0.0 {
-                        1.0
-                    } else {
-                        normal / decimal.to_f64()
-                    };
-                    return Ok(alloc::vec![number_alt_from(
-                        code,
-                        &format!("{dimension}\u{1}"),
-                        prefix,
-                        normal,
-                        low * scale,
-                        high * scale
-                    )?]);
+                // The value and both ends of its precision converted on their own: offset
+                // scales (Cel, [degF]) do not convert by a factor.
+                let convert = |value: f64| {
+                    Decimal::from_f64(value).and_then(|value| index::ucum_normal(value, &unit))
+                };
+                if let Some((_, low, high)) = number_bounds(number) {
+                    if let (Some((normal, dimension)), Some((low, _)), Some((high, _))) =
+                        (index::ucum_normal(decimal, &unit), convert(low), convert(high))
+                    {
+                        return Ok(alloc::vec![number_alt_from(
+                            code,
+                            &format!("{dimension}\u{1}"),
+                            prefix,
+                            normal,
+                            low.min(high),
+                            low.max(high)
+                        )?]);
+                    }
                 }
             }
             let key = format!("{}|{}\u{1}", index::clean(&system), index::clean(&unit));
