@@ -301,14 +301,34 @@ impl<'r> Resolver<'r> for Stubs<'r> {
 }
 
 /// Key of an index entry.
-fn index_key(type_name: &str, code: &str, value: &str, id: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(type_name.len() + code.len() + value.len() + id.len() + 5);
-    for part in ["i", type_name, code, value] {
+/// Key of an index entry: `i␀Type␀code␀value␀id`, or `i␀Type␀code␀value␂payload␀id` when
+/// there is a payload (so that two values that encode alike but differ as written, `Smith` and
+/// `SMITH`, keep one key each).
+fn index_key(type_name: &str, code: &str, value: &str, payload: &str, id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(
+        type_name.len() + code.len() + value.len() + payload.len() + id.len() + 6,
+    );
+    for part in ["i", type_name, code] {
         key.extend_from_slice(part.as_bytes());
         key.push(0);
     }
+    key.extend_from_slice(value.as_bytes());
+    if !payload.is_empty() {
+        key.push(2);
+        key.extend_from_slice(payload.as_bytes());
+    }
+    key.push(0);
     key.extend_from_slice(id.as_bytes());
     key
+}
+
+/// The value, payload and id of an index key, after its `i␀Type␀code␀` prefix.
+fn split_index_key(rest: &[u8]) -> Option<(&str, &str, &str)> {
+    let split = rest.iter().rposition(|b| *b == 0)?;
+    let id = core::str::from_utf8(rest.get(split + 1..)?).ok()?;
+    let text = core::str::from_utf8(rest.get(..split)?).ok()?;
+    let (value, payload) = text.split_once('\u{2}').unwrap_or((text, ""));
+    Some((value, payload, id))
 }
 
 /// Index values: (parameter code, encoded value, payload).
@@ -344,20 +364,15 @@ pub async fn write_index<T: Transaction>(
     old: &Entries,
     new: &Entries,
 ) -> Result<(), StoreError> {
-    let keep: BTreeSet<(&str, &str)> = new
-        .iter()
-        .map(|(code, value, _)| (code.as_str(), value.as_str()))
-        .collect();
-    for (code, value, _) in old {
-        if !keep.contains(&(code.as_str(), value.as_str())) {
-            tx.delete(index_key(type_name, code, value, id));
+    let keep: BTreeSet<&(String, String, String)> = new.iter().collect();
+    for entry in old {
+        if !keep.contains(entry) {
+            let (code, value, payload) = entry;
+            tx.delete(index_key(type_name, code, value, payload, id));
         }
     }
     for (code, value, payload) in new {
-        tx.put(
-            index_key(type_name, code, value, id),
-            payload.as_bytes().to_vec(),
-        );
+        tx.put(index_key(type_name, code, value, payload, id), Vec::new());
     }
     Ok(())
 }
@@ -395,6 +410,10 @@ pub(crate) async fn current_ids<T: Transaction>(
         .collect())
 }
 
+/// Above this many exact values, a clause is answered by one scan per parameter with a set
+/// lookup instead of one scan per value.
+const MANY_VALUES: usize = 64;
+
 /// How many index entries a probe scans before the planner calls a parameter unselective.
 const PROBE: usize = 512;
 /// Most candidates checked one by one against an unselective parameter (each check reads and
@@ -418,6 +437,45 @@ async fn scan_clause<T: Transaction>(
     };
     let mut ids = BTreeSet::new();
     let mut read = 0usize;
+    // Many exact values (a chain's targets, a value set's codes): one ordered scan of each
+    // parameter with a set lookup, rather than one scan per value.
+    if alts.len() > MANY_VALUES
+        && alts
+            .iter()
+            .all(|alt| matches!(alt.test, query::Test::Exact(_)))
+    {
+        let mut wanted: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+        for alt in alts {
+            if let query::Test::Exact(value) = &alt.test {
+                wanted
+                    .entry(alt.code.as_str())
+                    .or_default()
+                    .insert(value.as_str());
+            }
+        }
+        for (code, values) in wanted {
+            let prefix = alloc::format!("i\0{type_name}\0{code}\0").into_bytes();
+            let entries = tx
+                .scan(
+                    &KeyRange::prefix(&prefix),
+                    limit.saturating_sub(read).saturating_add(1),
+                    false,
+                )
+                .await?;
+            read += entries.len();
+            if read > limit {
+                return Ok(None);
+            }
+            for (key, _) in entries {
+                if let Some((value, _, id)) = key.get(prefix.len()..).and_then(split_index_key) {
+                    if values.contains(value) {
+                        ids.insert(id.to_string());
+                    }
+                }
+            }
+        }
+        return Ok(Some(ids));
+    }
     for alt in alts {
         let prefix = alloc::format!("i\0{type_name}\0{}\0", alt.code).into_bytes();
         for (start, end) in &alt.ranges {
@@ -442,16 +500,11 @@ async fn scan_clause<T: Transaction>(
             if read > limit {
                 return Ok(None);
             }
-            for (key, payload) in entries {
-                let Some(rest) = key.get(prefix.len()..) else {
+            for (key, _) in entries {
+                let Some((value, payload, id)) = key.get(prefix.len()..).and_then(split_index_key)
+                else {
                     continue;
                 };
-                let Some(split) = rest.iter().rposition(|b| *b == 0) else {
-                    continue;
-                };
-                let value = core::str::from_utf8(&rest[..split]).unwrap_or_default();
-                let id = core::str::from_utf8(&rest[split + 1..]).unwrap_or_default();
-                let payload = core::str::from_utf8(&payload).unwrap_or_default();
                 if alt.test.matches(value, payload) {
                     ids.insert(id.to_string());
                 }
@@ -657,17 +710,32 @@ fn compare_hits(a: &Hit, b: &Hit, descending: &[bool]) -> core::cmp::Ordering {
 
 /// The value a resource sorts by for one parameter: its least value ascending, its greatest
 /// descending; dates by the start of their range.
-fn sort_key(entries: &Entries, code: &str, descending: bool) -> Option<String> {
+fn sort_key(
+    entries: &Entries,
+    code: &str,
+    kind: Option<SearchParamType>,
+    descending: bool,
+) -> Option<String> {
     let values = entries
         .iter()
-        .filter(|(entry_code, value, _)| {
-            entry_code == code && !value.starts_with('H') && !value.starts_with('~')
-        })
+        .filter(|(entry_code, value, _)| entry_code == code && sortable(kind, value))
         .map(|(_, value, _)| value.clone());
     if descending {
         values.max()
     } else {
         values.min()
+    }
+}
+
+/// True for the index values a parameter of type `kind` sorts by: a date by the start of its
+/// range, a token by its code, a reference by its target, a quantity by its value as written.
+fn sortable(kind: Option<SearchParamType>, value: &str) -> bool {
+    match kind {
+        Some(SearchParamType::Date) => value.starts_with('L'),
+        Some(SearchParamType::Token) => value.starts_with('='),
+        Some(SearchParamType::Reference) => !value.starts_with('@'),
+        Some(SearchParamType::Quantity) => value.starts_with('\u{1}'),
+        _ => true,
     }
 }
 
@@ -677,6 +745,7 @@ async fn sort_keys_from_index<T: Transaction>(
     tx: &mut T,
     type_name: &str,
     code: &str,
+    kind: Option<SearchParamType>,
     descending: bool,
     ids: &BTreeSet<String>,
 ) -> Result<BTreeMap<String, String>, StoreError> {
@@ -686,15 +755,10 @@ async fn sort_keys_from_index<T: Transaction>(
         .await?;
     let mut keys = BTreeMap::new();
     for (key, _) in entries {
-        let Some(rest) = key.get(prefix.len()..) else {
+        let Some((value, _, id)) = key.get(prefix.len()..).and_then(split_index_key) else {
             continue;
         };
-        let Some(split) = rest.iter().rposition(|b| *b == 0) else {
-            continue;
-        };
-        let value = core::str::from_utf8(&rest[..split]).unwrap_or_default();
-        let id = core::str::from_utf8(&rest[split + 1..]).unwrap_or_default();
-        if value.starts_with('H') || value.starts_with('~') || !ids.contains(id) {
+        if !sortable(kind, value) || !ids.contains(id) {
             continue;
         }
         keys.entry(id.to_string())
@@ -774,9 +838,19 @@ pub async fn run<T: Transaction>(
         if from_index {
             for (code, desc) in &query.sort {
                 indexed_keys.push(
-                    sort_keys_from_index(tx, type_name, code, *desc, &ids)
-                        .await
-                        .map_err(SearchError::store)?,
+                    sort_keys_from_index(
+                        tx,
+                        type_name,
+                        code,
+                        context
+                            .registry
+                            .param(type_name, code)
+                            .map(|param| param.kind),
+                        *desc,
+                        &ids,
+                    )
+                    .await
+                    .map_err(SearchError::store)?,
                 );
             }
         }
@@ -796,7 +870,13 @@ pub async fn run<T: Transaction>(
                 query
                     .sort
                     .iter()
-                    .map(|(code, desc)| sort_key(&entries, code, *desc))
+                    .map(|(code, desc)| {
+                        let kind = context
+                            .registry
+                            .param(type_name, code)
+                            .map(|param| param.kind);
+                        sort_key(&entries, code, kind, *desc)
+                    })
                     .collect()
             };
             hits.push(Hit {

@@ -1721,3 +1721,74 @@ fn review_cases_of_transactions() {
     let response = call_with(&s, "POST", "", &[("x-validation", "off")], &bad_id);
     assert_eq!(response.status, 400, "{}", response.body);
 }
+
+#[test]
+fn values_that_encode_alike_keep_their_own_keys() {
+    let s = loaded();
+    put(
+        &s,
+        "Patient/twice",
+        &format!(
+            r#"{{"resourceType":"Patient","id":"twice",{TEXT},"name":[{{"family":"Zork"}},{{"family":"ZORK"}}]}}"#
+        ),
+    );
+    assert_eq!(ids(&s, "Patient?family:exact=Zork"), ["twice"]);
+    assert_eq!(ids(&s, "Patient?family:exact=ZORK"), ["twice"]);
+    // Two periods with one start and different ends: both ends are searchable.
+    put(
+        &s,
+        "Encounter/spans",
+        &format!(
+            r#"{{"resourceType":"Encounter","id":"spans",{TEXT},"status":"finished","class":{{"code":"AMB"}},"period":{{"start":"2020-01-01","end":"2020-01-01"}},"location":[{{"location":{{"display":"x"}},"period":{{"start":"2020-01-01","end":"2020-03-01"}}}}]}}"#
+        ),
+    );
+    assert_eq!(ids(&s, "Encounter?date=2020-01-01"), ["spans"]);
+    assert_eq!(ids(&s, "Encounter?location-period=gt2020-02-01"), ["spans"]);
+    // Sorting by a reference whose id starts with H is not sorting by a missing value.
+    put(
+        &s,
+        "Patient/Hal",
+        &format!(r#"{{"resourceType":"Patient","id":"Hal",{TEXT}}}"#),
+    );
+    put(
+        &s,
+        "Observation/oh",
+        &format!(
+            r#"{{"resourceType":"Observation","id":"oh",{TEXT},"status":"final","code":{{"text":"x"}},"subject":{{"reference":"Patient/Hal"}}}}"#
+        ),
+    );
+    let sorted = matches(&json(&call(
+        &s,
+        "GET",
+        "Observation?_sort=subject&_id=oh,ob1",
+        "",
+    )));
+    assert_eq!(sorted, ["oh", "ob1"]);
+}
+
+#[test]
+fn chains_with_many_targets_scan_once() {
+    let (s, people) = many();
+    for (index, (id, _, _, _)) in people.iter().enumerate().take(120) {
+        put(
+            &s,
+            &format!("Observation/o{index}"),
+            &format!(
+                r#"{{"resourceType":"Observation","id":"o{index}",{TEXT},"status":"final","code":{{"text":"x"}},"subject":{{"reference":"Patient/{id}"}}}}"#
+            ),
+        );
+    }
+    let mut expected: Vec<String> = people
+        .iter()
+        .enumerate()
+        .take(120)
+        .filter(|(_, p)| p.1 == "male")
+        .map(|(index, _)| format!("o{index}"))
+        .collect();
+    expected.sort();
+    assert!(expected.len() > 64);
+    assert_eq!(
+        ids(&s, "Observation?subject:Patient.gender=male&_count=1000"),
+        expected
+    );
+}

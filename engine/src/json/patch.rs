@@ -154,6 +154,20 @@ fn equal(a: &Node, b: &Node) -> bool {
     }
 }
 
+/// Most operations in one patch document.
+const MAX_OPERATIONS: usize = 10_000;
+/// Most JSON values the patched document may hold (a few `copy` operations can otherwise
+/// double it again and again).
+const MAX_NODES: usize = 1_000_000;
+
+fn count_nodes(node: &Node) -> usize {
+    1 + match &node.value {
+        Value::Array(items) => items.iter().map(count_nodes).sum(),
+        Value::Object(members) => members.iter().map(|member| count_nodes(&member.node)).sum(),
+        _ => 0,
+    }
+}
+
 fn text<'n>(operation: &'n Node, name: &str) -> Option<&'n str> {
     match &member(operation, name)?.value {
         Value::String(text) => Some(text),
@@ -173,7 +187,15 @@ pub fn apply(target: &mut Node, patch: &Node) -> Result<(), PatchError> {
             test_failed: false,
         });
     };
+    if operations.len() > MAX_OPERATIONS {
+        return Err(PatchError {
+            operation: MAX_OPERATIONS,
+            message: format!("a patch may hold {MAX_OPERATIONS} operations at most"),
+            test_failed: false,
+        });
+    }
     let mut result = target.clone();
+    let mut nodes = count_nodes(&result);
     for (index, operation) in operations.iter().enumerate() {
         let fail = |message: String| PatchError {
             operation: index,
@@ -195,7 +217,11 @@ pub fn apply(target: &mut Node, patch: &Node) -> Result<(), PatchError> {
                 .ok_or_else(|| fail(format!("\"{op}\" needs a \"from\" JSON Pointer")))
         };
         match op {
-            "add" => add(&mut result, &path, value()?).map_err(fail)?,
+            "add" => {
+                let value = value()?;
+                nodes += count_nodes(&value);
+                add(&mut result, &path, value).map_err(fail)?;
+            }
             "remove" => {
                 remove(&mut result, &path).map_err(fail)?;
             }
@@ -218,6 +244,7 @@ pub fn apply(target: &mut Node, patch: &Node) -> Result<(), PatchError> {
                 let copied = get(&result, &from)
                     .cloned()
                     .ok_or_else(|| fail(String::from("nothing to copy")))?;
+                nodes += count_nodes(&copied);
                 add(&mut result, &path, copied).map_err(fail)?;
             }
             "test" => {
@@ -231,6 +258,11 @@ pub fn apply(target: &mut Node, patch: &Node) -> Result<(), PatchError> {
                 }
             }
             other => return Err(fail(format!("\"{other}\" is not a JSON Patch operation"))),
+        }
+        if nodes > MAX_NODES {
+            return Err(fail(format!(
+                "the patched document would hold more than {MAX_NODES} values"
+            )));
         }
     }
     *target = result;
@@ -361,5 +393,11 @@ mod tests {
         assert!(run(doc, r#"[{"op":"move","from":"/a","path":"/a/x"}]"#).is_err());
         assert!(run(doc, r#"{"op":"add"}"#).is_err());
         assert!(run(doc, r#"[{"op":"frobnicate","path":"/a"}]"#).is_err());
+        // Doubling the document by copies stops at the cap instead of exhausting memory.
+        let doubling: Vec<String> = (0..40)
+            .map(|i| alloc::format!(r#"{{"op":"copy","from":"","path":"/x{i}"}}"#))
+            .collect();
+        let doubling = alloc::format!("[{}]", doubling.join(","));
+        assert!(run(doc, &doubling).is_err_and(|err| err.message.contains("more than")));
     }
 }

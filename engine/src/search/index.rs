@@ -17,8 +17,8 @@
 //!   `>url` for other absolute URLs and canonicals, `@value␁system` for `Reference.identifier`.
 //! - uri: the URI as written.
 //!
-//! **Invariant:** an encoded value never holds `␀` (the key separator): control characters
-//! `␀` and `␁` in data become spaces.
+//! **Invariant:** an encoded value never holds `␀` (the key separator) or `␂` (between a value
+//! and its payload in a key): control characters `␀`, `␁` and `␂` in data become spaces.
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -35,7 +35,7 @@ pub fn normalize(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
-            '\0' | '\u{1}' => out.push(' '),
+            '\0' | '\u{1}' | '\u{2}' => out.push(' '),
             'ß' => out.push_str("ss"),
             'Æ' | 'æ' => out.push_str("ae"),
             'Œ' | 'œ' => out.push_str("oe"),
@@ -73,7 +73,7 @@ fn fold_accent(c: char) -> char {
 
 /// Text kept in a key: control separators become spaces.
 pub fn clean(text: &str) -> String {
-    text.replace(['\0', '\u{1}'], " ")
+    text.replace(['\0', '\u{1}', '\u{2}'], " ")
 }
 
 /// 16 hex digits that sort as the signed number does.

@@ -458,11 +458,12 @@ pub(crate) struct Alt {
     pub(crate) ranges: Vec<(Vec<u8>, Option<Vec<u8>>)>,
 }
 
+/// The keys of this value, with or without a payload (`value␀id`, `value␂payload␀id`).
 fn exact(value: &str) -> (Vec<u8>, Option<Vec<u8>>) {
     let mut start = value.as_bytes().to_vec();
     let mut end = start.clone();
     start.push(0);
-    end.push(1);
+    end.push(3);
     (start, Some(end))
 }
 
@@ -478,7 +479,7 @@ fn between(start: &str, end: &str) -> (Vec<u8>, Option<Vec<u8>>) {
 
 /// Up to and including a fixed-width value.
 fn through(value: &str) -> String {
-    format!("{value}\u{1}")
+    format!("{value}\u{3}")
 }
 
 /// A clause: what one criterion asks of a resource.
@@ -942,6 +943,9 @@ pub(crate) fn resolve<'f, T: Transaction>(
     })
 }
 
+/// Most resources `_include` and `_revinclude` add to one page.
+const MAX_INCLUDED: usize = 10_000;
+
 /// Deepest chain or `_has` nesting followed.
 const MAX_DEPTH: usize = 4;
 
@@ -1310,6 +1314,7 @@ pub(crate) async fn includes<T: Transaction>(
             }
         }
         next.retain(|found| seen.insert(found.clone()));
+        next.truncate(MAX_INCLUDED.saturating_sub(added.len()));
         if next.is_empty() {
             break;
         }
