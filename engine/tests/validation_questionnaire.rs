@@ -501,6 +501,18 @@ fn enable_when_operators_compare_answers() {
 }
 
 #[test]
+fn enable_when_conditions_that_refer_to_each_other_end() {
+    let profiles = questionnaire(
+        r#"{"linkId":"a","type":"string","enableWhen":[{"question":"b","operator":"exists","answerBoolean":true}]},
+           {"linkId":"b","type":"string","enableWhen":[{"question":"a","operator":"exists","answerBoolean":true}]}"#,
+    );
+    assert_clean(&errors(
+        &profiles,
+        r#"{"linkId":"a","answer":[{"valueString":"x"}]},{"linkId":"b","answer":[{"valueString":"y"}]}"#,
+    ));
+}
+
+#[test]
 fn bounds_from_core_extensions_are_checked() {
     let ext = "http://hl7.org/fhir/StructureDefinition/";
     let profiles = questionnaire(&format!(

@@ -76,6 +76,7 @@ impl Walk<'_> {
             questionnaire,
             complete,
             nodes: Vec::new(),
+            by_link_id: Vec::new(),
             levels: Vec::new(),
             enabled: RefCell::new(Vec::new()),
             findings: Vec::new(),
@@ -127,6 +128,8 @@ struct Check<'a> {
     /// Required items must be answered (the response is not partial).
     complete: bool,
     nodes: Vec<Node<'a>>,
+    /// The nodes by linkId, sorted (in document order within one linkId) once built.
+    by_link_id: Vec<(&'a str, usize)>,
     levels: Vec<Level<'a>>,
     /// Per node, memoised: enableWhen conditions refer to other items, which may have
     /// conditions of their own.
@@ -170,6 +173,9 @@ impl<'a> Check<'a> {
                     .find(|question| question.text("linkId") == Some(link_id))
             });
             let idx = self.nodes.len();
+            if let Some(link_id) = item.text("linkId") {
+                self.by_link_id.push((link_id, idx));
+            }
             self.nodes.push(Node {
                 item,
                 question,
@@ -220,6 +226,8 @@ impl<'a> Check<'a> {
     }
 
     fn run(&mut self) {
+        // Within one linkId, nodes sort by index: document order.
+        self.by_link_id.sort_unstable();
         *self.enabled.borrow_mut() = alloc::vec![Enabled::Unknown; self.nodes.len()];
         // Items under an unknown, disabled or answer-less item are not checked again.
         let mut active = alloc::vec![false; self.nodes.len()];
@@ -600,17 +608,25 @@ impl<'a> Check<'a> {
 
     /// The rules about the items at one place: which appear too often, and which are missing.
     fn level(&mut self, level: &Level<'a>) {
+        // The level's nodes by the address of the Questionnaire item they answer, sorted once.
+        let mut by_question: Vec<(usize, usize)> = level
+            .nodes
+            .iter()
+            .filter_map(|&idx| {
+                let question = self.nodes.get(idx)?.question?;
+                Some((core::ptr::from_ref(question) as usize, idx))
+            })
+            .collect();
+        by_question.sort_unstable();
         for &question in &level.questions {
-            let present: Vec<usize> = level
-                .nodes
+            let key = core::ptr::from_ref(question) as usize;
+            let start = by_question.partition_point(|(known, _)| *known < key);
+            let present: Vec<usize> = by_question
+                .get(start..)
+                .unwrap_or_default()
                 .iter()
-                .copied()
-                .filter(|&idx| {
-                    self.nodes
-                        .get(idx)
-                        .and_then(|node| node.question)
-                        .is_some_and(|found| core::ptr::eq(found, question))
-                })
+                .take_while(|(known, _)| *known == key)
+                .map(|(_, idx)| *idx)
                 .collect();
             let link = question.text("linkId").unwrap_or_default().to_string();
             let is_group = question.text("type") == Some("group");
@@ -792,10 +808,14 @@ impl<'a> Check<'a> {
             at = self.nodes.get(idx).and_then(|node| node.parent);
         }
         let mut best: Option<(usize, usize)> = None;
-        for (idx, node) in self.nodes.iter().enumerate() {
-            if node.item.text("linkId") != Some(link_id) {
+        let start = self
+            .by_link_id
+            .partition_point(|(known, _)| *known < link_id);
+        let same = self.by_link_id.get(start..).unwrap_or_default();
+        for &(_, idx) in same.iter().take_while(|(known, _)| *known == link_id) {
+            let Some(node) = self.nodes.get(idx) else {
                 continue;
-            }
+            };
             let score = if chain.contains(&idx) {
                 usize::MAX
             } else {
