@@ -75,7 +75,10 @@ export function validate(input: FhirInput, options?: ValidateOptions): Operation
  */
 export class FhirProfiles {
   constructor(resources?: Iterable<FhirInput>);
-  /** Loads a StructureDefinition, a ValueSet, or a Bundle of them; returns how many it loaded. */
+  /**
+   * Loads a StructureDefinition, a ValueSet, a Questionnaire, or a Bundle of them; returns how many it loaded.
+   * QuestionnaireResponses naming a loaded Questionnaire are checked against it.
+   */
   add(resource: FhirInput): number;
   /** The URLs of the loaded profiles. */
   readonly urls: string[];

@@ -69,7 +69,8 @@ impl ProfileSet {
         ProfileSet::default()
     }
 
-    /// Loads a StructureDefinition, a ValueSet, or a Bundle of them; returns how many.
+    /// Loads a StructureDefinition, a ValueSet, a Questionnaire, or a Bundle of them; returns
+    /// how many. QuestionnaireResponses naming a loaded Questionnaire are checked against it.
     ///
     /// # Errors
     /// A `FhirError` (400) when the JSON is not a FHIR resource.

@@ -205,6 +205,7 @@ const MAX_STRING_BYTES: usize = 1024 * 1024;
 mod bundle_references;
 mod extensions;
 mod profile;
+mod questionnaire;
 mod rules;
 mod vital_signs;
 
@@ -422,6 +423,11 @@ impl Walk<'_> {
             self.resource_rules(object, path);
             if def.name == "Observation" {
                 self.vital_signs(object, root, path);
+            }
+            if def.name == "QuestionnaireResponse" {
+                if let Some(profiles) = self.options.profiles {
+                    self.questionnaire_response(profiles, object, path);
+                }
             }
         } else {
             self.type_rules(object, path);

@@ -133,7 +133,8 @@ export class FhirProfiles {
   }
 
   /**
-   * Loads a StructureDefinition, a ValueSet, or a Bundle of them.
+   * Loads a StructureDefinition, a ValueSet, a Questionnaire, or a Bundle of them.
+   * QuestionnaireResponses naming a loaded Questionnaire are checked against it.
    * @param {string | Uint8Array | ArrayBuffer | object} resource
    * @returns {number} how many definitions it loaded.
    * @throws {FhirError}

@@ -25,11 +25,13 @@ use crate::resource::{Object, PrimitiveValue, Value};
 /// Deepest nesting of `profile` discriminators checked (a resource in a resource in ...).
 const MAX_PROFILE_DEPTH: usize = 8;
 
-/// Loaded profiles and value sets.
+/// Loaded profiles, value sets and Questionnaires.
 #[derive(Default)]
 pub struct Profiles {
     profiles: Vec<Profile>,
     value_sets: Vec<(String, Vec<Code>)>,
+    /// Questionnaires by `url`, which QuestionnaireResponses naming them are checked against.
+    questionnaires: Vec<Object>,
 }
 
 /// A code of a value set, with its system when the value set names one.
@@ -101,12 +103,19 @@ impl Profiles {
         Profiles::default()
     }
 
-    /// Loads a StructureDefinition, a ValueSet, or a Bundle of them; answers how many it
-    /// loaded. Anything else is ignored.
+    /// Loads a StructureDefinition, a ValueSet, a Questionnaire, or a Bundle of them; answers
+    /// how many it loaded. Anything else is ignored.
+    ///
+    /// A QuestionnaireResponse whose `questionnaire` names a loaded Questionnaire is checked
+    /// against it.
     pub fn load(&mut self, resource: &Object) -> usize {
         match resource.type_def().name {
             "StructureDefinition" => usize::from(self.load_profile(resource)),
             "ValueSet" => usize::from(self.load_value_set(resource)),
+            "Questionnaire" if resource.text("url").is_some() => {
+                self.questionnaires.push(resource.clone());
+                1
+            }
             "Bundle" => resource
                 .objects("entry")
                 .flat_map(|entry| entry.objects("resource"))
@@ -248,13 +257,32 @@ impl Profiles {
         true
     }
 
+    /// The loaded Questionnaire a canonical names: `url`, `url|version`, or a relative
+    /// `Questionnaire/id` matched against the end of the loaded URLs.
+    pub(super) fn questionnaire(&self, canonical: &str) -> Option<&Object> {
+        let (url, version) = match canonical.split_once('|') {
+            Some((url, version)) => (url, Some(version)),
+            None => (canonical, None),
+        };
+        let relative = !url.contains(':');
+        self.questionnaires.iter().rev().find(|questionnaire| {
+            let known = questionnaire.text("url").unwrap_or_default();
+            let same_url = known == url
+                || (relative
+                    && known
+                        .strip_suffix(url)
+                        .is_some_and(|base| base.ends_with('/')));
+            same_url && version.is_none_or(|version| questionnaire.text("version") == Some(version))
+        })
+    }
+
     fn profile(&self, url: &str) -> Option<&Profile> {
         let url = url.split('|').next().unwrap_or(url);
         self.profiles.iter().find(|profile| profile.url == url)
     }
 
     /// The codes of a value set: loaded, or one the engine carries.
-    fn value_set_codes(&self, url: &str) -> Option<Vec<(Option<&str>, &str)>> {
+    pub(super) fn value_set_codes(&self, url: &str) -> Option<Vec<(Option<&str>, &str)>> {
         let url = url.split('|').next().unwrap_or(url);
         if let Some((_, codes)) = self.value_sets.iter().find(|(known, _)| known == url) {
             return Some(
