@@ -182,7 +182,7 @@ fn safe_url(url: &str) -> String {
 fn count_param(value: &str) -> Result<usize, Response> {
     value
         .parse::<usize>()
-        .map(|count| count.min(1000))
+        .map(|count| count.min(crate::search::MAX_COUNT))
         .map_err(|_| {
             Response::error(
                 400,

@@ -336,7 +336,10 @@ E("update", "invalid resource", "PUT", "Patient/u1", 422, "code-invalid", { head
 C("update", "conditional update of one match", "PUT", "Patient?identifier=http://ids|NEW1", 200, (j) => assert.equal(j.gender, "female"), { headers: H, body: pt({ identifier: [{ system: "http://ids", value: "NEW1" }], gender: "female" }) });
 C("update", "conditional update with no match creates", "PUT", "Patient?identifier=http://ids|NEW2", 201, null, { headers: H, body: pt({ identifier: [{ system: "http://ids", value: "NEW2" }] }) });
 E("update", "conditional update with two matches", "PUT", "Patient?family=muller", 412, "duplicate", { headers: H, body: pt() });
-E("update", "conditional update with another id", "PUT", "Patient?identifier=http://ids|NEW1", 409, "conflict", { headers: H, body: pt({ id: "u1" }) });
+E("update", "conditional update with another id", "PUT", "Patient?identifier=http://ids|NEW1", 400, "invalid", { headers: H, body: pt({ id: "u1" }) });
+E("update", "conditional update over an unmatched existing id", "PUT", "Patient?identifier=http://ids|NONE", 409, "conflict", { headers: H, body: pt({ id: "u1" }) });
+E("update", "conditional update with only _format", "PUT", "Patient?_format=json", 400, "invalid", { headers: H, body: pt() });
+E("delete", "conditional delete with only _count", "DELETE", "Patient?_count=1", 400, "invalid");
 C("patch", "JSON Patch", "PATCH", "Patient/u1", 200, (j) => assert.equal(j.birthDate, "2000-01-01"), { headers: { "Content-Type": "application/json-patch+json" }, body: json([{ op: "add", path: "/birthDate", value: "2000-01-01" }]) });
 C("patch", "JSON Patch test and replace", "PATCH", "Patient/u1", 200, (j) => assert.equal(j.gender, "female"), { headers: { "Content-Type": "application/json-patch+json" }, body: json([{ op: "test", path: "/birthDate", value: "2000-01-01" }, { op: "add", path: "/gender", value: "female" }]) });
 E("patch", "failed test", "PATCH", "Patient/u1", 422, "processing", { headers: { "Content-Type": "application/json-patch+json" }, body: json([{ op: "test", path: "/gender", value: "male" }]) });

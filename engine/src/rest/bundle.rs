@@ -72,22 +72,6 @@ fn rewrite_references(object: &mut Object, map: &[(String, String)]) {
     }
 }
 
-/// The first reference by search (`Organization?identifier=...`) in `object`.
-fn conditional_reference(object: &Object) -> Option<String> {
-    if object.type_def().name == "Reference" {
-        if let Some(target) = object.text("reference") {
-            if !target.starts_with('#') && !target.contains("://") && target.contains('?') {
-                return Some(target.to_string());
-            }
-        }
-    }
-    object.fields.iter().find_map(|field| match &field.value {
-        Value::Complex(inner) => conditional_reference(inner),
-        Value::Resource(inner) => conditional_reference(inner),
-        Value::Primitive(_) => None,
-    })
-}
-
 /// Every reference by search (`Organization?identifier=...`) in `object`.
 fn conditional_references(object: &Object, out: &mut Vec<String>) {
     if object.type_def().name == "Reference" {
@@ -104,31 +88,6 @@ fn conditional_references(object: &Object, out: &mut Vec<String>) {
             Value::Primitive(_) => {}
         }
     }
-}
-
-/// A query string component with its `%XX` escapes decoded (`+` stays a plus, as in FHIR
-/// URLs written into bundles); escapes that do not form UTF-8 are kept as written.
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut idx = 0;
-    while let Some(&byte) = bytes.get(idx) {
-        let hex = bytes
-            .get(idx + 1..idx + 3)
-            .and_then(|pair| core::str::from_utf8(pair).ok())
-            .and_then(|pair| u8::from_str_radix(pair, 16).ok());
-        match (byte, hex) {
-            (b'%', Some(decoded)) => {
-                out.push(decoded);
-                idx += 3;
-            }
-            _ => {
-                out.push(byte);
-                idx += 1;
-            }
-        }
-    }
-    String::from_utf8(out).unwrap_or_else(|_| text.to_string())
 }
 
 /// `url` relative to the service's base: `http://base/fhir/Patient/1` and `Patient/1` both
@@ -222,7 +181,10 @@ impl<S: Store> Service<S> {
                     .filter(|pair| !pair.is_empty())
                     .map(|pair| {
                         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-                        (percent_decode(name), percent_decode(value))
+                        (
+                            super::search::decode_component(name, false),
+                            super::search::decode_component(value, false),
+                        )
                     })
                     .collect(),
                 headers,
@@ -531,12 +493,14 @@ impl<S: Store> Service<S> {
                 );
             }
             rewrite_references(resource, &map);
-            if let Some(conditional) = conditional_reference(resource) {
+            let mut unresolved = Vec::new();
+            conditional_references(resource, &mut unresolved);
+            if let Some(conditional) = unresolved.first() {
                 return entry_error(
                     index,
-                    400,
-                    IssueType::NotSupported,
-                    format!("the conditional reference \"{conditional}\" needs search, which is not supported yet"),
+                    412,
+                    IssueType::Duplicate,
+                    format!("the conditional reference \"{conditional}\" was not resolved"),
                 );
             }
             if validate {
