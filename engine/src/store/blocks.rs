@@ -9,7 +9,7 @@
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
-use core::ops::Bound;
+use core::ops::{Bound, Range};
 
 use super::Entry;
 
@@ -90,9 +90,10 @@ fn encode(entries: &[Entry]) -> Block {
     }
 }
 
-fn decode(block: &Block) -> Vec<Entry> {
+/// A block's keys, each with where its value lies in the block's data.
+fn decode_keys(block: &Block) -> Vec<(Vec<u8>, Range<usize>)> {
     let data = &block.data;
-    let mut entries: Vec<Entry> = Vec::new();
+    let mut entries = Vec::new();
     let mut at = 0;
     let mut key: Vec<u8> = Vec::new();
     while at < data.len() {
@@ -102,11 +103,45 @@ fn decode(block: &Block) -> Vec<Entry> {
         key.extend_from_slice(data.get(at..at + rest).unwrap_or_default());
         at += rest;
         let value_len = read_varint(data, &mut at);
-        let value = data.get(at..at + value_len).unwrap_or_default().to_vec();
+        entries.push((key.clone(), at..at + value_len));
         at += value_len;
-        entries.push((key.clone(), value));
     }
     entries
+}
+
+/// A block's entries, owned.
+fn decode(block: &Block) -> Vec<Entry> {
+    decode_keys(block)
+        .into_iter()
+        .map(|(key, span)| {
+            let value = block.data.get(span).unwrap_or_default().to_vec();
+            (key, value)
+        })
+        .collect()
+}
+
+/// The value at `wanted` in a block, read without decoding the other values.
+fn find(block: &Block, wanted: &[u8]) -> Option<Vec<u8>> {
+    let data = &block.data;
+    let mut at = 0;
+    let mut key: Vec<u8> = Vec::new();
+    while at < data.len() {
+        let shared = read_varint(data, &mut at);
+        let rest = read_varint(data, &mut at);
+        key.truncate(shared);
+        key.extend_from_slice(data.get(at..at + rest).unwrap_or_default());
+        at += rest;
+        let value_len = read_varint(data, &mut at);
+        match key.as_slice().cmp(wanted) {
+            core::cmp::Ordering::Equal => {
+                return data.get(at..at + value_len).map(<[u8]>::to_vec);
+            }
+            // Keys are sorted: past it, it is not there.
+            core::cmp::Ordering::Greater => return None,
+            core::cmp::Ordering::Less => at += value_len,
+        }
+    }
+    None
 }
 
 fn within(key: &[u8], bounds: &(Bound<&[u8]>, Bound<&[u8]>)) -> bool {
@@ -145,11 +180,7 @@ impl Committed {
         if let Some(change) = self.recent.get(key) {
             return change.as_ref().map(|value| value.to_vec());
         }
-        let block = self.blocks.get(self.block_for(key))?;
-        decode(block)
-            .into_iter()
-            .find(|(found, _)| found.as_slice() == key)
-            .map(|(_, value)| value)
+        find(self.blocks.get(self.block_for(key))?, key)
     }
 
     /// Every entry in `bounds`, in key order (`reverse`: descending), up to `limit`, lazily:
@@ -177,12 +208,12 @@ impl Committed {
             (true, _) => self.blocks.len().saturating_sub(1),
         };
         let mut block_index = first_block;
-        let mut decoded: Vec<Entry> = Vec::new();
+        let mut decoded: Vec<(Vec<u8>, Range<usize>)> = Vec::new();
         let mut position = 0usize;
-        let load = |index: usize, decoded: &mut Vec<Entry>| -> bool {
+        let load = |index: usize, decoded: &mut Vec<(Vec<u8>, Range<usize>)>| -> bool {
             match self.blocks.get(index) {
                 Some(block) => {
-                    *decoded = decode(block);
+                    *decoded = decode_keys(block);
                     if reverse {
                         decoded.reverse();
                     }
@@ -254,8 +285,12 @@ impl Committed {
                 }
             };
             if take_block {
-                if let Some((key, value)) = block_entry {
-                    if !visit(key, value) {
+                if let Some((key, span)) = block_entry {
+                    let data = self
+                        .blocks
+                        .get(block_index)
+                        .map_or(&[][..], |block| &block.data[..]);
+                    if !visit(key, data.get(span.clone()).unwrap_or_default()) {
                         return;
                     }
                 }
