@@ -18,8 +18,8 @@
 //! - `v␀Type␀id␀version` (version as 20 digits, so that keys sort by version) → `P`, `U` or
 //!   `R` (created by POST, created by PUT, updated) and the resource's canonical JSON, or `D`
 //!   and the instant of the delete;
-//! - `l␀seq` and `t␀Type␀seq` → `Type␀id␀version␀instant`: the write log, for type and system
-//!   history; `m␀seq` counts the writes.
+//! - `l␀seq` → `Type␀id␀version␀instant`: the write log, for system history, and
+//!   `t␀Type␀seq` (empty: the entry is `l␀seq`'s) for type history; `m␀seq` counts the writes.
 
 use alloc::boxed::Box;
 use alloc::format;
@@ -1111,8 +1111,9 @@ impl<S: Store> Service<S> {
         }
     }
 
-    /// Notes a new version in the write log, for type and system history: `l␀seq` and
-    /// `t␀Type␀seq` → `Type␀id␀version␀instant`, with `seq` counting every write.
+    /// Notes a new version in the write log, for type and system history: `l␀seq` →
+    /// `Type␀id␀version␀instant` and `t␀Type␀seq` pointing at it, with `seq` counting every
+    /// write; and replaces the index of the version before with this one's.
     async fn log_write<T: Transaction>(
         &self,
         tx: &mut T,
@@ -1149,8 +1150,9 @@ impl<S: Store> Service<S> {
             + 1;
         let value = format!("{type_name}\0{id}\0{version}\0{instant}").into_bytes();
         let seq_text = format!("{seq:020}");
-        tx.put(key(&["l", &seq_text]), value.clone());
-        tx.put(key(&["t", type_name, &seq_text]), value);
+        tx.put(key(&["l", &seq_text]), value);
+        // The type's log points at the system log's entry (same sequence number).
+        tx.put(key(&["t", type_name, &seq_text]), Vec::new());
         tx.put(counter, format!("{seq}").into_bytes());
         Ok(())
     }
@@ -1188,8 +1190,18 @@ impl<S: Store> Service<S> {
                     break;
                 };
                 end = Some(last_key.clone());
-                for (_, value) in &page {
-                    let text = core::str::from_utf8(value).unwrap_or_default();
+                for (entry_key, value) in &page {
+                    let value = if value.is_empty() {
+                        let seq = entry_key
+                            .rsplit(|b| *b == 0)
+                            .next()
+                            .and_then(|seq| core::str::from_utf8(seq).ok())
+                            .unwrap_or_default();
+                        tx.get(&key(&["l", seq])).await?.unwrap_or_default()
+                    } else {
+                        value.clone()
+                    };
+                    let text = core::str::from_utf8(&value).unwrap_or_default();
                     let mut parts = text.split('\0');
                     let (Some(entry_type), Some(id), Some(version), Some(instant)) = (
                         parts.next(),

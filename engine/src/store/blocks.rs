@@ -19,7 +19,7 @@ type Change = (Box<[u8]>, Option<Box<[u8]>>);
 /// Entries per block when blocks are written.
 const BLOCK_ENTRIES: usize = 32;
 /// Recent changes kept apart before they are folded into the blocks.
-const RECENT_LIMIT: usize = 8192;
+const RECENT_LIMIT: usize = 4096;
 
 /// One block: its first key, for finding it, and its encoded entries.
 struct Block {
