@@ -318,14 +318,86 @@ fn index_key(type_name: &str, code: &str, value: &str, payload: &str, id: &str) 
         key.extend_from_slice(payload.as_bytes());
     }
     key.push(0);
-    key.extend_from_slice(id.as_bytes());
+    push_id(&mut key, id);
     key
 }
 
+const BASE64URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/// Writes an id into an index key: a lower-case UUID (the ids most servers and generators
+/// give, 36 characters) as `~` and its 16 bytes in 22 base64url characters; any other id as
+/// it is (FHIR ids never hold `~`, so the two cannot be confused).
+fn push_id(key: &mut Vec<u8>, id: &str) {
+    let bytes = id.as_bytes();
+    let is_uuid = bytes.len() == 36
+        && bytes.iter().enumerate().all(|(index, byte)| match index {
+            8 | 13 | 18 | 23 => *byte == b'-',
+            _ => byte.is_ascii_digit() || (b'a'..=b'f').contains(byte),
+        });
+    if !is_uuid {
+        key.extend_from_slice(bytes);
+        return;
+    }
+    let mut raw = [0u8; 16];
+    let hex = bytes.iter().filter(|byte| **byte != b'-');
+    for (index, byte) in hex.enumerate() {
+        let nibble = if byte.is_ascii_digit() {
+            byte - b'0'
+        } else {
+            byte - b'a' + 10
+        };
+        raw[index / 2] |= nibble << if index % 2 == 0 { 4 } else { 0 };
+    }
+    key.push(b'~');
+    let mut bits = 0u32;
+    let mut count = 0;
+    for byte in raw {
+        bits = (bits << 8) | u32::from(byte);
+        count += 8;
+        while count >= 6 {
+            count -= 6;
+            key.push(BASE64URL[((bits >> count) & 63) as usize]);
+        }
+    }
+    if count > 0 {
+        key.push(BASE64URL[((bits << (6 - count)) & 63) as usize]);
+    }
+}
+
+/// The id written by [`push_id`].
+pub(crate) fn read_id(text: &str) -> Option<alloc::borrow::Cow<'_, str>> {
+    let Some(encoded) = text.strip_prefix('~') else {
+        return Some(alloc::borrow::Cow::Borrowed(text));
+    };
+    let mut raw = Vec::with_capacity(16);
+    let mut bits = 0u32;
+    let mut count = 0;
+    for byte in encoded.bytes() {
+        let value = BASE64URL.iter().position(|c| *c == byte)?;
+        bits = (bits << 6) | u32::try_from(value).ok()?;
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            raw.push(((bits >> count) & 0xff) as u8);
+        }
+    }
+    if raw.len() != 16 {
+        return None;
+    }
+    let mut id = String::with_capacity(36);
+    for (index, byte) in raw.iter().enumerate() {
+        if matches!(index, 4 | 6 | 8 | 10) {
+            id.push('-');
+        }
+        id.push_str(&alloc::format!("{byte:02x}"));
+    }
+    Some(alloc::borrow::Cow::Owned(id))
+}
+
 /// The value, payload and id of an index key, after its `i␀Type␀code␀` prefix.
-fn split_index_key(rest: &[u8]) -> Option<(&str, &str, &str)> {
+fn split_index_key(rest: &[u8]) -> Option<(&str, &str, alloc::borrow::Cow<'_, str>)> {
     let split = rest.iter().rposition(|b| *b == 0)?;
-    let id = core::str::from_utf8(rest.get(split + 1..)?).ok()?;
+    let id = read_id(core::str::from_utf8(rest.get(split + 1..)?).ok()?)?;
     let text = core::str::from_utf8(rest.get(..split)?).ok()?;
     let (value, payload) = text.split_once('\u{2}').unwrap_or((text, ""));
     Some((value, payload, id))
@@ -758,7 +830,7 @@ async fn sort_keys_from_index<T: Transaction>(
         let Some((value, _, id)) = key.get(prefix.len()..).and_then(split_index_key) else {
             continue;
         };
-        if !sortable(kind, value) || !ids.contains(id) {
+        if !sortable(kind, value) || !ids.contains(id.as_ref()) {
             continue;
         }
         keys.entry(id.to_string())
@@ -926,4 +998,34 @@ pub async fn run<T: Transaction>(
         previous,
         included,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuid_ids_are_written_short_and_read_back() {
+        for id in [
+            "0b7496cb-ffc9-0874-03f4-f4841c4dfa63",
+            "00000000-0000-0000-0000-000000000000",
+            "ffffffff-ffff-ffff-ffff-ffffffffffff",
+            "0B7496CB-FFC9-0874-03F4-F4841C4DFA63",
+            "p1",
+            "a.b-c",
+            "0b7496cb-ffc9-0874-03f4-f4841c4dfa6",
+        ] {
+            let mut key = Vec::new();
+            push_id(&mut key, id);
+            let text = core::str::from_utf8(&key).unwrap_or_default();
+            assert!(!key.contains(&0));
+            assert_eq!(read_id(text).as_deref(), Some(id), "{id} as {text}");
+            if id.len() == 36 && id.bytes().all(|b| !b.is_ascii_uppercase()) {
+                assert_eq!(key.len(), 23, "{text}");
+            } else {
+                assert_eq!(text, id);
+            }
+        }
+        assert_eq!(read_id("~!!"), None);
+    }
 }

@@ -1792,3 +1792,47 @@ fn chains_with_many_targets_scan_once() {
         expected
     );
 }
+
+#[test]
+fn resources_with_uuid_ids_are_found() {
+    let s = loaded();
+    let patient = "6f1c0e3a-9b2d-4c5e-8f70-1a2b3c4d5e6f";
+    let observation = "0b7496cb-ffc9-0874-03f4-f4841c4dfa63";
+    put(
+        &s,
+        &format!("Patient/{patient}"),
+        &format!(
+            r#"{{"resourceType":"Patient","id":"{patient}",{TEXT},"gender":"female","name":[{{"family":"Uuid"}}]}}"#
+        ),
+    );
+    put(
+        &s,
+        &format!("Observation/{observation}"),
+        &format!(
+            r#"{{"resourceType":"Observation","id":"{observation}",{TEXT},"status":"final","code":{{"text":"u"}},"subject":{{"reference":"Patient/{patient}"}}}}"#
+        ),
+    );
+    assert_eq!(ids(&s, "Patient?family=uuid"), [patient]);
+    assert_eq!(
+        ids(&s, &format!("Observation?subject=Patient/{patient}")),
+        [observation]
+    );
+    let bundle = json(&call(
+        &s,
+        "GET",
+        &format!("Patient?_id={patient}&_revinclude=Observation:subject"),
+        "",
+    ));
+    let included: Vec<&str> = bundle["entry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["search"]["mode"] == "include")
+        .filter_map(|e| e["resource"]["id"].as_str())
+        .collect();
+    assert_eq!(included, [observation]);
+    assert_eq!(
+        ids(&s, "Patient?_has:Observation:subject:code:text=u"),
+        [patient]
+    );
+}

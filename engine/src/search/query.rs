@@ -1306,6 +1306,7 @@ pub(crate) async fn includes<T: Transaction>(
                         if let Some(source_id) = key
                             .get(prefix.len()..)
                             .and_then(|rest| core::str::from_utf8(rest).ok())
+                            .and_then(super::read_id)
                         {
                             next.push((include.source.clone(), source_id.to_string()));
                         }
