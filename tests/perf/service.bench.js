@@ -4,7 +4,7 @@
 // `hearth serve` requests per second over HTTP on 127.0.0.1. Run with `make bench`.
 //
 // The data: 1,000 patients made from the Synthea patients in the corpus (each copy gets its own
-// ids, a family name with a number, and a birth date shifted by whole years), each with its
+// random-looking UUIDs as ids, a family name with a number, and a birth date shifted by whole years), each with its
 // first Encounters, Conditions and Observations with a quantity, and 20 Organizations.
 //
 // Every query's matches are compared; a query where the two disagree (a feature one of them
@@ -70,17 +70,36 @@ function relink(resource, map) {
   return walk(resource);
 }
 
+// Ids as servers give them: random-looking UUIDs (the same on every run).
+let seed = 0x9e3779b9;
+const hex32 = () => {
+  seed ^= seed << 13;
+  seed >>>= 0;
+  seed ^= seed >>> 17;
+  seed ^= seed << 5;
+  seed >>>= 0;
+  return seed.toString(16).padStart(8, "0");
+};
+const uuids = new Map();
+const uuid = (name) => {
+  if (!uuids.has(name)) {
+    const h = hex32() + hex32() + hex32() + hex32();
+    uuids.set(name, `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-8${h.slice(17, 20)}-${h.slice(20, 32)}`);
+  }
+  return uuids.get(name);
+};
+
 const resources = [];
 for (let o = 0; o < 20; o += 1) {
-  resources.push({ resourceType: "Organization", id: `org${o}`, name: `Clinic ${o}`, identifier: [{ system: "urn:bench:org", value: `${o}` }] });
+  resources.push({ resourceType: "Organization", id: uuid(`org${o}`), name: `Clinic ${o}`, identifier: [{ system: "urn:bench:org", value: `${o}` }] });
 }
 for (let i = 0; i < PATIENTS; i += 1) {
   const template = templates[i % templates.length];
-  const pid = `pat${i}`;
+  const pid = uuid(`pat${i}`);
   const ids = new Map([[`urn:uuid:${template.patient.id}`, `Patient/${pid}`]]);
   const map = (reference) => {
     if (ids.has(reference)) return ids.get(reference);
-    if (reference.startsWith("Organization?") || reference.startsWith("Organization/")) return `Organization/org${i % 20}`;
+    if (reference.startsWith("Organization?") || reference.startsWith("Organization/")) return `Organization/${uuid(`org${i % 20}`)}`;
     return undefined; // practitioners and locations are not part of this data set
   };
   const patient = relink(template.patient, map);
@@ -90,14 +109,14 @@ for (let i = 0; i < PATIENTS; i += 1) {
     const shifted = Number(patient.birthDate.slice(0, 4)) - (i % 40);
     patient.birthDate = `${shifted}${patient.birthDate.slice(4)}`.replace("-02-29", "-02-28");
   }
-  patient.managingOrganization = { reference: `Organization/org${i % 20}` };
+  patient.managingOrganization = { reference: `Organization/${uuid(`org${i % 20}`)}` };
   delete patient.text;
   resources.push(patient);
-  template.encounters.forEach((encounter, k) => ids.set(`urn:uuid:${encounter.id}`, `Encounter/enc${i}-${k}`));
+  template.encounters.forEach((encounter, k) => ids.set(`urn:uuid:${encounter.id}`, `Encounter/${uuid(`enc${i}-${k}`)}`));
   for (const [list, prefix] of [[template.encounters, "enc"], [template.conditions, "cond"], [template.observations, "obs"]]) {
     list.forEach((resource, k) => {
       const copy = relink(resource, map);
-      copy.id = `${prefix}${i}-${k}`;
+      copy.id = uuid(`${prefix}${i}-${k}`);
       delete copy.text;
       resources.push(copy);
     });
@@ -107,7 +126,7 @@ const texts = resources.map((resource) => JSON.stringify(resource));
 const jsonBytes = texts.reduce((sum, text) => sum + Buffer.byteLength(text), 0);
 
 // Values that exist in the data, for the queries.
-const sampleFamily = resources.find((r) => r.resourceType === "Patient" && r.id === "pat17").name[0].family;
+const sampleFamily = resources.find((r) => r.resourceType === "Patient" && r.id === uuid("pat17")).name[0].family;
 const loincs = new Map();
 for (const r of resources) {
   if (r.resourceType === "Observation") {
@@ -132,10 +151,10 @@ const queries = [
   ["token", `Observation?code=http://loinc.org|${commonLoinc}&_count=1000`],
   ["date range", `Observation?date=ge${busyMonth}-01&date=lt${nextMonth}-01&_count=1000`],
   ["quantity", "Observation?value-quantity=gt80|http://unitsofmeasure.org|kg&_count=1000"],
-  ["reference", "Observation?subject=Patient/pat17&_count=1000"],
+  ["reference", `Observation?subject=Patient/${uuid("pat17")}&_count=1000`],
   ["chain", `Observation?subject:Patient.family=${sampleFamily}&_count=1000`],
   ["_has", `Patient?_has:Observation:subject:code=${rareLoinc}&_count=1000`],
-  ["_include", "Observation?subject=Patient/pat42&_include=Observation:subject&_count=1000"],
+  ["_include", `Observation?subject=Patient/${uuid("pat42")}&_include=Observation:subject&_count=1000`],
   ["_sort", "Patient?_sort=birthdate&_count=20"],
   ["_count", "Observation?_count=10"],
   ["token, Condition", `Condition?code=${conditionCode}&_count=1000`],

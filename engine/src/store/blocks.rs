@@ -16,15 +16,28 @@ use super::Entry;
 /// A recent change: the key, and its new value or `None` for a deletion.
 type Change = (Box<[u8]>, Option<Box<[u8]>>);
 
-/// Entries per block when blocks are written.
-const BLOCK_ENTRIES: usize = 32;
+/// Most entries in a block: a block that grows past it is split in blocks of about
+/// [`BLOCK_ENTRIES`].
+const MAX_BLOCK_ENTRIES: usize = 64;
+/// Entries per block when a block is split.
+const BLOCK_ENTRIES: usize = 48;
 /// Recent changes kept apart before they are folded into the blocks.
 const RECENT_LIMIT: usize = 4096;
 
-/// One block: its first key, for finding it, and its encoded entries.
+/// One block: its encoded entries (the first entry's key is written whole, so the block's
+/// first key is read from its data).
 struct Block {
-    first: Box<[u8]>,
     data: Box<[u8]>,
+}
+
+impl Block {
+    /// The block's first key.
+    fn first(&self) -> &[u8] {
+        let mut at = 0;
+        let _shared = read_varint(&self.data, &mut at);
+        let len = read_varint(&self.data, &mut at);
+        self.data.get(at..at + len).unwrap_or_default()
+    }
 }
 
 /// Committed keys and values.
@@ -82,15 +95,27 @@ fn encode(entries: &[Entry]) -> Block {
         previous = key;
     }
     Block {
-        first: entries
-            .first()
-            .map(|(key, _)| key.clone().into_boxed_slice())
-            .unwrap_or_default(),
         data: data.into_boxed_slice(),
     }
 }
 
 /// A block's keys, each with where its value lies in the block's data.
+/// Writes `entries` as one block, or, past [`MAX_BLOCK_ENTRIES`], as blocks of even size.
+fn push_blocks(entries: &[Entry], blocks: &mut Vec<Block>) {
+    if entries.is_empty() {
+        return;
+    }
+    let parts = if entries.len() <= MAX_BLOCK_ENTRIES {
+        1
+    } else {
+        entries.len().div_ceil(BLOCK_ENTRIES)
+    };
+    let size = entries.len().div_ceil(parts);
+    for chunk in entries.chunks(size) {
+        blocks.push(encode(chunk));
+    }
+}
+
 fn decode_keys(block: &Block) -> Vec<(Vec<u8>, Range<usize>)> {
     let data = &block.data;
     let mut entries = Vec::new();
@@ -171,7 +196,7 @@ impl Committed {
     /// The index of the block that holds (or would hold) `key`.
     fn block_for(&self, key: &[u8]) -> usize {
         self.blocks
-            .partition_point(|block| &*block.first <= key)
+            .partition_point(|block| block.first() <= key)
             .saturating_sub(1)
     }
 
@@ -322,7 +347,7 @@ impl Committed {
     fn fold(&mut self) {
         let recent = core::mem::take(&mut self.recent);
         let old = core::mem::take(&mut self.blocks);
-        let firsts: Vec<Box<[u8]>> = old.iter().map(|block| block.first.clone()).collect();
+        let firsts: Vec<Box<[u8]>> = old.iter().map(|block| Box::from(block.first())).collect();
         let mut changes = recent.into_iter().peekable();
         let mut blocks: Vec<Block> = Vec::with_capacity(old.len() + 1);
         for (index, block) in old.into_iter().enumerate() {
@@ -367,17 +392,13 @@ impl Committed {
                     merged.push((key.into_vec(), value.into_vec()));
                 }
             }
-            for chunk in merged.chunks(BLOCK_ENTRIES) {
-                blocks.push(encode(chunk));
-            }
+            push_blocks(&merged, &mut blocks);
         }
         // Without blocks before, every change is new.
         let rest: Vec<Entry> = changes
             .filter_map(|(key, value)| value.map(|value| (key.into_vec(), value.into_vec())))
             .collect();
-        for chunk in rest.chunks(BLOCK_ENTRIES) {
-            blocks.push(encode(chunk));
-        }
+        push_blocks(&rest, &mut blocks);
         self.blocks = blocks;
     }
 
