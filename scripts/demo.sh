@@ -10,8 +10,8 @@ corpus="${HEARTH_CORPUS:-../shared/corpus}/synthea"
 if [ ! -f "$data/hearth.sqlite" ]; then
   if [ -d "$corpus" ]; then
     echo "[demo] loading the Synthea patients into $data"
-    # Provider bundles use conditional creates, which need search: those entries are reported
-    # and passed over.
+    # Provider bundles create practitioners and organizations conditionally (ifNoneExist):
+    # each is stored once.
     node npm/bin/hearth.js import --data "$data" "$corpus" || true
   else
     echo "[demo] no Synthea corpus at $corpus: the FHIR endpoint starts empty"

@@ -1538,10 +1538,29 @@ impl<S: Store> Service<S> {
         if let Err(err) = self.ensure_registry().await {
             return store_error(&err);
         }
+        match self.reindex_types(&types).await {
+            Ok(count) => Response::outcome(
+                200,
+                &OperationOutcome {
+                    issues: alloc::vec![crate::outcome::Issue {
+                        severity: Severity::Information,
+                        code: IssueType::Informational,
+                        diagnostics: format!("{count} resources indexed again"),
+                        expression: Vec::new(),
+                        position: None,
+                    }],
+                },
+            ),
+            Err(err) => store_error(&err),
+        }
+    }
+
+    /// Indexes every current resource of `types` again, in one transaction; how many.
+    pub(super) async fn reindex_types(&self, types: &[&str]) -> Result<usize, StoreError> {
         let result = async {
             let mut tx = self.store.begin(true).await?;
             let mut count = 0usize;
-            for type_name in types {
+            for type_name in types.iter().copied() {
                 crate::search::clear_index(&mut tx, type_name).await?;
                 for id in crate::search::current_ids(&mut tx, type_name).await? {
                     let Some(json) = crate::search::load_json(&mut tx, type_name, &id).await?
@@ -1557,25 +1576,17 @@ impl<S: Store> Service<S> {
                     count += 1;
                 }
             }
+            if types.len() > 1 {
+                tx.put(
+                    crate::search::INDEX_FORMAT_KEY.to_vec(),
+                    crate::search::INDEX_FORMAT.as_bytes().to_vec(),
+                );
+            }
             tx.commit().await?;
             Ok::<_, StoreError>(count)
         }
         .await;
-        match result {
-            Ok(count) => Response::outcome(
-                200,
-                &OperationOutcome {
-                    issues: alloc::vec![crate::outcome::Issue {
-                        severity: Severity::Information,
-                        code: IssueType::Informational,
-                        diagnostics: format!("{count} resources indexed again"),
-                        expression: Vec::new(),
-                        position: None,
-                    }],
-                },
-            ),
-            Err(err) => store_error(&err),
-        }
+        result
     }
 
     /// The search parameters in force now.

@@ -403,6 +403,12 @@ fn split_index_key(rest: &[u8]) -> Option<(&str, &str, alloc::borrow::Cow<'_, st
     Some((value, payload, id))
 }
 
+/// The store key naming the index layout a store was indexed with.
+pub const INDEX_FORMAT_KEY: &[u8] = b"m\0index";
+/// The index layout written by this version: a store with another is indexed again when a
+/// service opens it.
+pub const INDEX_FORMAT: &str = "2";
+
 /// Index values: (parameter code, encoded value, payload).
 pub(crate) type Entries = Vec<(String, String, String)>;
 

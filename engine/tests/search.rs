@@ -1836,3 +1836,33 @@ fn resources_with_uuid_ids_are_found() {
         [patient]
     );
 }
+
+#[test]
+fn a_store_indexed_by_another_layout_is_indexed_again_when_opened() {
+    let first = loaded();
+    let store = MemoryStore::new();
+    hearth_engine::store::block_on(async {
+        use hearth_engine::store::{KeyRange, Store, Transaction};
+        let mut from = first
+            .store()
+            .begin(false)
+            .await
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let mut to = store.begin(true).await.unwrap_or_else(|e| panic!("{e:?}"));
+        for (key, value) in from
+            .scan(&KeyRange::prefix(b""), usize::MAX, false)
+            .await
+            .unwrap_or_default()
+        {
+            // An older store: no index, no layout mark.
+            if !key.starts_with(b"i\0") && key.as_slice() != hearth_engine::search::INDEX_FORMAT_KEY
+            {
+                to.put(key, value);
+            }
+        }
+        to.commit().await.unwrap_or_else(|e| panic!("{e:?}"));
+    });
+    let second = Service::new(store, Box::new(FixedClock), Box::<Counter>::default(), BASE);
+    assert_eq!(ids(&second, "Patient?family=muller"), ["p1", "p2"]);
+    assert_eq!(ids(&second, "Observation?subject=p2"), ["ob3", "ob4"]);
+}

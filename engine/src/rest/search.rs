@@ -183,6 +183,17 @@ impl<S: Store> Service<S> {
         }
         *self.search.borrow_mut() = alloc::rc::Rc::new(registry);
         self.search_ready.set(true);
+        // A store written by a version of Hearth whose index keys differ is indexed again.
+        let format = tx.get(search::INDEX_FORMAT_KEY).await?;
+        drop(tx);
+        if format.as_deref() != Some(search::INDEX_FORMAT.as_bytes()) {
+            let types: Vec<&'static str> = crate::model::TYPES
+                .iter()
+                .filter(|def| def.is_concrete_resource())
+                .map(|def| def.name)
+                .collect();
+            self.reindex_types(&types).await?;
+        }
         Ok(())
     }
 
