@@ -454,13 +454,15 @@ impl<S: Store> Service<S> {
                 json_escape(&link(None))
             ),
         ];
-        if let Some(previous) = &found.previous {
+        // A count has no pages.
+        let paged = query.summary != Some(Summary::Count);
+        if let Some(previous) = found.previous.as_ref().filter(|_| paged) {
             links.push(format!(
                 r#"{{"relation":"previous","url":"{}"}}"#,
                 json_escape(&link(Some(format!("p{previous}"))))
             ));
         }
-        if let Some(next) = &found.next {
+        if let Some(next) = found.next.as_ref().filter(|_| paged) {
             links.push(format!(
                 r#"{{"relation":"next","url":"{}"}}"#,
                 json_escape(&link(Some(format!("n{next}"))))
