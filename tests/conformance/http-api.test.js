@@ -4,25 +4,11 @@
 // concurrent writes and transaction atomicity. Prints pass/fail/skip counts by group.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { NPM_DIR, artifactPath } from "../lib/paths.js";
-
-function serve(dir) {
-  const child = spawn(process.execPath, [`${NPM_DIR}/bin/hearth.js`, "serve", "--port", "0", "--data", dir], { stdio: ["ignore", "pipe", "pipe"] });
-  return new Promise((resolve, reject) => {
-    let output = "";
-    child.stdout.on("data", (chunk) => {
-      output += chunk;
-      const match = /FHIR R4 API at (http:\/\/127\.0\.0\.1:\d+\/fhir)/.exec(output);
-      if (match) resolve({ child, base: match[1] });
-    });
-    child.stderr.on("data", (chunk) => (output += chunk));
-    child.once("exit", (code) => reject(new Error(`hearth serve exited with ${code}: ${output}`)));
-  });
-}
+import { artifactPath } from "../lib/paths.js";
+import { serve } from "../lib/serve.js";
 
 const TEXT = { status: "generated", div: '<div xmlns="http://www.w3.org/1999/xhtml">x</div>' };
 const LOINC = "http://loinc.org";

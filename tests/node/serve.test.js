@@ -2,35 +2,12 @@
 // headers and errors, and a kill in the middle of a stream of writes.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FhirService } from "hearth-fhir";
 import { NPM_DIR } from "../lib/paths.js";
-
-/** Starts `hearth serve` on a free port; resolves with the process and the base URL. */
-function serve(dir) {
-  const child = spawn(process.execPath, [`${NPM_DIR}/bin/hearth.js`, "serve", "--port", "0", "--data", dir], { stdio: ["ignore", "pipe", "pipe"] });
-  return new Promise((resolve, reject) => {
-    let output = "";
-    child.stdout.on("data", (chunk) => {
-      output += chunk;
-      const match = /FHIR R4 API at (http:\/\/127\.0\.0\.1:\d+\/fhir)/.exec(output);
-      if (match) resolve({ child, base: match[1] });
-    });
-    child.stderr.on("data", (chunk) => (output += chunk));
-    child.once("exit", (code) => reject(new Error(`hearth serve exited with ${code}: ${output}`)));
-  });
-}
-
-function stop(child) {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve();
-    child.once("exit", resolve);
-    child.kill("SIGKILL");
-  });
-}
+import { serve, stop } from "../lib/serve.js";
 
 const patient = (extra = {}) => JSON.stringify({ resourceType: "Patient", name: [{ family: "Ng" }], ...extra });
 

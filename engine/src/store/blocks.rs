@@ -99,7 +99,6 @@ fn encode(entries: &[Entry]) -> Block {
     }
 }
 
-/// A block's keys, each with where its value lies in the block's data.
 /// Writes `entries` as one block, or, past [`MAX_BLOCK_ENTRIES`], as blocks of even size.
 fn push_blocks(entries: &[Entry], blocks: &mut Vec<Block>) {
     if entries.is_empty() {
@@ -116,9 +115,10 @@ fn push_blocks(entries: &[Entry], blocks: &mut Vec<Block>) {
     }
 }
 
-fn decode_keys(block: &Block) -> Vec<(Vec<u8>, Range<usize>)> {
+/// Walks a block's entries in order: `visit` gets each key and where its value lies in the
+/// block's data, and returns false to stop.
+fn walk(block: &Block, visit: &mut dyn FnMut(&[u8], Range<usize>) -> bool) {
     let data = &block.data;
-    let mut entries = Vec::new();
     let mut at = 0;
     let mut key: Vec<u8> = Vec::new();
     while at < data.len() {
@@ -128,9 +128,20 @@ fn decode_keys(block: &Block) -> Vec<(Vec<u8>, Range<usize>)> {
         key.extend_from_slice(data.get(at..at + rest).unwrap_or_default());
         at += rest;
         let value_len = read_varint(data, &mut at);
-        entries.push((key.clone(), at..at + value_len));
+        if !visit(&key, at..at + value_len) {
+            return;
+        }
         at += value_len;
     }
+}
+
+/// A block's keys, each with where its value lies in the block's data.
+fn decode_keys(block: &Block) -> Vec<(Vec<u8>, Range<usize>)> {
+    let mut entries = Vec::new();
+    walk(block, &mut |key, span| {
+        entries.push((key.to_vec(), span));
+        true
+    });
     entries
 }
 
@@ -147,26 +158,17 @@ fn decode(block: &Block) -> Vec<Entry> {
 
 /// The value at `wanted` in a block, read without decoding the other values.
 fn find(block: &Block, wanted: &[u8]) -> Option<Vec<u8>> {
-    let data = &block.data;
-    let mut at = 0;
-    let mut key: Vec<u8> = Vec::new();
-    while at < data.len() {
-        let shared = read_varint(data, &mut at);
-        let rest = read_varint(data, &mut at);
-        key.truncate(shared);
-        key.extend_from_slice(data.get(at..at + rest).unwrap_or_default());
-        at += rest;
-        let value_len = read_varint(data, &mut at);
-        match key.as_slice().cmp(wanted) {
-            core::cmp::Ordering::Equal => {
-                return data.get(at..at + value_len).map(<[u8]>::to_vec);
-            }
-            // Keys are sorted: past it, it is not there.
-            core::cmp::Ordering::Greater => return None,
-            core::cmp::Ordering::Less => at += value_len,
+    let mut found = None;
+    walk(block, &mut |key, span| match key.cmp(wanted) {
+        core::cmp::Ordering::Less => true,
+        core::cmp::Ordering::Equal => {
+            found = block.data.get(span).map(<[u8]>::to_vec);
+            false
         }
-    }
-    None
+        // Keys are sorted: past it, it is not there.
+        core::cmp::Ordering::Greater => false,
+    });
+    found
 }
 
 fn within(key: &[u8], bounds: &(Bound<&[u8]>, Bound<&[u8]>)) -> bool {
