@@ -2,9 +2,11 @@
 //! index keys made for range scans, the parameter types and modifiers, chaining, reverse
 //! chaining, and a planner that starts from the most selective parameter.
 //!
-//! Storage layout, beside the REST handler's (see [`crate::rest`]): `i␀Type␀code␀value␀id` →
-//! payload, one key per index value of a current resource ([`index`] says how values are
-//! encoded). An update or delete reads the version it replaces again to know which keys to
+//! Storage layout, beside the REST handler's (see [`crate::rest`]): `i␀Type␀code␀value␀row`,
+//! one key per index value of a current resource ([`index`] says how values are encoded), where
+//! `row` is the resource's row number: `r␀Type␀id` → row and `n␀Type␀row` → id, allocated from
+//! `m␀row` when a resource is first indexed (ids are often 36-character UUIDs; rows are a few
+//! characters). An update or delete reads the version it replaces again to know which keys to
 //! remove, so the index keeps no second copy of each resource's values.
 //!
 //! **Invariant:** the index always describes the current versions: it is written in the same
@@ -301,12 +303,12 @@ impl<'r> Resolver<'r> for Stubs<'r> {
 }
 
 /// Key of an index entry.
-/// Key of an index entry: `i␀Type␀code␀value␀id`, or `i␀Type␀code␀value␂payload␀id` when
+/// Key of an index entry: `i␀Type␀code␀value␀row`, or `i␀Type␀code␀value␂payload␀row` when
 /// there is a payload (so that two values that encode alike but differ as written, `Smith` and
-/// `SMITH`, keep one key each).
-fn index_key(type_name: &str, code: &str, value: &str, payload: &str, id: &str) -> Vec<u8> {
+/// `SMITH`, keep one key each); `row` is the resource's row number (see [`row_of`]).
+fn index_key(type_name: &str, code: &str, value: &str, payload: &str, row: &str) -> Vec<u8> {
     let mut key = Vec::with_capacity(
-        type_name.len() + code.len() + value.len() + payload.len() + id.len() + 6,
+        type_name.len() + code.len() + value.len() + payload.len() + row.len() + 6,
     );
     for part in ["i", type_name, code] {
         key.extend_from_slice(part.as_bytes());
@@ -318,86 +320,14 @@ fn index_key(type_name: &str, code: &str, value: &str, payload: &str, id: &str) 
         key.extend_from_slice(payload.as_bytes());
     }
     key.push(0);
-    push_id(&mut key, id);
+    key.extend_from_slice(row.as_bytes());
     key
 }
 
-const BASE64URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-/// Writes an id into an index key: a lower-case UUID (the ids most servers and generators
-/// give, 36 characters) as `~` and its 16 bytes in 22 base64url characters; any other id as
-/// it is (FHIR ids never hold `~`, so the two cannot be confused).
-fn push_id(key: &mut Vec<u8>, id: &str) {
-    let bytes = id.as_bytes();
-    let is_uuid = bytes.len() == 36
-        && bytes.iter().enumerate().all(|(index, byte)| match index {
-            8 | 13 | 18 | 23 => *byte == b'-',
-            _ => byte.is_ascii_digit() || (b'a'..=b'f').contains(byte),
-        });
-    if !is_uuid {
-        key.extend_from_slice(bytes);
-        return;
-    }
-    let mut raw = [0u8; 16];
-    let hex = bytes.iter().filter(|byte| **byte != b'-');
-    for (index, byte) in hex.enumerate() {
-        let nibble = if byte.is_ascii_digit() {
-            byte - b'0'
-        } else {
-            byte - b'a' + 10
-        };
-        raw[index / 2] |= nibble << if index % 2 == 0 { 4 } else { 0 };
-    }
-    key.push(b'~');
-    let mut bits = 0u32;
-    let mut count = 0;
-    for byte in raw {
-        bits = (bits << 8) | u32::from(byte);
-        count += 8;
-        while count >= 6 {
-            count -= 6;
-            key.push(BASE64URL[((bits >> count) & 63) as usize]);
-        }
-    }
-    if count > 0 {
-        key.push(BASE64URL[((bits << (6 - count)) & 63) as usize]);
-    }
-}
-
-/// The id written by [`push_id`].
-pub(crate) fn read_id(text: &str) -> Option<alloc::borrow::Cow<'_, str>> {
-    let Some(encoded) = text.strip_prefix('~') else {
-        return Some(alloc::borrow::Cow::Borrowed(text));
-    };
-    let mut raw = Vec::with_capacity(16);
-    let mut bits = 0u32;
-    let mut count = 0;
-    for byte in encoded.bytes() {
-        let value = BASE64URL.iter().position(|c| *c == byte)?;
-        bits = (bits << 6) | u32::try_from(value).ok()?;
-        count += 6;
-        if count >= 8 {
-            count -= 8;
-            raw.push(((bits >> count) & 0xff) as u8);
-        }
-    }
-    if raw.len() != 16 {
-        return None;
-    }
-    let mut id = String::with_capacity(36);
-    for (index, byte) in raw.iter().enumerate() {
-        if matches!(index, 4 | 6 | 8 | 10) {
-            id.push('-');
-        }
-        id.push_str(&alloc::format!("{byte:02x}"));
-    }
-    Some(alloc::borrow::Cow::Owned(id))
-}
-
-/// The value, payload and id of an index key, after its `i␀Type␀code␀` prefix.
-fn split_index_key(rest: &[u8]) -> Option<(&str, &str, alloc::borrow::Cow<'_, str>)> {
+/// The value, payload and row number of an index key, after its `i␀Type␀code␀` prefix.
+fn split_index_key(rest: &[u8]) -> Option<(&str, &str, &str)> {
     let split = rest.iter().rposition(|b| *b == 0)?;
-    let id = read_id(core::str::from_utf8(rest.get(split + 1..)?).ok()?)?;
+    let id = core::str::from_utf8(rest.get(split + 1..)?).ok()?;
     let text = core::str::from_utf8(rest.get(..split)?).ok()?;
     let (value, payload) = text.split_once('\u{2}').unwrap_or((text, ""));
     Some((value, payload, id))
@@ -407,7 +337,7 @@ fn split_index_key(rest: &[u8]) -> Option<(&str, &str, alloc::borrow::Cow<'_, st
 pub const INDEX_FORMAT_KEY: &[u8] = b"m\0index";
 /// The index layout written by this version: a store with another is indexed again when a
 /// service opens it.
-pub const INDEX_FORMAT: &str = "2";
+pub const INDEX_FORMAT: &str = "3";
 
 /// Index values: (parameter code, encoded value, payload).
 pub(crate) type Entries = Vec<(String, String, String)>;
@@ -442,15 +372,21 @@ pub async fn write_index<T: Transaction>(
     old: &Entries,
     new: &Entries,
 ) -> Result<(), StoreError> {
+    if old.is_empty() && new.is_empty() {
+        return Ok(());
+    }
+    let Some(row) = row_of(tx, type_name, id, !new.is_empty()).await? else {
+        return Ok(());
+    };
     let keep: BTreeSet<&(String, String, String)> = new.iter().collect();
     for entry in old {
         if !keep.contains(entry) {
             let (code, value, payload) = entry;
-            tx.delete(index_key(type_name, code, value, payload, id));
+            tx.delete(index_key(type_name, code, value, payload, &row));
         }
     }
     for (code, value, payload) in new {
-        tx.put(index_key(type_name, code, value, payload, id), Vec::new());
+        tx.put(index_key(type_name, code, value, payload, &row), Vec::new());
     }
     Ok(())
 }
@@ -552,7 +488,7 @@ async fn scan_clause<T: Transaction>(
                 }
             }
         }
-        return Ok(Some(ids));
+        return ids_of(tx, type_name, ids).await.map(Some);
     }
     for alt in alts {
         let prefix = alloc::format!("i\0{type_name}\0{}\0", alt.code).into_bytes();
@@ -589,7 +525,82 @@ async fn scan_clause<T: Transaction>(
             }
         }
     }
-    Ok(Some(ids))
+    ids_of(tx, type_name, ids).await.map(Some)
+}
+
+/// The key of a resource's row number, the short name its index keys carry.
+fn row_key(type_name: &str, id: &str) -> Vec<u8> {
+    alloc::format!("r\0{type_name}\0{id}").into_bytes()
+}
+
+/// The key of the id a row number stands for.
+fn row_id_key(type_name: &str, row: &str) -> Vec<u8> {
+    alloc::format!("n\0{type_name}\0{row}").into_bytes()
+}
+
+/// The row number of `type_name/id` (base 36 text of a store-wide counter): index keys end
+/// with it rather than with the id, which is often a 36-character UUID. With `allocate`, a
+/// resource without one is given the next.
+async fn row_of<T: Transaction>(
+    tx: &mut T,
+    type_name: &str,
+    id: &str,
+    allocate: bool,
+) -> Result<Option<String>, StoreError> {
+    if let Some(row) = tx.get(&row_key(type_name, id)).await? {
+        return Ok(String::from_utf8(row).ok());
+    }
+    if !allocate {
+        return Ok(None);
+    }
+    let counter = b"m\0row";
+    let next = tx
+        .get(counter)
+        .await?
+        .and_then(|value| core::str::from_utf8(&value).ok()?.parse::<u64>().ok())
+        .unwrap_or(0)
+        + 1;
+    tx.put(counter.to_vec(), alloc::format!("{next}").into_bytes());
+    let mut row = Vec::new();
+    let mut rest = next;
+    while rest > 0 {
+        row.push(b"0123456789abcdefghijklmnopqrstuvwxyz"[(rest % 36) as usize]);
+        rest /= 36;
+    }
+    row.reverse();
+    let row = String::from_utf8(row).unwrap_or_default();
+    tx.put(row_key(type_name, id), row.clone().into_bytes());
+    tx.put(row_id_key(type_name, &row), id.as_bytes().to_vec());
+    Ok(Some(row))
+}
+
+/// The ids that row numbers stand for.
+async fn ids_of<T: Transaction>(
+    tx: &mut T,
+    type_name: &str,
+    rows: BTreeSet<String>,
+) -> Result<BTreeSet<String>, StoreError> {
+    let mut ids = BTreeSet::new();
+    for row in rows {
+        if let Some(id) = tx.get(&row_id_key(type_name, &row)).await? {
+            if let Ok(id) = String::from_utf8(id) {
+                ids.insert(id);
+            }
+        }
+    }
+    Ok(ids)
+}
+
+/// The id one row number stands for.
+pub(crate) async fn id_of<T: Transaction>(
+    tx: &mut T,
+    type_name: &str,
+    row: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(tx
+        .get(&row_id_key(type_name, row))
+        .await?
+        .and_then(|id| String::from_utf8(id).ok()))
 }
 
 fn intersect(a: BTreeSet<String>, b: &BTreeSet<String>) -> BTreeSet<String> {
@@ -827,6 +838,12 @@ async fn sort_keys_from_index<T: Transaction>(
     descending: bool,
     ids: &BTreeSet<String>,
 ) -> Result<BTreeMap<String, String>, StoreError> {
+    let mut rows: BTreeMap<String, &String> = BTreeMap::new();
+    for id in ids {
+        if let Some(row) = row_of(tx, type_name, id, false).await? {
+            rows.insert(row, id);
+        }
+    }
     let prefix = alloc::format!("i\0{type_name}\0{code}\0").into_bytes();
     let entries = tx
         .scan(&KeyRange::prefix(&prefix), usize::MAX, descending)
@@ -836,10 +853,13 @@ async fn sort_keys_from_index<T: Transaction>(
         let Some((value, _, id)) = key.get(prefix.len()..).and_then(split_index_key) else {
             continue;
         };
-        if !sortable(kind, value) || !ids.contains(id.as_ref()) {
+        let Some(id) = rows.get(id) else {
+            continue;
+        };
+        if !sortable(kind, value) {
             continue;
         }
-        keys.entry(id.to_string())
+        keys.entry((*id).clone())
             .or_insert_with(|| value.to_string());
     }
     Ok(keys)
@@ -1004,34 +1024,4 @@ pub async fn run<T: Transaction>(
         previous,
         included,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn uuid_ids_are_written_short_and_read_back() {
-        for id in [
-            "0b7496cb-ffc9-0874-03f4-f4841c4dfa63",
-            "00000000-0000-0000-0000-000000000000",
-            "ffffffff-ffff-ffff-ffff-ffffffffffff",
-            "0B7496CB-FFC9-0874-03F4-F4841C4DFA63",
-            "p1",
-            "a.b-c",
-            "0b7496cb-ffc9-0874-03f4-f4841c4dfa6",
-        ] {
-            let mut key = Vec::new();
-            push_id(&mut key, id);
-            let text = core::str::from_utf8(&key).unwrap_or_default();
-            assert!(!key.contains(&0));
-            assert_eq!(read_id(text).as_deref(), Some(id), "{id} as {text}");
-            if id.len() == 36 && id.bytes().all(|b| !b.is_ascii_uppercase()) {
-                assert_eq!(key.len(), 23, "{text}");
-            } else {
-                assert_eq!(text, id);
-            }
-        }
-        assert_eq!(read_id("~!!"), None);
-    }
 }

@@ -1303,12 +1303,14 @@ pub(crate) async fn includes<T: Transaction>(
                         )
                         .await?;
                     for (key, _) in entries {
-                        if let Some(source_id) = key
+                        let Some(row) = key
                             .get(prefix.len()..)
                             .and_then(|rest| core::str::from_utf8(rest).ok())
-                            .and_then(super::read_id)
-                        {
-                            next.push((include.source.clone(), source_id.to_string()));
+                        else {
+                            continue;
+                        };
+                        if let Some(source_id) = super::id_of(tx, &include.source, row).await? {
+                            next.push((include.source.clone(), source_id));
                         }
                     }
                 }
