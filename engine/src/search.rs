@@ -388,6 +388,11 @@ pub async fn write_index<T: Transaction>(
     for (code, value, payload) in new {
         tx.put(index_key(type_name, code, value, payload, &row), Vec::new());
     }
+    if new.is_empty() {
+        // Gone: its row number goes too (a resource created again gets a new one).
+        tx.delete(row_key(type_name, id));
+        tx.delete(row_id_key(type_name, &row));
+    }
     Ok(())
 }
 
@@ -488,7 +493,7 @@ async fn scan_clause<T: Transaction>(
                 }
             }
         }
-        return ids_of(tx, type_name, ids).await.map(Some);
+        return Ok(Some(ids));
     }
     for alt in alts {
         let prefix = alloc::format!("i\0{type_name}\0{}\0", alt.code).into_bytes();
@@ -525,7 +530,31 @@ async fn scan_clause<T: Transaction>(
             }
         }
     }
-    ids_of(tx, type_name, ids).await.map(Some)
+    Ok(Some(ids))
+}
+
+/// Orders row numbers as the numbers they are (shorter first, then by digits).
+fn row_order(a: &str, b: &str) -> core::cmp::Ordering {
+    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+}
+
+/// Rows of the current resources of a type.
+async fn current_rows<T: Transaction>(
+    tx: &mut T,
+    type_name: &str,
+) -> Result<BTreeSet<String>, StoreError> {
+    let prefix = alloc::format!("n\0{type_name}\0").into_bytes();
+    let entries = tx
+        .scan(&KeyRange::prefix(&prefix), usize::MAX, false)
+        .await?;
+    Ok(entries
+        .into_iter()
+        .filter_map(|(key, _)| {
+            core::str::from_utf8(key.get(prefix.len()..)?)
+                .ok()
+                .map(ToString::to_string)
+        })
+        .collect())
 }
 
 /// The key of a resource's row number, the short name its index keys carry.
@@ -653,12 +682,37 @@ pub(crate) fn matching_ids<'f, T: Transaction>(
 ) -> core::pin::Pin<Box<dyn core::future::Future<Output = Result<BTreeSet<String>, StoreError>> + 'f>>
 {
     Box::pin(async move {
+        let rows = matching_rows(tx, context, type_name, clauses).await?;
+        ids_of(tx, type_name, rows).await
+    })
+}
+
+/// The rows of `type_name` matching every clause: the planner works on row numbers, and only
+/// the results shown are turned into ids.
+pub(crate) fn matching_rows<'f, T: Transaction>(
+    tx: &'f mut T,
+    context: &'f Context<'f>,
+    type_name: &'f str,
+    clauses: &'f [query::Clause],
+) -> core::pin::Pin<Box<dyn core::future::Future<Output = Result<BTreeSet<String>, StoreError>> + 'f>>
+{
+    Box::pin(async move {
         let mut sets: Vec<BTreeSet<String>> = Vec::new();
         let mut unselective = Vec::new();
         let mut checks = Vec::new();
         for clause in clauses {
             match clause {
-                query::Clause::Ids(ids) => sets.push(ids.clone()),
+                // Ids from `_has` come from references: those of no current resource have no
+                // row and drop out here.
+                query::Clause::Ids(ids) => {
+                    let mut rows = BTreeSet::new();
+                    for id in ids {
+                        if let Some(row) = row_of(tx, type_name, id, false).await? {
+                            rows.insert(row);
+                        }
+                    }
+                    sets.push(rows);
+                }
                 query::Clause::Any { negate: false, .. } => {
                     match scan_clause(tx, type_name, clause, PROBE).await? {
                         Some(ids) => sets.push(ids),
@@ -690,24 +744,10 @@ pub(crate) fn matching_ids<'f, T: Transaction>(
                 }
             }
         }
-        let mut candidates = match candidates {
+        let candidates = match candidates {
             Some(candidates) => candidates,
-            None => current_ids(tx, type_name).await?,
+            None => current_rows(tx, type_name).await?,
         };
-        // Ids from `_has` come from references, which may name resources that do not exist.
-        if clauses
-            .iter()
-            .any(|clause| matches!(clause, query::Clause::Ids(_)))
-        {
-            let mut live = BTreeSet::new();
-            for id in candidates {
-                let key = alloc::format!("c\0{type_name}\0{id}").into_bytes();
-                if tx.get(&key).await?.is_some_and(|value| !value.contains(&0)) {
-                    live.insert(id);
-                }
-            }
-            candidates = live;
-        }
         if checks.is_empty() {
             return Ok(candidates);
         }
@@ -716,7 +756,10 @@ pub(crate) fn matching_ids<'f, T: Transaction>(
             clause.codes(&mut codes);
         }
         let mut found = BTreeSet::new();
-        for id in candidates {
+        for row in candidates {
+            let Some(id) = id_of(tx, type_name, &row).await? else {
+                continue;
+            };
             let Some(json) = load_json(tx, type_name, &id).await? else {
                 continue;
             };
@@ -742,7 +785,7 @@ pub(crate) fn matching_ids<'f, T: Transaction>(
                 }
             }
             if all {
-                found.insert(id);
+                found.insert(row);
             }
         }
         Ok(found)
@@ -756,7 +799,10 @@ pub struct Hit {
     pub keys: Vec<Option<String>>,
     /// Resource type.
     pub type_name: String,
-    /// Logical id.
+    /// The resource's row number: results with equal sort keys come in the order they were
+    /// first stored.
+    pub row: String,
+    /// Logical id (filled for the results of the page).
     pub id: String,
 }
 
@@ -794,7 +840,9 @@ fn compare_hits(a: &Hit, b: &Hit, descending: &[bool]) -> core::cmp::Ordering {
             return order;
         }
     }
-    a.type_name.cmp(&b.type_name).then_with(|| a.id.cmp(&b.id))
+    a.type_name
+        .cmp(&b.type_name)
+        .then_with(|| row_order(&a.row, &b.row))
 }
 
 /// The value a resource sorts by for one parameter: its least value ascending, its greatest
@@ -828,7 +876,7 @@ fn sortable(kind: Option<SearchParamType>, value: &str) -> bool {
     }
 }
 
-/// The sort keys of `ids` for the parameter `code`, read from its index in one ordered scan:
+/// The sort keys of `rows` for the parameter `code`, read from its index in one ordered scan:
 /// ascending, the first value met of each id is its least; descending, its greatest.
 async fn sort_keys_from_index<T: Transaction>(
     tx: &mut T,
@@ -836,30 +884,21 @@ async fn sort_keys_from_index<T: Transaction>(
     code: &str,
     kind: Option<SearchParamType>,
     descending: bool,
-    ids: &BTreeSet<String>,
+    rows: &BTreeSet<String>,
 ) -> Result<BTreeMap<String, String>, StoreError> {
-    let mut rows: BTreeMap<String, &String> = BTreeMap::new();
-    for id in ids {
-        if let Some(row) = row_of(tx, type_name, id, false).await? {
-            rows.insert(row, id);
-        }
-    }
     let prefix = alloc::format!("i\0{type_name}\0{code}\0").into_bytes();
     let entries = tx
         .scan(&KeyRange::prefix(&prefix), usize::MAX, descending)
         .await?;
     let mut keys = BTreeMap::new();
     for (key, _) in entries {
-        let Some((value, _, id)) = key.get(prefix.len()..).and_then(split_index_key) else {
+        let Some((value, _, row)) = key.get(prefix.len()..).and_then(split_index_key) else {
             continue;
         };
-        let Some(id) = rows.get(id) else {
-            continue;
-        };
-        if !sortable(kind, value) {
+        if !sortable(kind, value) || !rows.contains(row) {
             continue;
         }
-        keys.entry((*id).clone())
+        keys.entry(row.to_string())
             .or_insert_with(|| value.to_string());
     }
     Ok(keys)
@@ -879,7 +918,7 @@ fn encode_cursor(hit: &Hit) -> String {
     }
     text.push_str(&hit.type_name);
     text.push('\0');
-    text.push_str(&hit.id);
+    text.push_str(&hit.row);
     let mut out = String::with_capacity(text.len() * 2);
     for byte in text.bytes() {
         out.push_str(&alloc::format!("{byte:02x}"));
@@ -902,11 +941,12 @@ fn decode_cursor(text: &str, sorts: usize) -> Option<Hit> {
         });
     }
     let type_name = parts.next()?.to_string();
-    let id = parts.next()?.to_string();
+    let row = parts.next()?.to_string();
     Some(Hit {
         keys,
         type_name,
-        id,
+        row,
+        id: String::new(),
     })
 }
 
@@ -928,7 +968,7 @@ pub async fn run<T: Transaction>(
                 None => continue,
             }
         }
-        let ids = matching_ids(tx, context, type_name, &clauses)
+        let ids = matching_rows(tx, context, type_name, &clauses)
             .await
             .map_err(SearchError::store)?;
         let from_index = ids.len() > SORT_BY_RESOURCE_LIMIT && !query.sort.is_empty();
@@ -952,15 +992,19 @@ pub async fn run<T: Transaction>(
                 );
             }
         }
-        for id in ids {
+        for row in ids {
             let keys = if query.sort.is_empty() {
                 Vec::new()
             } else if from_index {
                 indexed_keys
                     .iter()
-                    .map(|keys| keys.get(&id).cloned())
+                    .map(|keys| keys.get(&row).cloned())
                     .collect()
             } else {
+                let id = id_of(tx, type_name, &row)
+                    .await
+                    .map_err(SearchError::store)?
+                    .unwrap_or_default();
                 let codes: Vec<&str> = query.sort.iter().map(|(code, _)| code.as_str()).collect();
                 let entries = resource_entries(tx, context, type_name, &id, &codes)
                     .await
@@ -980,7 +1024,8 @@ pub async fn run<T: Transaction>(
             hits.push(Hit {
                 keys,
                 type_name: type_name.clone(),
-                id,
+                row,
+                id: String::new(),
             });
         }
     }
@@ -1013,7 +1058,13 @@ pub async fn run<T: Transaction>(
     let previous = (start > 0 && start < total)
         .then(|| hits.get(start).map(encode_cursor))
         .flatten();
-    let page: Vec<Hit> = hits.get(start..end).unwrap_or_default().to_vec();
+    let mut page: Vec<Hit> = hits.get(start..end).unwrap_or_default().to_vec();
+    for hit in &mut page {
+        hit.id = id_of(tx, &hit.type_name, &hit.row)
+            .await
+            .map_err(SearchError::store)?
+            .unwrap_or_default();
+    }
     let included = query::includes(tx, context, query, &page)
         .await
         .map_err(SearchError::store)?;
