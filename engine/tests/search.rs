@@ -570,7 +570,7 @@ fn sorting_and_paging_are_stable_under_writes() {
     assert_eq!(
         matches(&first),
         ["p1", "p2"],
-        "müller and muller fold to one key; ids break the tie"
+        "müller and muller fold to one key; the order they were stored in breaks the tie"
     );
     let next = first["link"]
         .as_array()
