@@ -298,7 +298,8 @@ mod tests {
     use super::*;
 
     /// Random writes, deletes, reads and scans against a plain ordered map, through several
-    /// foldings of recent changes into blocks.
+    /// foldings of recent changes into blocks; values small and large (kept in slots), replaced
+    /// and deleted, with no slot left behind.
     #[test]
     fn the_block_store_behaves_as_an_ordered_map() {
         // Recent changes folded into blocks after every few dozen: through many foldings.
@@ -332,12 +333,32 @@ mod tests {
                         tx.delete(key.clone());
                         model.remove(&key);
                     } else {
-                        let value = alloc::format!("value {round} {n}").into_bytes();
+                        let text = alloc::format!("value {round} {n} ").into_bytes();
+                        let value: Vec<u8> = match next() % 3 {
+                            // Like index entries.
+                            0 => Vec::new(),
+                            1 => text,
+                            // Around the size at which values leave the blocks, and beyond.
+                            _ => {
+                                let len = blocks::LARGE_VALUE - 2 + (next() % 300) as usize;
+                                text.iter().copied().cycle().take(len).collect()
+                            }
+                        };
                         tx.put(key.clone(), value.clone());
                         model.insert(key, value);
                     }
                 }
                 tx.commit().await.unwrap_or_else(|e| panic!("{e:?}"));
+                // Each round writes more than the recent limit, so its commit folds them all
+                // into the blocks: every large value alive is in a slot.
+                let (occupied, slots) = store.data.borrow().check_slots();
+                let large = model
+                    .values()
+                    .filter(|value| value.len() > blocks::LARGE_VALUE)
+                    .count();
+                assert_eq!(occupied, large, "round {round}");
+                // Freed slots are reused: never more slots than keys.
+                assert!(slots <= 6000, "round {round}: {slots} slots");
                 let mut tx = store.begin(false).await.unwrap_or_else(|e| panic!("{e:?}"));
                 for _ in 0..20 {
                     let key = key_of(next() % 6000);
@@ -377,8 +398,21 @@ mod tests {
                 .scan(&KeyRange::prefix(b""), usize::MAX, false)
                 .await
                 .unwrap_or_default();
-            let want: Vec<Entry> = model.into_iter().collect();
+            let want: Vec<Entry> = model.clone().into_iter().collect();
             assert_eq!(everything, want);
+            let bytes: usize = model
+                .iter()
+                .map(|(key, value)| key.len() + value.len())
+                .sum();
+            assert_eq!(store.bytes(), bytes);
+            // Deleting everything frees every slot.
+            let mut tx = store.begin(true).await.unwrap_or_else(|e| panic!("{e:?}"));
+            for key in model.keys() {
+                tx.delete(key.clone());
+            }
+            tx.commit().await.unwrap_or_else(|e| panic!("{e:?}"));
+            assert!(store.is_empty());
+            assert_eq!(store.data.borrow().check_slots().0, 0);
         });
     }
 

@@ -4,17 +4,41 @@
 //! it grows.
 //!
 //! An entry in a block: varint(length of the prefix shared with the previous key), varint(length
-//! of the rest), the rest of the key, varint(length of the value), the value.
+//! of the rest), the rest of the key, then the value: varint(its length << 1) and its bytes, or,
+//! for a value longer than [`LARGE_VALUE`], varint(slot << 1 | 1).
+//!
+//! Large values (resource versions) live each in an allocation of its own, in slots beside the
+//! blocks: a block holds only keys and small values, so that folding changes into it copies
+//! little, and a large value is moved from the recent changes into its slot, never copied.
+//! **Invariant:** every occupied slot is referred to by exactly one block entry; a slot is freed
+//! when the fold that replaces or deletes its entry runs.
 
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::ops::{Bound, Range};
 
-use super::Entry;
-
 /// A recent change: the key, and its new value or `None` for a deletion.
 type Change = (Box<[u8]>, Option<Box<[u8]>>);
+
+/// An entry while blocks are written again: its key and its value.
+type Stored = (Vec<u8>, Value);
+
+/// A value while blocks are written again: its bytes, or the slot that holds them.
+enum Value {
+    Inline(Vec<u8>),
+    Slot(usize),
+}
+
+/// Where a block entry's value is: in the block's data, or in a slot.
+#[derive(Clone)]
+enum ValueAt {
+    Inline(Range<usize>),
+    Slot(usize),
+}
+
+/// Values longer than this are kept in slots rather than in the blocks.
+pub(crate) const LARGE_VALUE: usize = 64;
 
 /// Most entries in a block: a block that grows past it is split in blocks of about
 /// [`BLOCK_ENTRIES`].
@@ -46,6 +70,10 @@ pub(crate) struct Committed {
     recent: BTreeMap<Box<[u8]>, Option<Box<[u8]>>>,
     /// Sorted, non-overlapping.
     blocks: Vec<Block>,
+    /// The values longer than [`LARGE_VALUE`] that blocks refer to; `None` is a free slot.
+    large: Vec<Option<Box<[u8]>>>,
+    /// The free slots of `large`, reused before it grows.
+    free_slots: Vec<usize>,
     /// How many recent changes are kept before they are folded into the blocks.
     recent_limit: usize,
 }
@@ -78,7 +106,7 @@ fn read_varint(data: &[u8], at: &mut usize) -> usize {
     value
 }
 
-fn encode(entries: &[Entry]) -> Block {
+fn encode(entries: &[Stored]) -> Block {
     let mut data = Vec::new();
     let mut previous: &[u8] = &[];
     for (key, value) in entries {
@@ -90,8 +118,13 @@ fn encode(entries: &[Entry]) -> Block {
         push_varint(&mut data, shared);
         push_varint(&mut data, key.len() - shared);
         data.extend_from_slice(&key[shared..]);
-        push_varint(&mut data, value.len());
-        data.extend_from_slice(value);
+        match value {
+            Value::Inline(bytes) => {
+                push_varint(&mut data, bytes.len() << 1);
+                data.extend_from_slice(bytes);
+            }
+            Value::Slot(slot) => push_varint(&mut data, (slot << 1) | 1),
+        }
         previous = key;
     }
     Block {
@@ -100,7 +133,7 @@ fn encode(entries: &[Entry]) -> Block {
 }
 
 /// Writes `entries` as one block, or, past [`MAX_BLOCK_ENTRIES`], as blocks of even size.
-fn push_blocks(entries: &[Entry], blocks: &mut Vec<Block>) {
+fn push_blocks(entries: &[Stored], blocks: &mut Vec<Block>) {
     if entries.is_empty() {
         return;
     }
@@ -115,9 +148,9 @@ fn push_blocks(entries: &[Entry], blocks: &mut Vec<Block>) {
     }
 }
 
-/// Walks a block's entries in order: `visit` gets each key and where its value lies in the
-/// block's data, and returns false to stop.
-fn walk(block: &Block, visit: &mut dyn FnMut(&[u8], Range<usize>) -> bool) {
+/// Walks a block's entries in order: `visit` gets each key and where its value lies, and
+/// returns false to stop.
+fn walk(block: &Block, visit: &mut dyn FnMut(&[u8], ValueAt) -> bool) {
     let data = &block.data;
     let mut at = 0;
     let mut key: Vec<u8> = Vec::new();
@@ -127,48 +160,55 @@ fn walk(block: &Block, visit: &mut dyn FnMut(&[u8], Range<usize>) -> bool) {
         key.truncate(shared);
         key.extend_from_slice(data.get(at..at + rest).unwrap_or_default());
         at += rest;
-        let value_len = read_varint(data, &mut at);
-        if !visit(&key, at..at + value_len) {
+        let tag = read_varint(data, &mut at);
+        let value = if tag & 1 == 1 {
+            ValueAt::Slot(tag >> 1)
+        } else {
+            let len = tag >> 1;
+            at += len;
+            ValueAt::Inline(at - len..at)
+        };
+        if !visit(&key, value) {
             return;
         }
-        at += value_len;
     }
 }
 
-/// A block's keys, each with where its value lies in the block's data.
-fn decode_keys(block: &Block) -> Vec<(Vec<u8>, Range<usize>)> {
+/// A block's keys, each with where its value lies.
+fn decode_keys(block: &Block) -> Vec<(Vec<u8>, ValueAt)> {
     let mut entries = Vec::new();
-    walk(block, &mut |key, span| {
-        entries.push((key.to_vec(), span));
+    walk(block, &mut |key, value| {
+        entries.push((key.to_vec(), value));
         true
     });
     entries
 }
 
-/// A block's entries, owned.
-fn decode(block: &Block) -> Vec<Entry> {
-    decode_keys(block)
-        .into_iter()
-        .map(|(key, span)| {
-            let value = block.data.get(span).unwrap_or_default().to_vec();
-            (key, value)
-        })
-        .collect()
+/// A block's entries, owned (large values stay in their slots).
+fn decode(block: &Block) -> Vec<Stored> {
+    let mut entries = Vec::new();
+    walk(block, &mut |key, value| {
+        let value = match value {
+            ValueAt::Inline(span) => {
+                Value::Inline(block.data.get(span).unwrap_or_default().to_vec())
+            }
+            ValueAt::Slot(slot) => Value::Slot(slot),
+        };
+        entries.push((key.to_vec(), value));
+        true
+    });
+    entries
 }
 
-/// The value at `wanted` in a block, read without decoding the other values.
-fn find(block: &Block, wanted: &[u8]) -> Option<Vec<u8>> {
-    let mut found = None;
-    walk(block, &mut |key, span| match key.cmp(wanted) {
-        core::cmp::Ordering::Less => true,
-        core::cmp::Ordering::Equal => {
-            found = block.data.get(span).map(<[u8]>::to_vec);
-            false
-        }
-        // Keys are sorted: past it, it is not there.
-        core::cmp::Ordering::Greater => false,
-    });
-    found
+/// The bytes of a value in `data` (its block's) or in `large`.
+fn value_bytes<'a>(data: &'a [u8], large: &'a [Option<Box<[u8]>>], value: &ValueAt) -> &'a [u8] {
+    match value {
+        ValueAt::Inline(span) => data.get(span.clone()).unwrap_or_default(),
+        ValueAt::Slot(slot) => large
+            .get(*slot)
+            .and_then(Option::as_deref)
+            .unwrap_or_default(),
+    }
 }
 
 fn within(key: &[u8], bounds: &(Bound<&[u8]>, Bound<&[u8]>)) -> bool {
@@ -191,6 +231,8 @@ impl Committed {
         Committed {
             recent: BTreeMap::new(),
             blocks: Vec::new(),
+            large: Vec::new(),
+            free_slots: Vec::new(),
             recent_limit,
         }
     }
@@ -207,7 +249,18 @@ impl Committed {
         if let Some(change) = self.recent.get(key) {
             return change.as_ref().map(|value| value.to_vec());
         }
-        find(self.blocks.get(self.block_for(key))?, key)
+        let block = self.blocks.get(self.block_for(key))?;
+        let mut found = None;
+        walk(block, &mut |entry_key, value| match entry_key.cmp(key) {
+            core::cmp::Ordering::Less => true,
+            core::cmp::Ordering::Equal => {
+                found = Some(value_bytes(&block.data, &self.large, &value).to_vec());
+                false
+            }
+            // Keys are sorted: past it, it is not there.
+            core::cmp::Ordering::Greater => false,
+        });
+        found
     }
 
     /// Every entry in `bounds`, in key order (`reverse`: descending), up to `limit`, lazily:
@@ -235,9 +288,9 @@ impl Committed {
             (true, _) => self.blocks.len().saturating_sub(1),
         };
         let mut block_index = first_block;
-        let mut decoded: Vec<(Vec<u8>, Range<usize>)> = Vec::new();
+        let mut decoded: Vec<(Vec<u8>, ValueAt)> = Vec::new();
         let mut position = 0usize;
-        let load = |index: usize, decoded: &mut Vec<(Vec<u8>, Range<usize>)>| -> bool {
+        let load = |index: usize, decoded: &mut Vec<(Vec<u8>, ValueAt)>| -> bool {
             match self.blocks.get(index) {
                 Some(block) => {
                     *decoded = decode_keys(block);
@@ -312,12 +365,12 @@ impl Committed {
                 }
             };
             if take_block {
-                if let Some((key, span)) = block_entry {
+                if let Some((key, value)) = block_entry {
                     let data = self
                         .blocks
                         .get(block_index)
                         .map_or(&[][..], |block| &block.data[..]);
-                    if !visit(key, data.get(span.clone()).unwrap_or_default()) {
+                    if !visit(key, value_bytes(data, &self.large, value)) {
                         return;
                     }
                 }
@@ -369,7 +422,7 @@ impl Committed {
                 blocks.push(block);
                 continue;
             }
-            let mut merged: Vec<Entry> = Vec::new();
+            let mut merged: Vec<Stored> = Vec::new();
             let mut entries = decode(&block).into_iter().peekable();
             let mut mine = mine.into_iter().peekable();
             loop {
@@ -379,7 +432,10 @@ impl Committed {
                     (None, Some(_)) => false,
                     (Some((key, _)), Some((change, _))) => {
                         if key.as_slice() == &**change {
-                            entries.next();
+                            // Replaced or deleted: its slot, if it has one, is free again.
+                            if let Some((_, value)) = entries.next() {
+                                self.release(value);
+                            }
                             false
                         } else {
                             key.as_slice() < &**change
@@ -391,17 +447,76 @@ impl Committed {
                         merged.push(entry);
                     }
                 } else if let Some((key, Some(value))) = mine.next() {
-                    merged.push((key.into_vec(), value.into_vec()));
+                    let value = self.keep(value);
+                    merged.push((key.into_vec(), value));
                 }
             }
             push_blocks(&merged, &mut blocks);
         }
         // Without blocks before, every change is new.
-        let rest: Vec<Entry> = changes
-            .filter_map(|(key, value)| value.map(|value| (key.into_vec(), value.into_vec())))
-            .collect();
+        let mut rest: Vec<Stored> = Vec::new();
+        for (key, value) in changes {
+            if let Some(value) = value {
+                let value = self.keep(value);
+                rest.push((key.into_vec(), value));
+            }
+        }
         push_blocks(&rest, &mut blocks);
         self.blocks = blocks;
+    }
+
+    /// A value about to be written into a block: a large one is moved into a slot.
+    fn keep(&mut self, value: Box<[u8]>) -> Value {
+        if value.len() <= LARGE_VALUE {
+            return Value::Inline(value.into_vec());
+        }
+        if let Some(slot) = self.free_slots.pop() {
+            if let Some(place) = self.large.get_mut(slot) {
+                *place = Some(value);
+                return Value::Slot(slot);
+            }
+        }
+        self.large.push(Some(value));
+        Value::Slot(self.large.len() - 1)
+    }
+
+    /// Frees the slot of a value whose entry is gone.
+    fn release(&mut self, value: Value) {
+        if let Value::Slot(slot) = value {
+            if self.large.get_mut(slot).and_then(Option::take).is_some() {
+                self.free_slots.push(slot);
+            }
+        }
+    }
+
+    /// Checks that every occupied slot is referred to by exactly one block entry, and every
+    /// free one is in the free list; returns how many slots are occupied and how many there are.
+    #[cfg(test)]
+    pub(crate) fn check_slots(&self) -> (usize, usize) {
+        let mut referred = alloc::vec![0usize; self.large.len()];
+        for block in &self.blocks {
+            walk(block, &mut |_, value| {
+                if let ValueAt::Slot(slot) = value {
+                    assert!(slot < referred.len(), "slot {slot} out of range");
+                    referred[slot] += 1;
+                }
+                true
+            });
+        }
+        let mut free = self.free_slots.clone();
+        free.sort_unstable();
+        let mut empty = Vec::new();
+        for (slot, value) in self.large.iter().enumerate() {
+            match value {
+                Some(_) => assert_eq!(referred[slot], 1, "slot {slot} referred to"),
+                None => {
+                    assert_eq!(referred[slot], 0, "free slot {slot} referred to");
+                    empty.push(slot);
+                }
+            }
+        }
+        assert_eq!(free, empty, "free list");
+        (self.large.len() - empty.len(), self.large.len())
     }
 
     /// Keys held.
