@@ -275,24 +275,7 @@ fn child_path(path: &str, name: &str, index: Option<usize>) -> String {
     res.push('.');
     res.push_str(name);
     if let Some(index) = index {
-        res.push('[');
-        let mut digits = [0u8; 20];
-        let mut len = 0;
-        let mut rest = index;
-        loop {
-            if let Some(slot) = digits.get_mut(len) {
-                *slot = b'0' + (rest % 10) as u8;
-            }
-            len += 1;
-            rest /= 10;
-            if rest == 0 {
-                break;
-            }
-        }
-        for digit in digits.iter().take(len).rev() {
-            res.push(char::from(*digit));
-        }
-        res.push(']');
+        crate::json::fhir::push_index(&mut res, index);
     }
     res
 }

@@ -688,7 +688,7 @@ fn primitive_slot<'f>(
 }
 
 /// Appends `[idx]` to a path.
-fn push_index(path: &mut String, idx: usize) {
+pub(crate) fn push_index(path: &mut String, idx: usize) {
     path.push('[');
     let mut digits = [0u8; 20];
     let mut len = 0;
