@@ -180,16 +180,8 @@ fn safe_url(url: &str) -> String {
 
 /// A `_count` value: a number, at most 1000.
 fn count_param(value: &str) -> Result<usize, Response> {
-    value
-        .parse::<usize>()
-        .map(|count| count.min(crate::search::MAX_COUNT))
-        .map_err(|_| {
-            Response::error(
-                400,
-                IssueType::Invalid,
-                format!("_count must be a number, not \"{value}\""),
-            )
-        })
+    crate::search::parse_count(value)
+        .map_err(|err| Response::error(400, IssueType::Invalid, err.message))
 }
 
 fn is_valid_id(id: &str) -> bool {
@@ -725,14 +717,10 @@ impl<S: Store> Service<S> {
             Ok(resource) => resource,
             Err(response) => return response,
         };
-        let id = self.ids.next_id();
-        if !is_valid_id(&id) {
-            return Response::error(
-                500,
-                IssueType::Exception,
-                "the id source gave an invalid id",
-            );
-        }
+        let id = match self.new_id() {
+            Ok(id) => id,
+            Err(response) => return response,
+        };
         let result = async {
             let mut tx = self.store.begin(true).await?;
             if let Some(query) = &if_none_exist {
@@ -1587,6 +1575,20 @@ impl<S: Store> Service<S> {
         }
         .await;
         result
+    }
+
+    /// A new logical id from the host's id source (a 500 when it gives an invalid one).
+    fn new_id(&self) -> Result<String, Response> {
+        let id = self.ids.next_id();
+        if is_valid_id(&id) {
+            Ok(id)
+        } else {
+            Err(Response::error(
+                500,
+                IssueType::Exception,
+                "the id source gave an invalid id",
+            ))
+        }
     }
 
     /// The search parameters in force now.

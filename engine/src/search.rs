@@ -32,7 +32,9 @@ use crate::model::{self, SearchParamType, TypeId};
 use crate::resource::Object;
 use crate::store::{KeyRange, StoreError, Transaction};
 
-pub use query::{parse, Criterion, Cursor, Include, Query, SearchError, Summary, Total, MAX_COUNT};
+pub use query::{
+    parse, parse_count, Criterion, Cursor, Include, Query, SearchError, Summary, Total, MAX_COUNT,
+};
 
 /// A search parameter: one of the core specification's or a `SearchParameter` resource's.
 pub struct Param {
@@ -134,6 +136,8 @@ pub struct Registry {
     /// An empty object of each type, for `resolve()` in expressions like
     /// `subject.where(resolve() is Patient)`: only the reference's type is known at index time.
     stubs: Vec<Object>,
+    /// True once a `SearchParameter` resource has been added.
+    custom: bool,
 }
 
 impl Default for Registry {
@@ -172,6 +176,7 @@ impl Registry {
             params,
             by_type: BTreeMap::new(),
             stubs,
+            custom: false,
         };
         registry.rebuild();
         registry
@@ -213,7 +218,13 @@ impl Registry {
             Some(index) => self.params[index] = param,
             None => self.params.push(param),
         }
+        self.custom = true;
         self.rebuild();
+    }
+
+    /// True when `SearchParameter` resources were added to the core parameters.
+    pub fn has_custom(&self) -> bool {
+        self.custom
     }
 
     /// The parameter `code` of `type_name`.
@@ -415,12 +426,22 @@ pub(crate) async fn current_ids<T: Transaction>(
     type_name: &str,
 ) -> Result<BTreeSet<String>, StoreError> {
     let prefix = alloc::format!("c\0{type_name}\0").into_bytes();
+    // A deletion's value holds a ␀ (`version␀deleted`).
+    key_tails(tx, &prefix, |value| !value.contains(&0)).await
+}
+
+/// What follows `prefix` in each key under it whose value `keep` accepts.
+async fn key_tails<T: Transaction>(
+    tx: &mut T,
+    prefix: &[u8],
+    keep: impl Fn(&[u8]) -> bool,
+) -> Result<BTreeSet<String>, StoreError> {
     let entries = tx
-        .scan(&KeyRange::prefix(&prefix), usize::MAX, false)
+        .scan(&KeyRange::prefix(prefix), usize::MAX, false)
         .await?;
     Ok(entries
         .into_iter()
-        .filter(|(_, value)| !value.contains(&0))
+        .filter(|(_, value)| keep(value))
         .filter_map(|(key, _)| {
             core::str::from_utf8(key.get(prefix.len()..)?)
                 .ok()
@@ -544,17 +565,7 @@ async fn current_rows<T: Transaction>(
     type_name: &str,
 ) -> Result<BTreeSet<String>, StoreError> {
     let prefix = alloc::format!("n\0{type_name}\0").into_bytes();
-    let entries = tx
-        .scan(&KeyRange::prefix(&prefix), usize::MAX, false)
-        .await?;
-    Ok(entries
-        .into_iter()
-        .filter_map(|(key, _)| {
-            core::str::from_utf8(key.get(prefix.len()..)?)
-                .ok()
-                .map(ToString::to_string)
-        })
-        .collect())
+    key_tails(tx, &prefix, |_| true).await
 }
 
 /// The key of a resource's row number, the short name its index keys carry.

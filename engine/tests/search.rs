@@ -807,6 +807,9 @@ fn custom_search_parameters_apply_after_reindex() {
     assert_eq!(ids(&s, "Patient?town=paris"), ["p2", "p5"]);
     let broken = param.replace("Patient.address.city", "Patient.address.(");
     assert_eq!(call(&s, "PUT", "SearchParameter/eye", &broken).status, 422);
+    // Deleting the last stored parameter takes it out of force.
+    assert_eq!(call(&s, "DELETE", "SearchParameter/eye", "").status, 204);
+    assert_eq!(call(&s, "GET", "Patient?town=paris", "").status, 400);
 }
 
 #[test]

@@ -423,15 +423,10 @@ impl<S: Store> Service<S> {
         // New ids for creates, then the map from full URLs to what they will be.
         for target in targets.iter_mut().flatten() {
             if target.1.is_empty() {
-                let id = self.ids.next_id();
-                if !is_valid_id(&id) {
-                    return Response::error(
-                        500,
-                        IssueType::Exception,
-                        "the id source gave an invalid id",
-                    );
-                }
-                target.1 = id;
+                target.1 = match self.new_id() {
+                    Ok(id) => id,
+                    Err(response) => return response,
+                };
             }
         }
         // Entries that resolved to one resource (a conditional one included) fail the

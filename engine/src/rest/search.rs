@@ -169,19 +169,23 @@ impl<S: Store> Service<S> {
         }
         let mut tx = self.store.begin(false).await?;
         let ids = search::current_ids(&mut tx, "SearchParameter").await?;
-        let mut registry = search::Registry::core();
-        for id in ids {
-            if let Some(json) = search::load_json(&mut tx, "SearchParameter", &id).await? {
-                if let Some(param) = parse_resource(json.as_bytes())
-                    .ok()
-                    .as_ref()
-                    .and_then(search::Param::from_resource)
-                {
-                    registry.add(param);
+        // Without stored parameters, before or now, the core registry built with the service
+        // stands.
+        if !ids.is_empty() || self.registry().has_custom() {
+            let mut registry = search::Registry::core();
+            for id in ids {
+                if let Some(json) = search::load_json(&mut tx, "SearchParameter", &id).await? {
+                    if let Some(param) = parse_resource(json.as_bytes())
+                        .ok()
+                        .as_ref()
+                        .and_then(search::Param::from_resource)
+                    {
+                        registry.add(param);
+                    }
                 }
             }
+            *self.search.borrow_mut() = alloc::rc::Rc::new(registry);
         }
-        *self.search.borrow_mut() = alloc::rc::Rc::new(registry);
         self.search_ready.set(true);
         // A store written by a version of Hearth whose index keys differ is indexed again.
         let format = tx.get(search::INDEX_FORMAT_KEY).await?;

@@ -133,6 +133,17 @@ pub const MAX_COUNT: usize = 1000;
 /// `_count` when none is given.
 pub const DEFAULT_COUNT: usize = 50;
 
+/// A `_count` value: a number, capped at [`MAX_COUNT`].
+///
+/// # Errors
+/// [`SearchError`] (400) when it is not a number.
+pub fn parse_count(value: &str) -> Result<usize, SearchError> {
+    value
+        .parse::<usize>()
+        .map(|count| count.min(MAX_COUNT))
+        .map_err(|_| SearchError::bad(format!("_count must be a number, not \"{value}\"")))
+}
+
 /// Search parameters R4 defines that Hearth does not support.
 const UNSUPPORTED: &[&str] = &[
     "_text",
@@ -183,14 +194,7 @@ pub fn parse(
             query.link_params.push((name.clone(), value.clone()));
         }
         match bare {
-            "_count" => {
-                query.count = value
-                    .parse::<usize>()
-                    .map(|count| count.min(MAX_COUNT))
-                    .map_err(|_| {
-                        SearchError::bad(format!("_count must be a number, not \"{value}\""))
-                    })?;
-            }
+            "_count" => query.count = parse_count(value)?,
             "_cursor" => {
                 query.cursor = Some(match value.split_at_checked(1) {
                     Some(("n", rest)) => Cursor::After(rest.to_string()),
