@@ -1,25 +1,10 @@
 //! The REST handler over the in-memory store: each interaction, its headers and its errors.
 
-use std::cell::Cell;
-
-use hearth_engine::rest::{Clock, IdSource, Request, Response, Service};
+use hearth_engine::rest::{Request, Response, Service};
 use hearth_engine::store::{block_on, MemoryStore};
 
-struct FixedClock;
-impl Clock for FixedClock {
-    fn now(&self) -> String {
-        String::from("2026-11-27T10:20:30.000Z")
-    }
-}
-
-#[derive(Default)]
-struct Counter(Cell<u32>);
-impl IdSource for Counter {
-    fn next_id(&self) -> String {
-        self.0.set(self.0.get() + 1);
-        format!("id{}", self.0.get())
-    }
-}
+mod common;
+use common::{Counter, FixedClock};
 
 fn service() -> Service<MemoryStore> {
     Service::new(

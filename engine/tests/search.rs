@@ -4,24 +4,11 @@
 
 use std::cell::Cell;
 
-use hearth_engine::rest::{Clock, IdSource, Request, Response, Service};
+use hearth_engine::rest::{Clock, Request, Response, Service};
 use hearth_engine::store::{block_on, MemoryStore};
 
-struct FixedClock;
-impl Clock for FixedClock {
-    fn now(&self) -> String {
-        String::from("2026-11-27T10:20:30.000Z")
-    }
-}
-
-#[derive(Default)]
-struct Counter(Cell<u32>);
-impl IdSource for Counter {
-    fn next_id(&self) -> String {
-        self.0.set(self.0.get() + 1);
-        format!("n{}", self.0.get())
-    }
-}
+mod common;
+use common::{Counter, FixedClock};
 
 const BASE: &str = "http://localhost:8787/fhir";
 
