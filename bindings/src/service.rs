@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 
-use hearth_engine::rest::{Clock, IdSource, Request, Service};
+use hearth_engine::rest::{Clock, IdSource, Limits, Policy, Request, Service};
 use hearth_engine::store::{
     block_on, Entry, KeyRange, MemoryStore, Store, StoreError, Transaction,
 };
@@ -213,6 +213,73 @@ impl FhirService {
             ))
         };
         FhirService { backend }
+    }
+
+    /// Sets what one request may cost (see the engine's `Limits`); `NaN` or a negative number
+    /// keeps a limit's default.
+    #[wasm_bindgen(js_name = setLimits)]
+    #[allow(clippy::too_many_arguments)]
+    pub fn set_limits(
+        &mut self,
+        max_body_bytes: f64,
+        max_parameters: f64,
+        max_values: f64,
+        max_sort_keys: f64,
+        max_elements: f64,
+        max_entries: f64,
+        max_response_bytes: f64,
+        max_work: f64,
+    ) {
+        let defaults = Limits::default();
+        // Whole numbers from JS; out-of-range ones saturate, NaN keeps the default.
+        let size = |value: f64, default: usize| -> usize {
+            if value.is_nan() || value < 0.0 {
+                default
+            } else if value >= usize::MAX as f64 {
+                usize::MAX
+            } else {
+                value as usize
+            }
+        };
+        let limits = Limits {
+            max_body_bytes: size(max_body_bytes, defaults.max_body_bytes),
+            max_parameters: size(max_parameters, defaults.max_parameters),
+            max_values: size(max_values, defaults.max_values),
+            max_sort_keys: size(max_sort_keys, defaults.max_sort_keys),
+            max_elements: size(max_elements, defaults.max_elements),
+            max_entries: size(max_entries, defaults.max_entries),
+            max_response_bytes: size(max_response_bytes, defaults.max_response_bytes),
+            max_work: if max_work.is_nan() || max_work < 0.0 {
+                defaults.max_work
+            } else if max_work >= u64::MAX as f64 {
+                u64::MAX
+            } else {
+                max_work as u64
+            },
+        };
+        match &mut self.backend {
+            Backend::Memory(service) => service.set_limits(limits),
+            Backend::Js(service) => service.set_limits(limits),
+        }
+    }
+
+    /// Sets the Host names answered (empty: the base URL's, with the loopback names for a
+    /// loopback base; `*` alone: any) and the web origins allowed to call across origins.
+    #[wasm_bindgen(js_name = setPolicy)]
+    pub fn set_policy(&mut self, base_url: String, hosts: Vec<String>, origins: Vec<String>) {
+        let mut policy = Policy::for_base_url(&base_url);
+        if hosts.iter().any(|host| host == "*") {
+            policy.allowed_hosts.clear();
+        } else {
+            policy
+                .allowed_hosts
+                .extend(hosts.into_iter().map(|host| host.to_ascii_lowercase()));
+        }
+        policy.allowed_origins = origins;
+        match &mut self.backend {
+            Backend::Memory(service) => service.set_policy(policy),
+            Backend::Js(service) => service.set_policy(policy),
+        }
     }
 
     /// Answers a request: `query` and `headers` are flat `[name, value, name, value, ...]`

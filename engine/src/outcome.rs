@@ -61,6 +61,10 @@ pub enum IssueType {
     Processing,
     /// Content is too long.
     TooLong,
+    /// The request would cost more than a limit of the service allows.
+    TooCostly,
+    /// The request is not allowed (a host or origin the service does not answer).
+    Forbidden,
     /// Something asked for is not supported (here: a profile that is not loaded).
     NotSupported,
     /// The resource does not exist.
@@ -87,6 +91,8 @@ impl IssueType {
             IssueType::Informational => "informational",
             IssueType::Processing => "processing",
             IssueType::TooLong => "too-long",
+            IssueType::TooCostly => "too-costly",
+            IssueType::Forbidden => "forbidden",
             IssueType::NotSupported => "not-supported",
             IssueType::NotFound => "not-found",
             IssueType::Deleted => "deleted",

@@ -128,6 +128,16 @@ pub struct Service<S: Store> {
     search: RefCell<alloc::rc::Rc<crate::search::Registry>>,
     /// False until the stored `SearchParameter` resources are read, and after one is written.
     search_ready: Cell<bool>,
+    /// The marker of the stored parameters the registry was built from (`m␀searchparams`,
+    /// changed with each write of a SearchParameter), so that services sharing one store
+    /// (worker threads over one SQLite file) see each other's parameters.
+    search_marker: RefCell<Option<Vec<u8>>>,
+    /// What one request may cost.
+    limits: Limits,
+    /// Which hosts and origins are answered.
+    policy: Policy,
+    /// The store entries the current request has read.
+    meter: limits::Meter,
 }
 
 /// The stored state of a resource.
@@ -144,7 +154,10 @@ enum Stored {
 
 mod bundle;
 mod fhirpath_patch;
+mod limits;
 mod search;
+
+pub use limits::{Limits, Policy};
 
 fn key(parts: &[&str]) -> Vec<u8> {
     let mut res = Vec::new();
@@ -193,6 +206,9 @@ fn is_valid_id(id: &str) -> bool {
 }
 
 fn store_error(err: &StoreError) -> Response {
+    if err.too_costly {
+        return Response::error(413, IssueType::TooCostly, err.message.clone());
+    }
     let status = if err.conflict { 409 } else { 500 };
     Response::error(
         status,
@@ -251,6 +267,19 @@ fn http_date(instant: &str) -> Option<String> {
     ))
 }
 
+/// `response` with the headers every answer carries, and the CORS headers of its request.
+fn secured(mut response: Response, cors: Vec<(String, String)>) -> Response {
+    response.headers.push((
+        String::from("X-Content-Type-Options"),
+        String::from("nosniff"),
+    ));
+    response
+        .headers
+        .push((String::from("Cache-Control"), String::from("no-store")));
+    response.headers.extend(cors);
+    response
+}
+
 fn meta_of(resource: &Object, name: &str) -> Option<String> {
     resource
         .objects("meta")
@@ -267,16 +296,57 @@ impl<S: Store> Service<S> {
         ids: Box<dyn IdSource>,
         base_url: impl Into<String>,
     ) -> Self {
+        let base_url = safe_url(base_url.into().trim_end_matches('/'));
         Service {
             store,
             clock,
             ids,
-            base_url: safe_url(base_url.into().trim_end_matches('/')),
+            policy: Policy::for_base_url(&base_url),
+            base_url,
             validator: RefCell::new(Validator::new()),
             profiles: Profiles::new(),
             search: RefCell::new(alloc::rc::Rc::new(crate::search::Registry::core())),
             search_ready: Cell::new(false),
+            search_marker: RefCell::new(None),
+            limits: Limits::default(),
+            meter: limits::Meter::new(),
         }
+    }
+
+    /// Sets what one request may cost.
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+    }
+
+    /// What one request may cost.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Sets which Host names and which web origins are answered (by default the base URL's
+    /// host, and no other origin).
+    pub fn set_policy(&mut self, policy: Policy) {
+        self.policy = policy;
+    }
+
+    /// Store entries read by the last request, as counted against [`Limits::max_work`].
+    pub fn last_work(&self) -> u64 {
+        self.meter.used()
+    }
+
+    /// Begins a store transaction whose reads count against the request's work budget.
+    async fn begin(&self, write: bool) -> Result<limits::Metered<'_, S::Tx<'_>>, StoreError> {
+        Ok(limits::Metered {
+            inner: self.store.begin(write).await?,
+            meter: &self.meter,
+        })
+    }
+
+    /// The origin (`http://host:port`) of the base URL.
+    fn own_origin(&self) -> Option<&str> {
+        let (scheme, rest) = self.base_url.split_once("://")?;
+        let end = rest.find('/').unwrap_or(rest.len());
+        self.base_url.get(..scheme.len() + 3 + end)
     }
 
     /// The profiles writes and `$validate` check resources against when they claim them.
@@ -289,14 +359,85 @@ impl<S: Store> Service<S> {
         &self.store
     }
 
-    /// Answers a request.
+    /// Answers a request: refuses hosts and origins the policy does not admit, bodies that are
+    /// not FHIR JSON, and requests over the limits; counts the work of the rest. Every answer
+    /// carries `X-Content-Type-Options: nosniff` and `Cache-Control: no-store`, since it may
+    /// hold health data.
     pub async fn handle(&self, request: &Request) -> Response {
+        let cors = match self.policy.admit(request, self.own_origin()) {
+            Ok(cors) => cors,
+            Err(refusal) => return secured(refusal, Vec::new()),
+        };
+        if request.method.eq_ignore_ascii_case("OPTIONS") {
+            // A CORS preflight (or a plain OPTIONS): what may be sent.
+            let mut response = Response {
+                status: 204,
+                headers: alloc::vec![(
+                    String::from("Allow"),
+                    String::from("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")
+                )],
+                body: String::new(),
+            };
+            if !cors.is_empty() {
+                response = response
+                    .with(
+                        "Access-Control-Allow-Methods",
+                        String::from("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),
+                    )
+                    .with(
+                        "Access-Control-Allow-Headers",
+                        String::from(
+                            "Authorization, Content-Type, Accept, If-Match, If-None-Match, \
+                             If-None-Exist, If-Modified-Since, Prefer, X-Validation",
+                        ),
+                    )
+                    .with("Access-Control-Max-Age", String::from("600"));
+            }
+            return secured(response, cors);
+        }
+        self.meter.reset(self.limits.max_work);
+        let response = self.answer(request).await;
+        secured(response, cors)
+    }
+
+    /// [`Service::handle`] once the request is admitted.
+    async fn answer(&self, request: &Request) -> Response {
         let path = request.path.trim_matches('/');
         let segments: Vec<&str> = if path.is_empty() {
             Vec::new()
         } else {
             path.split('/').collect()
         };
+        // `.` and `..` are not resolved: `Patient/../Observation/x` names no FHIR endpoint.
+        if segments
+            .iter()
+            .any(|segment| *segment == "." || *segment == "..")
+        {
+            return Response::error(
+                400,
+                IssueType::Invalid,
+                format!(
+                    "the path /{path} has a \".\" or \"..\" segment, which names no FHIR endpoint"
+                ),
+            );
+        }
+        let method = request.method.to_ascii_uppercase();
+        let is_search = segments.last() == Some(&"_search");
+        if let Some(refusal) = limits::check_content_type(request, &method, is_search) {
+            return refusal;
+        }
+        let form = if is_search && method == "POST" {
+            search::query_pairs(
+                core::str::from_utf8(&request.body).unwrap_or_default(),
+                true,
+            )
+        } else {
+            Vec::new()
+        };
+        if let Some(refusal) = self.limits.check_request(request, &form) {
+            return refusal;
+        }
+        drop(form);
         if let Some(format) = request
             .query
             .iter()
@@ -324,20 +465,6 @@ impl<S: Store> Service<S> {
         // Writes index with the stored SearchParameters too, so they are read first.
         if let Err(err) = self.ensure_registry().await {
             return store_error(&err);
-        }
-        let method = request.method.to_ascii_uppercase();
-        if !request.body.is_empty() && matches!(method.as_str(), "POST" | "PUT" | "PATCH") {
-            let content_type = request
-                .header("content-type")
-                .unwrap_or_default()
-                .to_ascii_lowercase();
-            if content_type.contains("xml") {
-                return Response::error(
-                    415,
-                    IssueType::NotSupported,
-                    format!("only FHIR JSON is read, not \"{content_type}\""),
-                );
-            }
         }
         let response = if method == "POST" && segments.is_empty() {
             self.bundle(request).await
@@ -722,7 +849,7 @@ impl<S: Store> Service<S> {
             Err(response) => return response,
         };
         let result = async {
-            let mut tx = self.store.begin(true).await?;
+            let mut tx = self.begin(true).await?;
             if let Some(query) = &if_none_exist {
                 match self.conditional_matches(&mut tx, type_name, query).await {
                     Err(response) => return Ok(Err(response)),
@@ -750,6 +877,7 @@ impl<S: Store> Service<S> {
                 return Err(StoreError {
                     message: format!("the new id {id} is taken; retry"),
                     conflict: true,
+                    too_costly: false,
                 });
             }
             let written = self.write_version(&mut tx, &mut resource, type_name, &id, None, true);
@@ -814,7 +942,7 @@ impl<S: Store> Service<S> {
         }
         let if_match = request.header("if-match").map(str::to_string);
         let result = async {
-            let mut tx = self.store.begin(true).await?;
+            let mut tx = self.begin(true).await?;
             let current = Self::current(&mut tx, type_name, id).await?;
             if let Some(if_match) = &if_match {
                 let live = current.as_ref().filter(|current| !current.deleted);
@@ -875,7 +1003,7 @@ impl<S: Store> Service<S> {
             None => None,
         };
         let result = async {
-            let mut tx = self.store.begin(false).await?;
+            let mut tx = self.begin(false).await?;
             let Some(current) = Self::current(&mut tx, type_name, id).await? else {
                 return Ok(None);
             };
@@ -954,7 +1082,7 @@ impl<S: Store> Service<S> {
         };
         let now = self.clock.now();
         let result = async {
-            let mut tx = self.store.begin(true).await?;
+            let mut tx = self.begin(true).await?;
             let current = Self::current(&mut tx, type_name, id).await?;
             let live = current.as_ref().filter(|current| !current.deleted);
             if let Some(expected) = expected {
@@ -1011,7 +1139,7 @@ impl<S: Store> Service<S> {
             Err(response) => return response,
         };
         let result = async {
-            let mut tx = self.store.begin(false).await?;
+            let mut tx = self.begin(false).await?;
             let prefix = key(&["v", type_name, id, ""]);
             tx.scan(&KeyRange::prefix(&prefix), usize::MAX, true).await
         }
@@ -1028,6 +1156,7 @@ impl<S: Store> Service<S> {
             );
         }
         let mut entries = Vec::new();
+        let mut bytes = 0usize;
         let mut newer: Option<i64> = None;
         for (stored_key, value) in &versions {
             let version: u64 = stored_key
@@ -1040,6 +1169,10 @@ impl<S: Store> Service<S> {
             match params.admits(written, newer) {
                 Admit::Yes => {
                     if let Some(entry) = self.history_entry(type_name, id, version, value) {
+                        bytes = bytes.saturating_add(entry.len());
+                        if bytes > self.limits.max_response_bytes {
+                            return self.history_too_large();
+                        }
                         entries.push(entry);
                     }
                 }
@@ -1056,6 +1189,16 @@ impl<S: Store> Service<S> {
 
     /// A history Bundle of `entries` (no `entry` when there are none: FHIR JSON has no empty
     /// arrays).
+    fn history_too_large(&self) -> Response {
+        limits::too_costly(
+            "maxResponseBytes",
+            format!(
+                "the history page would have more than the {} bytes a response may have; ask for fewer with _count",
+                self.limits.max_response_bytes
+            ),
+        )
+    }
+
     fn history_bundle(&self, path: &str, entries: &[String]) -> Response {
         let entry = if entries.is_empty() {
             String::new()
@@ -1128,6 +1271,10 @@ impl<S: Store> Service<S> {
         crate::search::write_index(tx, type_name, id, &old, &new).await?;
         if type_name == "SearchParameter" {
             self.search_ready.set(false);
+            tx.put(
+                crate::search::PARAMS_MARKER_KEY.to_vec(),
+                format!("{type_name}\0{id}\0{version}\0{instant}").into_bytes(),
+            );
         }
         let counter = key(&["m", "seq"]);
         let seq: u64 = tx
@@ -1158,12 +1305,13 @@ impl<S: Store> Service<S> {
             Err(response) => return response,
         };
         let result = async {
-            let mut tx = self.store.begin(false).await?;
+            let mut tx = self.begin(false).await?;
             let prefix = match type_name {
                 Some(type_name) => key(&["t", type_name, ""]),
                 None => key(&["l", ""]),
             };
             let mut entries = Vec::new();
+            let mut bytes = 0usize;
             // For `_at`: when each resource's next version was written (walking back in time).
             let mut newer: alloc::collections::BTreeMap<(String, String), i64> =
                 alloc::collections::BTreeMap::new();
@@ -1210,6 +1358,13 @@ impl<S: Store> Service<S> {
                                 if let Some(entry) =
                                     self.history_entry(entry_type, id, version, &stored)
                                 {
+                                    bytes = bytes.saturating_add(entry.len());
+                                    if bytes > self.limits.max_response_bytes {
+                                        return Err(StoreError::too_costly(format!(
+                                            "the history page would have more than the {} bytes a response may have; ask for fewer with _count (limit maxResponseBytes)",
+                                            self.limits.max_response_bytes
+                                        )));
+                                    }
                                     entries.push(entry);
                                 }
                             }
@@ -1290,7 +1445,7 @@ impl<S: Store> Service<S> {
                 ([], Some(body_id)) => {
                     // Update as create, but not over an existing resource the search did not match.
                     let exists = async {
-                        let mut tx = self.store.begin(false).await?;
+                        let mut tx = self.begin(false).await?;
                         Self::current(&mut tx, type_name, &body_id).await
                     }
                     .await;
@@ -1423,7 +1578,7 @@ impl<S: Store> Service<S> {
         };
         for _attempt in 0..3 {
             let read = async {
-                let mut tx = self.store.begin(false).await?;
+                let mut tx = self.begin(false).await?;
                 let Some(current) = Self::current(&mut tx, type_name, id).await? else {
                     return Ok(None);
                 };
@@ -1545,8 +1700,10 @@ impl<S: Store> Service<S> {
 
     /// Indexes every current resource of `types` again, in one transaction; how many.
     pub(super) async fn reindex_types(&self, types: &[&str]) -> Result<usize, StoreError> {
+        // Indexing reads every resource of the types: the work budget of requests is not its.
+        self.meter.reset(u64::MAX);
         let result = async {
-            let mut tx = self.store.begin(true).await?;
+            let mut tx = self.begin(true).await?;
             let mut count = 0usize;
             for type_name in types.iter().copied() {
                 crate::search::clear_index(&mut tx, type_name).await?;

@@ -346,6 +346,10 @@ fn split_index_key(rest: &[u8]) -> Option<(&str, &str, &str)> {
 
 /// The store key naming the index layout a store was indexed with.
 pub const INDEX_FORMAT_KEY: &[u8] = b"m\0index";
+
+/// Changed by every write of a `SearchParameter`, so that each service over the store
+/// rebuilds its registry when another wrote one.
+pub const PARAMS_MARKER_KEY: &[u8] = b"m\0searchparams";
 /// The index layout written by this version: a store with another is indexed again when a
 /// service opens it.
 pub const INDEX_FORMAT: &str = "3";

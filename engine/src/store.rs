@@ -24,6 +24,8 @@ pub struct StoreError {
     pub message: String,
     /// True when the transaction lost a race with another and may be retried.
     pub conflict: bool,
+    /// True when the request's work budget ran out (a 413, not a failure of the store).
+    pub too_costly: bool,
 }
 
 impl StoreError {
@@ -32,6 +34,16 @@ impl StoreError {
         StoreError {
             message: message.into(),
             conflict: false,
+            too_costly: false,
+        }
+    }
+
+    /// A request that needs more work than it may spend.
+    pub fn too_costly(message: impl Into<String>) -> Self {
+        StoreError {
+            message: message.into(),
+            conflict: false,
+            too_costly: true,
         }
     }
 }
@@ -258,6 +270,7 @@ impl Transaction for MemoryTx<'_> {
             return Err(StoreError {
                 message: String::from("another transaction committed first"),
                 conflict: true,
+                too_costly: false,
             });
         }
         self.store.data.borrow_mut().apply(self.writes);

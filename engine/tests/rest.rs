@@ -4,6 +4,7 @@ use hearth_engine::rest::{Request, Response, Service};
 use hearth_engine::store::{block_on, MemoryStore};
 
 mod common;
+use common::with_content_type;
 use common::{Counter, FixedClock};
 
 fn service() -> Service<MemoryStore> {
@@ -34,10 +35,7 @@ fn call(
                 (name.to_string(), value.to_string())
             })
             .collect(),
-        headers: headers
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
+        headers: with_content_type(headers, path, body),
         body: body.as_bytes().to_vec(),
     };
     block_on(service.handle(&request))

@@ -8,6 +8,7 @@ use hearth_engine::rest::{Clock, Request, Response, Service};
 use hearth_engine::store::{block_on, MemoryStore};
 
 mod common;
+use common::with_content_type;
 use common::{Counter, FixedClock};
 
 const BASE: &str = "http://localhost:8787/fhir";
@@ -57,10 +58,7 @@ fn call_with(
                 (decode(name), decode(value))
             })
             .collect(),
-        headers: headers
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
+        headers: with_content_type(headers, path, body),
         body: body.as_bytes().to_vec(),
     };
     block_on(service.handle(&request))

@@ -34,12 +34,45 @@ function toBytes(input) {
   throw new FhirError(diagnostics, { status: 400, outcome: errorOutcome("structure", diagnostics) });
 }
 
+/**
+ * Counts the Wasm instances this module has had. A trap (or a stack overflow) may leave an
+ * instance's memory inconsistent, so the instance is dropped and a fresh one made from the same
+ * compiled module before anything else runs; objects made by the old one are refused after it.
+ */
+let generation = 0;
+
+/** Drops the current Wasm instance for a fresh one; `why` is logged. */
+function restartEngine(why) {
+  generation += 1;
+  console.error(`hearth: ${why}; the engine was restarted with a fresh instance (restart ${generation})`);
+  wasm.__wbg_reset_state();
+}
+
+/** True for what a Wasm trap or a stack overflow inside the module throws. */
+function isTrap(thrown) {
+  return thrown instanceof WebAssembly.RuntimeError || (thrown instanceof RangeError && /call stack/i.test(thrown.message));
+}
+
 function call(fn) {
   try {
     return fn();
   } catch (thrown) {
+    if (isTrap(thrown)) {
+      restartEngine(`the Wasm module failed (${thrown.message})`);
+      const diagnostics = `the engine failed and was restarted; the request was not completed, and nothing of it was stored (${thrown.message})`;
+      throw new FhirError(diagnostics, { status: 500, outcome: errorOutcome("exception", diagnostics), cause: thrown });
+    }
+    if (thrown instanceof Error && /stale object from previous Wasm instance/.test(thrown.message)) {
+      const diagnostics = "this object was made before the engine restarted; make it again";
+      throw new FhirError(diagnostics, { status: 500, outcome: errorOutcome("exception", diagnostics), cause: thrown });
+    }
     throw toFhirError(thrown);
   }
+}
+
+/** Bytes of Wasm memory the engine holds now. */
+export function engineMemoryBytes() {
+  return wasm.initSync().memory.buffer.byteLength;
 }
 
 /**
@@ -356,10 +389,19 @@ export function evaluate(resource, expression, options = {}) {
   return compiled.evaluate(resource, options);
 }
 
+/** The option names of {@link FhirService}'s `limits`, in the order the bindings take them. */
+const LIMIT_NAMES = ["maxBodyBytes", "maxParameters", "maxValues", "maxSortKeys", "maxElements", "maxEntries", "maxResponseBytes", "maxWork"];
+
 /**
- * A FHIR R4 REST service running in this process: read, vread, create, update, delete,
- * history, `$validate` and `metadata`, over a store in memory or one the host provides (see
- * `openSqliteStore` in `hearth-fhir/sqlite` for a durable one in Node).
+ * A FHIR R4 REST service running in this process: read, vread, create, update, patch, delete,
+ * history, search, batch, transaction, `$validate` and `metadata`, over a store in memory or one
+ * the host provides (see `openSqliteStore` in `hearth-fhir/sqlite` for a durable one in Node).
+ *
+ * Every request is bounded by `limits` (a request over one is answered 413 with an
+ * OperationOutcome naming the limit). Requests naming another Host than the base URL's (421),
+ * or coming from a web page of another origin than `allowedOrigins` (403), are refused. If the
+ * engine ever fails (a Wasm trap), the failure is logged and a fresh engine answers the next
+ * request over the same store; a service in memory then answers 503, as its data is gone.
  *
  * @example
  * const service = new FhirService({ baseUrl: "http://localhost:8787/fhir" });
@@ -368,22 +410,52 @@ export function evaluate(resource, expression, options = {}) {
  */
 export class FhirService {
   #service;
+  #options;
+  #generation;
+  #lost = false;
 
   /**
-   * @param {{ baseUrl?: string, store?: { get: Function, scan: Function, commit: Function } }} [options]
+   * @param {{ baseUrl?: string, store?: { get: Function, scan: Function, commit: Function },
+   *   limits?: Record<string, number>, allowedHosts?: string[], allowedOrigins?: string[],
+   *   maxMemoryBytes?: number }} [options]
+   *   `allowedHosts`: Host names answered besides the base URL's (`"*"`: any);
+   *   `allowedOrigins`: web origins allowed to call across origins (`"*"`: any);
+   *   `maxMemoryBytes`: with a `store`, the engine is restarted after a request that leaves its
+   *   Wasm memory larger than this, to give the memory back (Wasm memory never shrinks).
+   * @throws {FhirError} status 400 for an unknown limit name.
    */
-  constructor({ baseUrl = "http://localhost/fhir", store } = {}) {
-    this.#service = new wasm.FhirService(store, baseUrl);
+  constructor({ baseUrl = "http://localhost/fhir", store, limits = {}, allowedHosts = [], allowedOrigins = [], maxMemoryBytes } = {}) {
+    for (const name of Object.keys(limits)) {
+      if (!LIMIT_NAMES.includes(name)) {
+        const diagnostics = `unknown limit "${name}"; the limits are ${LIMIT_NAMES.join(", ")}`;
+        throw new FhirError(diagnostics, { status: 400, outcome: errorOutcome("invalid", diagnostics) });
+      }
+    }
+    this.#options = { baseUrl, store, limits, allowedHosts: allowedHosts.map(String), allowedOrigins: allowedOrigins.map(String), maxMemoryBytes };
+    this.#start();
+  }
+
+  /** Makes the engine's service in the current Wasm instance. */
+  #start() {
+    const { baseUrl, store, limits, allowedHosts, allowedOrigins } = this.#options;
+    call(() => {
+      const service = new wasm.FhirService(store, baseUrl);
+      service.setLimits(...LIMIT_NAMES.map((name) => (limits[name] === undefined ? Number.NaN : Number(limits[name]))));
+      service.setPolicy(baseUrl, allowedHosts, allowedOrigins);
+      this.#service = service;
+    });
+    this.#generation = generation;
   }
 
   /**
    * Answers one request.
    * @param {{ method: string, path: string, query?: Iterable<[string, string]> | URLSearchParams,
    *   headers?: Record<string, string> | Iterable<[string, string]>, body?: string | Uint8Array }} request
-   *   `path` is relative to the base URL (`Patient/123/_history/2`).
+   *   `path` is relative to the base URL (`Patient/123/_history/2`). Without `headers`, a body
+   *   is sent as `application/fhir+json` (a form for `_search`).
    * @returns {{ status: number, headers: [string, string][], body: string }}
    */
-  handle({ method, path, query = [], headers = {}, body = new Uint8Array() }) {
+  handle({ method, path, query = [], headers, body = new Uint8Array() }) {
     const flat = (pairs) => {
       const list = [];
       const entries = typeof pairs[Symbol.iterator] === "function" ? pairs : Object.entries(pairs);
@@ -391,6 +463,32 @@ export class FhirService {
       return list;
     };
     const bytes = typeof body === "string" ? new TextEncoder().encode(body) : body;
-    return call(() => this.#service.handle(String(method), String(path), flat(query), flat(headers), bytes));
+    let headerList = flat(headers ?? {});
+    if (headers === undefined && bytes.length > 0) {
+      const form = String(path).replace(/\/+$/, "").endsWith("_search");
+      headerList = ["content-type", form ? "application/x-www-form-urlencoded" : "application/fhir+json"];
+    }
+    if (this.#generation !== generation) {
+      // The engine was restarted since this service was made.
+      if (this.#options.store === undefined) this.#lost = true;
+      else this.#start();
+      this.#generation = generation;
+    }
+    if (this.#lost) {
+      const diagnostics = "the in-memory store was lost when the engine failed; make a new FhirService (or give it a durable store)";
+      return { status: 503, headers: [["Content-Type", "application/fhir+json; charset=utf-8"]], body: JSON.stringify(errorOutcome("exception", diagnostics)) };
+    }
+    let answer;
+    try {
+      answer = call(() => this.#service.handle(String(method), String(path), flat(query), headerList, bytes));
+    } catch (err) {
+      if (!(err instanceof FhirError)) throw err;
+      answer = { status: err.status, headers: [["Content-Type", "application/fhir+json; charset=utf-8"]], body: JSON.stringify(err.outcome) };
+    }
+    const { maxMemoryBytes, store } = this.#options;
+    if (maxMemoryBytes !== undefined && store !== undefined && generation === this.#generation && engineMemoryBytes() > maxMemoryBytes) {
+      restartEngine(`Wasm memory grew to ${engineMemoryBytes()} bytes, over maxMemoryBytes ${maxMemoryBytes}`);
+    }
+    return answer;
   }
 }

@@ -517,6 +517,19 @@ impl<'a> FhirReader<'a> {
                         self.issue(message, offset);
                         return Ok(None);
                     }
+                    // R4 §2.24.0.1: no character below U+0020 but tab, carriage return and
+                    // line feed, escaped or not.
+                    if let Some(bad) = text
+                        .chars()
+                        .find(|c| *c < ' ' && !matches!(c, '\t' | '\r' | '\n'))
+                    {
+                        let message = format!(
+                            "expected \"{name}\" ({type_name}) to hold no control character but tab, carriage return and line feed, found U+{:04X}",
+                            u32::from(bad)
+                        );
+                        self.issue(message, offset);
+                        return Ok(None);
+                    }
                     return Ok(Some(PrimitiveValue::String(text.into_owned())));
                 }
                 if text.chars().count() <= 40 {

@@ -1,5 +1,6 @@
 //! Batch and transaction: a Bundle posted to the base.
 
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -32,10 +33,10 @@ struct Done {
 }
 
 /// Rewrites every `Reference.reference` found in `map` (a bundle's `fullUrl` → `Type/id`).
-fn rewrite_references(object: &mut Object, map: &[(String, String)]) {
+fn rewrite_references(object: &mut Object, map: &BTreeMap<String, String>) {
     if object.type_def().name == "Reference" {
         if let Some(target) = object.text("reference") {
-            if let Some((_, new)) = map.iter().find(|(full_url, _)| full_url == target) {
+            if let Some(new) = map.get(target) {
                 let new = new.clone();
                 object.set_text("reference", new);
             }
@@ -59,7 +60,7 @@ fn rewrite_references(object: &mut Object, map: &[(String, String)]) {
             Value::Primitive(primitive) => {
                 if uri_like {
                     if let Some(PrimitiveValue::String(value)) = &mut primitive.value {
-                        if let Some((_, new)) = map.iter().find(|(full_url, _)| full_url == value) {
+                        if let Some(new) = map.get(value.as_str()) {
                             *value = new.clone();
                         }
                     }
@@ -70,6 +71,23 @@ fn rewrite_references(object: &mut Object, map: &[(String, String)]) {
             }
         }
     }
+}
+
+/// The first `urn:uuid:` or `urn:oid:` reference in `object`: after rewriting, one that names
+/// no entry of the transaction.
+fn urn_reference(object: &Object) -> Option<String> {
+    if object.type_def().name == "Reference" {
+        if let Some(target) = object.text("reference") {
+            if target.starts_with("urn:uuid:") || target.starts_with("urn:oid:") {
+                return Some(target.to_string());
+            }
+        }
+    }
+    object.fields.iter().find_map(|field| match &field.value {
+        Value::Complex(inner) => urn_reference(inner),
+        Value::Resource(inner) => urn_reference(inner),
+        Value::Primitive(_) => None,
+    })
 }
 
 /// Every reference by search (`Organization?identifier=...`) in `object`.
@@ -122,6 +140,16 @@ impl<S: Store> Service<S> {
             );
         }
         let kind = bundle.text("type").unwrap_or_default().to_string();
+        let n_entries = bundle.values("entry").count();
+        if n_entries > self.limits.max_entries {
+            return super::limits::too_costly(
+                "maxEntries",
+                format!(
+                    "the Bundle has {n_entries} entries, more than the {} allowed",
+                    self.limits.max_entries
+                ),
+            );
+        }
         let mut entries = Vec::new();
         for (index, entry) in bundle.values("entry").enumerate() {
             let Value::Complex(entry) = entry else {
@@ -155,8 +183,21 @@ impl<S: Store> Service<S> {
 
     /// Each entry on its own, as if sent alone.
     async fn batch(&self, request: &Request, entries: Vec<Entry>) -> Response {
-        let mut answers = Vec::new();
-        for entry in entries {
+        let mut answers: Vec<String> = Vec::new();
+        // Bytes of the answers so far: once they pass the response limit, the remaining
+        // entries are answered with an OperationOutcome each instead of being run.
+        let mut answered_bytes = 0usize;
+        let max_bytes = self.limits.max_response_bytes;
+        for (index, entry) in entries.into_iter().enumerate() {
+            if answered_bytes > max_bytes {
+                answers.push(response_entry(&super::limits::too_costly(
+                    "maxResponseBytes",
+                    format!(
+                        "entry {index} was not run: the answers before it already fill the {max_bytes} bytes a response may have"
+                    ),
+                )));
+                continue;
+            }
             let (path, query) = entry.url.split_once('?').unwrap_or((&entry.url, ""));
             let path = relative(path, &self.base_url);
             let mut headers: Vec<(String, String)> = request
@@ -205,10 +246,35 @@ impl<S: Store> Service<S> {
                     IssueType::NotSupported,
                     "a batch cannot contain a batch",
                 )
+            } else if let Some(refusal) = self.limits.check_request(&single, &[]) {
+                refusal
+            } else if segments
+                .iter()
+                .any(|segment| *segment == "." || *segment == "..")
+            {
+                Response::error(
+                    400,
+                    IssueType::Invalid,
+                    format!("the url {} has a \".\" or \"..\" segment", entry.url),
+                )
             } else {
                 self.single(&single, &single.method, &path, &segments).await
             };
-            answers.push(response_entry(&response));
+            let mut answer = response_entry(&response);
+            if answered_bytes.saturating_add(answer.len()) > max_bytes {
+                answer = response_entry(&super::limits::too_costly(
+                    "maxResponseBytes",
+                    format!(
+                        "the answer to entry {index} ({} bytes) would pass the {max_bytes} bytes a response may have",
+                        answer.len()
+                    ),
+                ));
+                // The entries after it are not run.
+                answered_bytes = max_bytes.saturating_add(1);
+            } else {
+                answered_bytes += answer.len();
+            }
+            answers.push(answer);
         }
         Response::json(
             200,
@@ -226,8 +292,10 @@ impl<S: Store> Service<S> {
         // Ids first, so that references can be rewritten before anything is stored.
         let mut targets: Vec<Option<(String, String)>> = Vec::new();
         let mut methods: Vec<String> = Vec::new();
-        let mut full_urls: Vec<&str> = Vec::new();
-        let mut map: Vec<(String, String)> = Vec::new();
+        let mut full_urls: BTreeSet<&str> = BTreeSet::new();
+        // Targets written so far, for the check that no two entries write one resource.
+        let mut write_targets: BTreeSet<(String, String)> = BTreeSet::new();
+        let mut map: BTreeMap<String, String> = BTreeMap::new();
         // The search of each conditional entry: ifNoneExist, or the query of a conditional
         // update or delete.
         let mut conditions: Vec<Option<String>> = Vec::new();
@@ -301,12 +369,7 @@ impl<S: Store> Service<S> {
             let writes = |method: &str| method != "GET";
             if writes(&entry.method)
                 && !target.1.is_empty()
-                && targets.iter().zip(&methods).any(|(earlier, method)| {
-                    writes(method)
-                        && earlier
-                            .as_ref()
-                            .is_some_and(|(t, i)| *t == target.0 && *i == target.1)
-                })
+                && !write_targets.insert(target.clone())
             {
                 return entry_error(
                     index,
@@ -316,7 +379,7 @@ impl<S: Store> Service<S> {
                 );
             }
             if let Some(full_url) = &entry.full_url {
-                if full_urls.contains(&full_url.as_str()) {
+                if !full_urls.insert(full_url) {
                     return entry_error(
                         index,
                         400,
@@ -324,7 +387,6 @@ impl<S: Store> Service<S> {
                         format!("the fullUrl {full_url} is used by two entries (bdl-7)"),
                     );
                 }
-                full_urls.push(full_url);
             }
             methods.push(entry.method.clone());
             targets.push(Some(target));
@@ -341,7 +403,7 @@ impl<S: Store> Service<S> {
             if let Err(err) = self.ensure_registry().await {
                 return super::store_error(&err);
             }
-            let mut tx = match self.store.begin(false).await {
+            let mut tx = match self.begin(false).await {
                 Ok(tx) => tx,
                 Err(err) => return super::store_error(&err),
             };
@@ -404,7 +466,8 @@ impl<S: Store> Service<S> {
                 }
                 match self.conditional_matches(&mut tx, type_name, query).await {
                     Ok(ids) if ids.len() == 1 => {
-                        map.push((reference.clone(), format!("{type_name}/{}", ids[0])));
+                        map.entry(reference.clone())
+                            .or_insert_with(|| format!("{type_name}/{}", ids[0]));
                     }
                     Ok(ids) => {
                         return Response::error(
@@ -431,7 +494,7 @@ impl<S: Store> Service<S> {
         }
         // Entries that resolved to one resource (a conditional one included) fail the
         // transaction (R4 §3.1.0.11.2).
-        let mut written: Vec<(&str, &str)> = Vec::new();
+        let mut written: BTreeSet<(&str, &str)> = BTreeSet::new();
         for (index, (entry, target)) in entries.iter().zip(&targets).enumerate() {
             let (Some((type_name, id)), false) = (target, skip[index]) else {
                 continue;
@@ -439,7 +502,7 @@ impl<S: Store> Service<S> {
             if entry.method == "GET" {
                 continue;
             }
-            if written.contains(&(type_name.as_str(), id.as_str())) {
+            if !written.insert((type_name.as_str(), id.as_str())) {
                 return entry_error(
                     index,
                     400,
@@ -447,11 +510,11 @@ impl<S: Store> Service<S> {
                     format!("{type_name}/{id} is the subject of two entries"),
                 );
             }
-            written.push((type_name, id));
         }
         for (entry, target) in entries.iter().zip(&targets) {
             if let (Some(full_url), Some((type_name, id))) = (&entry.full_url, target) {
-                map.push((full_url.clone(), format!("{type_name}/{id}")));
+                map.entry(full_url.clone())
+                    .or_insert_with(|| format!("{type_name}/{id}"));
             }
         }
         // Resources: references rewritten, then read and validated as a single write would be.
@@ -488,6 +551,14 @@ impl<S: Store> Service<S> {
                 );
             }
             rewrite_references(resource, &map);
+            if let Some(urn) = urn_reference(resource) {
+                return entry_error(
+                    index,
+                    400,
+                    IssueType::Invalid,
+                    format!("the reference \"{urn}\" names no entry of the transaction"),
+                );
+            }
             let mut unresolved = Vec::new();
             conditional_references(resource, &mut unresolved);
             if let Some(conditional) = unresolved.first() {
@@ -531,7 +602,7 @@ impl<S: Store> Service<S> {
         let mut sequence: Vec<usize> = (0..entries.len()).collect();
         sequence.sort_by_key(|&idx| entries.get(idx).map_or(3, |entry| order(&entry.method)));
         let result = async {
-            let mut tx = self.store.begin(true).await?;
+            let mut tx = self.begin(true).await?;
             let mut done: Vec<Option<Done>> = entries.iter().map(|_| None).collect();
             for idx in sequence {
                 let (Some(entry), Some(Some((type_name, id)))) =
@@ -728,6 +799,7 @@ fn response_entry(response: &Response) -> String {
         409 => " Conflict",
         410 => " Gone",
         412 => " Precondition Failed",
+        413 => " Content Too Large",
         422 => " Unprocessable Entity",
         _ => "",
     };

@@ -70,10 +70,10 @@ pub(super) fn query_pairs(text: &str, plus_is_space: bool) -> Vec<(String, Strin
 }
 
 fn search_error(err: &SearchError) -> Response {
-    let code = if err.status == 400 {
-        IssueType::Invalid
-    } else {
-        IssueType::Exception
+    let code = match err.status {
+        400 => IssueType::Invalid,
+        413 => IssueType::TooCostly,
+        _ => IssueType::Exception,
     };
     Response::error(err.status, code, err.message.clone())
 }
@@ -164,10 +164,11 @@ fn shaped(json: &str, summary: Option<Summary>, elements: Option<&[String]>) -> 
 impl<S: Store> Service<S> {
     /// Loads the `SearchParameter` resources stored, when the registry is out of date.
     pub(super) async fn ensure_registry(&self) -> Result<(), StoreError> {
-        if self.search_ready.get() {
+        let mut tx = self.begin(false).await?;
+        let marker = tx.get(search::PARAMS_MARKER_KEY).await?;
+        if self.search_ready.get() && *self.search_marker.borrow() == marker {
             return Ok(());
         }
-        let mut tx = self.store.begin(false).await?;
         let ids = search::current_ids(&mut tx, "SearchParameter").await?;
         // Without stored parameters, before or now, the core registry built with the service
         // stands.
@@ -187,6 +188,7 @@ impl<S: Store> Service<S> {
             *self.search.borrow_mut() = alloc::rc::Rc::new(registry);
         }
         self.search_ready.set(true);
+        *self.search_marker.borrow_mut() = marker;
         // A store written by a version of Hearth whose index keys differ is indexed again.
         let format = tx.get(search::INDEX_FORMAT_KEY).await?;
         drop(tx);
@@ -369,15 +371,31 @@ impl<S: Store> Service<S> {
             base_url: &self.base_url,
         };
         let result = async {
-            let mut tx = self.store.begin(false).await.map_err(SearchError::store)?;
+            let mut tx = self.begin(false).await.map_err(SearchError::store)?;
             let found = search::run(&mut tx, &context, &query).await?;
             let mut matches = Vec::new();
+            // The page's resources are read only while they fit in a response.
+            let max_bytes = self.limits.max_response_bytes;
+            let mut page_bytes = 0usize;
+            let mut fits = |json: &str| {
+                page_bytes = page_bytes.saturating_add(json.len());
+                if page_bytes > max_bytes {
+                    return Err(SearchError {
+                        status: 413,
+                        message: format!(
+                            "the page would have more than the {max_bytes} bytes a response may have; ask for fewer with _count (limit maxResponseBytes)"
+                        ),
+                    });
+                }
+                Ok(())
+            };
             if query.summary != Some(Summary::Count) {
                 for hit in &found.page {
                     if let Some(json) = search::load_json(&mut tx, &hit.type_name, &hit.id)
                         .await
                         .map_err(SearchError::store)?
                     {
+                        fits(&json)?;
                         matches.push((hit.type_name.clone(), hit.id.clone(), json));
                     }
                 }
@@ -393,6 +411,7 @@ impl<S: Store> Service<S> {
                     .await
                     .map_err(SearchError::store)?
                 {
+                    fits(&json)?;
                     included.push((type_name.clone(), id.clone(), json));
                 }
             }

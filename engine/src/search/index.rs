@@ -405,7 +405,7 @@ fn encode_quantity(item: &Item<'_>, out: &mut Vec<Encoded>) {
         })
         .and_then(|field| match &field.value {
             crate::resource::Value::Primitive(primitive) => match &primitive.value {
-                Some(crate::resource::PrimitiveValue::Number(text)) => Decimal::parse_json(text),
+                Some(crate::resource::PrimitiveValue::Number(text)) => Some(text.as_str()),
                 _ => None,
             },
             _ => None,
@@ -413,7 +413,18 @@ fn encode_quantity(item: &Item<'_>, out: &mut Vec<Encoded>) {
     else {
         return;
     };
-    let raw = hex_f64(value.to_f64());
+    // Exact where the decimal fits (UCUM conversion needs it), else as the nearest double:
+    // `1e308` is a valid decimal too, and must be found.
+    let exact = Decimal::parse_json(value);
+    let Some(number) = exact.map(|exact| exact.to_f64()).or_else(|| {
+        value
+            .parse::<f64>()
+            .ok()
+            .filter(|number| number.is_finite())
+    }) else {
+        return;
+    };
+    let raw = hex_f64(number);
     out.push((alloc::format!("\u{1}{raw}"), String::new()));
     let system = object.text("system").unwrap_or_default();
     let code = if name == "Money" {
@@ -427,7 +438,7 @@ fn encode_quantity(item: &Item<'_>, out: &mut Vec<Encoded>) {
             String::new(),
         ));
         if system.is_empty() || system == "http://unitsofmeasure.org" {
-            if let Some((normal, dimension)) = ucum_normal(value, code) {
+            if let Some((normal, dimension)) = exact.and_then(|exact| ucum_normal(exact, code)) {
                 out.push((
                     alloc::format!("{dimension}\u{1}{}", hex_f64(normal)),
                     String::new(),

@@ -17,7 +17,7 @@ use crate::store::{StoreError, Transaction};
 /// A search that cannot be run as asked: a 400 with this message (or a store failure).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SearchError {
-    /// HTTP status: 400 for the query, 500 or 409 for the store.
+    /// HTTP status: 400 for the query, 413 over the work budget, 500 or 409 for the store.
     pub status: u16,
     /// What is wrong, for the OperationOutcome.
     pub message: String,
@@ -35,7 +35,13 @@ impl SearchError {
     /// A store failure.
     pub fn store(err: StoreError) -> SearchError {
         SearchError {
-            status: if err.conflict { 409 } else { 500 },
+            status: if err.too_costly {
+                413
+            } else if err.conflict {
+                409
+            } else {
+                500
+            },
             message: err.message,
         }
     }
@@ -188,6 +194,7 @@ pub fn parse(
         link_params: Vec::new(),
         compartment: None,
     };
+    let mut seen: alloc::collections::BTreeSet<(&str, &str)> = alloc::collections::BTreeSet::new();
     for (name, value) in params {
         let (bare, modifier) = name.split_once(':').unwrap_or((name, ""));
         if name != "_cursor" && !name.starts_with("_format") && name != "_pretty" {
@@ -278,6 +285,8 @@ pub fn parse(
                 match problem {
                     Some(problem) if lenient => query.ignored.push(problem),
                     Some(problem) => return Err(SearchError::bad(problem)),
+                    // A criterion given twice selects what it selects once.
+                    None if !seen.insert((name.as_str(), value.as_str())) => {}
                     None => {
                         for (_, criteria) in &mut query.per_type {
                             criteria.push(Criterion {
@@ -635,15 +644,17 @@ fn number_bounds(text: &str) -> Option<(f64, f64, f64)> {
         && digits.matches('.').count() <= 1
         && digits.chars().all(|c| c.is_ascii_digit() || c == '.')
         && digits.chars().any(|c| c.is_ascii_digit());
-    if !well_formed || !(-300..=300).contains(&exponent) {
+    if !well_formed {
         return None;
     }
+    // Any exponent whose value is a finite double (`1e308`, `1.5e-300`).
     let value: f64 = text.parse().ok().filter(|value: &f64| value.is_finite())?;
     let scale = mantissa.split_once('.').map_or(0, |(_, fraction)| {
         i32::try_from(fraction.len()).unwrap_or(i32::MAX)
     });
     let half = 0.5 * libm::pow(10.0, f64::from(exponent.saturating_sub(scale)));
-    Some((value, value - half, value + half))
+    let clamp = |bound: f64| bound.clamp(f64::MIN, f64::MAX);
+    Some((value, clamp(value - half), clamp(value + half)))
 }
 
 fn number_alt(code: &str, key: &str, prefix: Prefix, text: &str) -> Result<Alt, SearchError> {

@@ -21,3 +21,32 @@ impl IdSource for Counter {
         format!("id{}", self.0.get())
     }
 }
+
+/// `headers`, with the Content-Type a client would send for `body` when none is given: a
+/// form for `_search`, JSON Patch for an array, FHIR JSON otherwise.
+#[allow(dead_code)]
+pub fn with_content_type(
+    headers: &[(&str, &str)],
+    path: &str,
+    body: &str,
+) -> Vec<(String, String)> {
+    let mut res: Vec<(String, String)> = headers
+        .iter()
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .collect();
+    if !body.is_empty()
+        && !res
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case("content-type"))
+    {
+        let media = if path.ends_with("_search") {
+            "application/x-www-form-urlencoded"
+        } else if body.trim_start().starts_with('[') {
+            "application/json-patch+json"
+        } else {
+            "application/fhir+json"
+        };
+        res.push((String::from("content-type"), String::from(media)));
+    }
+    res
+}
