@@ -6,7 +6,10 @@
 //! - `scan(start: Uint8Array, end: Uint8Array | undefined, limit: number, reverse: boolean):
 //!   [Uint8Array, Uint8Array][]`
 //! - `commit(writes: [Uint8Array, Uint8Array | undefined][])`: all writes at once, durable
-//!   when it returns; throws when it cannot.
+//!   when it returns; throws when it cannot;
+//! - optionally `begin(write: boolean)` and `end()`, called around each engine transaction, so
+//!   that a store shared with other connections gives the transaction one consistent view
+//!   (a SQLite `BEGIN` … `COMMIT`) and serialises writers.
 //!
 //! Each request is answered within one call, so a synchronous store sees no interleaving.
 
@@ -57,6 +60,27 @@ struct JsStore {
 struct JsTx<'s> {
     store: &'s JsStore,
     writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// True while the store's `begin` awaits its `end`.
+    open: bool,
+}
+
+impl JsTx<'_> {
+    /// Tells the store the transaction is over (committed or not).
+    fn end(&mut self) -> Result<(), StoreError> {
+        if !self.open {
+            return Ok(());
+        }
+        self.open = false;
+        self.store.call("end", &[]).map(|_| ())
+    }
+}
+
+impl Drop for JsTx<'_> {
+    fn drop(&mut self) {
+        // A transaction dropped without commit (a read, or a write that failed) ends here;
+        // an error of `end` has nobody left to report to.
+        let _ = self.end();
+    }
 }
 
 fn js_error(err: &JsValue) -> StoreError {
@@ -69,6 +93,11 @@ fn js_error(err: &JsValue) -> StoreError {
 }
 
 impl JsStore {
+    /// True when the store has a method `name`.
+    fn has(&self, name: &str) -> bool {
+        Reflect::get(&self.target, &name.into()).is_ok_and(|value| value.is_function())
+    }
+
     fn call(&self, name: &str, args: &[JsValue]) -> Result<JsValue, StoreError> {
         let function = Reflect::get(&self.target, &name.into()).map_err(|err| js_error(&err))?;
         let function: js_sys::Function = function
@@ -84,10 +113,15 @@ impl JsStore {
 impl Store for JsStore {
     type Tx<'s> = JsTx<'s>;
 
-    async fn begin(&self, _write: bool) -> Result<JsTx<'_>, StoreError> {
+    async fn begin(&self, write: bool) -> Result<JsTx<'_>, StoreError> {
+        let ends = self.has("begin");
+        if ends {
+            self.call("begin", &[JsValue::from(write)])?;
+        }
         Ok(JsTx {
             store: self,
             writes: BTreeMap::new(),
+            open: ends,
         })
     }
 }
@@ -161,9 +195,9 @@ impl Transaction for JsTx<'_> {
         self.writes.insert(key, None);
     }
 
-    async fn commit(self) -> Result<(), StoreError> {
+    async fn commit(mut self) -> Result<(), StoreError> {
         if self.writes.is_empty() {
-            return Ok(());
+            return self.end();
         }
         let writes: Array = self
             .writes
@@ -176,7 +210,9 @@ impl Transaction for JsTx<'_> {
                 JsValue::from(Array::of2(&Uint8Array::from(key.as_slice()).into(), &value))
             })
             .collect();
-        self.store.call("commit", &[writes.into()]).map(|_| ())
+        let committed = self.store.call("commit", &[writes.into()]).map(|_| ());
+        let ended = self.end();
+        committed.and(ended)
     }
 }
 

@@ -1,8 +1,11 @@
 #!/usr/bin/env node
 // The `hearth` command line: FHIR tools over the same engine as the JS API.
 import { readFile, writeFile, mkdir, readdir, stat } from "node:fs/promises";
+import { mkdtempSync, rmSync } from "node:fs";
+import { availableParallelism, tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { createServer } from "node:http";
+import { Worker } from "node:worker_threads";
 import { inspect, format, compile, validate, version, FhirError, FhirProfiles, FhirService } from "../src/entry-node.js";
 import { openSqliteStore } from "../src/sqlite-store.js";
 
@@ -25,14 +28,30 @@ commands:
                                        batch Bundles as they are, other Bundles and single
                                        resources (.json) and NDJSON lines (.ndjson) each as a
                                        create or update; prints progress and what failed
-  serve [--port N] [--host H] [--data DIR]
+  serve [--port N] [--host H] [--data DIR] [options]
                                        serve the FHIR REST API at http://H:N/fhir (default
-                                       127.0.0.1:8080), storing in DIR (SQLite) or in memory
+                                       127.0.0.1:8080), storing in DIR (SQLite) or in a
+                                       scratch store; see hearth serve --help
   version                              print the engine version
   help                                 print this text
 
 Problems are printed as FILE:LINE:COLUMN: error: MESSAGE (ELEMENT PATH); the exit code is 1
 when any file has one, 2 for a usage error.`;
+
+const SERVE_USAGE = `usage: hearth serve [--port N] [--host H] [--data DIR] [options]
+
+Serves the FHIR R4 REST API at http://H:N/fhir (default 127.0.0.1:8080), storing in DIR
+(SQLite, durable) or, without --data, in a scratch store deleted when the server stops.
+Reads run on several threads beside the one writer, so a long request does not hold up others.
+
+options:
+  --allow-host NAME       also answer requests whose Host header is NAME (or NAME:PORT);
+                          "*" answers any (only behind a proxy that checks it)
+  --allow-origin ORIGIN   let web pages of ORIGIN (https://app.example) call the API; "*": any
+  --limit NAME=N          a per-request limit: maxBodyBytes, maxParameters, maxValues,
+                          maxSortKeys, maxElements, maxEntries, maxResponseBytes, maxWork
+  --readers N             reader threads (default: 2 to 4, by the cores)
+  --timeout SECONDS       a read taking longer is stopped and answered 503 (default 30; 0: never)`;
 
 class UsageError extends Error {}
 
@@ -329,36 +348,192 @@ async function importCommand(args) {
   return failed + unreadable;
 }
 
+/**
+ * Worker threads that answer requests, each with an engine of its own over the store. A
+ * request goes to an idle worker, or waits in order for one; a reader that takes longer than
+ * `timeoutMs` is stopped and replaced (its request answered 503), and a worker that dies is
+ * replaced too, so that no request stalls the others for long.
+ */
+class WorkerPool {
+  constructor(name, size, workerData, timeoutMs) {
+    this.name = name;
+    this.workerData = workerData;
+    this.timeoutMs = timeoutMs;
+    this.queue = [];
+    this.workers = [];
+    this.nextId = 0;
+    this.restarts = 0;
+    for (let idx = 0; idx < size; idx += 1) this.workers.push(this.spawn());
+  }
+
+  spawn() {
+    const worker = new Worker(new URL("../src/serve-worker.js", import.meta.url), { workerData: this.workerData });
+    const slot = { worker, ready: false, job: null };
+    slot.readyPromise = new Promise((resolve, reject) => {
+      worker.once("error", reject);
+      worker.on("message", (message) => {
+        if (message.ready) {
+          slot.ready = true;
+          resolve();
+          this.pump();
+          return;
+        }
+        const job = slot.job;
+        if (job === null || job.id !== message.id) return;
+        clearTimeout(job.timer);
+        slot.job = null;
+        job.resolve(message.answer);
+        this.pump();
+      });
+    });
+    worker.on("error", (err) => console.error(`hearth: a ${this.name} thread failed: ${err.message}`));
+    worker.on("exit", () => {
+      const index = this.workers.indexOf(slot);
+      if (index < 0) return; // replaced on purpose
+      if (slot.job) {
+        clearTimeout(slot.job.timer);
+        slot.job.resolve(outcome(500, "exception", "the thread answering the request stopped; the request may be retried"));
+      }
+      console.error(`hearth: a ${this.name} thread stopped; starting another`);
+      this.restarts += 1;
+      const replacement = () => {
+        if (this.workers[index] === slot) this.workers[index] = this.spawn();
+      };
+      // One that died before it was ready is retried after a pause, not in a tight loop.
+      if (slot.ready) replacement();
+      else setTimeout(replacement, 1000);
+    });
+    return slot;
+  }
+
+  ready() {
+    return Promise.all(this.workers.map((slot) => slot.readyPromise));
+  }
+
+  /** Answers `request` on a worker of the pool. */
+  run(request) {
+    return new Promise((resolve) => {
+      this.queue.push({ id: (this.nextId += 1), request, resolve, timer: null });
+      this.pump();
+    });
+  }
+
+  pump() {
+    for (const slot of this.workers) {
+      if (this.queue.length === 0) return;
+      if (!slot.ready || slot.job !== null) continue;
+      const job = this.queue.shift();
+      slot.job = job;
+      if (this.timeoutMs > 0) {
+        job.timer = setTimeout(() => this.expire(slot, job), this.timeoutMs);
+      }
+      slot.worker.postMessage({ id: job.id, request: job.request });
+    }
+  }
+
+  /** Stops a worker whose request took too long, and starts another in its place. */
+  expire(slot, job) {
+    if (slot.job !== job) return;
+    const index = this.workers.indexOf(slot);
+    this.workers.splice(index, 1);
+    slot.job = null;
+    slot.worker.terminate();
+    this.restarts += 1;
+    console.error(`hearth: a request took longer than ${this.timeoutMs / 1000} s and was stopped: ${job.request.method} /${job.request.path}`);
+    job.resolve(outcome(503, "timeout", `the request took longer than the ${this.timeoutMs / 1000} s allowed and was stopped; narrow it`));
+    this.workers.push(this.spawn());
+  }
+
+  close() {
+    for (const slot of this.workers.splice(0)) slot.worker.terminate();
+  }
+}
+
+/** A response with an OperationOutcome of one error. */
+function outcome(status, code, diagnostics) {
+  return {
+    status,
+    headers: [
+      ["Content-Type", "application/fhir+json; charset=utf-8"],
+      ["X-Content-Type-Options", "nosniff"],
+      ["Cache-Control", "no-store"],
+    ],
+    body: JSON.stringify({ resourceType: "OperationOutcome", issue: [{ severity: "error", code, diagnostics }] }),
+  };
+}
+
+/** True for requests that only read: they go to the readers, beside the writer. */
+function readsOnly(method, segments) {
+  if (method === "GET" || method === "HEAD" || method === "OPTIONS") return true;
+  return method === "POST" && segments.at(-1) === "_search";
+}
+
 /** `hearth serve`: the FHIR REST API over HTTP, until the process is stopped. */
 async function serveCommand(args) {
-  const options = { port: "8080", host: "127.0.0.1", data: undefined };
+  const options = { port: "8080", host: "127.0.0.1", data: undefined, readers: String(Math.max(2, Math.min(4, availableParallelism()))), timeout: "30" };
+  const allowedHosts = [];
+  const allowedOrigins = [];
+  const limits = {};
   for (let idx = 0; idx < args.length; idx += 2) {
     const name = args[idx]?.replace(/^--/, "");
-    if (!["port", "host", "data"].includes(name) || args[idx + 1] === undefined) {
-      throw new UsageError(`hearth serve: unexpected argument "${args[idx]}"`);
+    const value = args[idx + 1];
+    if (name === "help" || args[idx] === "-h") {
+      console.log(SERVE_USAGE);
+      return 0;
     }
-    options[name] = args[idx + 1];
+    if (value === undefined) throw new UsageError(`hearth serve: expected a value after "${args[idx]}"`);
+    if (name === "allow-host") allowedHosts.push(value);
+    else if (name === "allow-origin") allowedOrigins.push(value);
+    else if (name === "limit") {
+      const match = /^(\w+)=(\d+)$/.exec(value);
+      if (!match) throw new UsageError(`hearth serve: expected --limit NAME=NUMBER, not "${value}"`);
+      limits[match[1]] = Number(match[2]);
+    } else if (["port", "host", "data", "readers", "timeout"].includes(name)) options[name] = value;
+    else throw new UsageError(`hearth serve: unexpected argument "${args[idx]}"`);
   }
   const port = Number(options.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`hearth serve: "${options.port}" is not a port`);
-  let store;
   try {
-    store = options.data === undefined ? undefined : await openSqliteStore(options.data);
+    new FhirService({ limits });
   } catch (err) {
-    console.error(`hearth serve: ${err.message}`);
-    return 1;
+    throw new UsageError(`hearth serve: ${err.message}`);
   }
-  let service;
-  const outcome = (status, code, diagnostics) => ({
-    status,
-    headers: [["Content-Type", "application/fhir+json; charset=utf-8"]],
-    body: JSON.stringify({ resourceType: "OperationOutcome", issue: [{ severity: "error", code, diagnostics }] }),
-  });
-  const MAX_BODY = 64 * 1024 * 1024;
+  const readers = Number(options.readers);
+  if (!Number.isInteger(readers) || readers < 1 || readers > 64) throw new UsageError(`hearth serve: "${options.readers}" is not a number of readers (1 to 64)`);
+  const timeoutMs = Number(options.timeout) * 1000;
+  if (!Number.isFinite(timeoutMs) || timeoutMs < 0) throw new UsageError(`hearth serve: "${options.timeout}" is not a number of seconds`);
+  const loopback = /^(127\.|localhost$|::1$|\[::1\]$)/.test(options.host);
+  if (!loopback) {
+    console.error(
+      `hearth serve: warning: --host ${options.host} makes the API reachable from other machines, and it has no authorization: anyone who can reach it can read and change every resource. ` +
+        `Requests are answered only when their Host header is one given with --allow-host.`,
+    );
+  }
+  // The store: the directory given, or a scratch one deleted when the server stops. Without
+  // better-sqlite3 the service runs in this thread, in memory.
+  let lockStore;
+  let scratch;
+  let data = options.data;
+  try {
+    if (data === undefined) {
+      scratch = mkdtempSync(join(tmpdir(), "hearth-serve-"));
+      data = scratch;
+    }
+    lockStore = await openSqliteStore(data, { durable: scratch === undefined });
+  } catch (err) {
+    if (scratch !== undefined) {
+      rmSync(scratch, { recursive: true, force: true });
+      scratch = undefined;
+      console.error(`hearth serve: ${err.message}; serving from memory in one thread instead`);
+    } else {
+      console.error(`hearth serve: ${err.message}`);
+      return 1;
+    }
+  }
+  const MAX_BODY = limits.maxBodyBytes ?? 64 * 1024 * 1024;
   // The query, strictly decoded: a malformed %-escape is an error, not a replacement character.
   const queryPairs = (search) =>
     search
-      .replace(/^\?/, "")
       .split("&")
       .filter((pair) => pair !== "")
       .map((pair) => {
@@ -366,6 +541,7 @@ async function serveCommand(args) {
         const [name, value] = at < 0 ? [pair, ""] : [pair.slice(0, at), pair.slice(at + 1)];
         return [decodeURIComponent(name.replace(/\+/g, " ")), decodeURIComponent(value.replace(/\+/g, " "))];
       });
+  let answerWith;
   // Search URLs can be long (a list of ids, a chain): 1 MiB of request line and headers.
   const server = createServer({ maxHeaderSize: 1 << 20 }, (req, res) => {
     const chunks = [];
@@ -376,29 +552,35 @@ async function serveCommand(args) {
       if (size > MAX_BODY) tooLarge = true;
       else chunks.push(chunk);
     });
-    req.on("end", () => {
+    req.on("end", async () => {
       let answer;
       try {
         if (tooLarge) {
-          answer = outcome(413, "too-long", `the body is over ${MAX_BODY} bytes`);
+          answer = outcome(413, "too-costly", `the body is over ${MAX_BODY} bytes (limit maxBodyBytes)`);
         } else {
-          const url = new URL(req.url ?? "/", "http://localhost");
-          if (url.pathname !== "/fhir" && !url.pathname.startsWith("/fhir/")) {
-            answer = outcome(404, "not-found", `the FHIR API is at /fhir, not ${url.pathname}`);
+          // The path as sent: not normalised, so that "." and ".." reach the engine, which
+          // refuses them, instead of turning into another endpoint.
+          const target = req.url ?? "/";
+          const cut = target.indexOf("?");
+          const rawPath = cut < 0 ? target : target.slice(0, cut);
+          const search = cut < 0 ? "" : target.slice(cut + 1);
+          if (rawPath !== "/fhir" && !rawPath.startsWith("/fhir/")) {
+            answer = outcome(404, "not-found", `the FHIR API is at /fhir, not ${rawPath}`);
           } else {
             // Each segment decoded on its own, so that %2F stays inside its segment.
-            const segments = url.pathname.replace(/^\/fhir\/?/, "").split("/").map((segment) => decodeURIComponent(segment));
+            const segments = rawPath.replace(/^\/fhir\/?/, "").split("/").map((segment) => decodeURIComponent(segment));
             if (segments.some((segment) => segment.includes("/"))) {
               answer = outcome(400, "invalid", "a path segment cannot contain '/'");
             } else {
               const headers = Object.entries(req.headers).map(([name, value]) => [name, Array.isArray(value) ? value.join(", ") : String(value)]);
-              answer = service.handle({ method: req.method ?? "GET", path: segments.join("/"), query: queryPairs(url.search), headers, body: new Uint8Array(Buffer.concat(chunks)) });
+              const request = { method: req.method ?? "GET", path: segments.join("/"), query: queryPairs(search), headers, body: new Uint8Array(Buffer.concat(chunks)) };
+              answer = await answerWith(request, readsOnly(request.method.toUpperCase(), segments));
             }
           }
         }
       } catch (err) {
-        // A request that cannot even be read (a bad URL or escape) gets an answer, and the
-        // server goes on.
+        // A request that cannot even be read (a bad escape) gets an answer, and the server
+        // goes on.
         answer = err instanceof URIError || err instanceof TypeError
           ? outcome(400, "invalid", `the request URL cannot be read: ${err.message}`)
           : outcome(500, "exception", `the request failed: ${err.message}`);
@@ -414,11 +596,28 @@ async function serveCommand(args) {
   const address = server.address();
   const host = options.host.includes(":") ? `[${options.host}]` : options.host;
   const base = `http://${host}:${address.port}/fhir`;
-  service = new FhirService({ baseUrl: base, store });
-  console.log(`hearth: FHIR R4 API at ${base} (${options.data === undefined ? "in memory" : `stored in ${options.data}`})`);
+  let pools = [];
+  if (lockStore !== undefined) {
+    const workerData = { data, durable: scratch === undefined, baseUrl: base, limits, allowedHosts, allowedOrigins, maxMemoryBytes: 512 * 1024 * 1024 };
+    // The writer first: a store written by an older version is indexed again there.
+    const writer = new WorkerPool("writer", 1, workerData, 0);
+    await writer.ready();
+    await writer.run({ method: "GET", path: "metadata", query: [], headers: [], body: new Uint8Array() });
+    const reader = new WorkerPool("reader", readers, workerData, timeoutMs);
+    await reader.ready();
+    pools = [writer, reader];
+    answerWith = (request, read) => (read ? reader : writer).run(request);
+  } else {
+    const service = new FhirService({ baseUrl: base, limits, allowedHosts, allowedOrigins });
+    answerWith = async (request) => service.handle(request);
+  }
+  const where = options.data !== undefined ? `stored in ${options.data}` : scratch !== undefined ? "in a scratch store, deleted when it stops" : "in memory";
+  console.log(`hearth: FHIR R4 API at ${base} (${where})`);
   const stop = () => {
     server.close();
-    store?.close();
+    for (const pool of pools) pool.close();
+    lockStore?.close();
+    if (scratch !== undefined) rmSync(scratch, { recursive: true, force: true });
     process.exit(0);
   };
   process.once("SIGINT", stop);
