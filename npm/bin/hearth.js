@@ -598,7 +598,7 @@ async function serveCommand(args) {
   const base = `http://${host}:${address.port}/fhir`;
   let pools = [];
   if (lockStore !== undefined) {
-    const workerData = { data, durable: scratch === undefined, baseUrl: base, limits, allowedHosts, allowedOrigins, maxMemoryBytes: 512 * 1024 * 1024 };
+    const workerData = { data, durable: scratch === undefined, baseUrl: base, limits, allowedHosts, allowedOrigins, maxMemoryBytes: 256 * 1024 * 1024 };
     // The writer first: a store written by an older version is indexed again there.
     const writer = new WorkerPool("writer", 1, workerData, 0);
     await writer.ready();

@@ -62,10 +62,6 @@ function call(fn) {
       const diagnostics = `the engine failed and was restarted; the request was not completed, and nothing of it was stored (${thrown.message})`;
       throw new FhirError(diagnostics, { status: 500, outcome: errorOutcome("exception", diagnostics), cause: thrown });
     }
-    if (thrown instanceof Error && /stale object from previous Wasm instance/.test(thrown.message)) {
-      const diagnostics = "this object was made before the engine restarted; make it again";
-      throw new FhirError(diagnostics, { status: 500, outcome: errorOutcome("exception", diagnostics), cause: thrown });
-    }
     throw toFhirError(thrown);
   }
 }

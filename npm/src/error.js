@@ -39,6 +39,10 @@ export function toFhirError(thrown) {
   if (thrown instanceof Error && thrown.name === "FhirError" && thrown.outcome) {
     return new FhirError(thrown.message, { status: thrown.status, outcome: thrown.outcome, cause: thrown });
   }
+  if (thrown instanceof Error && /stale object from previous Wasm instance/.test(thrown.message)) {
+    const diagnostics = "this object was made before the engine restarted; make it again";
+    return new FhirError(diagnostics, { status: 500, outcome: errorOutcome("exception", diagnostics), cause: thrown });
+  }
   const detail = thrown instanceof Error ? thrown.message : String(thrown);
   const diagnostics = `the engine failed unexpectedly: ${detail}`;
   return new FhirError(diagnostics, { status: 500, outcome: errorOutcome("exception", diagnostics), cause: thrown });

@@ -117,8 +117,8 @@ impl Limits {
 /// origins of web pages allowed to call it across origins (CORS).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Policy {
-    /// Host header values (`name` or `name:port`) answered; empty: any. A request naming
-    /// another host is refused (421), which defeats DNS rebinding.
+    /// Host header values answered: `name:port`, or `name` for any port; empty: any. A request
+    /// naming another host is refused (421), which defeats DNS rebinding.
     pub allowed_hosts: Vec<String>,
     /// Origins (`https://app.example`) whose pages may call the service; `*` allows any. A
     /// request with an `Origin` that is neither allowed nor the service's own is refused (403).
@@ -160,9 +160,14 @@ impl Policy {
     ) -> Result<Vec<(String, String)>, Response> {
         if let Some(host) = request.header("host") {
             let host = host.trim().to_ascii_lowercase();
-            if !self.allowed_hosts.is_empty()
-                && !self.allowed_hosts.contains(&host)
-            {
+            // An allowed name without a port is allowed on any port.
+            let name = split_port(&host).0;
+            let allowed = self.allowed_hosts.iter().any(|allowed| {
+                *allowed == host
+                    || (split_port(allowed).1.is_none()
+                        && split_port(allowed).0.trim_matches(['[', ']']) == name)
+            });
+            if !self.allowed_hosts.is_empty() && !allowed {
                 return Err(Response::error(
                     421,
                     IssueType::Forbidden,
