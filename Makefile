@@ -6,7 +6,7 @@
 SHELL := /bin/bash
 DEMO_PORT ?= 8787
 
-.PHONY: demo test setup build size bench clean codegen
+.PHONY: demo test setup build size bench hostile clean codegen
 
 setup:
 	@bash scripts/setup.sh
@@ -32,9 +32,14 @@ bench: build
 	@node tests/perf/fhirpath.bench.js
 	@node tests/perf/validate.bench.js
 	@node tests/perf/service.bench.js
+	@node tests/perf/hostile.bench.js
 	@cargo run --quiet --release -p hearth-engine --example json_timing -- ../shared/corpus/synthea
 	@cargo run --quiet --release -p hearth-engine --example fhirpath_timing -- ../shared/corpus/synthea
 	@cargo run --quiet --release -p hearth-engine --example validate_timing -- ../shared/corpus/synthea
+
+# The long hostile run alone (HOSTILE_SECONDS=300 by default).
+hostile: build
+	@node tests/perf/hostile.bench.js
 
 clean:
 	rm -rf target npm/dist demo-app/dist tests/artifacts

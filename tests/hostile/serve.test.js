@@ -175,3 +175,75 @@ test("--host 0.0.0.0 is warned about, and answers only the hosts allowed", async
     await stop(allowed.child);
   }
 });
+
+test("If-Match races have one winner, and repeated kills lose no acknowledged write", async () => {
+  const raceDir = mkdtempSync(join(tmpdir(), "hearth-race-"));
+  const json = { "Content-Type": "application/fhir+json" };
+  try {
+    let current = await serve(raceDir);
+    // Twenty updates of one version at once: exactly one wins, every other is a 412.
+    const created = await sendRaw(current.port, { method: "POST", path: "Patient", headers: json, body: '{"resourceType":"Patient"}' });
+    const id = JSON.parse(created.body).id;
+    for (let round = 1; round <= 3; round += 1) {
+      const body = JSON.stringify({ resourceType: "Patient", id, active: true });
+      const answers = await Promise.all(Array.from({ length: 20 }, () => sendRaw(current.port, { method: "PUT", path: `Patient/${id}`, headers: { ...json, "If-Match": `W/"${round}"` }, body })));
+      const statuses = answers.map((answer) => answer.status).sort();
+      assert.deepEqual(statuses, [200, ...Array(19).fill(412)], `round ${round}`);
+    }
+    // Kills in the middle of writes, three times over one store.
+    const acknowledged = [];
+    const transactions = [];
+    for (let kill = 0; kill < 3; kill += 1) {
+      let running = true;
+      const writer = async (name) => {
+        for (let idx = 0; running; idx += 1) {
+          const answer = await sendRaw(current.port, { method: "POST", path: "Patient", headers: json, body: JSON.stringify({ resourceType: "Patient", name: [{ family: `${name}-${kill}-${idx}` }] }) }).catch(() => null);
+          if (answer === null) return;
+          if (answer.status === 201) acknowledged.push(JSON.parse(answer.body).id);
+        }
+      };
+      const transactionWriter = async () => {
+        for (let idx = 0; running; idx += 1) {
+          const practitioner = `urn:uuid:00000000-0000-4000-8000-${String(kill * 100000 + idx).padStart(12, "0")}`;
+          const role = { resourceType: "PractitionerRole", practitioner: { reference: practitioner } };
+          const bundle = {
+            resourceType: "Bundle",
+            type: "transaction",
+            entry: [
+              { fullUrl: practitioner, resource: { resourceType: "Practitioner" }, request: { method: "POST", url: "Practitioner" } },
+              { resource: role, request: { method: "POST", url: "PractitionerRole" } },
+              { resource: role, request: { method: "POST", url: "PractitionerRole" } },
+            ],
+          };
+          const answer = await sendRaw(current.port, { method: "POST", path: "", headers: json, body: JSON.stringify(bundle) }).catch(() => null);
+          if (answer === null) return;
+          if (answer.status === 200) transactions.push(JSON.parse(answer.body).entry.map((entry) => entry.response.location.split("/_history")[0]));
+        }
+      };
+      const writers = [writer("a"), writer("b"), transactionWriter()];
+      await new Promise((resolve) => setTimeout(resolve, 700));
+      await stop(current.child);
+      running = false;
+      await Promise.all(writers);
+      current = await serve(raceDir);
+    }
+    try {
+      for (const patient of acknowledged) {
+        assert.equal((await sendRaw(current.port, { method: "GET", path: `Patient/${patient}` })).status, 200, `acknowledged Patient/${patient} is missing`);
+      }
+      for (const locations of transactions) {
+        for (const location of locations) {
+          assert.equal((await sendRaw(current.port, { method: "GET", path: location })).status, 200, `${location} of an acknowledged transaction is missing`);
+        }
+      }
+      const total = async (type) => JSON.parse((await sendRaw(current.port, { method: "GET", path: `${type}?_summary=count` })).body).total;
+      assert.equal(await total("PractitionerRole"), 2 * (await total("Practitioner")), "a transaction was stored in part");
+      assert.ok(acknowledged.length > 30 && transactions.length > 5, `${acknowledged.length} writes, ${transactions.length} transactions`);
+      console.log(`hostile: 3 kills: ${acknowledged.length} writes and ${transactions.length} transactions acknowledged, all found; 3 If-Match races of 20, one winner each`);
+    } finally {
+      await stop(current.child);
+    }
+  } finally {
+    rmSync(raceDir, { recursive: true, force: true });
+  }
+});
