@@ -200,16 +200,68 @@ export interface FhirStore {
   get(key: Uint8Array): Uint8Array | undefined;
   scan(start: Uint8Array, end: Uint8Array | undefined, limit: number, reverse: boolean): [Uint8Array, Uint8Array][];
   commit(writes: [Uint8Array, Uint8Array | undefined][]): void;
+  /** Called before each engine transaction (`write`: it will write), when present. */
+  begin?(write: boolean): void;
+  /** Called after each engine transaction, committed or not, when `begin` is present. */
+  end?(): void;
 }
 
 /**
- * A FHIR R4 REST service running in this process (read, vread, create, update, delete,
- * history, `$validate`, `metadata`), over a store in memory or the one given.
+ * What one request may cost. A request over a limit is answered 413 with an OperationOutcome
+ * (`too-costly`) naming it; a batch whose answers fill `maxResponseBytes` answers its remaining
+ * entries with an OperationOutcome each.
+ */
+export interface FhirLimits {
+  /** Bytes of a request body (default 64 MiB). */
+  maxBodyBytes?: number;
+  /** Search parameters of one request, URL and `_search` form together (default 100). */
+  maxParameters?: number;
+  /** Comma-separated values of one parameter (default 1,000). */
+  maxValues?: number;
+  /** Keys of `_sort` (default 8). */
+  maxSortKeys?: number;
+  /** Names of `_elements` (default 100). */
+  maxElements?: number;
+  /** Entries of a batch or transaction (default 10,000). */
+  maxEntries?: number;
+  /** Bytes of one response body (default 32 MiB). */
+  maxResponseBytes?: number;
+  /** Stored entries one request may read (default 2,000,000). */
+  maxWork?: number;
+}
+
+/** Options of {@link FhirService}. */
+export interface FhirServiceOptions {
+  /** The base URL of `Location` headers and Bundle links (default `http://localhost/fhir`). */
+  baseUrl?: string;
+  /** Where resources are kept; in memory when none is given. */
+  store?: FhirStore;
+  /** Per-request limits; those not given keep their defaults. */
+  limits?: FhirLimits;
+  /** Host header values answered besides the base URL's (`name` for any port; `"*"`: any). */
+  allowedHosts?: string[];
+  /** Web origins whose pages may call the service across origins (`"*"`: any). */
+  allowedOrigins?: string[];
+  /** With a `store`: restart the engine after a request that leaves its Wasm memory larger. */
+  maxMemoryBytes?: number;
+}
+
+/**
+ * A FHIR R4 REST service running in this process (read, vread, create, update, patch, delete,
+ * history, search, batch, transaction, `$validate`, `metadata`), over a store in memory or the
+ * one given. Requests over a limit are answered 413; other Hosts 421, other origins 403, bodies
+ * that are not FHIR JSON 415. After a Wasm trap the engine restarts over the same store; a
+ * service in memory then answers 503.
+ * @throws {FhirError} from the constructor, status 400, for an unknown limit.
  * @example
- * const service = new FhirService({ baseUrl: "http://localhost:8787/fhir" });
+ * const service = new FhirService({ baseUrl: "http://localhost:8787/fhir", limits: { maxParameters: 50 } });
  * service.handle({ method: "POST", path: "Patient", body: '{"resourceType":"Patient"}' }).status; // 201
  */
 export class FhirService {
-  constructor(options?: { baseUrl?: string; store?: FhirStore });
+  constructor(options?: FhirServiceOptions);
+  /** Answers one request; without `headers`, a body is sent as `application/fhir+json`. */
   handle(request: FhirRequest): FhirResponse;
 }
+
+/** Bytes of Wasm memory the engine holds now. */
+export function engineMemoryBytes(): number;

@@ -50,9 +50,14 @@ test("the worker answers with the engine's reading of a resource", async () => {
 });
 
 test("the FHIR REST service runs in workerd", async () => {
+  const body = JSON.stringify({ resourceType: "Patient", name: [{ family: "Edge" }] });
+  // A string body goes as text/plain, which a page of any origin may send: refused.
+  const plain = await mf.dispatchFetch("http://localhost/fhir/Patient", { method: "POST", body });
+  assert.equal(plain.status, 415);
   const created = await mf.dispatchFetch("http://localhost/fhir/Patient", {
     method: "POST",
-    body: JSON.stringify({ resourceType: "Patient", name: [{ family: "Edge" }] }),
+    headers: { "Content-Type": "application/fhir+json" },
+    body,
   });
   assert.equal(created.status, 201);
   const location = created.headers.get("location");
@@ -60,7 +65,11 @@ test("the FHIR REST service runs in workerd", async () => {
   const read = await mf.dispatchFetch(location.replace(/\/_history\/1$/, ""));
   assert.equal(read.status, 200);
   assert.equal((await read.json()).name[0].family, "Edge");
-  const invalid = await mf.dispatchFetch("http://localhost/fhir/Patient", { method: "POST", body: '{"resourceType":"Patient","gender":"x"}' });
+  const invalid = await mf.dispatchFetch("http://localhost/fhir/Patient", {
+    method: "POST",
+    headers: { "Content-Type": "application/fhir+json" },
+    body: '{"resourceType":"Patient","gender":"x"}',
+  });
   assert.equal(invalid.status, 422);
 });
 
