@@ -204,6 +204,8 @@ export interface FhirStore {
   begin?(write: boolean): void;
   /** Called after each engine transaction, committed or not, when `begin` is present. */
   end?(): void;
+  /** Called after the engine failed (a Wasm trap): ends any open transaction, writing none of it. */
+  reset?(): void;
 }
 
 /**

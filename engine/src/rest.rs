@@ -1402,11 +1402,7 @@ impl<S: Store> Service<S> {
     ) -> Result<(&'static str, Vec<(String, u64)>), Response> {
         let type_name = Self::resource_type(type_name)?;
         let query = query_string(&request.query);
-        let mut tx = self
-            .store
-            .begin(false)
-            .await
-            .map_err(|err| store_error(&err))?;
+        let mut tx = self.begin(false).await.map_err(|err| store_error(&err))?;
         let ids = self.conditional_matches(&mut tx, type_name, &query).await?;
         let mut found = Vec::new();
         for id in ids {
@@ -1700,8 +1696,9 @@ impl<S: Store> Service<S> {
 
     /// Indexes every current resource of `types` again, in one transaction; how many.
     pub(super) async fn reindex_types(&self, types: &[&str]) -> Result<usize, StoreError> {
-        // Indexing reads every resource of the types: the work budget of requests is not its.
-        self.meter.reset(u64::MAX);
+        // Indexing reads every resource of the types: the work budget of requests is not its,
+        // and the request's budget is as it was afterwards.
+        let saved = self.meter.suspend();
         let result = async {
             let mut tx = self.begin(true).await?;
             let mut count = 0usize;
@@ -1731,6 +1728,7 @@ impl<S: Store> Service<S> {
             Ok::<_, StoreError>(count)
         }
         .await;
+        self.meter.resume(saved);
         result
     }
 

@@ -241,14 +241,18 @@ fn work_grows_linearly_with_parameters() {
         let body = format!(r#"{{"resourceType":"Patient","name":[{{"family":"f{idx}"}}]}}"#);
         assert_eq!(call(&s, "POST", "Patient", &body).status, 201);
     }
-    let work = |n: usize| {
-        let query: Vec<String> = (0..n).map(|idx| format!("name=f{}", idx % 20)).collect();
-        let response = call(&s, "GET", &format!("Patient?{}", query.join("&")), "");
+    let work = |query: &str| {
+        let response = call(&s, "GET", &format!("Patient?{query}"), "");
         assert_eq!(response.status, 200);
         s.last_work()
     };
-    let (small, large) = (work(20), work(20));
-    assert_eq!(small, large, "a repeated criterion costs nothing more");
+    let once = work("name=f1");
+    let repeated: Vec<&str> = std::iter::repeat_n("name=f1", 5000).collect();
+    assert_eq!(
+        work(&repeated.join("&")),
+        once,
+        "a repeated criterion costs nothing more"
+    );
     let distinct = |n: usize| {
         let query: Vec<String> = (0..n).map(|idx| format!("family=g{idx}")).collect();
         let response = call(&s, "GET", &format!("Patient?{}", query.join("&")), "");
@@ -551,5 +555,161 @@ fn very_large_and_small_decimals_can_be_found() {
     assert_eq!(
         ids("Observation?value-quantity=gt0&value-quantity=lt1"),
         vec!["small"]
+    );
+}
+
+#[test]
+fn a_transaction_of_many_reads_is_bounded_like_a_response() {
+    let mut s = service();
+    let note = "z".repeat(5000);
+    let body = format!(
+        r#"{{"resourceType":"Observation","id":"big","status":"final","code":{{"text":"c"}},"valueString":"{note}"}}"#
+    );
+    assert_eq!(call(&s, "PUT", "Observation/big", &body).status, 201);
+    s.set_limits(Limits {
+        max_response_bytes: 10_000,
+        ..Limits::default()
+    });
+    let entries: Vec<&str> = std::iter::repeat_n(
+        r#"{"request":{"method":"GET","url":"Observation/big"}}"#,
+        200,
+    )
+    .collect();
+    let bundle = format!(
+        r#"{{"resourceType":"Bundle","type":"transaction","entry":[{}]}}"#,
+        entries.join(",")
+    );
+    let response = call(&s, "POST", "", &bundle);
+    assert_eq!(
+        response.status,
+        413,
+        "{}",
+        &response.body[..200.min(response.body.len())]
+    );
+    assert!(issue(&response).1.contains("maxResponseBytes"));
+}
+
+#[test]
+fn conditional_writes_and_conditions_count_against_the_limits() {
+    let mut s = service();
+    observations(&s, 300, 10);
+    s.set_limits(Limits {
+        max_work: 50,
+        ..Limits::default()
+    });
+    let response = call(&s, "DELETE", "Observation?status=final", "");
+    assert_eq!(response.status, 413, "{}", response.body);
+    assert!(issue(&response).1.contains("maxWork"));
+    s.set_limits(Limits {
+        max_parameters: 3,
+        ..Limits::default()
+    });
+    let response = call_with(
+        &s,
+        "POST",
+        "Patient",
+        &[("if-none-exist", "name=a&name=b&name=c&name=d")],
+        r#"{"resourceType":"Patient"}"#,
+    );
+    assert_eq!(response.status, 413, "{}", response.body);
+    s.set_limits(Limits::default());
+    assert_eq!(
+        total(&s, "Observation?_summary=count"),
+        300,
+        "nothing was deleted"
+    );
+}
+
+#[test]
+fn reindex_is_not_a_batch_entry_and_keeps_the_budget_of_what_follows() {
+    let mut s = service();
+    observations(&s, 100, 10);
+    s.set_limits(Limits {
+        max_work: 50,
+        ..Limits::default()
+    });
+    let bundle = r#"{"resourceType":"Bundle","type":"batch","entry":[
+      {"request":{"method":"POST","url":"Observation/$reindex"}},
+      {"request":{"method":"GET","url":"Observation?_count=1000&_sort=code"}}]}"#;
+    let body = json(&call(&s, "POST", "", bundle));
+    let statuses: Vec<&str> = body["entry"]
+        .as_array()
+        .map(|entries| {
+            entries
+                .iter()
+                .map(|entry| entry["response"]["status"].as_str().unwrap_or_default())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(statuses[0].starts_with("400"), "{statuses:?}");
+    assert!(statuses[1].starts_with("413"), "{statuses:?}");
+    // On its own, $reindex runs, and the request after it has its whole budget.
+    assert_eq!(call(&s, "POST", "Observation/$reindex", "").status, 200);
+    assert_eq!(
+        call(&s, "GET", "Observation?_count=1000&_sort=code", "").status,
+        413
+    );
+}
+
+#[test]
+fn a_document_bundle_in_a_transaction_keeps_its_own_references() {
+    let s = service();
+    let document = r#"{"resourceType":"Bundle","type":"collection","entry":[
+      {"fullUrl":"urn:uuid:0c3a7d2e-9b1f-4e0a-8f36-7c1d2b3a4e5f","resource":{"resourceType":"Patient"}},
+      {"fullUrl":"urn:uuid:1d4b8e3f-0c2a-4f1b-9a47-8d2e3c4b5f60","resource":{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"urn:uuid:0c3a7d2e-9b1f-4e0a-8f36-7c1d2b3a4e5f"}}}]}"#;
+    assert_eq!(call(&s, "POST", "Bundle", document).status, 201);
+    let bundle = format!(
+        r#"{{"resourceType":"Bundle","type":"transaction","entry":[{{"resource":{document},"request":{{"method":"POST","url":"Bundle"}}}}]}}"#
+    );
+    let response = call(&s, "POST", "", &bundle);
+    assert_eq!(response.status, 200, "{}", response.body);
+}
+
+#[test]
+fn the_default_port_may_be_left_out_of_the_host() {
+    let on_80 = Service::new(
+        MemoryStore::new(),
+        Box::new(FixedClock),
+        Box::<Counter>::default(),
+        "http://127.0.0.1:80/fhir",
+    );
+    for host in ["127.0.0.1", "127.0.0.1:80", "localhost", "localhost:80"] {
+        let response = call_with(&on_80, "GET", "metadata", &[("host", host)], "");
+        assert_eq!(response.status, 200, "{host}");
+    }
+    let https = Service::new(
+        MemoryStore::new(),
+        Box::new(FixedClock),
+        Box::<Counter>::default(),
+        "https://fhir.example.org/r4",
+    );
+    for (host, status) in [
+        ("fhir.example.org", 200),
+        ("fhir.example.org:443", 200),
+        ("FHIR.example.org", 200),
+        ("fhir.example.org:8443", 421),
+        ("example.org", 421),
+    ] {
+        let response = call_with(&https, "GET", "metadata", &[("host", host)], "");
+        assert_eq!(response.status, status, "{host}");
+    }
+}
+
+#[test]
+fn very_large_number_parameters_can_be_found() {
+    let s = service();
+    let body = r#"{"resourceType":"RiskAssessment","id":"r","status":"final","subject":{"reference":"Patient/p"},"prediction":[{"probabilityDecimal":1e308}]}"#;
+    assert_eq!(call(&s, "PUT", "RiskAssessment/r", body).status, 201);
+    assert_eq!(
+        total(&s, "RiskAssessment?probability=1e308&_summary=count"),
+        1
+    );
+    assert_eq!(
+        total(&s, "RiskAssessment?probability=gt1&_summary=count"),
+        1
+    );
+    assert_eq!(
+        total(&s, "RiskAssessment?probability=lt1&_summary=count"),
+        0
     );
 }

@@ -386,6 +386,8 @@ class WorkerPool {
         this.pump();
       });
     });
+    // A thread that fails to start is reported by "error" and replaced on "exit".
+    slot.readyPromise.catch(() => {});
     worker.on("error", (err) => console.error(`hearth: a ${this.name} thread failed: ${err.message}`));
     worker.on("exit", () => {
       const index = this.workers.indexOf(slot);
@@ -399,9 +401,14 @@ class WorkerPool {
       const replacement = () => {
         if (this.workers[index] === slot) this.workers[index] = this.spawn();
       };
-      // One that died before it was ready is retried after a pause, not in a tight loop.
-      if (slot.ready) replacement();
-      else setTimeout(replacement, 1000);
+      // One that died before it was ready is retried after a pause that doubles, up to 30 s.
+      if (slot.ready) {
+        this.failedStarts = 0;
+        replacement();
+      } else {
+        this.failedStarts = (this.failedStarts ?? 0) + 1;
+        setTimeout(replacement, Math.min(30_000, 500 * 2 ** this.failedStarts));
+      }
     });
     return slot;
   }
@@ -410,8 +417,13 @@ class WorkerPool {
     return Promise.all(this.workers.map((slot) => slot.readyPromise));
   }
 
-  /** Answers `request` on a worker of the pool. */
+  /** Answers `request` on a worker of the pool; 503 when too many already wait. */
   run(request) {
+    if (this.queue.length >= MAX_QUEUED) {
+      const busy = outcome(503, "transient", `the server is busy: ${this.queue.length} requests wait for the ${this.name}; retry later`);
+      busy.headers.push(["Retry-After", "1"]);
+      return Promise.resolve(busy);
+    }
     return new Promise((resolve) => {
       this.queue.push({ id: (this.nextId += 1), request, resolve, timer: null });
       this.pump();
@@ -448,6 +460,11 @@ class WorkerPool {
     for (const slot of this.workers.splice(0)) slot.worker.terminate();
   }
 }
+
+/** Requests that may wait for a pool's threads; more are answered 503 at once. */
+const MAX_QUEUED = 256;
+/** Bytes of request bodies held at once; a request that would pass it is answered 503. */
+const MAX_BODIES_HELD = 256 * 1024 * 1024;
 
 /** A response with an OperationOutcome of one error. */
 function outcome(status, code, diagnostics) {
@@ -543,19 +560,33 @@ async function serveCommand(args) {
       });
   let answerWith;
   // Search URLs can be long (a list of ids, a chain): 1 MiB of request line and headers.
+  let bodiesHeld = 0;
   const server = createServer({ maxHeaderSize: 1 << 20 }, (req, res) => {
     const chunks = [];
     let size = 0;
     let tooLarge = false;
+    let busy = false;
     req.on("data", (chunk) => {
       size += chunk.length;
       if (size > MAX_BODY) tooLarge = true;
-      else chunks.push(chunk);
+      else if (bodiesHeld + chunk.length > MAX_BODIES_HELD) busy = true;
+      if (tooLarge || busy) return;
+      chunks.push(chunk);
+      bodiesHeld += chunk.length;
     });
+    const release = () => {
+      for (const chunk of chunks) bodiesHeld -= chunk.length;
+      chunks.length = 0;
+    };
+    // Held until the answer is sent (or the connection drops).
+    res.on("close", release);
     req.on("end", async () => {
       let answer;
       try {
-        if (tooLarge) {
+        if (busy && !tooLarge) {
+          answer = outcome(503, "transient", "the server holds too many request bodies at once; retry later");
+          answer.headers.push(["Retry-After", "1"]);
+        } else if (tooLarge) {
           answer = outcome(413, "too-costly", `the body is over ${MAX_BODY} bytes (limit maxBodyBytes)`);
         } else {
           // The path as sent: not normalised, so that "." and ".." reach the engine, which

@@ -411,7 +411,7 @@ export class FhirService {
   #lost = false;
 
   /**
-   * @param {{ baseUrl?: string, store?: { get: Function, scan: Function, commit: Function },
+   * @param {{ baseUrl?: string, store?: { get: Function, scan: Function, commit: Function, begin?: Function, end?: Function, reset?: Function },
    *   limits?: Record<string, number>, allowedHosts?: string[], allowedOrigins?: string[],
    *   maxMemoryBytes?: number }} [options]
    *   `allowedHosts`: Host names answered besides the base URL's (`"*"`: any);
@@ -467,7 +467,10 @@ export class FhirService {
     if (this.#generation !== generation) {
       // The engine was restarted since this service was made.
       if (this.#options.store === undefined) this.#lost = true;
-      else this.#start();
+      else {
+        this.#options.store.reset?.();
+        this.#start();
+      }
       this.#generation = generation;
     }
     if (this.#lost) {
@@ -479,6 +482,8 @@ export class FhirService {
       answer = call(() => this.#service.handle(String(method), String(path), flat(query), headerList, bytes));
     } catch (err) {
       if (!(err instanceof FhirError)) throw err;
+      // After a trap, a store transaction the engine had open is ended at once, unwritten.
+      if (generation !== this.#generation) this.#options.store?.reset?.();
       answer = { status: err.status, headers: [["Content-Type", "application/fhir+json; charset=utf-8"]], body: JSON.stringify(err.outcome) };
     }
     const { maxMemoryBytes, store } = this.#options;

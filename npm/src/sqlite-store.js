@@ -18,7 +18,7 @@ import { join } from "node:path";
  * @param {string} dir
  * @param {{ lock?: boolean, durable?: boolean }} [options] `lock` (default true): take the
  *   directory's lock; `durable` (default true): `synchronous=FULL`; false for a scratch store.
- * @returns {Promise<{ get: Function, scan: Function, commit: Function, begin: Function, end: Function, close: Function }>}
+ * @returns {Promise<{ get: Function, scan: Function, commit: Function, begin: Function, end: Function, reset: Function, close: Function }>}
  */
 export async function openSqliteStore(dir, { lock = true, durable = true } = {}) {
   let Database;
@@ -46,7 +46,8 @@ export async function openSqliteStore(dir, { lock = true, durable = true } = {})
   try {
     db.pragma("journal_mode = WAL");
     db.pragma(durable ? "synchronous = FULL" : "synchronous = OFF");
-    db.exec("BEGIN IMMEDIATE; CREATE TABLE IF NOT EXISTS kv (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID; COMMIT");
+    // The holder of the lock creates the table; other connections of its process find it.
+    if (lock) db.exec("BEGIN IMMEDIATE; CREATE TABLE IF NOT EXISTS kv (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID; COMMIT");
   } catch (err) {
     db.close();
     lockDb?.close();
@@ -86,8 +87,17 @@ export async function openSqliteStore(dir, { lock = true, durable = true } = {})
       commitAll(writes);
     },
     begin(write) {
-      if (depth === 0) db.exec(write ? "BEGIN IMMEDIATE" : "BEGIN");
+      if (depth === 0) {
+        // A transaction left by an engine that failed mid-way is not continued.
+        if (db.inTransaction) db.exec("ROLLBACK");
+        db.exec(write ? "BEGIN IMMEDIATE" : "BEGIN");
+      }
       depth += 1;
+    },
+    /** Ends whatever transaction an engine that failed (a Wasm trap) left open, writing none of it. */
+    reset() {
+      depth = 0;
+      if (db.inTransaction) db.exec("ROLLBACK");
     },
     end() {
       if (depth === 0) return;

@@ -4,7 +4,11 @@
 // the same store.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { FhirService, engineMemoryBytes, compile } from "hearth-fhir";
+import { openSqliteStore } from "hearth-fhir/sqlite";
 import { hostileRequests, largeSearchBatch, sendToService } from "../lib/hostile.js";
 
 const BASE = "http://127.0.0.1:8080/fhir";
@@ -100,8 +104,13 @@ test("limits are the host's to set, and unknown ones are refused", () => {
   assert.ok(allowed.headers.some(([name, value]) => name === "Access-Control-Allow-Origin" && value === "https://app.example"));
 });
 
-test("a Wasm trap is logged, answered 500, and a fresh engine carries on over the same store", () => {
-  const store = jsStore();
+test("a Wasm trap is logged, answered 500, and a fresh engine carries on over the same store", async () => {
+  // The SQLite store, whose transactions begin and end around the engine's: the trap comes
+  // inside one, which must not stay open.
+  const dir = mkdtempSync(join(tmpdir(), "hearth-trap-"));
+  const sqlite = await openSqliteStore(dir, { durable: false });
+  let commits = 0;
+  const store = { ...sqlite, commit: (writes) => ((commits += 1), sqlite.commit(writes)) };
   // Limits lifted so that the batch below exhausts the module's 4 GB, as it once could.
   const service = new FhirService({ baseUrl: BASE, store, limits: { maxResponseBytes: 2 ** 52, maxWork: 2 ** 52, maxBodyBytes: 2 ** 30 } });
   const big = "x".repeat(1 << 20);
@@ -112,27 +121,39 @@ test("a Wasm trap is logged, answered 500, and a fresh engine carries on over th
   const memoryService = new FhirService({ baseUrl: BASE });
   assert.equal(memoryService.handle({ method: "POST", path: "Patient", headers: json, body: '{"resourceType":"Patient"}' }).status, 201);
   const expression = compile("Patient.name.family");
-  const commits = store.commits;
+  const commitsBefore = commits;
   const logged = [];
   const log = console.error;
   console.error = (line) => logged.push(String(line));
   let answer;
   try {
-    const entries = Array.from({ length: 200 }, () => ({ request: { method: "GET", url: "Observation?_count=1000" } }));
-    answer = service.handle({ method: "POST", path: "", headers: json, body: JSON.stringify({ resourceType: "Bundle", type: "batch", entry: entries }) });
+    // A transaction reading one 1 MB resource 4,200 times: the trap comes inside its store
+    // transaction.
+    const id = JSON.parse(service.handle({ method: "GET", path: "Observation", query: [["_count", "1"], ["_elements", "id"]] }).body).entry[0].resource.id;
+    const entries = Array.from({ length: 4200 }, () => ({ request: { method: "GET", url: `Observation/${id}` } }));
+    answer = service.handle({ method: "POST", path: "", headers: json, body: JSON.stringify({ resourceType: "Bundle", type: "transaction", entry: entries }) });
   } finally {
     console.error = log;
   }
   assert.equal(answer.status, 500, answer.body.slice(0, 300));
   assert.match(JSON.parse(answer.body).issue[0].diagnostics, /restarted/);
   assert.ok(logged.some((line) => /Wasm module failed .*restarted/.test(line)), logged.join("\n"));
-  assert.equal(store.commits, commits, "the failed request wrote nothing");
+  assert.equal(commits, commitsBefore, "the failed request wrote nothing");
   // The next requests see a fresh engine over the same store, with everything in it.
   assert.ok(engineMemoryBytes() < 256 * 1024 * 1024, `${engineMemoryBytes()} bytes of Wasm memory after the restart`);
   assert.equal(total(service, "Observation"), 40);
   const created = service.handle({ method: "POST", path: "Patient", headers: json, body: '{"resourceType":"Patient"}' });
   assert.equal(created.status, 201);
   assert.equal(total(service, "Patient"), 1);
+  // Committed for other connections too: no transaction was left open by the trap.
+  const other = await openSqliteStore(dir, { lock: false, durable: false });
+  try {
+    assert.equal(total(new FhirService({ baseUrl: BASE, store: other }), "Patient"), 1);
+  } finally {
+    other.close();
+    sqlite.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
   // A service in memory lost its data with the instance, and says so instead of answering
   // from an empty store; objects of the old instance are refused.
   const lost = memoryService.handle({ method: "GET", path: "Patient" });
@@ -164,4 +185,60 @@ test("with maxMemoryBytes, the engine gives its memory back after a large reques
   assert.ok(logged.some((line) => /over maxMemoryBytes/.test(line)), logged.join("\n"));
   assert.ok(engineMemoryBytes() < 64 * 1024 * 1024, `${engineMemoryBytes()} bytes of Wasm memory`);
   assert.equal(total(service, "Observation"), 20);
+});
+
+test("two engines on two SQLite connections racing If-Match updates lose no update", async () => {
+  const { Worker } = await import("node:worker_threads");
+  const dir = mkdtempSync(join(tmpdir(), "hearth-race2-"));
+  const holder = await openSqliteStore(dir, { durable: false });
+  try {
+    const service = new FhirService({ baseUrl: BASE, store: holder });
+    assert.equal(service.handle({ method: "PUT", path: "Patient/p", body: '{"resourceType":"Patient","id":"p"}' }).status, 201);
+    const racer = `
+      import { workerData, parentPort } from "node:worker_threads";
+      const { FhirService } = await import(workerData.entry);
+      const { openSqliteStore } = await import(workerData.sqlite);
+      const store = await openSqliteStore(workerData.dir, { lock: false, durable: false });
+      const service = new FhirService({ baseUrl: workerData.base, store });
+      const start = new Int32Array(workerData.start);
+      Atomics.wait(start, 0, 0);
+      let won = 0, lost = 0;
+      for (let idx = 0; idx < 300; idx += 1) {
+        const read = service.handle({ method: "GET", path: "Patient/p" });
+        const version = JSON.parse(read.body).meta.versionId;
+        const answer = service.handle({ method: "PUT", path: "Patient/p", headers: { "content-type": "application/fhir+json", "if-match": 'W/"' + version + '"' },
+          body: JSON.stringify({ resourceType: "Patient", id: "p", name: [{ family: workerData.name + idx }] }) });
+        if (answer.status === 200) won += 1; else if (answer.status === 412) lost += 1; else throw new Error(answer.status + " " + answer.body);
+      }
+      store.close();
+      parentPort.postMessage({ won, lost });
+    `;
+    const start = new SharedArrayBuffer(4);
+    const workerData = {
+      entry: new URL("../../npm/src/entry-node.js", import.meta.url).href,
+      sqlite: new URL("../../npm/src/sqlite-store.js", import.meta.url).href,
+      dir,
+      base: BASE,
+      start,
+    };
+    const run = (name) =>
+      new Promise((resolve, reject) => {
+        const worker = new Worker(new URL(`data:text/javascript,${encodeURIComponent(racer)}`), { workerData: { ...workerData, name } });
+        worker.once("message", resolve);
+        worker.once("error", reject);
+      });
+    const racers = [run("a"), run("b")];
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    Atomics.store(new Int32Array(start), 0, 1);
+    Atomics.notify(new Int32Array(start), 0);
+    const [a, b] = await Promise.all(racers);
+    const final = JSON.parse(service.handle({ method: "GET", path: "Patient/p" }).body);
+    // Every update that was answered 200 is a version of its own: none was written over.
+    assert.equal(Number(final.meta.versionId), 1 + a.won + b.won, JSON.stringify({ a, b }));
+    assert.equal(a.won + a.lost + b.won + b.lost, 600);
+    console.log(`hostile: two engines on two connections, 600 If-Match updates: ${a.won + b.won} won, ${a.lost + b.lost} refused with 412, none lost`);
+  } finally {
+    holder.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

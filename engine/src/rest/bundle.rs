@@ -85,6 +85,9 @@ fn urn_reference(object: &Object) -> Option<String> {
     }
     object.fields.iter().find_map(|field| match &field.value {
         Value::Complex(inner) => urn_reference(inner),
+        // A Bundle inside a resource (a document, a collection) has entries and full URLs of
+        // its own.
+        Value::Resource(inner) if inner.type_def().name == "Bundle" => None,
         Value::Resource(inner) => urn_reference(inner),
         Value::Primitive(_) => None,
     })
@@ -248,6 +251,12 @@ impl<S: Store> Service<S> {
                 )
             } else if let Some(refusal) = self.limits.check_request(&single, &[]) {
                 refusal
+            } else if segments.last().is_some_and(|last| *last == "$reindex") {
+                Response::error(
+                    400,
+                    IssueType::NotSupported,
+                    "$reindex runs on its own, not as an entry of a batch",
+                )
             } else if segments
                 .iter()
                 .any(|segment| *segment == "." || *segment == "..")
@@ -399,6 +408,9 @@ impl<S: Store> Service<S> {
                 conditional_references(resource, &mut wanted);
             }
         }
+        // A conditional reference given many times is resolved once.
+        wanted.sort_unstable();
+        wanted.dedup();
         if conditions.iter().any(Option::is_some) || !wanted.is_empty() {
             if let Err(err) = self.ensure_registry().await {
                 return super::store_error(&err);
@@ -551,7 +563,8 @@ impl<S: Store> Service<S> {
                 );
             }
             rewrite_references(resource, &map);
-            if let Some(urn) = urn_reference(resource) {
+            let checked = resource.type_def().name != "Bundle";
+            if let Some(urn) = urn_reference(resource).filter(|_| checked) {
                 return entry_error(
                     index,
                     400,
@@ -604,6 +617,7 @@ impl<S: Store> Service<S> {
         let result = async {
             let mut tx = self.begin(true).await?;
             let mut done: Vec<Option<Done>> = entries.iter().map(|_| None).collect();
+            let mut read_bytes = 0usize;
             for idx in sequence {
                 let (Some(entry), Some(Some((type_name, id)))) =
                     (entries.get_mut(idx), targets.get(idx))
@@ -713,6 +727,20 @@ impl<S: Store> Service<S> {
                                 .map(|stored| (version, stored)),
                             _ => None,
                         };
+                        // What reads add to the answer is bounded like a response (what
+                        // writes add is bounded by the body they came in).
+                        if let Some((_, Stored::Resource(json))) = &found {
+                            read_bytes = read_bytes.saturating_add(json.len());
+                            if read_bytes > self.limits.max_response_bytes {
+                                return Ok(Err(super::limits::too_costly(
+                                    "maxResponseBytes",
+                                    format!(
+                                        "entry {idx}: the resources read by the transaction's GET entries would pass the {} bytes a response may have",
+                                        self.limits.max_response_bytes
+                                    ),
+                                )));
+                            }
+                        }
                         match found {
                             Some((version, Stored::Resource(json))) => Done {
                                 status: "200 OK",

@@ -84,7 +84,17 @@ impl Limits {
                 ),
             ));
         }
-        let n_params = request.query.len().saturating_add(form.len());
+        self.check_parameters(&request.query, form)
+    }
+
+    /// Checks the parameters of a query (in two parts: a URL's and a form's) against the
+    /// limits on their number and on the values of each.
+    pub(super) fn check_parameters(
+        &self,
+        query: &[(String, String)],
+        form: &[(String, String)],
+    ) -> Option<Response> {
+        let n_params = query.len().saturating_add(form.len());
         if n_params > self.max_parameters {
             return Some(too_costly(
                 "maxParameters",
@@ -94,7 +104,7 @@ impl Limits {
                 ),
             ));
         }
-        for (name, value) in request.query.iter().chain(form) {
+        for (name, value) in query.iter().chain(form) {
             let (bare, _) = name.split_once(':').unwrap_or((name, ""));
             let n_values = value.split(',').count();
             let (limit, max, what) = match bare {
@@ -123,22 +133,35 @@ pub struct Policy {
     /// Origins (`https://app.example`) whose pages may call the service; `*` allows any. A
     /// request with an `Origin` that is neither allowed nor the service's own is refused (403).
     pub allowed_origins: Vec<String>,
+    /// The port of a Host header that names none (80 for `http`, 443 for `https`; 0: none).
+    pub default_port: u16,
 }
 
 impl Policy {
     /// The policy of a service at `base_url`: its own host only (and, for a loopback
     /// address, the other loopback names on the same port), no other origin.
     pub fn for_base_url(base_url: &str) -> Policy {
+        let default_port: u16 = if base_url
+            .get(..8)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
+        {
+            443
+        } else {
+            80
+        };
         let mut allowed_hosts = Vec::new();
         if let Some(authority) = authority(base_url) {
-            allowed_hosts.push(authority.to_ascii_lowercase());
-            let (host, port) = split_port(authority);
+            let authority = authority.to_ascii_lowercase();
+            let (host, port) = split_port(&authority);
+            // Written with the port, as a Host without one is compared with the default.
+            let port = port.map_or_else(|| format!("{default_port}"), ToString::to_string);
+            allowed_hosts.push(match split_port(&authority).1 {
+                Some(_) => authority.clone(),
+                None => format!("{authority}:{port}"),
+            });
             if is_loopback(host) {
                 for name in ["localhost", "127.0.0.1", "[::1]"] {
-                    let same = match port {
-                        Some(port) => format!("{name}:{port}"),
-                        None => name.to_string(),
-                    };
+                    let same = format!("{name}:{port}");
                     if !allowed_hosts.contains(&same) {
                         allowed_hosts.push(same);
                     }
@@ -148,6 +171,7 @@ impl Policy {
         Policy {
             allowed_hosts,
             allowed_origins: Vec::new(),
+            default_port,
         }
     }
 
@@ -159,7 +183,10 @@ impl Policy {
         own_origin: Option<&str>,
     ) -> Result<Vec<(String, String)>, Response> {
         if let Some(host) = request.header("host") {
-            let host = host.trim().to_ascii_lowercase();
+            let mut host = host.trim().to_ascii_lowercase();
+            if split_port(&host).1.is_none() && self.default_port != 0 {
+                host = format!("{host}:{}", self.default_port);
+            }
             // An allowed name without a port is allowed on any port.
             let name = split_port(&host).0;
             let allowed = self.allowed_hosts.iter().any(|allowed| {
@@ -315,6 +342,20 @@ impl Meter {
     /// Starts a request's count with `max` entries allowed.
     pub(super) fn reset(&self, max: u64) {
         self.used.set(0);
+        self.max.set(max);
+    }
+
+    /// Lifts the budget for work that is not the request's (indexing); returns what
+    /// [`Meter::resume`] needs to put it back.
+    pub(super) fn suspend(&self) -> (u64, u64) {
+        let saved = (self.used.get(), self.max.get());
+        self.max.set(u64::MAX);
+        saved
+    }
+
+    /// Puts back the budget [`Meter::suspend`] lifted, as if the work between had not been.
+    pub(super) fn resume(&self, (used, max): (u64, u64)) {
+        self.used.set(used);
         self.max.set(max);
     }
 

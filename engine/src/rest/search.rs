@@ -212,6 +212,9 @@ impl<S: Store> Service<S> {
         query: &str,
     ) -> Result<Vec<String>, Response> {
         let pairs = query_pairs(query.trim_start_matches('?'), false);
+        if let Some(refusal) = self.limits.check_parameters(&pairs, &[]) {
+            return Err(refusal);
+        }
         if pairs.is_empty() {
             return Err(Response::error(
                 400,

@@ -371,6 +371,15 @@ fn encode_date(item: &Item<'_>, out: &mut Vec<Encoded>) {
 }
 
 fn number_of(item: &Item<'_>) -> Option<f64> {
+    // A decimal too large or too precise for the exact type (`1e308`) is indexed as the
+    // nearest double.
+    if let Item::Primitive(primitive, _) = item {
+        if let Some(crate::resource::PrimitiveValue::Number(text)) = &primitive.value {
+            if Decimal::parse_json(text).is_none() {
+                return text.parse::<f64>().ok().filter(|number| number.is_finite());
+            }
+        }
+    }
     match item.to_system()? {
         System::Integer(value) => Some(value as f64),
         System::Decimal(value) => Some(value.to_f64()),
