@@ -53,7 +53,7 @@ test("the FHIR REST service runs in workerd", async () => {
   const body = JSON.stringify({ resourceType: "Patient", name: [{ family: "Edge" }] });
   // A string body goes as text/plain, which a page of any origin may send: refused.
   const plain = await mf.dispatchFetch("http://localhost/fhir/Patient", { method: "POST", body });
-  assert.equal(plain.status, 415);
+  assert.equal(plain.status, 415, await plain.clone().text());
   const created = await mf.dispatchFetch("http://localhost/fhir/Patient", {
     method: "POST",
     headers: { "Content-Type": "application/fhir+json" },
