@@ -195,6 +195,42 @@ impl CompiledExpression {
         Ok(res)
     }
 
+    /// Evaluates with no input (an empty collection, no `%resource`): for expressions that
+    /// need no resource, such as `1 + 1` or `today()`.
+    ///
+    /// # Errors
+    /// A `FhirError` (400) when evaluation fails.
+    #[wasm_bindgen(js_name = evaluateEmpty)]
+    pub fn evaluate_empty(&self, variables: Option<Vec<u8>>) -> Result<String, BindingError> {
+        let variables = match variables.as_deref() {
+            Some(bytes) => Variables::from_json(bytes)?,
+            None => Variables::default(),
+        };
+        let collections: Vec<(String, Collection<'_>)> = variables.collections();
+        let now = if self.expression.uses_clock() {
+            now()
+        } else {
+            None
+        };
+        let options = Options {
+            variables: &collections,
+            resolver: None,
+            now,
+            root_resource: None,
+            lenient_as: false,
+        };
+        let items = self.expression.evaluate_items(&[], None, &options)?;
+        let mut out = String::from("[");
+        for (idx, item) in items.iter().enumerate() {
+            if idx > 0 {
+                out.push(',');
+            }
+            fhirpath::write_item(&mut out, item);
+        }
+        out.push(']');
+        Ok(out)
+    }
+
     /// Evaluates on a resource given as UTF-8 JSON bytes.
     ///
     /// # Errors

@@ -246,6 +246,16 @@ pub(crate) fn push_json_string(res: &mut String, text: &str) {
     res.push('"');
 }
 
+/// `a Patient`, `an Observation`: a noun with its indefinite article (by the first letter's
+/// sound, which for FHIR's type names is its vowel or not).
+pub fn with_article(noun: &str) -> String {
+    let vowel = noun
+        .chars()
+        .next()
+        .is_some_and(|c| matches!(c.to_ascii_lowercase(), 'a' | 'e' | 'i' | 'o' | 'u'));
+    alloc::format!("{} {noun}", if vowel { "an" } else { "a" })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,9 +15,9 @@
 //!
 //! Storage layout (keys are byte strings, segments separated by 0):
 //! - `c␀Type␀id` → the current version: `version` or `version␀deleted`;
-//! - `v␀Type␀id␀version` (version as 20 digits, so that keys sort by version) → `P`, `U` or
-//!   `R` (created by POST, created by PUT, updated) and the resource's canonical JSON, or `D`
-//!   and the instant of the delete;
+//! - `v␀Type␀id␀version` (version as 20 digits, so that keys sort by version) → `P`, `U`, `R`
+//!   or `A` (created by POST, created by PUT, updated, patched) and the resource's canonical
+//!   JSON, or `D` and the instant of the delete;
 //! - `l␀seq` → `Type␀id␀version␀instant`: the write log, for system history, and
 //!   `t␀Type␀seq` (empty: the entry is `l␀seq`'s) for type history; `m␀seq` counts the writes.
 
@@ -537,6 +537,11 @@ impl<S: Store> Service<S> {
             },
             ("GET", [type_name, id, "_history"]) => self.history(request, type_name, id).await,
             ("GET", ["Patient", id, "$everything"]) => {
+                // Everything of a Patient that is deleted, or not known, is answered as its
+                // read is.
+                if let Some(refusal) = self.absent("Patient", id).await {
+                    return refusal;
+                }
                 self.search_scoped(request, None, Some(("Patient", id)), true)
                     .await
             }
@@ -565,6 +570,36 @@ impl<S: Store> Service<S> {
                 IssueType::NotFound,
                 format!("no such endpoint: /{path}"),
             ),
+        }
+    }
+
+    /// The answer a read of `type_name/id` would give when it is deleted (410) or not known
+    /// (404); `None` when it is there.
+    async fn absent(&self, type_name: &str, id: &str) -> Option<Response> {
+        let result = async {
+            let mut tx = self.begin(false).await?;
+            Self::current(&mut tx, type_name, id).await
+        }
+        .await;
+        match result {
+            Err(err) => Some(store_error(&err)),
+            Ok(None) => Some(Response::error(
+                404,
+                IssueType::NotFound,
+                format!("{type_name}/{id} does not exist"),
+            )),
+            Ok(Some(Current {
+                version,
+                deleted: true,
+            })) => Some(
+                Response::error(
+                    410,
+                    IssueType::Deleted,
+                    format!("{type_name}/{id} was deleted (version {version})"),
+                )
+                .with("ETag", etag(version)),
+            ),
+            Ok(Some(_)) => None,
         }
     }
 
@@ -670,7 +705,11 @@ impl<S: Store> Service<S> {
             return Err(Response::error(
                 400,
                 IssueType::Invalid,
-                format!("expected a {type_name} resource, found a {found}"),
+                format!(
+                    "expected {} resource, found {}",
+                    crate::outcome::with_article(type_name),
+                    crate::outcome::with_article(found)
+                ),
             ));
         }
         // A search parameter the server could not evaluate would index nothing, silently.
@@ -745,7 +784,7 @@ impl<S: Store> Service<S> {
         };
         let text = String::from_utf8(value).unwrap_or_default();
         Ok(match text.split_at_checked(1) {
-            Some(("P" | "U" | "R", json)) => Some(Stored::Resource(json.to_string())),
+            Some(("P" | "U" | "R" | "A", json)) => Some(Stored::Resource(json.to_string())),
             Some(("D", at)) => Some(Stored::Deleted(at.to_string())),
             _ => None,
         })
@@ -759,14 +798,15 @@ impl<S: Store> Service<S> {
         type_name: &str,
         id: &str,
         previous: Option<&Current>,
-        by_post: bool,
+        method: &str,
     ) -> (u64, String, String) {
         let version = previous.map_or(1, |current| current.version + 1);
         // How the version came to be, for history: P created by POST, U created by PUT,
-        // R an update.
+        // R an update, A a patch.
         let how = match previous {
+            Some(current) if !current.deleted && method == "PATCH" => 'A',
             Some(current) if !current.deleted => 'R',
-            _ if by_post => 'P',
+            _ if method == "POST" => 'P',
             _ => 'U',
         };
         let now = self.clock.now();
@@ -880,7 +920,7 @@ impl<S: Store> Service<S> {
                     too_costly: false,
                 });
             }
-            let written = self.write_version(&mut tx, &mut resource, type_name, &id, None, true);
+            let written = self.write_version(&mut tx, &mut resource, type_name, &id, None, "POST");
             self.log_write(
                 &mut tx,
                 type_name,
@@ -957,7 +997,14 @@ impl<S: Store> Service<S> {
             }
             let created = current.as_ref().is_none_or(|current| current.deleted);
             let written =
-                self.write_version(&mut tx, &mut resource, type_name, id, current.as_ref(), false);
+                self.write_version(
+                    &mut tx,
+                    &mut resource,
+                    type_name,
+                    id,
+                    current.as_ref(),
+                    &request.method,
+                );
             self.log_write(&mut tx, type_name, id, written.0, &written.1, Some(&resource))
                 .await?;
             tx.commit().await?;
@@ -1225,10 +1272,11 @@ impl<S: Store> Service<S> {
         let text = core::str::from_utf8(value).unwrap_or_default();
         let full_url = format!("{}/{type_name}/{id}", self.base_url);
         match text.split_at_checked(1) {
-            Some((how @ ("P" | "U" | "R"), json)) => {
+            Some((how @ ("P" | "U" | "R" | "A"), json)) => {
                 let (method, url, status) = match how {
                     "P" => ("POST", type_name.to_string(), "201"),
                     "U" => ("PUT", format!("{type_name}/{id}"), "201"),
+                    "A" => ("PATCH", format!("{type_name}/{id}"), "200"),
                     _ => ("PUT", format!("{type_name}/{id}"), "200"),
                 };
                 Some(format!(
@@ -1553,8 +1601,8 @@ impl<S: Store> Service<S> {
                         400,
                         IssueType::Invalid,
                         format!(
-                            "a FHIRPath Patch is a Parameters resource, not a {}",
-                            other.type_def().name
+                            "a FHIRPath Patch is a Parameters resource, not {}",
+                            crate::outcome::with_article(other.type_def().name)
                         ),
                     )
                 }
@@ -1640,7 +1688,8 @@ impl<S: Store> Service<S> {
                 },
             };
             let mut update = request.clone();
-            update.method = String::from("PUT");
+            // Run as an update, and kept in history as the PATCH it was.
+            update.method = String::from("PATCH");
             update.body = patched.into_bytes();
             let implicit = request.header("if-match").is_none();
             if implicit {
@@ -1801,7 +1850,11 @@ impl<S: Store> Service<S> {
             return Response::error(
                 400,
                 IssueType::Invalid,
-                format!("expected a {type_name} resource, found a {found}"),
+                format!(
+                    "expected {} resource, found {}",
+                    crate::outcome::with_article(type_name),
+                    crate::outcome::with_article(found)
+                ),
             );
         }
         if let (Some(id), Some(body_id)) = (id, resource.id()) {

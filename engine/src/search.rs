@@ -682,7 +682,7 @@ pub(crate) async fn load_json<T: Transaction>(
     Ok(tx.get(&key).await?.and_then(|value| {
         let text = String::from_utf8(value).ok()?;
         match text.split_at_checked(1) {
-            Some(("P" | "U" | "R", json)) => Some(json.to_string()),
+            Some(("P" | "U" | "R" | "A", json)) => Some(json.to_string()),
             _ => None,
         }
     }))

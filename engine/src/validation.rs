@@ -269,6 +269,19 @@ fn nested_resources<'a>(
 
 /// `path.name` or `path.name[index]`, built without the formatting machinery (validation
 /// builds one for every element).
+/// `a Patient`, `a Patient or a Group`, `a Patient, a Group or a Device`.
+fn one_of(types: &[&str]) -> String {
+    let named: Vec<String> = types
+        .iter()
+        .map(|name| crate::outcome::with_article(name))
+        .collect();
+    match named.split_last() {
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
+    }
+}
+
 fn child_path(path: &str, name: &str, index: Option<usize>) -> String {
     let mut res = String::with_capacity(path.len() + name.len() + 8);
     res.push_str(path);
@@ -488,6 +501,11 @@ impl Walk<'_> {
                 );
             }
             self.binding(element, &field.value, element_type.type_id, &child_path);
+            if let Value::Complex(reference) = &field.value {
+                if !element_type.targets.is_empty() && reference.type_def().name == "Reference" {
+                    self.reference_target(reference, element_type.targets, &child_path);
+                }
+            }
             if let (Value::Complex(extension), "extension" | "modifierExtension") =
                 (&field.value, element.name)
             {
@@ -600,6 +618,59 @@ impl Walk<'_> {
         if !holds {
             self.invariant_failed(constraint, path);
         }
+    }
+
+    /// Checks that a literal reference (`Type/id`, relative or absolute, with or without
+    /// `_history`, or a conditional `Type?query`) names a type the element allows. References
+    /// inside the resource or a Bundle (`#id`, `urn:`) and targets given by profile URL are
+    /// not judged here.
+    fn reference_target(&mut self, reference: &Object, targets: &[&str], path: &str) {
+        let Some(text) = reference.text("reference") else {
+            return;
+        };
+        if text.starts_with('#')
+            || text.starts_with("urn:")
+            || targets
+                .iter()
+                .any(|target| *target == "Resource" || target.contains('/'))
+        {
+            return;
+        }
+        let (url, conditional) = match text.split_once('?') {
+            Some((url, _)) => (url, true),
+            None => (text, false),
+        };
+        let segments: Vec<&str> = url
+            .split('/')
+            .filter(|segment| !segment.is_empty())
+            .collect();
+        let type_at = if conditional {
+            segments.len().checked_sub(1)
+        } else {
+            match segments.iter().rposition(|segment| *segment == "_history") {
+                Some(history) => history.checked_sub(2),
+                None => segments.len().checked_sub(2),
+            }
+        };
+        let Some(type_name) = type_at.and_then(|at| segments.get(at)) else {
+            return;
+        };
+        // A URL that names no R4 resource type is not a FHIR REST URL this can judge.
+        if model::resource_type(type_name).is_none() || targets.contains(type_name) {
+            return;
+        }
+        let message = format!(
+            "expected a reference to {}, found a reference to {} \"{text}\"",
+            one_of(targets),
+            crate::outcome::with_article(type_name)
+        );
+        let reference_path = child_path(path, "reference", None);
+        self.find(
+            Severity::Error,
+            IssueType::Structure,
+            message,
+            &reference_path,
+        );
     }
 
     fn invariant_failed(&mut self, constraint: &'static model::Constraint, path: &str) {

@@ -151,6 +151,23 @@ const ERRATA: &[(&str, &str)] = &[
         "CapabilityStatement-terminology-server.json",
         "but is declared here as",
     ),
+    // References to a type the element does not allow (the element's targetProfile).
+    (
+        "DeviceMetric-example.json",
+        "found a reference to a DeviceDefinition",
+    ),
+    (
+        "DeviceUseStatement-example.json",
+        "found a reference to a Procedure",
+    ),
+    (
+        "MedicationRequest-medrx0301.json",
+        "found a reference to a Practitioner",
+    ),
+    (
+        "Observation-clinical-gender.json",
+        "found a reference to an Encounter",
+    ),
     // Logical models that are neither abstract nor based on anything (sdf-4).
     ("StructureDefinition-Definition.json", "sdf-4"),
     ("StructureDefinition-Event.json", "sdf-4"),

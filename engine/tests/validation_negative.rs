@@ -562,8 +562,26 @@ const CASES: &[(&str, &str, &str, &str)] = &[
     (
         "search match of another type",
         r##"{"resourceType":"Bundle","type":"searchset","link":[{"relation":"self","url":"http://a.org/fhir/Patient?name=x"}],"entry":[{"fullUrl":"http://a.org/fhir/Observation/1","resource":{"resourceType":"Observation","id":"1","text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">x</div>"},"status":"final","code":{"text":"x"}},"search":{"mode":"match"}}]}"##,
-        "a match of a search for Patient cannot be a Observation",
+        "a match of a search for Patient cannot be an Observation",
         "Bundle.entry[0].resource",
+    ),
+    (
+        "reference to a type the element does not allow",
+        r##"{"resourceType":"Observation","text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">x</div>"},"status":"final","code":{"text":"x"},"subject":{"reference":"Medication/x"}}"##,
+        "expected a reference to a Patient, a Group, a Device or a Location, found a reference to a Medication \"Medication/x\"",
+        "Observation.subject.reference",
+    ),
+    (
+        "absolute reference with _history to a type the element does not allow",
+        r##"{"resourceType":"Observation","text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">x</div>"},"status":"final","code":{"text":"x"},"encounter":{"reference":"http://example.org/fhir/Patient/1/_history/2"}}"##,
+        "expected a reference to an Encounter, found a reference to a Patient",
+        "Observation.encounter.reference",
+    ),
+    (
+        "conditional reference to a type the element does not allow",
+        r##"{"resourceType":"Observation","text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">x</div>"},"status":"final","code":{"text":"x"},"subject":{"reference":"Organization?identifier=x"}}"##,
+        "found a reference to an Organization",
+        "Observation.subject.reference",
     ),
     (
         "search outcome not an OperationOutcome",

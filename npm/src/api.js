@@ -46,6 +46,8 @@ function restartEngine(why) {
   generation += 1;
   console.error(`hearth: ${why}; the engine was restarted with a fresh instance (restart ${generation})`);
   wasm.__wbg_reset_state();
+  // Expressions compiled by the old instance are gone with it.
+  compiledCache.clear();
 }
 
 /** True for what a Wasm trap or a stack overflow inside the module throws. */
@@ -305,9 +307,10 @@ export class CompiledFhirPath {
   }
 
   /**
-   * Evaluates the expression with `resource` as input, `%resource` and `%context`.
+   * Evaluates the expression with `resource` as input, `%resource` and `%context`; with
+   * `null` or `undefined`, on an empty input (for expressions that need no resource).
    *
-   * @param {FhirResource | string | Uint8Array | ArrayBuffer | object} resource
+   * @param {FhirResource | string | Uint8Array | ArrayBuffer | object | null | undefined} resource
    * @param {{ variables?: Record<string, unknown> }} [options] values for `%name` variables.
    * @returns {unknown[]} FHIR primitives as JSON values, complex values as FHIR JSON objects,
    *   dates and times as strings, quantities as `{ value, unit }`.
@@ -318,10 +321,13 @@ export class CompiledFhirPath {
     const vars = options === undefined || options.variables === undefined ? undefined : variableBytes(options.variables);
     let text;
     try {
+      // No resource: an expression that needs none (`1 + 1`, `today()`) runs on empty input.
       text =
-        resource instanceof FhirResource
-          ? this.#compiled.evaluateParsed(resource.handle, vars)
-          : this.#compiled.evaluateJson(toBytes(resource), vars);
+        resource === null || resource === undefined
+          ? this.#compiled.evaluateEmpty(vars)
+          : resource instanceof FhirResource
+            ? this.#compiled.evaluateParsed(resource.handle, vars)
+            : this.#compiled.evaluateJson(toBytes(resource), vars);
     } catch (thrown) {
       throw toFhirError(thrown);
     }

@@ -13,6 +13,7 @@ use super::eval::{single, Collection};
 use super::ucum;
 use super::value::{Item, System};
 use super::EvalError;
+use crate::resource::PrimitiveValue;
 
 fn err<T>(message: impl Into<String>, offset: usize) -> Result<T, EvalError> {
     Err(EvalError {
@@ -144,6 +145,17 @@ pub(crate) fn call_value_function<'a>(
             return nothing();
         };
         return boolean(convert(&format!("to{target}"), value).is_some());
+    }
+    // A FHIR primitive keeps its text (`2006-06-29T17:23:31+00:00` is not rewritten as
+    // `...31Z`, nor `1.50` as `1.5`), as the value was written.
+    if name == "toString" {
+        if let Some(Item::Primitive(primitive, _)) = single(items, offset)? {
+            if let Some(PrimitiveValue::String(text) | PrimitiveValue::Number(text)) =
+                &primitive.value
+            {
+                return Ok(vec![Item::String(Cow::Borrowed(text.as_str()))]);
+            }
+        }
     }
     match name {
         "toBoolean" | "toInteger" | "toDecimal" | "toString" | "toDate" | "toDateTime"

@@ -549,8 +549,9 @@ impl<S: Store> Service<S> {
                     400,
                     IssueType::Invalid,
                     format!(
-                        "expected a {type_name}, found a {}",
-                        resource.type_def().name
+                        "expected {}, found {}",
+                        crate::outcome::with_article(type_name),
+                        crate::outcome::with_article(resource.type_def().name)
                     ),
                 );
             }
@@ -705,7 +706,7 @@ impl<S: Store> Service<S> {
                             type_name,
                             id,
                             current.as_ref(),
-                            entry.method == "POST",
+                            &entry.method,
                         );
                         self.log_write(&mut tx, type_name, id, version, &now, Some(&*resource))
                             .await?;

@@ -115,7 +115,8 @@ impl Walk<'_> {
             let found = model::type_def(value_type.type_id).name;
             let message = if def.value_types.is_empty() {
                 format!(
-                    "the extension {url} has sub-extensions and no value, found a {found} value"
+                    "the extension {url} has sub-extensions and no value, found {} value",
+                    crate::outcome::with_article(found)
                 )
             } else if !def.value_types.contains(&value_type.type_id) {
                 let allowed: Vec<&str> = def

@@ -871,7 +871,8 @@ impl Walk<'_> {
                             && base.is_none_or(|base| allows_type(base, node))
                     }) {
                         let message = format!(
-                            "expected a {suffix} for \"{name}\" ({}), found {}",
+                            "expected {} for \"{name}\" ({}), found {}",
+                            crate::outcome::with_article(suffix),
                             context.profile.url,
                             model::type_def(node.type_id).name
                         );

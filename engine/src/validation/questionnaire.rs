@@ -298,7 +298,8 @@ impl<'a> Check<'a> {
         }
         if matches!(item_type, "group" | "display") {
             let message = format!(
-                "item \"{link}\" is a {item_type} item, which has no answers; found {}",
+                "item \"{link}\" is {} item, which has no answers; found {}",
+                crate::outcome::with_article(item_type),
                 answers.len()
             );
             self.error(IssueType::Structure, message, path);
@@ -337,7 +338,8 @@ impl<'a> Check<'a> {
             if !expected.contains(&value_type) {
                 let message = if expected.is_empty() {
                     format!(
-                        "item \"{link}\" has type \"{item_type}\", which takes no answers; found a {value_type}"
+                        "item \"{link}\" has type \"{item_type}\", which takes no answers; found {}",
+                        crate::outcome::with_article(value_type)
                     )
                 } else {
                     format!(
@@ -599,7 +601,8 @@ impl<'a> Check<'a> {
             .or_else(|| reference.text("reference").and_then(referenced_type));
         if let Some(found) = found.filter(|found| !allowed.contains(found)) {
             let message = format!(
-                "the answer to item \"{link}\" refers to a {found}; the item takes {} (questionnaire-referenceResource)",
+                "the answer to item \"{link}\" refers to {}; the item takes {} (questionnaire-referenceResource)",
+                crate::outcome::with_article(found),
                 allowed.join(", ")
             );
             self.error(IssueType::Value, message, path);

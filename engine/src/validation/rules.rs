@@ -197,8 +197,9 @@ impl Walk<'_> {
                     }
                     if !search_types.is_empty() && !search_types.contains(&type_name) {
                         let message = format!(
-                            "a match of a search for {} cannot be a {type_name}",
-                            search_types.join(", ")
+                            "a match of a search for {} cannot be {}",
+                            search_types.join(", "),
+                            crate::outcome::with_article(type_name)
                         );
                         self.find(Severity::Error, IssueType::Invalid, message, &resource_path);
                     }
