@@ -132,11 +132,52 @@ impl Validator {
         } else {
             alloc::borrow::Cow::Borrowed(bytes)
         };
-        match crate::json::fhir::parse_resource(&source) {
-            Ok(resource) => to_outcome_in(&self.validate_with(&resource, options), &source),
-            Err(err) => err.to_outcome().1,
+        // What breaks the JSON rules is reported, and the rest of the resource validated, as
+        // validators do; findings that only repeat a reading error are left out.
+        let (resource, reading) = match crate::json::fhir::parse_resource_partial(&source) {
+            Ok(read) => read,
+            Err(err) => return err.to_outcome().1,
+        };
+        let findings = self.validate_with(&resource, options);
+        if reading.is_empty() {
+            return to_outcome_in(&findings, &source);
         }
+        let kept: Vec<Finding> = findings
+            .into_iter()
+            .filter(|finding| !repeats_reading_error(finding, &reading))
+            .collect();
+        let mut outcome = crate::Error::Resource(reading).to_outcome().1;
+        let validated = to_outcome_in(&kept, &source);
+        // A resource with reading errors is not valid: no "all OK" information.
+        outcome.issues.extend(
+            validated
+                .issues
+                .into_iter()
+                .filter(|issue| issue.code != IssueType::Informational || !kept.is_empty()),
+        );
+        outcome
     }
+}
+
+/// True when `finding` is about an element that could not be read: at or below its path, or
+/// its parent's finding that the element is missing.
+fn repeats_reading_error(finding: &Finding, reading: &[crate::json::ParseError]) -> bool {
+    reading
+        .iter()
+        .filter_map(|err| err.path.as_deref())
+        .any(|bad| {
+            let below = finding.path == bad
+                || finding
+                    .path
+                    .strip_prefix(bad)
+                    .is_some_and(|rest| rest.starts_with(['.', '[']));
+            let (parent, name) = bad.rsplit_once('.').unwrap_or(("", bad));
+            let name = name.split('[').next().unwrap_or(name);
+            let missing = finding.code == IssueType::Required
+                && finding.path == parent
+                && finding.message.contains(&format!("\"{name}\""));
+            below || missing
+        })
 }
 
 /// [`to_outcome`], with the line and column of each finding in `source`, the JSON text the

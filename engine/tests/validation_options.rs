@@ -64,3 +64,36 @@ fn skipped_contained_resources_are_not_checked() {
     };
     assert_eq!(errors(&input, &skipped), Vec::<String>::new());
 }
+
+#[test]
+fn reading_errors_are_reported_with_the_findings_of_the_rest() {
+    // An unknown element and a wrong type, then a bad date and a broken invariant elsewhere.
+    let input = format!(
+        "{{\"resourceType\":\"Patient\",{NARRATIVE},\n\"nickname\":\"Pete\",\n\"active\":\"yes\",\n\"birthDate\":\"2020-13-01\",\n\"contact\":[{{\"gender\":\"male\"}}]}}"
+    );
+    let found = errors(&input, &ValidateOptions::default());
+    assert!(
+        found
+            .iter()
+            .any(|e| e.contains("unknown element \"nickname\"") && e.ends_with("@2:1")),
+        "{found:?}"
+    );
+    assert!(
+        found.iter().any(|e| e.contains("\"active\" (boolean)")),
+        "{found:?}"
+    );
+    assert!(
+        found
+            .iter()
+            .any(|e| e.contains("valid date value") && e.ends_with("@4:1")),
+        "{found:?}"
+    );
+    assert!(found.iter().any(|e| e.contains("pat-1")), "{found:?}");
+    // What could not be read is not reported twice (as missing, or again below it).
+    let bad_status = format!(
+        "{{\"resourceType\":\"Observation\",{NARRATIVE},\"status\":5,\"code\":{{\"text\":\"x\"}}}}"
+    );
+    let found = errors(&bad_status, &ValidateOptions::default());
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].contains("\"status\""), "{found:?}");
+}

@@ -22,8 +22,10 @@ commands:
                                        (StructureDefinitions and ValueSets) it claims, and the
                                        --profile asked for; print its issues; exit code 1 when
                                        any file has an error
-  fhirpath EXPRESSION FILE...          evaluate a FHIRPath expression on each file's resource and
-                                       print the result as a JSON array (one line per file)
+  fhirpath [--no-check] EXPRESSION FILE...
+                                       evaluate a FHIRPath expression on each file's resource and
+                                       print the result as a JSON array (one line per file),
+                                       after checking it against the R4 model for the type
   import --data DIR FILE|DIR...        store resources in DIR (the store of serve): transaction and
                                        batch Bundles as they are, other Bundles and single
                                        resources (.json) and NDJSON lines (.ndjson) each as a
@@ -32,8 +34,8 @@ commands:
                                        serve the FHIR REST API at http://H:N/fhir (default
                                        127.0.0.1:8080), storing in DIR (SQLite) or in a
                                        scratch store; see hearth serve --help
-  version                              print the engine version
-  help                                 print this text
+  version, --version                   print the engine version
+  help, --help                         print this text; COMMAND --help prints its own
 
 Problems are printed as FILE:LINE:COLUMN: error: MESSAGE (ELEMENT PATH); the exit code is 1
 when any file has one, 2 for a usage error.`;
@@ -53,6 +55,37 @@ options:
   --readers N             reader threads (default: 2 to 4, by the cores)
   --timeout SECONDS       a read taking longer is stopped and answered 503 (default 30; 0: never)`;
 
+/** Each command's own usage, for `hearth COMMAND --help`. */
+const COMMAND_USAGE = {
+  inspect: `usage: hearth inspect FILE...
+
+Reads each FHIR JSON file by the R4 JSON rules and prints FILE: Type/id, or each problem as
+FILE:LINE:COLUMN: error: MESSAGE (ELEMENT PATH). Exit code 1 when any file has a problem.`,
+  format: `usage: hearth format [--compact] FILE
+       hearth format [--compact] --out DIR FILE...
+
+Prints the file's resource in canonical FHIR JSON (elements in the specification's order,
+numbers as written), pretty unless --compact; with --out, writes each file's canonical form
+to DIR/<file name>.`,
+  validate: `usage: hearth validate [--profile URL] [--ig DIR] FILE|DIR...
+
+Validates each file (each .json file of a DIR) against the R4 base specification, the profiles
+of the IG folders (StructureDefinitions and ValueSets) it claims, and the --profile asked for.
+Prints every issue, reading errors and validation findings alike, as
+FILE:LINE:COLUMN: SEVERITY: MESSAGE (ELEMENT PATH). Exit code 1 when any file has an error.`,
+  fhirpath: `usage: hearth fhirpath [--no-check] EXPRESSION FILE...
+
+Evaluates a FHIRPath expression on each file's resource and prints the result as a JSON array
+(one line per file). The expression is first checked against the R4 model for the resource's
+type, so that a misspelt element (Patient.nam) is an error rather than an empty result;
+--no-check skips that check.`,
+  import: `usage: hearth import --data DIR FILE|DIR...
+
+Stores resources in DIR (the store of hearth serve): transaction and batch Bundles as they are,
+other Bundles and single resources (.json) and NDJSON lines (.ndjson) each as a create or
+update. Prints progress and what failed; exit code 1 when anything failed.`,
+};
+
 class UsageError extends Error {}
 
 /** Line and column of an issue, from the OperationOutcome extensions. */
@@ -63,6 +96,7 @@ function position(issue) {
 }
 
 function report(file, err) {
+  if (err instanceof CheckFailed) return;
   if (!(err instanceof FhirError)) throw err;
   for (const issue of err.outcome.issue) {
     const where = issue.expression ? ` (${issue.expression.join(", ")})` : "";
@@ -195,22 +229,46 @@ async function validateCommand(args) {
 }
 
 async function fhirpathCommand(args) {
-  const [expression, ...files] = args;
+  const check = !args.includes("--no-check");
+  const [expression, ...files] = args.filter((arg) => arg !== "--no-check");
   if (expression === undefined || files.length === 0) {
     throw new UsageError("hearth fhirpath: expected an EXPRESSION and at least one FILE");
   }
-  let compiled;
+  // Compiled once, and once per resource type when checked against the model.
+  let unchecked;
   try {
-    compiled = compile(expression);
+    unchecked = compile(expression);
   } catch (err) {
     report("<expression>", err);
     return 1;
   }
+  const byType = new Map();
   return eachFile(files, (file, bytes) => {
+    let compiled = unchecked;
+    if (check) {
+      const { resourceType } = inspect(bytes);
+      if (!byType.has(resourceType)) {
+        try {
+          byType.set(resourceType, compile(expression, { resourceType }));
+        } catch (err) {
+          byType.set(resourceType, err);
+        }
+      }
+      compiled = byType.get(resourceType);
+      if (compiled instanceof Error) {
+        for (const issue of compiled.outcome?.issue ?? []) {
+          console.error(`${file}: error: ${issue.diagnostics} (checked against ${resourceType}; --no-check skips this)`);
+        }
+        throw new CheckFailed();
+      }
+    }
     const result = JSON.stringify(compiled.evaluate(bytes));
     console.log(files.length === 1 ? result : `${file}: ${result}`);
   });
 }
+
+/** A file whose check was reported already. */
+class CheckFailed extends Error {}
 
 /** A batch entry that stores `resource`: an update when it has an id, a create otherwise. */
 function storeEntry(resource) {
@@ -658,6 +716,10 @@ async function serveCommand(args) {
 
 async function main(args) {
   const [command, ...rest] = args;
+  if ((rest.includes("--help") || rest.includes("-h")) && (command in COMMAND_USAGE || command === "serve")) {
+    console.log(command === "serve" ? SERVE_USAGE : COMMAND_USAGE[command]);
+    return 0;
+  }
   switch (command) {
     case "inspect":
       return (await inspectCommand(rest)) === 0 ? 0 : 1;

@@ -2,7 +2,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, readdirSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { NPM_DIR, FIXTURES, artifactPath } from "../lib/paths.js";
 
 function hearth(...args) {
@@ -79,4 +79,41 @@ test("hearth fhirpath prints the result as JSON", () => {
   const broken = hearth("fhirpath", "Patient.name.(", `${FIXTURES}/patient.json`);
   assert.match(broken.stderr, /expected a name after '\.', found '\(' at offset 13/);
   assert.equal(broken.code, 1);
+});
+
+test("each command prints its own usage for --help, and --version the version", () => {
+  for (const command of ["inspect", "format", "validate", "fhirpath", "import", "serve"]) {
+    for (const flag of ["--help", "-h"]) {
+      const { code, stdout, stderr } = hearth(command, flag);
+      assert.equal(code, 0, `${command} ${flag}: ${stderr}`);
+      assert.match(stdout, new RegExp(`^usage: hearth ${command} `), `${command} ${flag}`);
+      assert.equal(stderr, "");
+    }
+  }
+  const { code, stdout } = hearth("--version");
+  assert.equal(code, 0);
+  assert.match(stdout, /^\d+\.\d+\.\d+\n$/);
+});
+
+test("hearth fhirpath checks the expression against the resource's type", () => {
+  const misspelt = hearth("fhirpath", "Patient.nam", `${FIXTURES}/patient.json`);
+  assert.equal(misspelt.code, 1);
+  assert.equal(misspelt.stdout, "");
+  assert.match(misspelt.stderr, /patient\.json: error: .*unknown element "nam".*Patient/);
+  const unchecked = hearth("fhirpath", "--no-check", "Patient.nam", `${FIXTURES}/patient.json`);
+  assert.equal(unchecked.code, 0, unchecked.stderr);
+  assert.equal(unchecked.stdout, "[]\n");
+  const right = hearth("fhirpath", "Patient.id", `${FIXTURES}/patient.json`);
+  assert.equal(right.stdout, '["example"]\n');
+});
+
+test("hearth validate reports reading errors and goes on with the rest of the resource", () => {
+  const dir = mkdtempSync(artifactPath("validate-partial-"));
+  const file = `${dir}/patient.json`;
+  writeFileSync(file, '{"resourceType":"Patient",\n"nickname":"Pete",\n"birthDate":"2020-13-01",\n"gender":"robot"}\n');
+  const { code, stdout } = hearth("validate", file);
+  assert.equal(code, 1);
+  assert.match(stdout, /patient\.json:2:1: error: unknown element "nickname"/);
+  assert.match(stdout, /patient\.json:3:1: error: .*2020-13-01/);
+  assert.match(stdout, /patient\.json:4:1: error: the value is not in the required value set .*administrative-gender \(Patient\.gender\)/);
 });

@@ -143,3 +143,11 @@ test("edge cases that once crashed or misbehaved give results or FhirErrors", ()
   assert.deepEqual(evaluate(patient, "Patient.defineVariable('n', name.count()).select(%n + 1)"), [3]);
   assert.throws(() => evaluate(patient, "Patient.select(defineVariable('v', 1).select(%v)) | %v"), /unknown variable %v/);
 });
+
+test("an expression that needs no resource evaluates on null or undefined", () => {
+  assert.deepEqual(evaluate(null, "1 + 1"), [2]);
+  assert.deepEqual(evaluate(undefined, "'a' & 'b'"), ["ab"]);
+  assert.deepEqual(evaluate(null, "%x + 1", { variables: { x: 41 } }), [42]);
+  assert.deepEqual(compile("Patient.name").evaluate(null), []);
+  assert.deepEqual(evaluate(null, "today().toString().length() = 10"), [true]);
+});

@@ -68,9 +68,12 @@ test("allowComments reads JSON with comments; skipContained leaves contained res
   assert.deepEqual(errors(validate(condition, { skipContained: true, profiles: new FhirProfiles() })), []);
 });
 
-test("content that cannot be read is reported in the outcome, not thrown", () => {
+test("content that cannot be read is reported in the outcome, not thrown, and the rest validated", () => {
   const outcome = validate('{"resourceType":"Patient","foo":1}');
-  assert.deepEqual(summary(outcome), [["error", "structure", 'unknown element "foo"', "Patient.foo"]]);
+  assert.deepEqual(summary(outcome)[0], ["error", "structure", 'unknown element "foo"', "Patient.foo"]);
+  // The rest of the resource is validated too: it has no narrative.
+  assert.ok(summary(outcome).some(([severity, , diagnostics]) => severity === "warning" && diagnostics.startsWith("dom-6")), JSON.stringify(outcome));
+  assert.equal(summary(outcome).length, 2);
 });
 
 test("hearth validate prints issues and exits 1 when a file has errors", () => {

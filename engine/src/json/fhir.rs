@@ -57,6 +57,36 @@ pub fn parse_resource_with(bytes: &[u8], limits: Limits) -> Result<Object, crate
     }
 }
 
+/// Reads what can be read of a FHIR resource: the resource without the elements that break
+/// the FHIR JSON rules, and an issue for each of those (with line and column), so that a
+/// validator can report them and go on with the rest.
+///
+/// # Errors
+/// [`crate::Error::Json`] when the bytes are not JSON; [`crate::Error::Resource`] when no
+/// resource can be read at all (no or an unknown `resourceType`).
+pub fn parse_resource_partial(bytes: &[u8]) -> Result<(Object, Vec<ParseError>), crate::Error> {
+    let mut lexer = Lexer::new(bytes, Limits::default())?;
+    lexer.skip_whitespace();
+    let mut reader = FhirReader {
+        lexer,
+        issues: Vec::new(),
+        path: String::new(),
+        states: Vec::new(),
+    };
+    let resource = reader.resource(0)?;
+    reader.lexer.expect_end()?;
+    let offsets: Vec<usize> = reader.issues.iter().map(|issue| issue.line).collect();
+    let positions = super::positions(bytes, &offsets);
+    for (issue, (line, column)) in reader.issues.iter_mut().zip(positions) {
+        issue.line = line;
+        issue.column = column;
+    }
+    match resource {
+        Some(resource) => Ok((resource, reader.issues)),
+        None => Err(crate::Error::Resource(reader.issues)),
+    }
+}
+
 /// Most issues reported for one resource; reading goes on, silently, to check the syntax.
 pub const MAX_ISSUES: usize = 100;
 
