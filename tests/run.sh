@@ -64,7 +64,7 @@ printf '\n===== summary =====\n'
 bash scripts/size.sh || true
 echo "conformance:"
 grep -hE '^(examples|synthea): [0-9]+ files|malformed resources|^fuzz corpus:|^fhirpath fuzz corpus:|^mutation:|^fhirpath suite:|^  skipped [0-9]|^validation:|^validation negative:' "$logs"/engine-unit.log | sed 's/^/  /' || true
-grep -hE '^types: ' "$logs"/npm-node.log | sed 's/^/  /' || true
+grep -hE '^types: |^docs: ' "$logs"/npm-node.log | sed 's/^/  /' || true
 grep -hE '^fhirpath.js cases:|^  skipped [0-9]|^fhirpath differential:|^validator cases:|^http conformance:' "$logs"/conformance.log | sed 's/^/  /' || true
 grep -hE '^hostile: ' "$logs"/hostile.log | sed 's/^/  /' || true
 printf '%-20s %8s %8s %8s %6s  %s\n' layer passed failed skipped secs status
