@@ -310,8 +310,35 @@ fn nested_resources<'a>(
 
 /// `path.name` or `path.name[index]`, built without the formatting machinery (validation
 /// builds one for every element).
+/// The resource type a literal reference names: `Type/id`, relative or absolute, with or
+/// without `_history/v`, or a conditional `Type?query`; `None` for references inside the
+/// resource or a Bundle (`#id`, `urn:`) and URLs that name no R4 resource type.
+pub(crate) fn literal_reference_type(text: &str) -> Option<&str> {
+    if text.starts_with('#') || text.starts_with("urn:") {
+        return None;
+    }
+    let (url, conditional) = match text.split_once('?') {
+        Some((url, _)) => (url, true),
+        None => (text, false),
+    };
+    let segments: Vec<&str> = url
+        .split('/')
+        .filter(|segment| !segment.is_empty())
+        .collect();
+    let type_at = if conditional {
+        segments.len().checked_sub(1)
+    } else {
+        match segments.iter().rposition(|segment| *segment == "_history") {
+            Some(history) => history.checked_sub(2),
+            None => segments.len().checked_sub(2),
+        }
+    };
+    let type_name = type_at.and_then(|at| segments.get(at)).copied()?;
+    model::resource_type(type_name).map(|_| type_name)
+}
+
 /// `a Patient`, `a Patient or a Group`, `a Patient, a Group or a Device`.
-fn one_of(types: &[&str]) -> String {
+pub(crate) fn one_of(types: &[&str]) -> String {
     let named: Vec<String> = types
         .iter()
         .map(|name| crate::outcome::with_article(name))
@@ -677,27 +704,10 @@ impl Walk<'_> {
         {
             return;
         }
-        let (url, conditional) = match text.split_once('?') {
-            Some((url, _)) => (url, true),
-            None => (text, false),
-        };
-        let segments: Vec<&str> = url
-            .split('/')
-            .filter(|segment| !segment.is_empty())
-            .collect();
-        let type_at = if conditional {
-            segments.len().checked_sub(1)
-        } else {
-            match segments.iter().rposition(|segment| *segment == "_history") {
-                Some(history) => history.checked_sub(2),
-                None => segments.len().checked_sub(2),
-            }
-        };
-        let Some(type_name) = type_at.and_then(|at| segments.get(at)) else {
+        let Some(type_name) = literal_reference_type(text) else {
             return;
         };
-        // A URL that names no R4 resource type is not a FHIR REST URL this can judge.
-        if model::resource_type(type_name).is_none() || targets.contains(type_name) {
+        if targets.contains(&type_name) {
             return;
         }
         let message = format!(

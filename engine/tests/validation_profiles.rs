@@ -670,3 +670,51 @@ fn snapshot_only_profiles_give_the_verdicts_of_their_differentials() {
     );
     assert!(differences.is_empty(), "{}", differences.join("\n"));
 }
+
+#[test]
+fn references_are_held_to_the_profiles_target_profiles() {
+    let core = "http://hl7.org/fhir/StructureDefinition/";
+    let mut profiles = Profiles::new();
+    let patient_profile = profile(
+        "http://example.org/fhir/StructureDefinition/some-patient",
+        "Patient",
+        &format!("{core}Patient"),
+        r#"{"id":"Patient.active","path":"Patient.active","min":1}"#,
+    );
+    let observation_profile = profile(
+        "http://example.org/fhir/StructureDefinition/patient-observation",
+        "Observation",
+        &format!("{core}Observation"),
+        r#"{"id":"Observation.subject","path":"Observation.subject","type":[{"code":"Reference","targetProfile":["http://example.org/fhir/StructureDefinition/some-patient"]}]},
+           {"id":"Observation.performer","path":"Observation.performer","type":[{"code":"Reference","targetProfile":["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/Organization"]}]},
+           {"id":"Observation.encounter","path":"Observation.encounter","type":[{"code":"Reference","targetProfile":["http://example.org/fhir/StructureDefinition/not-loaded"]}]}"#,
+    );
+    profiles.load(&patient_profile);
+    profiles.load(&observation_profile);
+    let url = Some("http://example.org/fhir/StructureDefinition/patient-observation");
+    let observation = |subject: &str, performer: &str| {
+        format!(
+            r#"{{"resourceType":"Observation",{NARRATIVE},"status":"final","code":{{"text":"x"}},"subject":{{"reference":"{subject}"}},"performer":[{{"reference":"{performer}"}}],"encounter":{{"reference":"Encounter/e"}}}}"#
+        )
+    };
+    assert_eq!(
+        errors(&profiles, &observation("Patient/p", "Practitioner/d"), url),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        errors(
+            &profiles,
+            &observation("http://a.org/fhir/Patient/p/_history/2", "Organization/o"),
+            url
+        ),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        errors(&profiles, &observation("Group/g", "Practitioner/d"), url),
+        ["expected a reference to a Patient (http://example.org/fhir/StructureDefinition/patient-observation), found a reference to a Group @ Observation.subject.reference"]
+    );
+    assert_eq!(
+        errors(&profiles, &observation("Patient/p", "PractitionerRole/r"), url),
+        ["expected a reference to a Practitioner or an Organization (http://example.org/fhir/StructureDefinition/patient-observation), found a reference to a PractitionerRole @ Observation.performer[0].reference"]
+    );
+}

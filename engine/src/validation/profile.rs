@@ -60,6 +60,8 @@ struct Rule {
     max: Option<Option<u32>>,
     types: Vec<String>,
     type_profiles: Vec<String>,
+    /// For references: the profiles their targets must conform to, by URL.
+    target_profiles: Vec<String>,
     fixed: Option<Value>,
     pattern: Option<Value>,
     /// `minValue[x]` and `maxValue[x]`, with their types.
@@ -364,6 +366,14 @@ fn rule(element: &Object, type_name: &str, derived_id: Option<String>) -> Option
                 .collect::<Vec<_>>()
         })
         .collect();
+    let target_profiles = element
+        .objects("type")
+        .flat_map(|t| {
+            t.texts("targetProfile")
+                .map(ToOwned::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect();
     let invariants = element
         .objects("constraint")
         .filter_map(|constraint| {
@@ -392,6 +402,7 @@ fn rule(element: &Object, type_name: &str, derived_id: Option<String>) -> Option
         max: element.text("max").map(|max| max.parse().ok()),
         types,
         type_profiles,
+        target_profiles,
         fixed: element.values("fixed").next().cloned(),
         min_value: typed_value(element, "minValue"),
         max_value: typed_value(element, "maxValue"),
@@ -472,6 +483,27 @@ fn beyond_base(rule: &mut Rule, type_name: &str, path: &str) -> bool {
         if !restricts && rule.type_suffix.is_none() {
             rule.types.clear();
         }
+        // Reference targets that leave every base target allowed restrict nothing.
+        let base_targets: Vec<&str> = base
+            .types
+            .iter()
+            .flat_map(|t| t.targets.iter().copied())
+            .collect();
+        let named = |url: &str| {
+            url.strip_prefix("http://hl7.org/fhir/StructureDefinition/")
+                .unwrap_or(url)
+                .to_owned()
+        };
+        let rule_targets: Vec<String> = rule.target_profiles.iter().map(|url| named(url)).collect();
+        // (An element of the base with no targets takes any resource.)
+        let any_in_rule = rule_targets.iter().any(|own| own == "Resource");
+        let all_of_base = !base_targets.is_empty()
+            && base_targets
+                .iter()
+                .all(|target| rule_targets.iter().any(|own| own == target));
+        if any_in_rule || all_of_base {
+            rule.target_profiles.clear();
+        }
         let unversioned = |url: &str| url.split('|').next().unwrap_or(url).to_owned();
         if let (Some(binding), Some(base_binding)) = (&rule.binding, base.binding) {
             if base_binding.strength == model::BindingStrength::Required
@@ -490,6 +522,7 @@ fn beyond_base(rule: &mut Rule, type_name: &str, path: &str) -> bool {
         || rule.max.is_some()
         || !rule.types.is_empty()
         || !rule.type_profiles.is_empty()
+        || !rule.target_profiles.is_empty()
         || rule.fixed.is_some()
         || rule.pattern.is_some()
         || rule.min_value.is_some()
@@ -984,6 +1017,54 @@ impl Walk<'_> {
         }
     }
 
+    /// Checks that a literal reference names a type one of the rule's target profiles is of:
+    /// core profiles by their type, loaded profiles by the type they constrain. A target
+    /// profile that is neither loaded nor core leaves the reference unjudged.
+    fn target_profiles(
+        &mut self,
+        context: &ProfileContext<'_>,
+        rule: &Rule,
+        reference: &Object,
+        path: &str,
+    ) {
+        let Some(found) = reference
+            .text("reference")
+            .and_then(super::literal_reference_type)
+        else {
+            return;
+        };
+        let mut allowed: Vec<&str> = Vec::new();
+        for target in &rule.target_profiles {
+            let core = target
+                .strip_prefix("http://hl7.org/fhir/StructureDefinition/")
+                .filter(|name| model::type_by_name(name).is_some());
+            let type_name = match core {
+                Some(name) => name,
+                None => match context.profiles.profile(target) {
+                    Some(profile) => profile.type_name.as_str(),
+                    None => return,
+                },
+            };
+            if type_name == "Resource" || type_name == found {
+                return;
+            }
+            allowed.push(type_name);
+        }
+        let message = format!(
+            "expected a reference to {} ({}), found a reference to {}",
+            super::one_of(&allowed),
+            context.profile.url,
+            crate::outcome::with_article(found)
+        );
+        let reference_path = format!("{path}.reference");
+        self.find(
+            Severity::Error,
+            IssueType::Structure,
+            message,
+            &reference_path,
+        );
+    }
+
     fn rule_on_value(
         &mut self,
         context: &ProfileContext<'_>,
@@ -1000,6 +1081,11 @@ impl Walk<'_> {
                 rule.types.join(" or ")
             );
             self.find(Severity::Error, IssueType::Structure, message, path);
+        }
+        if !rule.target_profiles.is_empty() {
+            if let Value::Complex(reference) = node.value {
+                self.target_profiles(context, rule, reference, path);
+            }
         }
         if let Some(fixed) = &rule.fixed {
             if !equals(node.value, fixed) {
