@@ -317,23 +317,22 @@ pub(crate) fn literal_reference_type(text: &str) -> Option<&str> {
     if text.starts_with('#') || text.starts_with("urn:") {
         return None;
     }
-    let (url, conditional) = match text.split_once('?') {
-        Some((url, _)) => (url, true),
-        None => (text, false),
-    };
-    let segments: Vec<&str> = url
-        .split('/')
-        .filter(|segment| !segment.is_empty())
-        .collect();
-    let type_at = if conditional {
-        segments.len().checked_sub(1)
-    } else {
-        match segments.iter().rposition(|segment| *segment == "_history") {
-            Some(history) => history.checked_sub(2),
-            None => segments.len().checked_sub(2),
+    // Walked from the end, without collecting the segments: this runs on every reference.
+    let type_name = match text.split_once('?') {
+        Some((url, _)) => url.trim_end_matches('/').rsplit('/').next()?,
+        None => {
+            let mut segments = text.trim_end_matches('/').rsplit('/');
+            let last = segments.next()?;
+            let before = segments.next()?;
+            if before == "_history" {
+                let _id = segments.next()?;
+                segments.next()?
+            } else {
+                let _ = last;
+                before
+            }
         }
     };
-    let type_name = type_at.and_then(|at| segments.get(at)).copied()?;
     model::resource_type(type_name).map(|_| type_name)
 }
 

@@ -167,7 +167,7 @@ const memory = initSync({ module: readFileSync(new URL("../../npm/dist/wasm/hear
 function hearthLoad(validation) {
   const before = memory.buffer.byteLength;
   const service = new FhirService({ baseUrl: "http://127.0.0.1/fhir" });
-  const headers = validation ? {} : { "x-validation": "off" };
+  const headers = validation ? { "content-type": "application/fhir+json" } : { "content-type": "application/fhir+json", "x-validation": "off" };
   const start = performance.now();
   const half = Math.floor(resources.length / 2);
   let atHalf = 0;

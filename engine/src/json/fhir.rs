@@ -548,10 +548,13 @@ impl<'a> FhirReader<'a> {
                         return Ok(None);
                     }
                     // R4 §2.24.0.1: no character below U+0020 but tab, carriage return and
-                    // line feed, escaped or not.
+                    // line feed. JSON refuses them unescaped, so only a string with escapes
+                    // (an owned one) can hold one; below 0x20, UTF-8 bytes are those characters.
+                    let escaped = matches!(text, alloc::borrow::Cow::Owned(_));
                     if let Some(bad) = text
-                        .chars()
-                        .find(|c| *c < ' ' && !matches!(c, '\t' | '\r' | '\n'))
+                        .bytes()
+                        .filter(|_| escaped)
+                        .find(|b| *b < 0x20 && !matches!(b, b'\t' | b'\r' | b'\n'))
                     {
                         let message = format!(
                             "expected \"{name}\" ({type_name}) to hold no control character but tab, carriage return and line feed, found U+{:04X}",
