@@ -152,12 +152,12 @@ export class CompiledFhirPath {
    */
   evaluateEach(set: FhirResourceSet, options?: EvaluateOptions): unknown[][];
   /**
-   * Evaluates the expression with `resource` as input, `%resource` and `%context`.
-   * Returns FHIR primitives as JSON values, complex values as FHIR JSON objects, dates and
+   * Evaluates the expression with `resource` as input, `%resource` and `%context` (with `null`
+   * or `undefined`, on an empty input). Returns FHIR primitives as JSON values, complex values as FHIR JSON objects, dates and
    * times as strings, quantities as `{ value, unit }`.
    * @throws {FhirError} status 400 when the resource does not read or evaluation fails.
    */
-  evaluate(resource: FhirResource | FhirInput, options?: EvaluateOptions): unknown[];
+  evaluate(resource: FhirResource | FhirInput | null | undefined, options?: EvaluateOptions): unknown[];
 }
 
 /**
@@ -171,13 +171,14 @@ export class CompiledFhirPath {
 export function compile(expression: string, options?: { resourceType?: string }): CompiledFhirPath;
 
 /**
- * Evaluates a FHIRPath expression on a resource (compiled expressions are cached).
+ * Evaluates a FHIRPath expression on a resource (compiled expressions are cached); with `null`
+ * or `undefined`, on an empty input, for expressions that need no resource (`1 + 1`).
  * @throws {FhirError} status 400 when the resource does not read, or the expression does not
  *   parse or fails.
  * @example
  * evaluate({ resourceType: "Patient", birthDate: "1974-12-25" }, "Patient.birthDate"); // ["1974-12-25"]
  */
-export function evaluate(resource: FhirResource | FhirInput, expression: string, options?: EvaluateOptions): unknown[];
+export function evaluate(resource: FhirResource | FhirInput | null | undefined, expression: string, options?: EvaluateOptions): unknown[];
 
 /** A request to {@link FhirService.handle}; `path` is relative to the base URL. */
 export interface FhirRequest {

@@ -249,10 +249,16 @@ pub(crate) fn push_json_string(res: &mut String, text: &str) {
 /// `a Patient`, `an Observation`: a noun with its indefinite article (by the first letter's
 /// sound, which for FHIR's type names is its vowel or not).
 pub fn with_article(noun: &str) -> String {
-    let vowel = noun
-        .chars()
-        .next()
-        .is_some_and(|c| matches!(c.to_ascii_lowercase(), 'a' | 'e' | 'i' | 'o' | 'u'));
+    let lower = noun.to_ascii_lowercase();
+    // "a uri", "a url", "a uuid", "a UsageContext" (a "you" sound), but "an unsignedInt".
+    let you = ["ur", "us", "uu"]
+        .iter()
+        .any(|start| lower.starts_with(start));
+    let vowel = !you
+        && lower
+            .chars()
+            .next()
+            .is_some_and(|c| matches!(c, 'a' | 'e' | 'i' | 'o' | 'u'));
     alloc::format!("{} {noun}", if vowel { "an" } else { "a" })
 }
 

@@ -166,17 +166,29 @@ fn repeats_reading_error(finding: &Finding, reading: &[crate::json::ParseError])
         .iter()
         .filter_map(|err| err.path.as_deref())
         .any(|bad| {
-            let below = finding.path == bad
-                || finding
-                    .path
-                    .strip_prefix(bad)
-                    .is_some_and(|rest| rest.starts_with(['.', '[']));
+            // A choice element is named by its type when read (`answer.ofType(boolean)`).
+            let bad = match bad.rfind(".ofType(") {
+                Some(at) if bad.ends_with(')') => bad.get(..at).unwrap_or(bad),
+                _ => bad,
+            };
+            // Below what could not be read (not at it: a companion `_name` that could not
+            // be read is reported at its value's path, and the value's findings stand).
+            let below = finding
+                .path
+                .strip_prefix(bad)
+                .is_some_and(|rest| rest.starts_with(['.', '[']));
             let (parent, name) = bad.rsplit_once('.').unwrap_or(("", bad));
             let name = name.split('[').next().unwrap_or(name);
             let missing = finding.code == IssueType::Required
                 && finding.path == parent
                 && finding.message.contains(&format!("\"{name}\""));
-            below || missing
+            // An object left with no content once the unreadable element is out breaks the
+            // "has content" invariants of the objects that hold it.
+            let emptied = matches!(finding.constraint, Some("ele-1" | "ext-1"))
+                && bad
+                    .strip_prefix(finding.path.as_str())
+                    .is_some_and(|rest| rest.starts_with(['.', '[']));
+            below || missing || emptied
         })
 }
 
@@ -695,12 +707,13 @@ impl Walk<'_> {
         let Some(text) = reference.text("reference") else {
             return;
         };
-        if text.starts_with('#')
-            || text.starts_with("urn:")
-            || targets
-                .iter()
-                .any(|target| *target == "Resource" || target.contains('/'))
-        {
+        // Abstract targets (`Resource`, `DomainResource`) allow any resource; targets by
+        // profile URL are not judged here.
+        if targets.iter().any(|target| {
+            target.contains('/')
+                || model::type_by_name(target)
+                    .is_some_and(|type_id| model::type_def(type_id).is_abstract)
+        }) {
             return;
         }
         let Some(type_name) = literal_reference_type(text) else {

@@ -176,3 +176,28 @@ fn messages_use_the_right_article() {
     );
     assert_eq!(hearth_engine::outcome::with_article("Patient"), "a Patient");
 }
+
+#[test]
+fn to_string_keeps_text_only_in_fhirpath_form() {
+    let observation = r#"{"resourceType":"Observation","status":"final","code":{"text":"x"},"valueQuantity":{"value":1.0e2}}"#;
+    assert_eq!(
+        evaluate(observation, "Observation.value.value.toString()"),
+        r#"["100.0"]"#
+    );
+    assert_eq!(
+        evaluate(
+            observation,
+            "Observation.value.value.toString().toDecimal() = Observation.value.value"
+        ),
+        "[true]"
+    );
+    assert_eq!(hearth_engine::outcome::with_article("uri"), "a uri");
+    assert_eq!(
+        hearth_engine::outcome::with_article("UsageContext"),
+        "a UsageContext"
+    );
+    assert_eq!(
+        hearth_engine::outcome::with_article("unsignedInt"),
+        "an unsignedInt"
+    );
+}

@@ -97,3 +97,34 @@ fn reading_errors_are_reported_with_the_findings_of_the_rest() {
     assert_eq!(found.len(), 1, "{found:?}");
     assert!(found[0].contains("\"status\""), "{found:?}");
 }
+
+#[test]
+fn only_findings_that_repeat_a_reading_error_are_left_out() {
+    // A companion that cannot be read leaves its value's own findings standing.
+    let companion = format!(
+        "{{\"resourceType\":\"Patient\",{NARRATIVE},\"birthDate\":\"2020-13-01\",\"_birthDate\":5}}"
+    );
+    let found = errors(&companion, &ValidateOptions::default());
+    assert!(
+        found.iter().any(|e| e.contains("valid date value")),
+        "{found:?}"
+    );
+    assert!(
+        found
+            .iter()
+            .any(|e| e.contains("expected \"_birthDate\"") || e.contains("object")),
+        "{found:?}"
+    );
+    // A choice element that cannot be read is not also reported missing.
+    let choice = format!(
+        "{{\"resourceType\":\"Questionnaire\",{NARRATIVE},\"status\":\"draft\",\"item\":[{{\"linkId\":\"1\",\"type\":\"boolean\"}},{{\"linkId\":\"2\",\"type\":\"string\",\"enableWhen\":[{{\"question\":\"1\",\"operator\":\"=\",\"answerBoolean\":\"yes\"}}]}}]}}"
+    );
+    let found = errors(&choice, &ValidateOptions::default());
+    assert_eq!(found.len(), 1, "{found:?}");
+    // An object emptied by what could not be read is not also reported empty (ele-1).
+    let emptied = format!(
+        "{{\"resourceType\":\"Observation\",{NARRATIVE},\"status\":\"final\",\"code\":{{\"text\":5}}}}"
+    );
+    let found = errors(&emptied, &ValidateOptions::default());
+    assert_eq!(found.len(), 1, "{found:?}");
+}

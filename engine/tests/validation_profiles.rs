@@ -687,14 +687,15 @@ fn references_are_held_to_the_profiles_target_profiles() {
         &format!("{core}Observation"),
         r#"{"id":"Observation.subject","path":"Observation.subject","type":[{"code":"Reference","targetProfile":["http://example.org/fhir/StructureDefinition/some-patient"]}]},
            {"id":"Observation.performer","path":"Observation.performer","type":[{"code":"Reference","targetProfile":["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/Organization"]}]},
-           {"id":"Observation.encounter","path":"Observation.encounter","type":[{"code":"Reference","targetProfile":["http://example.org/fhir/StructureDefinition/not-loaded"]}]}"#,
+           {"id":"Observation.encounter","path":"Observation.encounter","type":[{"code":"Reference","targetProfile":["http://example.org/fhir/StructureDefinition/not-loaded"]}]},
+           {"id":"Observation.focus","path":"Observation.focus","type":[{"code":"Reference","targetProfile":["http://hl7.org/fhir/StructureDefinition/DomainResource"]}]}"#,
     );
     profiles.load(&patient_profile);
     profiles.load(&observation_profile);
     let url = Some("http://example.org/fhir/StructureDefinition/patient-observation");
     let observation = |subject: &str, performer: &str| {
         format!(
-            r#"{{"resourceType":"Observation",{NARRATIVE},"status":"final","code":{{"text":"x"}},"subject":{{"reference":"{subject}"}},"performer":[{{"reference":"{performer}"}}],"encounter":{{"reference":"Encounter/e"}}}}"#
+            r#"{{"resourceType":"Observation",{NARRATIVE},"status":"final","code":{{"text":"x"}},"subject":{{"reference":"{subject}"}},"performer":[{{"reference":"{performer}"}}],"encounter":{{"reference":"Encounter/e"}},"focus":[{{"reference":"Medication/m"}}]}}"#
         )
     };
     assert_eq!(

@@ -229,8 +229,17 @@ async function validateCommand(args) {
 }
 
 async function fhirpathCommand(args) {
-  const check = !args.includes("--no-check");
-  const [expression, ...files] = args.filter((arg) => arg !== "--no-check");
+  // Options come first; `--` ends them, so an expression may start with "--".
+  let check = true;
+  let first = 0;
+  for (; first < args.length; first += 1) {
+    if (args[first] === "--no-check") check = false;
+    else if (args[first] === "--") {
+      first += 1;
+      break;
+    } else break;
+  }
+  const [expression, ...files] = args.slice(first);
   if (expression === undefined || files.length === 0) {
     throw new UsageError("hearth fhirpath: expected an EXPRESSION and at least one FILE");
   }
@@ -248,16 +257,12 @@ async function fhirpathCommand(args) {
     if (check) {
       const { resourceType } = inspect(bytes);
       if (!byType.has(resourceType)) {
-        try {
-          byType.set(resourceType, compile(expression, { resourceType }));
-        } catch (err) {
-          byType.set(resourceType, err);
-        }
+        byType.set(resourceType, checkedFor(expression, resourceType, unchecked));
       }
       compiled = byType.get(resourceType);
       if (compiled instanceof Error) {
         for (const issue of compiled.outcome?.issue ?? []) {
-          console.error(`${file}: error: ${issue.diagnostics} (checked against ${resourceType}; --no-check skips this)`);
+          console.error(`${file}: error: ${issue.diagnostics} (checked against the R4 model; --no-check skips this)`);
         }
         throw new CheckFailed();
       }
@@ -265,6 +270,27 @@ async function fhirpathCommand(args) {
     const result = JSON.stringify(compiled.evaluate(bytes));
     console.log(files.length === 1 ? result : `${file}: ${result}`);
   });
+}
+
+/**
+ * The expression compiled with the check against `resourceType`'s model; when it names another
+ * type first (`Patient.name` on an Observation, empty by FHIRPath's rules), checked against that
+ * type instead. An Error when the check fails.
+ */
+function checkedFor(expression, resourceType, unchecked) {
+  try {
+    return compile(expression, { resourceType });
+  } catch (err) {
+    const named = /^\s*([A-Z][A-Za-z]*)\b/.exec(expression)?.[1];
+    if (named === undefined || named === resourceType) return err;
+    try {
+      compile(expression, { resourceType: named });
+      return unchecked; // right for its own type, which this resource is not
+    } catch (namedErr) {
+      // Wrong for the type it names too: that is the error to report.
+      return /names no|not a resource type|unknown (resource )?type/i.test(namedErr.message) ? err : namedErr;
+    }
+  }
 }
 
 /** A file whose check was reported already. */
@@ -716,7 +742,8 @@ async function serveCommand(args) {
 
 async function main(args) {
   const [command, ...rest] = args;
-  if ((rest.includes("--help") || rest.includes("-h")) && (command in COMMAND_USAGE || command === "serve")) {
+  // `--help` (or `-h`) right after the command: a file of that name stays readable after it.
+  if ((rest[0] === "--help" || rest[0] === "-h") && (Object.hasOwn(COMMAND_USAGE, command) || command === "serve")) {
     console.log(command === "serve" ? SERVE_USAGE : COMMAND_USAGE[command]);
     return 0;
   }

@@ -117,3 +117,19 @@ test("hearth validate reports reading errors and goes on with the rest of the re
   assert.match(stdout, /patient\.json:3:1: error: .*2020-13-01/);
   assert.match(stdout, /patient\.json:4:1: error: the value is not in the required value set .*administrative-gender \(Patient\.gender\)/);
 });
+
+test("hearth fhirpath over resources of several types follows FHIRPath: another type gives []", () => {
+  const dir = mkdtempSync(artifactPath("fhirpath-types-"));
+  writeFileSync(`${dir}/obs.json`, '{"resourceType":"Observation","status":"final","code":{"text":"x"}}');
+  const mixed = hearth("fhirpath", "Patient.id", `${FIXTURES}/patient.json`, `${dir}/obs.json`);
+  assert.equal(mixed.code, 0, mixed.stderr);
+  assert.equal(mixed.stdout, `${FIXTURES}/patient.json: ["example"]\n${dir}/obs.json: []\n`);
+  const misspelt = hearth("fhirpath", "Patient.nam", `${dir}/obs.json`);
+  assert.equal(misspelt.code, 1);
+  assert.match(misspelt.stderr, /unknown element "nam" of Patient/);
+  // Options come first: after them, `--help` and `--no-check` are an expression or a file.
+  assert.equal(hearth("fhirpath", "--", "--no-check", `${FIXTURES}/patient.json`).code, 1);
+  const help = hearth("inspect", `${FIXTURES}/patient.json`, "--help");
+  assert.match(help.stderr, /--help: error: cannot read the file/);
+  assert.equal(hearth("constructor", "--help").code, 2);
+});

@@ -31,7 +31,11 @@ function checked(code) {
     .split("\n")
     .map((line) => {
       const match = /^(\s*)(.+?);\s*\/\/ => (.+)$/.exec(line);
-      if (!match) return line;
+      if (!match) {
+        // A stated result must be one the test can check.
+        if (line.includes("// =>")) throw new Error(`a result that cannot be checked (write "EXPRESSION; // => VALUE"): ${line.trim()}`);
+        return line;
+      }
       expected += 1;
       return `${match[1]}__check(${match[2]}, ${match[3]}, ${JSON.stringify(match[2])});`;
     })

@@ -150,9 +150,18 @@ pub(crate) fn call_value_function<'a>(
     // `...31Z`, nor `1.50` as `1.5`), as the value was written.
     if name == "toString" {
         if let Some(Item::Primitive(primitive, _)) = single(items, offset)? {
-            if let Some(PrimitiveValue::String(text) | PrimitiveValue::Number(text)) =
-                &primitive.value
-            {
+            let kept = match &primitive.value {
+                Some(PrimitiveValue::String(text)) => Some(text),
+                // A number keeps its text where that is FHIRPath's form too (`1.50`, not
+                // `1.0e2` or `-0`).
+                Some(PrimitiveValue::Number(text))
+                    if !text.contains(['e', 'E']) && text != "-0" =>
+                {
+                    Some(text)
+                }
+                _ => None,
+            };
+            if let Some(text) = kept {
                 return Ok(vec![Item::String(Cow::Borrowed(text.as_str()))]);
             }
         }

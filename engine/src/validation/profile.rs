@@ -1045,7 +1045,10 @@ impl Walk<'_> {
                     None => return,
                 },
             };
-            if type_name == "Resource" || type_name == found {
+            // An abstract type (`Resource`, `DomainResource`) allows every resource.
+            let any = model::type_by_name(type_name)
+                .is_some_and(|type_id| model::type_def(type_id).is_abstract);
+            if any || type_name == found {
                 return;
             }
             allowed.push(type_name);
