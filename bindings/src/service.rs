@@ -104,9 +104,18 @@ impl JsStore {
             .dyn_into()
             .map_err(|_| StoreError::new(format!("the store has no {name}() method")))?;
         let args: Array = args.iter().collect();
-        function
+        let result = function
             .apply(&self.target, &args)
-            .map_err(|err| js_error(&err))
+            .map_err(|err| js_error(&err))?;
+        // A store whose methods answer Promises is asynchronous; read here as it is, its reads
+        // would look empty and its commits unawaited, so it is refused before anything is
+        // acknowledged.
+        if result.is_instance_of::<js_sys::Promise>() {
+            return Err(StoreError::new(format!(
+                "the store's {name}() answered a Promise; this service needs a store whose get, scan and commit answer synchronously"
+            )));
+        }
+        Ok(result)
     }
 }
 

@@ -242,3 +242,21 @@ test("two engines on two SQLite connections racing If-Match updates lose no upda
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("a store whose methods answer Promises is refused loudly, and no write is acknowledged", () => {
+  const held = new Map();
+  const asyncStore = {
+    get: async (key) => held.get(Buffer.from(key).toString("latin1")),
+    scan: async () => [],
+    commit: async (writes) => {
+      for (const [key, value] of writes) held.set(Buffer.from(key).toString("latin1"), value);
+    },
+  };
+  const service = new FhirService({ baseUrl: BASE, store: asyncStore });
+  const created = service.handle({ method: "POST", path: "Patient", body: '{"resourceType":"Patient"}' });
+  assert.equal(created.status, 500, created.body);
+  assert.match(JSON.parse(created.body).issue[0].diagnostics, /answered a Promise/);
+  const read = service.handle({ method: "GET", path: "Patient" });
+  assert.equal(read.status, 500);
+  assert.equal(held.size, 0, "nothing was committed");
+});
