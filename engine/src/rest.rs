@@ -132,6 +132,8 @@ pub struct Service<S: Store> {
     /// changed with each write of a SearchParameter), so that services sharing one store
     /// (worker threads over one SQLite file) see each other's parameters.
     search_marker: RefCell<Option<Vec<u8>>>,
+    /// True once the marker was compared in the current request, which needs it only once.
+    marker_checked: Cell<bool>,
     /// What one request may cost.
     limits: Limits,
     /// Which hosts and origins are answered.
@@ -308,6 +310,7 @@ impl<S: Store> Service<S> {
             search: RefCell::new(alloc::rc::Rc::new(crate::search::Registry::core())),
             search_ready: Cell::new(false),
             search_marker: RefCell::new(None),
+            marker_checked: Cell::new(false),
             limits: Limits::default(),
             meter: limits::Meter::new(),
         }
@@ -396,6 +399,7 @@ impl<S: Store> Service<S> {
             return secured(response, cors);
         }
         self.meter.reset(self.limits.max_work);
+        self.marker_checked.set(false);
         let response = self.answer(request).await;
         secured(response, cors)
     }

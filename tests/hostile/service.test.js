@@ -260,3 +260,25 @@ test("a store whose methods answer Promises is refused loudly, and no write is a
   assert.equal(read.status, 500);
   assert.equal(held.size, 0, "nothing was committed");
 });
+
+test("services sharing one store see each other's SearchParameters", () => {
+  const store = jsStore();
+  const writer = new FhirService({ baseUrl: BASE, store });
+  const reader = new FhirService({ baseUrl: BASE, store });
+  const search = () => reader.handle({ method: "GET", path: "Patient", query: [["given-name", "Ann"]] });
+  assert.equal(search().status, 400, "an unknown parameter before");
+  const parameter = {
+    resourceType: "SearchParameter",
+    url: "http://example.org/fhir/SearchParameter/given-name",
+    name: "given-name",
+    status: "active",
+    description: "A given name",
+    code: "given-name",
+    base: ["Patient"],
+    type: "string",
+    expression: "Patient.name.given",
+  };
+  const stored = writer.handle({ method: "POST", path: "SearchParameter", headers: { "content-type": "application/fhir+json", "x-validation": "off" }, body: JSON.stringify(parameter) });
+  assert.equal(stored.status, 201, stored.body);
+  assert.equal(search().status, 200, search().body);
+});

@@ -33,27 +33,9 @@ pub fn parse_resource(bytes: &[u8]) -> Result<Object, crate::Error> {
 /// # Errors
 /// As [`parse_resource`].
 pub fn parse_resource_with(bytes: &[u8], limits: Limits) -> Result<Object, crate::Error> {
-    let mut lexer = Lexer::new(bytes, limits)?;
-    lexer.skip_whitespace();
-    let mut reader = FhirReader {
-        lexer,
-        issues: Vec::new(),
-        path: String::new(),
-        states: Vec::new(),
-    };
-    let resource = reader.resource(0)?;
-    reader.lexer.expect_end()?;
-    match resource {
-        Some(resource) if reader.issues.is_empty() => Ok(resource),
-        _ => {
-            let offsets: Vec<usize> = reader.issues.iter().map(|issue| issue.line).collect();
-            let positions = super::positions(bytes, &offsets);
-            for (issue, (line, column)) in reader.issues.iter_mut().zip(positions) {
-                issue.line = line;
-                issue.column = column;
-            }
-            Err(crate::Error::Resource(reader.issues))
-        }
+    match read_resource(bytes, limits)? {
+        (Some(resource), issues) if issues.is_empty() => Ok(resource),
+        (_, issues) => Err(crate::Error::Resource(issues)),
     }
 }
 
@@ -65,7 +47,19 @@ pub fn parse_resource_with(bytes: &[u8], limits: Limits) -> Result<Object, crate
 /// [`crate::Error::Json`] when the bytes are not JSON; [`crate::Error::Resource`] when no
 /// resource can be read at all (no or an unknown `resourceType`).
 pub fn parse_resource_partial(bytes: &[u8]) -> Result<(Object, Vec<ParseError>), crate::Error> {
-    let mut lexer = Lexer::new(bytes, Limits::default())?;
+    match read_resource(bytes, Limits::default())? {
+        (Some(resource), issues) => Ok((resource, issues)),
+        (None, issues) => Err(crate::Error::Resource(issues)),
+    }
+}
+
+/// The resource read from `bytes` (when one could be), and the issues found, each with its
+/// line and column.
+fn read_resource(
+    bytes: &[u8],
+    limits: Limits,
+) -> Result<(Option<Object>, Vec<ParseError>), crate::Error> {
+    let mut lexer = Lexer::new(bytes, limits)?;
     lexer.skip_whitespace();
     let mut reader = FhirReader {
         lexer,
@@ -75,16 +69,15 @@ pub fn parse_resource_partial(bytes: &[u8]) -> Result<(Object, Vec<ParseError>),
     };
     let resource = reader.resource(0)?;
     reader.lexer.expect_end()?;
-    let offsets: Vec<usize> = reader.issues.iter().map(|issue| issue.line).collect();
-    let positions = super::positions(bytes, &offsets);
-    for (issue, (line, column)) in reader.issues.iter_mut().zip(positions) {
-        issue.line = line;
-        issue.column = column;
+    if !reader.issues.is_empty() {
+        let offsets: Vec<usize> = reader.issues.iter().map(|issue| issue.line).collect();
+        let positions = super::positions(bytes, &offsets);
+        for (issue, (line, column)) in reader.issues.iter_mut().zip(positions) {
+            issue.line = line;
+            issue.column = column;
+        }
     }
-    match resource {
-        Some(resource) => Ok((resource, reader.issues)),
-        None => Err(crate::Error::Resource(reader.issues)),
-    }
+    Ok((resource, reader.issues))
 }
 
 /// Most issues reported for one resource; reading goes on, silently, to check the syntax.

@@ -300,7 +300,6 @@ impl<S: Store> Service<S> {
     async fn transaction(&self, request: &Request, mut entries: Vec<Entry>) -> Response {
         // Ids first, so that references can be rewritten before anything is stored.
         let mut targets: Vec<Option<(String, String)>> = Vec::new();
-        let mut methods: Vec<String> = Vec::new();
         let mut full_urls: BTreeSet<&str> = BTreeSet::new();
         // Targets written so far, for the check that no two entries write one resource.
         let mut write_targets: BTreeSet<(String, String)> = BTreeSet::new();
@@ -397,7 +396,6 @@ impl<S: Store> Service<S> {
                     );
                 }
             }
-            methods.push(entry.method.clone());
             targets.push(Some(target));
         }
         // Conditional entries and references resolved by search, before anything is written.

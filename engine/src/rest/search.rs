@@ -164,8 +164,12 @@ fn shaped(json: &str, summary: Option<Summary>, elements: Option<&[String]>) -> 
 impl<S: Store> Service<S> {
     /// Loads the `SearchParameter` resources stored, when the registry is out of date.
     pub(super) async fn ensure_registry(&self) -> Result<(), StoreError> {
+        if self.search_ready.get() && self.marker_checked.get() {
+            return Ok(());
+        }
         let mut tx = self.begin(false).await?;
         let marker = tx.get(search::PARAMS_MARKER_KEY).await?;
+        self.marker_checked.set(true);
         if self.search_ready.get() && *self.search_marker.borrow() == marker {
             return Ok(());
         }
