@@ -5,7 +5,7 @@ use hearth_engine::rest::{Limits, Policy, Request, Response, Service};
 use hearth_engine::store::{block_on, MemoryStore};
 
 mod common;
-use common::{with_content_type, Counter, FixedClock};
+use common::{request, Counter, FixedClock};
 
 const BASE: &str = "http://127.0.0.1:8080/fhir";
 
@@ -16,24 +16,6 @@ fn service() -> Service<MemoryStore> {
         Box::<Counter>::default(),
         BASE,
     )
-}
-
-fn request(method: &str, url: &str, headers: &[(&str, &str)], body: &str) -> Request {
-    let (path, query) = url.split_once('?').unwrap_or((url, ""));
-    Request {
-        method: method.into(),
-        path: path.into(),
-        query: query
-            .split('&')
-            .filter(|pair| !pair.is_empty())
-            .map(|pair| {
-                let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-                (name.to_string(), value.to_string())
-            })
-            .collect(),
-        headers: with_content_type(headers, path, body),
-        body: body.as_bytes().to_vec(),
-    }
 }
 
 fn call(service: &Service<MemoryStore>, method: &str, url: &str, body: &str) -> Response {

@@ -4,11 +4,11 @@
 
 use hearth_engine::fhirpath::{self, Options};
 use hearth_engine::json::fhir::parse_resource;
-use hearth_engine::rest::{Request, Response, Service};
+use hearth_engine::rest::{Response, Service};
 use hearth_engine::store::{block_on, MemoryStore};
 
 mod common;
-use common::{with_content_type, Counter, FixedClock};
+use common::{request, Counter, FixedClock};
 
 fn service() -> Service<MemoryStore> {
     Service::new(
@@ -20,14 +20,7 @@ fn service() -> Service<MemoryStore> {
 }
 
 fn call(service: &Service<MemoryStore>, method: &str, path: &str, body: &str) -> Response {
-    let request = Request {
-        method: method.into(),
-        path: path.into(),
-        headers: with_content_type(&[], path, body),
-        body: body.as_bytes().to_vec(),
-        ..Request::default()
-    };
-    block_on(service.handle(&request))
+    block_on(service.handle(&request(method, path, &[], body)))
 }
 
 fn json(response: &Response) -> serde_json::Value {

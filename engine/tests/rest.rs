@@ -1,10 +1,10 @@
 //! The REST handler over the in-memory store: each interaction, its headers and its errors.
 
-use hearth_engine::rest::{Request, Response, Service};
+use hearth_engine::rest::{Response, Service};
 use hearth_engine::store::{block_on, MemoryStore};
 
 mod common;
-use common::with_content_type;
+use common::request;
 use common::{Counter, FixedClock};
 
 fn service() -> Service<MemoryStore> {
@@ -23,22 +23,7 @@ fn call(
     headers: &[(&str, &str)],
     body: &str,
 ) -> Response {
-    let (path, query) = path.split_once('?').unwrap_or((path, ""));
-    let request = Request {
-        method: method.into(),
-        path: path.into(),
-        query: query
-            .split('&')
-            .filter(|pair| !pair.is_empty())
-            .map(|pair| {
-                let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-                (name.to_string(), value.to_string())
-            })
-            .collect(),
-        headers: with_content_type(headers, path, body),
-        body: body.as_bytes().to_vec(),
-    };
-    block_on(service.handle(&request))
+    block_on(service.handle(&request(method, path, headers, body)))
 }
 
 const NARRATIVE: &str =

@@ -2,7 +2,7 @@
 
 use std::cell::Cell;
 
-use hearth_engine::rest::{Clock, IdSource};
+use hearth_engine::rest::{Clock, IdSource, Request};
 
 /// Always the same instant.
 pub struct FixedClock;
@@ -49,4 +49,25 @@ pub fn with_content_type(
         res.push((String::from("content-type"), String::from(media)));
     }
     res
+}
+
+/// A request for `url` (`Patient?name=a`, the query as written), with `headers` and the
+/// Content-Type a client would send for `body`.
+#[allow(dead_code)]
+pub fn request(method: &str, url: &str, headers: &[(&str, &str)], body: &str) -> Request {
+    let (path, query) = url.split_once('?').unwrap_or((url, ""));
+    Request {
+        method: method.into(),
+        path: path.into(),
+        query: query
+            .split('&')
+            .filter(|pair| !pair.is_empty())
+            .map(|pair| {
+                let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+                (name.to_string(), value.to_string())
+            })
+            .collect(),
+        headers: with_content_type(headers, path, body),
+        body: body.as_bytes().to_vec(),
+    }
 }
