@@ -446,7 +446,7 @@ class WorkerPool {
     this.queue = [];
     this.workers = [];
     this.nextId = 0;
-    this.restarts = 0;
+    this.failedStarts = 0;
     for (let idx = 0; idx < size; idx += 1) this.workers.push(this.spawn());
   }
 
@@ -481,7 +481,6 @@ class WorkerPool {
         slot.job.resolve(outcome(500, "exception", "the thread answering the request stopped; the request may be retried"));
       }
       console.error(`hearth: a ${this.name} thread stopped; starting another`);
-      this.restarts += 1;
       const replacement = () => {
         if (this.workers[index] === slot) this.workers[index] = this.spawn();
       };
@@ -490,7 +489,7 @@ class WorkerPool {
         this.failedStarts = 0;
         replacement();
       } else {
-        this.failedStarts = (this.failedStarts ?? 0) + 1;
+        this.failedStarts += 1;
         setTimeout(replacement, Math.min(30_000, 500 * 2 ** this.failedStarts));
       }
     });
@@ -534,7 +533,6 @@ class WorkerPool {
     this.workers.splice(index, 1);
     slot.job = null;
     slot.worker.terminate();
-    this.restarts += 1;
     console.error(`hearth: a request took longer than ${this.timeoutMs / 1000} s and was stopped: ${job.request.method} /${job.request.path}`);
     job.resolve(outcome(503, "timeout", `the request took longer than the ${this.timeoutMs / 1000} s allowed and was stopped; narrow it`));
     this.workers.push(this.spawn());
