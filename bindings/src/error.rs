@@ -14,6 +14,10 @@ pub enum BindingError {
     Js(JsValue),
     /// The storage (IndexedDB) refused a request.
     Storage(String),
+    /// A request came while the service was answering another.
+    Busy,
+    /// A synchronous call was made on a service whose store answers asynchronously.
+    NeedsAsync,
 }
 
 impl From<hearth_engine::Error> for BindingError {
@@ -40,6 +44,20 @@ impl BindingError {
                     ),
                 )
             }
+            BindingError::Busy => (
+                Status(503),
+                OperationOutcome::error(
+                    IssueType::Transient,
+                    "the service is answering another request; wait for it (the npm package queues requests)".into(),
+                ),
+            ),
+            BindingError::NeedsAsync => (
+                Status(500),
+                OperationOutcome::error(
+                    IssueType::Exception,
+                    "this service's store answers asynchronously; use handleAsync".into(),
+                ),
+            ),
             BindingError::Storage(detail) => (
                 Status(500),
                 OperationOutcome::error(

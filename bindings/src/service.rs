@@ -1,6 +1,6 @@
-//! The FHIR REST service for JS hosts: the engine's handler over a store held in memory, or
-//! over a store the host provides as a JS object with synchronous methods (SQLite through
-//! better-sqlite3 in Node):
+//! The FHIR REST service for JS hosts: the engine's handler over a store held in memory, over
+//! IndexedDB ([`crate::idb::IdbStore`]), or over a store the host provides as a JS object
+//! (SQLite through better-sqlite3 in Node, or any store of the host's own):
 //!
 //! - `get(key: Uint8Array): Uint8Array | undefined`
 //! - `scan(start: Uint8Array, end: Uint8Array | undefined, limit: number, reverse: boolean):
@@ -11,9 +11,16 @@
 //!   that a store shared with other connections gives the transaction one consistent view
 //!   (a SQLite `BEGIN` … `COMMIT`) and serialises writers.
 //!
-//! Each request is answered within one call, so a synchronous store sees no interleaving.
+//! Through `handle`, each request is answered within one call, so a synchronous store sees no
+//! interleaving, and a method that answers a Promise is refused. Through `handleAsync`, the
+//! store's methods may answer Promises, each awaited before the engine goes on; a rejected one
+//! fails the request, and nothing is acknowledged before `commit` has resolved.
+//! One request at a time: a request made while another is in flight is refused (the npm
+//! package queues them).
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
 use hearth_engine::rest::{Clock, IdSource, Limits, Policy, Request, Service};
 use hearth_engine::store::{
@@ -22,6 +29,7 @@ use hearth_engine::store::{
 use js_sys::{Array, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 
+use crate::idb::IdbStore;
 use crate::BindingError;
 
 struct JsClock;
@@ -55,6 +63,8 @@ impl IdSource for JsIds {
 /// A store in JS.
 struct JsStore {
     target: JsValue,
+    /// True while a request runs through `handleAsync`, when Promises may be awaited.
+    awaiting: Cell<bool>,
 }
 
 struct JsTx<'s> {
@@ -66,20 +76,24 @@ struct JsTx<'s> {
 
 impl JsTx<'_> {
     /// Tells the store the transaction is over (committed or not).
-    fn end(&mut self) -> Result<(), StoreError> {
+    async fn end(&mut self) -> Result<(), StoreError> {
         if !self.open {
             return Ok(());
         }
         self.open = false;
-        self.store.call("end", &[]).map(|_| ())
+        self.store.call("end", &[]).await.map(|_| ())
     }
 }
 
 impl Drop for JsTx<'_> {
     fn drop(&mut self) {
         // A transaction dropped without commit (a read, or a write that failed) ends here;
-        // an error of `end` has nobody left to report to.
-        let _ = self.end();
+        // an error of `end` has nobody left to report to, and a Promise it answers is left
+        // to run (the store orders its own calls).
+        if self.open {
+            self.open = false;
+            let _ = self.store.call_now("end", &[]);
+        }
     }
 }
 
@@ -98,22 +112,32 @@ impl JsStore {
         Reflect::get(&self.target, &name.into()).is_ok_and(|value| value.is_function())
     }
 
-    fn call(&self, name: &str, args: &[JsValue]) -> Result<JsValue, StoreError> {
+    /// Calls the store's method `name` and returns what it answered, Promise or not.
+    fn call_now(&self, name: &str, args: &[JsValue]) -> Result<JsValue, StoreError> {
         let function = Reflect::get(&self.target, &name.into()).map_err(|err| js_error(&err))?;
         let function: js_sys::Function = function
             .dyn_into()
             .map_err(|_| StoreError::new(format!("the store has no {name}() method")))?;
         let args: Array = args.iter().collect();
-        let result = function
+        function
             .apply(&self.target, &args)
-            .map_err(|err| js_error(&err))?;
-        // A store whose methods answer Promises is asynchronous; read here as it is, its reads
-        // would look empty and its commits unawaited, so it is refused before anything is
-        // acknowledged.
-        if result.is_instance_of::<js_sys::Promise>() {
-            return Err(StoreError::new(format!(
-                "the store's {name}() answered a Promise; this service needs a store whose get, scan and commit answer synchronously"
-            )));
+            .map_err(|err| js_error(&err))
+    }
+
+    /// Calls the store's method `name`; a Promise it answers is awaited under `handleAsync`.
+    async fn call(&self, name: &str, args: &[JsValue]) -> Result<JsValue, StoreError> {
+        let result = self.call_now(name, args)?;
+        if let Some(promise) = result.dyn_ref::<js_sys::Promise>() {
+            if !self.awaiting.get() {
+                // Read here as it is, an asynchronous store's reads would look empty and its
+                // commits unawaited, so it is refused before anything is acknowledged.
+                return Err(StoreError::new(format!(
+                    "the store's {name}() answered a Promise; use handleAsync (or FhirStore) with an asynchronous store"
+                )));
+            }
+            return wasm_bindgen_futures::JsFuture::from(promise.clone())
+                .await
+                .map_err(|err| js_error(&err));
         }
         Ok(result)
     }
@@ -125,7 +149,7 @@ impl Store for JsStore {
     async fn begin(&self, write: bool) -> Result<JsTx<'_>, StoreError> {
         let ends = self.has("begin");
         if ends {
-            self.call("begin", &[JsValue::from(write)])?;
+            self.call("begin", &[JsValue::from(write)]).await?;
         }
         Ok(JsTx {
             store: self,
@@ -144,7 +168,10 @@ impl Transaction for JsTx<'_> {
         if let Some(written) = self.writes.get(key) {
             return Ok(written.clone());
         }
-        let value = self.store.call("get", &[Uint8Array::from(key).into()])?;
+        let value = self
+            .store
+            .call("get", &[Uint8Array::from(key).into()])
+            .await?;
         Ok(bytes(&value))
     }
 
@@ -162,15 +189,18 @@ impl Transaction for JsTx<'_> {
         let asked = limit
             .saturating_add(self.writes.len())
             .min(u32::MAX as usize);
-        let found = self.store.call(
-            "scan",
-            &[
-                Uint8Array::from(range.start.as_slice()).into(),
-                end,
-                JsValue::from(asked as u32),
-                JsValue::from(reverse),
-            ],
-        )?;
+        let found = self
+            .store
+            .call(
+                "scan",
+                &[
+                    Uint8Array::from(range.start.as_slice()).into(),
+                    end,
+                    JsValue::from(asked as u32),
+                    JsValue::from(reverse),
+                ],
+            )
+            .await?;
         let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
         for pair in Array::from(&found).iter() {
             let pair = Array::from(&pair);
@@ -206,7 +236,7 @@ impl Transaction for JsTx<'_> {
 
     async fn commit(mut self) -> Result<(), StoreError> {
         if self.writes.is_empty() {
-            return self.end();
+            return self.end().await;
         }
         let writes: Array = self
             .writes
@@ -219,21 +249,111 @@ impl Transaction for JsTx<'_> {
                 JsValue::from(Array::of2(&Uint8Array::from(key.as_slice()).into(), &value))
             })
             .collect();
-        let committed = self.store.call("commit", &[writes.into()]).map(|_| ());
-        let ended = self.end();
+        let committed = self
+            .store
+            .call("commit", &[writes.into()])
+            .await
+            .map(|_| ());
+        let ended = self.end().await;
         committed.and(ended)
     }
 }
 
 enum Backend {
-    Memory(Service<MemoryStore>),
-    Js(Service<JsStore>),
+    Memory(Rc<Service<MemoryStore>>),
+    Js(Rc<Service<JsStore>>),
+    Idb(Rc<Service<IdbStore>>),
+}
+
+/// Runs `$body` with `$service` bound to the backend's service, whatever its store.
+macro_rules! with_service {
+    ($backend:expr, $service:ident => $body:expr) => {
+        match $backend {
+            Backend::Memory($service) => $body,
+            Backend::Js($service) => $body,
+            Backend::Idb($service) => $body,
+        }
+    };
 }
 
 /// A FHIR REST service running in this module.
 #[wasm_bindgen]
 pub struct FhirService {
     backend: Backend,
+    /// True while a request is being answered.
+    busy: Rc<Cell<bool>>,
+}
+
+fn service<S: Store>(store: S, base_url: String) -> Rc<Service<S>> {
+    Rc::new(Service::new(
+        store,
+        Box::new(JsClock),
+        Box::new(JsIds),
+        base_url,
+    ))
+}
+
+fn pairs(flat: Vec<String>) -> Vec<(String, String)> {
+    flat.chunks(2)
+        .map(|pair| {
+            (
+                pair.first().cloned().unwrap_or_default(),
+                pair.get(1).cloned().unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+fn request(
+    method: String,
+    path: String,
+    query: Vec<String>,
+    headers: Vec<String>,
+    body: Vec<u8>,
+) -> Request {
+    Request {
+        method,
+        path,
+        query: pairs(query),
+        headers: pairs(headers)
+            .into_iter()
+            .map(|(name, value)| (name.to_ascii_lowercase(), value))
+            .collect(),
+        body,
+    }
+}
+
+/// `{ status, headers: [[name, value], ...], body }`.
+fn answer(response: &hearth_engine::rest::Response) -> Result<JsValue, BindingError> {
+    let result = js_sys::Object::new();
+    let headers: Array = response
+        .headers
+        .iter()
+        .map(|(name, value)| JsValue::from(Array::of2(&name.into(), &value.into())))
+        .collect();
+    Reflect::set(&result, &"status".into(), &response.status.into()).map_err(BindingError::Js)?;
+    Reflect::set(&result, &"headers".into(), &headers.into()).map_err(BindingError::Js)?;
+    Reflect::set(&result, &"body".into(), &response.body.clone().into())
+        .map_err(BindingError::Js)?;
+    Ok(result.into())
+}
+
+/// Holds the service busy for one request.
+struct Busy(Rc<Cell<bool>>);
+
+impl Busy {
+    fn take(flag: &Rc<Cell<bool>>) -> Result<Busy, BindingError> {
+        if flag.replace(true) {
+            return Err(BindingError::Busy);
+        }
+        Ok(Busy(Rc::clone(flag)))
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.set(false);
+    }
 }
 
 #[wasm_bindgen]
@@ -243,25 +363,78 @@ impl FhirService {
     #[wasm_bindgen(constructor)]
     pub fn new(store: JsValue, base_url: String) -> FhirService {
         let backend = if store.is_undefined() || store.is_null() {
-            Backend::Memory(Service::new(
-                MemoryStore::new(),
-                Box::new(JsClock),
-                Box::new(JsIds),
-                base_url,
-            ))
+            Backend::Memory(service(MemoryStore::new(), base_url))
         } else {
-            Backend::Js(Service::new(
-                JsStore { target: store },
-                Box::new(JsClock),
-                Box::new(JsIds),
+            Backend::Js(service(
+                JsStore {
+                    target: store,
+                    awaiting: Cell::new(false),
+                },
                 base_url,
             ))
         };
-        FhirService { backend }
+        FhirService {
+            backend,
+            busy: Rc::new(Cell::new(false)),
+        }
+    }
+
+    /// A service over the IndexedDB database `name` (created when missing); answer requests
+    /// with `handleAsync`.
+    ///
+    /// # Errors
+    /// When IndexedDB is missing, refuses, or the open is blocked by another connection.
+    #[wasm_bindgen(js_name = openIndexedDb)]
+    pub async fn open_indexed_db(
+        name: String,
+        base_url: String,
+    ) -> Result<FhirService, BindingError> {
+        let store = IdbStore::open(&name).await?;
+        Ok(FhirService {
+            backend: Backend::Idb(service(store, base_url)),
+            busy: Rc::new(Cell::new(false)),
+        })
+    }
+
+    /// Deletes the IndexedDB database `name` with everything in it.
+    ///
+    /// # Errors
+    /// When IndexedDB refuses.
+    #[wasm_bindgen(js_name = destroyIndexedDb)]
+    pub async fn destroy_indexed_db(name: String) -> Result<(), BindingError> {
+        IdbStore::destroy(&name).await
+    }
+
+    /// Closes the IndexedDB connection (no-op for other stores); later requests fail.
+    pub fn close(&self) {
+        if let Backend::Idb(service) = &self.backend {
+            service.store().close("the store was closed");
+        }
+    }
+
+    /// Why the store can no longer answer (an IndexedDB connection closed by a newer
+    /// version elsewhere), or undefined.
+    #[wasm_bindgen(js_name = closedReason)]
+    pub fn closed_reason(&self) -> Option<String> {
+        match &self.backend {
+            Backend::Idb(service) => service.store().closed_reason(),
+            _ => None,
+        }
+    }
+
+    /// The service, for changing its settings; refused while a request is in flight.
+    fn settings(&mut self) -> Result<(), BindingError> {
+        if self.busy.get() {
+            return Err(BindingError::Busy);
+        }
+        Ok(())
     }
 
     /// Sets what one request may cost (see the engine's `Limits`); `NaN` or a negative number
     /// keeps a limit's default.
+    ///
+    /// # Errors
+    /// While a request is in flight.
     #[wasm_bindgen(js_name = setLimits)]
     #[allow(clippy::too_many_arguments)]
     pub fn set_limits(
@@ -274,7 +447,8 @@ impl FhirService {
         max_entries: f64,
         max_response_bytes: f64,
         max_work: f64,
-    ) {
+    ) -> Result<(), BindingError> {
+        self.settings()?;
         let defaults = Limits::default();
         // Whole numbers from JS; out-of-range ones saturate, NaN keeps the default.
         let size = |value: f64, default: usize| -> usize {
@@ -302,16 +476,27 @@ impl FhirService {
                 max_work as u64
             },
         };
-        match &mut self.backend {
-            Backend::Memory(service) => service.set_limits(limits),
-            Backend::Js(service) => service.set_limits(limits),
-        }
+        with_service!(&mut self.backend, service => {
+            if let Some(service) = Rc::get_mut(service) {
+                service.set_limits(limits);
+            }
+        });
+        Ok(())
     }
 
     /// Sets the Host names answered (empty: the base URL's, with the loopback names for a
     /// loopback base; `*` alone: any) and the web origins allowed to call across origins.
+    ///
+    /// # Errors
+    /// While a request is in flight.
     #[wasm_bindgen(js_name = setPolicy)]
-    pub fn set_policy(&mut self, base_url: String, hosts: Vec<String>, origins: Vec<String>) {
+    pub fn set_policy(
+        &mut self,
+        base_url: String,
+        hosts: Vec<String>,
+        origins: Vec<String>,
+    ) -> Result<(), BindingError> {
+        self.settings()?;
         let mut policy = Policy::for_base_url(&base_url);
         if hosts.iter().any(|host| host == "*") {
             policy.allowed_hosts.clear();
@@ -321,17 +506,21 @@ impl FhirService {
                 .extend(hosts.into_iter().map(|host| host.to_ascii_lowercase()));
         }
         policy.allowed_origins = origins;
-        match &mut self.backend {
-            Backend::Memory(service) => service.set_policy(policy),
-            Backend::Js(service) => service.set_policy(policy),
-        }
+        with_service!(&mut self.backend, service => {
+            if let Some(service) = Rc::get_mut(service) {
+                service.set_policy(policy.clone());
+            }
+        });
+        Ok(())
     }
 
     /// Answers a request: `query` and `headers` are flat `[name, value, name, value, ...]`
-    /// lists. Returns `{ status, headers: [[name, value], ...], body }`.
+    /// lists. Returns `{ status, headers: [[name, value], ...], body }`. For stores that
+    /// answer at once (memory, a synchronous JS store).
     ///
     /// # Errors
-    /// Only when the answer cannot be built as a JS object.
+    /// When the answer cannot be built as a JS object, the service is IndexedDB (use
+    /// `handleAsync`), or another request is in flight.
     pub fn handle(
         &self,
         method: String,
@@ -340,40 +529,50 @@ impl FhirService {
         headers: Vec<String>,
         body: Vec<u8>,
     ) -> Result<JsValue, BindingError> {
-        let pairs = |flat: Vec<String>| -> Vec<(String, String)> {
-            flat.chunks(2)
-                .map(|pair| {
-                    (
-                        pair.first().cloned().unwrap_or_default(),
-                        pair.get(1).cloned().unwrap_or_default(),
-                    )
-                })
-                .collect()
-        };
-        let request = Request {
-            method,
-            path,
-            query: pairs(query),
-            headers: pairs(headers)
-                .into_iter()
-                .map(|(name, value)| (name.to_ascii_lowercase(), value))
-                .collect(),
-            body,
-        };
+        let _busy = Busy::take(&self.busy)?;
+        let request = request(method, path, query, headers, body);
         let response = match &self.backend {
             Backend::Memory(service) => block_on(service.handle(&request)),
-            Backend::Js(service) => block_on(service.handle(&request)),
+            Backend::Js(service) => {
+                service.store().awaiting.set(false);
+                block_on(service.handle(&request))
+            }
+            Backend::Idb(_) => return Err(BindingError::NeedsAsync),
         };
-        let result = js_sys::Object::new();
-        let headers: Array = response
-            .headers
-            .iter()
-            .map(|(name, value)| JsValue::from(Array::of2(&name.into(), &value.into())))
-            .collect();
-        Reflect::set(&result, &"status".into(), &response.status.into())
-            .map_err(BindingError::Js)?;
-        Reflect::set(&result, &"headers".into(), &headers.into()).map_err(BindingError::Js)?;
-        Reflect::set(&result, &"body".into(), &response.body.into()).map_err(BindingError::Js)?;
-        Ok(result.into())
+        answer(&response)
+    }
+
+    /// Answers a request as [`FhirService::handle`] does, awaiting the store: resolves to
+    /// `{ status, headers, body }` once the request's writes are committed.
+    #[wasm_bindgen(js_name = handleAsync)]
+    pub fn handle_async(
+        &self,
+        method: String,
+        path: String,
+        query: Vec<String>,
+        headers: Vec<String>,
+        body: Vec<u8>,
+    ) -> js_sys::Promise {
+        let busy = Busy::take(&self.busy);
+        let request = request(method, path, query, headers, body);
+        let backend = match &self.backend {
+            Backend::Memory(service) => Backend::Memory(Rc::clone(service)),
+            Backend::Js(service) => Backend::Js(Rc::clone(service)),
+            Backend::Idb(service) => Backend::Idb(Rc::clone(service)),
+        };
+        wasm_bindgen_futures::future_to_promise(async move {
+            let _busy = busy?;
+            let response = match &backend {
+                Backend::Memory(service) => service.handle(&request).await,
+                Backend::Js(service) => {
+                    service.store().awaiting.set(true);
+                    let response = service.handle(&request).await;
+                    service.store().awaiting.set(false);
+                    response
+                }
+                Backend::Idb(service) => service.handle(&request).await,
+            };
+            Ok(answer(&response)?)
+        })
     }
 }

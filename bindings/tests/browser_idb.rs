@@ -1,34 +1,168 @@
-//! IndexedDB through `indexed_db_futures`, in headless Chromium: a record written by one
-//! transaction is read back by another, and by a fresh connection.
+//! The engine's store on IndexedDB, in headless Chromium: ordered scans both ways, atomic
+//! commits, reopening, and a transaction that stays active while the engine awaits only its
+//! own requests (and fails loudly when something else is awaited).
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
-use hearth_wasm::idb::IdbKv;
+use hearth_engine::store::{KeyRange, Store, Transaction};
+use hearth_wasm::idb::IdbStore;
+use wasm_bindgen::JsCast;
 use wasm_bindgen_test::wasm_bindgen_test;
 
-#[wasm_bindgen_test]
-async fn record_written_to_indexeddb_reads_back() {
-    let name = format!("hearth-test-{}", js_sys::Date::now());
-    let store = match IdbKv::open(&name).await {
+fn name(test: &str) -> String {
+    format!("hearth-test-{test}-{}", js_sys::Date::now())
+}
+
+async fn open(name: &str) -> IdbStore {
+    match IdbStore::open(name).await {
         Ok(store) => store,
         Err(err) => panic!("open failed: {err:?}"),
-    };
-    let resource = br#"{"resourceType":"Patient","id":"p1"}"#;
-    if let Err(err) = store.put("Patient/p1", resource).await {
-        panic!("put failed: {err:?}");
     }
-    let missing = store.get("Patient/none").await.ok().flatten();
-    assert_eq!(missing, None);
-    store.close();
+}
 
-    let reopened = match IdbKv::open(&name).await {
-        Ok(store) => store,
-        Err(err) => panic!("reopen failed: {err:?}"),
-    };
-    let got = reopened.get("Patient/p1").await.ok().flatten();
-    assert_eq!(got.as_deref(), Some(&resource[..]));
-    // The stored bytes are a resource the engine can read.
-    let summary = hearth_engine::json::inspect(got.as_deref().unwrap_or_default()).ok();
-    assert_eq!(summary.map(|summary| summary.id), Some(Some("p1".into())));
+/// Resolves after `ms` milliseconds: a wait on something other than IndexedDB.
+async fn sleep(ms: i32) {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        let global: web_sys_free::Global = js_sys::global().unchecked_into();
+        global.set_timeout(&resolve, ms);
+    });
+    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+}
+
+/// `setTimeout` without web-sys: the one call these tests need.
+mod web_sys_free {
+    use wasm_bindgen::prelude::*;
+    #[wasm_bindgen]
+    extern "C" {
+        pub type Global;
+        #[wasm_bindgen(method, js_name = setTimeout)]
+        pub fn set_timeout(this: &Global, handler: &js_sys::Function, ms: i32) -> JsValue;
+    }
+}
+
+#[wasm_bindgen_test]
+async fn entries_commit_atomically_scan_in_order_and_survive_a_reopen() {
+    let name = name("scan");
+    let store = open(&name).await;
+    let mut tx = store.begin(true).await.expect("begin");
+    for i in 0u8..50 {
+        tx.put(vec![b'k', i], vec![i; 3]);
+    }
+    tx.put(b"other".to_vec(), b"x".to_vec());
+    // Own writes are visible before the commit, merged into scans.
+    assert_eq!(tx.get(&[b'k', 7]).await.expect("get"), Some(vec![7; 3]));
+    tx.commit().await.expect("commit");
+
+    let mut tx = store.begin(false).await.expect("begin");
+    let forward = tx
+        .scan(&KeyRange::prefix(b"k"), 2000, false)
+        .await
+        .expect("scan");
+    assert_eq!(forward.len(), 50);
+    assert!(forward.windows(2).all(|pair| pair[0].0 < pair[1].0));
+    let backward = tx
+        .scan(&KeyRange::prefix(b"k"), 5, true)
+        .await
+        .expect("scan");
+    let keys: Vec<u8> = backward.iter().map(|(key, _)| key[1]).collect();
+    assert_eq!(keys, vec![49, 48, 47, 46, 45]);
+    drop(tx);
+
+    // A transaction that fails is not written at all.
+    let mut tx = store.begin(true).await.expect("begin");
+    tx.delete(vec![b'k', 0]);
+    tx.put(b"never".to_vec(), b"y".to_vec());
+    drop(tx);
+    store.close("test");
+
+    let store = open(&name).await;
+    let mut tx = store.begin(false).await.expect("begin");
+    assert_eq!(tx.get(&[b'k', 0]).await.expect("get"), Some(vec![0; 3]));
+    assert_eq!(tx.get(b"never").await.expect("get"), None);
+    assert_eq!(tx.get(b"other").await.expect("get"), Some(b"x".to_vec()));
+    drop(tx);
+    store.close("test");
+    IdbStore::destroy(&name).await.expect("destroy");
+}
+
+#[wasm_bindgen_test]
+async fn scans_larger_than_a_batch_merge_own_writes() {
+    let name = name("batches");
+    let store = open(&name).await;
+    let mut tx = store.begin(true).await.expect("begin");
+    for i in 0u16..3000 {
+        tx.put(i.to_be_bytes().to_vec(), vec![1]);
+    }
+    tx.commit().await.expect("commit");
+    let mut tx = store.begin(true).await.expect("begin");
+    tx.delete(5u16.to_be_bytes().to_vec());
+    tx.put(vec![0, 5, 0], vec![2]);
+    let all = tx
+        .scan(&KeyRange::prefix(&[]), usize::MAX, false)
+        .await
+        .expect("scan");
+    assert_eq!(all.len(), 3000);
+    assert!(all.windows(2).all(|pair| pair[0].0 < pair[1].0));
+    assert!(all.iter().any(|(key, _)| key == &vec![0, 5, 0]));
+    let last = tx
+        .scan(&KeyRange::prefix(&[]), 3, true)
+        .await
+        .expect("scan");
+    assert_eq!(last[0].0, 2999u16.to_be_bytes().to_vec());
+    drop(tx);
+    store.close("test");
+    IdbStore::destroy(&name).await.expect("destroy");
+}
+
+/// The engine's reads and CPU work between them keep the IndexedDB transaction active, so a
+/// long writing transaction commits whole. The same transaction that awaits a timer instead
+/// loses it (the browser auto-commits an idle transaction), which is what the first part would
+/// show if the store ever awaited anything but its own requests.
+#[wasm_bindgen_test]
+async fn a_transaction_stays_active_while_only_its_own_requests_are_awaited() {
+    let name = name("active");
+    let store = open(&name).await;
+    let mut tx = store.begin(true).await.expect("begin");
+    let mut checksum = 0u64;
+    for i in 0u32..400 {
+        let key = i.to_be_bytes().to_vec();
+        let _ = tx.get(&key).await.expect("get while active");
+        // CPU work between reads, as the engine's validation and indexing do.
+        for j in 0..2000u64 {
+            checksum = checksum.wrapping_mul(31).wrapping_add(j ^ u64::from(i));
+        }
+        tx.put(key, checksum.to_le_bytes().to_vec());
+    }
+    tx.commit()
+        .await
+        .expect("a transaction that awaited only its own requests commits");
+    let mut tx = store.begin(false).await.expect("begin");
+    let all = tx
+        .scan(&KeyRange::prefix(&[]), usize::MAX, false)
+        .await
+        .expect("scan");
+    assert_eq!(all.len(), 400);
+    drop(tx);
+
+    let mut tx = store.begin(true).await.expect("begin");
+    let _ = tx.get(&[0, 0, 0, 1]).await.expect("get");
+    sleep(50).await;
+    let late = tx.get(&[0, 0, 0, 2]).await;
+    assert!(
+        late.is_err(),
+        "a read after awaiting a timer must fail: the transaction has committed"
+    );
+    store.close("test");
+    IdbStore::destroy(&name).await.expect("destroy");
+}
+
+#[wasm_bindgen_test]
+async fn a_closed_store_says_why() {
+    let name = name("closed");
+    let store = open(&name).await;
+    store.close("closed by the test");
+    let failed = store.begin(false).await.err().map(|err| err.message);
+    assert_eq!(failed.as_deref(), Some("closed by the test"));
+    IdbStore::destroy(&name).await.expect("destroy");
 }
 
 #[wasm_bindgen_test]

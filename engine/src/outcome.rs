@@ -63,6 +63,8 @@ pub enum IssueType {
     TooLong,
     /// The request would cost more than a limit of the service allows.
     TooCostly,
+    /// A failure that may pass if the request is made again later.
+    Transient,
     /// The request is not allowed (a host or origin the service does not answer).
     Forbidden,
     /// Something asked for is not supported (here: a profile that is not loaded).
@@ -92,6 +94,7 @@ impl IssueType {
             IssueType::Processing => "processing",
             IssueType::TooLong => "too-long",
             IssueType::TooCostly => "too-costly",
+            IssueType::Transient => "transient",
             IssueType::Forbidden => "forbidden",
             IssueType::NotSupported => "not-supported",
             IssueType::NotFound => "not-found",

@@ -211,6 +211,9 @@ fn store_error(err: &StoreError) -> Response {
     if err.too_costly {
         return Response::error(413, IssueType::TooCostly, err.message.clone());
     }
+    if err.full {
+        return Response::error(507, IssueType::Exception, err.message.clone());
+    }
     let status = if err.conflict { 409 } else { 500 };
     Response::error(
         status,
@@ -922,6 +925,7 @@ impl<S: Store> Service<S> {
                     message: format!("the new id {id} is taken; retry"),
                     conflict: true,
                     too_costly: false,
+                    full: false,
                 });
             }
             let written = self.write_version(&mut tx, &mut resource, type_name, &id, None, "POST");

@@ -26,6 +26,8 @@ pub struct StoreError {
     pub conflict: bool,
     /// True when the request's work budget ran out (a 413, not a failure of the store).
     pub too_costly: bool,
+    /// True when the store has no room left (a full disk or storage quota): a 507.
+    pub full: bool,
 }
 
 impl StoreError {
@@ -35,6 +37,7 @@ impl StoreError {
             message: message.into(),
             conflict: false,
             too_costly: false,
+            full: false,
         }
     }
 
@@ -44,6 +47,17 @@ impl StoreError {
             message: message.into(),
             conflict: false,
             too_costly: true,
+            full: false,
+        }
+    }
+
+    /// A store with no room left for the writes.
+    pub fn full(message: impl Into<String>) -> Self {
+        StoreError {
+            message: message.into(),
+            conflict: false,
+            too_costly: false,
+            full: true,
         }
     }
 }
@@ -271,6 +285,7 @@ impl Transaction for MemoryTx<'_> {
                 message: String::from("another transaction committed first"),
                 conflict: true,
                 too_costly: false,
+                full: false,
             });
         }
         self.store.data.borrow_mut().apply(self.writes);
