@@ -430,6 +430,21 @@ impl FhirService {
         Ok(())
     }
 
+    /// Loads a StructureDefinition, ValueSet, Questionnaire or a Bundle of them into the
+    /// profiles that writes and `$validate` check resources against; returns how many.
+    ///
+    /// # Errors
+    /// When the JSON is not a FHIR resource, or while a request is in flight.
+    #[wasm_bindgen(js_name = addProfile)]
+    pub fn add_profile(&mut self, bytes: &[u8]) -> Result<usize, BindingError> {
+        self.settings()?;
+        let resource = hearth_engine::json::fhir::parse_resource(bytes)?;
+        with_service!(&mut self.backend, service => match Rc::get_mut(service) {
+            Some(service) => Ok(service.profiles_mut().load(&resource)),
+            None => Err(BindingError::Busy),
+        })
+    }
+
     /// Sets what one request may cost (see the engine's `Limits`); `NaN` or a negative number
     /// keeps a limit's default.
     ///

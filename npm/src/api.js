@@ -3,70 +3,9 @@
 
 import * as wasm from "../dist/wasm/hearth.js";
 import { FhirError, errorOutcome, toFhirError } from "./error.js";
+import { call, describe, engine, onRestart, restartEngine, toBytes } from "./engine.js";
 
 export { FhirError };
-
-const encoder = new TextEncoder();
-
-function describe(value) {
-  if (value === null) return "null";
-  if (value === undefined) return "undefined";
-  if (Array.isArray(value)) return "an array";
-  return `a ${typeof value}`;
-}
-
-/** FHIR JSON as bytes, whatever form the caller gave it in. */
-function toBytes(input) {
-  if (typeof input === "string") return encoder.encode(input);
-  if (input instanceof Uint8Array) return input;
-  if (input instanceof ArrayBuffer) return new Uint8Array(input);
-  if (typeof input === "object" && input !== null) {
-    let text;
-    try {
-      text = JSON.stringify(input);
-    } catch (err) {
-      const diagnostics = `expected a resource that can be written as JSON, found one that cannot: ${err.message}`;
-      throw new FhirError(diagnostics, { status: 400, outcome: errorOutcome("structure", diagnostics), cause: err });
-    }
-    return encoder.encode(text);
-  }
-  const diagnostics = `expected FHIR JSON as a string, bytes or an object, found ${describe(input)}`;
-  throw new FhirError(diagnostics, { status: 400, outcome: errorOutcome("structure", diagnostics) });
-}
-
-/**
- * Counts the Wasm instances this module has had. A trap (or a stack overflow) may leave an
- * instance's memory inconsistent, so the instance is dropped and a fresh one made from the same
- * compiled module before anything else runs; objects made by the old one are refused after it.
- */
-let generation = 0;
-
-/** Drops the current Wasm instance for a fresh one; `why` is logged. */
-function restartEngine(why) {
-  generation += 1;
-  console.error(`hearth: ${why}; the engine was restarted with a fresh instance (restart ${generation})`);
-  wasm.__wbg_reset_state();
-  // Expressions compiled by the old instance are gone with it.
-  compiledCache.clear();
-}
-
-/** True for what a Wasm trap or a stack overflow inside the module throws. */
-function isTrap(thrown) {
-  return thrown instanceof WebAssembly.RuntimeError || (thrown instanceof RangeError && /call stack/i.test(thrown.message));
-}
-
-function call(fn) {
-  try {
-    return fn();
-  } catch (thrown) {
-    if (isTrap(thrown)) {
-      restartEngine(`the Wasm module failed (${thrown.message})`);
-      const diagnostics = `the engine failed and was restarted; the request was not completed, and nothing of it was stored (${thrown.message})`;
-      throw new FhirError(diagnostics, { status: 500, outcome: errorOutcome("exception", diagnostics), cause: thrown });
-    }
-    throw toFhirError(thrown);
-  }
-}
 
 /** Bytes of Wasm memory the engine holds now. */
 export function engineMemoryBytes() {
@@ -154,6 +93,7 @@ export function validate(
  */
 export class FhirProfiles {
   #set = new wasm.ProfileSet();
+  #sources = [];
 
   /**
    * @param {Iterable<string | Uint8Array | ArrayBuffer | object>} [resources]
@@ -172,7 +112,14 @@ export class FhirProfiles {
    */
   add(resource) {
     const bytes = toBytes(resource);
-    return call(() => this.#set.add(bytes));
+    const count = call(() => this.#set.add(bytes));
+    this.#sources.push(bytes);
+    return count;
+  }
+
+  /** @internal The resources loaded, as FHIR JSON bytes. */
+  get sources() {
+    return [...this.#sources];
   }
 
   /** The URLs of the loaded profiles. */
@@ -369,6 +316,8 @@ export function compile(expression, { resourceType } = {}) {
 
 const compiledCache = new Map();
 const COMPILED_CACHE_SIZE = 256;
+// Expressions compiled by an instance are gone with it.
+onRestart(() => compiledCache.clear());
 
 /**
  * Evaluates a FHIRPath expression on a resource (compiled expressions are cached).
@@ -392,7 +341,7 @@ export function evaluate(resource, expression, options = {}) {
 }
 
 /** The option names of {@link FhirService}'s `limits`, in the order the bindings take them. */
-const LIMIT_NAMES = ["maxBodyBytes", "maxParameters", "maxValues", "maxSortKeys", "maxElements", "maxEntries", "maxResponseBytes", "maxWork"];
+export const LIMIT_NAMES = ["maxBodyBytes", "maxParameters", "maxValues", "maxSortKeys", "maxElements", "maxEntries", "maxResponseBytes", "maxWork"];
 
 /**
  * A FHIR R4 REST service running in this process: read, vread, create, update, patch, delete,
@@ -446,7 +395,7 @@ export class FhirService {
       service.setPolicy(baseUrl, allowedHosts, allowedOrigins);
       this.#service = service;
     });
-    this.#generation = generation;
+    this.#generation = engine.generation;
   }
 
   /**
@@ -470,14 +419,14 @@ export class FhirService {
       const form = String(path).replace(/\/+$/, "").endsWith("_search");
       headerList = ["content-type", form ? "application/x-www-form-urlencoded" : "application/fhir+json"];
     }
-    if (this.#generation !== generation) {
+    if (this.#generation !== engine.generation) {
       // The engine was restarted since this service was made.
       if (this.#options.store === undefined) this.#lost = true;
       else {
         this.#options.store.reset?.();
         this.#start();
       }
-      this.#generation = generation;
+      this.#generation = engine.generation;
     }
     if (this.#lost) {
       const diagnostics = "the in-memory store was lost when the engine failed; make a new FhirService (or give it a durable store)";
@@ -489,11 +438,11 @@ export class FhirService {
     } catch (err) {
       if (!(err instanceof FhirError)) throw err;
       // After a trap, a store transaction the engine had open is ended at once, unwritten.
-      if (generation !== this.#generation) this.#options.store?.reset?.();
+      if (engine.generation !== this.#generation) this.#options.store?.reset?.();
       answer = { status: err.status, headers: [["Content-Type", "application/fhir+json; charset=utf-8"]], body: JSON.stringify(err.outcome) };
     }
     const { maxMemoryBytes, store } = this.#options;
-    if (maxMemoryBytes !== undefined && store !== undefined && generation === this.#generation && engineMemoryBytes() > maxMemoryBytes) {
+    if (maxMemoryBytes !== undefined && store !== undefined && engine.generation === this.#generation && engineMemoryBytes() > maxMemoryBytes) {
       restartEngine(`Wasm memory grew to ${engineMemoryBytes()} bytes, over maxMemoryBytes ${maxMemoryBytes}`);
     }
     return answer;

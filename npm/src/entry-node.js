@@ -4,4 +4,10 @@ import { initSync } from "../dist/wasm/hearth.js";
 
 initSync({ module: await readFile(new URL("../dist/wasm/hearth_bg.wasm", import.meta.url)) });
 
+import { hosts } from "./store.js";
+
+// FhirStore.open({ path }) opens the SQLite store `hearth serve` uses.
+hosts.openPathStore = async (dir) => (await import("./sqlite-store.js")).openSqliteStore(dir);
+
 export * from "./api.js";
+export { FhirStore } from "./store.js";

@@ -6,3 +6,4 @@ import wasmModule from "../dist/wasm/hearth_bg.wasm";
 initSync({ module: wasmModule });
 
 export * from "./api.js";
+export { FhirStore } from "./store.js";

@@ -1,0 +1,51 @@
+// A FHIR endpoint inside a Service Worker: every fetch under `prefix` is answered from an
+// IndexedDB FhirStore, so FHIR clients of the page keep working offline.
+import { FhirStore } from "./entry-browser.js";
+
+export { FhirStore };
+
+/**
+ * Answers the fetches of this Service Worker's pages under `prefix` (same origin) with the REST
+ * API of the IndexedDB store `name`; other fetches are left to the network and other handlers.
+ * Call it at the top level of the worker script.
+ *
+ * @param {{ prefix?: string, name?: string, baseUrl?: string, profiles?: object, validation?: boolean,
+ *   limits?: Record<string, number> }} [options] `prefix` (default "/fhir"); `name` of the IndexedDB
+ *   store (default "hearth-fhir"); the other options as {@link FhirStore.open}.
+ * @returns {{ store: Promise<FhirStore> }} the store, once open.
+ * @example
+ * // sw.js
+ * import { serveFhir } from "hearth-fhir/service-worker";
+ * serveFhir({ prefix: "/fhir", name: "my-app" });
+ */
+export function serveFhir({ prefix = "/fhir", name = "hearth-fhir", ...options } = {}) {
+  const scope = globalThis;
+  const path = "/" + String(prefix).replace(/^\/+|\/+$/g, "");
+  const baseUrl = new URL(path, scope.location.origin).href;
+  let opening;
+  const open = () => {
+    opening ??= FhirStore.open({ ...options, name, baseUrl }).catch((err) => {
+      opening = undefined;
+      throw err;
+    });
+    return opening;
+  };
+  scope.addEventListener("install", () => scope.skipWaiting?.());
+  scope.addEventListener("activate", (event) => event.waitUntil(scope.clients.claim()));
+  scope.addEventListener("fetch", (event) => {
+    const url = new URL(event.request.url);
+    if (url.origin !== scope.location.origin) return;
+    if (url.pathname !== path && !url.pathname.startsWith(path + "/")) return;
+    event.respondWith(
+      open().then(
+        (store) => store.fetch(event.request),
+        (err) =>
+          new Response(JSON.stringify(err.outcome ?? { resourceType: "OperationOutcome", issue: [{ severity: "error", code: "exception", diagnostics: String(err.message) }] }), {
+            status: err.status ?? 500,
+            headers: { "Content-Type": "application/fhir+json; charset=utf-8" },
+          }),
+      ),
+    );
+  });
+  return { store: open() };
+}

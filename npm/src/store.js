@@ -1,0 +1,798 @@
+// FhirStore: the whole FHIR service over one store, as a JS API and as a Fetch API function.
+// Every method is a REST request to the engine's handler, so the JS API and `store.fetch`
+// answer the same request the same way; this file only builds requests and reads answers.
+
+import * as wasm from "../dist/wasm/hearth.js";
+import { FhirError, errorOutcome, toFhirError } from "./error.js";
+import { engine, isTrap, restartEngine, toBytes, describe } from "./engine.js";
+import { FhirProfiles, LIMIT_NAMES, evaluate as evaluateOn } from "./api.js";
+
+const DEFAULT_BASE = "https://hearth.local/fhir";
+const FHIR_JSON = "application/fhir+json";
+
+/** Hooks the host entry fills in (Node: the SQLite store). */
+export const hosts = { openPathStore: undefined };
+
+function invalid(diagnostics, status = 400, code = "invalid") {
+  return new FhirError(diagnostics, { status, outcome: errorOutcome(code, diagnostics) });
+}
+
+function isBundle(value) {
+  return value !== null && typeof value === "object" && value.resourceType === "Bundle";
+}
+
+/** Search parameters as `[name, value]` pairs, from an object, URLSearchParams, pairs or a string. */
+function queryPairs(params) {
+  if (params === undefined || params === null) return [];
+  if (typeof params === "string") return [...new URLSearchParams(params.replace(/^\?/, ""))];
+  if (params instanceof URLSearchParams) return [...params];
+  if (Array.isArray(params)) return params.map(([name, value]) => [String(name), String(value)]);
+  if (typeof params === "object") {
+    const pairs = [];
+    for (const [name, value] of Object.entries(params)) {
+      if (value === undefined) continue;
+      for (const item of Array.isArray(value) ? value : [value]) pairs.push([name, String(item)]);
+    }
+    return pairs;
+  }
+  throw invalid(`expected search parameters as an object, URLSearchParams, [name, value] pairs or a query string, found ${describe(params)}`);
+}
+
+function checkType(type) {
+  if (typeof type !== "string" || !/^[A-Z][A-Za-z]*$/.test(type)) {
+    throw invalid(`expected a resource type such as "Patient", found ${typeof type === "string" ? JSON.stringify(type) : describe(type)}`);
+  }
+}
+
+function checkId(id) {
+  if (typeof id !== "string" || id === "") throw invalid(`expected a resource id as a non-empty string, found ${describe(id)}`);
+}
+
+/** `W/"3"` from 3, "3" or an ETag. */
+function etagOf(version) {
+  const text = String(version);
+  return /^(W\/)?"/.test(text) ? text : `W/"${text}"`;
+}
+
+/**
+ * A FHIR R4 service over one store: IndexedDB in a tab, a dedicated worker or a Service Worker;
+ * SQLite in Node (`path`); or memory anywhere. Every method answers as the REST API would (the
+ * same validation, search and transactions as `hearth serve`), and failures are
+ * {@link FhirError}s carrying the OperationOutcome and the HTTP status.
+ *
+ * @example
+ * const store = await FhirStore.open({ name: "my-app" });
+ * const patient = await store.create({ resourceType: "Patient", name: [{ family: "Chalmers" }] });
+ * const bundle = await store.search("Patient", { family: "chalmers" });
+ * const response = await store.fetch(`Patient/${patient.id}`); // a Fetch API Response
+ */
+export class FhirStore {
+  #service;
+  #options;
+  #generation;
+  #queue = Promise.resolve();
+  #listeners = new Set();
+  #channel;
+  #closed;
+  #base;
+
+  /** @internal Use {@link FhirStore.open}. */
+  constructor(service, options) {
+    this.#service = service;
+    this.#options = options;
+    this.#generation = engine.generation;
+    this.#base = new URL(options.baseUrl.replace(/\/+$/, "") + "/");
+    if (options.name !== undefined && typeof BroadcastChannel === "function") {
+      this.#channel = new BroadcastChannel(`hearth-fhir:${options.name}`);
+      this.#channel.onmessage = (event) => {
+        for (const change of event.data?.changes ?? []) this.#emit({ ...change, remote: true });
+      };
+    }
+  }
+
+  /**
+   * Opens a store.
+   *
+   * @param {{ name?: string, memory?: boolean, path?: string, store?: object, baseUrl?: string,
+   *   profiles?: FhirProfiles | Iterable<object | string>, validation?: boolean,
+   *   limits?: Record<string, number> }} options
+   *   `name`: an IndexedDB database (where `indexedDB` exists); `memory: true`: in memory;
+   *   `path`: a directory of the SQLite store `hearth serve` uses (Node); `store`: a store object
+   *   of your own (`get`, `scan`, `commit`, optionally `begin`/`end`; its methods may answer
+   *   Promises). `baseUrl` (default `https://hearth.local/fhir`) is where `fetch` answers and
+   *   what `Location` and bundle links start with. `profiles` are checked on writes;
+   *   `validation: false` stores resources after reading them, without checking them.
+   * @returns {Promise<FhirStore>}
+   * @throws {FhirError} when the store cannot be opened (IndexedDB missing, blocked by another
+   *   tab holding an older version open, a newer schema).
+   */
+  static async open(options = {}) {
+    if (options === null || typeof options !== "object") throw invalid(`expected options as an object, found ${describe(options)}`);
+    const { name, memory, path, store, baseUrl = DEFAULT_BASE, profiles, validation = true, limits = {} } = options;
+    const kinds = [name !== undefined && "name", memory && "memory", path !== undefined && "path", store !== undefined && "store"].filter(Boolean);
+    if (kinds.length !== 1) {
+      throw invalid(`expected exactly one of name (IndexedDB), memory: true, path (SQLite in Node) or store, found ${kinds.length ? kinds.join(" and ") : "none"}`);
+    }
+    for (const limit of Object.keys(limits)) {
+      if (!LIMIT_NAMES.includes(limit)) throw invalid(`unknown limit "${limit}"; the limits are ${LIMIT_NAMES.join(", ")}`);
+    }
+    try {
+      new URL(baseUrl);
+    } catch {
+      throw invalid(`expected baseUrl as an absolute URL, found ${JSON.stringify(baseUrl)}`);
+    }
+    const settings = { name, memory, path, store, baseUrl: String(baseUrl).replace(/\/+$/, ""), profiles, validation: validation !== false, limits };
+    const service = await FhirStore.#makeService(settings);
+    return new FhirStore(service, settings);
+  }
+
+  static async #makeService(settings) {
+    const { name, path, baseUrl, profiles, limits } = settings;
+    let service;
+    try {
+      if (name !== undefined) {
+        if (typeof name !== "string" || name === "") throw invalid(`expected name as a non-empty string, found ${describe(name)}`);
+        if (typeof indexedDB === "undefined") {
+          throw invalid("IndexedDB is not available here; open the store with { memory: true }, or { path } in Node", 501, "not-supported");
+        }
+        service = await wasm.FhirService.openIndexedDb(name, baseUrl);
+      } else if (path !== undefined) {
+        if (hosts.openPathStore === undefined) throw invalid("a store on a path needs Node (it is the SQLite store of hearth serve)", 501, "not-supported");
+        settings.store = await hosts.openPathStore(String(path));
+        settings.ownsStore = true;
+        service = new wasm.FhirService(settings.store, baseUrl);
+      } else {
+        service = new wasm.FhirService(settings.store, baseUrl);
+      }
+      service.setLimits(...LIMIT_NAMES.map((limit) => (limits[limit] === undefined ? Number.NaN : Number(limits[limit]))));
+      service.setPolicy(baseUrl, ["*"], ["*"]);
+      if (profiles !== undefined) {
+        const sources = profiles instanceof FhirProfiles ? profiles.sources : [...profiles].map(toBytes);
+        for (const source of sources) service.addProfile(source);
+      }
+    } catch (thrown) {
+      throw toFhirError(thrown);
+    }
+    return service;
+  }
+
+  /** The base URL requests are answered under. */
+  get baseUrl() {
+    return this.#options.baseUrl;
+  }
+
+  /**
+   * Answers one REST request; requests run one after another.
+   * @param {string} method
+   * @param {string} path relative to the base URL, without a query.
+   * @param {{ query?: [string, string][], headers?: Record<string, string>, body?: Uint8Array | string }} [request]
+   * @returns {Promise<{ status: number, headers: [string, string][], body: string }>}
+   */
+  async handle(method, path, { query = [], headers = {}, body } = {}) {
+    const run = this.#queue.then(() => this.#handleNow(method, path, query, headers, body));
+    this.#queue = run.catch(() => {});
+    const answer = await run;
+    if (answer.status < 300 && method !== "GET" && method !== "HEAD") this.#announce(method, path, answer);
+    return answer;
+  }
+
+  async #handleNow(method, path, query, headers, body) {
+    if (this.#closed) return outcomeAnswer(503, "exception", this.#closed);
+    const reason = this.#service?.closedReason?.();
+    if (reason) return outcomeAnswer(503, "exception", reason);
+    if (this.#generation !== engine.generation) await this.#restart();
+    const flat = [];
+    for (const [name, value] of query) flat.push(String(name), String(value));
+    const headerList = [];
+    for (const [name, value] of Object.entries(headers)) headerList.push(String(name).toLowerCase(), String(value));
+    if (!this.#options.validation && !("x-validation" in headers)) headerList.push("x-validation", "off");
+    const bytes = body === undefined ? new Uint8Array() : typeof body === "string" ? new TextEncoder().encode(body) : body;
+    try {
+      return await this.#service.handleAsync(String(method).toUpperCase(), path, flat, headerList, bytes);
+    } catch (thrown) {
+      if (isTrap(thrown)) {
+        restartEngine(`the Wasm module failed (${thrown.message})`);
+        await this.#restart();
+        return outcomeAnswer(500, "exception", `the engine failed and was restarted; the request was not completed, and nothing of it was stored (${thrown.message})`);
+      }
+      const err = toFhirError(thrown);
+      return { status: err.status, headers: [["Content-Type", `${FHIR_JSON}; charset=utf-8`]], body: JSON.stringify(err.outcome) };
+    }
+  }
+
+  /** After an engine restart: the same store through a fresh instance (memory is lost). */
+  async #restart() {
+    this.#generation = engine.generation;
+    if (this.#options.memory) {
+      this.#closed = "the in-memory store was lost when the engine failed; open a new FhirStore";
+      return;
+    }
+    this.#options.store?.reset?.();
+    this.#service = await FhirStore.#makeService(this.#options);
+  }
+
+  /** Calls the API: the parsed body of a success, a FhirError for a failure. */
+  async #call(method, path, options) {
+    const answer = await this.handle(method, path, options);
+    const body = answer.body ? JSON.parse(answer.body) : undefined;
+    if (answer.status >= 400) {
+      const outcome = body?.resourceType === "OperationOutcome" ? body : errorOutcome("exception", `status ${answer.status}`);
+      const diagnostics = outcome.issue?.map((issue) => issue.diagnostics).filter(Boolean).join("; ") || `status ${answer.status}`;
+      throw new FhirError(diagnostics, { status: answer.status, outcome });
+    }
+    return body;
+  }
+
+  /**
+   * Creates a resource (a new id is assigned); resolves to the stored resource.
+   * @template {{ resourceType: string }} R
+   * @param {R} resource
+   * @param {{ ifNoneExist?: string | Record<string, string> }} [options] conditional create.
+   * @returns {Promise<R>}
+   */
+  async create(resource, { ifNoneExist } = {}) {
+    const type = resourceTypeOf(resource);
+    const headers = { "content-type": FHIR_JSON };
+    if (ifNoneExist !== undefined) headers["if-none-exist"] = new URLSearchParams(queryPairs(ifNoneExist)).toString();
+    return this.#call("POST", type, { headers, body: toBytes(resource) });
+  }
+
+  /** Reads the current version. @returns {Promise<object>} @throws {FhirError} 404, 410 when deleted. */
+  async read(type, id) {
+    checkType(type);
+    checkId(id);
+    return this.#call("GET", `${type}/${encodeURIComponent(id)}`);
+  }
+
+  /** Reads one version. @returns {Promise<object>} */
+  async vread(type, id, version) {
+    checkType(type);
+    checkId(id);
+    return this.#call("GET", `${type}/${encodeURIComponent(id)}/_history/${encodeURIComponent(String(version))}`);
+  }
+
+  /**
+   * Updates (or creates with the given id) a resource; with `ifMatch` (a version or ETag), only
+   * if the stored version is that one, else a 412 FhirError.
+   * @returns {Promise<object>} the stored resource.
+   */
+  async update(resource, { ifMatch } = {}) {
+    const type = resourceTypeOf(resource);
+    checkId(resource.id);
+    const headers = { "content-type": FHIR_JSON };
+    if (ifMatch !== undefined) headers["if-match"] = etagOf(ifMatch);
+    return this.#call("PUT", `${type}/${encodeURIComponent(resource.id)}`, { headers, body: toBytes(resource) });
+  }
+
+  /**
+   * Patches a resource with a JSON Patch (an array of operations) or a FHIRPath Patch (a
+   * Parameters resource). @returns {Promise<object>} the patched resource.
+   */
+  async patch(type, id, patch, { ifMatch } = {}) {
+    checkType(type);
+    checkId(id);
+    const json = Array.isArray(patch) || (typeof patch === "string" && patch.trimStart().startsWith("["));
+    const headers = { "content-type": json ? "application/json-patch+json" : FHIR_JSON };
+    if (ifMatch !== undefined) headers["if-match"] = etagOf(ifMatch);
+    return this.#call("PATCH", `${type}/${encodeURIComponent(id)}`, { headers, body: toBytes(patch) });
+  }
+
+  /** Deletes a resource (its history stays). @returns {Promise<void>} */
+  async delete(type, id) {
+    checkType(type);
+    checkId(id);
+    await this.#call("DELETE", `${type}/${encodeURIComponent(id)}`);
+  }
+
+  /**
+   * Searches one type (or all, with `type` undefined); resolves to a searchset Bundle whose
+   * `next` link can be given to {@link FhirStore#fetch}.
+   * @returns {Promise<object>}
+   */
+  async search(type, params) {
+    if (type !== undefined && type !== null) checkType(type);
+    return this.#call("GET", type ?? "", { query: queryPairs(params) });
+  }
+
+  /**
+   * The history of a resource, a type, or the whole store.
+   * @param {string} [type]
+   * @param {string} [id]
+   * @param {object} [params] `_count`, `_since`, `_at`.
+   * @returns {Promise<object>} a history Bundle.
+   */
+  async history(type, id, params) {
+    if (type !== undefined && type !== null) checkType(type);
+    if (id !== undefined && id !== null) checkId(id);
+    const path = type ? (id ? `${type}/${encodeURIComponent(id)}/_history` : `${type}/_history`) : "_history";
+    return this.#call("GET", path, { query: queryPairs(params) });
+  }
+
+  /** Runs a transaction Bundle: all entries or none. @returns {Promise<object>} the response Bundle. */
+  async transaction(bundle) {
+    return this.#bundle(bundle, "transaction");
+  }
+
+  /** Runs a batch Bundle: each entry on its own. @returns {Promise<object>} the response Bundle. */
+  async batch(bundle) {
+    return this.#bundle(bundle, "batch");
+  }
+
+  async #bundle(bundle, type) {
+    const value = typeof bundle === "string" ? JSON.parse(bundle) : bundle;
+    if (!isBundle(value)) throw invalid(`expected a Bundle, found ${describe(value)}`);
+    if (value.type !== type) throw invalid(`expected a Bundle of type "${type}", found type ${JSON.stringify(value.type)}`);
+    return this.#call("POST", "", { headers: { "content-type": FHIR_JSON }, body: toBytes(value) });
+  }
+
+  /**
+   * Validates a resource as a write would (base specification and loaded profiles, and
+   * `profile` when given) without storing it; an invalid resource is a result, not an error.
+   * @returns {Promise<object>} an OperationOutcome.
+   */
+  async validate(resource, { profile } = {}) {
+    const type = resourceTypeOf(resource);
+    const query = profile === undefined ? [] : [["profile", String(profile)]];
+    return this.#call("POST", `${type}/$validate`, { query, headers: { "content-type": FHIR_JSON }, body: toBytes(resource) });
+  }
+
+  /**
+   * Evaluates a FHIRPath expression over stored resources: one resource (`{ type, id }`), or each
+   * match of a search (`{ type, params }`).
+   * @returns {Promise<unknown[] | { resource: string, result: unknown[] }[]>} the result for one
+   *   resource; for a search, one `{ resource: "Type/id", result }` per match.
+   */
+  async evaluate(expression, { type, id, params, variables } = {}) {
+    if (id !== undefined) {
+      const resource = await this.read(type, id);
+      return evaluateOn(resource, expression, { variables });
+    }
+    const results = [];
+    let bundle = await this.search(type, params);
+    for (;;) {
+      for (const entry of bundle.entry ?? []) {
+        if (entry.search?.mode !== undefined && entry.search.mode !== "match") continue;
+        const resource = entry.resource;
+        results.push({ resource: `${resource.resourceType}/${resource.id}`, result: evaluateOn(resource, expression, { variables }) });
+      }
+      const next = bundle.link?.find((link) => link.relation === "next")?.url;
+      if (!next) break;
+      bundle = await (await this.fetch(next)).json();
+    }
+    return results;
+  }
+
+  /**
+   * Imports resources: a Bundle (a transaction or batch is run as one; the resources of any
+   * other kind are stored), an array of resources or Bundles, NDJSON text, or a stream, Blob or
+   * async iterable of NDJSON. Resources with an id keep it. Stored in transactions of
+   * `batchSize`; a failure reports which entry failed and keeps what was stored before it.
+   *
+   * @param {unknown} source
+   * @param {{ onProgress?: (progress: { resources: number, bundles: number }) => void,
+   *   signal?: AbortSignal, batchSize?: number }} [options]
+   * @returns {Promise<{ resources: number, bundles: number }>}
+   * @throws {FhirError} with `entry` (0-based position in the source; for NDJSON also `line`)
+   *   when an entry can not be stored; `status` 499 with code `exception` when aborted.
+   */
+  async import(source, { onProgress, signal, batchSize = 500 } = {}) {
+    const progress = { resources: 0, bundles: 0 };
+    let batch = [];
+    const flush = async () => {
+      if (batch.length === 0) return;
+      const items = batch;
+      batch = [];
+      await this.#importBatch(items);
+      progress.resources += items.length;
+      onProgress?.({ ...progress });
+    };
+    const checkAbort = () => {
+      if (signal?.aborted) {
+        const diagnostics = `the import was aborted after ${progress.resources} resources and ${progress.bundles} bundles; those are stored`;
+        const err = invalid(diagnostics, 499, "exception");
+        err.progress = { ...progress };
+        throw err;
+      }
+    };
+    for await (const item of importItems(source)) {
+      checkAbort();
+      const { value, position, line } = item;
+      if (isBundle(value) && (value.type === "transaction" || value.type === "batch")) {
+        await flush();
+        const response = await this.#call("POST", "", { headers: { "content-type": FHIR_JSON }, body: toBytes(value) }).catch((err) => {
+          throw located(err, position, line);
+        });
+        if (value.type === "batch") {
+          const failed = (response.entry ?? []).findIndex((entry) => !/^2/.test(entry.response?.status ?? ""));
+          if (failed >= 0) {
+            const err = invalid(`entry ${failed} of the batch Bundle failed: ${response.entry[failed].response?.status}`, 422, "processing");
+            throw located(err, position, line);
+          }
+        }
+        progress.bundles += 1;
+        progress.resources += value.entry?.length ?? 0;
+        onProgress?.({ ...progress });
+        continue;
+      }
+      const resources = isBundle(value) ? (value.entry ?? []).map((entry, index) => ({ value: entry.resource, position, line, inner: index })) : [{ value, position, line }];
+      for (const resource of resources) {
+        if (resource.value === null || typeof resource.value !== "object" || typeof resource.value.resourceType !== "string") {
+          throw located(invalid(`expected a FHIR resource, found ${describe(resource.value)}`), resource.position, resource.line, resource.inner);
+        }
+        batch.push(resource);
+        if (batch.length >= batchSize) {
+          await flush();
+          checkAbort();
+        }
+      }
+      if (isBundle(value)) progress.bundles += 1;
+    }
+    await flush();
+    return progress;
+  }
+
+  /** Stores resources in one transaction; on failure, stores those before the failing one. */
+  async #importBatch(items) {
+    const commit = (list) =>
+      this.#call("POST", "", {
+        headers: { "content-type": FHIR_JSON },
+        body: toBytes({ resourceType: "Bundle", type: "transaction", entry: list.map(importEntry) }),
+      });
+    try {
+      await commit(items);
+      return;
+    } catch (err) {
+      if (!(err instanceof FhirError) || items.length === 1) {
+        const item = items[0];
+        throw located(err, item.position, item.line, item.inner);
+      }
+    }
+    // Halve until the failing entry is found; each half that succeeds before it is stored,
+    // once, in its own transaction (a failing transaction stores nothing).
+    let stored = 0;
+    let rest = items;
+    for (;;) {
+      if (rest.length === 1) {
+        try {
+          await commit(rest);
+          // It passed on its own (it failed with another entry); go on with the next ones.
+          stored += 1;
+          if (stored === items.length) return;
+          rest = items.slice(stored);
+          continue;
+        } catch (err) {
+          const item = rest[0];
+          const failed = located(err, item.position, item.line, item.inner);
+          failed.stored = stored;
+          throw failed;
+        }
+      }
+      const half = rest.slice(0, Math.ceil(rest.length / 2));
+      try {
+        await commit(half);
+        stored += half.length;
+        rest = rest.slice(half.length);
+        if (rest.length === 0) return;
+      } catch {
+        rest = half;
+      }
+    }
+  }
+
+  /**
+   * Every current resource as NDJSON, one resource per line, type by type.
+   * @param {{ types?: string[] }} [options]
+   * @returns {ReadableStream<string>}
+   */
+  export({ types } = {}) {
+    const store = this;
+    const pending = [];
+    let bundle;
+    let next = null;
+    let started = false;
+    return new ReadableStream({
+      async pull(controller) {
+        for (;;) {
+          if (pending.length > 0) {
+            controller.enqueue(pending.shift());
+            return;
+          }
+          if (!started) {
+            started = true;
+            bundle = await store.search(undefined, { _count: 1000, ...(types ? { _type: types.join(",") } : {}) });
+          } else if (next) {
+            bundle = await (await store.fetch(next)).json();
+          } else {
+            controller.close();
+            return;
+          }
+          for (const entry of bundle.entry ?? []) pending.push(JSON.stringify(entry.resource) + "\n");
+          next = bundle.link?.find((link) => link.relation === "next")?.url ?? null;
+        }
+      },
+    });
+  }
+
+  /**
+   * Calls `listener` after each change: `{ method, resourceType, id, versionId, remote }`;
+   * `remote` is true for a change made by another tab or worker on the same store.
+   * @param {"change"} event
+   * @param {(change: object) => void} listener
+   * @returns {() => void} a function that removes the listener.
+   */
+  on(event, listener) {
+    if (event !== "change") throw invalid(`unknown event ${JSON.stringify(event)}; the event is "change"`);
+    if (typeof listener !== "function") throw invalid(`expected a listener function, found ${describe(listener)}`);
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Removes a listener given to {@link FhirStore#on}. */
+  off(event, listener) {
+    this.#listeners.delete(listener);
+  }
+
+  #emit(change) {
+    for (const listener of this.#listeners) {
+      try {
+        listener(change);
+      } catch (err) {
+        console.error("hearth: a change listener failed", err);
+      }
+    }
+  }
+
+  /** Tells listeners here and in other tabs what a successful write changed. */
+  #announce(method, path, answer) {
+    const changes = [];
+    const header = (name) => answer.headers.find(([key]) => key.toLowerCase() === name)?.[1];
+    const fromLocation = (location, how) => {
+      const match = /([A-Z][A-Za-z]+)\/([^/]+)\/_history\/([^/?]+)/.exec(location ?? "");
+      if (match) changes.push({ method: how, resourceType: match[1], id: match[2], versionId: match[3] });
+    };
+    if (path === "" || path === "/") {
+      let bundle;
+      try {
+        bundle = JSON.parse(answer.body);
+      } catch {
+        return;
+      }
+      for (const entry of bundle.entry ?? []) {
+        const status = entry.response?.status ?? "";
+        if (!/^20[01]/.test(status)) continue;
+        fromLocation(entry.response.location, status.startsWith("201") ? "create" : "update");
+      }
+    } else if (method === "DELETE") {
+      const [resourceType, id] = path.split("?")[0].split("/");
+      changes.push({ method: "delete", resourceType, id: id === undefined ? undefined : decodeURIComponent(id) });
+    } else if (!path.includes("$")) {
+      fromLocation(header("content-location") ?? header("location"), answer.status === 201 ? "create" : method === "PATCH" ? "patch" : "update");
+    }
+    if (changes.length === 0) return;
+    for (const change of changes) this.#emit({ ...change, remote: false });
+    try {
+      this.#channel?.postMessage({ changes });
+    } catch {
+      // A closed channel has nobody to tell.
+    }
+  }
+
+  /**
+   * The REST API as a Fetch API function: `input` is a URL under `baseUrl` (or relative to it)
+   * or a Request. Answers every interaction `hearth serve` answers, with the same statuses,
+   * headers and OperationOutcomes.
+   * @param {Request | URL | string} input
+   * @param {RequestInit} [init]
+   * @returns {Promise<Response>}
+   */
+  async fetch(input, init) {
+    const request = input instanceof Request && init === undefined ? input : new Request(this.#resolve(input), init);
+    const url = new URL(request.url);
+    const base = this.#base;
+    let path;
+    if (url.origin !== base.origin || !(url.pathname + "/").startsWith(base.pathname)) {
+      const answer = outcomeAnswer(404, "not-found", `${url.origin}${url.pathname} is not under this store's base URL ${this.#options.baseUrl}`);
+      return toResponse(answer, request.method);
+    }
+    path = url.pathname.slice(base.pathname.length).replace(/^\/+/, "");
+    try {
+      path = decodeURIComponent(path);
+    } catch {
+      return toResponse(outcomeAnswer(400, "invalid", `the path ${JSON.stringify(path)} has a malformed escape`), request.method);
+    }
+    const headers = {};
+    request.headers.forEach((value, name) => {
+      headers[name] = value;
+    });
+    if (headers.host === undefined) headers.host = url.host;
+    const body = request.method === "GET" || request.method === "HEAD" ? undefined : new Uint8Array(await request.arrayBuffer());
+    const query = rawQuery(url.search);
+    if (query instanceof Response) return query;
+    const answer = await this.handle(request.method, path, { query, headers, body });
+    return toResponse(answer, request.method);
+  }
+
+  #resolve(input) {
+    const text = input instanceof URL ? input.href : String(input);
+    if (/^[a-z][a-z0-9+.-]*:/i.test(text)) return text;
+    return new URL(text.replace(/^\/+/, ""), this.#base).href;
+  }
+
+  /** Closes the store; pending requests finish first. */
+  async close() {
+    await this.#queue;
+    this.#closed = "the store was closed";
+    this.#channel?.close();
+    this.#listeners.clear();
+    this.#service?.close?.();
+    if (this.#options.ownsStore) this.#options.store?.close?.();
+  }
+
+  /**
+   * Deletes an IndexedDB store with everything in it. Open connections elsewhere are closed
+   * first (they answer 503 afterwards).
+   * @param {string} name
+   * @returns {Promise<void>}
+   */
+  static async destroy(name) {
+    if (typeof indexedDB === "undefined") throw invalid("IndexedDB is not available here", 501, "not-supported");
+    try {
+      await wasm.FhirService.destroyIndexedDb(String(name));
+    } catch (thrown) {
+      throw toFhirError(thrown);
+    }
+  }
+}
+
+/** A transaction entry storing an imported resource under its own id, or a new one. */
+function importEntry(item) {
+  const resource = item.value;
+  return resource.id
+    ? { resource, request: { method: "PUT", url: `${resource.resourceType}/${encodeURIComponent(resource.id)}` } }
+    : { resource, request: { method: "POST", url: resource.resourceType } };
+}
+
+function resourceTypeOf(resource) {
+  const value = typeof resource === "string" ? safeParse(resource) : resource;
+  if (value === null || typeof value !== "object" || typeof value.resourceType !== "string") {
+    throw invalid(`expected a FHIR resource with a resourceType, found ${describe(value)}`);
+  }
+  checkType(value.resourceType);
+  return value.resourceType;
+}
+
+function safeParse(text) {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/** An error with where in the import source it happened. */
+function located(err, position, line, inner) {
+  const failed = err instanceof FhirError ? err : toFhirError(err);
+  failed.entry = position;
+  if (line !== undefined) failed.line = line;
+  if (inner !== undefined) failed.bundleEntry = inner;
+  const where = line !== undefined ? `line ${line}` : inner !== undefined ? `entry ${position}, its Bundle's entry ${inner}` : `entry ${position}`;
+  failed.message = `${where}: ${failed.message}`;
+  return failed;
+}
+
+/** The query as `[name, value]` pairs, kept as written (`+` and escapes decoded once). */
+function rawQuery(search) {
+  const pairs = [];
+  for (const part of search.replace(/^\?/, "").split("&")) {
+    if (part === "") continue;
+    const at = part.indexOf("=");
+    const name = at < 0 ? part : part.slice(0, at);
+    const value = at < 0 ? "" : part.slice(at + 1);
+    try {
+      pairs.push([decodeURIComponent(name.replace(/\+/g, " ")), decodeURIComponent(value.replace(/\+/g, " "))]);
+    } catch {
+      return toResponse(outcomeAnswer(400, "invalid", `the query parameter ${JSON.stringify(part.slice(0, 100))} has a malformed escape`), "GET");
+    }
+  }
+  return pairs;
+}
+
+function outcomeAnswer(status, code, diagnostics) {
+  return { status, headers: [["Content-Type", `${FHIR_JSON}; charset=utf-8`]], body: JSON.stringify(errorOutcome(code, diagnostics)) };
+}
+
+function toResponse(answer, method) {
+  const empty = answer.status === 204 || answer.status === 304 || method === "HEAD";
+  return new Response(empty ? null : answer.body, { status: answer.status, headers: answer.headers });
+}
+
+/** `{ value, position, line? }` for each resource or Bundle of an import source. */
+async function* importItems(source) {
+  if (typeof source === "string") {
+    const text = source.trim();
+    if (text.startsWith("[")) {
+      yield* fromArray(JSON.parse(text));
+    } else if (text.startsWith("{") && !/\n\s*\{/.test(text)) {
+      yield { value: parseJson(text, 0), position: 0 };
+    } else {
+      yield* fromLines(splitLines([text]));
+    }
+    return;
+  }
+  if (Array.isArray(source)) {
+    yield* fromArray(source);
+    return;
+  }
+  if (source !== null && typeof source === "object") {
+    if (typeof source.resourceType === "string") {
+      yield { value: source, position: 0 };
+      return;
+    }
+    const stream = typeof source.stream === "function" ? source.stream() : source;
+    if (typeof stream.getReader === "function" || typeof stream[Symbol.asyncIterator] === "function" || typeof stream[Symbol.iterator] === "function") {
+      yield* fromLines(splitLines(chunks(stream)));
+      return;
+    }
+  }
+  throw invalid(`expected a Bundle, an array of resources, NDJSON text, or a stream, Blob or iterable of NDJSON, found ${describe(source)}`);
+}
+
+function* fromArray(list) {
+  for (let position = 0; position < list.length; position += 1) yield { value: list[position], position };
+}
+
+async function* fromLines(lines) {
+  let position = 0;
+  for await (const { text, line } of lines) {
+    if (text.trim() === "") continue;
+    yield { value: parseJson(text, position, line), position, line };
+    position += 1;
+  }
+}
+
+function parseJson(text, position, line) {
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw located(invalid(`not JSON: ${err.message}`, 400, "structure"), position, line);
+  }
+}
+
+async function* chunks(stream) {
+  if (typeof stream.getReader === "function") {
+    const reader = stream.getReader();
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) return;
+        yield value;
+      }
+    } finally {
+      reader.releaseLock();
+    }
+  } else {
+    for await (const value of stream) yield value;
+  }
+}
+
+/** Lines of text from string or byte chunks, with their 1-based numbers. */
+async function* splitLines(source) {
+  const textDecoder = new TextDecoder();
+  let rest = "";
+  let line = 0;
+  for await (const chunk of source) {
+    rest += typeof chunk === "string" ? chunk : textDecoder.decode(chunk, { stream: true });
+    let at;
+    while ((at = rest.indexOf("\n")) >= 0) {
+      line += 1;
+      yield { text: rest.slice(0, at), line };
+      rest = rest.slice(at + 1);
+    }
+  }
+  rest += textDecoder.decode();
+  if (rest.length > 0) {
+    line += 1;
+    yield { text: rest, line };
+  }
+}
+
