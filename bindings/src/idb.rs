@@ -21,7 +21,9 @@ use hearth_engine::store::{Entry, KeyRange as Range, Store, StoreError, Transact
 use indexed_db_futures::cursor::CursorDirection;
 use indexed_db_futures::database::Database;
 use indexed_db_futures::prelude::*;
-use indexed_db_futures::transaction::{Transaction as IdbTransaction, TransactionMode};
+use indexed_db_futures::transaction::{
+    Transaction as IdbTransaction, TransactionFinishKind, TransactionMode,
+};
 use indexed_db_futures::KeyRange;
 use js_sys::Uint8Array;
 use wasm_bindgen::{JsCast, JsValue};
@@ -438,6 +440,17 @@ impl Transaction for IdbTx<'_> {
                 }
             }
         }
-        tx.commit().await.map_err(|err| store_error("commit", err))
+        // The transaction commits once its requests have settled; how it ended is read from
+        // the transaction itself, since a full quota aborts it without failing a request.
+        let done = tx.on_done().map_err(|err| store_error("commit", err))?;
+        match done.await {
+            TransactionFinishKind::Ok => Ok(()),
+            _ => Err(match tx.error() {
+                Some(err) => store_error("commit", err),
+                None => {
+                    StoreError::new("IndexedDB aborted the transaction; nothing of it was stored")
+                }
+            }),
+        }
     }
 }
