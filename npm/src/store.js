@@ -608,7 +608,9 @@ export class FhirStore {
     const body = request.method === "GET" || request.method === "HEAD" ? undefined : new Uint8Array(await request.arrayBuffer());
     const query = rawQuery(url.search);
     if (query instanceof Response) return query;
-    const answer = await this.handle(request.method, path, { query, headers, body });
+    // HEAD is GET without the body.
+    const method = request.method === "HEAD" ? "GET" : request.method;
+    const answer = await this.handle(method, path, { query, headers, body });
     return toResponse(answer, request.method);
   }
 
