@@ -1,6 +1,6 @@
 // Types of the hearth-fhir package (every entry point exports the same API).
 
-import type { OperationOutcome, Resource } from "./src/generated/r4.js";
+import type { Bundle, OperationOutcome, Parameters, Resource, ResourceType, ResourceTypeMap } from "./src/generated/r4.js";
 
 /** Types of every R4 resource and data type: `Patient`, `Observation`, `Bundle<T>`, `Resource`, ... */
 export type * from "./src/generated/r4.js";
@@ -196,8 +196,11 @@ export interface FhirResponse {
   body: string;
 }
 
-/** A store for {@link FhirService}: ordered keys and values, synchronous, atomic commits. */
-export interface FhirStore {
+/**
+ * A store of ordered keys and values with atomic commits, for {@link FhirService} (synchronous
+ * methods) and {@link FhirStore.open} (methods may answer Promises, each awaited).
+ */
+export interface FhirKeyValueStore {
   get(key: Uint8Array): Uint8Array | undefined;
   scan(start: Uint8Array, end: Uint8Array | undefined, limit: number, reverse: boolean): [Uint8Array, Uint8Array][];
   commit(writes: [Uint8Array, Uint8Array | undefined][]): void;
@@ -238,7 +241,7 @@ export interface FhirServiceOptions {
   /** The base URL of `Location` headers and Bundle links (default `http://localhost/fhir`). */
   baseUrl?: string;
   /** Where resources are kept; in memory when none is given. */
-  store?: FhirStore;
+  store?: FhirKeyValueStore;
   /** Per-request limits; those not given keep their defaults. */
   limits?: FhirLimits;
   /** Host header values answered besides the base URL's (`name` for any port; `"*"`: any). */
@@ -268,3 +271,114 @@ export class FhirService {
 
 /** Bytes of Wasm memory the engine holds now. */
 export function engineMemoryBytes(): number;
+
+/** A JSON Patch operation. */
+export interface JsonPatchOperation {
+  op: "add" | "remove" | "replace" | "move" | "copy" | "test";
+  path: string;
+  value?: unknown;
+  from?: string;
+}
+
+/** Search parameters: an object (arrays repeat a parameter), URLSearchParams, pairs or a query string. */
+export type SearchParams = Record<string, string | number | boolean | (string | number | boolean)[] | undefined> | URLSearchParams | [string, string][] | string;
+
+/** Options of {@link FhirStore.open}: exactly one of `name`, `memory`, `path` or `store`. */
+export interface FhirStoreOptions {
+  /** An IndexedDB database (in a tab, a dedicated worker or a Service Worker). */
+  name?: string;
+  /** In memory, gone when the page or process ends. */
+  memory?: boolean;
+  /** In Node: the directory of the SQLite store `hearth serve --data` uses. */
+  path?: string;
+  /** A store of your own. */
+  store?: FhirKeyValueStore | AsyncFhirKeyValueStore;
+  /** Where `fetch` answers, and what `Location` headers and Bundle links start with (default `https://hearth.local/fhir`). */
+  baseUrl?: string;
+  /** Profiles, value sets and Questionnaires checked on writes and `$validate`. */
+  profiles?: FhirProfiles | Iterable<FhirInput>;
+  /** `false`: resources are stored once they read as FHIR JSON, without further checks (default true). */
+  validation?: boolean;
+  /** Per-request limits; those not given keep their defaults. */
+  limits?: FhirLimits;
+}
+
+/** A {@link FhirKeyValueStore} whose methods answer Promises. */
+export interface AsyncFhirKeyValueStore {
+  get(key: Uint8Array): Promise<Uint8Array | undefined>;
+  scan(start: Uint8Array, end: Uint8Array | undefined, limit: number, reverse: boolean): Promise<[Uint8Array, Uint8Array][]>;
+  commit(writes: [Uint8Array, Uint8Array | undefined][]): Promise<void>;
+  begin?(write: boolean): Promise<void> | void;
+  end?(): Promise<void> | void;
+  reset?(): void;
+}
+
+/** What a change listener of {@link FhirStore.on} receives. */
+export interface FhirChange {
+  method: "create" | "update" | "patch" | "delete";
+  resourceType: ResourceType;
+  id?: string;
+  versionId?: string;
+  /** True when another tab or worker made the change. */
+  remote: boolean;
+}
+
+/** How far an import has come. */
+export interface ImportProgress {
+  resources: number;
+  bundles: number;
+}
+
+/** A resource as stored: with its id and meta. */
+export type Stored<R> = R & { id: string; meta: { versionId: string; lastUpdated: string } };
+
+/**
+ * A FHIR R4 service over one store: IndexedDB in a tab or worker, SQLite in Node, memory
+ * anywhere. Each method answers as the REST API does; failures are {@link FhirError}s with the
+ * OperationOutcome and the HTTP status.
+ * @example
+ * const store = await FhirStore.open({ name: "my-app" });
+ * const patient = await store.create({ resourceType: "Patient", name: [{ family: "Chalmers" }] });
+ * const bundle = await store.search("Patient", { family: "chalmers" });
+ */
+export class FhirStore {
+  private constructor();
+  static open(options: FhirStoreOptions): Promise<FhirStore>;
+  /** Deletes an IndexedDB store and everything in it. */
+  static destroy(name: string): Promise<void>;
+  readonly baseUrl: string;
+  create<R extends Resource>(resource: R, options?: { ifNoneExist?: SearchParams }): Promise<Stored<R>>;
+  read<T extends ResourceType>(type: T, id: string): Promise<Stored<ResourceTypeMap[T]>>;
+  vread<T extends ResourceType>(type: T, id: string, version: string | number): Promise<Stored<ResourceTypeMap[T]>>;
+  update<R extends Resource>(resource: R & { id: string }, options?: { ifMatch?: string | number }): Promise<Stored<R>>;
+  patch<T extends ResourceType>(type: T, id: string, patch: JsonPatchOperation[] | Parameters, options?: { ifMatch?: string | number }): Promise<Stored<ResourceTypeMap[T]>>;
+  delete(type: ResourceType, id: string): Promise<void>;
+  search(type: ResourceType | undefined, params?: SearchParams): Promise<Bundle>;
+  history(type?: ResourceType, id?: string, params?: SearchParams): Promise<Bundle>;
+  transaction(bundle: Bundle): Promise<Bundle>;
+  batch(bundle: Bundle): Promise<Bundle>;
+  /** Validates without storing; an invalid resource is a result, not an error. */
+  validate(resource: Resource, options?: { profile?: string }): Promise<OperationOutcome>;
+  /** FHIRPath over one stored resource. */
+  evaluate(expression: string, options: { type: ResourceType; id: string; variables?: Record<string, unknown> }): Promise<unknown[]>;
+  /** FHIRPath over each match of a search. */
+  evaluate(expression: string, options: { type?: ResourceType; params?: SearchParams; variables?: Record<string, unknown> }): Promise<{ resource: string; result: unknown[] }[]>;
+  /**
+   * Imports a Bundle, an array of resources, NDJSON text, or a stream, Blob or iterable of
+   * NDJSON; on failure the FhirError has `entry` (and `line` for NDJSON), and what was stored
+   * before it stays.
+   */
+  import(
+    source: Bundle | Resource[] | string | ReadableStream<Uint8Array | string> | Blob | AsyncIterable<Uint8Array | string> | Iterable<Uint8Array | string>,
+    options?: { onProgress?: (progress: ImportProgress) => void; signal?: AbortSignal; batchSize?: number },
+  ): Promise<ImportProgress>;
+  /** Every current resource as NDJSON lines. */
+  export(options?: { types?: ResourceType[] }): ReadableStream<string>;
+  on(event: "change", listener: (change: FhirChange) => void): () => void;
+  off(event: "change", listener: (change: FhirChange) => void): void;
+  /** The REST API as a Fetch API function, under `baseUrl`. */
+  fetch(input: Request | URL | string, init?: RequestInit): Promise<Response>;
+  /** Answers one REST request (what `fetch` calls). */
+  handle(method: string, path: string, request?: { query?: [string, string][]; headers?: Record<string, string>; body?: Uint8Array | string }): Promise<FhirResponse>;
+  close(): Promise<void>;
+}

@@ -90,3 +90,44 @@ test("misuse of the API is a type error", () => {
   assert.match(output, /TS2345/); // 42 is not a FhirInput
   assert.match(output, /TS2322/); // resourceType is a string
 });
+
+test("FhirStore is typed with the R4 resources end to end", () => {
+  const ok = typecheck(`
+    import { FhirStore, type Patient, type Bundle } from "hearth-fhir";
+    import { serveFhir } from "hearth-fhir/service-worker";
+    async function main() {
+      const store = await FhirStore.open({ memory: true, validation: true });
+      const created = await store.create({ resourceType: "Patient", gender: "female" } satisfies Patient);
+      const id: string = created.id;
+      const read: Patient = await store.read("Patient", id);
+      const version: string = read.meta?.versionId ?? "";
+      const updated = await store.update({ ...read, id, active: true }, { ifMatch: version });
+      const bundle: Bundle = await store.search("Patient", { family: "chalmers", _count: 10 });
+      const results: unknown[] = await store.evaluate("Patient.name.family", { type: "Patient", id });
+      const progress = await store.import([{ resourceType: "Organization", name: "Acme" }], { onProgress: (p) => console.log(p.resources) });
+      const off = store.on("change", (change) => console.log(change.method, change.resourceType, change.remote));
+      const response: Response = await store.fetch("Patient?_count=1");
+      off();
+      console.log(updated.meta.versionId, bundle.total, results, progress.bundles, response.status);
+      const worker: Promise<FhirStore> = serveFhir({ prefix: "/fhir", name: "app" }).store;
+      console.log(worker);
+    }
+    main();
+  `);
+  assert.equal(ok.output, "");
+  assert.equal(ok.code, 0);
+  const bad = typecheck(`
+    import { FhirStore } from "hearth-fhir";
+    async function main() {
+      const store = await FhirStore.open({ memory: true });
+      await store.read("Patientt", "x");
+      await store.create({ resourceType: "Patient", gender: "mal" });
+      store.on("changed", () => {});
+    }
+    main();
+  `);
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.output, /consumer\.ts\(5,[0-9]+\): error TS2345: Argument of type '"Patientt"'/);
+  assert.match(bad.output, /consumer\.ts\(6,[0-9]+\): error TS2(322|820): Type '"mal"'/);
+  assert.match(bad.output, /consumer\.ts\(7,[0-9]+\): error TS2345: Argument of type '"changed"'/);
+});
