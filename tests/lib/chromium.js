@@ -11,6 +11,6 @@ export const CHROMIUM_ARGS = [
   "--disable-quic",
 ];
 
-export function launchChromium() {
-  return chromium.launch({ executablePath: "/usr/bin/chromium", headless: true, args: CHROMIUM_ARGS });
+export function launchChromium(extraArgs = []) {
+  return chromium.launch({ executablePath: "/usr/bin/chromium", headless: true, args: [...CHROMIUM_ARGS, ...extraArgs] });
 }

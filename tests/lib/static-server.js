@@ -32,14 +32,14 @@ async function vendorBundle() {
   return result.outputFiles[0].text;
 }
 
-/** Starts the server; resolves to `{ origin, close() }`. */
-export async function startStaticServer() {
-  const vendor = { "/vendor/fhir-kit-client.js": await vendorBundle() };
+/** Starts the server, with `files` (path → text) served besides; resolves to `{ origin, close() }`. */
+export async function startStaticServer({ files = {} } = {}) {
+  const vendor = { "/vendor/fhir-kit-client.js": await vendorBundle(), ...files };
   const server = createServer(async (req, res) => {
     const path = decodeURIComponent(new URL(req.url, "http://x").pathname);
     let file;
     if (vendor[path] !== undefined) {
-      res.writeHead(200, { "Content-Type": TYPES[".js"] });
+      res.writeHead(200, { "Content-Type": TYPES[extname(path)] ?? "text/plain" });
       res.end(vendor[path]);
       return;
     }
