@@ -238,6 +238,7 @@ impl Store for IdbStore {
         Ok(IdbTx {
             tx,
             writes: BTreeMap::new(),
+            read: BTreeMap::new(),
         })
     }
 }
@@ -246,6 +247,8 @@ impl Store for IdbStore {
 pub struct IdbTx<'s> {
     tx: IdbTransaction<'s>,
     writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Values read ahead by `prefetch` (the transaction's snapshot; its own writes win).
+    read: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
 }
 
 impl IdbTx<'_> {
@@ -343,6 +346,9 @@ impl Transaction for IdbTx<'_> {
         if let Some(written) = self.writes.get(key) {
             return Ok(written.clone());
         }
+        if let Some(read) = self.read.get(key) {
+            return Ok(read.clone());
+        }
         let store = self
             .tx
             .object_store(DATA)
@@ -401,6 +407,35 @@ impl Transaction for IdbTx<'_> {
         })
     }
 
+    async fn prefetch(&mut self, keys: &[Vec<u8>]) -> Result<(), StoreError> {
+        let wanted: std::collections::BTreeSet<&Vec<u8>> = keys
+            .iter()
+            .filter(|key| !self.writes.contains_key(*key) && !self.read.contains_key(*key))
+            .collect();
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let store = self
+            .tx
+            .object_store(DATA)
+            .map_err(|err| store_error("read", err))?;
+        // Every request goes out before the first is awaited: one round trip for all.
+        let mut pending = Vec::with_capacity(wanted.len());
+        for key in wanted {
+            let request = store
+                .get::<JsValue, JsValue, _>(KeyRange::Only(key_js(key)))
+                .primitive()
+                .map_err(|err| store_error("read", err))?;
+            pending.push((key.clone(), request));
+        }
+        for (key, request) in pending {
+            let found: Option<JsValue> = request.await.map_err(|err| store_error("read", err))?;
+            let value = found.map(|value| key_bytes(&value)).transpose()?;
+            self.read.insert(key, value);
+        }
+        Ok(())
+    }
+
     fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
         self.writes.insert(key, Some(value));
     }
@@ -410,7 +445,7 @@ impl Transaction for IdbTx<'_> {
     }
 
     async fn commit(self) -> Result<(), StoreError> {
-        let IdbTx { tx, writes } = self;
+        let IdbTx { tx, writes, .. } = self;
         if writes.is_empty() {
             // Nothing to write: let it end; a read-only transaction has nothing to lose.
             return tx.commit().await.map_err(|err| store_error("commit", err));

@@ -156,6 +156,33 @@ async fn a_transaction_stays_active_while_only_its_own_requests_are_awaited() {
 }
 
 #[wasm_bindgen_test]
+async fn reads_ahead_answer_as_reads_and_own_writes_win() {
+    let name = name("prefetch");
+    let store = open(&name).await;
+    let mut tx = store.begin(true).await.expect("begin");
+    for i in 0u8..20 {
+        tx.put(vec![b'p', i], vec![i]);
+    }
+    tx.commit().await.expect("commit");
+    let mut tx = store.begin(true).await.expect("begin");
+    tx.put(vec![b'p', 3], vec![99]);
+    let keys: Vec<Vec<u8>> = (0u8..25).map(|i| vec![b'p', i]).collect();
+    tx.prefetch(&keys).await.expect("prefetch");
+    tx.delete(vec![b'p', 4]);
+    assert_eq!(tx.get(&[b'p', 2]).await.expect("get"), Some(vec![2]));
+    assert_eq!(tx.get(&[b'p', 3]).await.expect("get"), Some(vec![99]));
+    assert_eq!(tx.get(&[b'p', 4]).await.expect("get"), None);
+    assert_eq!(tx.get(&[b'p', 22]).await.expect("get"), None);
+    tx.commit().await.expect("commit");
+    let mut tx = store.begin(false).await.expect("begin");
+    assert_eq!(tx.get(&[b'p', 3]).await.expect("get"), Some(vec![99]));
+    assert_eq!(tx.get(&[b'p', 4]).await.expect("get"), None);
+    drop(tx);
+    store.close("test");
+    IdbStore::destroy(&name).await.expect("destroy");
+}
+
+#[wasm_bindgen_test]
 async fn a_closed_store_says_why() {
     let name = name("closed");
     let store = open(&name).await;

@@ -573,7 +573,7 @@ async fn current_rows<T: Transaction>(
 }
 
 /// The key of a resource's row number, the short name its index keys carry.
-fn row_key(type_name: &str, id: &str) -> Vec<u8> {
+pub(crate) fn row_key(type_name: &str, id: &str) -> Vec<u8> {
     alloc::format!("r\0{type_name}\0{id}").into_bytes()
 }
 
@@ -624,6 +624,8 @@ async fn ids_of<T: Transaction>(
     type_name: &str,
     rows: BTreeSet<String>,
 ) -> Result<BTreeSet<String>, StoreError> {
+    let keys: Vec<Vec<u8>> = rows.iter().map(|row| row_id_key(type_name, row)).collect();
+    tx.prefetch(&keys).await?;
     let mut ids = BTreeSet::new();
     for row in rows {
         if let Some(id) = tx.get(&row_id_key(type_name, &row)).await? {
@@ -686,6 +688,32 @@ pub(crate) async fn load_json<T: Transaction>(
             _ => None,
         }
     }))
+}
+
+/// Reads ahead what [`load_json`] will read for each of `resources`: their current-version
+/// pointers, then the versions they point at.
+pub(crate) async fn prefetch_json<T: Transaction>(
+    tx: &mut T,
+    resources: &[(String, String)],
+) -> Result<(), StoreError> {
+    let pointers: Vec<Vec<u8>> = resources
+        .iter()
+        .map(|(type_name, id)| alloc::format!("c\0{type_name}\0{id}").into_bytes())
+        .collect();
+    tx.prefetch(&pointers).await?;
+    let mut versions = Vec::with_capacity(resources.len());
+    for ((type_name, id), pointer) in resources.iter().zip(&pointers) {
+        let Some(current) = tx.get(pointer).await? else {
+            continue;
+        };
+        if let Some(version) = core::str::from_utf8(&current)
+            .ok()
+            .and_then(|text| text.parse::<u64>().ok())
+        {
+            versions.push(alloc::format!("v\0{type_name}\0{id}\0{version:020}").into_bytes());
+        }
+    }
+    tx.prefetch(&versions).await
 }
 
 /// The ids of `type_name` matching every clause.
@@ -1074,6 +1102,11 @@ pub async fn run<T: Transaction>(
         .then(|| hits.get(start).map(encode_cursor))
         .flatten();
     let mut page: Vec<Hit> = hits.get(start..end).unwrap_or_default().to_vec();
+    let keys: Vec<Vec<u8>> = page
+        .iter()
+        .map(|hit| row_id_key(&hit.type_name, &hit.row))
+        .collect();
+    tx.prefetch(&keys).await.map_err(SearchError::store)?;
     for hit in &mut page {
         hit.id = id_of(tx, &hit.type_name, &hit.row)
             .await

@@ -110,6 +110,14 @@ pub trait Transaction {
         reverse: bool,
     ) -> impl Future<Output = Result<Vec<Entry>, StoreError>>;
 
+    /// Reads ahead `keys` the transaction is about to [`Transaction::get`], so that a store
+    /// whose reads are round trips (IndexedDB) can ask for all of them at once. Only a hint:
+    /// the default does nothing, and each later `get` answers as it would have.
+    fn prefetch(&mut self, keys: &[Vec<u8>]) -> impl Future<Output = Result<(), StoreError>> {
+        let _ = keys;
+        core::future::ready(Ok(()))
+    }
+
     /// Sets `key` to `value` when the transaction commits.
     fn put(&mut self, key: Vec<u8>, value: Vec<u8>);
 

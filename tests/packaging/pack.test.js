@@ -33,15 +33,19 @@ test("the tarball holds the entries, types, bin and wasm module, and nothing els
     "dist/wasm/hearth_bg.wasm",
     "index.d.ts",
     "package.json",
+    "service-worker.d.ts",
     "sqlite.d.ts",
     "src/api.js",
+    "src/engine.js",
     "src/entry-browser.js",
     "src/entry-node.js",
     "src/entry-workerd.js",
     "src/error.js",
     "src/generated/r4.d.ts",
     "src/serve-worker.js",
+    "src/service-worker.js",
     "src/sqlite-store.js",
+    "src/store.js",
   ]);
 });
 

@@ -67,14 +67,17 @@ async function openPage(browser) {
 
 test(`every acknowledged transaction Bundle is whole after ${ROUNDS} SIGKILLs, and none is partial`, async () => {
   let killedInFlight = 0;
+  let killedInTransaction = 0;
   let acknowledgedTotal = 0;
   for (let round = 0; round < ROUNDS; round += 1) {
     const { child, browser } = await launch();
     const page = await openPage(browser);
     const acknowledged = [];
+    let begun = -1;
     page.on("console", (message) => {
-      const match = /^stored (\d+)$/.exec(message.text());
-      if (match) acknowledged.push(Number(match[1]));
+      const match = /^(stored|storing) (\d+)$/.exec(message.text());
+      if (match?.[1] === "stored") acknowledged.push(Number(match[2]));
+      if (match?.[1] === "storing") begun = Number(match[2]);
     });
     // Bundles go in one after another until the browser dies.
     page
@@ -82,6 +85,7 @@ test(`every acknowledged transaction Bundle is whole after ${ROUNDS} SIGKILLs, a
         async ({ round, size }) => {
           const store = await window.hearth.FhirStore.open({ name: `crash-${round}` });
           for (let bundle = 0; ; bundle += 1) {
+            console.log(`storing ${bundle}`);
             await store.transaction({
               resourceType: "Bundle",
               type: "transaction",
@@ -105,6 +109,8 @@ test(`every acknowledged transaction Bundle is whole after ${ROUNDS} SIGKILLs, a
     await browser.close().catch(() => {});
     const last = Math.max(...acknowledged);
     acknowledgedTotal += acknowledged.length;
+    // The kill came after a Bundle was handed to the store and before it was acknowledged.
+    if (begun > last) killedInTransaction += 1;
 
     const reopened = await launch();
     const check = await openPage(reopened.browser);
@@ -131,5 +137,6 @@ test(`every acknowledged transaction Bundle is whole after ${ROUNDS} SIGKILLs, a
     // Nothing else: every stored resource belongs to a whole bundle.
     assert.equal(counts.all, counts.counts.reduce((sum, count) => sum + count, 0), `round ${round}: resources outside the bundles`);
   }
-  console.log(`store: ${ROUNDS} SIGKILLs, ${acknowledgedTotal} acknowledged bundles all whole, ${killedInFlight} bundles committed but not yet acknowledged when killed, none partial`);
+  console.log(`store: ${ROUNDS} SIGKILLs (${killedInTransaction} while a Bundle was being stored), ${acknowledgedTotal} acknowledged bundles all whole, ${killedInFlight} committed but not yet acknowledged, none partial`);
+  assert.ok(killedInTransaction >= ROUNDS / 2, `only ${killedInTransaction} of ${ROUNDS} kills came while a Bundle was being stored`);
 });

@@ -615,6 +615,19 @@ impl<S: Store> Service<S> {
         sequence.sort_by_key(|&idx| entries.get(idx).map_or(3, |entry| order(&entry.method)));
         let result = async {
             let mut tx = self.begin(true).await?;
+            // Every entry reads its resource's current version and row number: ask for all
+            // of them at once.
+            let ahead: Vec<Vec<u8>> = targets
+                .iter()
+                .flatten()
+                .flat_map(|(type_name, id)| {
+                    [
+                        key(&["c", type_name, id]),
+                        crate::search::row_key(type_name, id),
+                    ]
+                })
+                .collect();
+            tx.prefetch(&ahead).await?;
             let mut done: Vec<Option<Done>> = entries.iter().map(|_| None).collect();
             let mut read_bytes = 0usize;
             for idx in sequence {

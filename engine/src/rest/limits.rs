@@ -410,6 +410,14 @@ impl<T: Transaction> Transaction for Metered<'_, T> {
         Ok(entries)
     }
 
+    async fn prefetch(&mut self, keys: &[Vec<u8>]) -> Result<(), StoreError> {
+        // The reads are charged when they are made; ahead of them, no more than the budget.
+        let allowed = usize::try_from(self.meter.remaining()).unwrap_or(usize::MAX);
+        self.inner
+            .prefetch(keys.get(..keys.len().min(allowed)).unwrap_or_default())
+            .await
+    }
+
     fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
         self.inner.put(key, value);
     }

@@ -397,6 +397,15 @@ impl<S: Store> Service<S> {
                 Ok(())
             };
             if query.summary != Some(Summary::Count) {
+                let wanted: Vec<(String, String)> = found
+                    .page
+                    .iter()
+                    .map(|hit| (hit.type_name.clone(), hit.id.clone()))
+                    .chain(found.included.iter().cloned())
+                    .collect();
+                search::prefetch_json(&mut tx, &wanted)
+                    .await
+                    .map_err(SearchError::store)?;
                 for hit in &found.page {
                     if let Some(json) = search::load_json(&mut tx, &hit.type_name, &hit.id)
                         .await
