@@ -1,13 +1,19 @@
 // A Cloudflare-style worker that imports hearth-fhir by package name, as a user's worker would,
 // and answers POSTed FHIR JSON with the engine's reading of it; under /fhir it is a FHIR REST
-// service over memory (one per isolate).
-import { inspect, version, FhirError, FhirService } from "hearth-fhir";
+// service over memory (one per isolate), and under /store a FhirStore in memory.
+import { inspect, version, FhirError, FhirService, FhirStore } from "hearth-fhir";
 
 let service;
+let store;
 
 export default {
   async fetch(request) {
     const url = new URL(request.url);
+    if (url.pathname.startsWith("/store/")) {
+      // FhirStore, the same API as in a page: its fetch answers the REST API under its base.
+      store ??= await FhirStore.open({ memory: true, baseUrl: `${url.origin}/store` });
+      return store.fetch(request);
+    }
     if (url.pathname.startsWith("/fhir/")) {
       // The platform routes requests to the worker by host name, so the Host check (against
       // DNS rebinding of a server on the user's machine) is left to it.

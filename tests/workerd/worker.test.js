@@ -73,6 +73,20 @@ test("the FHIR REST service runs in workerd", async () => {
   assert.equal(invalid.status, 422);
 });
 
+test("FhirStore answers through its fetch in workerd", async () => {
+  const created = await mf.dispatchFetch("http://localhost/store/Patient", {
+    method: "POST",
+    headers: { "Content-Type": "application/fhir+json" },
+    body: JSON.stringify({ resourceType: "Patient", name: [{ family: "Edge" }] }),
+  });
+  assert.equal(created.status, 201, await created.clone().text());
+  assert.match(created.headers.get("location"), /^http:\/\/localhost\/store\/Patient\/[0-9a-f-]{36}\/_history\/1$/);
+  const found = await mf.dispatchFetch("http://localhost/store/Patient?family=edge");
+  assert.equal((await found.json()).total, 1);
+  const invalid = await mf.dispatchFetch("http://localhost/store/Patient", { method: "POST", headers: { "Content-Type": "application/fhir+json" }, body: '{"resourceType":"Patient","gender":"x"}' });
+  assert.equal(invalid.status, 422);
+});
+
 test("the engine in workerd reports its version", async () => {
   const res = await mf.dispatchFetch("http://localhost/");
   assert.match((await res.json()).engine, /^\d+\.\d+\.\d+$/);
