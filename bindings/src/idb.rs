@@ -36,8 +36,12 @@ const DATA: &str = "kv";
 /// The schema's version: the number of upgrade steps in [`upgrade`].
 const SCHEMA_VERSION: u32 = 1;
 
-/// Entries asked of IndexedDB per request of a range scan.
+/// Entries asked of IndexedDB by the first request of a range scan; each further request asks
+/// for four times as many, up to [`SCAN_BATCH_MAX`], so that short scans read little and long
+/// ones take few round trips.
 const SCAN_BATCH: usize = 1024;
+/// The most entries asked of IndexedDB by one request of a range scan.
+const SCAN_BATCH_MAX: usize = 65_536;
 
 /// Why a connection can no longer be used.
 #[derive(Default)]
@@ -260,8 +264,10 @@ impl IdbTx<'_> {
             .map_err(|err| store_error("read", err))?;
         let mut found = Vec::new();
         let mut after: Option<Vec<u8>> = None;
+        let mut size = SCAN_BATCH;
         while found.len() < limit {
-            let batch = (limit - found.len()).min(SCAN_BATCH);
+            let batch = (limit - found.len()).min(size);
+            size = (size * 4).min(SCAN_BATCH_MAX);
             let lower = after.as_deref().unwrap_or(&range.start);
             let query = match &range.end {
                 Some(end) if end.as_slice() <= lower => break,
