@@ -55,7 +55,7 @@ impl BindingError {
                 Status(500),
                 OperationOutcome::error(
                     IssueType::Exception,
-                    "this service's store answers asynchronously; use handleAsync".into(),
+                    "this service's store answers asynchronously; use FhirStore".into(),
                 ),
             ),
             BindingError::Storage(detail) => (

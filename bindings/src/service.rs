@@ -12,15 +12,20 @@
 //!   (a SQLite `BEGIN` … `COMMIT`) and serialises writers.
 //!
 //! Through `handle`, each request is answered within one call, so a synchronous store sees no
-//! interleaving, and a method that answers a Promise is refused. Through `handleAsync`, the
-//! store's methods may answer Promises, each awaited before the engine goes on; a rejected one
-//! fails the request, and nothing is acknowledged before `commit` has resolved.
+//! interleaving, and a method that answers a Promise is refused. Through `start` and the
+//! [`PendingRequest`] it returns, the store's methods may answer Promises, each awaited before
+//! the engine goes on; a rejected one fails the request, and nothing is acknowledged before
+//! `commit` has resolved.
 //! One request at a time: a request made while another is in flight is refused (the npm
 //! package queues them).
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
 
 use hearth_engine::rest::{Clock, IdSource, Limits, Policy, Request, Service};
 use hearth_engine::store::{
@@ -63,7 +68,7 @@ impl IdSource for JsIds {
 /// A store in JS.
 struct JsStore {
     target: JsValue,
-    /// True while a request runs through `handleAsync`, when Promises may be awaited.
+    /// True while a request runs through `start`, when Promises may be awaited.
     awaiting: Cell<bool>,
 }
 
@@ -124,7 +129,7 @@ impl JsStore {
             .map_err(|err| js_error(&err))
     }
 
-    /// Calls the store's method `name`; a Promise it answers is awaited under `handleAsync`.
+    /// Calls the store's method `name`; a Promise it answers is awaited under `start`.
     async fn call(&self, name: &str, args: &[JsValue]) -> Result<JsValue, StoreError> {
         let result = self.call_now(name, args)?;
         if let Some(promise) = result.dyn_ref::<js_sys::Promise>() {
@@ -132,7 +137,7 @@ impl JsStore {
                 // Read here as it is, an asynchronous store's reads would look empty and its
                 // commits unawaited, so it is refused before anything is acknowledged.
                 return Err(StoreError::new(format!(
-                    "the store's {name}() answered a Promise; use handleAsync (or FhirStore) with an asynchronous store"
+                    "the store's {name}() answered a Promise; use FhirStore with an asynchronous store"
                 )));
             }
             return wasm_bindgen_futures::JsFuture::from(promise.clone())
@@ -159,8 +164,39 @@ impl Store for JsStore {
     }
 }
 
-fn bytes(value: &JsValue) -> Option<Vec<u8>> {
-    value.dyn_ref::<Uint8Array>().map(Uint8Array::to_vec)
+/// The bytes of what the store answered: a Uint8Array (a Node Buffer is one), another view
+/// or an ArrayBuffer, from this realm or another; `undefined` or `null` for none.
+fn bytes(value: &JsValue) -> Result<Option<Vec<u8>>, StoreError> {
+    if value.is_undefined() || value.is_null() {
+        return Ok(None);
+    }
+    if let Some(array) = value.dyn_ref::<Uint8Array>() {
+        return Ok(Some(array.to_vec()));
+    }
+    if js_sys::ArrayBuffer::is_view(value) {
+        let field = |name: &str| Reflect::get(value, &name.into()).ok();
+        if let (Some(buffer), Some(offset), Some(length)) =
+            (field("buffer"), field("byteOffset"), field("byteLength"))
+        {
+            let view = Uint8Array::new_with_byte_offset_and_length(
+                &buffer,
+                offset.as_f64().unwrap_or(0.0) as u32,
+                length.as_f64().unwrap_or(0.0) as u32,
+            );
+            return Ok(Some(view.to_vec()));
+        }
+    }
+    if Reflect::get(value, &"byteLength".into())
+        .ok()
+        .is_some_and(|length| length.as_f64().is_some())
+        && !Array::is_array(value)
+    {
+        // An ArrayBuffer, perhaps of another realm.
+        return Ok(Some(Uint8Array::new(value).to_vec()));
+    }
+    Err(StoreError::new(
+        "the store answered a value that is not bytes (expected a Uint8Array, another view or an ArrayBuffer)",
+    ))
 }
 
 impl Transaction for JsTx<'_> {
@@ -172,7 +208,7 @@ impl Transaction for JsTx<'_> {
             .store
             .call("get", &[Uint8Array::from(key).into()])
             .await?;
-        Ok(bytes(&value))
+        bytes(&value)
     }
 
     async fn scan(
@@ -204,7 +240,7 @@ impl Transaction for JsTx<'_> {
         let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
         for pair in Array::from(&found).iter() {
             let pair = Array::from(&pair);
-            if let (Some(key), Some(value)) = (bytes(&pair.get(0)), bytes(&pair.get(1))) {
+            if let (Some(key), Some(value)) = (bytes(&pair.get(0))?, bytes(&pair.get(1))?) {
                 merged.insert(key, value);
             }
         }
@@ -380,7 +416,7 @@ impl FhirService {
     }
 
     /// A service over the IndexedDB database `name` (created when missing); answer requests
-    /// with `handleAsync`.
+    /// with `start`.
     ///
     /// # Errors
     /// When IndexedDB is missing, refuses, or the open is blocked by another connection.
@@ -535,7 +571,7 @@ impl FhirService {
     ///
     /// # Errors
     /// When the answer cannot be built as a JS object, the service is IndexedDB (use
-    /// `handleAsync`), or another request is in flight.
+    /// `start`), or another request is in flight.
     pub fn handle(
         &self,
         method: String,
@@ -557,26 +593,30 @@ impl FhirService {
         answer(&response)
     }
 
-    /// Answers a request as [`FhirService::handle`] does, awaiting the store: resolves to
-    /// `{ status, headers, body }` once the request's writes are committed.
-    #[wasm_bindgen(js_name = handleAsync)]
-    pub fn handle_async(
+    /// Starts answering a request as [`FhirService::handle`] does, over a store that may
+    /// answer asynchronously (IndexedDB, a JS store whose methods answer Promises): the caller
+    /// drives the returned [`PendingRequest`] with `poll`, so that a failure of the engine is
+    /// thrown to it rather than inside a callback nobody catches.
+    ///
+    /// # Errors
+    /// When another request is in flight.
+    pub fn start(
         &self,
         method: String,
         path: String,
         query: Vec<String>,
         headers: Vec<String>,
         body: Vec<u8>,
-    ) -> js_sys::Promise {
-        let busy = Busy::take(&self.busy);
+    ) -> Result<PendingRequest, BindingError> {
+        let busy = Busy::take(&self.busy)?;
         let request = request(method, path, query, headers, body);
         let backend = match &self.backend {
             Backend::Memory(service) => Backend::Memory(Rc::clone(service)),
             Backend::Js(service) => Backend::Js(Rc::clone(service)),
             Backend::Idb(service) => Backend::Idb(Rc::clone(service)),
         };
-        wasm_bindgen_futures::future_to_promise(async move {
-            let _busy = busy?;
+        let future = async move {
+            let _busy = busy;
             let response = match &backend {
                 Backend::Memory(service) => service.handle(&request).await,
                 Backend::Js(service) => {
@@ -587,7 +627,100 @@ impl FhirService {
                 }
                 Backend::Idb(service) => service.handle(&request).await,
             };
-            Ok(answer(&response)?)
+            answer(&response)
+        };
+        Ok(PendingRequest {
+            future: Some(Box::pin(future)),
+            waker: None,
         })
+    }
+}
+
+thread_local! {
+    /// The resolve functions of the Promises that `PendingRequest::poll` handed out, by the
+    /// id of the waker that resolves them.
+    static WAKERS: RefCell<BTreeMap<u32, js_sys::Function>> = const { RefCell::new(BTreeMap::new()) };
+    static NEXT_WAKER: Cell<u32> = const { Cell::new(0) };
+}
+
+/// The engine answering one request, to the JS object of its answer.
+type Answering = Pin<Box<dyn Future<Output = Result<JsValue, BindingError>>>>;
+
+/// Wakes a pending request by resolving the Promise its last `poll` answered.
+struct JsWake(u32);
+
+impl Wake for JsWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let resolve = WAKERS.with(|wakers| wakers.borrow_mut().remove(&self.0));
+        if let Some(resolve) = resolve {
+            let _ = resolve.call0(&JsValue::UNDEFINED);
+        }
+    }
+}
+
+/// A request being answered over an asynchronous store. `poll()` runs it as far as it can go:
+/// `{ answer }` when it is done, or `{ wait }`, a Promise to await before polling again (it
+/// resolves when the store has answered). Nothing runs between polls, so a Wasm trap is thrown
+/// by a `poll` call, to its caller.
+#[wasm_bindgen]
+pub struct PendingRequest {
+    future: Option<Answering>,
+    /// The id of the waker handed to the last poll.
+    waker: Option<u32>,
+}
+
+impl PendingRequest {
+    fn forget_waker(&mut self) {
+        if let Some(id) = self.waker.take() {
+            WAKERS.with(|wakers| wakers.borrow_mut().remove(&id));
+        }
+    }
+}
+
+impl Drop for PendingRequest {
+    fn drop(&mut self) {
+        self.forget_waker();
+    }
+}
+
+#[wasm_bindgen]
+impl PendingRequest {
+    /// Runs the request until it is answered or waits on the store.
+    ///
+    /// # Errors
+    /// When the answer cannot be built, or the request was answered already.
+    pub fn poll(&mut self) -> Result<JsValue, BindingError> {
+        self.forget_waker();
+        let Some(future) = self.future.as_mut() else {
+            return Err(BindingError::Js("the request was answered already".into()));
+        };
+        let mut resolve = None;
+        let wait = js_sys::Promise::new(&mut |found, _| resolve = Some(found));
+        let id = NEXT_WAKER.with(|next| {
+            let id = next.get();
+            next.set(id.wrapping_add(1));
+            id
+        });
+        if let Some(resolve) = resolve {
+            WAKERS.with(|wakers| wakers.borrow_mut().insert(id, resolve));
+        }
+        self.waker = Some(id);
+        let waker = Waker::from(Arc::new(JsWake(id)));
+        let step = js_sys::Object::new();
+        match future.as_mut().poll(&mut Context::from_waker(&waker)) {
+            Poll::Ready(result) => {
+                self.future = None;
+                self.forget_waker();
+                Reflect::set(&step, &"answer".into(), &result?).map_err(BindingError::Js)?;
+            }
+            Poll::Pending => {
+                Reflect::set(&step, &"wait".into(), &wait).map_err(BindingError::Js)?;
+            }
+        }
+        Ok(step.into())
     }
 }

@@ -681,21 +681,15 @@ pub(crate) async fn load_json<T: Transaction>(
         .and_then(|text| text.parse().ok())
         .unwrap_or(0);
     let key = alloc::format!("v\0{type_name}\0{id}\0{version:020}").into_bytes();
-    Ok(tx.get(&key).await?.and_then(|value| {
-        let text = String::from_utf8(value).ok()?;
-        match text.split_at_checked(1) {
-            Some(("P" | "U" | "R" | "A", json)) => Some(json.to_string()),
-            _ => None,
-        }
-    }))
+    Ok(tx.get(&key).await?.and_then(stored_json))
 }
 
-/// Reads ahead what [`load_json`] will read for each of `resources`: their current-version
-/// pointers, then the versions they point at.
-pub(crate) async fn prefetch_json<T: Transaction>(
+/// The current JSON of each of `resources` (as [`load_json`]), read with two rounds of
+/// read-ahead: their current-version pointers, then the versions they point at.
+pub(crate) async fn load_json_many<T: Transaction>(
     tx: &mut T,
     resources: &[(String, String)],
-) -> Result<(), StoreError> {
+) -> Result<Vec<Option<String>>, StoreError> {
     let pointers: Vec<Vec<u8>> = resources
         .iter()
         .map(|(type_name, id)| alloc::format!("c\0{type_name}\0{id}").into_bytes())
@@ -703,17 +697,33 @@ pub(crate) async fn prefetch_json<T: Transaction>(
     tx.prefetch(&pointers).await?;
     let mut versions = Vec::with_capacity(resources.len());
     for ((type_name, id), pointer) in resources.iter().zip(&pointers) {
-        let Some(current) = tx.get(pointer).await? else {
-            continue;
-        };
-        if let Some(version) = core::str::from_utf8(&current)
-            .ok()
-            .and_then(|text| text.parse::<u64>().ok())
-        {
-            versions.push(alloc::format!("v\0{type_name}\0{id}\0{version:020}").into_bytes());
-        }
+        let current = tx.get(pointer).await?;
+        versions.push(
+            current
+                .filter(|current| !current.contains(&0))
+                .and_then(|current| core::str::from_utf8(&current).ok()?.parse::<u64>().ok())
+                .map(|version| alloc::format!("v\0{type_name}\0{id}\0{version:020}").into_bytes()),
+        );
     }
-    tx.prefetch(&versions).await
+    let wanted: Vec<Vec<u8>> = versions.iter().flatten().cloned().collect();
+    tx.prefetch(&wanted).await?;
+    let mut found = Vec::with_capacity(resources.len());
+    for key in versions {
+        found.push(match key {
+            Some(key) => tx.get(&key).await?.and_then(stored_json),
+            None => None,
+        });
+    }
+    Ok(found)
+}
+
+/// The JSON of a stored version (none for a deletion).
+fn stored_json(value: Vec<u8>) -> Option<String> {
+    let text = String::from_utf8(value).ok()?;
+    match text.split_at_checked(1) {
+        Some(("P" | "U" | "R" | "A", json)) => Some(json.to_string()),
+        _ => None,
+    }
 }
 
 /// The ids of `type_name` matching every clause.

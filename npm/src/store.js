@@ -136,7 +136,7 @@ export class FhirStore {
           throw invalid("IndexedDB is not available here; open the store with { memory: true }, or { path } in Node", 501, "not-supported");
         }
         service = await wasm.FhirService.openIndexedDb(name, baseUrl);
-      } else if (path !== undefined) {
+      } else if (path !== undefined && !settings.ownsStore) {
         if (hosts.openPathStore === undefined) throw invalid("a store on a path needs Node (it is the SQLite store of hearth serve)", 501, "not-supported");
         settings.store = await hosts.openPathStore(String(path));
         settings.ownsStore = true;
@@ -172,15 +172,22 @@ export class FhirStore {
     const run = this.#queue.then(() => this.#handleNow(method, path, query, headers, body));
     this.#queue = run.catch(() => {});
     const answer = await run;
-    if (answer.status < 300 && method !== "GET" && method !== "HEAD") this.#announce(method, path, answer);
+    if (answer.status < 300 && method !== "GET" && method !== "HEAD") this.#announce(String(method).toUpperCase(), path, answer, body);
     return answer;
   }
 
   async #handleNow(method, path, query, headers, body) {
+    if (this.#generation !== engine.generation) {
+      try {
+        await this.#restart();
+      } catch (err) {
+        const failed = toFhirError(err);
+        return outcomeAnswer(failed.status, "exception", `the engine was restarted and the store could not be opened again: ${failed.message}`);
+      }
+    }
     if (this.#closed) return outcomeAnswer(503, "exception", this.#closed);
     const reason = this.#service?.closedReason?.();
     if (reason) return outcomeAnswer(503, "exception", reason);
-    if (this.#generation !== engine.generation) await this.#restart();
     const flat = [];
     for (const [name, value] of query) flat.push(String(name), String(value));
     const headerList = [];
@@ -188,12 +195,19 @@ export class FhirStore {
     if (!this.#options.validation && !("x-validation" in headers)) headerList.push("x-validation", "off");
     const bytes = body === undefined ? new Uint8Array() : typeof body === "string" ? new TextEncoder().encode(body) : body;
     try {
-      return await this.#service.handleAsync(String(method).toUpperCase(), path, flat, headerList, bytes);
+      // The engine runs only inside these synchronous calls, so that a trap is thrown here.
+      const pending = this.#service.start(String(method).toUpperCase(), path, flat, headerList, bytes);
+      for (;;) {
+        const step = pending.poll();
+        if (step.answer !== undefined) return step.answer;
+        await step.wait;
+      }
     } catch (thrown) {
       if (isTrap(thrown)) {
         restartEngine(`the Wasm module failed (${thrown.message})`);
-        await this.#restart();
-        return outcomeAnswer(500, "exception", `the engine failed and was restarted; the request was not completed, and nothing of it was stored (${thrown.message})`);
+        // A store transaction the engine held is rolled back now (SQLite), or by the browser.
+        this.#options.store?.reset?.();
+        return outcomeAnswer(500, "exception", `the engine failed and was restarted; the request was not completed, and what it had not committed was rolled back (${thrown.message})`);
       }
       const err = toFhirError(thrown);
       return { status: err.status, headers: [["Content-Type", `${FHIR_JSON}; charset=utf-8`]], body: JSON.stringify(err.outcome) };
@@ -202,13 +216,15 @@ export class FhirStore {
 
   /** After an engine restart: the same store through a fresh instance (memory is lost). */
   async #restart() {
-    this.#generation = engine.generation;
     if (this.#options.memory) {
+      this.#generation = engine.generation;
       this.#closed = "the in-memory store was lost when the engine failed; open a new FhirStore";
       return;
     }
     this.#options.store?.reset?.();
+    // The store object is kept (a SQLite store holds its directory's lock); IndexedDB reopens.
     this.#service = await FhirStore.#makeService(this.#options);
+    this.#generation = engine.generation;
   }
 
   /** Calls the API: the parsed body of a success, a FhirError for a failure. */
@@ -233,7 +249,11 @@ export class FhirStore {
   async create(resource, { ifNoneExist } = {}) {
     const type = resourceTypeOf(resource);
     const headers = { "content-type": FHIR_JSON };
-    if (ifNoneExist !== undefined) headers["if-none-exist"] = new URLSearchParams(queryPairs(ifNoneExist)).toString();
+    if (ifNoneExist !== undefined) {
+      headers["if-none-exist"] = queryPairs(ifNoneExist)
+        .map(([name, value]) => `${encodeURIComponent(name)}=${encodeURIComponent(value)}`)
+        .join("&");
+    }
     return this.#call("POST", type, { headers, body: toBytes(resource) });
   }
 
@@ -357,9 +377,20 @@ export class FhirStore {
       }
       const next = bundle.link?.find((link) => link.relation === "next")?.url;
       if (!next) break;
-      bundle = await (await this.fetch(next)).json();
+      bundle = await this.#page(next);
     }
     return results;
+  }
+
+  /** The next page of a search: its Bundle, or a FhirError for a failure. */
+  async #page(url) {
+    const response = await this.fetch(url);
+    const body = await response.json();
+    if (!response.ok) {
+      const outcome = body?.resourceType === "OperationOutcome" ? body : errorOutcome("exception", `status ${response.status}`);
+      throw new FhirError(outcome.issue?.map((issue) => issue.diagnostics).filter(Boolean).join("; ") || `status ${response.status}`, { status: response.status, outcome });
+    }
+    return body;
   }
 
   /**
@@ -414,18 +445,33 @@ export class FhirStore {
         onProgress?.({ ...progress });
         continue;
       }
-      const resources = isBundle(value) ? (value.entry ?? []).map((entry, index) => ({ value: entry.resource, position, line, inner: index })) : [{ value, position, line }];
-      for (const resource of resources) {
-        if (resource.value === null || typeof resource.value !== "object" || typeof resource.value.resourceType !== "string") {
-          throw located(invalid(`expected a FHIR resource, found ${describe(resource.value)}`), resource.position, resource.line, resource.inner);
-        }
-        batch.push(resource);
-        if (batch.length >= batchSize) {
-          await flush();
-          checkAbort();
-        }
+      if (isBundle(value)) {
+        // Another kind of Bundle (a collection, a document, a search result): its resources
+        // are stored together, in one transaction, so that references between them by fullUrl
+        // hold.
+        await flush();
+        const entries = (value.entry ?? []).filter((entry) => entry.resource !== undefined && entry.search?.mode !== "outcome");
+        const transaction = {
+          resourceType: "Bundle",
+          type: "transaction",
+          entry: entries.map((entry) => ({ ...(entry.fullUrl ? { fullUrl: entry.fullUrl } : {}), ...importEntry({ value: entry.resource }) })),
+        };
+        await this.#call("POST", "", { headers: { "content-type": FHIR_JSON }, body: toBytes(transaction) }).catch((err) => {
+          throw located(err, position, line);
+        });
+        progress.bundles += 1;
+        progress.resources += entries.length;
+        onProgress?.({ ...progress });
+        continue;
       }
-      if (isBundle(value)) progress.bundles += 1;
+      if (value === null || typeof value !== "object" || typeof value.resourceType !== "string") {
+        throw located(invalid(`expected a FHIR resource, found ${describe(value)}`), position, line);
+      }
+      batch.push({ value, position, line });
+      if (batch.length >= batchSize) {
+        await flush();
+        checkAbort();
+      }
     }
     await flush();
     return progress;
@@ -501,7 +547,7 @@ export class FhirStore {
             started = true;
             bundle = await store.search(undefined, { _count: 1000, ...(types ? { _type: types.join(",") } : {}) });
           } else if (next) {
-            bundle = await (await store.fetch(next)).json();
+            bundle = await store.#page(next);
           } else {
             controller.close();
             return;
@@ -543,29 +589,41 @@ export class FhirStore {
   }
 
   /** Tells listeners here and in other tabs what a successful write changed. */
-  #announce(method, path, answer) {
+  #announce(method, path, answer, body) {
     const changes = [];
     const header = (name) => answer.headers.find(([key]) => key.toLowerCase() === name)?.[1];
+    const versionOf = (etag) => /(\d+)/.exec(etag ?? "")?.[1];
     const fromLocation = (location, how) => {
       const match = /([A-Z][A-Za-z]+)\/([^/]+)\/_history\/([^/?]+)/.exec(location ?? "");
       if (match) changes.push({ method: how, resourceType: match[1], id: match[2], versionId: match[3] });
     };
+    // A deletion is announced when something was deleted (its answer names the new version);
+    // a conditional one names no id.
+    const deleted = (url, etag) => {
+      const version = versionOf(etag);
+      if (version === undefined) return;
+      const [target, query] = String(url).split("?");
+      const [resourceType, id] = target.replace(/^\/+/, "").split("/");
+      changes.push({ method: "delete", resourceType, id: query === undefined && id !== undefined ? decodeURIComponent(id) : undefined, versionId: version });
+    };
     if (path === "" || path === "/") {
-      let bundle;
+      let request;
+      let response;
       try {
-        bundle = JSON.parse(answer.body);
+        request = JSON.parse(typeof body === "string" ? body : new TextDecoder().decode(body));
+        response = JSON.parse(answer.body);
       } catch {
         return;
       }
-      for (const entry of bundle.entry ?? []) {
+      (response.entry ?? []).forEach((entry, index) => {
         const status = entry.response?.status ?? "";
-        if (!/^20[01]/.test(status)) continue;
-        fromLocation(entry.response.location, status.startsWith("201") ? "create" : "update");
-      }
+        const asked = request.entry?.[index]?.request;
+        if (asked?.method === "DELETE" && status.startsWith("204")) deleted(asked.url, entry.response.etag);
+        else if (/^20[01]/.test(status)) fromLocation(entry.response.location, status.startsWith("201") ? "create" : asked?.method === "PATCH" ? "patch" : "update");
+      });
     } else if (method === "DELETE") {
-      const [resourceType, id] = path.split("?")[0].split("/");
-      changes.push({ method: "delete", resourceType, id: id === undefined ? undefined : decodeURIComponent(id) });
-    } else if (!path.includes("$")) {
+      deleted(path, header("etag"));
+    } else if (!path.includes("$") && !path.endsWith("_search")) {
       fromLocation(header("content-location") ?? header("location"), answer.status === 201 ? "create" : method === "PATCH" ? "patch" : "update");
     }
     if (changes.length === 0) return;

@@ -111,6 +111,29 @@ test("validation: false stores a resource the checks would refuse; profiles are 
   assert.ok((await strict.create({ ...claims, name: [{ family: "Named" }] })).id);
 });
 
+test("conditional create matches values with spaces", async () => {
+  const store = await FhirStore.open({ memory: true });
+  const first = await store.create({ resourceType: "Patient", name: [{ family: "Van Dyke" }] }, { ifNoneExist: { family: "Van Dyke" } });
+  const second = await store.create({ resourceType: "Patient", name: [{ family: "Van Dyke" }] }, { ifNoneExist: { family: "Van Dyke" } });
+  assert.equal(second.id, first.id);
+  assert.equal((await store.search("Patient", { _summary: "count" })).total, 1);
+});
+
+test("a collection Bundle is imported whole, its references by fullUrl kept", async () => {
+  const store = await FhirStore.open({ memory: true });
+  const bundle = {
+    resourceType: "Bundle",
+    type: "collection",
+    entry: [
+      { fullUrl: "urn:uuid:5d4f8a0e-3c1b-4f7e-9a2d-6b8c0e1f2a3b", resource: { resourceType: "Patient", name: [{ family: "Linked" }] } },
+      { fullUrl: "urn:uuid:7e6a9b1c-2d3f-4a5b-8c9d-0e1f2a3b4c5d", resource: { resourceType: "Observation", status: "final", code: { text: "x" }, subject: { reference: "urn:uuid:5d4f8a0e-3c1b-4f7e-9a2d-6b8c0e1f2a3b" } } },
+    ],
+  };
+  assert.deepEqual(await store.import(bundle), { resources: 2, bundles: 1 });
+  const found = await store.search("Observation", { "subject:Patient.family": "linked" });
+  assert.equal(found.total, 1);
+});
+
 test("import takes NDJSON streams with progress, stops on abort, and reports the failing entry keeping those before it", async () => {
   const store = await FhirStore.open({ memory: true });
   const lines = Array.from({ length: 1200 }, (_, n) => JSON.stringify({ resourceType: "Patient", id: `p${n}`, birthDate: "1990-01-01" }) + "\n");
@@ -135,6 +158,7 @@ test("import takes NDJSON streams with progress, stops on abort, and reports the
   await assert.rejects(store.import('{"resourceType":"Patient"}\n{not json}\n'), (err) => err.line === 2 && err.status === 400);
   const bundle = { resourceType: "Bundle", type: "collection", entry: [{ resource: { resourceType: "Organization", id: "o1", name: "One" } }] };
   assert.deepEqual(await store.import(bundle), { resources: 1, bundles: 1 });
+  assert.equal((await store.read("Organization", "o1")).name, "One");
 });
 
 test("export writes every current resource as NDJSON that imports into another store", async () => {
@@ -158,12 +182,33 @@ test("change events name what changed; a closed store answers 503", async () => 
   await store.update({ resourceType: "Patient", id: "c1", active: true });
   await store.transaction({ resourceType: "Bundle", type: "transaction", entry: [{ resource: { resourceType: "Patient", id: "c2" }, request: { method: "PUT", url: "Patient/c2" } }] });
   await store.delete("Patient", "c1");
+  await store.delete("Patient", "never");
   await store.read("Patient", "c2");
+  await store.update({ resourceType: "Patient", id: "c4", name: [{ family: "Gone" }] });
+  await store.transaction({ resourceType: "Bundle", type: "transaction", entry: [{ request: { method: "DELETE", url: "Patient/c2" } }, { request: { method: "DELETE", url: "Patient?family=gone" } }] });
   off();
   await store.update({ resourceType: "Patient", id: "c3" });
-  assert.deepEqual(seen, ["create Patient/c1 1", "update Patient/c1 2", "create Patient/c2 1", "delete Patient/c1"]);
+  assert.deepEqual(seen, [
+    "create Patient/c1 1",
+    "update Patient/c1 2",
+    "create Patient/c2 1",
+    "delete Patient/c1 3",
+    "create Patient/c4 1",
+    "delete Patient/c2 2",
+    "delete Patient/undefined 2",
+  ]);
   await store.close();
   await assert.rejects(store.read("Patient", "c2"), (err) => err.status === 503);
+});
+
+test("a store whose values are ArrayBuffers works; one answering something else fails loudly", async () => {
+  const host = asyncStore();
+  const buffers = { ...host, get: async (key) => (await host.get(key))?.slice().buffer };
+  const store = await FhirStore.open({ store: buffers });
+  const created = await store.create({ resourceType: "Patient" });
+  assert.equal((await store.read("Patient", created.id)).id, created.id);
+  const broken = await FhirStore.open({ store: { ...host, get: async () => "not bytes" } });
+  await assert.rejects(broken.read("Patient", created.id), (err) => err.status === 500 && /not bytes/.test(err.message));
 });
 
 test("fetch answers Requests and URLs under the base URL, and 404 outside it", async () => {

@@ -107,7 +107,7 @@ test("a change made in one tab is reported in another", async () => {
   const changes = await second.evaluate(() => window.changes);
   assert.deepEqual(changes, [
     { method: "create", resourceType: "Patient", id, versionId: "1", remote: true },
-    { method: "delete", resourceType: "Patient", id, remote: true },
+    { method: "delete", resourceType: "Patient", id, versionId: "2", remote: true },
   ]);
   // The other tab reads what the first wrote: the same database.
   const status = await second.evaluate(async (id) => (await window.stores.tabs.fetch(`Patient/${id}`)).status, id);

@@ -69,6 +69,9 @@ pub(super) fn query_pairs(text: &str, plus_is_space: bool) -> Vec<(String, Strin
         .collect()
 }
 
+/// Resources of a search answer read with one round of read-ahead.
+const LOAD_GROUP: usize = 128;
+
 fn search_error(err: &SearchError) -> Response {
     let code = match err.status {
         400 => IssueType::Invalid,
@@ -396,39 +399,39 @@ impl<S: Store> Service<S> {
                 }
                 Ok(())
             };
-            if query.summary != Some(Summary::Count) {
-                let wanted: Vec<(String, String)> = found
-                    .page
-                    .iter()
-                    .map(|hit| (hit.type_name.clone(), hit.id.clone()))
-                    .chain(found.included.iter().cloned())
-                    .collect();
-                search::prefetch_json(&mut tx, &wanted)
-                    .await
-                    .map_err(SearchError::store)?;
-                for hit in &found.page {
-                    if let Some(json) = search::load_json(&mut tx, &hit.type_name, &hit.id)
-                        .await
-                        .map_err(SearchError::store)?
-                    {
-                        fits(&json)?;
-                        matches.push((hit.type_name.clone(), hit.id.clone(), json));
-                    }
-                }
-            }
-            let mut included = Vec::new();
             let shown = if query.summary == Some(Summary::Count) {
                 &[][..]
             } else {
                 &found.included[..]
             };
-            for (type_name, id) in shown {
-                if let Some(json) = search::load_json(&mut tx, type_name, id)
+            let mut wanted: Vec<(String, String)> = Vec::new();
+            if query.summary != Some(Summary::Count) {
+                wanted.extend(
+                    found
+                        .page
+                        .iter()
+                        .map(|hit| (hit.type_name.clone(), hit.id.clone())),
+                );
+            }
+            let matched = wanted.len();
+            wanted.extend(shown.iter().cloned());
+            let mut included = Vec::new();
+            // Read in groups (one round of read-ahead each), so that a page that will not fit
+            // stops being read soon after it passes the limit.
+            for (group, chunk) in wanted.chunks(LOAD_GROUP).enumerate() {
+                let loaded = search::load_json_many(&mut tx, chunk)
                     .await
-                    .map_err(SearchError::store)?
-                {
+                    .map_err(SearchError::store)?;
+                for (offset, ((type_name, id), json)) in chunk.iter().zip(loaded).enumerate() {
+                    let Some(json) = json else {
+                        continue;
+                    };
                     fits(&json)?;
-                    included.push((type_name.clone(), id.clone(), json));
+                    if group * LOAD_GROUP + offset < matched {
+                        matches.push((type_name.clone(), id.clone(), json));
+                    } else {
+                        included.push((type_name.clone(), id.clone(), json));
+                    }
                 }
             }
             Ok::<_, SearchError>((found, matches, included))
