@@ -17,7 +17,9 @@ use core::task::{Poll, Waker};
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use hearth_engine::store::{Entry, KeyRange as Range, Store, StoreError, Transaction};
+use hearth_engine::store::{
+    merge_writes, Entry, KeyRange as Range, Store, StoreError, Transaction,
+};
 use indexed_db_futures::cursor::CursorDirection;
 use indexed_db_futures::database::Database;
 use indexed_db_futures::prelude::*;
@@ -375,14 +377,7 @@ impl Transaction for IdbTx<'_> {
         reverse: bool,
     ) -> Result<Vec<Entry>, StoreError> {
         // Own writes may hide stored entries (deletes) or add some; ask for enough.
-        let own = self
-            .writes
-            .keys()
-            .filter(|key| {
-                key.as_slice() >= range.start.as_slice()
-                    && range.end.as_ref().is_none_or(|end| *key < end)
-            })
-            .count();
+        let own = self.writes.keys().filter(|key| range.contains(key)).count();
         let asked = limit.saturating_add(own);
         let stored = if reverse {
             self.read_backward(range, asked).await?
@@ -394,23 +389,7 @@ impl Transaction for IdbTx<'_> {
             stored.truncate(limit);
             return Ok(stored);
         }
-        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = stored.into_iter().collect();
-        for (key, value) in &self.writes {
-            let inside = key.as_slice() >= range.start.as_slice()
-                && range.end.as_ref().is_none_or(|end| key < end);
-            if !inside {
-                continue;
-            }
-            match value {
-                Some(value) => merged.insert(key.clone(), value.clone()),
-                None => merged.remove(key),
-            };
-        }
-        Ok(if reverse {
-            merged.into_iter().rev().take(limit).collect()
-        } else {
-            merged.into_iter().take(limit).collect()
-        })
+        Ok(merge_writes(stored, &self.writes, range, limit, reverse))
     }
 
     async fn prefetch(&mut self, keys: &[Vec<u8>]) -> Result<(), StoreError> {

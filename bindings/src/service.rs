@@ -29,7 +29,7 @@ use std::task::{Context, Poll, Wake, Waker};
 
 use hearth_engine::rest::{Clock, IdSource, Limits, Policy, Request, Service};
 use hearth_engine::store::{
-    block_on, Entry, KeyRange, MemoryStore, Store, StoreError, Transaction,
+    block_on, merge_writes, Entry, KeyRange, MemoryStore, Store, StoreError, Transaction,
 };
 use js_sys::{Array, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
@@ -237,29 +237,14 @@ impl Transaction for JsTx<'_> {
                 ],
             )
             .await?;
-        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        let mut stored = Vec::new();
         for pair in Array::from(&found).iter() {
             let pair = Array::from(&pair);
             if let (Some(key), Some(value)) = (bytes(&pair.get(0))?, bytes(&pair.get(1))?) {
-                merged.insert(key, value);
+                stored.push((key, value));
             }
         }
-        for (key, value) in &self.writes {
-            let inside = key.as_slice() >= range.start.as_slice()
-                && range.end.as_ref().is_none_or(|end| key < end);
-            if !inside {
-                continue;
-            }
-            match value {
-                Some(value) => merged.insert(key.clone(), value.clone()),
-                None => merged.remove(key),
-            };
-        }
-        Ok(if reverse {
-            merged.into_iter().rev().take(limit).collect()
-        } else {
-            merged.into_iter().take(limit).collect()
-        })
+        Ok(merge_writes(stored, &self.writes, range, limit, reverse))
     }
 
     fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {

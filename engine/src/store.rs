@@ -81,6 +81,38 @@ impl KeyRange {
     }
 }
 
+impl KeyRange {
+    /// True when `key` lies in the range.
+    pub fn contains(&self, key: &[u8]) -> bool {
+        key >= self.start.as_slice() && self.end.as_deref().is_none_or(|end| key < end)
+    }
+}
+
+/// A scan's answer from a store that holds writes of its own until commit: `stored` (what the
+/// store holds in `range`, in scan order, at least `limit` plus as many entries as `writes`
+/// has in the range, when the store has that many) with `writes` (`None`: deleted) laid over,
+/// up to `limit` entries in key order (`reverse`: descending).
+pub fn merge_writes(
+    stored: Vec<Entry>,
+    writes: &BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    range: &KeyRange,
+    limit: usize,
+    reverse: bool,
+) -> Vec<Entry> {
+    let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = stored.into_iter().collect();
+    for (key, value) in writes.iter().filter(|(key, _)| range.contains(key)) {
+        match value {
+            Some(value) => merged.insert(key.clone(), value.clone()),
+            None => merged.remove(key),
+        };
+    }
+    if reverse {
+        merged.into_iter().rev().take(limit).collect()
+    } else {
+        merged.into_iter().take(limit).collect()
+    }
+}
+
 /// The least key greater than every key starting with `prefix` (`None` when there is none).
 fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     let mut end = prefix.to_vec();
@@ -525,6 +557,31 @@ mod tests {
             let mut read = store.begin(false).await.unwrap_or_else(|e| panic!("{e:?}"));
             assert_eq!(read.get(b"k").await, Ok(Some(b"1".to_vec())));
         });
+    }
+
+    #[test]
+    fn own_writes_lay_over_stored_entries_within_the_range() {
+        let stored = alloc::vec![
+            (b"a1".to_vec(), b"1".to_vec()),
+            (b"a2".to_vec(), b"2".to_vec()),
+            (b"a4".to_vec(), b"4".to_vec()),
+        ];
+        let mut writes = BTreeMap::new();
+        writes.insert(b"a2".to_vec(), None);
+        writes.insert(b"a3".to_vec(), Some(b"3".to_vec()));
+        writes.insert(b"b1".to_vec(), Some(b"x".to_vec()));
+        let range = KeyRange::prefix(b"a");
+        let keys = |entries: Vec<Entry>| -> Vec<Vec<u8>> {
+            entries.into_iter().map(|(key, _)| key).collect()
+        };
+        assert_eq!(
+            keys(merge_writes(stored.clone(), &writes, &range, 10, false)),
+            alloc::vec![b"a1".to_vec(), b"a3".to_vec(), b"a4".to_vec()]
+        );
+        assert_eq!(
+            keys(merge_writes(stored, &writes, &range, 2, true)),
+            alloc::vec![b"a4".to_vec(), b"a3".to_vec()]
+        );
     }
 
     #[test]
