@@ -67,3 +67,22 @@ export async function startStaticServer({ files = {} } = {}) {
     close: () => new Promise((resolve) => server.close(resolve)),
   };
 }
+
+/** Opens the test page in `context`; the page's uncaught errors collect in `page.errors`. */
+export async function openTestPage(context, origin) {
+  const page = await context.newPage();
+  page.errors = [];
+  page.on("pageerror", (err) => page.errors.push(err.message));
+  await page.goto(`${origin}/pages/index.html`);
+  await page.waitForSelector("body[data-ready=true]", { state: "attached" });
+  return page;
+}
+
+/** Registers the test Service Worker (/sw.js) and waits until it controls `page`. */
+export async function controlByWorker(page) {
+  await page.evaluate(async () => {
+    await navigator.serviceWorker.register("/sw.js", { type: "module" });
+    await navigator.serviceWorker.ready;
+  });
+  await page.waitForFunction(() => navigator.serviceWorker.controller !== null);
+}

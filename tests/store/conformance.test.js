@@ -4,7 +4,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { launchChromium } from "../lib/chromium.js";
-import { startStaticServer } from "../lib/static-server.js";
+import { controlByWorker, openTestPage, startStaticServer } from "../lib/static-server.js";
 import { artifactPath } from "../lib/paths.js";
 import { report, runHttpSuite } from "../lib/http-suite.js";
 
@@ -30,18 +30,10 @@ function through(page, call) {
   };
 }
 
-async function openPage(context) {
-  const page = await context.newPage();
-  const errors = [];
-  page.on("pageerror", (err) => errors.push(err.message));
-  await page.goto(`${server.origin}/pages/index.html`);
-  await page.waitForSelector("body[data-ready=true]", { state: "attached" });
-  return { page, errors };
-}
 
 test("the HTTP conformance cases through store.fetch on IndexedDB", async () => {
   const context = await browser.newContext();
-  const { page, errors } = await openPage(context);
+  const page = await openTestPage(context, server.origin);
   const send = through(page, async ({ url, init }) => {
     window.stores.conformance ??= await window.hearth.FhirStore.open({ name: "conformance" });
     const response = await window.stores.conformance.fetch(url, init);
@@ -53,18 +45,13 @@ test("the HTTP conformance cases through store.fetch on IndexedDB", async () => 
   writeFileSync(artifactPath("store-fetch-conformance-failures.txt"), result.failures.join("\n") + "\n");
   assert.ok(pass + fail >= 300, `only ${pass + fail} cases`);
   assert.deepEqual(result.failures, []);
-  assert.deepEqual(errors, []);
+  assert.deepEqual(page.errors, []);
 });
 
 test("the HTTP conformance cases through the Service Worker endpoint, offline", async () => {
   const context = await browser.newContext();
-  const { page, errors } = await openPage(context);
-  await page.evaluate(async () => {
-    await navigator.serviceWorker.register("/sw.js", { type: "module" });
-    await navigator.serviceWorker.ready;
-  });
-  // The page is controlled once the worker has claimed it.
-  await page.waitForFunction(() => navigator.serviceWorker.controller !== null);
+  const page = await openTestPage(context, server.origin);
+  await controlByWorker(page);
   await context.setOffline(true);
   const send = through(page, async ({ url, init }) => {
     const response = await fetch(url, init);
@@ -78,5 +65,5 @@ test("the HTTP conformance cases through the Service Worker endpoint, offline", 
   writeFileSync(artifactPath("service-worker-conformance-failures.txt"), result.failures.join("\n") + "\n");
   assert.ok(pass + fail >= 300, `only ${pass + fail} cases`);
   assert.deepEqual(result.failures, []);
-  assert.deepEqual(errors, []);
+  assert.deepEqual(page.errors, []);
 });

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 import { CHROMIUM_ARGS } from "../lib/chromium.js";
-import { startStaticServer } from "../lib/static-server.js";
+import { openTestPage, startStaticServer } from "../lib/static-server.js";
 
 const ROUNDS = Number(process.env.CRASH_ROUNDS ?? 20);
 const BUNDLE_SIZE = 100;
@@ -57,12 +57,8 @@ function kill(child) {
   });
 }
 
-async function openPage(browser) {
-  const context = browser.contexts()[0];
-  const page = await context.newPage();
-  await page.goto(`${server.origin}/pages/index.html`);
-  await page.waitForSelector("body[data-ready=true]", { state: "attached" });
-  return page;
+function openPage(browser) {
+  return openTestPage(browser.contexts()[0], server.origin);
 }
 
 test(`every acknowledged transaction Bundle is whole after ${ROUNDS} SIGKILLs, and none is partial`, async () => {

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 import { CHROMIUM_ARGS, launchChromium } from "../lib/chromium.js";
-import { startStaticServer } from "../lib/static-server.js";
+import { controlByWorker, openTestPage, startStaticServer } from "../lib/static-server.js";
 import { serve, stop } from "../lib/serve.js";
 import { MALFORMED } from "../lib/malformed.js";
 
@@ -26,13 +26,8 @@ after(async () => {
   await server?.close();
 });
 
-async function openPage(context, path = "/pages/index.html") {
-  const page = await context.newPage();
-  page.errors = [];
-  page.on("pageerror", (err) => page.errors.push(err.message));
-  await page.goto(`${server.origin}${path}`);
-  await page.waitForSelector("body[data-ready=true]", { state: "attached" });
-  return page;
+function openPage(context) {
+  return openTestPage(context, server.origin);
 }
 
 test("what is written is found after a reload and after the browser restarts on the same profile", async () => {
@@ -118,11 +113,7 @@ test("a change made in one tab is reported in another", async () => {
 test("fhir-kit-client works against the Service Worker endpoint offline", async () => {
   const context = await browser.newContext();
   const page = await openPage(context);
-  await page.evaluate(async () => {
-    await navigator.serviceWorker.register("/sw.js", { type: "module" });
-    await navigator.serviceWorker.ready;
-  });
-  await page.waitForFunction(() => navigator.serviceWorker.controller !== null);
+  await controlByWorker(page);
   // The client is part of the page, loaded while online, as an app's bundle would be.
   await page.evaluate(async () => {
     window.kit = await import("/vendor/fhir-kit-client.js");
@@ -343,11 +334,7 @@ test("hostile input through store.fetch and the Service Worker gets the answers 
   }
   const context = await browser.newContext();
   const page = await openPage(context);
-  await page.evaluate(async () => {
-    await navigator.serviceWorker.register("/sw.js", { type: "module" });
-    await navigator.serviceWorker.ready;
-  });
-  await page.waitForFunction(() => navigator.serviceWorker.controller !== null);
+  await controlByWorker(page);
   for (const where of ["store", "worker"]) {
     const answers = await page.evaluate(
       async ({ requests, where }) => {
