@@ -49,6 +49,7 @@ run fmt check cargo fmt --all -- --check
 run clippy check bash -c 'cargo clippy -p hearth-engine --all-targets -- -D warnings &&
   cargo clippy -p hearth-wasm --all-targets --target wasm32-unknown-unknown -- -D warnings'
 run engine-unit cargo cargo test -p hearth-engine -- --nocapture
+run sync-sim cargo cargo test --release -p hearth-engine --test sync_sim -- --nocapture
 run engine-no-std check cargo build -p hearth-engine --no-default-features --target x86_64-unknown-none
 run engine-wasm32 check cargo build -p hearth-engine --no-default-features --target wasm32-unknown-unknown
 run wasm-node-chromium cargo cargo test --target wasm32-unknown-unknown -p hearth-wasm
@@ -68,6 +69,7 @@ grep -hE '^(examples|synthea): [0-9]+ files|malformed resources|^fuzz corpus:|^f
 grep -hE '^types: |^docs: ' "$logs"/npm-node.log | sed 's/^/  /' || true
 grep -hE '^fhirpath.js cases:|^  skipped [0-9]|^fhirpath differential:|^validator cases:|^http conformance:' "$logs"/conformance.log | sed 's/^/  /' || true
 grep -hE '^hostile: ' "$logs"/hostile.log | sed 's/^/  /' || true
+grep -hE '^sync simulation: ' "$logs"/sync-sim.log | sed 's/^/  /' || true
 grep -hE '^(store.fetch|service worker) conformance:|^store: ' "$logs"/store-chromium.log | sed 's/^/  /' || true
 printf '%-20s %8s %8s %8s %6s  %s\n' layer passed failed skipped secs status
 total_p=0; total_f=0; total_s=0

@@ -30,6 +30,7 @@ pub mod resource;
 pub mod rest;
 pub mod search;
 pub mod store;
+pub mod sync;
 pub mod validation;
 
 pub use error::{Error, Status};

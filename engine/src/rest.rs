@@ -157,9 +157,11 @@ enum Stored {
 mod bundle;
 mod fhirpath_patch;
 mod limits;
+mod replica;
 mod search;
 
 pub use limits::{Limits, Policy};
+pub(crate) use replica::LocalState;
 
 fn key(parts: &[&str]) -> Vec<u8> {
     let mut res = Vec::new();
@@ -1255,6 +1257,14 @@ impl<S: Store> Service<S> {
     }
 
     fn history_bundle(&self, path: &str, entries: &[String]) -> Response {
+        self.history_bundle_next(path, entries, None)
+    }
+
+    /// A history Bundle with a `next` link when `next` is given.
+    fn history_bundle_next(&self, path: &str, entries: &[String], next: Option<&str>) -> Response {
+        let next = next
+            .map(|url| format!(r#",{{"relation":"next","url":"{url}"}}"#))
+            .unwrap_or_default();
         let entry = if entries.is_empty() {
             String::new()
         } else {
@@ -1263,7 +1273,7 @@ impl<S: Store> Service<S> {
         Response::json(
             200,
             format!(
-                r#"{{"resourceType":"Bundle","type":"history","link":[{{"relation":"self","url":"{}/{path}"}}]{entry}}}"#,
+                r#"{{"resourceType":"Bundle","type":"history","link":[{{"relation":"self","url":"{}/{path}"}}{next}]{entry}}}"#,
                 self.base_url
             ),
         )
@@ -1371,7 +1381,14 @@ impl<S: Store> Service<S> {
             // For `_at`: when each resource's next version was written (walking back in time).
             let mut newer: alloc::collections::BTreeMap<(String, String), i64> =
                 alloc::collections::BTreeMap::new();
-            let mut end: Option<Vec<u8>> = KeyRange::prefix(&prefix).end;
+            let mut end: Option<Vec<u8>> = match params.cursor {
+                Some(cursor) => Some(
+                    [prefix.as_slice(), format!("{cursor:020}").as_bytes()].concat(),
+                ),
+                None => KeyRange::prefix(&prefix).end,
+            };
+            // The sequence number of the last write looked at, when the page is full.
+            let mut last_seq: Option<u64> = None;
             'pages: while entries.len() < params.count {
                 let range = KeyRange {
                     start: prefix.clone(),
@@ -1383,12 +1400,12 @@ impl<S: Store> Service<S> {
                 };
                 end = Some(last_key.clone());
                 for (entry_key, value) in &page {
+                    let seq = entry_key
+                        .rsplit(|b| *b == 0)
+                        .next()
+                        .and_then(|seq| core::str::from_utf8(seq).ok())
+                        .unwrap_or_default();
                     let value = if value.is_empty() {
-                        let seq = entry_key
-                            .rsplit(|b| *b == 0)
-                            .next()
-                            .and_then(|seq| core::str::from_utf8(seq).ok())
-                            .unwrap_or_default();
                         tx.get(&key(&["l", seq])).await?.unwrap_or_default()
                     } else {
                         value.clone()
@@ -1432,22 +1449,36 @@ impl<S: Store> Service<S> {
                         newer.insert(resource, written);
                     }
                     if entries.len() >= params.count {
+                        last_seq = seq.parse().ok();
                         break 'pages;
                     }
                 }
             }
-            Ok::<_, StoreError>(entries)
+            Ok::<_, StoreError>((entries, last_seq))
         }
         .await;
-        let entries = match result {
-            Ok(entries) => entries,
+        let (entries, last_seq) = match result {
+            Ok(found) => found,
             Err(err) => return store_error(&err),
         };
         let path = type_name.map_or_else(
             || String::from("_history"),
             |type_name| format!("{type_name}/_history"),
         );
-        self.history_bundle(&path, &entries)
+        let response = self.history_bundle(&path, &entries);
+        if let Some(seq) = last_seq.filter(|seq| *seq > 1) {
+            // The page is full: the next one continues below its last write.
+            let mut query: Vec<(String, String)> = request
+                .query
+                .iter()
+                .filter(|(name, _)| name != "_cursor")
+                .cloned()
+                .collect();
+            query.push((String::from("_cursor"), format!("{seq}")));
+            let next = format!("{}/{path}?{}", self.base_url, query_string(&query));
+            return self.history_bundle_next(&path, &entries, Some(&next));
+        }
+        response
     }
 
     /// The matches of a conditional interaction's query, with the version each was found at.
@@ -1901,6 +1932,9 @@ struct HistoryParams {
     since: Option<i64>,
     /// `_at`: versions current at some point of this range.
     at: Option<(i64, i64)>,
+    /// `_cursor`: for type and system history, the page that continues below this write-log
+    /// sequence number (from a `next` link).
+    cursor: Option<u64>,
 }
 
 /// Whether a history walk (newest first) takes a version.
@@ -1938,6 +1972,7 @@ fn history_params(request: &Request) -> Result<HistoryParams, Response> {
         count: 100,
         since: None,
         at: None,
+        cursor: None,
     };
     for (name, value) in &request.query {
         match name.as_str() {
@@ -1964,6 +1999,15 @@ fn history_params(request: &Request) -> Result<HistoryParams, Response> {
                         format!("_at must be a date, dateTime or instant, not \"{value}\""),
                     ));
                 }
+            }
+            "_cursor" => {
+                params.cursor = Some(value.parse().map_err(|_| {
+                    Response::error(
+                        400,
+                        IssueType::Invalid,
+                        format!("_cursor must be the number a next link gives, not \"{value}\""),
+                    )
+                })?);
             }
             "_format" | "_pretty" => {}
             other => {

@@ -792,3 +792,64 @@ fn batch_queries_are_percent_decoded() {
     let response = call(&s, "POST", "", &[], &batch);
     assert!(response.body.contains("200 OK"), "{}", response.body);
 }
+
+#[test]
+fn type_and_system_history_page_with_next_links() {
+    let service = service();
+    for n in 0..7 {
+        let created = call(
+            &service,
+            "POST",
+            "Patient",
+            &[],
+            &patient(&format!(r#","birthDate":"19{n}0""#)),
+        );
+        assert_eq!(created.status, 201);
+    }
+    call(&service, "DELETE", "Patient/id3", &[], "");
+    for path in ["Patient/_history", "_history"] {
+        let mut url = format!("{path}?_count=3");
+        let mut seen = Vec::new();
+        let mut pages = 0;
+        loop {
+            let response = call(&service, "GET", &url, &[], "");
+            assert_eq!(response.status, 200, "{}", response.body);
+            let page: serde_json::Value = serde_json::from_str(&response.body).unwrap();
+            let entries = page["entry"].as_array().cloned().unwrap_or_default();
+            assert!(entries.len() <= 3);
+            for entry in &entries {
+                let etag = entry["response"]["etag"].as_str().unwrap().to_string();
+                seen.push(format!(
+                    "{}@{etag}",
+                    entry["fullUrl"].as_str().unwrap()
+                ));
+            }
+            pages += 1;
+            let next = page["link"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|link| link["relation"] == "next")
+                .map(|link| link["url"].as_str().unwrap().to_string());
+            match next {
+                Some(next) => {
+                    url = next
+                        .strip_prefix("http://localhost:8787/fhir/")
+                        .expect("the next link is on the server")
+                        .to_string()
+                }
+                None => break,
+            }
+        }
+        // 8 writes, newest first, each once: the deletion, then the creations.
+        assert_eq!(seen.len(), 8, "{seen:?}");
+        assert_eq!(pages, 3);
+        assert!(seen[0].ends_with("Patient/id3@W/\"2\""), "{seen:?}");
+        let mut distinct = seen.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert_eq!(distinct.len(), 8, "{seen:?}");
+    }
+    let refused = call(&service, "GET", "_history?_cursor=abc", &[], "");
+    assert_eq!(refused.status, 400);
+}

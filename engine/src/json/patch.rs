@@ -131,7 +131,7 @@ fn add(root: &mut Node, tokens: &[String], value: Node) -> Result<(), String> {
 }
 
 /// JSON equality: numbers by value, objects regardless of member order.
-fn equal(a: &Node, b: &Node) -> bool {
+pub(crate) fn equal(a: &Node, b: &Node) -> bool {
     match (&a.value, &b.value) {
         (Value::Number(x), Value::Number(y)) => {
             match (

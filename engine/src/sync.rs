@@ -1,0 +1,1181 @@
+//! Sync of a local store with a remote FHIR server, sans-IO: [`Sync`] says which HTTP request
+//! to send next ([`Sync::next`]) and takes the reply back ([`Sync::receive`]); the host moves
+//! the bytes (with `fetch`, or a simulated network in tests) and adds what is its own
+//! (`Authorization`). The local side is a [`Service`], written through the same paths as a
+//! REST write (validated, indexed, in the write log).
+//!
+//! A sync is rounds of pull then push:
+//! - **pull**: the first time, a download of the scope by search with paging (or
+//!   `Patient/$everything`), with a checkpoint taken from the server's newest history entry
+//!   before it; after that, `_history?_since=checkpoint` (inclusive, so resources sharing the
+//!   checkpoint's instant come again and are recognised by their version). Each page is
+//!   checked and applied in one store transaction; a resource that fails validation is
+//!   reported and left out. Remote versions meet local changes in a three-way merge
+//!   ([`merge`]); what does not merge is a [`Conflict`], held until resolved.
+//! - **push**: local changes since the last push (the write log), one per resource, in a
+//!   transaction Bundle (a batch when the server has no transaction, or to learn which entry
+//!   a failed transaction refused), `If-Match` on the base's remote version; a new resource is
+//!   a `PUT` with its local id, so a reply that never came cannot make a duplicate. A push
+//!   without a reply is followed by a pull before it is sent again.
+//!
+//! **Invariant:** nothing is acknowledged that the store did not commit: a pulled page, a
+//! push's results and the checkpoints are each written in one store transaction with the
+//! records that describe them ([`local`]).
+
+mod local;
+mod merge;
+mod wire;
+
+use alloc::collections::{BTreeSet, VecDeque};
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+pub use local::{Conflict, Resolution};
+
+use crate::rest::Service;
+use crate::store::{Store, StoreError, Transaction};
+use local::{ykey, Applied, Base};
+use wire::{Capabilities, Item, Page};
+
+/// What to keep of the remote's data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// A patient's compartment (`Patient/$everything`).
+    Patient(String),
+    /// Every resource of these types.
+    Types(Vec<String>),
+    /// The results of these searches (`Observation?category=vital-signs`).
+    Searches(Vec<String>),
+}
+
+impl Scope {
+    fn key(&self) -> String {
+        match self {
+            Scope::Patient(id) => format!("patient:{id}"),
+            Scope::Types(types) => format!("types:{}", types.join(",")),
+            Scope::Searches(searches) => format!("searches:{}", searches.join("\u{1}")),
+        }
+    }
+}
+
+/// How a sync runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// What to keep.
+    pub scope: Scope,
+    /// `_count` of each page pulled.
+    pub page_size: usize,
+    /// Most resources pushed in one Bundle.
+    pub push_size: usize,
+    /// Most pull-then-push rounds (a round follows a push some of whose entries were stale).
+    pub max_rounds: usize,
+    /// Most attempts of one request that fails without an answer, or with 429 or 5xx.
+    pub max_attempts: u32,
+}
+
+impl Options {
+    /// The defaults for `scope`: pages of 200, pushes of 100, 4 rounds, 4 attempts.
+    pub fn new(scope: Scope) -> Options {
+        Options {
+            scope,
+            page_size: 200,
+            push_size: 100,
+            max_rounds: 4,
+            max_attempts: 4,
+        }
+    }
+}
+
+/// A request for the host to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpRequest {
+    /// `GET`, `POST`, ...
+    pub method: String,
+    /// Absolute, under the remote's base URL.
+    pub url: String,
+    /// Headers to send (the host adds its own, such as `Authorization`).
+    pub headers: Vec<(String, String)>,
+    /// The body (empty for a GET).
+    pub body: Vec<u8>,
+}
+
+/// The reply the host received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpReply {
+    /// The status code.
+    pub status: u16,
+    /// Names in any case.
+    pub headers: Vec<(String, String)>,
+    /// The body, as received.
+    pub body: Vec<u8>,
+}
+
+impl HttpReply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+/// What the host does next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Send this request and pass its reply (or the failure) to [`Sync::receive`].
+    Send(HttpRequest),
+    /// Wait this long (a `Retry-After`, or backing off), then call [`Sync::next`] again.
+    Wait {
+        /// Milliseconds.
+        millis: u64,
+    },
+    /// The sync is over; [`Sync::summary`] says how it went.
+    Done,
+}
+
+/// A problem the sync met: about one resource, or the whole sync.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issue {
+    /// `Type/id`, when it concerns one resource.
+    pub resource: Option<String>,
+    /// What happened.
+    pub message: String,
+}
+
+/// How a sync went.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Remote versions stored locally.
+    pub pulled: usize,
+    /// Local changes the remote acknowledged.
+    pub pushed: usize,
+    /// Remote and local changes merged by themselves.
+    pub merged: usize,
+    /// New conflicts.
+    pub conflicts: usize,
+    /// Requests sent.
+    pub requests: usize,
+    /// Problems met (the sync went on past those about one resource).
+    pub issues: Vec<Issue>,
+    /// True when the sync ran to its end (pulled, and pushed all it could).
+    pub complete: bool,
+}
+
+/// The progress of a sync, for a progress bar.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Progress {
+    /// `"capabilities"`, `"pull"`, `"push"` or `"done"`.
+    pub phase: &'static str,
+    /// Resources pulled or pushed so far in the phase.
+    pub done: usize,
+    /// When known (a searchset's `total`, or the changes to push).
+    pub total: Option<usize>,
+}
+
+/// What a request sent was for.
+#[derive(Debug, Clone)]
+enum Sent {
+    Capabilities,
+    Checkpoint,
+    Page {
+        incremental: bool,
+        filter: Filter,
+    },
+    Push {
+        items: Vec<Pushed>,
+        log_to: u64,
+        transaction: bool,
+    },
+}
+
+/// Which resources of a page belong to the scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Filter {
+    All,
+    /// Those in the patient's compartment, or known locally.
+    Compartment,
+    /// Those known locally only.
+    Known,
+}
+
+#[derive(Debug, Clone)]
+struct Pushed {
+    type_name: String,
+    id: String,
+    /// The local version sent.
+    local: u64,
+    deleted: bool,
+    /// The base's remote version, for `If-Match` (none for a new resource).
+    if_match: Option<String>,
+}
+
+#[derive(Debug)]
+enum Phase {
+    Start,
+    /// Pull pages: the queue of first pages, and the page in hand's next link.
+    Pull {
+        queue: VecDeque<(String, bool, Filter)>,
+        next: Option<(String, bool, Filter)>,
+        checkpoint: Option<String>,
+        seen: BTreeSet<(String, String)>,
+    },
+    Push,
+    Done,
+}
+
+/// One sync run against one remote. See the module documentation.
+pub struct Sync {
+    remote: String,
+    options: Options,
+    phase: Phase,
+    caps: Option<Capabilities>,
+    /// The request in flight, and what it was for.
+    sent: Option<(HttpRequest, Sent)>,
+    /// Failed attempts of the request to send again.
+    retry: Option<(HttpRequest, Sent, u32)>,
+    /// A wait to announce before the retry.
+    wait: Option<u64>,
+    round: usize,
+    /// A push met stale bases: pull and push again.
+    again: bool,
+    summary: Summary,
+    progress: Progress,
+}
+
+impl Sync {
+    /// A sync with the server at `remote` (its base URL, `https://example.org/fhir`).
+    pub fn new(remote: &str, options: Options) -> Sync {
+        Sync {
+            remote: remote.trim_end_matches('/').to_string(),
+            options,
+            phase: Phase::Start,
+            caps: None,
+            sent: None,
+            retry: None,
+            wait: None,
+            round: 0,
+            again: false,
+            summary: Summary::default(),
+            progress: Progress {
+                phase: "capabilities",
+                done: 0,
+                total: None,
+            },
+        }
+    }
+
+    /// How the sync went so far.
+    pub fn summary(&self) -> &Summary {
+        &self.summary
+    }
+
+    /// Where the sync is.
+    pub fn progress(&self) -> &Progress {
+        &self.progress
+    }
+
+    fn get(&self, url: String) -> HttpRequest {
+        HttpRequest {
+            method: String::from("GET"),
+            url,
+            headers: alloc::vec![(
+                String::from("Accept"),
+                String::from("application/fhir+json")
+            )],
+            body: Vec::new(),
+        }
+    }
+
+    fn send(&mut self, request: HttpRequest, sent: Sent) -> Step {
+        self.summary.requests += 1;
+        self.sent = Some((request.clone(), sent));
+        Step::Send(request)
+    }
+
+    fn fail(&mut self, message: String) -> Step {
+        self.summary.issues.push(Issue {
+            resource: None,
+            message,
+        });
+        self.phase = Phase::Done;
+        self.progress.phase = "done";
+        Step::Done
+    }
+
+    /// What to do next.
+    pub async fn next<S: Store>(&mut self, local: &Service<S>) -> Step {
+        match self.next_inner(local).await {
+            Ok(step) => step,
+            Err(err) => self.fail(format!("the local store failed: {}", err.message)),
+        }
+    }
+
+    async fn next_inner<S: Store>(&mut self, local: &Service<S>) -> Result<Step, StoreError> {
+        if self.sent.is_some() {
+            // The reply to the request in flight has not come back; it is lost.
+            self.receive_failure(String::from("no reply was passed back"));
+        }
+        if let Some(millis) = self.wait.take() {
+            return Ok(Step::Wait { millis });
+        }
+        if let Some((request, sent, attempts)) = self.retry.take() {
+            self.retry = Some((request.clone(), sent.clone(), attempts));
+            self.summary.requests += 1;
+            self.sent = Some((request.clone(), sent));
+            return Ok(Step::Send(request));
+        }
+        loop {
+            match &mut self.phase {
+                Phase::Done => return Ok(Step::Done),
+                Phase::Start => {
+                    if self.caps.is_none() {
+                        let request = self.get(format!("{}/metadata", self.remote));
+                        return Ok(self.send(request, Sent::Capabilities));
+                    }
+                    self.round += 1;
+                    self.again = false;
+                    self.progress = Progress {
+                        phase: "pull",
+                        done: 0,
+                        total: None,
+                    };
+                    let since = {
+                        let mut tx = local.replica_begin(false).await?;
+                        let key = ykey(&self.remote, &["c", &self.options.scope.key()]);
+                        tx.get(&key)
+                            .await?
+                            .map(|v| String::from_utf8(v).unwrap_or_default())
+                    };
+                    match since {
+                        Some(since) => {
+                            let queue = self.incremental(&since);
+                            self.phase = Phase::Pull {
+                                queue,
+                                next: None,
+                                checkpoint: Some(since),
+                                seen: BTreeSet::new(),
+                            };
+                        }
+                        None => {
+                            let caps = self.caps.clone().unwrap_or_default();
+                            if caps.history_system {
+                                self.phase = Phase::Pull {
+                                    queue: VecDeque::new(),
+                                    next: None,
+                                    checkpoint: None,
+                                    seen: BTreeSet::new(),
+                                };
+                                let request =
+                                    self.get(format!("{}/_history?_count=1", self.remote));
+                                return Ok(self.send(request, Sent::Checkpoint));
+                            }
+                            let queue = self.download();
+                            self.phase = Phase::Pull {
+                                queue,
+                                next: None,
+                                checkpoint: None,
+                                seen: BTreeSet::new(),
+                            };
+                        }
+                    }
+                }
+                Phase::Pull {
+                    queue,
+                    next,
+                    checkpoint,
+                    ..
+                } => {
+                    let page = next.take().or_else(|| queue.pop_front());
+                    if let Some((url, incremental, filter)) = page {
+                        let request = self.get(url);
+                        return Ok(self.send(
+                            request,
+                            Sent::Page {
+                                incremental,
+                                filter,
+                            },
+                        ));
+                    }
+                    // Every page applied: the checkpoint moves.
+                    if let Some(checkpoint) = checkpoint.clone() {
+                        let mut tx = local.replica_begin(true).await?;
+                        tx.put(
+                            ykey(&self.remote, &["c", &self.options.scope.key()]),
+                            checkpoint.into_bytes(),
+                        );
+                        tx.commit().await?;
+                    }
+                    self.phase = Phase::Push;
+                    self.progress = Progress {
+                        phase: "push",
+                        done: 0,
+                        total: None,
+                    };
+                }
+                Phase::Push => {
+                    let (items, log_to, body) = self.gather(local).await?;
+                    if items.is_empty() {
+                        if log_to > 0 {
+                            let mut tx = local.replica_begin(true).await?;
+                            tx.put(ykey(&self.remote, &["s"]), format!("{log_to}").into_bytes());
+                            tx.commit().await?;
+                            continue;
+                        }
+                        if self.again && self.round < self.options.max_rounds {
+                            self.phase = Phase::Start;
+                            continue;
+                        }
+                        if self.again {
+                            self.summary.issues.push(Issue {
+                                resource: None,
+                                message: format!(
+                                    "changes were still stale after {} rounds; they are pushed at the next sync",
+                                    self.round
+                                ),
+                            });
+                        } else {
+                            self.summary.complete = true;
+                        }
+                        self.phase = Phase::Done;
+                        self.progress.phase = "done";
+                        return Ok(Step::Done);
+                    }
+                    let caps = self.caps.clone().unwrap_or_default();
+                    let transaction = caps.transaction || !caps.batch;
+                    let request = self.bundle(&items, &body, transaction);
+                    return Ok(self.send(
+                        request,
+                        Sent::Push {
+                            items,
+                            log_to,
+                            transaction,
+                        },
+                    ));
+                }
+            }
+        }
+    }
+
+    /// The first pages of a first download of the scope.
+    fn download(&self) -> VecDeque<(String, bool, Filter)> {
+        let (remote, count) = (&self.remote, self.options.page_size);
+        let caps = self.caps.clone().unwrap_or_default();
+        match &self.options.scope {
+            Scope::Patient(id) if caps.everything => [(
+                format!(
+                    "{remote}/Patient/{}/$everything?_count={count}",
+                    wire::encode(id)
+                ),
+                false,
+                Filter::All,
+            )]
+            .into(),
+            Scope::Patient(id) => {
+                // No $everything: the compartment's members, type by type and parameter by
+                // parameter.
+                let mut queue: VecDeque<_> = [(
+                    format!("{remote}/Patient?_id={}&_count={count}", wire::encode(id)),
+                    false,
+                    Filter::All,
+                )]
+                .into();
+                if let Some((_, members)) = crate::model::COMPARTMENTS
+                    .iter()
+                    .find(|(focus, _)| *focus == "Patient")
+                {
+                    for (type_name, params) in members.iter() {
+                        for param in params.iter() {
+                            queue.push_back((
+                                format!(
+                                    "{remote}/{type_name}?{param}=Patient/{}&_count={count}",
+                                    wire::encode(id)
+                                ),
+                                false,
+                                Filter::All,
+                            ));
+                        }
+                    }
+                }
+                queue
+            }
+            Scope::Types(types) => types
+                .iter()
+                .map(|t| (format!("{remote}/{t}?_count={count}"), false, Filter::All))
+                .collect(),
+            Scope::Searches(searches) => searches
+                .iter()
+                .map(|search| (with_count(remote, search, count), false, Filter::All))
+                .collect(),
+        }
+    }
+
+    /// The first pages of an incremental pull since `since`.
+    fn incremental(&self, since: &str) -> VecDeque<(String, bool, Filter)> {
+        let (remote, count) = (&self.remote, self.options.page_size);
+        let since = wire::encode(since);
+        let caps = self.caps.clone().unwrap_or_default();
+        match &self.options.scope {
+            Scope::Patient(_) if caps.history_system => [(
+                format!("{remote}/_history?_since={since}&_count={count}"),
+                true,
+                Filter::Compartment,
+            )]
+            .into(),
+            Scope::Patient(_) => self.download(),
+            Scope::Types(types) => types
+                .iter()
+                .map(|t| {
+                    (
+                        format!("{remote}/{t}/_history?_since={since}&_count={count}"),
+                        true,
+                        Filter::All,
+                    )
+                })
+                .collect(),
+            Scope::Searches(searches) => {
+                let mut queue = VecDeque::new();
+                let mut types: Vec<&str> = Vec::new();
+                for search in searches {
+                    let type_name = search.split(['?', '/']).next().unwrap_or_default();
+                    if !types.contains(&type_name) {
+                        types.push(type_name);
+                    }
+                    // New and changed matches.
+                    let url = with_count(remote, search, count);
+                    let joiner = if url.contains('?') { '&' } else { '?' };
+                    queue.push_back((
+                        format!("{url}{joiner}_lastUpdated=ge{since}"),
+                        false,
+                        Filter::All,
+                    ));
+                }
+                // Deletions (and changes) of what is held here.
+                for type_name in types {
+                    queue.push_back((
+                        format!("{remote}/{type_name}/_history?_since={since}&_count={count}"),
+                        true,
+                        Filter::Known,
+                    ));
+                }
+                queue
+            }
+        }
+    }
+
+    /// Takes back the reply to the request [`Sync::next`] asked for (`Err`: no reply came:
+    /// the connection failed, or the host gave up waiting).
+    pub async fn receive<S: Store>(
+        &mut self,
+        local: &Service<S>,
+        reply: Result<HttpReply, String>,
+    ) {
+        let reply = match reply {
+            Ok(reply) => reply,
+            Err(message) => {
+                self.receive_failure(message);
+                return;
+            }
+        };
+        let Some((request, sent)) = self.sent.take() else {
+            return;
+        };
+        if reply.status == 429 || reply.status >= 500 {
+            let after = reply
+                .header("retry-after")
+                .and_then(|value| value.trim().parse::<u64>().ok())
+                .map(|seconds| seconds.saturating_mul(1000));
+            self.sent = Some((request, sent));
+            self.fail_attempt(wire::reply_message(reply.status, &reply.body), after);
+            return;
+        }
+        // Answered: a later request starts its own count of attempts.
+        self.retry = None;
+        if let Err(err) = self.take_reply(local, &request, sent, reply).await {
+            self.fail(format!("the local store failed: {}", err.message));
+        }
+    }
+
+    fn receive_failure(&mut self, message: String) {
+        self.fail_attempt(message, None);
+    }
+
+    /// A request failed without a usable answer: try it again after a wait, up to
+    /// `max_attempts`; a push is not sent again before a pull shows whether it landed.
+    fn fail_attempt(&mut self, message: String, after: Option<u64>) {
+        let Some((request, sent)) = self.sent.take() else {
+            return;
+        };
+        let attempts = match &self.retry {
+            Some((previous, _, attempts)) if *previous == request => attempts + 1,
+            _ => 1,
+        };
+        if attempts >= self.options.max_attempts {
+            self.retry = None;
+            self.fail(format!(
+                "{} {} failed {attempts} times; the last: {message}",
+                request.method, request.url
+            ));
+            return;
+        }
+        self.wait = Some(after.unwrap_or(500u64 << attempts.min(6)));
+        if matches!(sent, Sent::Push { .. }) {
+            // Whether it landed, the next pull says; the push is then gathered again.
+            self.retry = None;
+            self.again = false;
+            if self.round >= self.options.max_rounds {
+                self.fail(format!(
+                    "{} {} failed; the last: {message}",
+                    request.method, request.url
+                ));
+                return;
+            }
+            self.phase = Phase::Start;
+            // Counted as an attempt of this push by the rounds it takes.
+            return;
+        }
+        self.retry = Some((request, sent, attempts));
+    }
+
+    async fn take_reply<S: Store>(
+        &mut self,
+        local: &Service<S>,
+        request: &HttpRequest,
+        sent: Sent,
+        reply: HttpReply,
+    ) -> Result<(), StoreError> {
+        match sent {
+            Sent::Capabilities => {
+                if reply.status != 200 {
+                    self.fail(format!(
+                        "the server's metadata: {}",
+                        wire::reply_message(reply.status, &reply.body)
+                    ));
+                    return Ok(());
+                }
+                match Capabilities::read(&reply.body) {
+                    Ok(caps) => self.caps = Some(caps),
+                    Err(message) => {
+                        self.fail(format!("the server's metadata: {message}"));
+                    }
+                }
+            }
+            Sent::Checkpoint => {
+                if reply.status != 200 {
+                    self.fail(format!(
+                        "the server's history: {}",
+                        wire::reply_message(reply.status, &reply.body)
+                    ));
+                    return Ok(());
+                }
+                let page = match Page::read(&reply.body) {
+                    Ok(page) => page,
+                    Err(message) => {
+                        self.fail(format!("the server's history: {message}"));
+                        return Ok(());
+                    }
+                };
+                // The newest write's instant, or the server's clock when it has none.
+                let newest = newest_instant(&page.items)
+                    .or_else(|| reply.header("date").and_then(wire::http_date_instant))
+                    .unwrap_or_else(|| String::from("1970-01-01T00:00:00Z"));
+                let queue = self.download();
+                if let Phase::Pull {
+                    queue: pending,
+                    checkpoint,
+                    ..
+                } = &mut self.phase
+                {
+                    *pending = queue;
+                    *checkpoint = Some(newest);
+                }
+            }
+            Sent::Page {
+                incremental,
+                filter,
+            } => {
+                if reply.status != 200 {
+                    self.fail(format!(
+                        "GET {}: {}",
+                        request.url,
+                        wire::reply_message(reply.status, &reply.body)
+                    ));
+                    return Ok(());
+                }
+                let page = match Page::read(&reply.body) {
+                    Ok(page) => page,
+                    Err(message) => {
+                        self.fail(format!("GET {}: {message}", request.url));
+                        return Ok(());
+                    }
+                };
+                if let Some(next) = &page.next {
+                    if !next.starts_with(&format!("{}/", self.remote))
+                        && !next.starts_with(&format!("{}?", self.remote))
+                    {
+                        self.fail(format!(
+                            "GET {}: the next page's link ({next}) is not on the server",
+                            request.url
+                        ));
+                        return Ok(());
+                    }
+                }
+                for message in &page.unreadable {
+                    self.summary.issues.push(Issue {
+                        resource: None,
+                        message: format!("GET {}: {message}", request.url),
+                    });
+                }
+                if self.progress.total.is_none() && !incremental {
+                    self.progress.total = page.total;
+                }
+                self.apply_page(local, &page, filter).await?;
+                if let Phase::Pull {
+                    next, checkpoint, ..
+                } = &mut self.phase
+                {
+                    if incremental {
+                        if let Some(newest) = newest_instant(&page.items) {
+                            let later = match checkpoint.as_deref() {
+                                Some(current) => instant_ms(&newest) > instant_ms(current),
+                                None => true,
+                            };
+                            if later {
+                                *checkpoint = Some(newest);
+                            }
+                        }
+                    }
+                    *next = page.next.map(|url| (url, incremental, filter));
+                }
+            }
+            Sent::Push {
+                items,
+                log_to,
+                transaction,
+            } => {
+                if transaction && !(200..300).contains(&reply.status) && items.len() > 1 {
+                    // Which entry was refused, a batch tells: the same entries, each
+                    // judged on its own.
+                    let bodies = self.bodies(local, &items).await?;
+                    let request = self.bundle(&items, &bodies, false);
+                    let sent = Sent::Push {
+                        items,
+                        log_to,
+                        transaction: false,
+                    };
+                    self.retry = Some((request, sent, 0));
+                    return Ok(());
+                }
+                let outcomes = if (200..300).contains(&reply.status) {
+                    match wire::outcomes(&reply.body, items.len()) {
+                        Ok(outcomes) => outcomes,
+                        Err(message) => {
+                            // The server may have stored it: a pull says, then a push again.
+                            self.summary.issues.push(Issue {
+                                resource: None,
+                                message: format!("the push's reply: {message}"),
+                            });
+                            self.again = true;
+                            return Ok(());
+                        }
+                    }
+                } else {
+                    // A one-entry transaction refused: that entry's answer.
+                    let message = wire::reply_message(reply.status, &reply.body);
+                    items
+                        .iter()
+                        .map(|_| wire::Outcome {
+                            status: reply.status,
+                            version: None,
+                            message: message.clone(),
+                        })
+                        .collect()
+                };
+                self.take_outcomes(local, &items, &outcomes, log_to).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks a page's resources, then applies those in scope in one store transaction
+    /// (again, from the start, if another writer committed meanwhile).
+    async fn apply_page<S: Store>(
+        &mut self,
+        local: &Service<S>,
+        page: &Page,
+        filter: Filter,
+    ) -> Result<(), StoreError> {
+        let mut checked = Vec::with_capacity(page.items.len());
+        for item in &page.items {
+            let key = (item.type_name.clone(), item.id.clone());
+            let Phase::Pull { seen, .. } = &mut self.phase else {
+                break;
+            };
+            // History is newest first: an older version of what was applied is not.
+            if !seen.insert(key) {
+                continue;
+            }
+            let object = match &item.json {
+                Some(json) => match local.replica_check(&item.type_name, json.as_bytes()) {
+                    Ok(object) => Some(object),
+                    Err(message) => {
+                        self.summary.issues.push(Issue {
+                            resource: Some(format!("{}/{}", item.type_name, item.id)),
+                            message: format!("not stored: {message}"),
+                        });
+                        continue;
+                    }
+                },
+                None => None,
+            };
+            let in_scope = match filter {
+                Filter::All => true,
+                Filter::Known => false,
+                Filter::Compartment => match (&self.options.scope, &object) {
+                    (Scope::Patient(patient), Some(object)) => {
+                        local.replica_in_compartment(object, "Patient", patient)
+                    }
+                    _ => false,
+                },
+            };
+            checked.push((item, object, in_scope));
+        }
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut tx = local.replica_begin(true).await?;
+            let mut counts = (0, 0, 0);
+            for (item, object, in_scope) in &checked {
+                if !in_scope {
+                    let known = local::base(&mut tx, &self.remote, &item.type_name, &item.id)
+                        .await?
+                        .is_some()
+                        || Service::<S>::replica_state(&mut tx, &item.type_name, &item.id)
+                            .await?
+                            .is_some();
+                    if !known {
+                        continue;
+                    }
+                }
+                match local::apply(local, &mut tx, &self.remote, item, object.clone()).await? {
+                    Applied::Unchanged => {}
+                    Applied::Stored => counts.0 += 1,
+                    Applied::Merged => counts.1 += 1,
+                    Applied::Conflict => counts.2 += 1,
+                }
+            }
+            match tx.commit().await {
+                Ok(()) => {
+                    self.summary.pulled += counts.0;
+                    self.summary.merged += counts.1;
+                    self.summary.conflicts += counts.2;
+                    self.progress.done += page.items.len();
+                    return Ok(());
+                }
+                Err(err) if err.conflict && attempt < 3 => {}
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    /// The local changes to push next: at most `push_size` resources from the retry set and
+    /// the write log, the log position examined, and each one's JSON (`None`: a deletion).
+    async fn gather<S: Store>(
+        &mut self,
+        local: &Service<S>,
+    ) -> Result<(Vec<Pushed>, u64, Vec<Option<String>>), StoreError> {
+        let mut tx = local.replica_begin(false).await?;
+        let remote = self.remote.clone();
+        let mut candidates: Vec<(String, String)> =
+            local::retries(&mut tx, &remote, self.options.push_size).await?;
+        let mut seen: BTreeSet<(String, String)> = candidates.iter().cloned().collect();
+        let cursor = local::number(&mut tx, &ykey(&remote, &["s"])).await?;
+        let mut log_to = cursor;
+        let mut items = Vec::new();
+        let mut bodies = Vec::new();
+        let mut from_log = false;
+        let mut log_entries = Vec::new();
+        'gather: loop {
+            for (type_name, id) in candidates.drain(..) {
+                if let Some(pushed) = self.pushable(local, &mut tx, &type_name, &id).await? {
+                    let body = if pushed.deleted {
+                        None
+                    } else {
+                        Service::<S>::replica_version(&mut tx, &type_name, &id, pushed.local)
+                            .await?
+                    };
+                    items.push(pushed);
+                    bodies.push(body);
+                }
+            }
+            if items.len() >= self.options.push_size {
+                break;
+            }
+            if !from_log {
+                from_log = true;
+            }
+            if log_entries.is_empty() {
+                log_entries = Service::<S>::replica_log(&mut tx, log_to, 256).await?;
+                if log_entries.is_empty() {
+                    break;
+                }
+                log_entries.reverse();
+            }
+            while let Some((seq, type_name, id, _)) = log_entries.pop() {
+                log_to = seq;
+                if seen.insert((type_name.clone(), id.clone())) {
+                    candidates.push((type_name, id));
+                    continue 'gather;
+                }
+            }
+        }
+        if items.is_empty() && log_to == cursor {
+            return Ok((items, 0, bodies));
+        }
+        self.progress.total = Some(self.progress.done + items.len());
+        Ok((items, log_to, bodies))
+    }
+
+    /// What to push of `type_name/id`, if anything.
+    async fn pushable<S: Store, T: Transaction>(
+        &self,
+        _local: &Service<S>,
+        tx: &mut T,
+        type_name: &str,
+        id: &str,
+    ) -> Result<Option<Pushed>, StoreError> {
+        let remote = &self.remote;
+        let current = Service::<S>::replica_state(tx, type_name, id).await?;
+        let base = local::base(tx, remote, type_name, id).await?;
+        let Some(current) = current else {
+            return Ok(None);
+        };
+        if !local::changed(Some(current), base.as_ref()) {
+            return Ok(None);
+        }
+        if local::conflict(tx, remote, type_name, id).await?.is_some() {
+            return Ok(None);
+        }
+        if let Some((version, _)) = local::refusal(tx, remote, type_name, id).await? {
+            if version == current.version {
+                return Ok(None);
+            }
+        }
+        let live_base = base.filter(|base| base.live);
+        if current.deleted && live_base.is_none() {
+            // Created and deleted here, or deleted on both sides: nothing to send.
+            return Ok(None);
+        }
+        Ok(Some(Pushed {
+            type_name: type_name.to_string(),
+            id: id.to_string(),
+            local: current.version,
+            deleted: current.deleted,
+            if_match: live_base
+                .map(|base| base.remote)
+                .filter(|rv| !rv.is_empty()),
+        }))
+    }
+
+    async fn bodies<S: Store>(
+        &self,
+        local: &Service<S>,
+        items: &[Pushed],
+    ) -> Result<Vec<Option<String>>, StoreError> {
+        let mut tx = local.replica_begin(false).await?;
+        let mut bodies = Vec::with_capacity(items.len());
+        for item in items {
+            bodies.push(if item.deleted {
+                None
+            } else {
+                Service::<S>::replica_version(&mut tx, &item.type_name, &item.id, item.local)
+                    .await?
+            });
+        }
+        Ok(bodies)
+    }
+
+    /// The push Bundle. The remote versions are read when the reply is taken, so the bases
+    /// here are those of the moment it is built.
+    fn bundle(
+        &self,
+        items: &[Pushed],
+        bodies: &[Option<String>],
+        transaction: bool,
+    ) -> HttpRequest {
+        let mut entries = Vec::with_capacity(items.len());
+        for (item, body) in items.iter().zip(bodies) {
+            let url = format!("{}/{}", item.type_name, item.id);
+            let if_match = item
+                .if_match
+                .as_deref()
+                .map(|rv| {
+                    format!(
+                        r#","ifMatch":{}"#,
+                        local::json_string(&format!("W/\"{rv}\""))
+                    )
+                })
+                .unwrap_or_default();
+            entries.push(match body {
+                Some(json) if !item.deleted => format!(
+                    r#"{{"fullUrl":{},"resource":{},"request":{{"method":"PUT","url":{}{if_match}}}}}"#,
+                    local::json_string(&format!("{}/{url}", self.remote)),
+                    strip_meta(json),
+                    local::json_string(&url),
+                ),
+                _ => format!(
+                    r#"{{"request":{{"method":"DELETE","url":{}{if_match}}}}}"#,
+                    local::json_string(&url),
+                ),
+            });
+        }
+        let kind = if transaction { "transaction" } else { "batch" };
+        HttpRequest {
+            method: String::from("POST"),
+            url: self.remote.clone(),
+            headers: alloc::vec![
+                (
+                    String::from("Accept"),
+                    String::from("application/fhir+json")
+                ),
+                (
+                    String::from("Content-Type"),
+                    String::from("application/fhir+json")
+                ),
+                (String::from("Prefer"), String::from("return=minimal")),
+            ],
+            body: format!(
+                r#"{{"resourceType":"Bundle","type":"{kind}","entry":[{}]}}"#,
+                entries.join(",")
+            )
+            .into_bytes(),
+        }
+    }
+
+    async fn take_outcomes<S: Store>(
+        &mut self,
+        local: &Service<S>,
+        items: &[Pushed],
+        outcomes: &[wire::Outcome],
+        log_to: u64,
+    ) -> Result<(), StoreError> {
+        let remote = self.remote.clone();
+        let mut tx = local.replica_begin(true).await?;
+        let (mut pushed, mut stale) = (0, false);
+        for (item, outcome) in items.iter().zip(outcomes) {
+            let (type_name, id) = (item.type_name.as_str(), item.id.as_str());
+            let retry_key = ykey(&remote, &["q", type_name, id]);
+            let resource = format!("{type_name}/{id}");
+            let done_deleted = item.deleted && matches!(outcome.status, 404 | 410);
+            if (200..300).contains(&outcome.status) || done_deleted {
+                local::put_base(
+                    &mut tx,
+                    &remote,
+                    type_name,
+                    id,
+                    &Base {
+                        local: item.local,
+                        live: !item.deleted,
+                        remote: outcome.version.clone().unwrap_or_default(),
+                    },
+                );
+                tx.delete(retry_key);
+                tx.delete(ykey(&remote, &["e", type_name, id]));
+                pushed += 1;
+            } else if matches!(outcome.status, 409 | 412)
+                || (outcome.status == 404 && !item.deleted)
+            {
+                // The remote changed since the base: the next pull merges, then it is pushed.
+                tx.put(retry_key, Vec::new());
+                stale = true;
+            } else if (400..500).contains(&outcome.status) {
+                tx.put(
+                    ykey(&remote, &["e", type_name, id]),
+                    format!("{}\0{}", item.local, outcome.message).into_bytes(),
+                );
+                tx.delete(retry_key);
+                self.summary.issues.push(Issue {
+                    resource: Some(resource),
+                    message: format!(
+                        "the server refused it (status {}): {}",
+                        outcome.status, outcome.message
+                    ),
+                });
+            } else {
+                tx.put(retry_key, Vec::new());
+                self.summary.issues.push(Issue {
+                    resource: Some(resource),
+                    message: format!(
+                        "not pushed yet (status {}): {}",
+                        outcome.status, outcome.message
+                    ),
+                });
+                stale = true;
+            }
+        }
+        if log_to > 0 {
+            tx.put(ykey(&remote, &["s"]), format!("{log_to}").into_bytes());
+        }
+        tx.commit().await?;
+        self.summary.pushed += pushed;
+        self.progress.done += items.len();
+        self.again |= stale;
+        Ok(())
+    }
+
+    /// The conflicts recorded for `remote`.
+    pub async fn conflicts<S: Store>(
+        local: &Service<S>,
+        remote: &str,
+    ) -> Result<Vec<Conflict>, StoreError> {
+        let mut tx = local.replica_begin(false).await?;
+        local::conflicts::<S, _>(&mut tx, remote.trim_end_matches('/')).await
+    }
+
+    /// Resolves the conflict on `type_name/id`: `Ok(Ok(false))` when there is none,
+    /// `Ok(Err(message))` when the resolution does not validate.
+    pub async fn resolve<S: Store>(
+        local: &Service<S>,
+        remote: &str,
+        type_name: &str,
+        id: &str,
+        resolution: &Resolution,
+    ) -> Result<Result<bool, String>, StoreError> {
+        let remote = remote.trim_end_matches('/');
+        let mut tx = local.replica_begin(true).await?;
+        let result = local::resolve(local, &mut tx, remote, type_name, id, resolution).await?;
+        if matches!(result, Ok(true)) {
+            tx.commit().await?;
+        }
+        Ok(result)
+    }
+}
+
+fn with_count(remote: &str, search: &str, count: usize) -> String {
+    let joiner = if search.contains('?') { '&' } else { '?' };
+    if search.contains("_count=") {
+        format!("{remote}/{search}")
+    } else {
+        format!("{remote}/{search}{joiner}_count={count}")
+    }
+}
+
+/// A resource's JSON without the version and instant its local store gave it.
+fn strip_meta(json: &str) -> String {
+    match wire::read(json.as_bytes()) {
+        Ok(node) => crate::json::patch::to_text(&merge::without_server_meta(node)),
+        Err(_) => json.to_string(),
+    }
+}
+
+fn instant_ms(instant: &str) -> i64 {
+    crate::search::index::date_text_range(instant).map_or(i64::MIN, |(low, _)| low)
+}
+
+fn newest_instant(items: &[Item]) -> Option<String> {
+    items
+        .iter()
+        .filter_map(|item| item.instant.as_deref())
+        .max_by_key(|instant| instant_ms(instant))
+        .map(ToString::to_string)
+}
