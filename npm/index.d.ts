@@ -314,13 +314,83 @@ export interface AsyncFhirKeyValueStore {
 }
 
 /** What a change listener of {@link FhirStore.on} receives. */
-export interface FhirChange {
-  method: "create" | "update" | "patch" | "delete";
-  resourceType: ResourceType;
-  id?: string;
-  versionId?: string;
-  /** True when another tab or worker made the change. */
-  remote: boolean;
+export type FhirChange =
+  | {
+      method: "create" | "update" | "patch" | "delete";
+      resourceType: ResourceType;
+      id?: string;
+      versionId?: string;
+      /** True when another tab or worker made the change. */
+      remote: boolean;
+    }
+  | {
+      /** A sync stored remote changes (and merges) here. */
+      method: "sync";
+      resourceType?: undefined;
+      id?: undefined;
+      versionId?: undefined;
+      /** The remote server's base URL. */
+      server: string;
+      pulled: number;
+      merged: number;
+      remote: boolean;
+    };
+
+/** What to keep of a remote server's data. */
+export type FhirSyncScope = { patient: string } | { types: ResourceType[] } | { searches: string[] };
+
+export interface FhirSyncOptions {
+  /** The remote server's base URL (`https://example.org/fhir`). */
+  remote: string;
+  scope: FhirSyncScope;
+  /** Sends the requests; the global `fetch` by default. */
+  fetch?: typeof fetch;
+  /** Headers added to every request to the remote. */
+  headers?: Record<string, string>;
+  /** A Bearer token for the remote, or a function answering one (called before each request, so it may refresh it). */
+  accessToken?: string | (() => string | Promise<string>);
+  onProgress?: (progress: FhirSyncProgress) => void;
+  signal?: AbortSignal;
+  /** `_count` of the pages pulled (default 200). */
+  pageSize?: number;
+  /** Most resources pushed in one Bundle (default 100). */
+  pushSize?: number;
+}
+
+export interface FhirSyncProgress {
+  phase: "capabilities" | "pull" | "push" | "done";
+  done: number;
+  total?: number;
+}
+
+export interface FhirSyncSummary {
+  /** Remote versions stored here. */
+  pulled: number;
+  /** Local changes the remote acknowledged. */
+  pushed: number;
+  /** Remote and local changes to one resource merged by themselves. */
+  merged: number;
+  /** New conflicts (see `conflicts()`). */
+  conflicts: number;
+  /** Requests sent. */
+  requests: number;
+  /** True when the sync ran to its end. */
+  complete: boolean;
+  /** Problems met, about one resource (`Patient/1`) or the whole sync. */
+  issues: { resource?: string; message: string }[];
+}
+
+/** Local and remote changed the same elements of a resource differently. */
+export interface FhirConflict {
+  type: ResourceType;
+  id: string;
+  remoteVersion: string;
+  /** Where they differ: `Patient.name[0].family`. */
+  paths: string[];
+  /** Each side; `null` for absent or deleted. */
+  base: Resource | null;
+  local: Resource | null;
+  remote: Resource | null;
 }
 
 /** How far an import has come. */
@@ -375,7 +445,19 @@ export class FhirStore {
   /** Every current resource as NDJSON lines. */
   export(options?: { types?: ResourceType[] }): ReadableStream<string>;
   on(event: "change", listener: (change: FhirChange) => void): () => void;
+  on(event: "conflict", listener: (conflict: FhirConflict) => void): () => void;
   off(event: "change", listener: (change: FhirChange) => void): void;
+  off(event: "conflict", listener: (conflict: FhirConflict) => void): void;
+  /** Pulls the remote's changes in `scope`, merges them with local ones, pushes local changes; what does not merge becomes a conflict. */
+  sync(options: FhirSyncOptions): Promise<FhirSyncSummary>;
+  /** Syncs now, then every `interval` ms (default 60 s) and when the host comes online, backing off after failures. */
+  startSync(
+    options: FhirSyncOptions & { interval?: number; onSync?: (result: FhirSyncSummary | Error) => void },
+  ): { stop(): void; now(): Promise<FhirSyncSummary | Error | undefined> };
+  /** The conflicts left with `remote` (default: the last synced). */
+  conflicts(options?: { remote?: string }): Promise<FhirConflict[]>;
+  /** Resolves the conflict on `reference` (`Type/id`); false when there was none. */
+  resolve(reference: string, choice: "local" | "remote" | Resource, options?: { remote?: string }): Promise<boolean>;
   /** The REST API as a Fetch API function, under `baseUrl`. */
   fetch(input: Request | URL | string, init?: RequestInit): Promise<Response>;
   /** Answers one REST request (what `fetch` calls). */

@@ -58,6 +58,7 @@ run npm-node node node --test --test-reporter=spec tests/node/
 run conformance node node --test --test-reporter=spec tests/conformance/
 run hostile node node --test --test-reporter=spec --test-concurrency=1 tests/hostile/
 run workerd node node --test --test-reporter=spec tests/workerd/
+run sync node node --test --test-reporter=spec --test-concurrency=1 tests/sync/
 run store-chromium node node --test --test-reporter=spec --test-concurrency=1 tests/store/
 run demo-chromium node node --test --test-reporter=spec tests/browser/
 run npm-pack node node --test --test-reporter=spec tests/packaging/
@@ -70,6 +71,7 @@ grep -hE '^types: |^docs: ' "$logs"/npm-node.log | sed 's/^/  /' || true
 grep -hE '^fhirpath.js cases:|^  skipped [0-9]|^fhirpath differential:|^validator cases:|^http conformance:' "$logs"/conformance.log | sed 's/^/  /' || true
 grep -hE '^hostile: ' "$logs"/hostile.log | sed 's/^/  /' || true
 grep -hE '^sync simulation: ' "$logs"/sync-sim.log | sed 's/^/  /' || true
+grep -hE '^sync (hearth serve|Helios hfs)' "$logs"/sync.log | sed 's/^/  /' || true
 grep -hE '^(store.fetch|service worker) conformance:|^store: ' "$logs"/store-chromium.log | sed 's/^/  /' || true
 printf '%-20s %8s %8s %8s %6s  %s\n' layer passed failed skipped secs status
 total_p=0; total_f=0; total_s=0

@@ -18,6 +18,8 @@ pub enum BindingError {
     Busy,
     /// A synchronous call was made on a service whose store answers asynchronously.
     NeedsAsync,
+    /// The caller's arguments are not what the call takes (HTTP 400).
+    Invalid(String),
 }
 
 impl From<hearth_engine::Error> for BindingError {
@@ -57,6 +59,10 @@ impl BindingError {
                     IssueType::Exception,
                     "this service's store answers asynchronously; use FhirStore".into(),
                 ),
+            ),
+            BindingError::Invalid(message) => (
+                Status(400),
+                OperationOutcome::error(IssueType::Invalid, message.clone()),
             ),
             BindingError::Storage(detail) => (
                 Status(500),

@@ -31,6 +31,9 @@ use hearth_engine::rest::{Clock, IdSource, Limits, Policy, Request, Service};
 use hearth_engine::store::{
     block_on, merge_writes, Entry, KeyRange, MemoryStore, Store, StoreError, Transaction,
 };
+use hearth_engine::sync::{
+    Conflict, HttpReply, Options as SyncOptions, Resolution, Scope, Step, Summary, Sync,
+};
 use js_sys::{Array, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 
@@ -707,5 +710,260 @@ impl PendingRequest {
             }
         }
         Ok(step.into())
+    }
+}
+
+/// A sync of a service's store with a remote FHIR server, driven step by step from JS with
+/// [`FhirService::sync_step`]: the engine decides each request, JS sends it with `fetch`.
+#[wasm_bindgen]
+pub struct SyncSession {
+    /// `None` while a step runs (or after a step that never ended).
+    sync: Rc<RefCell<Option<Sync>>>,
+}
+
+fn set(target: &js_sys::Object, name: &str, value: &JsValue) -> Result<(), BindingError> {
+    Reflect::set(target, &name.into(), value)
+        .map(|_| ())
+        .map_err(BindingError::Js)
+}
+
+/// `{ pulled, pushed, merged, conflicts, requests, complete, issues: [{ resource, message }] }`.
+fn summary_js(summary: &Summary) -> Result<JsValue, BindingError> {
+    let result = js_sys::Object::new();
+    set(&result, "pulled", &(summary.pulled as f64).into())?;
+    set(&result, "pushed", &(summary.pushed as f64).into())?;
+    set(&result, "merged", &(summary.merged as f64).into())?;
+    set(&result, "conflicts", &(summary.conflicts as f64).into())?;
+    set(&result, "requests", &(summary.requests as f64).into())?;
+    set(&result, "complete", &summary.complete.into())?;
+    let issues = Array::new();
+    for issue in &summary.issues {
+        let item = js_sys::Object::new();
+        if let Some(resource) = &issue.resource {
+            set(&item, "resource", &resource.into())?;
+        }
+        set(&item, "message", &issue.message.as_str().into())?;
+        issues.push(&item);
+    }
+    set(&result, "issues", &issues)?;
+    Ok(result.into())
+}
+
+/// What JS does next: `{ send: { method, url, headers, body } }`, `{ wait: ms }` or
+/// `{ done: summary }`, with `progress: { phase, done, total }`.
+fn step_js(step: Step, sync: &Sync) -> Result<JsValue, BindingError> {
+    let result = js_sys::Object::new();
+    match step {
+        Step::Send(request) => {
+            let send = js_sys::Object::new();
+            set(&send, "method", &request.method.into())?;
+            set(&send, "url", &request.url.into())?;
+            let headers: Array = request
+                .headers
+                .iter()
+                .map(|(name, value)| JsValue::from(Array::of2(&name.into(), &value.into())))
+                .collect();
+            set(&send, "headers", &headers)?;
+            if !request.body.is_empty() {
+                set(&send, "body", &Uint8Array::from(request.body.as_slice()))?;
+            }
+            set(&result, "send", &send)?;
+        }
+        Step::Wait { millis } => set(&result, "wait", &(millis as f64).into())?,
+        Step::Done => set(&result, "done", &summary_js(sync.summary())?)?,
+    }
+    let progress = js_sys::Object::new();
+    set(&progress, "phase", &sync.progress().phase.into())?;
+    set(&progress, "done", &(sync.progress().done as f64).into())?;
+    if let Some(total) = sync.progress().total {
+        set(&progress, "total", &(total as f64).into())?;
+    }
+    set(&result, "progress", &progress)?;
+    Ok(result.into())
+}
+
+impl FhirService {
+    fn shared(&self) -> Backend {
+        match &self.backend {
+            Backend::Memory(service) => Backend::Memory(Rc::clone(service)),
+            Backend::Js(service) => Backend::Js(Rc::clone(service)),
+            Backend::Idb(service) => Backend::Idb(Rc::clone(service)),
+        }
+    }
+
+    /// Runs `work` over the service as a [`PendingRequest`] (the store may answer
+    /// asynchronously), holding the service busy until it ends.
+    fn pending<F, Fut>(&self, work: F) -> Result<PendingRequest, BindingError>
+    where
+        F: FnOnce(Backend) -> Fut + 'static,
+        Fut: Future<Output = Result<JsValue, BindingError>> + 'static,
+    {
+        let busy = Busy::take(&self.busy)?;
+        let backend = self.shared();
+        if let Backend::Js(service) = &backend {
+            service.store().awaiting.set(true);
+        }
+        let future = async move {
+            let _busy = busy;
+            let js = match &backend {
+                Backend::Js(service) => Some(Rc::clone(service)),
+                _ => None,
+            };
+            let result = work(backend).await;
+            if let Some(service) = js {
+                service.store().awaiting.set(false);
+            }
+            result
+        };
+        Ok(PendingRequest {
+            future: Some(Box::pin(future)),
+            waker: None,
+        })
+    }
+}
+
+fn store_failed(err: &StoreError) -> BindingError {
+    BindingError::Storage(err.message.clone())
+}
+
+#[wasm_bindgen]
+impl FhirService {
+    /// A sync with the server at `remote` (its base URL). `scope` is `patient` (one id in
+    /// `values`), `types` or `searches`; `page_size` and `push_size` are `NaN` for defaults.
+    ///
+    /// # Errors
+    /// When the scope is unknown or empty.
+    #[wasm_bindgen(js_name = syncSession)]
+    pub fn sync_session(
+        &self,
+        remote: String,
+        scope: String,
+        values: Vec<String>,
+        page_size: f64,
+        push_size: f64,
+    ) -> Result<SyncSession, BindingError> {
+        let scope = match (scope.as_str(), values.as_slice()) {
+            ("patient", [id]) if !id.is_empty() => Scope::Patient(id.clone()),
+            ("types", types) if !types.is_empty() => Scope::Types(values),
+            ("searches", searches) if !searches.is_empty() => Scope::Searches(values),
+            _ => {
+                return Err(BindingError::Invalid(String::from(
+                    "the sync scope is a patient id, a list of types or a list of searches",
+                )))
+            }
+        };
+        let mut options = SyncOptions::new(scope);
+        if page_size.is_finite() && page_size >= 1.0 {
+            options.page_size = page_size.min(1000.0) as usize;
+        }
+        if push_size.is_finite() && push_size >= 1.0 {
+            options.push_size = push_size.min(1000.0) as usize;
+        }
+        Ok(SyncSession {
+            sync: Rc::new(RefCell::new(Some(Sync::new(&remote, options)))),
+        })
+    }
+
+    /// One step of `session`: takes the reply to the request the last step asked for (`status`
+    /// is `NaN` when it asked for none; `error` says why no reply came), then decides what to
+    /// do next. Drive the returned [`PendingRequest`] with `poll`; its answer is what
+    /// `step_js` describes.
+    ///
+    /// # Errors
+    /// While another request is in flight.
+    #[wasm_bindgen(js_name = syncStep)]
+    pub fn sync_step(
+        &self,
+        session: &SyncSession,
+        status: f64,
+        headers: Vec<String>,
+        body: Vec<u8>,
+        error: Option<String>,
+    ) -> Result<PendingRequest, BindingError> {
+        let sync = Rc::clone(&session.sync);
+        let reply = match error {
+            Some(error) => Some(Err(error)),
+            None if status.is_finite() => Some(Ok(HttpReply {
+                status: status.clamp(0.0, 999.0) as u16,
+                headers: pairs(headers),
+                body,
+            })),
+            None => None,
+        };
+        if self.busy.get() {
+            return Err(BindingError::Busy);
+        }
+        let Some(mut running) = sync.borrow_mut().take() else {
+            return Err(BindingError::Invalid(String::from(
+                "this sync was interrupted by a failure; start a new one",
+            )));
+        };
+        self.pending(move |backend| async move {
+            let step = with_service!(&backend, service => {
+                if let Some(reply) = reply {
+                    running.receive(service.as_ref(), reply).await;
+                }
+                running.next(service.as_ref()).await
+            });
+            let result = step_js(step, &running);
+            *sync.borrow_mut() = Some(running);
+            result
+        })
+    }
+
+    /// The conflicts recorded with `remote`: a JSON array of `{ type, id, remoteVersion,
+    /// paths, base, local, remote }`.
+    ///
+    /// # Errors
+    /// While another request is in flight.
+    #[wasm_bindgen(js_name = syncConflicts)]
+    pub fn sync_conflicts(&self, remote: String) -> Result<PendingRequest, BindingError> {
+        self.pending(move |backend| async move {
+            let conflicts = with_service!(&backend, service => {
+                Sync::conflicts(service.as_ref(), &remote).await
+            })
+            .map_err(|err| store_failed(&err))?;
+            let items: Vec<String> = conflicts.iter().map(Conflict::to_json).collect();
+            Ok(JsValue::from(format!("[{}]", items.join(","))))
+        })
+    }
+
+    /// Resolves the conflict on `type_name/id` with `remote`: `choice` is `local`, `remote`
+    /// or `resource` (then `resource` is its JSON). Answers true when resolved, false when
+    /// there was no conflict.
+    ///
+    /// # Errors
+    /// While another request is in flight; when the resolution does not validate.
+    #[wasm_bindgen(js_name = syncResolve)]
+    pub fn sync_resolve(
+        &self,
+        remote: String,
+        type_name: String,
+        id: String,
+        choice: String,
+        resource: Option<String>,
+    ) -> Result<PendingRequest, BindingError> {
+        let resolution = match (choice.as_str(), resource) {
+            ("local", _) => Resolution::Local,
+            ("remote", _) => Resolution::Remote,
+            ("resource", Some(json)) => Resolution::Resource(json),
+            _ => {
+                return Err(BindingError::Invalid(String::from(
+                    "a conflict is resolved with \"local\", \"remote\" or a resource",
+                )))
+            }
+        };
+        self.pending(move |backend| async move {
+            let result = with_service!(&backend, service => {
+                Sync::resolve(service.as_ref(), &remote, &type_name, &id, &resolution).await
+            })
+            .map_err(|err| store_failed(&err))?;
+            match result {
+                Ok(resolved) => Ok(JsValue::from(resolved)),
+                Err(message) => Err(BindingError::Invalid(format!(
+                    "the resolution of {type_name}/{id} does not validate: {message}"
+                ))),
+            }
+        })
     }
 }

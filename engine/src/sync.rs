@@ -197,6 +197,8 @@ enum Filter {
     Compartment,
     /// Those known locally only.
     Known,
+    /// Those of the scope's types.
+    Types,
 }
 
 #[derive(Debug, Clone)]
@@ -329,6 +331,14 @@ impl Sync {
             match &mut self.phase {
                 Phase::Done => return Ok(Step::Done),
                 Phase::Start => {
+                    if self.caps.is_none() {
+                        // What the server offers, as learnt at an earlier sync, or asked now.
+                        let mut tx = local.replica_begin(false).await?;
+                        self.caps = tx
+                            .get(&ykey(&self.remote, &["k"]))
+                            .await?
+                            .and_then(|v| Capabilities::from_text(core::str::from_utf8(&v).ok()?));
+                    }
                     if self.caps.is_none() {
                         let request = self.get(format!("{}/metadata", self.remote));
                         return Ok(self.send(request, Sent::Capabilities));
@@ -523,6 +533,13 @@ impl Sync {
             )]
             .into(),
             Scope::Patient(_) => self.download(),
+            // Several types: one system history, when the server has it.
+            Scope::Types(types) if types.len() > 1 && caps.history_system => [(
+                format!("{remote}/_history?_since={since}&_count={count}"),
+                true,
+                Filter::Types,
+            )]
+            .into(),
             Scope::Types(types) => types
                 .iter()
                 .map(|t| {
@@ -654,9 +671,15 @@ impl Sync {
                     return Ok(());
                 }
                 match Capabilities::read(&reply.body) {
-                    Ok(caps) => self.caps = Some(caps),
+                    Ok(caps) => {
+                        let mut tx = local.replica_begin(true).await?;
+                        tx.put(ykey(&self.remote, &["k"]), caps.to_text().into_bytes());
+                        tx.commit().await?;
+                        self.caps = Some(caps);
+                    }
                     Err(message) => {
-                        self.fail(format!("the server's metadata: {message}"));
+                        self.sent = Some((request.clone(), Sent::Capabilities));
+                        self.fail_attempt(format!("the server's metadata: {message}"), None);
                     }
                 }
             }
@@ -671,7 +694,8 @@ impl Sync {
                 let page = match Page::read(&reply.body) {
                     Ok(page) => page,
                     Err(message) => {
-                        self.fail(format!("the server's history: {message}"));
+                        self.sent = Some((request.clone(), Sent::Checkpoint));
+                        self.fail_attempt(format!("the server's history: {message}"), None);
                         return Ok(());
                     }
                 };
@@ -695,6 +719,7 @@ impl Sync {
                 filter,
             } => {
                 if reply.status != 200 {
+                    self.forget_capabilities(local, reply.status).await?;
                     self.fail(format!(
                         "GET {}: {}",
                         request.url,
@@ -705,7 +730,15 @@ impl Sync {
                 let page = match Page::read(&reply.body) {
                     Ok(page) => page,
                     Err(message) => {
-                        self.fail(format!("GET {}: {message}", request.url));
+                        // A reply cut short or garbled on the way: asked again.
+                        self.sent = Some((
+                            request.clone(),
+                            Sent::Page {
+                                incremental,
+                                filter,
+                            },
+                        ));
+                        self.fail_attempt(format!("GET {}: {message}", request.url), None);
                         return Ok(());
                     }
                 };
@@ -753,7 +786,7 @@ impl Sync {
                 log_to,
                 transaction,
             } => {
-                if transaction && !(200..300).contains(&reply.status) && items.len() > 1 {
+                if transaction && !(200..300).contains(&reply.status) {
                     // Which entry was refused, a batch tells: the same entries, each
                     // judged on its own.
                     let bodies = self.bodies(local, &items).await?;
@@ -780,7 +813,7 @@ impl Sync {
                         }
                     }
                 } else {
-                    // A one-entry transaction refused: that entry's answer.
+                    // A batch refused whole: each entry's answer.
                     let message = wire::reply_message(reply.status, &reply.body);
                     items
                         .iter()
@@ -793,6 +826,21 @@ impl Sync {
                 };
                 self.take_outcomes(local, &items, &outcomes, log_to).await?;
             }
+        }
+        Ok(())
+    }
+
+    /// After a refusal that may come from a server that changed what it offers (400, 404,
+    /// 405, 501): the capabilities kept are forgotten, to be asked again at the next sync.
+    async fn forget_capabilities<S: Store>(
+        &mut self,
+        local: &Service<S>,
+        status: u16,
+    ) -> Result<(), StoreError> {
+        if matches!(status, 400 | 404 | 405 | 501) {
+            let mut tx = local.replica_begin(true).await?;
+            tx.delete(ykey(&self.remote, &["k"]));
+            tx.commit().await?;
         }
         Ok(())
     }
@@ -831,6 +879,9 @@ impl Sync {
             let in_scope = match filter {
                 Filter::All => true,
                 Filter::Known => false,
+                Filter::Types => {
+                    matches!(&self.options.scope, Scope::Types(types) if types.contains(&item.type_name))
+                }
                 Filter::Compartment => match (&self.options.scope, &object) {
                     (Scope::Patient(patient), Some(object)) => {
                         local.replica_in_compartment(object, "Patient", patient)
@@ -1042,7 +1093,6 @@ impl Sync {
                     String::from("Content-Type"),
                     String::from("application/fhir+json")
                 ),
-                (String::from("Prefer"), String::from("return=minimal")),
             ],
             body: format!(
                 r#"{{"resourceType":"Bundle","type":"{kind}","entry":[{}]}}"#,

@@ -819,10 +819,7 @@ fn type_and_system_history_page_with_next_links() {
             assert!(entries.len() <= 3);
             for entry in &entries {
                 let etag = entry["response"]["etag"].as_str().unwrap().to_string();
-                seen.push(format!(
-                    "{}@{etag}",
-                    entry["fullUrl"].as_str().unwrap()
-                ));
+                seen.push(format!("{}@{etag}", entry["fullUrl"].as_str().unwrap()));
             }
             pages += 1;
             let next = page["link"]

@@ -72,6 +72,9 @@ export class FhirStore {
   #generation;
   #queue = Promise.resolve();
   #listeners = new Set();
+  #conflictListeners = new Set();
+  /** The remote of the last sync, for `conflicts()` and `resolve()` without one. */
+  #remote;
   #channel;
   #closed;
   #base;
@@ -195,8 +198,20 @@ export class FhirStore {
     if (!this.#options.validation && !("x-validation" in headers)) headerList.push("x-validation", "off");
     const bytes = body === undefined ? new Uint8Array() : typeof body === "string" ? new TextEncoder().encode(body) : body;
     try {
-      // The engine runs only inside these synchronous calls, so that a trap is thrown here.
-      const pending = this.#service.start(String(method).toUpperCase(), path, flat, headerList, bytes);
+      return await this.#drive(() => this.#service.start(String(method).toUpperCase(), path, flat, headerList, bytes));
+    } catch (err) {
+      return { status: err.status, headers: [["Content-Type", `${FHIR_JSON}; charset=utf-8`]], body: JSON.stringify(err.outcome) };
+    }
+  }
+
+  /**
+   * Runs an engine operation that `start` begins (a PendingRequest) to its answer. The engine
+   * runs only inside the synchronous `poll` calls, so that a trap is thrown here, and then
+   * the engine is restarted. Failures are thrown as FhirErrors.
+   */
+  async #drive(start) {
+    try {
+      const pending = start();
       for (;;) {
         const step = pending.poll();
         if (step.answer !== undefined) return step.answer;
@@ -207,11 +222,26 @@ export class FhirStore {
         restartEngine(`the Wasm module failed (${thrown.message})`);
         // A store transaction the engine held is rolled back now (SQLite), or by the browser.
         this.#options.store?.reset?.();
-        return outcomeAnswer(500, "exception", `the engine failed and was restarted; the request was not completed, and what it had not committed was rolled back (${thrown.message})`);
+        throw new FhirError(`the engine failed and was restarted; the request was not completed, and what it had not committed was rolled back (${thrown.message})`, {
+          status: 500,
+          outcome: errorOutcome("exception", `the engine failed and was restarted; the request was not completed, and what it had not committed was rolled back (${thrown.message})`),
+        });
       }
-      const err = toFhirError(thrown);
-      return { status: err.status, headers: [["Content-Type", `${FHIR_JSON}; charset=utf-8`]], body: JSON.stringify(err.outcome) };
+      throw toFhirError(thrown);
     }
+  }
+
+  /** Runs `start` (an engine operation) in turn with the store's requests. */
+  async #inTurn(start) {
+    const run = this.#queue.then(async () => {
+      if (this.#generation !== engine.generation) await this.#restart();
+      if (this.#closed) throw new FhirError(this.#closed, { status: 503, outcome: errorOutcome("exception", this.#closed) });
+      const reason = this.#service?.closedReason?.();
+      if (reason) throw new FhirError(reason, { status: 503, outcome: errorOutcome("exception", reason) });
+      return this.#drive(() => start(this.#service));
+    });
+    this.#queue = run.catch(() => {});
+    return run;
   }
 
   /** After an engine restart: the same store through a fresh instance (memory is lost). */
@@ -560,6 +590,180 @@ export class FhirStore {
   }
 
   /**
+   * Syncs the store with a remote FHIR server: pulls the remote's changes in `scope` (the
+   * first time, all of it), merges them with local changes, pushes local changes, and records
+   * what does not merge as a conflict (see {@link FhirStore#conflicts}). Safe to interrupt:
+   * the next sync resumes where this one stopped, and nothing is pushed twice as a new
+   * resource.
+   *
+   * @param {{ remote: string, scope: { patient: string } | { types: string[] } | { searches: string[] },
+   *   fetch?: typeof fetch, headers?: Record<string, string>,
+   *   accessToken?: string | (() => string | Promise<string>), onProgress?: (progress: { phase: string, done: number, total?: number }) => void,
+   *   signal?: AbortSignal, pageSize?: number, pushSize?: number }} options
+   *   `remote`: the server's base URL. `accessToken` (or a function answering one, called
+   *   before each request so that it can be refreshed) is sent as a Bearer token to that
+   *   server only. `fetch` defaults to the global one.
+   * @returns {Promise<{ pulled: number, pushed: number, merged: number, conflicts: number,
+   *   requests: number, complete: boolean, issues: { resource?: string, message: string }[] }>}
+   * @throws {FhirError} for options that are not valid; an AbortError when `signal` aborts.
+   */
+  async sync(options = {}) {
+    if (options === null || typeof options !== "object") throw invalid(`expected sync options as an object, found ${describe(options)}`);
+    const { remote, scope, fetch: send = globalThis.fetch, headers = {}, accessToken, onProgress, signal, pageSize, pushSize } = options;
+    let base;
+    try {
+      base = new URL(String(remote));
+    } catch {
+      throw invalid(`expected remote as the absolute URL of a FHIR server, found ${JSON.stringify(remote)}`);
+    }
+    if (base.protocol !== "http:" && base.protocol !== "https:") throw invalid(`expected an http or https remote, found ${JSON.stringify(remote)}`);
+    const remoteUrl = base.href.replace(/\/+$/, "");
+    const [kind, values] = syncScope(scope);
+    if (typeof send !== "function") throw invalid("no fetch function: pass one as options.fetch");
+    const session = await this.#inTurn((service) => answered(service.syncSession(remoteUrl, kind, values, Number(pageSize ?? Number.NaN), Number(pushSize ?? Number.NaN))));
+    this.#remote = remoteUrl;
+    let reply = { status: Number.NaN, headers: [], body: new Uint8Array(), error: undefined };
+    for (;;) {
+      signal?.throwIfAborted();
+      const step = await this.#inTurn((service) => service.syncStep(session, reply.status, reply.headers, reply.body, reply.error));
+      reply = { status: Number.NaN, headers: [], body: new Uint8Array(), error: undefined };
+      try {
+        onProgress?.(step.progress);
+      } catch (err) {
+        console.error("hearth: a sync progress listener failed", err);
+      }
+      if (step.done !== undefined) {
+        const summary = step.done;
+        if (summary.pulled + summary.merged > 0) {
+          const change = { method: "sync", server: remoteUrl, pulled: summary.pulled, merged: summary.merged };
+          this.#emit({ ...change, remote: false });
+          this.#channel?.postMessage({ changes: [change] });
+        }
+        if (summary.conflicts > 0) {
+          for (const conflict of await this.conflicts({ remote: remoteUrl })) {
+            for (const listener of this.#conflictListeners) {
+              try {
+                listener(conflict);
+              } catch (err) {
+                console.error("hearth: a conflict listener failed", err);
+              }
+            }
+          }
+        }
+        return summary;
+      }
+      if (step.wait !== undefined) {
+        await sleep(step.wait, signal);
+        continue;
+      }
+      const request = step.send;
+      const requestHeaders = new Headers(request.headers);
+      for (const [name, value] of Object.entries(headers)) requestHeaders.set(name, String(value));
+      const token = typeof accessToken === "function" ? await accessToken() : accessToken;
+      if (token) requestHeaders.set("Authorization", `Bearer ${token}`);
+      try {
+        const response = await send(request.url, { method: request.method, headers: requestHeaders, body: request.body, signal, redirect: "error" });
+        const body = new Uint8Array(await response.arrayBuffer());
+        const flat = [];
+        response.headers.forEach((value, name) => flat.push(name, value));
+        reply = { status: response.status, headers: flat, body, error: undefined };
+      } catch (err) {
+        if (signal?.aborted) throw signal.reason ?? err;
+        reply = { status: Number.NaN, headers: [], body: new Uint8Array(), error: String(err?.message ?? err) };
+      }
+    }
+  }
+
+  /**
+   * Syncs now, then every `interval` milliseconds (default 60 s) and whenever the host comes
+   * back online; after a failed sync it waits longer each time (doubling up to 5 minutes).
+   * Takes the options of {@link FhirStore#sync}, plus `interval` and `onSync(summary | error)`.
+   * @returns {{ stop(): void, now(): Promise<object> }}
+   */
+  startSync(options = {}) {
+    const { interval = 60_000, onSync, ...syncOptions } = options;
+    const controller = new AbortController();
+    let failures = 0;
+    let timer;
+    let running;
+    const run = async () => {
+      clearTimeout(timer);
+      if (controller.signal.aborted) return undefined;
+      if (running) return running;
+      running = (async () => {
+        let result;
+        try {
+          result = await this.sync({ ...syncOptions, signal: controller.signal });
+          failures = result.complete ? 0 : failures + 1;
+        } catch (err) {
+          result = err;
+          failures += 1;
+        }
+        try {
+          onSync?.(result);
+        } catch (err) {
+          console.error("hearth: an onSync listener failed", err);
+        }
+        if (!controller.signal.aborted) {
+          const wait = failures === 0 ? interval : Math.min(interval * 2 ** (failures - 1), 5 * 60_000);
+          timer = setTimeout(run, wait);
+        }
+        return result;
+      })().finally(() => {
+        running = undefined;
+      });
+      return running;
+    };
+    const online = () => run();
+    globalThis.addEventListener?.("online", online);
+    run();
+    return {
+      stop() {
+        controller.abort(new DOMException("the sync was stopped", "AbortError"));
+        clearTimeout(timer);
+        globalThis.removeEventListener?.("online", online);
+      },
+      now: run,
+    };
+  }
+
+  /**
+   * The conflicts the last sync (or `remote`) left: `{ type, id, remoteVersion, paths, base,
+   * local, remote }`, each side a resource or null (absent, deleted).
+   * @param {{ remote?: string }} [options]
+   */
+  async conflicts({ remote = this.#remote } = {}) {
+    if (remote === undefined) return [];
+    const text = await this.#inTurn((service) => service.syncConflicts(String(remote).replace(/\/+$/, "")));
+    return JSON.parse(text);
+  }
+
+  /**
+   * Resolves a conflict: `"local"` keeps the local side and pushes it at the next sync,
+   * `"remote"` takes the remote side, a resource stores and pushes that resource.
+   * @param {string} reference `Type/id`
+   * @param {"local" | "remote" | object} choice
+   * @param {{ remote?: string }} [options]
+   * @returns {Promise<boolean>} false when there was no conflict on it.
+   */
+  async resolve(reference, choice, { remote = this.#remote } = {}) {
+    const [type, id] = String(reference).split("/");
+    checkType(type);
+    checkId(id);
+    if (remote === undefined) return false;
+    const resource = typeof choice === "object" && choice !== null ? JSON.stringify(choice) : undefined;
+    const kind = resource !== undefined ? "resource" : choice;
+    if (kind !== "local" && kind !== "remote" && kind !== "resource") throw invalid(`expected "local", "remote" or a resource, found ${describe(choice)}`);
+    const resolved = await this.#inTurn((service) => service.syncResolve(String(remote).replace(/\/+$/, ""), type, id, kind, resource));
+    if (resolved) {
+      const change = { method: "update", resourceType: type, id };
+      this.#emit({ ...change, remote: false });
+      this.#channel?.postMessage({ changes: [change] });
+    }
+    return resolved;
+  }
+
+  /**
    * Calls `listener` after each change: `{ method, resourceType, id, versionId, remote }`;
    * `remote` is true for a change made by another tab or worker on the same store.
    * @param {"change"} event
@@ -567,15 +771,16 @@ export class FhirStore {
    * @returns {() => void} a function that removes the listener.
    */
   on(event, listener) {
-    if (event !== "change") throw invalid(`unknown event ${JSON.stringify(event)}; the event is "change"`);
+    if (event !== "change" && event !== "conflict") throw invalid(`unknown event ${JSON.stringify(event)}; the events are "change" and "conflict"`);
     if (typeof listener !== "function") throw invalid(`expected a listener function, found ${describe(listener)}`);
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
+    const listeners = event === "change" ? this.#listeners : this.#conflictListeners;
+    listeners.add(listener);
+    return () => listeners.delete(listener);
   }
 
   /** Removes a listener given to {@link FhirStore#on}. */
   off(event, listener) {
-    this.#listeners.delete(listener);
+    (event === "conflict" ? this.#conflictListeners : this.#listeners).delete(listener);
   }
 
   #emit(change) {
@@ -755,6 +960,38 @@ function rawQuery(search) {
     }
   }
   return pairs;
+}
+
+/** A PendingRequest-like object already answered (for synchronous engine calls run in turn). */
+function answered(value) {
+  return { poll: () => ({ answer: value }) };
+}
+
+/** `[kind, values]` of a sync scope. */
+function syncScope(scope) {
+  if (scope === null || typeof scope !== "object") throw invalid(`expected scope as { patient }, { types } or { searches }, found ${describe(scope)}`);
+  if (typeof scope.patient === "string" && scope.patient !== "") return ["patient", [scope.patient]];
+  for (const kind of ["types", "searches"]) {
+    const list = scope[kind];
+    if (Array.isArray(list) && list.length > 0 && list.every((item) => typeof item === "string" && item !== "")) return [kind, list];
+  }
+  throw invalid(`expected scope as { patient: id }, { types: [...] } or { searches: [...] }, found ${JSON.stringify(scope)}`);
+}
+
+/** Waits `ms`, or less when `signal` aborts (then throws its reason). */
+function sleep(ms, signal) {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
 }
 
 function outcomeAnswer(status, code, diagnostics) {

@@ -111,6 +111,15 @@ test("FhirStore is typed with the R4 resources end to end", () => {
       console.log(updated.meta.versionId, bundle.total, results, progress.bundles, response.status);
       const worker: Promise<FhirStore> = serveFhir({ prefix: "/fhir", name: "app" }).store;
       console.log(worker);
+      const summary = await store.sync({ remote: "https://example.org/fhir", scope: { types: ["Patient"] }, accessToken: async () => "token", onProgress: (p) => console.log(p.phase, p.done, p.total) });
+      const pushed: number = summary.pushed;
+      const conflicts = await store.conflicts();
+      const family: string | undefined = (conflicts[0]?.local as Patient | null)?.name?.[0]?.family;
+      const resolved: boolean = await store.resolve("Patient/1", "local");
+      store.on("conflict", (conflict) => console.log(conflict.paths.join(), conflict.remoteVersion));
+      const running = store.startSync({ remote: "https://example.org/fhir", scope: { patient: "1" }, interval: 30_000 });
+      running.stop();
+      console.log(pushed, family, resolved);
     }
     main();
   `);
@@ -123,11 +132,13 @@ test("FhirStore is typed with the R4 resources end to end", () => {
       await store.read("Patientt", "x");
       await store.create({ resourceType: "Patient", gender: "mal" });
       store.on("changed", () => {});
+      await store.sync({ remote: "https://example.org/fhir", scope: { types: ["Patientt"] } });
     }
     main();
   `);
   assert.notEqual(bad.code, 0);
   assert.match(bad.output, /consumer\.ts\(5,[0-9]+\): error TS2345: Argument of type '"Patientt"'/);
   assert.match(bad.output, /consumer\.ts\(6,[0-9]+\): error TS2(322|820): Type '"mal"'/);
-  assert.match(bad.output, /consumer\.ts\(7,[0-9]+\): error TS2345: Argument of type '"changed"'/);
+  assert.match(bad.output, /consumer\.ts\(7,[0-9]+\): error TS(2345|2769)/);
+  assert.match(bad.output, /consumer\.ts\(8,[0-9]+\): error TS2(322|820): Type '"Patientt"'/);
 });

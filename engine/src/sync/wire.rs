@@ -65,6 +65,44 @@ fn has_code(node: &Node, list: &str, code: &str) -> bool {
 }
 
 impl Capabilities {
+    /// As one line of text, to keep between syncs.
+    pub(crate) fn to_text(&self) -> String {
+        let flag = |on: bool| if on { '1' } else { '0' };
+        format!(
+            "{}{}{}{}\0{}\0{}",
+            flag(self.transaction),
+            flag(self.batch),
+            flag(self.history_system),
+            flag(self.everything),
+            self.history_types.join(","),
+            self.update_create.join(",")
+        )
+    }
+
+    /// Reads what [`Capabilities::to_text`] wrote.
+    pub(crate) fn from_text(text: &str) -> Option<Capabilities> {
+        let mut parts = text.split('\0');
+        let flags = parts.next()?.as_bytes();
+        let list = |part: Option<&str>| -> Vec<String> {
+            part.unwrap_or_default()
+                .split(',')
+                .filter(|t| !t.is_empty())
+                .map(ToString::to_string)
+                .collect()
+        };
+        if flags.len() != 4 {
+            return None;
+        }
+        Some(Capabilities {
+            transaction: flags[0] == b'1',
+            batch: flags[1] == b'1',
+            history_system: flags[2] == b'1',
+            everything: flags[3] == b'1',
+            history_types: list(parts.next()),
+            update_create: list(parts.next()),
+        })
+    }
+
     pub(crate) fn read(body: &[u8]) -> Result<Capabilities, String> {
         let statement = read(body)?;
         if text(&statement, "resourceType") != Some("CapabilityStatement") {

@@ -1,0 +1,207 @@
+// FhirStore.sync against real servers on 127.0.0.1 — `hearth serve` and Helios `hfs` — over
+// HTTP: first download, local edits pushed, remote edits pulled, merges, conflicts and their
+// resolution, remote deletes; and through a proxy that drops requests, loses replies after the
+// server committed, answers 5xx and 429, truncates and delivers twice: nothing lost, nothing
+// created twice.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { FhirStore } from "hearth-fhir";
+import { startFaultProxy } from "../lib/fault-proxy.js";
+import { startHearth, startHelios } from "./peers.js";
+
+const JSON_HEADERS = { "content-type": "application/fhir+json", accept: "application/fhir+json" };
+
+async function http(base, method, path, body, headers = {}) {
+  const response = await fetch(`${base}/${path}`, { method, headers: { ...JSON_HEADERS, ...headers }, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await response.text();
+  return { status: response.status, etag: response.headers.get("etag"), json: text ? JSON.parse(text) : undefined };
+}
+
+function patient(id, family, extra = {}) {
+  return { resourceType: "Patient", id, active: true, name: [{ family, given: ["Ann"] }], ...extra };
+}
+
+/** Each resource of `type` on the server, by id (following next links). */
+async function remoteAll(base, type) {
+  const found = new Map();
+  let url = `${base}/${type}?_count=100`;
+  while (url) {
+    const response = await fetch(url, { headers: JSON_HEADERS });
+    assert.equal(response.status, 200);
+    const bundle = await response.json();
+    for (const entry of bundle.entry ?? []) {
+      if (entry.resource?.resourceType === type) found.set(entry.resource.id, entry.resource);
+    }
+    url = bundle.link?.find((link) => link.relation === "next")?.url;
+  }
+  return found;
+}
+
+async function localAll(store, type) {
+  const found = new Map();
+  const bundle = await store.search(type, { _count: "1000" });
+  for (const entry of bundle.entry ?? []) found.set(entry.resource.id, entry.resource);
+  return found;
+}
+
+function content(resource) {
+  const { meta, ...rest } = resource;
+  const { versionId, lastUpdated, ...otherMeta } = meta ?? {};
+  return Object.keys(otherMeta).length ? { ...rest, meta: otherMeta } : rest;
+}
+
+async function assertSame(store, base, type) {
+  const [local, remote] = [await localAll(store, type), await remoteAll(base, type)];
+  assert.deepEqual([...local.keys()].sort(), [...remote.keys()].sort(), `${type}: the same ids here and on the remote`);
+  for (const [id, resource] of local) assert.deepEqual(content(resource), content(remote.get(id)), `${type}/${id}`);
+}
+
+for (const [name, start] of [
+  ["hearth serve", startHearth],
+  ["Helios hfs", startHelios],
+]) {
+  test(`sync with ${name}: download, push, pull, merge, conflict, delete`, async () => {
+    const peer = await start();
+    const store = await FhirStore.open({ memory: true });
+    try {
+      const { base } = peer;
+      // The remote's data before the first sync.
+      for (let n = 0; n < 7; n++) {
+        const put = await http(base, "PUT", `Patient/seed-${n}`, patient(`seed-${n}`, `Seed${n}`));
+        assert.ok(put.status === 200 || put.status === 201, JSON.stringify(put.json));
+      }
+      const phases = [];
+      const first = await store.sync({ remote: base, scope: { types: ["Patient"] }, pageSize: 3, onProgress: (p) => phases.push(p.phase) });
+      assert.equal(first.complete, true, JSON.stringify(first.issues));
+      assert.equal(first.pulled, 7);
+      assert.ok(phases.includes("pull") && phases.at(-1) === "done", phases.join());
+      await assertSame(store, base, "Patient");
+
+      // Offline edits: a new patient, an update, a delete; then pushed.
+      const created = await store.create(patient(undefined, "Local"));
+      const seed1 = await store.read("Patient", "seed-1");
+      await store.update({ ...seed1, gender: "female" });
+      await store.delete("Patient", "seed-2");
+      const pushed = await store.sync({ remote: base, scope: { types: ["Patient"] } });
+      assert.equal(pushed.complete, true, JSON.stringify(pushed.issues));
+      assert.equal(pushed.pushed, 3);
+      assert.equal((await http(base, "GET", `Patient/${created.id}`)).json.name[0].family, "Local");
+      assert.equal((await http(base, "GET", "Patient/seed-1")).json.gender, "female");
+      assert.ok([404, 410].includes((await http(base, "GET", "Patient/seed-2")).status));
+      await assertSame(store, base, "Patient");
+
+      // Another client changes one element, this store another: merged by themselves.
+      const remote3 = (await http(base, "GET", "Patient/seed-3")).json;
+      assert.equal((await http(base, "PUT", "Patient/seed-3", { ...remote3, birthDate: "1970-01-01" }, { "if-match": `W/"${remote3.meta.versionId}"` })).status, 200);
+      const local3 = await store.read("Patient", "seed-3");
+      await store.update({ ...local3, gender: "male" });
+      const merged = await store.sync({ remote: base, scope: { types: ["Patient"] } });
+      assert.equal(merged.merged, 1, JSON.stringify(merged));
+      assert.equal(merged.conflicts, 0);
+      const both = (await http(base, "GET", "Patient/seed-3")).json;
+      assert.equal(both.birthDate, "1970-01-01");
+      assert.equal(both.gender, "male");
+      await assertSame(store, base, "Patient");
+
+      // Both change the same element: a conflict, listed and announced, then resolved.
+      const remote4 = (await http(base, "GET", "Patient/seed-4")).json;
+      await http(base, "PUT", "Patient/seed-4", { ...remote4, name: [{ family: "Theirs", given: ["Ann"] }] }, { "if-match": `W/"${remote4.meta.versionId}"` });
+      const local4 = await store.read("Patient", "seed-4");
+      await store.update({ ...local4, name: [{ family: "Ours", given: ["Ann"] }] });
+      const announced = [];
+      store.on("conflict", (conflict) => announced.push(conflict));
+      const conflicted = await store.sync({ remote: base, scope: { types: ["Patient"] } });
+      assert.equal(conflicted.conflicts, 1);
+      const [conflict] = await store.conflicts();
+      assert.deepEqual([conflict.type, conflict.id, conflict.paths], ["Patient", "seed-4", ["Patient.name[0].family"]]);
+      assert.equal(conflict.local.name[0].family, "Ours");
+      assert.equal(conflict.remote.name[0].family, "Theirs");
+      assert.equal(announced.length, 1);
+      // Held: a sync before the resolution pushes nothing of it.
+      const held = await store.sync({ remote: base, scope: { types: ["Patient"] } });
+      assert.equal(held.pushed, 0);
+      assert.equal((await http(base, "GET", "Patient/seed-4")).json.name[0].family, "Theirs");
+      assert.equal(await store.resolve("Patient/seed-4", "local"), true);
+      const resolved = await store.sync({ remote: base, scope: { types: ["Patient"] } });
+      assert.equal(resolved.pushed, 1, JSON.stringify(resolved));
+      assert.equal((await http(base, "GET", "Patient/seed-4")).json.name[0].family, "Ours");
+      assert.deepEqual(await store.conflicts(), []);
+
+      // A remote delete is applied here.
+      await http(base, "DELETE", "Patient/seed-5");
+      const deleted = await store.sync({ remote: base, scope: { types: ["Patient"] } });
+      assert.equal(deleted.complete, true);
+      await assert.rejects(store.read("Patient", "seed-5"), (err) => err.status === 410 || err.status === 404);
+      await assertSame(store, base, "Patient");
+
+      // Nothing new: no push, nothing pulled.
+      const quiet = await store.sync({ remote: base, scope: { types: ["Patient"] } });
+      assert.deepEqual([quiet.pulled, quiet.pushed, quiet.merged, quiet.conflicts, quiet.complete], [0, 0, 0, 0, true]);
+      console.log(`sync ${name}: incremental sync with nothing new took ${quiet.requests} requests`);
+    } finally {
+      await store.close();
+      await peer.stop();
+    }
+  });
+
+  test(`sync with ${name} through a failing network loses nothing and duplicates nothing`, async () => {
+    const peer = await start();
+    const faults = ["drop-request", "drop-reply", "500", "503", "429", "500-after", "delay", "reset", "truncate", "twice"];
+    let seed = 7;
+    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed / 2 ** 31);
+    let healed = false;
+    const proxy = await startFaultProxy(peer.base, () => (!healed && random() < 0.35 ? faults[Math.floor(random() * faults.length)] : "pass"));
+    const store = await FhirStore.open({ memory: true });
+    try {
+      const remote = peer.base.replace(new URL(peer.base).origin, proxy.origin);
+      for (let n = 0; n < 5; n++) await http(peer.base, "PUT", `Patient/r-${n}`, patient(`r-${n}`, `Remote${n}`));
+      const wrote = new Map();
+      let syncs = 0;
+      for (let round = 0; round < 8; round++) {
+        // Local edits between syncs.
+        for (let k = 0; k < 4; k++) {
+          const family = `L${round}x${k}`;
+          const made = await store.create(patient(undefined, family, { identifier: [{ system: "urn:test", value: family }] }));
+          wrote.set(made.id, family);
+        }
+        const ids = [...wrote.keys()];
+        const pick = ids[Math.floor(random() * ids.length)];
+        const current = await store.read("Patient", pick);
+        const family = `${wrote.get(pick)}e${round}`;
+        await store.update({ ...current, name: [{ family, given: ["Ann"] }] });
+        wrote.set(pick, family);
+        // The remote changes too.
+        const other = `r-${round % 5}`;
+        const theirs = (await http(peer.base, "GET", `Patient/${other}`)).json;
+        await http(peer.base, "PUT", `Patient/${other}`, { ...theirs, birthDate: `19${50 + round}-01-01` }, { "if-match": `W/"${theirs.meta.versionId}"` });
+        await store.sync({ remote, scope: { types: ["Patient"] }, pageSize: 4, pushSize: 3 });
+        syncs++;
+      }
+      // The network heals: sync until complete.
+      healed = true;
+      proxy.log.push("-- healed --");
+      let last;
+      for (let attempt = 0; attempt < 5; attempt++) {
+        last = await store.sync({ remote, scope: { types: ["Patient"] } });
+        if (last.complete && last.pushed === 0) break;
+      }
+      assert.equal(last.complete, true, JSON.stringify(last.issues));
+      assert.deepEqual(await store.conflicts({ remote }), []);
+      const onRemote = await remoteAll(peer.base, "Patient");
+      for (const [id, family] of wrote) {
+        assert.equal(onRemote.get(id)?.name?.[0]?.family, family, `Patient/${id} on the remote`);
+      }
+      // Created once each: one resource per identifier.
+      const identifiers = [...onRemote.values()].flatMap((p) => (p.identifier ?? []).map((i) => i.value));
+      assert.equal(new Set(identifiers).size, identifiers.length, "no resource created twice");
+      assert.equal(onRemote.size, wrote.size + 5);
+      const applied = proxy.log.filter((line) => !line.startsWith("pass") && !line.startsWith("--")).length;
+      assert.ok(applied >= 10, `faults applied: ${applied}`);
+      console.log(`sync ${name} faults: ${applied} faults over ${proxy.log.length} requests in ${syncs} syncs; ${wrote.size} resources written here all on the remote once`);
+    } finally {
+      await store.close();
+      await proxy.close();
+      await peer.stop();
+    }
+  });
+}
