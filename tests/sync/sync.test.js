@@ -205,3 +205,92 @@ for (const [name, start] of [
     }
   });
 }
+
+/** A transaction Bundle: a patient and 24 resources of its record, linked by urn:uuid. */
+function record(family) {
+  const patient = `urn:uuid:${crypto.randomUUID()}`;
+  const entry = (resource, fullUrl = `urn:uuid:${crypto.randomUUID()}`) => ({ fullUrl, resource, request: { method: "POST", url: resource.resourceType } });
+  const subject = { reference: patient };
+  const entries = [entry({ resourceType: "Patient", name: [{ family, given: ["Ann"] }], gender: "female", birthDate: "1980-02-03" }, patient)];
+  for (let n = 0; n < 10; n++) {
+    entries.push(entry({ resourceType: "Observation", status: "final", category: [{ coding: [{ system: "http://terminology.hl7.org/CodeSystem/observation-category", code: "vital-signs" }] }], code: { coding: [{ system: "http://loinc.org", code: "8867-4" }], text: "pulse" }, subject, effectiveDateTime: `2026-01-${String(n + 1).padStart(2, "0")}`, valueQuantity: { value: 60 + n, unit: "/min", system: "http://unitsofmeasure.org", code: "/min" } }));
+  }
+  for (let n = 0; n < 5; n++) {
+    entries.push(entry({ resourceType: "Condition", subject, code: { text: `condition ${n}` } }));
+    entries.push(entry({ resourceType: "Encounter", status: "finished", class: { system: "http://terminology.hl7.org/CodeSystem/v3-ActCode", code: "AMB" }, subject }));
+  }
+  entries.push(entry({ resourceType: "AllergyIntolerance", clinicalStatus: { coding: [{ system: "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical", code: "active" }] }, patient: subject, code: { text: "peanut" } }));
+  entries.push(entry({ resourceType: "AllergyIntolerance", clinicalStatus: { coding: [{ system: "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical", code: "active" }] }, patient: subject, code: { text: "penicillin" } }));
+  entries.push(entry({ resourceType: "Immunization", status: "completed", vaccineCode: { text: "influenza" }, patient: subject, occurrenceDateTime: "2025-10-01" }));
+  entries.push(entry({ resourceType: "Immunization", status: "completed", vaccineCode: { text: "tetanus" }, patient: subject, occurrenceDateTime: "2024-03-01" }));
+  return { resourceType: "Bundle", type: "transaction", entry: entries };
+}
+
+/** `Type/id` of each resource in `Patient/id/$everything` on the server. */
+async function everythingOf(base, id) {
+  const found = new Set();
+  let url = `${base}/Patient/${id}/$everything?_count=100`;
+  while (url) {
+    const response = await fetch(url, { headers: JSON_HEADERS });
+    assert.equal(response.status, 200);
+    const bundle = await response.json();
+    for (const entry of bundle.entry ?? []) found.add(`${entry.resource.resourceType}/${entry.resource.id}`);
+    url = bundle.link?.find((link) => link.relation === "next")?.url;
+  }
+  return found;
+}
+
+for (const [name, start] of [
+  ["hearth serve", startHearth],
+  ["Helios hfs", startHelios],
+]) {
+  test(`sync of one patient's record with ${name}: the compartment, and only it`, async () => {
+    const peer = await start();
+    const store = await FhirStore.open({ memory: true });
+    try {
+      const { base } = peer;
+      for (const family of ["Mine", "Other"]) {
+        const posted = await http(base, "POST", "", record(family));
+        assert.equal(posted.status, 200, JSON.stringify(posted.json).slice(0, 500));
+      }
+      const patients = [...(await remoteAll(base, "Patient")).values()];
+      assert.equal(patients.length, 2);
+      const mine = patients.find((p) => p.name[0].family === "Mine").id;
+      const other = patients.find((p) => p.name[0].family === "Other").id;
+      const progress = [];
+      const first = await store.sync({ remote: base, scope: { patient: mine }, pageSize: 10, onProgress: (p) => progress.push(p) });
+      assert.equal(first.complete, true, JSON.stringify(first.issues));
+      const everything = await everythingOf(base, mine);
+      assert.equal(everything.size, 25, [...everything].join());
+      assert.equal(first.pulled, everything.size);
+      const local = new Set();
+      for (const type of new Set([...everything].map((ref) => ref.split("/")[0]))) {
+        for (const id of (await localAll(store, type)).keys()) local.add(`${type}/${id}`);
+      }
+      assert.deepEqual([...local].sort(), [...everything].sort());
+      // Pages of 10: progress shown between them.
+      assert.ok(progress.some((p) => p.phase === "pull" && p.done >= 10), JSON.stringify(progress));
+
+      // New on the server: an Observation of each patient; only this patient's comes.
+      const observation = (patient, value) => ({ resourceType: "Observation", status: "final", code: { text: "weight" }, subject: { reference: `Patient/${patient}` }, valueQuantity: { value, unit: "kg" } });
+      const added = await http(base, "POST", "Observation", observation(mine, 70));
+      await http(base, "POST", "Observation", observation(other, 80));
+      const second = await store.sync({ remote: base, scope: { patient: mine } });
+      assert.equal(second.complete, true, JSON.stringify(second.issues));
+      assert.equal(second.pulled, 1, JSON.stringify(second));
+      assert.equal((await store.read("Observation", added.json.id)).valueQuantity.value, 70);
+      const weights = await store.search("Observation", { "code:text": "weight" });
+      assert.equal(weights.total ?? weights.entry?.length, 1);
+
+      // Recorded here, pushed there.
+      const mineNow = await store.create(observation(mine, 71));
+      const third = await store.sync({ remote: base, scope: { patient: mine } });
+      assert.equal(third.pushed, 1, JSON.stringify(third));
+      assert.equal((await http(base, "GET", `Observation/${mineNow.id}`)).json.valueQuantity.value, 71);
+      console.log(`sync ${name}: one patient's record of ${everything.size} resources in ${first.requests} requests; then only its new Observation of the two added`);
+    } finally {
+      await store.close();
+      await peer.stop();
+    }
+  });
+}
