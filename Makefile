@@ -33,6 +33,7 @@ bench: build
 	@node tests/perf/validate.bench.js
 	@node tests/perf/service.bench.js
 	@node tests/perf/store.bench.js
+	@node tests/perf/sync.bench.js
 	@node tests/perf/hostile.bench.js
 	@cargo run --quiet --release -p hearth-engine --example json_timing -- ../shared/corpus/synthea
 	@cargo run --quiet --release -p hearth-engine --example fhirpath_timing -- ../shared/corpus/synthea

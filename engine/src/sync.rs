@@ -891,10 +891,20 @@ impl Sync {
             };
             checked.push((item, object, in_scope));
         }
+        // What applying the page reads, asked for in one round (IndexedDB answers each
+        // request in a round trip of its own otherwise).
+        let mut ahead = Vec::with_capacity(checked.len() * 3);
+        for (item, _, _) in &checked {
+            let (type_name, id) = (item.type_name.as_str(), item.id.as_str());
+            ahead.push(Service::<S>::replica_state_key(type_name, id));
+            ahead.push(ykey(&self.remote, &["m", type_name, id]));
+            ahead.push(ykey(&self.remote, &["x", type_name, id]));
+        }
         let mut attempt = 0;
         loop {
             attempt += 1;
             let mut tx = local.replica_begin(true).await?;
+            tx.prefetch(&ahead).await?;
             let mut counts = (0, 0, 0);
             for (item, object, in_scope) in &checked {
                 if !in_scope {

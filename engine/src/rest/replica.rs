@@ -37,6 +37,12 @@ impl<S: Store> Service<S> {
         self.store.begin(write).await
     }
 
+    /// The store key of `type_name/id`'s current state, to read ahead
+    /// ([`Transaction::prefetch`]).
+    pub(crate) fn replica_state_key(type_name: &str, id: &str) -> Vec<u8> {
+        key(&["c", type_name, id])
+    }
+
     /// The current state of `type_name/id`, if it was ever written.
     pub(crate) async fn replica_state<T: Transaction>(
         tx: &mut T,
