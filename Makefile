@@ -6,7 +6,7 @@
 SHELL := /bin/bash
 DEMO_PORT ?= 8787
 
-.PHONY: demo test setup build size bench hostile clean codegen
+.PHONY: demo test setup build size bench hostile sync-long clean codegen
 
 setup:
 	@bash scripts/setup.sh
@@ -45,3 +45,7 @@ hostile: build
 
 clean:
 	rm -rf target npm/dist demo-app/dist tests/artifacts
+
+# 10,000 seeded sync schedules (make test runs 500).
+sync-long:
+	SYNC_SCHEDULES=10000 cargo test --release -p hearth-engine --test sync_sim -- --nocapture randomized

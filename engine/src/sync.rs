@@ -540,14 +540,17 @@ impl Sync {
                 Filter::Types,
             )]
             .into(),
+            // Type history, or where the server offers none, a search by `_lastUpdated`
+            // (which cannot see deletions).
             Scope::Types(types) => types
                 .iter()
                 .map(|t| {
-                    (
-                        format!("{remote}/{t}/_history?_since={since}&_count={count}"),
-                        true,
-                        Filter::All,
-                    )
+                    let url = if caps.history_system || caps.history_types.contains(t) {
+                        format!("{remote}/{t}/_history?_since={since}&_count={count}")
+                    } else {
+                        format!("{remote}/{t}?_lastUpdated=ge{since}&_count={count}")
+                    };
+                    (url, true, Filter::All)
                 })
                 .collect(),
             Scope::Searches(searches) => {
@@ -563,7 +566,7 @@ impl Sync {
                     let joiner = if url.contains('?') { '&' } else { '?' };
                     queue.push_back((
                         format!("{url}{joiner}_lastUpdated=ge{since}"),
-                        false,
+                        true,
                         Filter::All,
                     ));
                 }

@@ -581,3 +581,14 @@ fn randomized_schedules_converge_and_lose_no_edit() {
             .join("\n")
     );
 }
+
+/// Schedules that once failed (a conflict resolved with the local side as it was when the
+/// conflict was found, not as later edits left it), kept as tests of their own.
+#[test]
+fn schedules_that_once_failed() {
+    for seed in [6, 8, 11, 12, 16, 18, 19, 20, 26, 27] {
+        if let Err(message) = schedule(seed) {
+            panic!("seed {seed}: {message}");
+        }
+    }
+}
