@@ -662,11 +662,16 @@ export class FhirStore {
       const token = typeof accessToken === "function" ? await accessToken() : accessToken;
       if (token) requestHeaders.set("Authorization", `Bearer ${token}`);
       try {
-        const response = await send(request.url, { method: request.method, headers: requestHeaders, body: request.body, signal, redirect: "error" });
-        const body = new Uint8Array(await response.arrayBuffer());
-        const flat = [];
-        response.headers.forEach((value, name) => flat.push(name, value));
-        reply = { status: response.status, headers: flat, body, error: undefined };
+        // Redirects are not followed (the token would go with them): a redirect is the answer.
+        const response = await send(request.url, { method: request.method, headers: requestHeaders, body: request.body, signal, redirect: "manual" });
+        if (response.type === "opaqueredirect" || (response.status >= 300 && response.status < 400)) {
+          reply = { status: response.status || 302, headers: [], body: new Uint8Array(), error: undefined };
+        } else {
+          const body = new Uint8Array(await response.arrayBuffer());
+          const flat = [];
+          response.headers.forEach((value, name) => flat.push(name, value));
+          reply = { status: response.status, headers: flat, body, error: undefined };
+        }
       } catch (err) {
         if (signal?.aborted) throw signal.reason ?? err;
         reply = { status: Number.NaN, headers: [], body: new Uint8Array(), error: String(err?.message ?? err) };

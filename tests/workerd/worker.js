@@ -1,6 +1,7 @@
 // A Cloudflare-style worker that imports hearth-fhir by package name, as a user's worker would,
 // and answers POSTed FHIR JSON with the engine's reading of it; under /fhir it is a FHIR REST
-// service over memory (one per isolate), and under /store a FhirStore in memory.
+// service over memory (one per isolate), and under /store a FhirStore in memory, which /sync
+// syncs with a remote server.
 import { inspect, version, FhirError, FhirService, FhirStore } from "hearth-fhir";
 
 let service;
@@ -9,6 +10,12 @@ let store;
 export default {
   async fetch(request) {
     const url = new URL(request.url);
+    if (url.pathname === "/sync") {
+      // The FhirStore of /store syncs with the server named by ?remote=, by the isolate's fetch.
+      store ??= await FhirStore.open({ memory: true, baseUrl: `${url.origin}/store` });
+      const summary = await store.sync({ remote: url.searchParams.get("remote"), scope: { types: ["Patient"] } });
+      return Response.json(summary);
+    }
     if (url.pathname.startsWith("/store/")) {
       // FhirStore, the same API as in a page: its fetch answers the REST API under its base.
       store ??= await FhirStore.open({ memory: true, baseUrl: `${url.origin}/store` });

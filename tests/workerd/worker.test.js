@@ -7,6 +7,7 @@ import { build } from "esbuild";
 import { Miniflare } from "miniflare";
 import { MALFORMED, issuePosition } from "../lib/malformed.js";
 import { artifactPath } from "../lib/paths.js";
+import { serve, stop } from "../lib/serve.js";
 
 let mf;
 
@@ -102,3 +103,25 @@ for (const { name, input, diagnostics, line, column } of MALFORMED) {
     assert.deepEqual(issuePosition(outcome.issue[0]), { line, column });
   });
 }
+
+test("a FhirStore in workerd syncs with hearth serve on 127.0.0.1", async () => {
+  const { child, base } = await serve(undefined);
+  try {
+    const headers = { "content-type": "application/fhir+json" };
+    const seeded = await fetch(`${base}/Patient/edge-remote`, { method: "PUT", headers, body: JSON.stringify({ resourceType: "Patient", id: "edge-remote", name: [{ family: "Remote" }] }) });
+    assert.equal(seeded.status, 201);
+    const first = await (await mf.dispatchFetch(`http://localhost/sync?remote=${encodeURIComponent(base)}`)).json();
+    assert.equal(first.complete, true, JSON.stringify(first.issues));
+    assert.equal(first.pulled, 1);
+    const local = await mf.dispatchFetch("http://localhost/store/Patient/edge-remote");
+    assert.equal((await local.json()).name[0].family, "Remote");
+    const created = await mf.dispatchFetch("http://localhost/store/Patient", { method: "POST", headers, body: JSON.stringify({ resourceType: "Patient", name: [{ family: "Edge" }] }) });
+    const { id } = await created.json();
+    const second = await (await mf.dispatchFetch(`http://localhost/sync?remote=${encodeURIComponent(base)}`)).json();
+    assert.equal(second.pushed, 1, JSON.stringify(second));
+    const onServer = await fetch(`${base}/Patient/${id}`);
+    assert.equal((await onServer.json()).name[0].family, "Edge");
+  } finally {
+    await stop(child);
+  }
+});
