@@ -26,6 +26,7 @@ mod local;
 mod merge;
 mod wire;
 
+use alloc::boxed::Box;
 use alloc::collections::{BTreeSet, VecDeque};
 use alloc::format;
 use alloc::string::{String, ToString};
@@ -181,6 +182,8 @@ enum Sent {
     Page {
         incremental: bool,
         filter: Filter,
+        /// The first page of its query (its `Date` bounds the checkpoint).
+        first: bool,
     },
     Push {
         items: Vec<Pushed>,
@@ -201,6 +204,15 @@ enum Filter {
     Types,
 }
 
+/// What [`Sync::pushable`] finds.
+enum Pushable {
+    Send(Pushed),
+    /// Nothing to push (unchanged, held by a conflict or a refusal).
+    Nothing,
+    /// Not before a pull tells the remote version it is based on.
+    AfterPull,
+}
+
 #[derive(Debug, Clone)]
 struct Pushed {
     type_name: String,
@@ -215,16 +227,66 @@ struct Pushed {
 #[derive(Debug)]
 enum Phase {
     Start,
-    /// Pull pages: the queue of first pages, and the page in hand's next link.
-    Pull {
-        queue: VecDeque<(String, bool, Filter)>,
-        next: Option<(String, bool, Filter)>,
-        checkpoint: Option<String>,
-        seen: BTreeSet<(String, String)>,
-    },
+    /// Pull pages.
+    Pull(Box<PullState>),
     Push,
     Done,
 }
+
+/// A pull: its queries, and what bounds the next checkpoint.
+#[derive(Debug, Default)]
+struct PullState {
+    /// The first page of each query not yet asked.
+    queue: VecDeque<(String, bool, Filter)>,
+    /// The next page of the query in hand.
+    next: Option<(String, bool, Filter)>,
+    /// The checkpoint this pull started from (`None`: a first download).
+    since: Option<String>,
+    /// The newest write of the server before the first download (`_history?_count=1`).
+    probe: Option<String>,
+    /// Queries sent, and how many of their first pages carried a `Date`.
+    queries: usize,
+    dated: usize,
+    /// The earliest `Date` of a query's first page: every write after it is seen next time.
+    earliest_date: Option<String>,
+    /// The newest instant the pages brought.
+    newest: Option<String>,
+    /// Resources applied by the query in hand: history is newest first, so an older version
+    /// of one is not applied after it.
+    seen: BTreeSet<(String, String)>,
+    /// Pages of the query in hand that brought nothing, in a row; and the pages asked.
+    empty_pages: u32,
+    visited: BTreeSet<String>,
+}
+
+impl PullState {
+    /// Where the next pull starts: the earliest moment a query of this one started, when the
+    /// server dated each; else, for one query, the newest write it brought (history is read
+    /// newest first, so nothing older is missed); else where this pull started.
+    fn checkpoint(&self) -> Option<String> {
+        if self.queries > 0 && self.dated == self.queries {
+            return self.earliest_date.clone();
+        }
+        if self.queries == 1 && self.since.is_some() {
+            return later(self.since.clone(), self.newest.clone());
+        }
+        self.since.clone().or_else(|| self.probe.clone())
+    }
+}
+
+fn later(a: Option<String>, b: Option<String>) -> Option<String> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(if instant_ms(&b) > instant_ms(&a) {
+            b
+        } else {
+            a
+        }),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Most pages in a row that bring nothing before a pull gives up on a server's paging.
+const MAX_EMPTY_PAGES: u32 = 3;
 
 /// One sync run against one remote. See the module documentation.
 pub struct Sync {
@@ -241,6 +303,8 @@ pub struct Sync {
     round: usize,
     /// A push met stale bases: pull and push again.
     again: bool,
+    /// Resources pushed in this round (not sent again before a pull).
+    attempted: BTreeSet<(String, String)>,
     summary: Summary,
     progress: Progress,
 }
@@ -258,6 +322,7 @@ impl Sync {
             wait: None,
             round: 0,
             again: false,
+            attempted: BTreeSet::new(),
             summary: Summary::default(),
             progress: Progress {
                 phase: "capabilities",
@@ -345,6 +410,7 @@ impl Sync {
                     }
                     self.round += 1;
                     self.again = false;
+                    self.attempted.clear();
                     self.progress = Progress {
                         phase: "pull",
                         done: 0,
@@ -357,58 +423,53 @@ impl Sync {
                             .await?
                             .map(|v| String::from_utf8(v).unwrap_or_default())
                     };
+                    let caps = self.caps.clone().unwrap_or_default();
                     match since {
                         Some(since) => {
                             let queue = self.incremental(&since);
-                            self.phase = Phase::Pull {
+                            self.phase = Phase::Pull(Box::new(PullState {
                                 queue,
-                                next: None,
-                                checkpoint: Some(since),
-                                seen: BTreeSet::new(),
-                            };
+                                since: Some(since),
+                                ..PullState::default()
+                            }));
+                        }
+                        None if caps.history_system => {
+                            self.phase = Phase::Pull(Box::default());
+                            let request = self.get(format!("{}/_history?_count=1", self.remote));
+                            return Ok(self.send(request, Sent::Checkpoint));
                         }
                         None => {
-                            let caps = self.caps.clone().unwrap_or_default();
-                            if caps.history_system {
-                                self.phase = Phase::Pull {
-                                    queue: VecDeque::new(),
-                                    next: None,
-                                    checkpoint: None,
-                                    seen: BTreeSet::new(),
-                                };
-                                let request =
-                                    self.get(format!("{}/_history?_count=1", self.remote));
-                                return Ok(self.send(request, Sent::Checkpoint));
-                            }
                             let queue = self.download();
-                            self.phase = Phase::Pull {
+                            self.phase = Phase::Pull(Box::new(PullState {
                                 queue,
-                                next: None,
-                                checkpoint: None,
-                                seen: BTreeSet::new(),
-                            };
+                                ..PullState::default()
+                            }));
                         }
                     }
                 }
-                Phase::Pull {
-                    queue,
-                    next,
-                    checkpoint,
-                    ..
-                } => {
-                    let page = next.take().or_else(|| queue.pop_front());
+                Phase::Pull(pull) => {
+                    let (page, first) = match pull.next.take() {
+                        Some(page) => (Some(page), false),
+                        None => (pull.queue.pop_front(), true),
+                    };
                     if let Some((url, incremental, filter)) = page {
+                        if first {
+                            pull.queries += 1;
+                            pull.seen.clear();
+                            pull.empty_pages = 0;
+                        }
                         let request = self.get(url);
                         return Ok(self.send(
                             request,
                             Sent::Page {
                                 incremental,
                                 filter,
+                                first,
                             },
                         ));
                     }
                     // Every page applied: the checkpoint moves.
-                    if let Some(checkpoint) = checkpoint.clone() {
+                    if let Some(checkpoint) = pull.checkpoint() {
                         let mut tx = local.replica_begin(true).await?;
                         tx.put(
                             ykey(&self.remote, &["c", &self.options.scope.key()]),
@@ -604,7 +665,8 @@ impl Sync {
             let after = reply
                 .header("retry-after")
                 .and_then(|value| value.trim().parse::<u64>().ok())
-                .map(|seconds| seconds.saturating_mul(1000));
+                // At most five minutes: a longer wait is the host's to schedule.
+                .map(|seconds| seconds.min(300).saturating_mul(1000));
             self.sent = Some((request, sent));
             self.fail_attempt(wire::reply_message(reply.status, &reply.body), after);
             return;
@@ -707,19 +769,15 @@ impl Sync {
                     .or_else(|| reply.header("date").and_then(wire::http_date_instant))
                     .unwrap_or_else(|| String::from("1970-01-01T00:00:00Z"));
                 let queue = self.download();
-                if let Phase::Pull {
-                    queue: pending,
-                    checkpoint,
-                    ..
-                } = &mut self.phase
-                {
-                    *pending = queue;
-                    *checkpoint = Some(newest);
+                if let Phase::Pull(pull) = &mut self.phase {
+                    pull.queue = queue;
+                    pull.probe = Some(newest);
                 }
             }
             Sent::Page {
                 incremental,
                 filter,
+                first,
             } => {
                 if reply.status != 200 {
                     self.forget_capabilities(local, reply.status).await?;
@@ -739,6 +797,7 @@ impl Sync {
                             Sent::Page {
                                 incremental,
                                 filter,
+                                first,
                             },
                         ));
                         self.fail_attempt(format!("GET {}: {message}", request.url), None);
@@ -756,6 +815,28 @@ impl Sync {
                         return Ok(());
                     }
                 }
+                // A server whose paging goes round in circles, or on and on with nothing.
+                if let Phase::Pull(pull) = &mut self.phase {
+                    if first {
+                        pull.visited.clear();
+                    }
+                    pull.empty_pages = if page.items.is_empty() {
+                        pull.empty_pages + 1
+                    } else {
+                        0
+                    };
+                    let looping = page
+                        .next
+                        .as_ref()
+                        .is_some_and(|next| !pull.visited.insert(next.clone()));
+                    if looping || (page.next.is_some() && pull.empty_pages >= MAX_EMPTY_PAGES) {
+                        self.fail(format!(
+                            "GET {}: the server's next links go round in circles or bring nothing",
+                            request.url
+                        ));
+                        return Ok(());
+                    }
+                }
                 for message in &page.unreadable {
                     self.summary.issues.push(Issue {
                         resource: None,
@@ -766,22 +847,22 @@ impl Sync {
                     self.progress.total = page.total;
                 }
                 self.apply_page(local, &page, filter).await?;
-                if let Phase::Pull {
-                    next, checkpoint, ..
-                } = &mut self.phase
-                {
-                    if incremental {
-                        if let Some(newest) = newest_instant(&page.items) {
-                            let later = match checkpoint.as_deref() {
-                                Some(current) => instant_ms(&newest) > instant_ms(current),
-                                None => true,
+                if let Phase::Pull(pull) = &mut self.phase {
+                    if first {
+                        if let Some(date) = reply.header("date").and_then(wire::http_date_instant) {
+                            pull.dated += 1;
+                            pull.earliest_date = match pull.earliest_date.take() {
+                                Some(earlier) if instant_ms(&earlier) <= instant_ms(&date) => {
+                                    Some(earlier)
+                                }
+                                _ => Some(date),
                             };
-                            if later {
-                                *checkpoint = Some(newest);
-                            }
                         }
                     }
-                    *next = page.next.map(|url| (url, incremental, filter));
+                    if incremental {
+                        pull.newest = later(pull.newest.take(), newest_instant(&page.items));
+                    }
+                    pull.next = page.next.map(|url| (url, incremental, filter));
                 }
             }
             Sent::Push {
@@ -802,30 +883,33 @@ impl Sync {
                     self.retry = Some((request, sent, 0));
                     return Ok(());
                 }
-                let outcomes = if (200..300).contains(&reply.status) {
-                    match wire::outcomes(&reply.body, items.len()) {
-                        Ok(outcomes) => outcomes,
-                        Err(message) => {
-                            // The server may have stored it: a pull says, then a push again.
-                            self.summary.issues.push(Issue {
-                                resource: None,
-                                message: format!("the push's reply: {message}"),
-                            });
-                            self.again = true;
-                            return Ok(());
-                        }
+                if !(200..300).contains(&reply.status) {
+                    // A batch refused whole (not authorised, too large, redirected, not
+                    // offered): nothing is known of its entries, which stay to be pushed.
+                    self.forget_capabilities(local, reply.status).await?;
+                    self.fail(format!(
+                        "POST {}: {}",
+                        request.url,
+                        wire::reply_message(reply.status, &reply.body)
+                    ));
+                    return Ok(());
+                }
+                let outcomes = match wire::outcomes(&reply.body, items.len()) {
+                    Ok(outcomes) => outcomes,
+                    Err(message) => {
+                        // Garbled on the way; the server may have stored it: a pull says,
+                        // then the push is gathered again.
+                        self.sent = Some((
+                            request.clone(),
+                            Sent::Push {
+                                items,
+                                log_to,
+                                transaction,
+                            },
+                        ));
+                        self.fail_attempt(format!("the push's reply: {message}"), None);
+                        return Ok(());
                     }
-                } else {
-                    // A batch refused whole: each entry's answer.
-                    let message = wire::reply_message(reply.status, &reply.body);
-                    items
-                        .iter()
-                        .map(|_| wire::Outcome {
-                            status: reply.status,
-                            version: None,
-                            message: message.clone(),
-                        })
-                        .collect()
                 };
                 self.take_outcomes(local, &items, &outcomes, log_to).await?;
             }
@@ -859,11 +943,11 @@ impl Sync {
         let mut checked = Vec::with_capacity(page.items.len());
         for item in &page.items {
             let key = (item.type_name.clone(), item.id.clone());
-            let Phase::Pull { seen, .. } = &mut self.phase else {
+            let Phase::Pull(pull) = &mut self.phase else {
                 break;
             };
             // History is newest first: an older version of what was applied is not.
-            if !seen.insert(key) {
+            if !pull.seen.insert(key) {
                 continue;
             }
             let object = match &item.json {
@@ -944,54 +1028,84 @@ impl Sync {
 
     /// The local changes to push next: at most `push_size` resources from the retry set and
     /// the write log, the log position examined, and each one's JSON (`None`: a deletion).
+    /// Resources pushed already in this round wait for the next one (after a pull); retry
+    /// entries with nothing left to push are dropped.
     async fn gather<S: Store>(
         &mut self,
         local: &Service<S>,
     ) -> Result<(Vec<Pushed>, u64, Vec<Option<String>>), StoreError> {
-        let mut tx = local.replica_begin(false).await?;
         let remote = self.remote.clone();
-        let mut candidates: Vec<(String, String)> =
-            local::retries(&mut tx, &remote, self.options.push_size).await?;
-        let mut seen: BTreeSet<(String, String)> = candidates.iter().cloned().collect();
-        let cursor = local::number(&mut tx, &ykey(&remote, &["s"])).await?;
-        let mut log_to = cursor;
+        let mut tx = local.replica_begin(false).await?;
         let mut items = Vec::new();
         let mut bodies = Vec::new();
-        let mut from_log = false;
-        let mut log_entries = Vec::new();
-        'gather: loop {
-            for (type_name, id) in candidates.drain(..) {
-                if let Some(pushed) = self.pushable(local, &mut tx, &type_name, &id).await? {
-                    let body = if pushed.deleted {
-                        None
-                    } else {
-                        Service::<S>::replica_version(&mut tx, &type_name, &id, pushed.local)
-                            .await?
-                    };
-                    items.push(pushed);
-                    bodies.push(body);
-                }
-            }
+        let mut considered: BTreeSet<(String, String)> = BTreeSet::new();
+        let (mut retry_drop, mut retry_add) = (Vec::new(), Vec::new());
+        for key in local::retries(&mut tx, &remote, usize::MAX).await? {
             if items.len() >= self.options.push_size {
                 break;
             }
-            if !from_log {
-                from_log = true;
+            considered.insert(key.clone());
+            if self.attempted.contains(&key) {
+                continue;
             }
-            if log_entries.is_empty() {
-                log_entries = Service::<S>::replica_log(&mut tx, log_to, 256).await?;
-                if log_entries.is_empty() {
-                    break;
+            match self.pushable(&mut tx, &key.0, &key.1).await? {
+                Pushable::Send(pushed) => {
+                    bodies.push(Self::body(&mut tx, &pushed).await?);
+                    items.push(pushed);
                 }
-                log_entries.reverse();
+                Pushable::Nothing => retry_drop.push(key),
+                Pushable::AfterPull => self.again = true,
             }
-            while let Some((seq, type_name, id, _)) = log_entries.pop() {
+        }
+        let cursor = local::number(&mut tx, &ykey(&remote, &["s"])).await?;
+        let mut log_to = cursor;
+        'log: while items.len() < self.options.push_size {
+            let entries = Service::<S>::replica_log(&mut tx, log_to, 256).await?;
+            if entries.is_empty() {
+                break;
+            }
+            for (seq, type_name, id, _) in entries {
+                if items.len() >= self.options.push_size {
+                    break 'log;
+                }
                 log_to = seq;
-                if seen.insert((type_name.clone(), id.clone())) {
-                    candidates.push((type_name, id));
-                    continue 'gather;
+                let key = (type_name, id);
+                if !self.in_scope(&key.0) || !considered.insert(key.clone()) {
+                    continue;
+                }
+                if self.attempted.contains(&key) {
+                    // Changed again since it was pushed in this round: next round.
+                    retry_add.push(key);
+                    self.again = true;
+                    continue;
+                }
+                match self.pushable(&mut tx, &key.0, &key.1).await? {
+                    Pushable::Send(pushed) => {
+                        bodies.push(Self::body(&mut tx, &pushed).await?);
+                        items.push(pushed);
+                    }
+                    Pushable::Nothing => {}
+                    Pushable::AfterPull => {
+                        retry_add.push(key);
+                        self.again = true;
+                    }
                 }
             }
+        }
+        drop(tx);
+        if !retry_drop.is_empty() || !retry_add.is_empty() {
+            let mut tx = local.replica_begin(true).await?;
+            for (type_name, id) in &retry_drop {
+                tx.delete(ykey(&remote, &["q", type_name, id]));
+            }
+            for (type_name, id) in &retry_add {
+                tx.put(ykey(&remote, &["q", type_name, id]), Vec::new());
+            }
+            tx.commit().await?;
+        }
+        for item in &items {
+            self.attempted
+                .insert((item.type_name.clone(), item.id.clone()));
         }
         if items.is_empty() && log_to == cursor {
             return Ok((items, 0, bodies));
@@ -1000,44 +1114,78 @@ impl Sync {
         Ok((items, log_to, bodies))
     }
 
+    /// Whether local changes of `type_name` are this sync's to push: those of the scope's
+    /// types (a patient's scope takes any, those outside the compartment known by id).
+    fn in_scope(&self, type_name: &str) -> bool {
+        match &self.options.scope {
+            Scope::Patient(_) => true,
+            Scope::Types(types) => types.iter().any(|t| t == type_name),
+            Scope::Searches(searches) => searches
+                .iter()
+                .any(|search| search.split(['?', '/']).next() == Some(type_name)),
+        }
+    }
+
+    async fn body<T: Transaction>(
+        tx: &mut T,
+        pushed: &Pushed,
+    ) -> Result<Option<String>, StoreError> {
+        if pushed.deleted {
+            return Ok(None);
+        }
+        crate::rest::Service::<crate::store::MemoryStore>::replica_version(
+            tx,
+            &pushed.type_name,
+            &pushed.id,
+            pushed.local,
+        )
+        .await
+    }
+
     /// What to push of `type_name/id`, if anything.
-    async fn pushable<S: Store, T: Transaction>(
+    async fn pushable<T: Transaction>(
         &self,
-        _local: &Service<S>,
         tx: &mut T,
         type_name: &str,
         id: &str,
-    ) -> Result<Option<Pushed>, StoreError> {
+    ) -> Result<Pushable, StoreError> {
         let remote = &self.remote;
-        let current = Service::<S>::replica_state(tx, type_name, id).await?;
+        let current =
+            Service::<crate::store::MemoryStore>::replica_state(tx, type_name, id).await?;
         let base = local::base(tx, remote, type_name, id).await?;
         let Some(current) = current else {
-            return Ok(None);
+            return Ok(Pushable::Nothing);
         };
         if !local::changed(Some(current), base.as_ref()) {
-            return Ok(None);
+            return Ok(Pushable::Nothing);
         }
         if local::conflict(tx, remote, type_name, id).await?.is_some() {
-            return Ok(None);
+            return Ok(Pushable::Nothing);
         }
         if let Some((version, _)) = local::refusal(tx, remote, type_name, id).await? {
             if version == current.version {
-                return Ok(None);
+                return Ok(Pushable::Nothing);
             }
         }
         let live_base = base.filter(|base| base.live);
         if current.deleted && live_base.is_none() {
             // Created and deleted here, or deleted on both sides: nothing to send.
-            return Ok(None);
+            return Ok(Pushable::Nothing);
         }
-        Ok(Some(Pushed {
+        if live_base
+            .as_ref()
+            .is_some_and(|base| base.remote.is_empty())
+        {
+            // The server did not say which version the last push made: without it there is
+            // no If-Match, so a pull learns it first.
+            return Ok(Pushable::AfterPull);
+        }
+        Ok(Pushable::Send(Pushed {
             type_name: type_name.to_string(),
             id: id.to_string(),
             local: current.version,
             deleted: current.deleted,
-            if_match: live_base
-                .map(|base| base.remote)
-                .filter(|rv| !rv.is_empty()),
+            if_match: live_base.map(|base| base.remote),
         }))
     }
 

@@ -28,6 +28,21 @@ static CONFLICTS: AtomicUsize = AtomicUsize::new(0);
 static MERGED: AtomicUsize = AtomicUsize::new(0);
 static PUSHED: AtomicUsize = AtomicUsize::new(0);
 
+thread_local! {
+    /// The schedule's clock, when the simulated server dates its replies (`Date`), as HTTP
+    /// servers do; some schedules run without, for servers that do not.
+    static DATED: std::cell::RefCell<Option<SimClock>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The clock's time as an HTTP date (`Thu, 01 Jan 2026 00:00:05 GMT`), to the second.
+fn http_date(clock: &SimClock) -> String {
+    let s = clock.0.get() / 1000;
+    let (m, s) = (s / 60, s % 60);
+    let (h, m) = (m / 60, m % 60);
+    let (d, h) = (h / 24, h % 24);
+    format!("Thu, {:02} Jan 2026 {h:02}:{m:02}:{s:02} GMT", d + 1)
+}
+
 const REMOTE: &str = "http://remote.test/fhir";
 const FIELDS: [&str; 4] = ["family", "given", "city", "phone"];
 
@@ -153,7 +168,10 @@ fn deliver(
         FAULTS.fetch_add(1, Relaxed);
     }
     let serve = || {
-        let (status, value, headers) = call(remote, &request.method, path, &headers, &body);
+        let (status, value, mut headers) = call(remote, &request.method, path, &headers, &body);
+        if let Some(date) = DATED.with(|dated| dated.borrow().as_ref().map(http_date)) {
+            headers.push(("Date".into(), date));
+        }
         HttpReply {
             status,
             headers,
@@ -395,20 +413,22 @@ fn run_to_end(
     remote: &Local,
     rng: &mut Rng,
     page_size: usize,
-) -> hearth_engine::sync::Summary {
+) -> Result<hearth_engine::sync::Summary, String> {
     device.sync = None;
     for _ in 0..10_000 {
         if let Some(summary) = step(device, remote, rng, false, page_size) {
-            return summary;
+            return Ok(summary);
         }
     }
-    panic!("a sync without faults did not end");
+    Err("a sync without faults did not end after 10,000 requests".into())
 }
 
 fn schedule(seed: u64) -> Result<(), String> {
     let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
     let clock = SimClock(Rc::new(Cell::new(0)));
     let remote = service(&clock, "r", REMOTE);
+    let dated = rng.below(4) != 0;
+    DATED.with(|slot| *slot.borrow_mut() = dated.then(|| clock.clone()));
     let device_count = 1 + rng.below(2) as usize;
     let names = ["a", "b"];
     let mut devices: Vec<Device> = (0..device_count)
@@ -450,7 +470,7 @@ fn schedule(seed: u64) -> Result<(), String> {
     for _round in 0..8 {
         quiet = true;
         for device in devices.iter_mut() {
-            let summary = run_to_end(device, &remote, &mut rng, page_size);
+            let summary = run_to_end(device, &remote, &mut rng, page_size)?;
             if summary.pushed > 0
                 || summary.conflicts > 0
                 || summary.merged > 0

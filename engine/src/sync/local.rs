@@ -354,10 +354,18 @@ pub(crate) async fn apply<S: Store, T: Transaction>(
         local: local_json.clone(),
         remote: item.json.clone(),
     };
-    if !merged.conflicts.is_empty() {
+    // Never agreed on (a create whose reply was lost) and deleted on the remote since: whether
+    // the deletion was meant for what is here, only the user can say.
+    let unknown_deletion = base.is_none() && !remote_live && local_node.is_some();
+    if !merged.conflicts.is_empty() || unknown_deletion {
+        let paths = if merged.conflicts.is_empty() {
+            alloc::vec![String::from(type_name)]
+        } else {
+            merged.conflicts
+        };
         tx.put(
             ykey(remote, &["x", type_name, id]),
-            record(merged.conflicts).to_json().into_bytes(),
+            record(paths).to_json().into_bytes(),
         );
         return Ok(Applied::Conflict);
     }

@@ -1,0 +1,602 @@
+//! Sync cases, each a scenario a review of the sync engine found (a push that repeated
+//! forever after a 412, a garbled or refused reply, a checkpoint past data not applied, a
+//! paging loop, a lost create meeting a remote deletion, a push without a known base version,
+//! a server without history), run against the engine's own service as the remote with the
+//! network scripted request by request.
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use hearth_engine::rest::{Clock, IdSource, Request, Service};
+use hearth_engine::store::{block_on, MemoryStore};
+use hearth_engine::sync::{
+    HttpReply, HttpRequest, Options, Resolution, Scope, Step, Summary, Sync,
+};
+use serde_json::{json, Value};
+
+/// Answers a request itself (or acts on the remote first), or leaves it to the remote.
+type Hook<'a> = dyn FnMut(&Local, &HttpRequest) -> Option<Result<HttpReply, String>> + 'a;
+
+const REMOTE: &str = "http://remote.test/fhir";
+
+/// One clock for every party: each reading is a millisecond later.
+#[derive(Clone)]
+struct SimClock(Rc<Cell<u64>>);
+impl Clock for SimClock {
+    fn now(&self) -> String {
+        let ms = self.0.get() + 1;
+        self.0.set(ms);
+        let (s, ms) = (ms / 1000, ms % 1000);
+        let (m, s) = (s / 60, s % 60);
+        let (h, m) = (m / 60, m % 60);
+        let (d, h) = (h / 24, h % 24);
+        format!("2026-01-{:02}T{h:02}:{m:02}:{s:02}.{ms:03}Z", d + 1)
+    }
+}
+
+struct Ids(&'static str, Cell<u32>);
+impl IdSource for Ids {
+    fn next_id(&self) -> String {
+        self.1.set(self.1.get() + 1);
+        format!("{}{}", self.0, self.1.get())
+    }
+}
+
+type Local = Service<MemoryStore>;
+
+fn service(clock: &SimClock, ids: &'static str, base: &str) -> Local {
+    Service::new(
+        MemoryStore::new(),
+        Box::new(clock.clone()),
+        Box::new(Ids(ids, Cell::new(0))),
+        base,
+    )
+}
+
+fn call(
+    service: &Local,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, Value, Vec<(String, String)>) {
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
+    let request = Request {
+        method: method.into(),
+        path: path.into(),
+        query: query
+            .split('&')
+            .filter(|pair| !pair.is_empty())
+            .map(|pair| {
+                let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+                (decode(name), decode(value))
+            })
+            .collect(),
+        headers: headers
+            .iter()
+            .map(|(n, v)| (n.to_lowercase(), v.to_string()))
+            .chain(
+                (!body.is_empty()).then(|| ("content-type".into(), "application/fhir+json".into())),
+            )
+            .collect(),
+        body: body.as_bytes().to_vec(),
+    };
+    let response = block_on(service.handle(&request));
+    let value = serde_json::from_str(&response.body).unwrap_or(Value::Null);
+    (response.status, value, response.headers)
+}
+
+fn decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(byte) = u8::from_str_radix(&text[i + 1..i + 3], 16) {
+                out.push(byte);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
+        i += 1;
+    }
+    String::from_utf8(out).unwrap()
+}
+
+fn patient(id: Option<&str>, token: &str) -> Value {
+    let mut value = json!({
+        "resourceType": "Patient",
+        "name": [{"family": format!("f{token}"), "given": [format!("g{token}")]}],
+        "address": [{"city": format!("c{token}")}],
+        "telecom": [{"system": "phone", "value": format!("p{token}")}]
+    });
+    if let Some(id) = id {
+        value["id"] = json!(id);
+    }
+    value
+}
+
+fn field<'v>(resource: &'v mut Value, name: &str) -> &'v mut Value {
+    match name {
+        "family" => &mut resource["name"][0]["family"],
+        "given" => &mut resource["name"][0]["given"][0],
+        "city" => &mut resource["address"][0]["city"],
+        _ => &mut resource["telecom"][0]["value"],
+    }
+}
+
+fn field_value(resource: &Value, name: &str) -> Option<String> {
+    let pointer = match name {
+        "family" => "/name/0/family",
+        "given" => "/name/0/given/0",
+        "city" => "/address/0/city",
+        _ => "/telecom/0/value",
+    };
+    resource.pointer(pointer)?.as_str().map(String::from)
+}
+
+fn read(service: &Local, id: &str) -> Option<Value> {
+    let (status, value, _) = call(service, "GET", &format!("Patient/{id}"), &[], "");
+    (status == 200).then_some(value)
+}
+
+fn serve(remote: &Local, request: &HttpRequest) -> HttpReply {
+    let path = request
+        .url
+        .strip_prefix(REMOTE)
+        .expect("on remote")
+        .trim_start_matches('/');
+    let headers: Vec<(&str, &str)> = request
+        .headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    let body = String::from_utf8(request.body.clone()).unwrap();
+    let (status, value, headers) = call(remote, &request.method, path, &headers, &body);
+    HttpReply {
+        status,
+        headers,
+        body: if value.is_null() {
+            Vec::new()
+        } else {
+            value.to_string().into_bytes()
+        },
+    }
+}
+
+fn new_sync(scope: Scope) -> Sync {
+    let mut o = Options::new(scope);
+    o.page_size = 2;
+    o.push_size = 3;
+    Sync::new(REMOTE, o)
+}
+
+/// Runs a sync; `hook` may answer a request itself (or act on the remote first). Steps capped.
+fn run(
+    device: &Local,
+    remote: &Local,
+    scope: Scope,
+    max: usize,
+    hook: &mut Hook,
+) -> (Option<Summary>, usize, Vec<String>) {
+    let mut sync = new_sync(scope);
+    let mut log = Vec::new();
+    for i in 0..max {
+        match block_on(sync.next(device)) {
+            Step::Send(req) => {
+                log.push(format!("{} {}", req.method, req.url));
+                let reply = match hook(remote, &req) {
+                    Some(r) => r,
+                    None => Ok(serve(remote, &req)),
+                };
+                block_on(sync.receive(device, reply));
+            }
+            Step::Wait { .. } => {}
+            Step::Done => return (Some(sync.summary().clone()), i, log),
+        }
+    }
+    (None, max, log)
+}
+
+fn put(service: &Local, id: &str, token: &str) {
+    let (s, v, _) = call(
+        service,
+        "PUT",
+        &format!("Patient/{id}"),
+        &[],
+        &patient(Some(id), token).to_string(),
+    );
+    assert!(s == 200 || s == 201, "{v}");
+}
+
+fn set_field(service: &Local, id: &str, name: &str, value: &str) {
+    let mut r = read(service, id).unwrap();
+    *field(&mut r, name) = json!(value);
+    let (s, v, _) = call(
+        service,
+        "PUT",
+        &format!("Patient/{id}"),
+        &[],
+        &r.to_string(),
+    );
+    assert!(s == 200, "{v}");
+}
+
+fn types() -> Scope {
+    Scope::Types(vec!["Patient".into()])
+}
+
+#[test]
+fn a_push_meeting_a_newer_remote_version_pulls_merges_and_ends() {
+    let clock = SimClock(Rc::new(Cell::new(0)));
+    let remote = service(&clock, "r", REMOTE);
+    let dev = service(&clock, "a", "https://hearth.local/fhir");
+    put(&remote, "p", "1");
+    let (s, _, _) = run(&dev, &remote, types(), 1000, &mut |_, _| None);
+    assert!(s.unwrap().complete);
+    set_field(&dev, "p", "family", "LOCAL");
+    let mut edited = false;
+    let (s, n, log) = run(&dev, &remote, types(), 500, &mut |remote, req| {
+        if req.method == "POST" && !edited {
+            edited = true;
+            set_field(remote, "p", "city", "REMOTE");
+        }
+        None
+    });
+    eprintln!(
+        "r1: done={:?} steps={n} last={:?}",
+        s.as_ref().map(|s| s.complete),
+        &log[log.len().saturating_sub(4)..]
+    );
+    assert!(s.is_some(), "sync never ended after {n} steps");
+}
+
+#[test]
+fn a_garbled_push_reply_is_retried_after_a_pull_and_the_sync_ends() {
+    let clock = SimClock(Rc::new(Cell::new(0)));
+    let remote = service(&clock, "r", REMOTE);
+    let dev = service(&clock, "a", "https://hearth.local/fhir");
+    put(&remote, "p", "1");
+    run(&dev, &remote, types(), 1000, &mut |_, _| None);
+    set_field(&dev, "p", "family", "LOCAL");
+    let (s, n, log) = run(&dev, &remote, types(), 500, &mut |remote, req| {
+        if req.method == "POST" {
+            serve(remote, req);
+            return Some(Ok(HttpReply {
+                status: 200,
+                headers: vec![],
+                body: b"{}".to_vec(),
+            }));
+        }
+        None
+    });
+    let posts = log.iter().filter(|l| l.starts_with("POST")).count();
+    eprintln!(
+        "r2: done={:?} steps={n} posts={posts}",
+        s.as_ref().map(|s| s.complete)
+    );
+    assert!(
+        s.is_some(),
+        "sync never ended after {n} steps ({posts} POSTs)"
+    );
+}
+
+#[test]
+fn a_push_refused_whole_keeps_every_edit_for_the_next_sync() {
+    let clock = SimClock(Rc::new(Cell::new(0)));
+    let remote = service(&clock, "r", REMOTE);
+    let dev = service(&clock, "a", "https://hearth.local/fhir");
+    put(&remote, "p", "1");
+    run(&dev, &remote, types(), 1000, &mut |_, _| None);
+    set_field(&dev, "p", "family", "LOCAL");
+    let (s, _, _) = run(&dev, &remote, types(), 500, &mut |_, req| {
+        if req.method == "POST" {
+            return Some(Ok(HttpReply {
+                status: 401,
+                headers: vec![],
+                body: vec![],
+            }));
+        }
+        None
+    });
+    assert!(
+        !s.unwrap().complete,
+        "a refused push is not a complete sync"
+    );
+    // token refreshed: sync again, normal network
+    let (s, _, _) = run(&dev, &remote, types(), 500, &mut |_, _| None);
+    assert!(s.unwrap().complete);
+    let r = read(&remote, "p").unwrap();
+    assert_eq!(
+        field_value(&r, "family").as_deref(),
+        Some("LOCAL"),
+        "local edit never pushed after a transient 401"
+    );
+}
+
+#[test]
+fn a_write_between_two_queries_of_a_pull_is_pulled_later() {
+    let clock = SimClock(Rc::new(Cell::new(0)));
+    let remote = service(&clock, "r", REMOTE);
+    let dev = service(&clock, "a", "https://hearth.local/fhir");
+    put(&remote, "p1", "1");
+    let scope = || Scope::Searches(vec!["Patient".into()]);
+    let (s, _, _) = run(&dev, &remote, scope(), 1000, &mut |_, _| None);
+    assert!(s.unwrap().complete);
+    set_field(&remote, "p1", "city", "x");
+    let mut done = false;
+    let (s, _, log) = run(&dev, &remote, scope(), 1000, &mut |remote, req| {
+        if req.url.contains("/Patient/_history") && !done {
+            done = true;
+            put(remote, "p2", "2"); // new match, after the search ran
+            set_field(remote, "p1", "city", "later"); // a later write to a known one
+        }
+        None
+    });
+    eprintln!("r4 {:?} {log:?}", s);
+    for _ in 0..3 {
+        run(&dev, &remote, scope(), 1000, &mut |_, _| None);
+    }
+    assert!(read(&dev, "p2").is_some(), "p2 never pulled");
+}
+
+#[test]
+fn next_links_going_round_in_circles_end_the_pull() {
+    let clock = SimClock(Rc::new(Cell::new(0)));
+    let remote = service(&clock, "r", REMOTE);
+    let dev = service(&clock, "a", "https://hearth.local/fhir");
+    put(&remote, "p1", "1");
+    let (s, n, _) = run(&dev, &remote, types(), 2000, &mut |remote, req| {
+        if req.method == "GET" && req.url.contains("/Patient?") {
+            let mut r = serve(remote, req);
+            let mut v: Value = serde_json::from_slice(&r.body).unwrap();
+            v["link"] = json!([{"relation":"next","url": req.url.clone()}]);
+            r.body = v.to_string().into_bytes();
+            return Some(Ok(r));
+        }
+        None
+    });
+    assert!(s.is_some(), "pull never ended after {n} steps");
+}
+
+#[test]
+fn a_change_waiting_for_retry_is_pushed_whatever_else_waits() {
+    // push_size 3; conflicts resolved with "remote" leave q entries forever.
+    let clock = SimClock(Rc::new(Cell::new(0)));
+    let remote = service(&clock, "r", REMOTE);
+    let dev = service(&clock, "a", "https://hearth.local/fhir");
+    for id in ["a1", "a2", "a3", "z9"] {
+        put(&remote, id, "0");
+    }
+    run(&dev, &remote, types(), 1000, &mut |_, _| None);
+    for id in ["a1", "a2", "a3"] {
+        set_field(&dev, id, "family", "L");
+    }
+    // remote edits the same element after the pull, before the push: 412 -> q; abort sync after the first POST
+    let mut n = 0;
+    let mut sync = new_sync(types());
+    loop {
+        match block_on(sync.next(&dev)) {
+            Step::Send(req) => {
+                if req.method == "POST" {
+                    if n == 0 {
+                        for id in ["a1", "a2", "a3"] {
+                            set_field(&remote, id, "family", "R");
+                        }
+                    }
+                    n += 1;
+                }
+                let reply = serve(&remote, &req);
+                block_on(sync.receive(&dev, Ok(reply)));
+                if n >= 2 {
+                    break;
+                }
+            }
+            Step::Wait { .. } => {}
+            Step::Done => break,
+        }
+    }
+    // next sync: pull makes conflicts; resolve with remote.
+    run(&dev, &remote, types(), 1000, &mut |_, _| None);
+    let conflicts = block_on(Sync::conflicts(&dev, REMOTE)).unwrap();
+    eprintln!("r6 conflicts {}", conflicts.len());
+    for c in conflicts {
+        block_on(Sync::resolve(
+            &dev,
+            REMOTE,
+            &c.type_name,
+            &c.id,
+            &Resolution::Remote,
+        ))
+        .unwrap()
+        .unwrap();
+    }
+    // now z9: local edit; its push gets a per-entry 503 in a batch (answer crafted), leaving it in q only
+    set_field(&dev, "z9", "family", "LOCALZ");
+    let (s, _, _) = run(&dev, &remote, types(), 1000, &mut |_, req| {
+        if req.method == "POST" {
+            eprintln!(
+                "r6 crafted POST body {}",
+                String::from_utf8_lossy(&req.body)
+            );
+            return Some(Ok(HttpReply { status: 200, headers: vec![], body: br#"{"resourceType":"Bundle","type":"transaction-response","entry":[{"response":{"status":"503"}}]}"#.to_vec() }));
+        }
+        None
+    });
+    eprintln!("r6 crafted: {:?}", s);
+    let (s, _, log) = run(&dev, &remote, types(), 1000, &mut |_, _| None);
+    eprintln!("r6 after: {:?} {log:?}", s);
+    let r = read(&remote, "z9").unwrap();
+    assert_eq!(
+        field_value(&r, "family").as_deref(),
+        Some("LOCALZ"),
+        "z9 never pushed"
+    );
+}
+
+#[test]
+fn a_deletion_after_a_search_found_the_resource_is_applied() {
+    let clock = SimClock(Rc::new(Cell::new(0)));
+    let remote = service(&clock, "r", REMOTE);
+    let dev = service(&clock, "a", "https://hearth.local/fhir");
+    put(&remote, "p1", "1");
+    put(&remote, "p3", "3");
+    let scope = || Scope::Searches(vec!["Patient".into()]);
+    run(&dev, &remote, scope(), 1000, &mut |_, _| None);
+    set_field(&remote, "p1", "city", "x");
+    let mut done = false;
+    run(&dev, &remote, scope(), 1000, &mut |remote, req| {
+        if req.url.contains("/Patient/_history") && !done {
+            done = true;
+            let (s, _, _) = call(remote, "DELETE", "Patient/p1", &[], "");
+            assert!(s == 204 || s == 200);
+            set_field(remote, "p3", "city", "later");
+        }
+        None
+    });
+    for _ in 0..3 {
+        run(&dev, &remote, scope(), 1000, &mut |_, _| None);
+    }
+    assert!(read(&remote, "p1").is_none());
+    assert!(
+        read(&dev, "p1").is_none(),
+        "remote deletion of p1 never applied locally"
+    );
+}
+
+#[test]
+fn a_lost_create_reply_then_a_remote_deletion_is_a_conflict() {
+    let clock = SimClock(Rc::new(Cell::new(0)));
+    let remote = service(&clock, "r", REMOTE);
+    let dev = service(&clock, "a", "https://hearth.local/fhir");
+    put(&remote, "p1", "1");
+    run(&dev, &remote, types(), 1000, &mut |_, _| None);
+    put(&dev, "n1", "9");
+    let mut lost = false;
+    let (s, _, log) = run(&dev, &remote, types(), 1000, &mut |remote, req| {
+        if req.method == "POST" && !lost {
+            lost = true;
+            serve(remote, req);
+            let (s, _, _) = call(remote, "DELETE", "Patient/n1", &[], "");
+            assert!(s == 204 || s == 200);
+            return Some(Err("reset".into()));
+        }
+        None
+    });
+    eprintln!("r8 {:?} {:?}", s, log);
+    assert!(
+        read(&remote, "n1").is_none(),
+        "the remote deletion of n1 was undone without a conflict"
+    );
+    let conflicts = block_on(Sync::conflicts(&dev, REMOTE)).unwrap();
+    assert_eq!(conflicts.len(), 1);
+    assert_eq!(
+        (conflicts[0].id.as_str(), conflicts[0].remote.is_none()),
+        ("n1", true)
+    );
+}
+
+#[test]
+fn a_push_reply_without_versions_never_leads_to_an_update_without_if_match() {
+    let clock = SimClock(Rc::new(Cell::new(0)));
+    let remote = service(&clock, "r", REMOTE);
+    let dev = service(&clock, "a", "https://hearth.local/fhir");
+    put(&remote, "p1", "1");
+    run(&dev, &remote, types(), 1000, &mut |_, _| None);
+    set_field(&dev, "p1", "family", "L1");
+    let mut first = true;
+    let devref = &dev;
+    let (s, _, log) = run(&dev, &remote, types(), 1000, &mut |remote, req| {
+        if req.method == "POST" {
+            eprintln!("r9 POST {}", String::from_utf8_lossy(&req.body));
+            let mut r = serve(remote, req);
+            if first {
+                first = false;
+                let mut v: Value = serde_json::from_slice(&r.body).unwrap();
+                for e in v["entry"].as_array_mut().unwrap() {
+                    e["response"].as_object_mut().unwrap().remove("etag");
+                    e["response"].as_object_mut().unwrap().remove("location");
+                    e.as_object_mut().unwrap().remove("resource");
+                }
+                r.body = v.to_string().into_bytes();
+                // while the reply travels: another client edits on the remote, the user edits here
+                set_field(remote, "p1", "city", "REMOTE-CITY");
+                set_field(devref, "p1", "phone", "L2");
+            }
+            return Some(Ok(r));
+        }
+        None
+    });
+    eprintln!("r9 {:?} {:?}", s, log);
+    let r = read(&remote, "p1").unwrap();
+    eprintln!("r9 remote {r}");
+    assert_eq!(
+        field_value(&r, "city").as_deref(),
+        Some("REMOTE-CITY"),
+        "remote edit overwritten"
+    );
+}
+
+#[test]
+fn a_redirected_push_ends_the_sync() {
+    let clock = SimClock(Rc::new(Cell::new(0)));
+    let remote = service(&clock, "r", REMOTE);
+    let dev = service(&clock, "a", "https://hearth.local/fhir");
+    put(&remote, "p", "1");
+    run(&dev, &remote, types(), 1000, &mut |_, _| None);
+    set_field(&dev, "p", "family", "LOCAL");
+    let (s, n, log) = run(&dev, &remote, types(), 300, &mut |_, req| {
+        if req.method == "POST" {
+            return Some(Ok(HttpReply {
+                status: 302,
+                headers: vec![],
+                body: vec![],
+            }));
+        }
+        None
+    });
+    let posts = log.iter().filter(|l| l.starts_with("POST")).count();
+    assert!(
+        s.is_some(),
+        "sync never ended after {n} steps ({posts} POSTs)"
+    );
+}
+
+#[test]
+fn without_history_changes_are_pulled_by_last_updated() {
+    let clock = SimClock(Rc::new(Cell::new(0)));
+    let remote = service(&clock, "r", REMOTE);
+    let dev = service(&clock, "a", "https://hearth.local/fhir");
+    put(&remote, "p1", "1");
+    put(&remote, "p2", "2");
+    // A server that offers no history, and dates its replies.
+    let mut hook = |remote: &Local, req: &HttpRequest| -> Option<Result<HttpReply, String>> {
+        let mut reply = serve(remote, req);
+        if req.url.ends_with("/metadata") {
+            let text = String::from_utf8(reply.body.clone())
+                .unwrap()
+                .replace("history-system", "nope")
+                .replace("history-type", "nope");
+            reply.body = text.into_bytes();
+        }
+        reply
+            .headers
+            .push(("Date".into(), String::from("Thu, 01 Jan 2026 00:00:00 GMT")));
+        Some(Ok(reply))
+    };
+    let (first, _, _) = run(&dev, &remote, types(), 1000, &mut hook);
+    assert_eq!(first.unwrap().pulled, 2);
+    set_field(&remote, "p2", "city", "later");
+    let (second, _, log) = run(&dev, &remote, types(), 1000, &mut hook);
+    assert!(
+        log.iter().any(|line| line.contains("_lastUpdated=ge")),
+        "{log:?}"
+    );
+    assert!(!log.iter().any(|line| line.contains("_history")), "{log:?}");
+    assert_eq!(second.unwrap().pulled, 1);
+    assert_eq!(
+        field_value(&read(&dev, "p2").unwrap(), "city").as_deref(),
+        Some("later")
+    );
+}
