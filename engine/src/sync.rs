@@ -6,17 +6,22 @@
 //!
 //! A sync is rounds of pull then push:
 //! - **pull**: the first time, a download of the scope by search with paging (or
-//!   `Patient/$everything`), with a checkpoint taken from the server's newest history entry
-//!   before it; after that, `_history?_since=checkpoint` (inclusive, so resources sharing the
-//!   checkpoint's instant come again and are recognised by their version). Each page is
-//!   checked and applied in one store transaction; a resource that fails validation is
-//!   reported and left out. Remote versions meet local changes in a three-way merge
-//!   ([`merge`]); what does not merge is a [`Conflict`], held until resolved.
+//!   `Patient/$everything`); after that, `_history?_since=checkpoint` (or a search by
+//!   `_lastUpdated` where the server has no history), inclusive, so resources sharing the
+//!   checkpoint's instant come again and are recognised by their version. The next checkpoint
+//!   is the earliest `Date` of the server's first reply to each query (every write after it is
+//!   seen next time); without dates, the newest write a single history query brought, or the
+//!   server's newest history entry before a first download. Each page is checked and applied
+//!   in one store transaction; a resource that fails validation is reported and left out.
+//!   Remote versions meet local changes in a three-way merge ([`merge`]); what does not merge
+//!   is a [`Conflict`], held until resolved.
 //! - **push**: local changes since the last push (the write log), one per resource, in a
 //!   transaction Bundle (a batch when the server has no transaction, or to learn which entry
-//!   a failed transaction refused), `If-Match` on the base's remote version; a new resource is
-//!   a `PUT` with its local id, so a reply that never came cannot make a duplicate. A push
-//!   without a reply is followed by a pull before it is sent again.
+//!   a failed transaction refused), `If-Match` on the base's remote version (never an update
+//!   without it); a new resource is a `PUT` with its local id, so a reply that never came
+//!   cannot make a duplicate. A push without a usable reply is followed by a pull before it is
+//!   sent again, and so is an entry the server found stale; a push refused whole (not
+//!   authorised, redirected, too large) ends the sync with its edits kept for the next one.
 //!
 //! **Invariant:** nothing is acknowledged that the store did not commit: a pulled page, a
 //! push's results and the checkpoints are each written in one store transaction with the
@@ -179,6 +184,11 @@ pub struct Progress {
 enum Sent {
     Capabilities,
     Checkpoint,
+    /// `GET [type]/[id]` of a resource a push found stale.
+    Refresh {
+        type_name: String,
+        id: String,
+    },
     Page {
         incremental: bool,
         filter: Filter,
@@ -244,6 +254,9 @@ struct PullState {
     since: Option<String>,
     /// The newest write of the server before the first download (`_history?_count=1`).
     probe: Option<String>,
+    /// For a first download: when the first attempt at it began (kept in the store, so that a
+    /// download interrupted and started again still sees what was deleted in between).
+    floor: Option<String>,
     /// Queries sent, and how many of their first pages carried a `Date`.
     queries: usize,
     dated: usize,
@@ -264,6 +277,9 @@ impl PullState {
     /// server dated each; else, for one query, the newest write it brought (history is read
     /// newest first, so nothing older is missed); else where this pull started.
     fn checkpoint(&self) -> Option<String> {
+        if self.floor.is_some() {
+            return self.floor.clone();
+        }
         if self.queries > 0 && self.dated == self.queries {
             return self.earliest_date.clone();
         }
@@ -305,6 +321,8 @@ pub struct Sync {
     again: bool,
     /// Resources pushed in this round (not sent again before a pull).
     attempted: BTreeSet<(String, String)>,
+    /// Resources the server found stale at a push: read by id in the next pull.
+    refresh: BTreeSet<(String, String)>,
     summary: Summary,
     progress: Progress,
 }
@@ -323,6 +341,7 @@ impl Sync {
             round: 0,
             again: false,
             attempted: BTreeSet::new(),
+            refresh: BTreeSet::new(),
             summary: Summary::default(),
             progress: Progress {
                 phase: "capabilities",
@@ -433,15 +452,27 @@ impl Sync {
                                 ..PullState::default()
                             }));
                         }
-                        None if caps.history_system => {
-                            self.phase = Phase::Pull(Box::default());
-                            let request = self.get(format!("{}/_history?_count=1", self.remote));
-                            return Ok(self.send(request, Sent::Checkpoint));
-                        }
                         None => {
+                            let floor = {
+                                let mut tx = local.replica_begin(false).await?;
+                                let key = ykey(&self.remote, &["d", &self.options.scope.key()]);
+                                tx.get(&key)
+                                    .await?
+                                    .map(|v| String::from_utf8(v).unwrap_or_default())
+                            };
+                            if caps.history_system {
+                                self.phase = Phase::Pull(Box::new(PullState {
+                                    floor,
+                                    ..PullState::default()
+                                }));
+                                let request =
+                                    self.get(format!("{}/_history?_count=1", self.remote));
+                                return Ok(self.send(request, Sent::Checkpoint));
+                            }
                             let queue = self.download();
                             self.phase = Phase::Pull(Box::new(PullState {
                                 queue,
+                                floor,
                                 ..PullState::default()
                             }));
                         }
@@ -468,6 +499,13 @@ impl Sync {
                             },
                         ));
                     }
+                    // Each resource a push found stale, read by id.
+                    if let Some((type_name, id)) = self.refresh.pop_first() {
+                        pull.seen.clear();
+                        let request =
+                            self.get(format!("{}/{type_name}/{}", self.remote, wire::encode(&id)));
+                        return Ok(self.send(request, Sent::Refresh { type_name, id }));
+                    }
                     // Every page applied: the checkpoint moves.
                     if let Some(checkpoint) = pull.checkpoint() {
                         let mut tx = local.replica_begin(true).await?;
@@ -475,6 +513,7 @@ impl Sync {
                             ykey(&self.remote, &["c", &self.options.scope.key()]),
                             checkpoint.into_bytes(),
                         );
+                        tx.delete(ykey(&self.remote, &["d", &self.options.scope.key()]));
                         tx.commit().await?;
                     }
                     self.phase = Phase::Push;
@@ -748,6 +787,62 @@ impl Sync {
                     }
                 }
             }
+            Sent::Refresh { type_name, id } => {
+                let item = match reply.status {
+                    200 => match wire::read(&reply.body) {
+                        Ok(node)
+                            if wire::text(&node, "resourceType") == Some(type_name.as_str())
+                                && wire::text(&node, "id") == Some(id.as_str()) =>
+                        {
+                            let version = wire::member(&node, "meta")
+                                .and_then(|meta| wire::text(meta, "versionId"))
+                                .map(ToString::to_string)
+                                .or_else(|| reply.header("etag").map(wire::etag_version))
+                                .unwrap_or_default();
+                            Some(Item {
+                                type_name,
+                                id,
+                                version,
+                                instant: None,
+                                json: Some(crate::json::patch::to_text(&node)),
+                            })
+                        }
+                        _ => {
+                            self.summary.issues.push(Issue {
+                                resource: Some(format!("{type_name}/{id}")),
+                                message: String::from(
+                                    "the server's answer to reading it is not that resource",
+                                ),
+                            });
+                            None
+                        }
+                    },
+                    404 | 410 => Some(Item {
+                        version: reply
+                            .header("etag")
+                            .map(wire::etag_version)
+                            .unwrap_or_default(),
+                        type_name,
+                        id,
+                        instant: None,
+                        json: None,
+                    }),
+                    status => {
+                        self.summary.issues.push(Issue {
+                            resource: Some(format!("{type_name}/{id}")),
+                            message: wire::reply_message(status, &reply.body),
+                        });
+                        None
+                    }
+                };
+                if let Some(item) = item {
+                    let page = Page {
+                        items: alloc::vec![item],
+                        ..Page::default()
+                    };
+                    self.apply_page(local, &page, Filter::All).await?;
+                }
+            }
             Sent::Checkpoint => {
                 if reply.status != 200 {
                     self.fail(format!(
@@ -769,8 +864,19 @@ impl Sync {
                     .or_else(|| reply.header("date").and_then(wire::http_date_instant))
                     .unwrap_or_else(|| String::from("1970-01-01T00:00:00Z"));
                 let queue = self.download();
+                let scope = self.options.scope.key();
                 if let Phase::Pull(pull) = &mut self.phase {
                     pull.queue = queue;
+                    if pull.floor.is_none() {
+                        // The first attempt at this download: where it began is kept.
+                        let mut tx = local.replica_begin(true).await?;
+                        tx.put(
+                            ykey(&self.remote, &["d", &scope]),
+                            newest.clone().into_bytes(),
+                        );
+                        tx.commit().await?;
+                        pull.floor = Some(newest.clone());
+                    }
                     pull.probe = Some(newest);
                 }
             }
@@ -845,6 +951,22 @@ impl Sync {
                 }
                 if self.progress.total.is_none() && !incremental {
                     self.progress.total = page.total;
+                }
+                let scope = self.options.scope.key();
+                if let Phase::Pull(pull) = &mut self.phase {
+                    if first && pull.since.is_none() && pull.floor.is_none() {
+                        // The first attempt at a download without history: where it began,
+                        // kept before anything of it is applied.
+                        if let Some(date) = reply.header("date").and_then(wire::http_date_instant) {
+                            let mut tx = local.replica_begin(true).await?;
+                            tx.put(
+                                ykey(&self.remote, &["d", &scope]),
+                                date.clone().into_bytes(),
+                            );
+                            tx.commit().await?;
+                            pull.floor = Some(date);
+                        }
+                    }
                 }
                 self.apply_page(local, &page, filter).await?;
                 if let Phase::Pull(pull) = &mut self.phase {
@@ -1296,8 +1418,11 @@ impl Sync {
             } else if matches!(outcome.status, 409 | 412)
                 || (outcome.status == 404 && !item.deleted)
             {
-                // The remote changed since the base: the next pull merges, then it is pushed.
+                // The remote changed since the base: the next pull merges (reading it by id
+                // too, should its change be older than the checkpoint), then it is pushed.
                 tx.put(retry_key, Vec::new());
+                self.refresh
+                    .insert((item.type_name.clone(), item.id.clone()));
                 stale = true;
             } else if (400..500).contains(&outcome.status) {
                 tx.put(

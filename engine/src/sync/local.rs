@@ -12,6 +12,10 @@
 //! - `e␀Type␀id` → `lv␀message`: the remote refused local version `lv`; held until edited.
 //! - `q␀Type␀id`: pushed without an answer for it (a failed entry, a 412); tried again.
 //! - `c␀scope` → the pull checkpoint: the `_since` instant of the next incremental pull.
+//! - `d␀scope` → while a first download is unfinished, where its first attempt began (the
+//!   checkpoint it will leave, so that deletions during an interrupted download are seen).
+//! - `k` → what the server offers (its CapabilityStatement, summarised), until it refuses
+//!   something it said it offers.
 //! - `s` → the write-log sequence number up to which local changes were examined for push.
 //!
 //! **Invariant:** every local change after `s` is pushed, held (conflict, refused) or in `q`,
