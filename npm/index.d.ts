@@ -355,6 +355,8 @@ export interface FhirSyncOptions {
   pageSize?: number;
   /** Most resources pushed in one Bundle (default 100). */
   pushSize?: number;
+  /** How often a request that gets no answer, a 429 or a 5xx is sent before the sync gives up (default 4). */
+  maxAttempts?: number;
 }
 
 export interface FhirSyncProgress {

@@ -841,6 +841,7 @@ impl FhirService {
         values: Vec<String>,
         page_size: f64,
         push_size: f64,
+        max_attempts: f64,
     ) -> Result<SyncSession, BindingError> {
         let scope = match (scope.as_str(), values.as_slice()) {
             ("patient", [id]) if !id.is_empty() => Scope::Patient(id.clone()),
@@ -858,6 +859,9 @@ impl FhirService {
         }
         if push_size.is_finite() && push_size >= 1.0 {
             options.push_size = push_size.min(1000.0) as usize;
+        }
+        if max_attempts.is_finite() && max_attempts >= 1.0 {
+            options.max_attempts = max_attempts.min(100.0) as u32;
         }
         Ok(SyncSession {
             sync: Rc::new(RefCell::new(Some(Sync::new(&remote, options)))),

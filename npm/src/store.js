@@ -599,17 +599,18 @@ export class FhirStore {
    * @param {{ remote: string, scope: { patient: string } | { types: string[] } | { searches: string[] },
    *   fetch?: typeof fetch, headers?: Record<string, string>,
    *   accessToken?: string | (() => string | Promise<string>), onProgress?: (progress: { phase: string, done: number, total?: number }) => void,
-   *   signal?: AbortSignal, pageSize?: number, pushSize?: number }} options
+   *   signal?: AbortSignal, pageSize?: number, pushSize?: number, maxAttempts?: number }} options
    *   `remote`: the server's base URL. `accessToken` (or a function answering one, called
    *   before each request so that it can be refreshed) is sent as a Bearer token to that
-   *   server only. `fetch` defaults to the global one.
+   *   server only. `fetch` defaults to the global one. `maxAttempts` (default 4): how often a
+   *   request that gets no answer, a 429 or a 5xx is sent before the sync gives up.
    * @returns {Promise<{ pulled: number, pushed: number, merged: number, conflicts: number,
    *   requests: number, complete: boolean, issues: { resource?: string, message: string }[] }>}
    * @throws {FhirError} for options that are not valid; an AbortError when `signal` aborts.
    */
   async sync(options = {}) {
     if (options === null || typeof options !== "object") throw invalid(`expected sync options as an object, found ${describe(options)}`);
-    const { remote, scope, fetch: send = globalThis.fetch, headers = {}, accessToken, onProgress, signal, pageSize, pushSize } = options;
+    const { remote, scope, fetch: send = globalThis.fetch, headers = {}, accessToken, onProgress, signal, pageSize, pushSize, maxAttempts } = options;
     let base;
     try {
       base = new URL(String(remote));
@@ -620,7 +621,7 @@ export class FhirStore {
     const remoteUrl = base.href.replace(/\/+$/, "");
     const [kind, values] = syncScope(scope);
     if (typeof send !== "function") throw invalid("no fetch function: pass one as options.fetch");
-    const session = await this.#inTurn((service) => answered(service.syncSession(remoteUrl, kind, values, Number(pageSize ?? Number.NaN), Number(pushSize ?? Number.NaN))));
+    const session = await this.#inTurn((service) => answered(service.syncSession(remoteUrl, kind, values, Number(pageSize ?? Number.NaN), Number(pushSize ?? Number.NaN), Number(maxAttempts ?? Number.NaN))));
     this.#remote = remoteUrl;
     let reply = { status: Number.NaN, headers: [], body: new Uint8Array(), error: undefined };
     for (;;) {

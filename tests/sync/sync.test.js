@@ -301,3 +301,47 @@ for (const [name, start] of [
     }
   });
 }
+
+test("startSync syncs on its interval, backs off after failures, and a sync honours Retry-After", async () => {
+  const peer = await startHearth();
+  const store = await FhirStore.open({ memory: true });
+  let proxy;
+  try {
+    // On its interval: a change made after the first sync is pushed by a later one.
+    const results = [];
+    const running = store.startSync({ remote: peer.base, scope: { types: ["Patient"] }, interval: 150, onSync: (result) => results.push(result) });
+    const made = await store.create(patient(undefined, "Interval"));
+    const deadline = Date.now() + 10_000;
+    while (!results.some((r) => r.pushed > 0) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+    running.stop();
+    assert.ok(results.some((r) => r.pushed === 1), JSON.stringify(results));
+    assert.equal((await http(peer.base, "GET", `Patient/${made.id}`)).status, 200);
+    const after = results.length;
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    assert.equal(results.length, after, "no sync after stop()");
+
+    // A server that cannot be reached: each failure waits twice as long as the one before.
+    const times = [];
+    const failing = store.startSync({ remote: "http://127.0.0.1:9/fhir", scope: { types: ["Patient"] }, interval: 200, maxAttempts: 1, onSync: () => times.push(Date.now()) });
+    const until = Date.now() + 20_000;
+    while (times.length < 4 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 50));
+    failing.stop();
+    assert.ok(times.length >= 4, `${times.length} failed syncs`);
+    // The gaps between failed syncs double: about 200, 400, 800 ms.
+    const gaps = times.slice(1).map((t, i) => t - times[i]);
+    assert.ok(gaps[1] > gaps[0] * 1.5 && gaps[2] > gaps[1] * 1.5, `gaps ${gaps}`);
+
+    // Retry-After: 1 on the first request: the sync waits a second, then goes on.
+    proxy = await startFaultProxy(peer.base, (index) => (index === 0 ? "429" : "pass"));
+    const remote = peer.base.replace(new URL(peer.base).origin, proxy.origin);
+    const started = Date.now();
+    const waited = await store.sync({ remote, scope: { types: ["Patient"] } });
+    assert.equal(waited.complete, true, JSON.stringify(waited.issues));
+    assert.ok(Date.now() - started >= 1000, `took ${Date.now() - started} ms`);
+    assert.equal(proxy.log[0].startsWith("429"), true);
+  } finally {
+    await proxy?.close();
+    await store.close();
+    await peer.stop();
+  }
+});
