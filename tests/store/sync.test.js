@@ -1,5 +1,6 @@
 // Sync in headless Chromium: a page keeps a patient's record from `hearth serve` in IndexedDB,
-// records entries while the browser is offline, and pushes them when it is back online.
+// records entries while the browser is offline, and `startSync` pushes them when the browser
+// is back online (its `online` event).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { launchChromium } from "../lib/chromium.js";
@@ -81,9 +82,31 @@ test("a page syncs a patient's record into IndexedDB, records entries offline, a
     assert.ok(offline.attempt.issues.length > 0);
     assert.equal((await fetch(`${base}/Observation/${offline.id}`)).status, 404);
 
-    // Back online: both are pushed, once.
+    // Syncing on a long interval: the attempt while offline fails at once, and the next is
+    // ten minutes away; coming back online starts one, which pushes both entries, once.
+    await page.evaluate(async ({ base, id }) => {
+      window.syncResults = [];
+      const failed = new Promise((resolve) => {
+        window.running = window.stores.sync.startSync({
+          remote: base,
+          scope: { patient: id },
+          interval: 600_000,
+          maxAttempts: 1,
+          onSync: (result) => {
+            window.syncResults.push(result);
+            resolve();
+          },
+        });
+      });
+      await failed;
+    }, { base, id: patient.id });
     await context.setOffline(false);
-    const online = await page.evaluate(async ({ base, id }) => window.stores.sync.sync({ remote: base, scope: { patient: id } }), { base, id: patient.id });
+    await page.waitForFunction(() => window.syncResults.length >= 2, undefined, { timeout: 15_000 });
+    const online = await page.evaluate(() => {
+      window.running.stop();
+      return window.syncResults[1];
+    });
+    assert.equal((await page.evaluate(() => window.syncResults[0].complete)), false);
     assert.equal(online.complete, true, JSON.stringify(online.issues));
     assert.equal(online.pushed, 2);
     const pressure = await (await fetch(`${base}/Observation/${offline.id}`, { headers: HEADERS })).json();
