@@ -73,6 +73,7 @@ export class FhirStore {
   #queue = Promise.resolve();
   #listeners = new Set();
   #conflictListeners = new Set();
+  #syncing = Promise.resolve();
   /** The remote of the last sync, for `conflicts()` and `resolve()` without one. */
   #remote;
   #channel;
@@ -609,6 +610,14 @@ export class FhirStore {
    * @throws {FhirError} for options that are not valid; an AbortError when `signal` aborts.
    */
   async sync(options = {}) {
+    // One sync at a time per store: a second waits for the first (both would push the same
+    // changes, and the second would only learn from 412s that the first had).
+    const run = this.#syncing.then(() => this.#syncNow(options));
+    this.#syncing = run.catch(() => {});
+    return run;
+  }
+
+  async #syncNow(options) {
     if (options === null || typeof options !== "object") throw invalid(`expected sync options as an object, found ${describe(options)}`);
     const { remote, scope, fetch: send = globalThis.fetch, headers = {}, accessToken, onProgress, signal, pageSize, pushSize, maxAttempts } = options;
     let base;

@@ -345,3 +345,26 @@ test("startSync syncs on its interval, backs off after failures, and a sync hono
     await peer.stop();
   }
 });
+
+test("two syncs started at once run one after the other and push each change once", async () => {
+  const peer = await startHearth();
+  const store = await FhirStore.open({ memory: true });
+  try {
+    for (let n = 0; n < 5; n++) await store.create(patient(undefined, `Twice${n}`));
+    const sent = [];
+    const counting = (url, init) => {
+      if (init.method === "POST") sent.push(url);
+      return fetch(url, init);
+    };
+    const [a, b] = await Promise.all([
+      store.sync({ remote: peer.base, scope: { types: ["Patient"] }, fetch: counting }),
+      store.sync({ remote: peer.base, scope: { types: ["Patient"] }, fetch: counting }),
+    ]);
+    assert.equal(a.pushed + b.pushed, 5);
+    assert.equal(sent.length, 1, "one push Bundle in all");
+    assert.equal((await remoteAll(peer.base, "Patient")).size, 5);
+  } finally {
+    await store.close();
+    await peer.stop();
+  }
+});
