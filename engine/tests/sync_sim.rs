@@ -222,6 +222,9 @@ fn deliver(
 
 struct Device {
     name: &'static str,
+    /// What the device keeps: every Patient, asked as a type or as a search (two queries a
+    /// pull: the search, and the type's history for what it holds).
+    scope: Scope,
     service: Local,
     sync: Option<Sync>,
     /// The value this device last wrote to each (id, field), unless it deleted the resource
@@ -367,8 +370,9 @@ fn step(
     faults: bool,
     page_size: usize,
 ) -> Option<hearth_engine::sync::Summary> {
+    let scope = device.scope.clone();
     let sync = device.sync.get_or_insert_with(|| {
-        let mut options = Options::new(Scope::Types(vec!["Patient".into()]));
+        let mut options = Options::new(scope);
         options.page_size = page_size;
         options.push_size = 3;
         Sync::new(REMOTE, options)
@@ -431,10 +435,17 @@ fn schedule(seed: u64) -> Result<(), String> {
     let dated = rng.below(4) != 0;
     DATED.with(|slot| *slot.borrow_mut() = dated.then(|| clock.clone()));
     let device_count = 1 + rng.below(2) as usize;
+    // Chosen by the seed, not drawn, so that the seeds below keep their schedules.
+    let scope = if seed % 3 == 2 {
+        Scope::Searches(vec!["Patient".into()])
+    } else {
+        Scope::Types(vec!["Patient".into()])
+    };
     let names = ["a", "b"];
     let mut devices: Vec<Device> = (0..device_count)
         .map(|d| Device {
             name: names[d],
+            scope: scope.clone(),
             service: service(&clock, names[d], "https://hearth.local/fhir"),
             sync: None,
             wrote: BTreeMap::new(),
@@ -608,8 +619,9 @@ fn randomized_schedules_converge_and_lose_no_edit() {
 }
 
 /// Schedules that once failed, kept as tests of their own: 6–27, a conflict resolved with the
-/// local side as it was when the conflict was found, not as later edits left it; 5796, a
-/// deletion during an interrupted first download, never seen after it started again.
+/// local side as it was when the conflict was found, not as later edits left it (found before
+/// the schedules drew whether the server dates its replies, so they now run other schedules);
+/// 5796, a deletion during an interrupted first download, never seen after it started again.
 #[test]
 fn schedules_that_once_failed() {
     for seed in [6, 8, 11, 12, 16, 18, 19, 20, 26, 27, 5796] {
