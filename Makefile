@@ -18,6 +18,7 @@ demo: build
 	@DEMO_PORT=$(DEMO_PORT) bash scripts/demo.sh
 
 test: setup
+	@bash scripts/setup-helios.sh
 	@bash tests/run.sh
 
 codegen: setup
