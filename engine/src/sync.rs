@@ -276,17 +276,25 @@ impl PullState {
     /// Where the next pull starts: the earliest moment a query of this one started, when the
     /// server dated each; else, for one query, the newest write it brought (history is read
     /// newest first, so nothing older is missed); else where this pull started.
+    ///
+    /// A new checkpoint is set [`CHECKPOINT_MARGIN_MS`] earlier than what bounds it: the
+    /// clock that dates replies and the one that stamps writes may differ, and a write may be
+    /// stamped before it commits. What comes again is recognised by its version.
     fn checkpoint(&self) -> Option<String> {
-        if self.floor.is_some() {
-            return self.floor.clone();
-        }
-        if self.queries > 0 && self.dated == self.queries {
-            return self.earliest_date.clone();
-        }
-        if self.queries == 1 && self.since.is_some() {
-            return later(self.since.clone(), self.newest.clone());
-        }
-        self.since.clone().or_else(|| self.probe.clone())
+        let fresh = if self.floor.is_some() {
+            self.floor.clone()
+        } else if self.queries > 0 && self.dated == self.queries {
+            self.earliest_date.clone()
+        } else if self.queries == 1 && self.since.is_some() {
+            self.newest.clone()
+        } else if self.since.is_some() {
+            None
+        } else {
+            self.probe.clone()
+        };
+        let fresh = fresh.map(|instant| earlier_by(&instant, CHECKPOINT_MARGIN_MS));
+        // Never earlier than where this pull started.
+        later(self.since.clone(), fresh)
     }
 }
 
@@ -299,6 +307,39 @@ fn later(a: Option<String>, b: Option<String>) -> Option<String> {
         }),
         (a, b) => a.or(b),
     }
+}
+
+/// How much earlier than what bounds it a checkpoint is set (two minutes).
+const CHECKPOINT_MARGIN_MS: i64 = 120_000;
+
+/// `instant` moved `ms` earlier, as an instant in UTC with milliseconds; `instant` itself when
+/// it cannot be read.
+fn earlier_by(instant: &str, ms: i64) -> String {
+    let Some((low, _)) = crate::search::index::date_text_range(instant) else {
+        return instant.to_string();
+    };
+    let at = low.saturating_sub(ms);
+    let (days, in_day) = (at.div_euclid(86_400_000), at.rem_euclid(86_400_000));
+    // Days since 1970-01-01 to a civil date (the proleptic Gregorian calendar).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    if !(1..=9999).contains(&year) {
+        return instant.to_string();
+    }
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        in_day / 3_600_000,
+        in_day / 60_000 % 60,
+        in_day / 1000 % 60,
+        in_day % 1000
+    )
 }
 
 /// Most pages in a row that bring nothing before a pull gives up on a server's paging.
@@ -323,6 +364,8 @@ pub struct Sync {
     attempted: BTreeSet<(String, String)>,
     /// Resources the server found stale at a push: read by id in the next pull.
     refresh: BTreeSet<(String, String)>,
+    /// Resources found stale once in this sync (a second time is a refusal).
+    stale: BTreeSet<(String, String)>,
     summary: Summary,
     progress: Progress,
 }
@@ -342,6 +385,7 @@ impl Sync {
             again: false,
             attempted: BTreeSet::new(),
             refresh: BTreeSet::new(),
+            stale: BTreeSet::new(),
             summary: Summary::default(),
             progress: Progress {
                 phase: "capabilities",
@@ -442,6 +486,15 @@ impl Sync {
                             .await?
                             .map(|v| String::from_utf8(v).unwrap_or_default())
                     };
+                    // Resources found stale by an earlier sync: read by id in this pull.
+                    {
+                        let mut tx = local.replica_begin(false).await?;
+                        for (key, marked) in local::retries_marked(&mut tx, &self.remote).await? {
+                            if marked {
+                                self.refresh.insert(key);
+                            }
+                        }
+                    }
                     let caps = self.caps.clone().unwrap_or_default();
                     match since {
                         Some(since) => {
@@ -794,10 +847,15 @@ impl Sync {
                             if wire::text(&node, "resourceType") == Some(type_name.as_str())
                                 && wire::text(&node, "id") == Some(id.as_str()) =>
                         {
-                            let version = wire::member(&node, "meta")
+                            let meta = wire::member(&node, "meta");
+                            let version = meta
                                 .and_then(|meta| wire::text(meta, "versionId"))
                                 .map(ToString::to_string)
                                 .or_else(|| reply.header("etag").map(wire::etag_version))
+                                .or_else(|| {
+                                    meta.and_then(|meta| wire::text(meta, "lastUpdated"))
+                                        .map(ToString::to_string)
+                                })
                                 .unwrap_or_default();
                             Some(Item {
                                 type_name,
@@ -817,16 +875,26 @@ impl Sync {
                             None
                         }
                     },
-                    404 | 410 => Some(Item {
-                        version: reply
-                            .header("etag")
-                            .map(wire::etag_version)
-                            .unwrap_or_default(),
-                        type_name,
-                        id,
-                        instant: None,
-                        json: None,
-                    }),
+                    // Gone, or not found where it was known to be: deleted there. A 404 for
+                    // what the server never had is not a deletion.
+                    status @ (404 | 410) => {
+                        let known = status == 410 || {
+                            let mut tx = local.replica_begin(false).await?;
+                            local::base(&mut tx, &self.remote, &type_name, &id)
+                                .await?
+                                .is_some_and(|base| base.live)
+                        };
+                        known.then(|| Item {
+                            version: reply
+                                .header("etag")
+                                .map(wire::etag_version)
+                                .unwrap_or_else(|| String::from("deleted")),
+                            type_name,
+                            id,
+                            instant: None,
+                            json: None,
+                        })
+                    }
                     status => {
                         self.summary.issues.push(Issue {
                             resource: Some(format!("{type_name}/{id}")),
@@ -1167,7 +1235,7 @@ impl Sync {
                 break;
             }
             considered.insert(key.clone());
-            if self.attempted.contains(&key) {
+            if self.attempted.contains(&key) || !self.in_scope(&key.0) {
                 continue;
             }
             match self.pushable(&mut tx, &key.0, &key.1).await? {
@@ -1176,7 +1244,10 @@ impl Sync {
                     items.push(pushed);
                 }
                 Pushable::Nothing => retry_drop.push(key),
-                Pushable::AfterPull => self.again = true,
+                Pushable::AfterPull => {
+                    self.refresh.insert(key);
+                    self.again = true;
+                }
             }
         }
         let cursor = local::number(&mut tx, &ykey(&remote, &["s"])).await?;
@@ -1192,7 +1263,12 @@ impl Sync {
                 }
                 log_to = seq;
                 let key = (type_name, id);
-                if !self.in_scope(&key.0) || !considered.insert(key.clone()) {
+                if !considered.insert(key.clone()) {
+                    continue;
+                }
+                if !self.in_scope(&key.0) {
+                    // Another scope's to push: kept waiting, not passed over.
+                    retry_add.push(key);
                     continue;
                 }
                 if self.attempted.contains(&key) {
@@ -1208,6 +1284,7 @@ impl Sync {
                     }
                     Pushable::Nothing => {}
                     Pushable::AfterPull => {
+                        self.refresh.insert(key.clone());
                         retry_add.push(key);
                         self.again = true;
                     }
@@ -1415,16 +1492,20 @@ impl Sync {
                 tx.delete(retry_key);
                 tx.delete(ykey(&remote, &["e", type_name, id]));
                 pushed += 1;
-            } else if matches!(outcome.status, 409 | 412)
-                || (outcome.status == 404 && !item.deleted)
+            } else if (matches!(outcome.status, 409 | 412)
+                || (outcome.status == 404 && item.if_match.is_some()))
+                && self.stale.insert((item.type_name.clone(), item.id.clone()))
             {
                 // The remote changed since the base: the next pull merges (reading it by id
                 // too, should its change be older than the checkpoint), then it is pushed.
-                tx.put(retry_key, Vec::new());
+                // Marked `r` in the retry set, so a later sync reads it by id as well.
+                tx.put(retry_key, b"r".to_vec());
                 self.refresh
                     .insert((item.type_name.clone(), item.id.clone()));
                 stale = true;
             } else if (400..500).contains(&outcome.status) {
+                // Refused (a 404 to creating with this id, or a 409/412 again after the
+                // resource was read back: not staleness but a rule of the server).
                 tx.put(
                     ykey(&remote, &["e", type_name, id]),
                     format!("{}\0{}", item.local, outcome.message).into_bytes(),
@@ -1514,4 +1595,30 @@ fn newest_instant(items: &[Item]) -> Option<String> {
         .filter_map(|item| item.instant.as_deref())
         .max_by_key(|instant| instant_ms(instant))
         .map(ToString::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::earlier_by;
+
+    #[test]
+    fn checkpoints_move_back_across_days_months_and_years() {
+        assert_eq!(
+            earlier_by("2026-03-01T00:01:00Z", 120_000),
+            "2026-02-28T23:59:00.000Z"
+        );
+        assert_eq!(
+            earlier_by("2024-03-01T00:00:00.500+00:00", 1_000),
+            "2024-02-29T23:59:59.500Z"
+        );
+        assert_eq!(
+            earlier_by("2026-01-01T00:00:00Z", 1),
+            "2025-12-31T23:59:59.999Z"
+        );
+        assert_eq!(
+            earlier_by("2026-06-15T12:00:00+02:00", 0),
+            "2026-06-15T10:00:00.000Z"
+        );
+        assert_eq!(earlier_by("garbage", 5), "garbage");
+    }
 }

@@ -600,3 +600,216 @@ fn without_history_changes_are_pulled_by_last_updated() {
         Some("later")
     );
 }
+
+fn obs(id: &str, v: &str) -> String {
+    json!({"resourceType":"Observation","id":id,"status":"final","code":{"text":v}}).to_string()
+}
+
+#[test]
+fn a_change_outside_the_scope_waits_for_a_sync_whose_scope_has_it() {
+    let clock = SimClock(Rc::new(Cell::new(0)));
+    let remote = service(&clock, "r", REMOTE);
+    let dev = service(&clock, "a", "https://hearth.local/fhir");
+    put(&remote, "p1", "1");
+    let (s, _, _) = run(&dev, &remote, types(), 1000, &mut |_, _| None);
+    assert!(s.unwrap().complete);
+    let (st, v, _) = call(&dev, "PUT", "Observation/o1", &[], &obs("o1", "x"));
+    assert!(st == 200 || st == 201, "{v}");
+    let (s, _, log) = run(&dev, &remote, types(), 1000, &mut |_, _| None);
+    assert!(s.unwrap().complete, "{log:?}");
+    assert!(!log.iter().any(|l| l.starts_with("POST")), "{log:?}");
+    let (s, _, log) = run(
+        &dev,
+        &remote,
+        Scope::Types(vec!["Patient".into(), "Observation".into()]),
+        1000,
+        &mut |_, _| None,
+    );
+    assert!(s.unwrap().complete, "{log:?}");
+    let (st, _, _) = call(&remote, "GET", "Observation/o1", &[], "");
+    assert_eq!(st, 200, "Observation/o1 never pushed");
+}
+
+#[test]
+fn a_conflict_status_that_stays_after_a_read_back_is_a_refusal() {
+    let clock = SimClock(Rc::new(Cell::new(0)));
+    let remote = service(&clock, "r", REMOTE);
+    let dev = service(&clock, "a", "https://hearth.local/fhir");
+    put(&remote, "p1", "1");
+    run(&dev, &remote, types(), 1000, &mut |_, _| None);
+    let (st, _, _) = call(&dev, "DELETE", "Patient/p1", &[], "");
+    assert!(st == 200 || st == 204);
+    for round in 0..3 {
+        let (s, _, log) = run(&dev, &remote, types(), 1000, &mut |_, req| {
+            if req.method == "POST" {
+                return Some(Ok(HttpReply { status: 200, headers: vec![], body: br#"{"resourceType":"Bundle","type":"transaction-response","entry":[{"response":{"status":"409 Conflict","outcome":{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"conflict","diagnostics":"referenced by Encounter/e1"}]}}}]}"#.to_vec() }));
+            }
+            None
+        });
+        let s = s.unwrap();
+        let posts = log.iter().filter(|l| l.starts_with("POST")).count();
+        if round == 0 {
+            // Stale once: read back, pushed again, the same answer: refused, with its reason.
+            assert!(posts <= 4, "{log:?}");
+            assert!(
+                s.issues
+                    .iter()
+                    .any(|i| i.resource.as_deref() == Some("Patient/p1")
+                        && i.message.contains("referenced by Encounter/e1")),
+                "{:?}",
+                s.issues
+            );
+        } else {
+            // Held until edited again: not sent at every sync.
+            assert_eq!(posts, 0, "{log:?}");
+            assert!(s.complete);
+        }
+    }
+}
+
+#[test]
+fn a_create_refused_with_404_is_a_refusal_not_a_conflict() {
+    // A server without update-create answers 404 to PUT of an unknown id.
+    let clock = SimClock(Rc::new(Cell::new(0)));
+    let remote = service(&clock, "r", REMOTE);
+    let dev = service(&clock, "a", "https://hearth.local/fhir");
+    put(&remote, "p1", "1");
+    run(&dev, &remote, types(), 1000, &mut |_, _| None);
+    put(&dev, "n1", "9");
+    let (s, _, log) = run(&dev, &remote, types(), 1000, &mut |_, req| {
+        if req.method == "POST" {
+            return Some(Ok(HttpReply { status: 200, headers: vec![], body: br#"{"resourceType":"Bundle","type":"transaction-response","entry":[{"response":{"status":"404 Not Found"}}]}"#.to_vec() }));
+        }
+        None
+    });
+    let s = s.unwrap();
+    assert!(
+        block_on(Sync::conflicts(&dev, REMOTE)).unwrap().is_empty(),
+        "{log:?}"
+    );
+    assert!(
+        s.issues
+            .iter()
+            .any(|i| i.resource.as_deref() == Some("Patient/n1")),
+        "{:?}",
+        s.issues
+    );
+    assert_eq!(
+        log.iter().filter(|l| l.starts_with("POST")).count(),
+        1,
+        "{log:?}"
+    );
+    // Held: the next sync does not send it again.
+    let (_, _, log) = run(&dev, &remote, types(), 1000, &mut |_, _| None);
+    assert_eq!(
+        log.iter().filter(|l| l.starts_with("POST")).count(),
+        0,
+        "{log:?}"
+    );
+}
+
+#[test]
+fn a_write_stamped_before_the_reply_date_is_still_pulled() {
+    // The Date of a reply is ahead of the instant the server stamps a write that commits
+    // just after the reply (a transaction that began before, or a proxy's clock): missed.
+    let clock = SimClock(Rc::new(Cell::new(0)));
+    let remote = service(&clock, "r", REMOTE);
+    let dev = service(&clock, "a", "https://hearth.local/fhir");
+    put(&remote, "p1", "1");
+    let c2 = clock.clone();
+    let date = move || {
+        let ms = c2.0.get() + 2000; // 2 s ahead
+        let s = ms / 1000;
+        format!(
+            "Thu, 01 Jan 2026 {:02}:{:02}:{:02} GMT",
+            s / 3600,
+            (s / 60) % 60,
+            s % 60
+        )
+    };
+    let mut hook = |remote: &Local, req: &HttpRequest| -> Option<Result<HttpReply, String>> {
+        let mut reply = serve(remote, req);
+        reply.headers.push(("Date".into(), date()));
+        Some(Ok(reply))
+    };
+    run(&dev, &remote, types(), 1000, &mut hook);
+    let mut first = true;
+    let (s, _, log) = run(&dev, &remote, types(), 1000, &mut |remote, req| {
+        let r = hook(remote, req);
+        if req.method == "GET" && first && !req.url.ends_with("metadata") {
+            first = false;
+            set_field(remote, "p1", "city", "LATE");
+        }
+        r
+    });
+    assert!(s.unwrap().complete, "{log:?}");
+    for _ in 0..2 {
+        run(&dev, &remote, types(), 1000, &mut hook);
+    }
+    assert_eq!(
+        field_value(&read(&dev, "p1").unwrap(), "city").as_deref(),
+        Some("LATE"),
+        "write missed"
+    );
+}
+
+#[test]
+fn a_change_waiting_for_its_remote_version_is_read_by_id() {
+    let clock = SimClock(Rc::new(Cell::new(0)));
+    let remote = service(&clock, "r", REMOTE);
+    let dev = service(&clock, "a", "https://hearth.local/fhir");
+    put(&remote, "p1", "1");
+    put(&remote, "p2", "2");
+    let c2 = clock.clone();
+    let date = move || {
+        let s = c2.0.get() / 1000;
+        format!(
+            "Thu, 01 Jan 2026 {:02}:{:02}:{:02} GMT",
+            s / 3600,
+            (s / 60) % 60,
+            s % 60
+        )
+    };
+    let strip = Cell::new(false);
+    let mut hook = |remote: &Local, req: &HttpRequest| -> Option<Result<HttpReply, String>> {
+        let mut reply = serve(remote, req);
+        if req.url.ends_with("/metadata") {
+            let text = String::from_utf8(reply.body.clone())
+                .unwrap()
+                .replace("history-system", "nope")
+                .replace("history-type", "nope");
+            reply.body = text.into_bytes();
+        }
+        if req.method == "POST" && strip.get() {
+            let mut v: Value = serde_json::from_slice(&reply.body).unwrap();
+            for e in v["entry"].as_array_mut().unwrap() {
+                e["response"].as_object_mut().unwrap().remove("etag");
+                e["response"].as_object_mut().unwrap().remove("location");
+                e.as_object_mut().unwrap().remove("resource");
+            }
+            reply.body = v.to_string().into_bytes();
+        }
+        reply.headers.push(("Date".into(), date()));
+        Some(Ok(reply))
+    };
+    run(&dev, &remote, types(), 1000, &mut hook);
+    set_field(&dev, "p1", "family", "L1");
+    strip.set(true);
+    let (s, _, log) = run(&dev, &remote, types(), 1000, &mut hook);
+    strip.set(false);
+    assert_eq!(s.unwrap().pushed, 1, "{log:?}");
+    // another client deletes p1; the user edits p1 again
+    let (st, _, _) = call(&remote, "DELETE", "Patient/p1", &[], "");
+    assert!(st == 200 || st == 204);
+    set_field(&dev, "p1", "family", "L2");
+    for _ in 0..2 {
+        run(&dev, &remote, types(), 1000, &mut hook);
+    }
+    // Read by id, the deletion meets the edit: a conflict, not a wait without end.
+    let conflicts = block_on(Sync::conflicts(&dev, REMOTE)).unwrap();
+    assert_eq!(conflicts.len(), 1);
+    assert_eq!(
+        (conflicts[0].id.as_str(), conflicts[0].remote.is_none()),
+        ("p1", true)
+    );
+}

@@ -612,7 +612,14 @@ export class FhirStore {
   async sync(options = {}) {
     // One sync at a time per store: a second waits for the first (both would push the same
     // changes, and the second would only learn from 412s that the first had).
-    const run = this.#syncing.then(() => this.#syncNow(options));
+    // Across tabs and workers on one IndexedDB store, a Web Lock does the same.
+    const locks = globalThis.navigator?.locks;
+    const name = this.#options.name;
+    const exclusive = () =>
+      locks && name !== undefined
+        ? locks.request(`hearth-sync:${name}`, options?.signal ? { signal: options.signal } : {}, () => this.#syncNow(options))
+        : this.#syncNow(options);
+    const run = this.#syncing.then(exclusive);
     this.#syncing = run.catch(() => {});
     return run;
   }

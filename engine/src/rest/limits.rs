@@ -237,7 +237,7 @@ impl Policy {
             (String::from("Vary"), String::from("Origin")),
             (
                 String::from("Access-Control-Expose-Headers"),
-                String::from("Location, ETag, Last-Modified, Content-Location")
+                String::from("Location, ETag, Last-Modified, Content-Location, Date")
             ),
         ])
     }

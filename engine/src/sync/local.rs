@@ -10,7 +10,8 @@
 //! - `x␀Type␀id` → a conflict (JSON: base, local, remote, paths); the resource is held from
 //!   push until it is resolved.
 //! - `e␀Type␀id` → `lv␀message`: the remote refused local version `lv`; held until edited.
-//! - `q␀Type␀id`: pushed without an answer for it (a failed entry, a 412); tried again.
+//! - `q␀Type␀id`: to push again (a failed entry; a 412, marked `r` to be read by id first;
+//!   a change outside the scope of the syncs so far).
 //! - `c␀scope` → the pull checkpoint: the `_since` instant of the next incremental pull.
 //! - `d␀scope` → while a first download is unfinished, where its first attempt began (the
 //!   checkpoint it will leave, so that deletions during an interrupted download are seen).
@@ -584,6 +585,25 @@ pub(crate) async fn number<T: Transaction>(tx: &mut T, key: &[u8]) -> Result<u64
         .await?
         .and_then(|value| core::str::from_utf8(&value).ok()?.parse().ok())
         .unwrap_or(0))
+}
+
+/// The retry set, each with whether it is marked to be read by id (`r`).
+pub(crate) async fn retries_marked<T: Transaction>(
+    tx: &mut T,
+    remote: &str,
+) -> Result<Vec<((String, String), bool)>, StoreError> {
+    let prefix = ykey(remote, &["q", ""]);
+    let range = KeyRange::prefix(&prefix);
+    Ok(tx
+        .scan(&range, usize::MAX, false)
+        .await?
+        .into_iter()
+        .filter_map(|(key, value)| {
+            let rest = core::str::from_utf8(key.get(prefix.len()..)?).ok()?;
+            let (type_name, id) = rest.split_once('\0')?;
+            Some(((type_name.to_string(), id.to_string()), value == b"r"))
+        })
+        .collect())
 }
 
 /// The `(type, id)` pairs of the retry set, at most `limit`.
