@@ -357,6 +357,8 @@ export interface FhirSyncOptions {
   pushSize?: number;
   /** How often a request that gets no answer, a 429 or a 5xx is sent before the sync gives up (default 4). */
   maxAttempts?: number;
+  /** Milliseconds one request may wait for its answer before it counts as failed (default 60,000). */
+  timeout?: number;
 }
 
 export interface FhirSyncProgress {

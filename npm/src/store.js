@@ -600,11 +600,13 @@ export class FhirStore {
    * @param {{ remote: string, scope: { patient: string } | { types: string[] } | { searches: string[] },
    *   fetch?: typeof fetch, headers?: Record<string, string>,
    *   accessToken?: string | (() => string | Promise<string>), onProgress?: (progress: { phase: string, done: number, total?: number }) => void,
-   *   signal?: AbortSignal, pageSize?: number, pushSize?: number, maxAttempts?: number }} options
+   *   signal?: AbortSignal, pageSize?: number, pushSize?: number, maxAttempts?: number,
+   *   timeout?: number }} options
    *   `remote`: the server's base URL. `accessToken` (or a function answering one, called
    *   before each request so that it can be refreshed) is sent as a Bearer token to that
    *   server only. `fetch` defaults to the global one. `maxAttempts` (default 4): how often a
-   *   request that gets no answer, a 429 or a 5xx is sent before the sync gives up.
+   *   request that gets no answer, a 429 or a 5xx is sent before the sync gives up; `timeout`
+   *   (default 60 s): how long one request may wait for its answer.
    * @returns {Promise<{ pulled: number, pushed: number, merged: number, conflicts: number,
    *   requests: number, complete: boolean, issues: { resource?: string, message: string }[] }>}
    * @throws {FhirError} for options that are not valid; an AbortError when `signal` aborts.
@@ -626,7 +628,8 @@ export class FhirStore {
 
   async #syncNow(options) {
     if (options === null || typeof options !== "object") throw invalid(`expected sync options as an object, found ${describe(options)}`);
-    const { remote, scope, fetch: send = globalThis.fetch, headers = {}, accessToken, onProgress, signal, pageSize, pushSize, maxAttempts } = options;
+    const { remote, scope, fetch: send = globalThis.fetch, headers = {}, accessToken, onProgress, signal, pageSize, pushSize, maxAttempts, timeout = 60_000 } = options;
+    if (!(Number(timeout) > 0)) throw invalid(`expected timeout as a number of milliseconds, found ${describe(timeout)}`);
     let base;
     try {
       base = new URL(String(remote));
@@ -678,9 +681,14 @@ export class FhirStore {
       for (const [name, value] of Object.entries(headers)) requestHeaders.set(name, String(value));
       const token = typeof accessToken === "function" ? await accessToken() : accessToken;
       if (token) requestHeaders.set("Authorization", `Bearer ${token}`);
+      // A request that gets no answer in `timeout` ms has failed (and is tried again as the
+      // engine decides), so that a connection that hangs does not hold every later sync.
+      const timer = new AbortController();
+      const timeoutId = setTimeout(() => timer.abort(new DOMException(`no answer in ${timeout} ms`, "TimeoutError")), timeout);
+      const requestSignal = signal ? eitherSignal(signal, timer.signal) : timer.signal;
       try {
         // Redirects are not followed (the token would go with them): a redirect is the answer.
-        const response = await send(request.url, { method: request.method, headers: requestHeaders, body: request.body, signal, redirect: "manual" });
+        const response = await send(request.url, { method: request.method, headers: requestHeaders, body: request.body, signal: requestSignal, redirect: "manual" });
         if (response.type === "opaqueredirect" || (response.status >= 300 && response.status < 400)) {
           reply = { status: response.status || 302, headers: [], body: new Uint8Array(), error: undefined };
         } else {
@@ -691,7 +699,10 @@ export class FhirStore {
         }
       } catch (err) {
         if (signal?.aborted) throw signal.reason ?? err;
-        reply = { status: Number.NaN, headers: [], body: new Uint8Array(), error: String(err?.message ?? err) };
+        const reason = timer.signal.aborted ? timer.signal.reason : err;
+        reply = { status: Number.NaN, headers: [], body: new Uint8Array(), error: String(reason?.message ?? reason) };
+      } finally {
+        clearTimeout(timeoutId);
       }
     }
   }
@@ -998,6 +1009,17 @@ function syncScope(scope) {
     if (Array.isArray(list) && list.length > 0 && list.every((item) => typeof item === "string" && item !== "")) return [kind, list];
   }
   throw invalid(`expected scope as { patient: id }, { types: [...] } or { searches: [...] }, found ${JSON.stringify(scope)}`);
+}
+
+/** A signal that aborts when `a` or `b` does. */
+function eitherSignal(a, b) {
+  if (typeof AbortSignal.any === "function") return AbortSignal.any([a, b]);
+  const both = new AbortController();
+  for (const one of [a, b]) {
+    if (one.aborted) both.abort(one.reason);
+    else one.addEventListener("abort", () => both.abort(one.reason), { once: true });
+  }
+  return both.signal;
 }
 
 /** Waits `ms`, or less when `signal` aborts (then throws its reason). */

@@ -368,3 +368,30 @@ test("two syncs started at once run one after the other and push each change onc
     await peer.stop();
   }
 });
+
+test("a server that never answers fails the sync after its timeout, and the next sync goes on", async () => {
+  const { createServer } = await import("node:net");
+  const sockets = new Set();
+  const silent = createServer((socket) => sockets.add(socket));
+  await new Promise((resolve) => silent.listen(0, "127.0.0.1", resolve));
+  const store = await FhirStore.open({ memory: true });
+  try {
+    const started = Date.now();
+    const summary = await store.sync({ remote: `http://127.0.0.1:${silent.address().port}/fhir`, scope: { types: ["Patient"] }, timeout: 300, maxAttempts: 2 });
+    assert.equal(summary.complete, false);
+    assert.match(summary.issues[0].message, /no answer in 300 ms/);
+    assert.ok(Date.now() - started < 5000, `took ${Date.now() - started} ms`);
+    // The store is free for the next sync.
+    const peer = await startHearth();
+    try {
+      const next = await store.sync({ remote: peer.base, scope: { types: ["Patient"] } });
+      assert.equal(next.complete, true, JSON.stringify(next.issues));
+    } finally {
+      await peer.stop();
+    }
+  } finally {
+    for (const socket of sockets) socket.destroy();
+    silent.close();
+    await store.close();
+  }
+});
