@@ -162,6 +162,7 @@ mod search;
 
 pub use limits::{Limits, Policy};
 pub(crate) use replica::LocalState;
+pub(crate) use search::encode_component;
 
 fn key(parts: &[&str]) -> Vec<u8> {
     let mut res = Vec::new();
@@ -1137,7 +1138,6 @@ impl<S: Store> Service<S> {
             Ok(type_name) => type_name,
             Err(response) => return response,
         };
-        let now = self.clock.now();
         let result = async {
             let mut tx = self.begin(true).await?;
             let current = Self::current(&mut tx, type_name, id).await?;
@@ -1154,16 +1154,8 @@ impl<S: Store> Service<S> {
             let Some(current) = current.filter(|current| !current.deleted) else {
                 return Ok(Ok(None));
             };
-            let version = current.version + 1;
-            tx.put(
-                version_key(type_name, id, version),
-                format!("D{now}").into_bytes(),
-            );
-            tx.put(
-                key(&["c", type_name, id]),
-                format!("{version}\0deleted").into_bytes(),
-            );
-            self.log_write(&mut tx, type_name, id, version, &now, None)
+            let version = self
+                .write_deletion(&mut tx, type_name, id, &current)
                 .await?;
             tx.commit().await?;
             Ok(Ok(Some(version)))
@@ -1184,6 +1176,30 @@ impl<S: Store> Service<S> {
                 body: String::new(),
             },
         }
+    }
+
+    /// Writes the deletion of `type_name/id` after its live version `current` (the deletion
+    /// version, the current pointer, its write-log entry, the index removed); the new version.
+    async fn write_deletion<T: Transaction>(
+        &self,
+        tx: &mut T,
+        type_name: &str,
+        id: &str,
+        current: &Current,
+    ) -> Result<u64, StoreError> {
+        let now = self.clock.now();
+        let version = current.version + 1;
+        tx.put(
+            version_key(type_name, id, version),
+            format!("D{now}").into_bytes(),
+        );
+        tx.put(
+            key(&["c", type_name, id]),
+            format!("{version}\0deleted").into_bytes(),
+        );
+        self.log_write(tx, type_name, id, version, &now, None)
+            .await?;
+        Ok(version)
     }
 
     async fn history(&self, request: &Request, type_name: &str, id: &str) -> Response {

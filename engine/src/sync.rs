@@ -39,7 +39,7 @@ use alloc::vec::Vec;
 
 pub use local::{Conflict, Resolution};
 
-use crate::rest::Service;
+use crate::rest::{encode_component, Service};
 use crate::store::{Store, StoreError, Transaction};
 use local::{ykey, Applied, Base};
 use wire::{Capabilities, Item, Page};
@@ -489,7 +489,7 @@ impl Sync {
                     // Resources found stale by an earlier sync: read by id in this pull.
                     {
                         let mut tx = local.replica_begin(false).await?;
-                        for (key, marked) in local::retries_marked(&mut tx, &self.remote).await? {
+                        for (key, marked) in local::retries(&mut tx, &self.remote).await? {
                             if marked {
                                 self.refresh.insert(key);
                             }
@@ -555,8 +555,11 @@ impl Sync {
                     // Each resource a push found stale, read by id.
                     if let Some((type_name, id)) = self.refresh.pop_first() {
                         pull.seen.clear();
-                        let request =
-                            self.get(format!("{}/{type_name}/{}", self.remote, wire::encode(&id)));
+                        let request = self.get(format!(
+                            "{}/{type_name}/{}",
+                            self.remote,
+                            encode_component(&id)
+                        ));
                         return Ok(self.send(request, Sent::Refresh { type_name, id }));
                     }
                     // Every page applied: the checkpoint moves.
@@ -628,7 +631,7 @@ impl Sync {
             Scope::Patient(id) if caps.everything => [(
                 format!(
                     "{remote}/Patient/{}/$everything?_count={count}",
-                    wire::encode(id)
+                    encode_component(id)
                 ),
                 false,
                 Filter::All,
@@ -638,7 +641,10 @@ impl Sync {
                 // No $everything: the compartment's members, type by type and parameter by
                 // parameter.
                 let mut queue: VecDeque<_> = [(
-                    format!("{remote}/Patient?_id={}&_count={count}", wire::encode(id)),
+                    format!(
+                        "{remote}/Patient?_id={}&_count={count}",
+                        encode_component(id)
+                    ),
                     false,
                     Filter::All,
                 )]
@@ -652,7 +658,7 @@ impl Sync {
                             queue.push_back((
                                 format!(
                                     "{remote}/{type_name}?{param}=Patient/{}&_count={count}",
-                                    wire::encode(id)
+                                    encode_component(id)
                                 ),
                                 false,
                                 Filter::All,
@@ -676,7 +682,7 @@ impl Sync {
     /// The first pages of an incremental pull since `since`.
     fn incremental(&self, since: &str) -> VecDeque<(String, bool, Filter)> {
         let (remote, count) = (&self.remote, self.options.page_size);
-        let since = wire::encode(since);
+        let since = encode_component(since);
         let caps = self.caps.clone().unwrap_or_default();
         match &self.options.scope {
             Scope::Patient(_) if caps.history_system => [(
@@ -1230,7 +1236,7 @@ impl Sync {
         let mut bodies = Vec::new();
         let mut considered: BTreeSet<(String, String)> = BTreeSet::new();
         let (mut retry_drop, mut retry_add) = (Vec::new(), Vec::new());
-        for key in local::retries(&mut tx, &remote, usize::MAX).await? {
+        for (key, _) in local::retries(&mut tx, &remote).await? {
             if items.len() >= self.options.push_size {
                 break;
             }
@@ -1238,9 +1244,9 @@ impl Sync {
             if self.attempted.contains(&key) || !self.in_scope(&key.0) {
                 continue;
             }
-            match self.pushable(&mut tx, &key.0, &key.1).await? {
+            match self.pushable::<S, _>(&mut tx, &key.0, &key.1).await? {
                 Pushable::Send(pushed) => {
-                    bodies.push(Self::body(&mut tx, &pushed).await?);
+                    bodies.push(Self::body::<S, _>(&mut tx, &pushed).await?);
                     items.push(pushed);
                 }
                 Pushable::Nothing => retry_drop.push(key),
@@ -1277,9 +1283,9 @@ impl Sync {
                     self.again = true;
                     continue;
                 }
-                match self.pushable(&mut tx, &key.0, &key.1).await? {
+                match self.pushable::<S, _>(&mut tx, &key.0, &key.1).await? {
                     Pushable::Send(pushed) => {
-                        bodies.push(Self::body(&mut tx, &pushed).await?);
+                        bodies.push(Self::body::<S, _>(&mut tx, &pushed).await?);
                         items.push(pushed);
                     }
                     Pushable::Nothing => {}
@@ -1325,32 +1331,25 @@ impl Sync {
         }
     }
 
-    async fn body<T: Transaction>(
+    async fn body<S: Store, T: Transaction>(
         tx: &mut T,
         pushed: &Pushed,
     ) -> Result<Option<String>, StoreError> {
         if pushed.deleted {
             return Ok(None);
         }
-        crate::rest::Service::<crate::store::MemoryStore>::replica_version(
-            tx,
-            &pushed.type_name,
-            &pushed.id,
-            pushed.local,
-        )
-        .await
+        Service::<S>::replica_version(tx, &pushed.type_name, &pushed.id, pushed.local).await
     }
 
     /// What to push of `type_name/id`, if anything.
-    async fn pushable<T: Transaction>(
+    async fn pushable<S: Store, T: Transaction>(
         &self,
         tx: &mut T,
         type_name: &str,
         id: &str,
     ) -> Result<Pushable, StoreError> {
         let remote = &self.remote;
-        let current =
-            Service::<crate::store::MemoryStore>::replica_state(tx, type_name, id).await?;
+        let current = Service::<S>::replica_state(tx, type_name, id).await?;
         let base = local::base(tx, remote, type_name, id).await?;
         let Some(current) = current else {
             return Ok(Pushable::Nothing);
@@ -1396,12 +1395,7 @@ impl Sync {
         let mut tx = local.replica_begin(false).await?;
         let mut bodies = Vec::with_capacity(items.len());
         for item in items {
-            bodies.push(if item.deleted {
-                None
-            } else {
-                Service::<S>::replica_version(&mut tx, &item.type_name, &item.id, item.local)
-                    .await?
-            });
+            bodies.push(Self::body::<S, _>(&mut tx, item).await?);
         }
         Ok(bodies)
     }

@@ -10,7 +10,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use super::{key, version_key, Current, Request, Service, Stored};
+use super::{key, Current, Request, Service, Stored};
 use crate::resource::Object;
 use crate::store::{Store, StoreError, Transaction};
 
@@ -111,19 +111,9 @@ impl<S: Store> Service<S> {
         else {
             return Ok(None);
         };
-        let now = self.clock.now();
-        let version = current.version + 1;
-        tx.put(
-            version_key(type_name, id, version),
-            format!("D{now}").into_bytes(),
-        );
-        tx.put(
-            key(&["c", type_name, id]),
-            format!("{version}\0deleted").into_bytes(),
-        );
-        self.log_write(tx, type_name, id, version, &now, None)
-            .await?;
-        Ok(Some(version))
+        self.write_deletion(tx, type_name, id, &current)
+            .await
+            .map(Some)
     }
 
     /// The write-log entries after sequence number `after`, oldest first, at most `limit`:

@@ -14,7 +14,7 @@ use crate::search::{self, Context, Query, SearchError, Summary, Total};
 use crate::store::{Store, StoreError, Transaction};
 
 /// Percent-encodes a URL query component.
-pub(super) fn encode_component(text: &str) -> String {
+pub(crate) fn encode_component(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for byte in text.bytes() {
         match byte {

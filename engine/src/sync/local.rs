@@ -175,16 +175,7 @@ impl Conflict {
 
 pub(crate) fn json_string(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
+    crate::outcome::push_json_string(&mut out, text);
     out
 }
 
@@ -282,6 +273,12 @@ pub(crate) async fn apply<S: Store, T: Transaction>(
     let (type_name, id) = (item.type_name.as_str(), item.id.as_str());
     let base = base(tx, remote, type_name, id).await?;
     let remote_live = item.json.is_some();
+    // The base when local and remote agree: local version `local` holds the remote's content.
+    let agreed = |local: u64| Base {
+        local,
+        live: remote_live,
+        remote: item.version.clone(),
+    };
     if let Some(base) = &base {
         if base.remote == item.version && base.live == remote_live {
             return Ok(Applied::Unchanged);
@@ -313,17 +310,7 @@ pub(crate) async fn apply<S: Store, T: Transaction>(
                 None => current.map_or(0, |c| c.version),
             },
         };
-        put_base(
-            tx,
-            remote,
-            type_name,
-            id,
-            &Base {
-                local,
-                live: remote_live,
-                remote: item.version.clone(),
-            },
-        );
+        put_base(tx, remote, type_name, id, &agreed(local));
         return Ok(Applied::Stored);
     }
     // Local changes meet remote ones: merge from the base.
@@ -333,12 +320,7 @@ pub(crate) async fn apply<S: Store, T: Transaction>(
         }
         _ => None,
     };
-    let local_json = match current {
-        Some(current) if !current.deleted => {
-            Service::<S>::replica_version(tx, type_name, id, current.version).await?
-        }
-        _ => None,
-    };
+    let local_json = current_json::<S, T>(tx, type_name, id).await?;
     let (base_node, local_node, remote_node) = (
         parse_node(base_json.as_deref()),
         parse_node(local_json.as_deref()),
@@ -398,17 +380,7 @@ pub(crate) async fn apply<S: Store, T: Transaction>(
                     .unwrap_or(current_version),
             }
         };
-        put_base(
-            tx,
-            remote,
-            type_name,
-            id,
-            &Base {
-                local,
-                live: remote_live,
-                remote: item.version.clone(),
-            },
-        );
+        put_base(tx, remote, type_name, id, &agreed(local));
         return Ok(Applied::Stored);
     }
     let Some(merged_node) = merged.value else {
@@ -457,17 +429,7 @@ pub(crate) async fn apply<S: Store, T: Transaction>(
     service
         .replica_write(tx, type_name, id, &mut merged_object)
         .await?;
-    put_base(
-        tx,
-        remote,
-        type_name,
-        id,
-        &Base {
-            local: base_version,
-            live: remote_live,
-            remote: item.version.clone(),
-        },
-    );
+    put_base(tx, remote, type_name, id, &agreed(base_version));
     Ok(Applied::Merged)
 }
 
@@ -588,7 +550,7 @@ pub(crate) async fn number<T: Transaction>(tx: &mut T, key: &[u8]) -> Result<u64
 }
 
 /// The retry set, each with whether it is marked to be read by id (`r`).
-pub(crate) async fn retries_marked<T: Transaction>(
+pub(crate) async fn retries<T: Transaction>(
     tx: &mut T,
     remote: &str,
 ) -> Result<Vec<((String, String), bool)>, StoreError> {
@@ -602,26 +564,6 @@ pub(crate) async fn retries_marked<T: Transaction>(
             let rest = core::str::from_utf8(key.get(prefix.len()..)?).ok()?;
             let (type_name, id) = rest.split_once('\0')?;
             Some(((type_name.to_string(), id.to_string()), value == b"r"))
-        })
-        .collect())
-}
-
-/// The `(type, id)` pairs of the retry set, at most `limit`.
-pub(crate) async fn retries<T: Transaction>(
-    tx: &mut T,
-    remote: &str,
-    limit: usize,
-) -> Result<Vec<(String, String)>, StoreError> {
-    let range = KeyRange::prefix(&ykey(remote, &["q", ""]));
-    let prefix_len = ykey(remote, &["q", ""]).len();
-    Ok(tx
-        .scan(&range, limit, false)
-        .await?
-        .into_iter()
-        .filter_map(|(key, _)| {
-            let rest = core::str::from_utf8(key.get(prefix_len..)?).ok()?;
-            let (type_name, id) = rest.split_once('\0')?;
-            Some((type_name.to_string(), id.to_string()))
         })
         .collect())
 }
