@@ -71,6 +71,7 @@ grep -hE '^types: |^docs: ' "$logs"/npm-node.log | sed 's/^/  /' || true
 grep -hE '^fhirpath.js cases:|^  skipped [0-9]|^fhirpath differential:|^validator cases:|^http conformance:' "$logs"/conformance.log | sed 's/^/  /' || true
 grep -hE '^hostile: ' "$logs"/hostile.log | sed 's/^/  /' || true
 grep -hE '^sync simulation: ' "$logs"/sync-sim.log | sed 's/^/  /' || true
+grep -hE '^access leak matrix: ' "$logs"/engine-unit.log | sed 's/^/  /' || true
 grep -hE '^sync (hearth serve|Helios hfs)' "$logs"/sync.log | sed 's/^/  /' || true
 grep -hE '^(store.fetch|service worker) conformance:|^store: ' "$logs"/store-chromium.log | sed 's/^/  /' || true
 printf '%-20s %8s %8s %8s %6s  %s\n' layer passed failed skipped secs status

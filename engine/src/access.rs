@@ -1,7 +1,431 @@
 //! Access control around the REST service: what a request's verified claims (SMART scopes,
 //! the launch patient, the user and their roles) let it do.
 //!
-//! [`scope`] reads SMART v1 and v2 scopes. The rest of the access layer (the decisions on each
-//! interaction, the patient compartment, roles, and the audit trail) is built on it.
+//! [`Access::handle`] takes a request with its [`Claims`] (verified by the host: a token's
+//! signature, issuer, audience and lifetime are the host's to check) and answers it through
+//! [`Service::handle`], allowed, narrowed or refused:
+//! - a type the scopes do not grant for the interaction is refused with 403
+//!   (`insufficient_scope`), which says nothing about the data;
+//! - `patient/` scopes reach the patient compartment of the `patient` claim: searches are run
+//!   as compartment searches, a resource outside it is answered as absent (404) when read and
+//!   refused (403) when written. Types the Patient compartment does not define (Medication,
+//!   Practitioner, Organization...) are not patient data and are reached as the scope says;
+//! - `user/` scopes, when [`Roles`] are configured, reach only what a role of the user also
+//!   grants, within the compartment of the user (`fhirUser`) when the role says so;
+//! - granular scopes (`patient/Observation.rs?category=laboratory`) add their criteria to
+//!   searches and are checked on every resource read or written;
+//! - every write is checked in its own store transaction ([`crate::rest::WriteGate`]),
+//!   before and after, so a transaction Bundle or a patch can not reach out of scope;
+//! - what leaves in a Bundle (included resources, history, batch answers) is checked again,
+//!   and what is not visible is left out.
+//!
+//! [`scope`] reads SMART v1 and v2 scopes.
 
+use alloc::collections::BTreeMap;
+use alloc::format;
+use alloc::rc::Rc;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+use crate::outcome::{IssueType, OperationOutcome};
+use crate::resource::Object;
+use crate::rest::{Request, Response, Service};
+use crate::store::Store;
+
+mod guard;
 pub mod scope;
+
+pub use scope::{Context, Interaction, Scopes};
+
+/// The verified claims a request comes with.
+#[derive(Debug, Clone, Default)]
+pub struct Claims {
+    /// The token's scopes.
+    pub scopes: Scopes,
+    /// The launch patient (`patient` claim): the id of the Patient `patient/` scopes reach.
+    pub patient: Option<String>,
+    /// The launch encounter (`encounter` claim).
+    pub encounter: Option<String>,
+    /// The user (`fhirUser` claim): `Practitioner/123`, or an absolute URL ending so.
+    pub fhir_user: Option<String>,
+    /// The client (`client_id` or `azp` claim).
+    pub client_id: Option<String>,
+    /// The token's subject (`sub` claim).
+    pub subject: Option<String>,
+    /// The user's roles, for [`Roles`].
+    pub roles: Vec<String>,
+}
+
+impl Claims {
+    /// The user as `(type, id)`, from `fhirUser`.
+    pub fn user(&self) -> Option<(&str, &str)> {
+        let user = self.fhir_user.as_deref()?;
+        let mut parts = user.trim_end_matches('/').rsplit('/');
+        let id = parts.next()?;
+        let type_name = parts.next()?;
+        (crate::model::resource_type(type_name).is_some() && !id.is_empty())
+            .then_some((type_name, id))
+    }
+}
+
+/// One role: what it allows (`Observation.rs`, `*.cruds`, as resource scopes without their
+/// context) and, optionally, the compartment it is held to: that of the user's own resource
+/// (`Practitioner`: the resources of the practitioner who is the `fhirUser`).
+#[derive(Debug, Clone, Default)]
+pub struct Role {
+    /// What the role allows.
+    pub allows: Vec<scope::Scope>,
+    /// The compartment type the role is held to, with the user as its focus.
+    pub compartment: Option<String>,
+}
+
+/// Roles by name: what a `user/` scope may reach for a user holding them.
+#[derive(Debug, Clone, Default)]
+pub struct Roles {
+    roles: BTreeMap<String, Role>,
+}
+
+impl Roles {
+    /// Reads a roles file: `{"roles": {"clinician": {"allow": ["*.cruds"],
+    /// "compartment": "Practitioner"}, "front-desk": {"allow": ["Patient.crus"]}}}`.
+    ///
+    /// # Errors
+    /// A message naming what is wrong: not JSON, a role without `allow`, a permission that
+    /// is not a resource scope, or a compartment that is not one of R4's.
+    pub fn from_json(text: &str) -> Result<Roles, String> {
+        use crate::json::reader::{parse, Limits, Member, Value};
+        fn field<'v>(members: &'v [Member], key: &str) -> Option<&'v Value> {
+            members
+                .iter()
+                .find(|member| member.key == key)
+                .map(|member| &member.node.value)
+        }
+        let tree = parse(text.as_bytes(), Limits::default()).map_err(|err| {
+            format!(
+                "the roles file is not JSON: {} at line {}, column {}",
+                err.message, err.line, err.column
+            )
+        })?;
+        let Value::Object(top) = &tree.value else {
+            return Err(String::from("the roles file must be a JSON object"));
+        };
+        let Some(Value::Object(entries)) = field(top, "roles") else {
+            return Err(String::from(
+                "the roles file needs a \"roles\" object of roles by name",
+            ));
+        };
+        let mut roles = BTreeMap::new();
+        for Member {
+            key: name, node, ..
+        } in entries
+        {
+            let Value::Object(role) = &node.value else {
+                return Err(format!("the role \"{name}\" must be an object"));
+            };
+            let Some(Value::Array(allow)) = field(role, "allow") else {
+                return Err(format!("the role \"{name}\" has no \"allow\" list"));
+            };
+            let mut allows = Vec::new();
+            for item in allow {
+                let Value::String(text) = &item.value else {
+                    return Err(format!(
+                        "the role \"{name}\" allows a value that is not text"
+                    ));
+                };
+                let parsed = Scopes::parse(&format!("user/{text}"));
+                match parsed.resources.into_iter().next() {
+                    Some(scope) if parsed.refused.is_empty() && !text.contains(' ') => {
+                        allows.push(scope)
+                    }
+                    _ => {
+                        return Err(format!(
+                            "the role \"{name}\" allows \"{text}\", which is not Type.permissions (such as Observation.rs or *.cruds)"
+                        ))
+                    }
+                }
+            }
+            let compartment = match field(role, "compartment") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(focus))
+                    if crate::model::COMPARTMENTS
+                        .iter()
+                        .any(|(compartment, _)| compartment == focus) =>
+                {
+                    Some(focus.clone())
+                }
+                Some(_) => {
+                    return Err(format!(
+                        "the role \"{name}\" has a \"compartment\" that is not one of Patient, Encounter, RelatedPerson, Practitioner, Device"
+                    ))
+                }
+            };
+            roles.insert(
+                name.clone(),
+                Role {
+                    allows,
+                    compartment,
+                },
+            );
+        }
+        Ok(Roles { roles })
+    }
+
+    /// The role `name`.
+    pub fn get(&self, name: &str) -> Option<&Role> {
+        self.roles.get(name)
+    }
+}
+
+/// One way a request may reach resources of a type: within a compartment (`None`: anywhere)
+/// and meeting a granular scope's criteria (`None`: any).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Grant {
+    /// The compartment (`Patient`, `123`).
+    pub compartment: Option<(String, String)>,
+    /// Criteria every resource reached must meet (all of them).
+    pub criteria: Option<Vec<(String, String)>>,
+}
+
+impl Grant {
+    fn unrestricted(&self) -> bool {
+        self.compartment.is_none() && self.criteria.is_none()
+    }
+}
+
+/// True when `type_name` has a place in the compartment `focus` (or is its focus type).
+pub(crate) fn in_compartment_definition(focus: &str, type_name: &str) -> bool {
+    type_name == focus
+        || crate::model::COMPARTMENTS
+            .iter()
+            .find(|(name, _)| *name == focus)
+            .is_some_and(|(_, members)| members.iter().any(|(member, _)| *member == type_name))
+}
+
+/// The access layer: the configuration ([`Roles`]) under which requests are judged.
+#[derive(Debug, Clone, Default)]
+pub struct Access {
+    roles: Option<Rc<Roles>>,
+}
+
+impl Access {
+    /// Judged by scopes alone: `user/` scopes reach what they say.
+    pub fn new() -> Self {
+        Access::default()
+    }
+
+    /// `user/` scopes reach only what a role of the user also allows.
+    pub fn with_roles(roles: Roles) -> Self {
+        Access {
+            roles: Some(Rc::new(roles)),
+        }
+    }
+
+    /// The grants `claims` give for `interaction` on `type_name` (none: refused).
+    pub(crate) fn grants(
+        &self,
+        claims: &Claims,
+        type_name: &str,
+        interaction: Interaction,
+    ) -> Vec<Grant> {
+        let mut grants = Vec::new();
+        let criteria =
+            |scope: &scope::Scope| (!scope.query.is_empty()).then(|| scope.query.clone());
+        for scope in claims
+            .scopes
+            .granting(Context::System, type_name, interaction)
+        {
+            grants.push(Grant {
+                compartment: None,
+                criteria: criteria(scope),
+            });
+        }
+        if let Some(patient) = &claims.patient {
+            for scope in claims
+                .scopes
+                .granting(Context::Patient, type_name, interaction)
+            {
+                grants.push(Grant {
+                    compartment: in_compartment_definition("Patient", type_name)
+                        .then(|| (String::from("Patient"), patient.clone())),
+                    criteria: criteria(scope),
+                });
+            }
+        }
+        for scope in claims
+            .scopes
+            .granting(Context::User, type_name, interaction)
+        {
+            let Some(roles) = &self.roles else {
+                grants.push(Grant {
+                    compartment: None,
+                    criteria: criteria(scope),
+                });
+                continue;
+            };
+            for role in claims.roles.iter().filter_map(|name| roles.get(name)) {
+                for allowed in role
+                    .allows
+                    .iter()
+                    .filter(|allowed| allowed.covers(type_name, interaction))
+                {
+                    let compartment = match &role.compartment {
+                        None => None,
+                        Some(focus) => match claims.user() {
+                            Some((user_type, id)) if user_type == focus => {
+                                in_compartment_definition(focus, type_name)
+                                    .then(|| (focus.clone(), id.to_string()))
+                            }
+                            // A role held to the user's compartment grants nothing to a
+                            // token that names no such user.
+                            _ => continue,
+                        },
+                    };
+                    let mut both: Vec<(String, String)> = scope.query.clone();
+                    both.extend(allowed.query.iter().cloned());
+                    grants.push(Grant {
+                        compartment,
+                        criteria: (!both.is_empty()).then_some(both),
+                    });
+                }
+            }
+        }
+        if grants.iter().any(Grant::unrestricted) {
+            grants.retain(Grant::unrestricted);
+            grants.truncate(1);
+        }
+        grants
+    }
+
+    /// True when `claims` reach every interaction on every type without restriction (a
+    /// `system/*.*` token): requests go to the service as they are.
+    fn unrestricted(&self, claims: &Claims) -> bool {
+        let all = [
+            Interaction::Create,
+            Interaction::Read,
+            Interaction::Update,
+            Interaction::Delete,
+            Interaction::Search,
+        ];
+        // A wildcard scope covers every type alike, so one type stands for all.
+        all.iter().all(|interaction| {
+            claims.scopes.resources.iter().any(|scope| {
+                scope.resource.is_none()
+                    && scope.query.is_empty()
+                    && scope.permissions.allow(*interaction)
+            }) && self
+                .grants(claims, "Observation", *interaction)
+                .iter()
+                .any(Grant::unrestricted)
+                && self
+                    .grants(claims, "Patient", *interaction)
+                    .iter()
+                    .any(Grant::unrestricted)
+        })
+    }
+
+    /// Answers `request` as `claims` allow.
+    pub async fn handle<S: Store>(
+        &self,
+        service: &Service<S>,
+        request: &Request,
+        claims: &Claims,
+    ) -> Response {
+        if request.query.iter().any(|(name, _)| name == "access_token") {
+            return service.answer_outside(
+                request,
+                refusal(
+                    401,
+                    IssueType::Security,
+                    "an access token is not accepted in the query string; send it in the Authorization header",
+                )
+                .with_header(
+                    "WWW-Authenticate",
+                    String::from("Bearer error=\"invalid_request\""),
+                ),
+            );
+        }
+        if self.unrestricted(claims) {
+            return service.handle(request).await;
+        }
+        let guard = guard::Guard {
+            access: self,
+            service,
+            claims,
+        };
+        let response = guard.route(request).await;
+        if response.status == 403 && response.header("WWW-Authenticate").is_none() {
+            return response.with_header(
+                "WWW-Authenticate",
+                String::from("Bearer error=\"insufficient_scope\""),
+            );
+        }
+        response
+    }
+}
+
+/// An OperationOutcome answer of the access layer.
+pub(crate) fn refusal(status: u16, code: IssueType, message: impl Into<String>) -> Response {
+    Response {
+        status,
+        headers: alloc::vec![(
+            String::from("Content-Type"),
+            String::from("application/fhir+json; charset=utf-8"),
+        )],
+        body: OperationOutcome::error(code, message.into()).to_json(),
+    }
+}
+
+/// What judging a resource needs: the search parameters in force and the base URL.
+#[derive(Clone)]
+pub(crate) struct Judge {
+    pub registry: Rc<crate::search::Registry>,
+    pub base_url: String,
+}
+
+impl Judge {
+    pub(crate) fn of<S: Store>(service: &Service<S>) -> Judge {
+        Judge {
+            registry: service.search_registry(),
+            base_url: service.base().to_string(),
+        }
+    }
+
+    /// Whether `resource` can be reached through one of `grants`.
+    pub(crate) fn visible(&self, grants: &[Grant], resource: &Object) -> bool {
+        grants.iter().any(|grant| {
+            grant.compartment.as_ref().is_none_or(|(focus, id)| {
+                crate::rest::in_compartment(&self.registry, &self.base_url, resource, focus, id)
+            }) && grant
+                .criteria
+                .as_ref()
+                .is_none_or(|criteria| self.matches_now(resource, criteria))
+        })
+    }
+
+    /// Whether `resource` meets `criteria`, judged on the resource alone. Granular scopes
+    /// hold no chains or `_has`, so no store is read: the empty store given answers nothing,
+    /// and a criterion that would need one fails, which keeps the resource out.
+    fn matches_now(&self, resource: &Object, criteria: &[(String, String)]) -> bool {
+        use core::future::Future;
+        use core::task::{Context as TaskContext, Poll, Waker};
+        let context = crate::search::Context {
+            registry: &self.registry,
+            base_url: &self.base_url,
+        };
+        let empty = crate::store::MemoryStore::new();
+        let judged = async {
+            let mut tx = crate::store::Store::begin(&empty, false)
+                .await
+                .map_err(crate::search::SearchError::store)?;
+            crate::search::resource_matches(&mut tx, &context, resource, criteria).await
+        };
+        let mut judged = core::pin::pin!(judged);
+        match judged
+            .as_mut()
+            .poll(&mut TaskContext::from_waker(Waker::noop()))
+        {
+            Poll::Ready(Ok(found)) => found,
+            _ => false,
+        }
+    }
+}

@@ -77,6 +77,10 @@ pub enum IssueType {
     Conflict,
     /// More matches than an interaction allows (conditional create, update, delete).
     Duplicate,
+    /// An authorization failure: a missing or invalid token.
+    Login,
+    /// A security problem other than the token's scope (a token sent where it may not be).
+    Security,
 }
 
 impl IssueType {
@@ -101,6 +105,8 @@ impl IssueType {
             IssueType::Deleted => "deleted",
             IssueType::Conflict => "conflict",
             IssueType::Duplicate => "duplicate",
+            IssueType::Login => "login",
+            IssueType::Security => "security",
         }
     }
 }

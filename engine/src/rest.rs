@@ -47,6 +47,20 @@ pub trait IdSource {
     fn next_id(&self) -> String;
 }
 
+/// A check on every version a request writes, made in the write's store transaction with the
+/// resource before and after (`None`: absent or deleted). A refusal fails the request with a
+/// 403 and nothing of it is written, a transaction Bundle included.
+pub trait WriteGate {
+    /// `Err(reason)` when the write of `type_name/id` from `before` to `after` is not allowed.
+    fn check(
+        &self,
+        type_name: &str,
+        id: &str,
+        before: Option<&Object>,
+        after: Option<&Object>,
+    ) -> Result<(), String>;
+}
+
 /// An HTTP request, relative to the service's base URL.
 #[derive(Debug, Clone, Default)]
 pub struct Request {
@@ -107,6 +121,12 @@ impl Response {
         self
     }
 
+    /// The response with one more header.
+    pub fn with_header(mut self, name: &str, value: String) -> Response {
+        self.headers.push((String::from(name), value));
+        self
+    }
+
     /// The value of a header.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
@@ -140,6 +160,17 @@ pub struct Service<S: Store> {
     policy: Policy,
     /// The store entries the current request has read.
     meter: limits::Meter,
+    /// The write check of the current request ([`Service::handle_gated`]).
+    gate: RefCell<Option<alloc::rc::Rc<dyn WriteGate>>>,
+}
+
+/// Clears the current request's write check when the request ends, even one dropped midway.
+struct GateReset<'g>(&'g RefCell<Option<alloc::rc::Rc<dyn WriteGate>>>);
+
+impl Drop for GateReset<'_> {
+    fn drop(&mut self) {
+        self.0.borrow_mut().take();
+    }
 }
 
 /// The stored state of a resource.
@@ -160,9 +191,10 @@ mod limits;
 mod replica;
 mod search;
 
+pub(crate) use bundle::{entries_json, relative, response_entry};
 pub use limits::{Limits, Policy};
-pub(crate) use replica::LocalState;
-pub(crate) use search::encode_component;
+pub(crate) use replica::{in_compartment, LocalState};
+pub(crate) use search::{decode_component, encode_component, query_pairs};
 
 fn key(parts: &[&str]) -> Vec<u8> {
     let mut res = Vec::new();
@@ -216,6 +248,9 @@ fn store_error(err: &StoreError) -> Response {
     }
     if err.full {
         return Response::error(507, IssueType::Exception, err.message.clone());
+    }
+    if err.forbidden {
+        return Response::error(403, IssueType::Forbidden, err.message.clone());
     }
     let status = if err.conflict { 409 } else { 500 };
     Response::error(
@@ -319,6 +354,7 @@ impl<S: Store> Service<S> {
             marker_checked: Cell::new(false),
             limits: Limits::default(),
             meter: limits::Meter::new(),
+            gate: RefCell::new(None),
         }
     }
 
@@ -408,6 +444,26 @@ impl<S: Store> Service<S> {
         self.marker_checked.set(false);
         let response = self.answer(request).await;
         secured(response, cors)
+    }
+
+    /// An answer made outside the service (a refusal by the access layer) for `request`, with
+    /// the headers every answer of the service carries (CORS included).
+    pub fn answer_outside(&self, request: &Request, response: Response) -> Response {
+        match self.policy.admit(request, self.own_origin()) {
+            Ok(cors) => secured(response, cors),
+            Err(refusal) => secured(refusal, Vec::new()),
+        }
+    }
+
+    /// [`Service::handle`] with every write of the request checked by `gate` first.
+    pub async fn handle_gated(
+        &self,
+        request: &Request,
+        gate: alloc::rc::Rc<dyn WriteGate>,
+    ) -> Response {
+        *self.gate.borrow_mut() = Some(gate);
+        let _reset = GateReset(&self.gate);
+        self.handle(request).await
     }
 
     /// [`Service::handle`] once the request is admitted.
@@ -929,6 +985,7 @@ impl<S: Store> Service<S> {
                     conflict: true,
                     too_costly: false,
                     full: false,
+                    forbidden: false,
                 });
             }
             let written = self.write_version(&mut tx, &mut resource, type_name, &id, None, "POST");
@@ -1341,15 +1398,21 @@ impl<S: Store> Service<S> {
         let new = resource
             .map(|resource| registry.extract(resource, &self.base_url))
             .unwrap_or_default();
-        let old = match version.checked_sub(1).filter(|before| *before > 0) {
+        let before = match version.checked_sub(1).filter(|before| *before > 0) {
             Some(before) => match Self::stored(tx, type_name, id, before).await? {
-                Some(Stored::Resource(json)) => parse_resource(json.as_bytes())
-                    .map(|old| registry.extract(&old, &self.base_url))
-                    .unwrap_or_default(),
-                _ => Vec::new(),
+                Some(Stored::Resource(json)) => parse_resource(json.as_bytes()).ok(),
+                _ => None,
             },
-            None => Vec::new(),
+            None => None,
         };
+        let gate = self.gate.borrow().clone();
+        if let Some(gate) = gate {
+            gate.check(type_name, id, before.as_ref(), resource)
+                .map_err(StoreError::forbidden)?;
+        }
+        let old = before
+            .map(|old| registry.extract(&old, &self.base_url))
+            .unwrap_or_default();
         crate::search::write_index(tx, type_name, id, &old, &new).await?;
         if type_name == "SearchParameter" {
             self.search_ready.set(false);
@@ -1853,6 +1916,11 @@ impl<S: Store> Service<S> {
     /// The search parameters in force now.
     fn registry(&self) -> alloc::rc::Rc<crate::search::Registry> {
         self.search.borrow().clone()
+    }
+
+    /// The search parameters in force (the core ones and those stored).
+    pub(crate) fn search_registry(&self) -> alloc::rc::Rc<crate::search::Registry> {
+        self.registry()
     }
 
     /// `$validate`: the body is the resource (or a Parameters with a `resource` parameter);

@@ -1134,3 +1134,29 @@ pub async fn run<T: Transaction>(
         included,
     })
 }
+
+/// Whether `resource` meets every one of `params` (search parameters of its type, as in a
+/// query string), judged on the resource itself rather than on the index, so that a resource
+/// about to be written can be judged too. Chains and `_has` are looked up in `tx`.
+///
+/// # Errors
+/// [`SearchError`] when `params` is not a valid search of the resource's type.
+pub async fn resource_matches<T: Transaction>(
+    tx: &mut T,
+    context: &Context<'_>,
+    resource: &Object,
+    params: &[(String, String)],
+) -> Result<bool, SearchError> {
+    let type_name = resource.type_def().name;
+    let parsed = query::parse(context.registry, &[type_name], params, false)?;
+    let Some((_, criteria)) = parsed.per_type.first() else {
+        return Ok(false);
+    };
+    let clauses = query::resolve(tx, context, type_name, criteria).await?;
+    let entries = context.registry.extract(resource, context.base_url);
+    let id = resource.id().unwrap_or_default();
+    Ok(clauses.iter().all(|clause| match clause {
+        query::Clause::Ids(ids) => ids.contains(id),
+        clause => clause.matches_entries(&entries) && clause.matches_resource(context, resource),
+    }))
+}

@@ -28,6 +28,8 @@ pub struct StoreError {
     pub too_costly: bool,
     /// True when the store has no room left (a full disk or storage quota): a 507.
     pub full: bool,
+    /// True when the access layer refused a write the request would make (a 403).
+    pub forbidden: bool,
 }
 
 impl StoreError {
@@ -38,6 +40,7 @@ impl StoreError {
             conflict: false,
             too_costly: false,
             full: false,
+            forbidden: false,
         }
     }
 
@@ -48,6 +51,7 @@ impl StoreError {
             conflict: false,
             too_costly: true,
             full: false,
+            forbidden: false,
         }
     }
 
@@ -58,6 +62,18 @@ impl StoreError {
             conflict: false,
             too_costly: false,
             full: true,
+            forbidden: false,
+        }
+    }
+
+    /// A write the request's access does not allow.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        StoreError {
+            message: message.into(),
+            conflict: false,
+            too_costly: false,
+            full: false,
+            forbidden: true,
         }
     }
 }
@@ -326,6 +342,7 @@ impl Transaction for MemoryTx<'_> {
                 conflict: true,
                 too_costly: false,
                 full: false,
+                forbidden: false,
             });
         }
         self.store.data.borrow_mut().apply(self.writes);

@@ -113,7 +113,7 @@ fn conditional_references(object: &Object, out: &mut Vec<String>) {
 
 /// `url` relative to the service's base: `http://base/fhir/Patient/1` and `Patient/1` both
 /// give `Patient/1`; a URL that only starts like the base (`http://base/fhirPatient`) is kept.
-fn relative(url: &str, base: &str) -> String {
+pub(crate) fn relative(url: &str, base: &str) -> String {
     let rest = match url.strip_prefix(base) {
         Some(rest) if rest.is_empty() || rest.starts_with('/') => rest,
         _ => url,
@@ -818,7 +818,7 @@ impl<S: Store> Service<S> {
 }
 
 /// The `entry` member of a response Bundle (none when empty: FHIR JSON has no empty arrays).
-fn entries_json(answers: &[String]) -> String {
+pub(crate) fn entries_json(answers: &[String]) -> String {
     if answers.is_empty() {
         String::new()
     } else {
@@ -827,7 +827,7 @@ fn entries_json(answers: &[String]) -> String {
 }
 
 /// A batch-response entry for a single interaction's response.
-fn response_entry(response: &Response) -> String {
+pub(crate) fn response_entry(response: &Response) -> String {
     let reason = match response.status {
         200 => " OK",
         201 => " Created",

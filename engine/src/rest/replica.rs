@@ -153,28 +153,40 @@ impl<S: Store> Service<S> {
     /// Whether `resource` is in the compartment of `focus/id` (`Patient/123`): it is the focus
     /// itself, or refers to it by one of the compartment's parameters.
     pub(crate) fn replica_in_compartment(&self, resource: &Object, focus: &str, id: &str) -> bool {
-        let type_name = resource.type_def().name;
-        if type_name == focus {
-            return resource.id() == Some(id);
-        }
-        let Some((_, members)) = crate::model::COMPARTMENTS
-            .iter()
-            .find(|(compartment, _)| *compartment == focus)
-        else {
-            return false;
-        };
-        let codes: Vec<&str> = members
-            .iter()
-            .filter(|(member, _)| *member == type_name)
-            .flat_map(|(_, params)| params.iter().copied())
-            .collect();
-        if codes.is_empty() {
-            return false;
-        }
-        let wanted = format!("{}\u{1}{focus}", crate::search::index::clean(id));
-        self.registry()
-            .extract_only(resource, &self.base_url, &codes)
-            .iter()
-            .any(|(_, value, _)| *value == wanted)
+        in_compartment(&self.registry(), &self.base_url, resource, focus, id)
     }
+}
+
+/// Whether `resource` is in the compartment of `focus/id` (`Patient/123`): it is the focus
+/// itself, or refers to it by one of the compartment's parameters.
+pub(crate) fn in_compartment(
+    registry: &crate::search::Registry,
+    base_url: &str,
+    resource: &Object,
+    focus: &str,
+    id: &str,
+) -> bool {
+    let type_name = resource.type_def().name;
+    if type_name == focus {
+        return resource.id() == Some(id);
+    }
+    let Some((_, members)) = crate::model::COMPARTMENTS
+        .iter()
+        .find(|(compartment, _)| *compartment == focus)
+    else {
+        return false;
+    };
+    let codes: Vec<&str> = members
+        .iter()
+        .filter(|(member, _)| *member == type_name)
+        .flat_map(|(_, params)| params.iter().copied())
+        .collect();
+    if codes.is_empty() {
+        return false;
+    }
+    let wanted = format!("{}\u{1}{focus}", crate::search::index::clean(id));
+    registry
+        .extract_only(resource, base_url, &codes)
+        .iter()
+        .any(|(_, value, _)| *value == wanted)
 }

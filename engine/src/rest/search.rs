@@ -28,7 +28,7 @@ pub(crate) fn encode_component(text: &str) -> String {
 }
 
 /// Decodes `%XX` escapes and, in form bodies, `+` as a space.
-pub(super) fn decode_component(text: &str, plus_is_space: bool) -> String {
+pub(crate) fn decode_component(text: &str, plus_is_space: bool) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut idx = 0;
@@ -56,7 +56,7 @@ pub(super) fn decode_component(text: &str, plus_is_space: bool) -> String {
 }
 
 /// The pairs of a query string or form body.
-pub(super) fn query_pairs(text: &str, plus_is_space: bool) -> Vec<(String, String)> {
+pub(crate) fn query_pairs(text: &str, plus_is_space: bool) -> Vec<(String, String)> {
     text.split('&')
         .filter(|pair| !pair.is_empty())
         .map(|pair| {

@@ -1,0 +1,766 @@
+//! The access layer: every path a resource can leave or be probed by, tried with tokens of
+//! patient A (v1, v2, read-only, cruds, granular), a user with a role held to their own
+//! compartment, and a type-limited system token, on patient B's data and on types out of
+//! scope. Nothing of B may show: no resource, id, count or existence signal.
+
+mod common;
+
+use hearth_engine::access::{Access, Claims, Roles, Scopes};
+use hearth_engine::rest::{Response, Service};
+use hearth_engine::store::{block_on, MemoryStore};
+
+use common::{request, Counter, FixedClock};
+
+const BASE: &str = "http://localhost:8787/fhir";
+
+/// Every text that would show patient B's data or its existence.
+const B_MARKS: [&str; 7] = [
+    "pat-b",
+    "obs-b-lab",
+    "obs-b-vital",
+    "enc-b",
+    "cond-b",
+    "Bravo",
+    "ident-b",
+];
+
+fn service() -> Service<MemoryStore> {
+    let service = Service::new(
+        MemoryStore::new(),
+        Box::new(FixedClock),
+        Box::<Counter>::default(),
+        BASE,
+    );
+    let put = |path: &str, body: String| {
+        let response = block_on(service.handle(&request("PUT", path, &[], &body)));
+        assert!(
+            response.status == 201 || response.status == 200,
+            "{path}: {} {}",
+            response.status,
+            response.body
+        );
+    };
+    put(
+        "Practitioner/gp-1",
+        r#"{"resourceType":"Practitioner","id":"gp-1","name":[{"family":"Gray"}]}"#.into(),
+    );
+    put(
+        "Medication/med-1",
+        r#"{"resourceType":"Medication","id":"med-1","code":{"text":"aspirin"}}"#.into(),
+    );
+    for (who, name, gp) in [("a", "Alpha", true), ("b", "Bravo", false)] {
+        let gp = if gp {
+            r#","generalPractitioner":[{"reference":"Practitioner/gp-1"}]"#
+        } else {
+            ""
+        };
+        put(
+            &format!("Patient/pat-{who}"),
+            format!(
+                r#"{{"resourceType":"Patient","id":"pat-{who}","identifier":[{{"system":"urn:test","value":"ident-{who}"}}],"name":[{{"family":"{name}"}}]{gp}}}"#
+            ),
+        );
+        put(
+            &format!("Encounter/enc-{who}"),
+            format!(
+                r#"{{"resourceType":"Encounter","id":"enc-{who}","status":"finished","class":{{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"AMB"}},"subject":{{"reference":"Patient/pat-{who}"}}}}"#
+            ),
+        );
+        for (kind, category) in [("lab", "laboratory"), ("vital", "vital-signs")] {
+            let performer = if who == "a" && kind == "lab" {
+                r#","performer":[{"reference":"Practitioner/gp-1"}]"#
+            } else {
+                ""
+            };
+            put(
+                &format!("Observation/obs-{who}-{kind}"),
+                format!(
+                    r#"{{"resourceType":"Observation","id":"obs-{who}-{kind}","identifier":[{{"system":"urn:test","value":"ident-{who}-{kind}"}}],"status":"final","category":[{{"coding":[{{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"{category}"}}]}}],"code":{{"coding":[{{"system":"http://loinc.org","code":"1234-5"}}]}},"subject":{{"reference":"Patient/pat-{who}"}},"encounter":{{"reference":"Encounter/enc-{who}"}}{performer}}}"#
+                ),
+            );
+        }
+        put(
+            &format!("Condition/cond-{who}"),
+            format!(
+                r#"{{"resourceType":"Condition","id":"cond-{who}","subject":{{"reference":"Patient/pat-{who}"}}}}"#
+            ),
+        );
+    }
+    // A's laboratory result was derived from one of B's, which lists A's among its members:
+    // links across the compartments, for includes, chains and _has to follow.
+    put(
+        "Observation/linked-1",
+        r#"{"resourceType":"Observation","id":"linked-1","identifier":[{"system":"urn:test","value":"ident-b-linked"}],"status":"final","code":{"text":"panel"},"subject":{"reference":"Patient/pat-b"},"hasMember":[{"reference":"Observation/obs-a-lab"}]}"#.into(),
+    );
+    {
+        let read = block_on(service.handle(&request("GET", "Observation/obs-a-lab", &[], "")));
+        let linked = read.body.replace(
+            r#""subject":"#,
+            r#""derivedFrom":[{"reference":"Observation/linked-1"}],"subject":"#,
+        );
+        let linked = linked.replacen(
+            r#","meta":{"versionId":"1","lastUpdated":"2026-11-27T10:20:30.000Z"}"#,
+            "",
+            1,
+        );
+        put("Observation/obs-a-lab", linked);
+    }
+    // B's observation has a deleted sibling, so that a deleted resource is probed too.
+    put(
+        "Observation/obs-b-gone",
+        r#"{"resourceType":"Observation","id":"obs-b-gone","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/pat-b"}}"#.into(),
+    );
+    let gone = block_on(service.handle(&request("DELETE", "Observation/obs-b-gone", &[], "")));
+    assert_eq!(gone.status, 204);
+    service
+}
+
+/// The probe with B's ids and names turned into ones nothing has.
+fn to_absent(text: &str) -> String {
+    text.replace("pat-b", "pat-z")
+        .replace("obs-b-", "obs-z-")
+        .replace("enc-b", "enc-z")
+        .replace("cond-b", "cond-z")
+        .replace("ident-b", "ident-z")
+        .replace("Bravo", "Zulu")
+}
+
+/// What an answer tells beyond the ids asked for: its statuses, totals and entry counts, with
+/// the ids of the absent twin mapped back.
+fn shape(body: &str) -> String {
+    let Ok(json) = serde_json::from_str::<serde_json::Value>(body) else {
+        return String::from("not JSON");
+    };
+    let mut out = format!("{} total={}", json["resourceType"], json["total"]);
+    if let Some(entries) = json["entry"].as_array() {
+        out.push_str(&format!(" entries={}", entries.len()));
+        for entry in entries {
+            out.push_str(&format!(
+                " [{} {}]",
+                entry["response"]["status"], entry["resource"]["resourceType"]
+            ));
+        }
+    }
+    if let Some(issues) = json["issue"].as_array() {
+        for issue in issues {
+            out.push_str(&format!(
+                " {}:{}",
+                issue["code"],
+                to_absent(issue["diagnostics"].as_str().unwrap_or_default())
+            ));
+        }
+    }
+    out
+}
+
+fn patient_claims(scope: &str) -> Claims {
+    Claims {
+        scopes: Scopes::parse(scope),
+        patient: Some("pat-a".into()),
+        ..Claims::default()
+    }
+}
+
+fn roles() -> Roles {
+    Roles::from_json(
+        r#"{"roles":{"gp":{"allow":["*.cruds"],"compartment":"Practitioner"},"desk":{"allow":["Patient.rs"]}}}"#,
+    )
+    .expect("roles")
+}
+
+struct Probe {
+    method: &'static str,
+    url: String,
+    body: String,
+}
+
+fn get(url: &str) -> Probe {
+    Probe {
+        method: "GET",
+        url: url.into(),
+        body: String::new(),
+    }
+}
+
+fn with_body(method: &'static str, url: &str, body: &str) -> Probe {
+    Probe {
+        method,
+        url: url.into(),
+        body: body.into(),
+    }
+}
+
+/// Every way to reach or probe B's data (and the types out of scope).
+fn probes() -> Vec<Probe> {
+    let obs_b = r#"{"resourceType":"Observation","id":"obs-b-lab","status":"final","code":{"text":"changed"},"subject":{"reference":"Patient/pat-b"}}"#;
+    let obs_new_b = r#"{"resourceType":"Observation","status":"final","code":{"text":"new"},"subject":{"reference":"Patient/pat-b"}}"#;
+    let mut probes = vec![
+        get("Patient/pat-b"),
+        get("Patient/pat-b/_history/1"),
+        get("Patient/pat-b/_history"),
+        get("Observation/obs-b-lab"),
+        get("Observation/obs-b-lab/_history/1"),
+        get("Observation/obs-b-gone"),
+        get("Observation/obs-b-gone/_history"),
+        get("Encounter/enc-b"),
+        get("Condition/cond-b"),
+        get("Observation"),
+        get("Observation?subject=Patient/pat-b"),
+        get("Observation?_id=obs-b-lab"),
+        get("Observation?identifier=ident-b-lab"),
+        get("Observation?_summary=count"),
+        get("Observation?_total=accurate&_count=1"),
+        get("Observation?_include=Observation:subject"),
+        get("Observation?_include=Observation:encounter&_include:iterate=Encounter:subject"),
+        get("Observation?_include=*"),
+        get("Patient?_revinclude=Observation:subject"),
+        get("Patient?_revinclude=*"),
+        get("Practitioner?_revinclude=Observation:performer"),
+        get("Practitioner?_revinclude=Patient:general-practitioner"),
+        get("Patient"),
+        get("Observation?_include=Observation:derived-from"),
+        get("Observation?_revinclude=Observation:has-member"),
+        get("Observation?_revinclude:iterate=Observation:has-member&_include=Observation:derived-from"),
+        get("Observation?derived-from.identifier=ident-b-linked"),
+        get("Observation?derived-from:Observation.subject.name=Bravo"),
+        get("Observation?_has:Observation:has-member:identifier=ident-b-linked"),
+        get("Observation/linked-1"),
+        get("Observation?_id=linked-1"),
+        get("Patient?name=Bravo"),
+        get("Patient?identifier=ident-b"),
+        get("Observation?subject.name=Bravo"),
+        get("Observation?subject:Patient.name=Bravo"),
+        get("Patient?_has:Observation:subject:code=1234-5"),
+        get("Patient?_has:Observation:subject:_has:Condition:subject:_id=cond-b"),
+        get("Encounter?_has:Observation:encounter:identifier=ident-b-lab"),
+        get("Patient/pat-b/Observation"),
+        get("Patient/pat-b/*"),
+        get("Patient/pat-b/$everything"),
+        get("Encounter/enc-b/Observation"),
+        get("Observation/_history"),
+        get("_history"),
+        get("Patient/_history"),
+        get("?_type=Observation,Patient"),
+        get("?_type=Observation&identifier=ident-b-lab"),
+        get(""),
+        with_body("POST", "Observation/_search", "subject=Patient/pat-b"),
+        with_body("POST", "_search", "_type=Patient&name=Bravo"),
+        with_body("PUT", "Observation/obs-b-lab", obs_b),
+        with_body(
+            "PATCH",
+            "Observation/obs-b-lab",
+            r#"[{"op":"replace","path":"/status","value":"amended"}]"#,
+        ),
+        with_body("DELETE", "Observation/obs-b-lab", ""),
+        with_body("DELETE", "Patient/pat-b", ""),
+        with_body("POST", "Observation", obs_new_b),
+        with_body("PUT", "Observation/obs-new-b", obs_new_b),
+        with_body("PUT", "Observation?identifier=ident-b-lab", obs_b),
+        with_body("DELETE", "Observation?identifier=ident-b-lab", ""),
+        with_body(
+            "PATCH",
+            "Observation?identifier=ident-b-lab",
+            r#"[{"op":"replace","path":"/status","value":"amended"}]"#,
+        ),
+        with_body("POST", "Observation/obs-b-lab/$validate", obs_b),
+        with_body(
+            "POST",
+            "",
+            r#"{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"Observation/obs-b-lab"}},{"request":{"method":"GET","url":"Observation?subject=Patient/pat-b"}},{"request":{"method":"GET","url":"Patient/pat-b/$everything"}}]}"#,
+        ),
+        with_body(
+            "POST",
+            "",
+            r#"{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"DELETE","url":"Observation/obs-b-vital"}}]}"#,
+        ),
+        with_body(
+            "POST",
+            "",
+            &format!(
+                r#"{{"resourceType":"Bundle","type":"transaction","entry":[{{"resource":{obs_b},"request":{{"method":"PUT","url":"Observation/obs-b-lab"}}}}]}}"#
+            ),
+        ),
+        with_body(
+            "POST",
+            "",
+            r#"{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"GET","url":"Observation?identifier=ident-b-lab"}}]}"#,
+        ),
+        with_body(
+            "POST",
+            "",
+            r#"{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"DELETE","url":"Observation/obs-b-vital"}}]}"#,
+        ),
+    ];
+    // Conditional create on B's identifier: creates A's resource (or is refused); it may
+    // not answer 200 with B's match.
+    probes.push(Probe {
+        method: "POST",
+        url: "Observation".into(),
+        body: r#"{"resourceType":"Observation","status":"final","code":{"text":"mine"},"subject":{"reference":"Patient/pat-a"}}"#.into(),
+    });
+    probes
+}
+
+fn call(
+    access: &Access,
+    service: &Service<MemoryStore>,
+    claims: &Claims,
+    probe: &Probe,
+    headers: &[(&str, &str)],
+) -> Response {
+    block_on(access.handle(
+        service,
+        &request(probe.method, &probe.url, headers, &probe.body),
+        claims,
+    ))
+}
+
+/// B's data as stored, to compare after every write probe.
+fn b_state(service: &Service<MemoryStore>) -> Vec<String> {
+    [
+        "Patient/pat-b",
+        "Observation/obs-b-lab",
+        "Observation/obs-b-vital",
+        "Encounter/enc-b",
+        "Condition/cond-b",
+        "Observation/obs-b-gone",
+        "Observation/linked-1",
+    ]
+    .iter()
+    .map(|path| {
+        let response = block_on(service.handle(&request("GET", path, &[], "")));
+        format!("{} {}", response.status, response.body)
+    })
+    .collect()
+}
+
+#[test]
+fn nothing_of_patient_b_leaks_on_any_path() {
+    let tokens: Vec<(&str, Access, Claims)> = vec![
+        (
+            "patient v1 read",
+            Access::new(),
+            patient_claims("patient/*.read"),
+        ),
+        (
+            "patient v1 read+write",
+            Access::new(),
+            patient_claims("patient/*.read patient/*.write"),
+        ),
+        (
+            "patient v2 rs",
+            Access::new(),
+            patient_claims("patient/*.rs"),
+        ),
+        (
+            "patient v2 cruds",
+            Access::new(),
+            patient_claims("patient/*.cruds"),
+        ),
+        (
+            "patient v2 granular",
+            Access::new(),
+            patient_claims("patient/Observation.rs?category=laboratory patient/Patient.r"),
+        ),
+        (
+            "user gp role",
+            Access::with_roles(roles()),
+            Claims {
+                scopes: Scopes::parse("user/*.cruds"),
+                fhir_user: Some(format!("{BASE}/Practitioner/gp-1")),
+                roles: vec!["gp".into()],
+                ..Claims::default()
+            },
+        ),
+        (
+            "system Observation only",
+            Access::new(),
+            Claims {
+                scopes: Scopes::parse("system/Patient.rs?identifier=ident-a"),
+                ..Claims::default()
+            },
+        ),
+    ];
+    let probes = probes();
+    let mut tried = 0;
+    let mut compared = 0;
+    for (name, access, claims) in &tokens {
+        let service = service();
+        let before = b_state(&service);
+        for probe in &probes {
+            let conditional =
+                probe.method == "POST" && probe.url == "Observation" && probe.body.contains("mine");
+            let headers: Vec<(&str, &str)> = if conditional {
+                vec![("if-none-exist", "identifier=ident-b-lab")]
+            } else {
+                Vec::new()
+            };
+            let response = call(access, &service, claims, probe, &headers);
+            tried += 1;
+            // The request's own text may come back (an id in a 404's message); anything
+            // else of B may not.
+            let echoed = |mark: &str| probe.url.contains(mark) || probe.body.contains(mark);
+            for mark in B_MARKS.iter().filter(|mark| !echoed(mark)) {
+                assert!(
+                    !response.body.contains(mark),
+                    "{name}: {} {} shows \"{mark}\": {} {}",
+                    probe.method,
+                    probe.url,
+                    response.status,
+                    response.body
+                );
+            }
+            for (header, value) in &response.headers {
+                assert!(
+                    !B_MARKS
+                        .iter()
+                        .any(|mark| !echoed(mark) && value.contains(mark)),
+                    "{name}: {} {} shows B in {header}: {value}",
+                    probe.method,
+                    probe.url
+                );
+            }
+            assert!(
+                response.status != 410 && response.status != 500,
+                "{name}: {} {} answered {} (a deleted resource of B must look absent): {}",
+                probe.method,
+                probe.url,
+                response.status,
+                response.body
+            );
+            if let Ok(json) = serde_json::from_str::<serde_json::Value>(&response.body) {
+                if let Some(total) = json.get("total").and_then(serde_json::Value::as_u64) {
+                    let shown = json["entry"].as_array().map_or(0, Vec::len) as u64;
+                    // A total counts only what A may see: never more than A's own data.
+                    assert!(
+                        total <= 6,
+                        "{name}: {} {} counts {total} (shown {shown}): {}",
+                        probe.method,
+                        probe.url,
+                        response.body
+                    );
+                }
+            }
+            // A read gives the same answer for B's data as for data that does not exist.
+            let reads = probe.method == "GET"
+                || probe.url.ends_with("_search")
+                || (probe.body.contains(r#""type":"batch""#) && !probe.body.contains("DELETE"));
+            if reads && !conditional {
+                let absent = Probe {
+                    method: probe.method,
+                    url: to_absent(&probe.url),
+                    body: to_absent(&probe.body),
+                };
+                let other = call(access, &service, claims, &absent, &headers);
+                assert_eq!(
+                    (response.status, shape(&response.body)),
+                    (other.status, shape(&other.body)),
+                    "{name}: {} {} answers otherwise for B's data than for none: {} / {}",
+                    probe.method,
+                    probe.url,
+                    response.body,
+                    other.body
+                );
+                compared += 1;
+            }
+            assert_eq!(
+                b_state(&service),
+                before,
+                "{name}: {} {} changed B's data",
+                probe.method,
+                probe.url
+            );
+        }
+    }
+    println!(
+        "access leak matrix: {} tokens × {} paths = {tried} requests, none showed patient B's data; {compared} reads answered as for data that does not exist",
+        tokens.len(),
+        probes.len()
+    );
+    assert!(compared > 200, "{compared}");
+}
+
+fn status(
+    access: &Access,
+    service: &Service<MemoryStore>,
+    claims: &Claims,
+    method: &'static str,
+    url: &str,
+    body: &str,
+) -> (u16, String) {
+    let response = call(access, service, claims, &with_body(method, url, body), &[]);
+    (response.status, response.body)
+}
+
+#[test]
+fn patient_a_reaches_its_own_data() {
+    let service = service();
+    let access = Access::new();
+    let claims = patient_claims("patient/*.cruds");
+    let (code, body) = status(&access, &service, &claims, "GET", "Patient/pat-a", "");
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = status(&access, &service, &claims, "GET", "Observation", "");
+    assert_eq!(code, 200);
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["total"], 2, "{body}");
+    let (code, body) = status(
+        &access,
+        &service,
+        &claims,
+        "GET",
+        "Observation?_include=Observation:subject&_include=Observation:performer",
+        "",
+    );
+    assert_eq!(code, 200);
+    assert!(body.contains("pat-a") && body.contains("gp-1"), "{body}");
+    let (code, body) = status(
+        &access,
+        &service,
+        &claims,
+        "GET",
+        "Patient/pat-a/$everything",
+        "",
+    );
+    assert_eq!(code, 200);
+    assert!(
+        body.contains("obs-a-lab") && body.contains("cond-a"),
+        "{body}"
+    );
+    // Writes in the compartment work; out of it, 403.
+    let mine = r#"{"resourceType":"Observation","status":"final","code":{"text":"bp"},"subject":{"reference":"Patient/pat-a"}}"#;
+    assert_eq!(
+        status(&access, &service, &claims, "POST", "Observation", mine).0,
+        201
+    );
+    let theirs = mine.replace("pat-a", "pat-b");
+    let (code, body) = status(&access, &service, &claims, "POST", "Observation", &theirs);
+    assert_eq!(code, 403, "{body}");
+    // Moving one's own resource into B's compartment is refused, and nothing is written.
+    let moved = r#"{"resourceType":"Observation","id":"obs-a-vital","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/pat-b"}}"#;
+    assert_eq!(
+        status(
+            &access,
+            &service,
+            &claims,
+            "PUT",
+            "Observation/obs-a-vital",
+            moved
+        )
+        .0,
+        403
+    );
+    let patch = r#"[{"op":"replace","path":"/subject/reference","value":"Patient/pat-b"}]"#;
+    assert_eq!(
+        status(
+            &access,
+            &service,
+            &claims,
+            "PATCH",
+            "Observation/obs-a-vital",
+            patch
+        )
+        .0,
+        403
+    );
+    let (_, body) = status(
+        &access,
+        &service,
+        &claims,
+        "GET",
+        "Observation/obs-a-vital",
+        "",
+    );
+    assert!(body.contains("Patient/pat-a"), "{body}");
+    // A transaction with one entry out of reach writes nothing.
+    let bundle = format!(
+        r#"{{"resourceType":"Bundle","type":"transaction","entry":[{{"resource":{mine},"request":{{"method":"POST","url":"Observation"}}}},{{"resource":{theirs},"request":{{"method":"POST","url":"Observation"}}}}]}}"#
+    );
+    assert_eq!(
+        status(&access, &service, &claims, "POST", "", &bundle).0,
+        403
+    );
+    let (_, body) = status(
+        &access,
+        &service,
+        &claims,
+        "GET",
+        "Observation?_summary=count",
+        "",
+    );
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["total"], 3, "{body}");
+    // Deleting one's own works.
+    assert_eq!(
+        status(
+            &access,
+            &service,
+            &claims,
+            "DELETE",
+            "Observation/obs-a-vital",
+            ""
+        )
+        .0,
+        204
+    );
+}
+
+#[test]
+fn scopes_limit_types_and_interactions() {
+    let service = service();
+    let access = Access::new();
+    let read_only = patient_claims("patient/*.rs");
+    let mine = r#"{"resourceType":"Observation","status":"final","code":{"text":"bp"},"subject":{"reference":"Patient/pat-a"}}"#;
+    let response = call(
+        &access,
+        &service,
+        &read_only,
+        &with_body("POST", "Observation", mine),
+        &[],
+    );
+    assert_eq!(response.status, 403);
+    assert_eq!(
+        response.header("WWW-Authenticate"),
+        Some("Bearer error=\"insufficient_scope\"")
+    );
+    let obs_only = patient_claims("patient/Observation.rs");
+    assert_eq!(
+        status(&access, &service, &obs_only, "GET", "Condition", "").0,
+        403
+    );
+    assert_eq!(
+        status(&access, &service, &obs_only, "GET", "Observation", "").0,
+        200
+    );
+    // Granular: only laboratory results.
+    let lab = patient_claims("patient/Observation.rs?category=laboratory");
+    let (_, body) = status(&access, &service, &lab, "GET", "Observation", "");
+    assert!(
+        body.contains("obs-a-lab") && !body.contains("obs-a-vital"),
+        "{body}"
+    );
+    assert_eq!(
+        status(
+            &access,
+            &service,
+            &lab,
+            "GET",
+            "Observation/obs-a-vital",
+            ""
+        )
+        .0,
+        404
+    );
+    assert_eq!(
+        status(&access, &service, &lab, "GET", "Observation/obs-a-lab", "").0,
+        200
+    );
+    // Two granular scopes on one parameter: either category.
+    let both = patient_claims(
+        "patient/Observation.rs?category=laboratory patient/Observation.rs?category=vital-signs",
+    );
+    let (_, body) = status(&access, &service, &both, "GET", "Observation", "");
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["total"], 2, "{body}");
+    // A patient token without a patient claim reaches nothing.
+    let no_patient = Claims {
+        scopes: Scopes::parse("patient/*.rs"),
+        ..Claims::default()
+    };
+    assert_eq!(
+        status(&access, &service, &no_patient, "GET", "Observation", "").0,
+        403
+    );
+    // A token in the query string is refused.
+    let response = call(
+        &access,
+        &service,
+        &both,
+        &get("Observation?access_token=abc"),
+        &[],
+    );
+    assert_eq!(response.status, 401);
+    // system/*.* reaches everything, as the service alone.
+    let system = Claims {
+        scopes: Scopes::parse("system/*.*"),
+        ..Claims::default()
+    };
+    let (_, body) = status(
+        &access,
+        &service,
+        &system,
+        "GET",
+        "Observation?_summary=count",
+        "",
+    );
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["total"], 5, "{body}");
+}
+
+#[test]
+fn roles_hold_users_to_what_they_allow() {
+    let service = service();
+    let access = Access::with_roles(roles());
+    let gp = Claims {
+        scopes: Scopes::parse("user/*.cruds"),
+        fhir_user: Some("Practitioner/gp-1".into()),
+        roles: vec!["gp".into()],
+        ..Claims::default()
+    };
+    assert_eq!(
+        status(&access, &service, &gp, "GET", "Patient/pat-a", "").0,
+        200
+    );
+    assert_eq!(
+        status(&access, &service, &gp, "GET", "Patient/pat-b", "").0,
+        404
+    );
+    assert_eq!(
+        status(&access, &service, &gp, "GET", "Observation/obs-a-lab", "").0,
+        200
+    );
+    // The desk role reads patients, nothing else; without a role, nothing.
+    let desk = Claims {
+        scopes: Scopes::parse("user/*.cruds"),
+        roles: vec!["desk".into()],
+        ..Claims::default()
+    };
+    assert_eq!(
+        status(&access, &service, &desk, "GET", "Patient/pat-b", "").0,
+        200
+    );
+    assert_eq!(
+        status(&access, &service, &desk, "GET", "Observation", "").0,
+        403
+    );
+    let none = Claims {
+        scopes: Scopes::parse("user/*.cruds"),
+        ..Claims::default()
+    };
+    assert_eq!(
+        status(&access, &service, &none, "GET", "Patient", "").0,
+        403
+    );
+    // The token's scope still bounds the role.
+    let read_only = Claims {
+        scopes: Scopes::parse("user/Patient.rs"),
+        roles: vec!["desk".into()],
+        ..Claims::default()
+    };
+    let new_patient = r#"{"resourceType":"Patient","name":[{"family":"New"}]}"#;
+    assert_eq!(
+        status(
+            &access,
+            &service,
+            &read_only,
+            "POST",
+            "Patient",
+            new_patient
+        )
+        .0,
+        403
+    );
+    assert!(Roles::from_json(r#"{"roles":{"x":{"allow":["Observation.xyz"]}}}"#).is_err());
+    assert!(
+        Roles::from_json(r#"{"roles":{"x":{"allow":["*.rs"],"compartment":"Nowhere"}}}"#).is_err()
+    );
+}
