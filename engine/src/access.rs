@@ -32,6 +32,7 @@ use crate::resource::Object;
 use crate::rest::{Request, Response, Service};
 use crate::store::Store;
 
+mod audit;
 mod guard;
 pub mod scope;
 
@@ -201,23 +202,42 @@ pub(crate) fn in_compartment_definition(focus: &str, type_name: &str) -> bool {
             .is_some_and(|(_, members)| members.iter().any(|(member, _)| *member == type_name))
 }
 
-/// The access layer: the configuration ([`Roles`]) under which requests are judged.
-#[derive(Debug, Clone, Default)]
+/// The access layer: the configuration ([`Roles`], the audit) under which requests are
+/// judged.
+#[derive(Debug, Clone)]
 pub struct Access {
     roles: Option<Rc<Roles>>,
+    audit: bool,
+}
+
+impl Default for Access {
+    fn default() -> Self {
+        Access::new()
+    }
 }
 
 impl Access {
-    /// Judged by scopes alone: `user/` scopes reach what they say.
+    /// Judged by scopes alone (`user/` scopes reach what they say), every interaction audited.
     pub fn new() -> Self {
-        Access::default()
+        Access {
+            roles: None,
+            audit: true,
+        }
     }
 
     /// `user/` scopes reach only what a role of the user also allows.
     pub fn with_roles(roles: Roles) -> Self {
         Access {
             roles: Some(Rc::new(roles)),
+            ..Access::new()
         }
+    }
+
+    /// With the audit trail on (the default) or off.
+    #[must_use]
+    pub fn audited(mut self, on: bool) -> Self {
+        self.audit = on;
+        self
     }
 
     /// The grants `claims` give for `interaction` on `type_name` (none: refused).
@@ -323,7 +343,7 @@ impl Access {
         })
     }
 
-    /// Answers `request` as `claims` allow.
+    /// Answers `request` as `claims` allow, and records it.
     pub async fn handle<S: Store>(
         &self,
         service: &Service<S>,
@@ -331,7 +351,7 @@ impl Access {
         claims: &Claims,
     ) -> Response {
         if request.query.iter().any(|(name, _)| name == "access_token") {
-            return service.answer_outside(
+            let refused = service.answer_outside(
                 request,
                 refusal(
                     401,
@@ -343,24 +363,220 @@ impl Access {
                     String::from("Bearer error=\"invalid_request\""),
                 ),
             );
+            return self.finish(service, request, claims, None, refused).await;
         }
-        if self.unrestricted(claims) {
-            return service.handle(request).await;
-        }
-        let guard = guard::Guard {
-            access: self,
-            service,
-            claims,
+        let restricted = !self.unrestricted(claims);
+        let gate = Rc::new(guard::Gate {
+            access: self.clone(),
+            claims: claims.clone(),
+            judge: Judge::of(service),
+            restricted,
+            method: request.method.to_ascii_uppercase(),
+            recorded_at: self.audit.then(|| service.now()),
+            records: core::cell::Cell::new(0),
+        });
+        let response = if restricted {
+            let guard = guard::Guard {
+                access: self,
+                service,
+                claims,
+                gate: Rc::clone(&gate),
+            };
+            let response = guard.route(request).await;
+            if response.status == 403 && response.header("WWW-Authenticate").is_none() {
+                response.with_header(
+                    "WWW-Authenticate",
+                    String::from("Bearer error=\"insufficient_scope\""),
+                )
+            } else {
+                response
+            }
+        } else {
+            service
+                .handle_gated(request, Rc::clone(&gate) as Rc<dyn crate::rest::WriteGate>)
+                .await
         };
-        let response = guard.route(request).await;
-        if response.status == 403 && response.header("WWW-Authenticate").is_none() {
-            return response.with_header(
-                "WWW-Authenticate",
-                String::from("Bearer error=\"insufficient_scope\""),
-            );
-        }
-        response
+        self.finish(service, request, claims, Some(&gate), response)
+            .await
     }
+
+    /// Answers a request the host refused before any claims were known (a token missing or
+    /// invalid: `status` 401), with the `WWW-Authenticate` challenge, and records the refusal.
+    pub async fn refuse<S: Store>(
+        &self,
+        service: &Service<S>,
+        request: &Request,
+        status: u16,
+        message: &str,
+        challenge: &str,
+    ) -> Response {
+        let code = if status == 401 {
+            IssueType::Login
+        } else {
+            IssueType::Forbidden
+        };
+        let refused = service.answer_outside(
+            request,
+            refusal(status, code, message).with_header("WWW-Authenticate", challenge.to_string()),
+        );
+        self.finish(service, request, &Claims::default(), None, refused)
+            .await
+    }
+
+    /// Records the interaction (unless its writes were recorded with them) and gives the
+    /// answer; an interaction that can not be recorded is not answered.
+    async fn finish<S: Store>(
+        &self,
+        service: &Service<S>,
+        request: &Request,
+        claims: &Claims,
+        gate: Option<&guard::Gate>,
+        response: Response,
+    ) -> Response {
+        if !self.audit || request.method.eq_ignore_ascii_case("OPTIONS") {
+            return response;
+        }
+        let mut kind = audit::kind_of(&request.method, &request.path);
+        if kind.subtype == "batch" && bundle_type(&request.body).as_deref() == Some("transaction") {
+            kind.subtype = "transaction";
+        }
+        let writes_recorded = gate.is_some_and(|gate| gate.records.get() > 0);
+        if (200..300).contains(&response.status)
+            && writes_recorded
+            && !matches!(kind.subtype, "batch" | "transaction")
+        {
+            return response;
+        }
+        let judge = Judge::of(service);
+        let mut entities = Vec::new();
+        let path = request.path.trim_matches('/');
+        let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        match segments.as_slice() {
+            [type_name, id, rest @ ..]
+                if crate::model::resource_type(type_name).is_some()
+                    && !id.starts_with('$')
+                    && !id.starts_with('_') =>
+            {
+                let reference = match rest {
+                    ["_history", version] => format!("{type_name}/{id}/_history/{version}"),
+                    _ => format!("{type_name}/{id}"),
+                };
+                entities.push(audit::Entity::Resource(reference));
+                if *type_name == "Patient" {
+                    entities.push(audit::Entity::Patient((*id).to_string()));
+                }
+            }
+            _ => {}
+        }
+        if kind.action == 'E' && !matches!(kind.subtype, "batch" | "transaction")
+            || kind.subtype.starts_with("history-")
+        {
+            let query: Vec<String> = request
+                .query
+                .iter()
+                .map(|(name, value)| {
+                    format!(
+                        "{}={}",
+                        crate::rest::encode_component(name),
+                        crate::rest::encode_component(value)
+                    )
+                })
+                .collect();
+            let mut text = format!("{}/{path}", service.base());
+            if !query.is_empty() {
+                text.push('?');
+                text.push_str(&query.join("&"));
+            }
+            if request.method.eq_ignore_ascii_case("POST") && !request.body.is_empty() {
+                text.push_str(if query.is_empty() { "?" } else { "&" });
+                text.push_str(core::str::from_utf8(&request.body).unwrap_or_default());
+            }
+            entities.push(audit::Entity::Query(text));
+        }
+        let mut description = None;
+        if response.body.starts_with('{') {
+            if let Ok(answer) = crate::json::fhir::parse_resource(response.body.as_bytes()) {
+                match answer.type_def().name {
+                    "OperationOutcome" => {
+                        description = answer
+                            .objects("issue")
+                            .find_map(|issue| issue.text("diagnostics"))
+                            .map(ToString::to_string);
+                    }
+                    "Bundle" => {
+                        for entry in answer.objects("entry") {
+                            if let Some(location) = entry
+                                .objects("response")
+                                .next()
+                                .and_then(|response| response.text("location"))
+                            {
+                                entities.push(audit::Entity::Resource(crate::rest::relative(
+                                    location,
+                                    service.base(),
+                                )));
+                            }
+                            for resource in entry.values("resource").filter_map(|value| match value
+                            {
+                                crate::resource::Value::Resource(resource) => Some(&**resource),
+                                _ => None,
+                            }) {
+                                entities.extend(
+                                    audit::patients_of(&judge, resource)
+                                        .into_iter()
+                                        .map(audit::Entity::Patient),
+                                );
+                            }
+                        }
+                    }
+                    _ => entities.extend(
+                        audit::patients_of(&judge, &answer)
+                            .into_iter()
+                            .map(audit::Entity::Patient),
+                    ),
+                }
+            }
+        }
+        let event = audit::Event {
+            kind,
+            recorded: gate
+                .and_then(|gate| gate.recorded_at.clone())
+                .unwrap_or_else(|| service.now()),
+            status: response.status,
+            description,
+            claims,
+            observer: service.base(),
+            entities,
+        };
+        match service.append_record(&event.to_json()).await {
+            Ok(()) => response,
+            Err(err) => service.answer_outside(
+                request,
+                refusal(
+                    500,
+                    IssueType::Exception,
+                    format!(
+                        "the interaction could not be recorded in the audit trail, so it is not answered: {}",
+                        err.message
+                    ),
+                ),
+            ),
+        }
+    }
+}
+
+/// The `type` of the Bundle in `body`, if it is one.
+fn bundle_type(body: &[u8]) -> Option<String> {
+    use crate::json::reader::{parse, Limits, Value};
+    let tree = parse(body, Limits::default()).ok()?;
+    let Value::Object(members) = tree.value else {
+        return None;
+    };
+    members
+        .into_iter()
+        .find_map(|member| match member.node.value {
+            Value::String(text) if member.key == "type" => Some(text),
+            _ => None,
+        })
 }
 
 /// An OperationOutcome answer of the access layer.

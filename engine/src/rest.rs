@@ -59,6 +59,20 @@ pub trait WriteGate {
         before: Option<&Object>,
         after: Option<&Object>,
     ) -> Result<(), String>;
+
+    /// The record (an AuditEvent's JSON) to store with the allowed write of version `version`,
+    /// in the same transaction; `None` for none.
+    fn record(
+        &self,
+        type_name: &str,
+        id: &str,
+        version: u64,
+        before: Option<&Object>,
+        after: Option<&Object>,
+    ) -> Option<String> {
+        let _ = (type_name, id, version, before, after);
+        None
+    }
 }
 
 /// An HTTP request, relative to the service's base URL.
@@ -1409,7 +1423,59 @@ impl<S: Store> Service<S> {
         if let Some(gate) = gate {
             gate.check(type_name, id, before.as_ref(), resource)
                 .map_err(StoreError::forbidden)?;
+            // The write's record goes in the same transaction: no write without it.
+            if let Some(record) = gate.record(type_name, id, version, before.as_ref(), resource) {
+                self.write_record(tx, &record).await?;
+            }
         }
+        self.log_write_checked(tx, type_name, id, version, instant, (before, new))
+            .await
+    }
+
+    /// Writes `record` (an AuditEvent's JSON) as a new resource in `tx`, unchecked.
+    async fn write_record<T: Transaction>(
+        &self,
+        tx: &mut T,
+        record: &str,
+    ) -> Result<(), StoreError> {
+        let mut event = parse_resource(record.as_bytes())
+            .map_err(|err| StoreError::new(format!("the audit record could not be made: {err}")))?;
+        if event.type_def().name != "AuditEvent" {
+            return Err(StoreError::new("an audit record must be an AuditEvent"));
+        }
+        let id = self
+            .new_id()
+            .map_err(|_| StoreError::new("the id source gave an invalid id for an audit record"))?;
+        let (version, now, _) = self.write_version(tx, &mut event, "AuditEvent", &id, None, "POST");
+        let new = self.registry().extract(&event, &self.base_url);
+        self.log_write_checked(tx, "AuditEvent", &id, version, &now, (None, new))
+            .await
+    }
+
+    /// Stores `record` (an AuditEvent's JSON) in a transaction of its own: the record of an
+    /// interaction that wrote nothing (a read, a search, a refusal, a failure).
+    ///
+    /// # Errors
+    /// The store's failure; the record is then not kept.
+    pub async fn append_record(&self, record: &str) -> Result<(), StoreError> {
+        let mut tx = self.store.begin(true).await?;
+        self.write_record(&mut tx, record).await?;
+        tx.commit().await
+    }
+
+    /// [`Service::log_write`] once the write is allowed: `before` is the version before,
+    /// `new` the index entries of this one.
+    #[allow(clippy::type_complexity)]
+    async fn log_write_checked<T: Transaction>(
+        &self,
+        tx: &mut T,
+        type_name: &str,
+        id: &str,
+        version: u64,
+        instant: &str,
+        (before, new): (Option<Object>, Vec<(String, String, String)>),
+    ) -> Result<(), StoreError> {
+        let registry = self.registry();
         let old = before
             .map(|old| registry.extract(&old, &self.base_url))
             .unwrap_or_default();

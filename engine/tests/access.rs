@@ -764,3 +764,367 @@ fn roles_hold_users_to_what_they_allow() {
         Roles::from_json(r#"{"roles":{"x":{"allow":["*.rs"],"compartment":"Nowhere"}}}"#).is_err()
     );
 }
+
+/// The AuditEvents stored, oldest first (read past the access layer).
+fn audit_events(service: &Service<MemoryStore>) -> Vec<serde_json::Value> {
+    let response = block_on(service.handle(&request("GET", "AuditEvent?_count=1000", &[], "")));
+    let bundle: serde_json::Value = serde_json::from_str(&response.body).unwrap();
+    bundle["entry"]
+        .as_array()
+        .map(|entries| {
+            entries
+                .iter()
+                .map(|entry| entry["resource"].clone())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn decode_base64(text: &str) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut bits = 0u32;
+    let mut count = 0;
+    let mut out = Vec::new();
+    for byte in text.bytes().filter(|byte| *byte != b'=') {
+        let value = ALPHABET.iter().position(|c| *c == byte).unwrap() as u32;
+        bits = (bits << 6) | value;
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            out.push((bits >> count) as u8);
+            bits &= (1 << count) - 1;
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+/// The one AuditEvent `action` added, checked for what every record has.
+fn one_new(service: &Service<MemoryStore>, before: usize, what: &str) -> serde_json::Value {
+    let events = audit_events(service);
+    assert_eq!(
+        events.len(),
+        before + 1,
+        "{what}: {:#?}",
+        &events[before.min(events.len())..]
+    );
+    let event = events[before].clone();
+    assert_eq!(event["type"]["code"], "rest", "{what}");
+    assert_eq!(event["source"]["observer"]["display"], BASE, "{what}");
+    assert!(event["recorded"].is_string(), "{what}");
+    event
+}
+
+fn entity_refs(event: &serde_json::Value) -> Vec<String> {
+    event["entity"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|entity| entity["what"]["reference"].as_str().map(String::from))
+        .collect()
+}
+
+#[test]
+fn every_interaction_is_recorded_once() {
+    let service = service();
+    let access = Access::new();
+    let claims = Claims {
+        client_id: Some("app-1".into()),
+        fhir_user: Some("Patient/pat-a".into()),
+        ..patient_claims("patient/*.cruds")
+    };
+    let run = |method: &'static str, url: &str, body: &str| {
+        call(
+            &access,
+            &service,
+            &claims,
+            &with_body(method, url, body),
+            &[],
+        )
+    };
+    let mut count = audit_events(&service).len();
+    assert_eq!(count, 0);
+
+    // A read: R, the resource and its patient, the user and the client as agents.
+    assert_eq!(run("GET", "Observation/obs-a-lab", "").status, 200);
+    let event = one_new(&service, count, "read");
+    count += 1;
+    assert_eq!(
+        (
+            event["action"].as_str(),
+            event["subtype"][0]["code"].as_str(),
+            event["outcome"].as_str()
+        ),
+        (Some("R"), Some("read"), Some("0"))
+    );
+    assert_eq!(
+        entity_refs(&event),
+        ["Observation/obs-a-lab", "Patient/pat-a"]
+    );
+    assert_eq!(event["agent"][0]["who"]["reference"], "Patient/pat-a");
+    assert_eq!(event["agent"][0]["requestor"], true);
+    assert_eq!(event["agent"][1]["who"]["identifier"]["value"], "app-1");
+
+    // A search: E, the query (base64) and the patients of what was found.
+    assert_eq!(
+        run("GET", "Observation?category=laboratory", "").status,
+        200
+    );
+    let event = one_new(&service, count, "search");
+    count += 1;
+    assert_eq!(
+        (
+            event["action"].as_str(),
+            event["subtype"][0]["code"].as_str()
+        ),
+        (Some("E"), Some("search-type"))
+    );
+    let query = event["entity"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|entity| entity["query"].is_string())
+        .unwrap();
+    assert_eq!(
+        decode_base64(query["query"].as_str().unwrap()),
+        format!("{BASE}/Observation?category=laboratory")
+    );
+    assert!(entity_refs(&event).contains(&"Patient/pat-a".to_string()));
+
+    // A create: C, recorded with the write (same transaction), the version written.
+    let mine = r#"{"resourceType":"Observation","status":"final","code":{"text":"bp"},"subject":{"reference":"Patient/pat-a"}}"#;
+    let created = run("POST", "Observation", mine);
+    assert_eq!(created.status, 201);
+    let id = created
+        .header("Location")
+        .unwrap()
+        .split('/')
+        .rev()
+        .nth(2)
+        .unwrap()
+        .to_string();
+    let event = one_new(&service, count, "create");
+    count += 1;
+    assert_eq!(
+        (
+            event["action"].as_str(),
+            event["subtype"][0]["code"].as_str()
+        ),
+        (Some("C"), Some("create"))
+    );
+    assert_eq!(
+        entity_refs(&event),
+        [
+            format!("Observation/{id}/_history/1"),
+            "Patient/pat-a".to_string()
+        ]
+    );
+
+    // Update, patch, delete: U, U, D.
+    let update = mine.replace("\"bp\"", "\"blood pressure\"").replacen(
+        '{',
+        &format!(r#"{{"id":"{id}","#),
+        1,
+    );
+    assert_eq!(
+        run("PUT", &format!("Observation/{id}"), &update).status,
+        200
+    );
+    let event = one_new(&service, count, "update");
+    count += 1;
+    assert_eq!(
+        (
+            event["action"].as_str(),
+            event["subtype"][0]["code"].as_str()
+        ),
+        (Some("U"), Some("update"))
+    );
+    let patch = r#"[{"op":"replace","path":"/status","value":"amended"}]"#;
+    assert_eq!(
+        run("PATCH", &format!("Observation/{id}"), patch).status,
+        200
+    );
+    let event = one_new(&service, count, "patch");
+    count += 1;
+    assert_eq!(
+        (
+            event["action"].as_str(),
+            event["subtype"][0]["code"].as_str()
+        ),
+        (Some("U"), Some("patch"))
+    );
+    assert_eq!(
+        entity_refs(&event)[0],
+        format!("Observation/{id}/_history/3")
+    );
+    assert_eq!(run("DELETE", &format!("Observation/{id}"), "").status, 204);
+    let event = one_new(&service, count, "delete");
+    count += 1;
+    assert_eq!(
+        (
+            event["action"].as_str(),
+            event["subtype"][0]["code"].as_str()
+        ),
+        (Some("D"), Some("delete"))
+    );
+
+    // A refused read is recorded as refused: outcome 4, and the answer says nothing more.
+    assert_eq!(run("GET", "Observation/obs-b-lab", "").status, 404);
+    let event = one_new(&service, count, "refused read");
+    count += 1;
+    assert_eq!(event["outcome"], "4");
+    assert!(event["outcomeDesc"].as_str().unwrap().starts_with("404"));
+
+    // A refused write: outcome 4, and no record claiming it was written.
+    let theirs = mine.replace("pat-a", "pat-b");
+    assert_eq!(run("POST", "Observation", &theirs).status, 403);
+    let event = one_new(&service, count, "refused write");
+    count += 1;
+    assert_eq!(
+        (event["action"].as_str(), event["outcome"].as_str()),
+        (Some("C"), Some("4"))
+    );
+
+    // A failed write (invalid): one record of the failure, none of success.
+    let invalid = r#"{"resourceType":"Observation","status":"nonsense","code":{"text":"x"},"subject":{"reference":"Patient/pat-a"}}"#;
+    assert_eq!(run("POST", "Observation", invalid).status, 422);
+    let event = one_new(&service, count, "failed write");
+    count += 1;
+    assert_eq!(event["outcome"], "4");
+    assert!(entity_refs(&event).is_empty(), "{event}");
+
+    // A transaction: each write recorded with it, and the transaction itself.
+    let bundle = format!(
+        r#"{{"resourceType":"Bundle","type":"transaction","entry":[{{"resource":{mine},"request":{{"method":"POST","url":"Observation"}}}},{{"resource":{mine},"request":{{"method":"POST","url":"Observation"}}}}]}}"#
+    );
+    assert_eq!(run("POST", "", &bundle).status, 200);
+    let events = audit_events(&service);
+    assert_eq!(events.len(), count + 3, "{:#?}", &events[count..]);
+    let subtypes: Vec<&str> = events[count..]
+        .iter()
+        .map(|event| event["subtype"][0]["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(subtypes, ["create", "create", "transaction"]);
+    count += 3;
+
+    // A transaction that fails writes nothing and records only its failure.
+    let failing = format!(
+        r#"{{"resourceType":"Bundle","type":"transaction","entry":[{{"resource":{mine},"request":{{"method":"POST","url":"Observation"}}}},{{"resource":{invalid},"request":{{"method":"POST","url":"Observation"}}}}]}}"#
+    );
+    assert_eq!(run("POST", "", &failing).status, 422);
+    let event = one_new(&service, count, "failed transaction");
+    count += 1;
+    assert_eq!(
+        (
+            event["subtype"][0]["code"].as_str(),
+            event["outcome"].as_str()
+        ),
+        (Some("transaction"), Some("4"))
+    );
+
+    // The patient reads its own trail; AuditEvents can not be changed, not even by a system.
+    let (status_code, body) = status(
+        &access,
+        &service,
+        &claims,
+        "GET",
+        "AuditEvent?patient=Patient/pat-a&_count=1000",
+        "",
+    );
+    assert_eq!(status_code, 200, "{body}");
+    let trail: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(trail["total"].as_u64().unwrap() >= 8, "{body}");
+    count += 1;
+    let system = Claims {
+        scopes: Scopes::parse("system/*.*"),
+        client_id: Some("backend".into()),
+        ..Claims::default()
+    };
+    let first = &audit_events(&service)[0];
+    let audit_id = first["id"].as_str().unwrap();
+    let mut changed = first.clone();
+    changed["outcome"] = serde_json::json!("8");
+    let response = call(
+        &access,
+        &service,
+        &system,
+        &with_body(
+            "PUT",
+            &format!("AuditEvent/{audit_id}"),
+            &changed.to_string(),
+        ),
+        &[],
+    );
+    assert_eq!(response.status, 403, "{}", response.body);
+    let response = call(
+        &access,
+        &service,
+        &system,
+        &with_body("DELETE", &format!("AuditEvent/{audit_id}"), ""),
+        &[],
+    );
+    assert_eq!(response.status, 403, "{}", response.body);
+    count += 2;
+    // A system token's writes are recorded too, with the client as requestor.
+    assert_eq!(
+        call(
+            &access,
+            &service,
+            &system,
+            &with_body("POST", "Observation", mine),
+            &[]
+        )
+        .status,
+        201
+    );
+    let event = one_new(&service, count, "system create");
+    assert_eq!(event["agent"][0]["who"]["identifier"]["value"], "backend");
+    assert_eq!(event["agent"][0]["requestor"], true);
+    // A token that may not read AuditEvents does not see them.
+    let obs_only = patient_claims("patient/Observation.rs");
+    assert_eq!(
+        status(&access, &service, &obs_only, "GET", "AuditEvent", "").0,
+        403
+    );
+}
+
+/// Ids that are valid for resources and invalid for every second one (the audit record's).
+#[derive(Default)]
+struct EveryOtherBroken(std::cell::Cell<u32>);
+impl hearth_engine::rest::IdSource for EveryOtherBroken {
+    fn next_id(&self) -> String {
+        self.0.set(self.0.get() + 1);
+        if self.0.get() % 2 == 0 {
+            String::from("not a valid id!")
+        } else {
+            format!("ok{}", self.0.get())
+        }
+    }
+}
+
+#[test]
+fn no_write_is_kept_without_its_record() {
+    let service = Service::new(
+        MemoryStore::new(),
+        Box::new(FixedClock),
+        Box::<EveryOtherBroken>::default(),
+        BASE,
+    );
+    let access = Access::new();
+    let system = Claims {
+        scopes: Scopes::parse("system/*.*"),
+        ..Claims::default()
+    };
+    let patient = r#"{"resourceType":"Patient","name":[{"family":"Lost"}]}"#;
+    let response = call(
+        &access,
+        &service,
+        &system,
+        &with_body("POST", "Patient", patient),
+        &[],
+    );
+    // The record could not be made, so the write was not made either.
+    assert_eq!(response.status, 500, "{}", response.body);
+    let listed = block_on(service.handle(&request("GET", "Patient?_summary=count", &[], "")));
+    let json: serde_json::Value = serde_json::from_str(&listed.body).unwrap();
+    assert_eq!(json["total"], 0, "{}", listed.body);
+}

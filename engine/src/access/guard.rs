@@ -7,10 +7,11 @@ use alloc::format;
 use alloc::rc::Rc;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
+use core::cell::Cell;
 use core::future::Future;
 use core::pin::Pin;
 
-use super::{refusal, Access, Claims, Grant, Interaction, Judge};
+use super::{audit, refusal, Access, Claims, Grant, Interaction, Judge};
 use crate::json::fhir::parse_resource;
 use crate::json::write::{write_resource, Style};
 use crate::outcome::IssueType;
@@ -25,6 +26,8 @@ pub(super) struct Guard<'a, S: Store> {
     pub access: &'a Access,
     pub service: &'a Service<S>,
     pub claims: &'a Claims,
+    /// The check (and record) of every write of the interaction.
+    pub gate: Rc<Gate>,
 }
 
 /// How a search of one type is narrowed to what the claims reach.
@@ -78,11 +81,7 @@ impl<S: Store> Guard<'_, S> {
     }
 
     fn gate(&self) -> Rc<dyn WriteGate> {
-        Rc::new(Gate {
-            access: self.access.clone(),
-            claims: self.claims.clone(),
-            judge: Judge::of(self.service),
-        })
+        self.gate.clone()
     }
 
     async fn gated(&self, request: &Request) -> Response {
@@ -973,13 +972,22 @@ fn entry_resource(entry: &Object) -> Option<&Object> {
     })
 }
 
-/// The check on each write of a restricted request, made in the write's transaction: a
-/// created resource must be in reach for creating, an updated one in reach before and after,
-/// a deleted one in reach before.
-struct Gate {
-    access: Access,
-    claims: Claims,
-    judge: Judge,
+/// The check on each write of a request, made in the write's transaction: for restricted
+/// claims, a created resource must be in reach for creating, an updated one in reach before
+/// and after, a deleted one in reach before. AuditEvents are never changed. With the audit
+/// on, it also makes each write's record.
+pub(crate) struct Gate {
+    pub access: Access,
+    pub claims: Claims,
+    pub judge: Judge,
+    /// False for claims that reach everything: only the rules for all apply.
+    pub restricted: bool,
+    /// The request's method (a patch is recorded as one).
+    pub method: String,
+    /// When the interaction was handled, for its records; `None`: no audit.
+    pub recorded_at: Option<String>,
+    /// The records made (of writes not yet known to be committed).
+    pub records: Cell<u32>,
 }
 
 impl WriteGate for Gate {
@@ -990,6 +998,14 @@ impl WriteGate for Gate {
         before: Option<&Object>,
         after: Option<&Object>,
     ) -> Result<(), String> {
+        if type_name == "AuditEvent" && before.is_some() {
+            return Err(String::from(
+                "AuditEvents are kept as they were recorded: they are not updated or deleted",
+            ));
+        }
+        if !self.restricted {
+            return Ok(());
+        }
         let (interaction, what) = match (before, after) {
             (None, Some(_)) => (Interaction::Create, "create"),
             (Some(_), Some(_)) => (Interaction::Update, "update"),
@@ -1015,5 +1031,61 @@ impl WriteGate for Gate {
             ));
         }
         Ok(())
+    }
+
+    fn record(
+        &self,
+        type_name: &str,
+        id: &str,
+        version: u64,
+        before: Option<&Object>,
+        after: Option<&Object>,
+    ) -> Option<String> {
+        let recorded = self.recorded_at.clone()?;
+        let kind = match (before, after) {
+            (_, None) => audit::Kind {
+                subtype: "delete",
+                action: 'D',
+            },
+            (None, Some(_)) => audit::Kind {
+                subtype: if self.method == "PUT" {
+                    "update"
+                } else {
+                    "create"
+                },
+                action: 'C',
+            },
+            (Some(_), Some(_)) => audit::Kind {
+                subtype: if self.method == "PATCH" {
+                    "patch"
+                } else {
+                    "update"
+                },
+                action: 'U',
+            },
+        };
+        let mut entities = alloc::vec![audit::Entity::Resource(format!(
+            "{type_name}/{id}/_history/{version}"
+        ))];
+        if let Some(resource) = after.or(before) {
+            entities.extend(
+                audit::patients_of(&self.judge, resource)
+                    .into_iter()
+                    .map(audit::Entity::Patient),
+            );
+        }
+        self.records.set(self.records.get() + 1);
+        Some(
+            audit::Event {
+                kind,
+                recorded,
+                status: 200,
+                description: None,
+                claims: &self.claims,
+                observer: &self.judge.base_url,
+                entities,
+            }
+            .to_json(),
+        )
     }
 }

@@ -29,6 +29,11 @@ impl<S: Store> Service<S> {
         &self.base_url
     }
 
+    /// Now, by the service's clock.
+    pub(crate) fn now(&self) -> String {
+        self.clock.now()
+    }
+
     /// A store transaction outside any request's cost meter, with the stored search
     /// parameters in force.
     pub(crate) async fn replica_begin(&self, write: bool) -> Result<S::Tx<'_>, StoreError> {
