@@ -58,6 +58,7 @@ run npm-node node node --test --test-reporter=spec tests/node/
 run conformance node node --test --test-reporter=spec tests/conformance/
 run hostile node node --test --test-reporter=spec --test-concurrency=1 tests/hostile/
 run workerd node node --test --test-reporter=spec tests/workerd/
+run auth node node --test --test-reporter=spec --test-concurrency=1 tests/auth/
 run sync node node --test --test-reporter=spec --test-concurrency=1 tests/sync/
 run store-chromium node node --test --test-reporter=spec --test-concurrency=1 tests/store/
 run demo-chromium node node --test --test-reporter=spec tests/browser/

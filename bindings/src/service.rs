@@ -27,7 +27,8 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
-use hearth_engine::rest::{Clock, IdSource, Limits, Policy, Request, Service};
+use hearth_engine::access::{Access, Claims, Roles, Scopes};
+use hearth_engine::rest::{Clock, IdSource, Limits, Policy, Request, Response, Service};
 use hearth_engine::store::{
     block_on, merge_writes, Entry, KeyRange, MemoryStore, Store, StoreError, Transaction,
 };
@@ -306,6 +307,8 @@ pub struct FhirService {
     backend: Backend,
     /// True while a request is being answered.
     busy: Rc<Cell<bool>>,
+    /// How requests that come with claims are judged and recorded.
+    access: Access,
 }
 
 fn service<S: Store>(store: S, base_url: String) -> Rc<Service<S>> {
@@ -362,6 +365,91 @@ fn answer(response: &hearth_engine::rest::Response) -> Result<JsValue, BindingEr
     Ok(result.into())
 }
 
+/// What a request comes with, for the access layer: nothing (the service alone), verified
+/// claims, or the host's refusal of its token.
+enum Asking {
+    Service,
+    Claims(Claims),
+    Refused {
+        status: u16,
+        message: String,
+        challenge: String,
+    },
+}
+
+fn text_of(object: &JsValue, name: &str) -> Option<String> {
+    Reflect::get(object, &name.into())
+        .ok()
+        .and_then(|value| value.as_string())
+}
+
+/// Reads `{ scope, patient, encounter, fhirUser, clientId, sub, roles }` (verified claims), or
+/// `{ refused: { status, message, challenge } }`; `undefined`: none.
+fn asking(claims: &JsValue) -> Result<Asking, BindingError> {
+    if claims.is_undefined() || claims.is_null() {
+        return Ok(Asking::Service);
+    }
+    if !claims.is_object() {
+        return Err(BindingError::Invalid(String::from(
+            "claims must be an object: { scope, patient, fhirUser, clientId, sub, roles }",
+        )));
+    }
+    let refused = Reflect::get(claims, &"refused".into()).unwrap_or(JsValue::UNDEFINED);
+    if refused.is_object() {
+        let status = Reflect::get(&refused, &"status".into())
+            .ok()
+            .and_then(|value| value.as_f64())
+            .filter(|status| (400.0..600.0).contains(status))
+            .unwrap_or(401.0) as u16;
+        return Ok(Asking::Refused {
+            status,
+            message: text_of(&refused, "message").unwrap_or_else(|| String::from("not authorized")),
+            challenge: text_of(&refused, "challenge")
+                .unwrap_or_else(|| String::from("Bearer error=\"invalid_token\"")),
+        });
+    }
+    let roles = Reflect::get(claims, &"roles".into()).unwrap_or(JsValue::UNDEFINED);
+    let roles: Vec<String> = if Array::is_array(&roles) {
+        Array::from(&roles)
+            .iter()
+            .filter_map(|role| role.as_string())
+            .collect()
+    } else {
+        roles.as_string().into_iter().collect()
+    };
+    Ok(Asking::Claims(Claims {
+        scopes: Scopes::parse(&text_of(claims, "scope").unwrap_or_default()),
+        patient: text_of(claims, "patient"),
+        encounter: text_of(claims, "encounter"),
+        fhir_user: text_of(claims, "fhirUser"),
+        client_id: text_of(claims, "clientId"),
+        subject: text_of(claims, "sub"),
+        roles,
+    }))
+}
+
+/// Answers `request` as `asking` says.
+async fn answer_as<S: Store>(
+    service: &Service<S>,
+    access: &Access,
+    asking: &Asking,
+    request: &Request,
+) -> Response {
+    match asking {
+        Asking::Service => service.handle(request).await,
+        Asking::Claims(claims) => access.handle(service, request, claims).await,
+        Asking::Refused {
+            status,
+            message,
+            challenge,
+        } => {
+            access
+                .refuse(service, request, *status, message, challenge)
+                .await
+        }
+    }
+}
+
 /// Holds the service busy for one request.
 struct Busy(Rc<Cell<bool>>);
 
@@ -400,6 +488,7 @@ impl FhirService {
         FhirService {
             backend,
             busy: Rc::new(Cell::new(false)),
+            access: Access::new(),
         }
     }
 
@@ -417,6 +506,7 @@ impl FhirService {
         Ok(FhirService {
             backend: Backend::Idb(service(store, base_url)),
             busy: Rc::new(Cell::new(false)),
+            access: Access::new(),
         })
     }
 
@@ -567,18 +657,51 @@ impl FhirService {
         query: Vec<String>,
         headers: Vec<String>,
         body: Vec<u8>,
+        claims: JsValue,
     ) -> Result<JsValue, BindingError> {
+        let asking = asking(&claims)?;
         let _busy = Busy::take(&self.busy)?;
         let request = request(method, path, query, headers, body);
+        let access = &self.access;
         let response = match &self.backend {
-            Backend::Memory(service) => block_on(service.handle(&request)),
+            Backend::Memory(service) => block_on(answer_as(service, access, &asking, &request)),
             Backend::Js(service) => {
                 service.store().awaiting.set(false);
-                block_on(service.handle(&request))
+                block_on(answer_as(service, access, &asking, &request))
             }
             Backend::Idb(_) => return Err(BindingError::NeedsAsync),
         };
         answer(&response)
+    }
+
+    /// Names the SMART authorization server's endpoints in the CapabilityStatement (both, or
+    /// neither for none).
+    #[wasm_bindgen(js_name = setOauth)]
+    pub fn set_oauth(&mut self, authorize: Option<String>, token: Option<String>) {
+        let endpoints = authorize.zip(token);
+        with_service!(&mut self.backend, service => {
+            if let Some(service) = Rc::get_mut(service) {
+                service.set_oauth(endpoints.clone());
+            }
+        });
+    }
+
+    /// Judges the requests that come with claims by `roles` (a roles file's JSON: what each
+    /// role allows `user/` scopes to reach; none: scopes alone) and records them in the audit
+    /// trail unless `audit` is false.
+    ///
+    /// # Errors
+    /// When the roles file is not valid.
+    #[wasm_bindgen(js_name = setAccess)]
+    pub fn set_access(&mut self, roles: Option<String>, audit: bool) -> Result<(), BindingError> {
+        let access = match roles {
+            Some(text) => {
+                Access::with_roles(Roles::from_json(&text).map_err(BindingError::Invalid)?)
+            }
+            None => Access::new(),
+        };
+        self.access = access.audited(audit);
+        Ok(())
     }
 
     /// Starts answering a request as [`FhirService::handle`] does, over a store that may
@@ -595,9 +718,12 @@ impl FhirService {
         query: Vec<String>,
         headers: Vec<String>,
         body: Vec<u8>,
+        claims: JsValue,
     ) -> Result<PendingRequest, BindingError> {
+        let asking = asking(&claims)?;
         let busy = Busy::take(&self.busy)?;
         let request = request(method, path, query, headers, body);
+        let access = self.access.clone();
         let backend = match &self.backend {
             Backend::Memory(service) => Backend::Memory(Rc::clone(service)),
             Backend::Js(service) => Backend::Js(Rc::clone(service)),
@@ -606,14 +732,14 @@ impl FhirService {
         let future = async move {
             let _busy = busy;
             let response = match &backend {
-                Backend::Memory(service) => service.handle(&request).await,
+                Backend::Memory(service) => answer_as(service, &access, &asking, &request).await,
                 Backend::Js(service) => {
                     service.store().awaiting.set(true);
-                    let response = service.handle(&request).await;
+                    let response = answer_as(service, &access, &asking, &request).await;
                     service.store().awaiting.set(false);
                     response
                 }
-                Backend::Idb(service) => service.handle(&request).await,
+                Backend::Idb(service) => answer_as(service, &access, &asking, &request).await,
             };
             answer(&response)
         };

@@ -176,6 +176,8 @@ pub struct Service<S: Store> {
     meter: limits::Meter,
     /// The write check of the current request ([`Service::handle_gated`]).
     gate: RefCell<Option<alloc::rc::Rc<dyn WriteGate>>>,
+    /// The authorization server's endpoints (authorize, token), for the CapabilityStatement.
+    oauth: Option<(String, String)>,
 }
 
 /// Clears the current request's write check when the request ends, even one dropped midway.
@@ -369,6 +371,7 @@ impl<S: Store> Service<S> {
             limits: Limits::default(),
             meter: limits::Meter::new(),
             gate: RefCell::new(None),
+            oauth: None,
         }
     }
 
@@ -386,6 +389,12 @@ impl<S: Store> Service<S> {
     /// host, and no other origin).
     pub fn set_policy(&mut self, policy: Policy) {
         self.policy = policy;
+    }
+
+    /// Names the SMART authorization server's `authorize` and `token` endpoints in the
+    /// CapabilityStatement's `rest.security` (`None`: no security section).
+    pub fn set_oauth(&mut self, endpoints: Option<(String, String)>) {
+        self.oauth = endpoints;
     }
 
     /// Store entries read by the last request, as counted against [`Limits::max_work`].
@@ -764,8 +773,16 @@ impl<S: Store> Service<S> {
                 )
             })
             .collect();
+        let security = match &self.oauth {
+            Some((authorize, token)) => format!(
+                r#","security":{{"extension":[{{"url":"http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris","extension":[{{"url":"authorize","valueUri":{}}},{{"url":"token","valueUri":{}}}]}}],"cors":true,"service":[{{"coding":[{{"system":"http://terminology.hl7.org/CodeSystem/restful-security-service","code":"SMART-on-FHIR"}}]}}],"description":"SMART on FHIR: OAuth 2.0 bearer tokens, scopes enforced on every interaction"}}"#,
+                quoted(authorize),
+                quoted(token)
+            ),
+            None => String::new(),
+        };
         json_text.push_str(&format!(
-            r#"{{"resourceType":"CapabilityStatement","status":"active","date":"{}","kind":"instance","software":{{"name":"Hearth","version":"{}"}},"implementation":{{"description":"Hearth FHIR service","url":"{}"}},"fhirVersion":"4.0.1","format":["json"],"patchFormat":["application/json-patch+json","application/fhir+json"],"rest":[{{"mode":"server","resource":[{}],"interaction":[{{"code":"transaction"}},{{"code":"batch"}},{{"code":"search-system"}},{{"code":"history-system"}}],"searchParam":[{{"name":"_type","definition":"http://hl7.org/fhir/SearchParameter/Resource-type","type":"token"}}],"compartment":["http://hl7.org/fhir/CompartmentDefinition/patient","http://hl7.org/fhir/CompartmentDefinition/encounter","http://hl7.org/fhir/CompartmentDefinition/relatedPerson","http://hl7.org/fhir/CompartmentDefinition/practitioner","http://hl7.org/fhir/CompartmentDefinition/device"]}}]}}"#,
+            r#"{{"resourceType":"CapabilityStatement","status":"active","date":"{}","kind":"instance","software":{{"name":"Hearth","version":"{}"}},"implementation":{{"description":"Hearth FHIR service","url":"{}"}},"fhirVersion":"4.0.1","format":["json"],"patchFormat":["application/json-patch+json","application/fhir+json"],"rest":[{{"mode":"server"{security},"resource":[{}],"interaction":[{{"code":"transaction"}},{{"code":"batch"}},{{"code":"search-system"}},{{"code":"history-system"}}],"searchParam":[{{"name":"_type","definition":"http://hl7.org/fhir/SearchParameter/Resource-type","type":"token"}}],"compartment":["http://hl7.org/fhir/CompartmentDefinition/patient","http://hl7.org/fhir/CompartmentDefinition/encounter","http://hl7.org/fhir/CompartmentDefinition/relatedPerson","http://hl7.org/fhir/CompartmentDefinition/practitioner","http://hl7.org/fhir/CompartmentDefinition/device"]}}]}}"#,
             self.clock.now(),
             env!("CARGO_PKG_VERSION"),
             self.base_url,

@@ -8,6 +8,7 @@ import { createServer } from "node:http";
 import { Worker } from "node:worker_threads";
 import { inspect, format, compile, validate, version, FhirError, FhirProfiles, FhirService } from "../src/entry-node.js";
 import { openSqliteStore } from "../src/sqlite-store.js";
+import { TokenVerifier } from "../src/auth.js";
 
 const USAGE = `usage: hearth <command> [arguments]
 
@@ -53,7 +54,21 @@ options:
   --limit NAME=N          a per-request limit: maxBodyBytes, maxParameters, maxValues,
                           maxSortKeys, maxElements, maxEntries, maxResponseBytes, maxWork
   --readers N             reader threads (default: 2 to 4, by the cores)
-  --timeout SECONDS       a read taking longer is stopped and answered 503 (default 30; 0: never)`;
+  --timeout SECONDS       a read taking longer is stopped and answered 503 (default 30; 0: never)
+
+authorization (SMART on FHIR):
+  --issuer URL            answer only requests with an access token (a JWT, RS256 or ES256)
+                          from this authorization server, found through its
+                          /.well-known/openid-configuration; scopes decide what each request
+                          reaches, and every interaction is recorded as an AuditEvent
+  --audience URL          the aud tokens must carry (default: this server's FHIR base URL)
+  --jwks URL              the issuer's keys, when its configuration does not name them
+  --roles FILE            a roles file: what each role (token claim "roles") lets user/
+                          scopes reach, e.g. {"roles":{"clinician":{"allow":["*.cruds"],
+                          "compartment":"Practitioner"}}}
+  --no-auth               serve without authorization on an address other than 127.0.0.1
+                          (without --issuer, authorization is off, which is allowed only
+                          on the loopback address unless this is given)`;
 
 /** Each command's own usage, for `hearth COMMAND --help`. */
 const COMMAND_USAGE = {
@@ -573,13 +588,19 @@ async function serveCommand(args) {
   const allowedHosts = [];
   const allowedOrigins = [];
   const limits = {};
+  let noAuth = false;
   for (let idx = 0; idx < args.length; idx += 2) {
     const name = args[idx]?.replace(/^--/, "");
-    const value = args[idx + 1];
     if (name === "help" || args[idx] === "-h") {
       console.log(SERVE_USAGE);
       return 0;
     }
+    if (args[idx] === "--no-auth") {
+      noAuth = true;
+      idx -= 1;
+      continue;
+    }
+    const value = args[idx + 1];
     if (value === undefined) throw new UsageError(`hearth serve: expected a value after "${args[idx]}"`);
     if (name === "allow-host") allowedHosts.push(value);
     else if (name === "allow-origin") allowedOrigins.push(value);
@@ -587,8 +608,21 @@ async function serveCommand(args) {
       const match = /^(\w+)=(\d+)$/.exec(value);
       if (!match) throw new UsageError(`hearth serve: expected --limit NAME=NUMBER, not "${value}"`);
       limits[match[1]] = Number(match[2]);
-    } else if (["port", "host", "data", "readers", "timeout"].includes(name)) options[name] = value;
+    } else if (["port", "host", "data", "readers", "timeout", "issuer", "audience", "jwks", "roles"].includes(name)) options[name] = value;
     else throw new UsageError(`hearth serve: unexpected argument "${args[idx]}"`);
+  }
+  if (options.issuer === undefined && (options.audience !== undefined || options.jwks !== undefined || options.roles !== undefined)) {
+    throw new UsageError("hearth serve: --audience, --jwks and --roles need --issuer");
+  }
+  if (options.issuer !== undefined && noAuth) throw new UsageError("hearth serve: --no-auth and --issuer contradict each other");
+  let roles;
+  if (options.roles !== undefined) {
+    try {
+      roles = await readFile(options.roles, "utf8");
+      new FhirService({ access: { roles } });
+    } catch (err) {
+      throw new UsageError(`hearth serve: the roles file ${options.roles}: ${err.message}`);
+    }
   }
   const port = Number(options.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`hearth serve: "${options.port}" is not a port`);
@@ -602,9 +636,14 @@ async function serveCommand(args) {
   const timeoutMs = Number(options.timeout) * 1000;
   if (!Number.isFinite(timeoutMs) || timeoutMs < 0) throw new UsageError(`hearth serve: "${options.timeout}" is not a number of seconds`);
   const loopback = /^(127\.|localhost$|::1$|\[::1\]$)/.test(options.host);
-  if (!loopback) {
+  if (!loopback && options.issuer === undefined) {
+    if (!noAuth) {
+      throw new UsageError(
+        `hearth serve: --host ${options.host} makes the API reachable from other machines; give --issuer URL to require access tokens, or --no-auth to serve every resource to anyone who can reach it`,
+      );
+    }
     console.error(
-      `hearth serve: warning: --host ${options.host} makes the API reachable from other machines, and it has no authorization: anyone who can reach it can read and change every resource. ` +
+      `hearth serve: warning: --host ${options.host} --no-auth makes the API reachable from other machines with no authorization: anyone who can reach it can read and change every resource. ` +
         `Requests are answered only when their Host header is one given with --allow-host.`,
     );
   }
@@ -641,6 +680,8 @@ async function serveCommand(args) {
         return [decodeURIComponent(name.replace(/\+/g, " ")), decodeURIComponent(value.replace(/\+/g, " "))];
       });
   let answerWith;
+  let authorize;
+  let smartConfiguration;
   // Search URLs can be long (a list of ids, a chain): 1 MiB of request line and headers.
   let bodiesHeld = 0;
   const server = createServer({ maxHeaderSize: 1 << 20 }, (req, res) => {
@@ -687,7 +728,19 @@ async function serveCommand(args) {
             } else {
               const headers = Object.entries(req.headers).map(([name, value]) => [name, Array.isArray(value) ? value.join(", ") : String(value)]);
               const request = { method: req.method ?? "GET", path: segments.join("/"), query: queryPairs(search), headers, body: new Uint8Array(Buffer.concat(chunks)) };
-              answer = await answerWith(request, readsOnly(request.method.toUpperCase(), segments));
+              const method = request.method.toUpperCase();
+              if (smartConfiguration !== undefined && method === "GET" && request.path === ".well-known/smart-configuration") {
+                answer = { status: 200, headers: [["Content-Type", "application/json"], ["Access-Control-Allow-Origin", "*"], ["Cache-Control", "no-store"]], body: JSON.stringify(await smartConfiguration()) };
+              } else {
+                // The CapabilityStatement and CORS preflights are public; everything else
+                // needs a token when authorization is on.
+                const open = method === "OPTIONS" || (method === "GET" && request.path === "metadata");
+                if (authorize !== undefined && !open) {
+                  const verdict = await authorize(req, request);
+                  request.claims = verdict.claims ?? { refused: verdict.refused };
+                }
+                answer = await answerWith(request, readsOnly(method, segments));
+              }
             }
           }
         }
@@ -709,9 +762,27 @@ async function serveCommand(args) {
   const address = server.address();
   const host = options.host.includes(":") ? `[${options.host}]` : options.host;
   const base = `http://${host}:${address.port}/fhir`;
+  let verifier;
+  let oauth;
+  if (options.issuer !== undefined) {
+    verifier = new TokenVerifier({ issuer: options.issuer, audience: options.audience ?? base, jwks: options.jwks });
+    try {
+      const config = await verifier.configuration();
+      if (typeof config.authorization_endpoint === "string" && typeof config.token_endpoint === "string") {
+        oauth = { authorize: config.authorization_endpoint, token: config.token_endpoint };
+      }
+    } catch (err) {
+      console.error(`hearth serve: ${err.message}`);
+      server.close();
+      return 1;
+    }
+  }
+  authorize = verifier === undefined ? undefined : (req, request) => verifier.authorize((name) => req.headers[name], request.query);
+  smartConfiguration = verifier === undefined ? undefined : () => verifier.smartConfiguration();
+  const access = { roles, audit: true };
   let pools = [];
   if (lockStore !== undefined) {
-    const workerData = { data, durable: scratch === undefined, baseUrl: base, limits, allowedHosts, allowedOrigins, maxMemoryBytes: 256 * 1024 * 1024 };
+    const workerData = { data, durable: scratch === undefined, baseUrl: base, limits, allowedHosts, allowedOrigins, maxMemoryBytes: 256 * 1024 * 1024, access, oauth };
     // The writer first: a store written by an older version is indexed again there.
     const writer = new WorkerPool("writer", 1, workerData, 0);
     await writer.ready();
@@ -721,11 +792,11 @@ async function serveCommand(args) {
     pools = [writer, reader];
     answerWith = (request, read) => (read ? reader : writer).run(request);
   } else {
-    const service = new FhirService({ baseUrl: base, limits, allowedHosts, allowedOrigins });
+    const service = new FhirService({ baseUrl: base, limits, allowedHosts, allowedOrigins, access, oauth });
     answerWith = async (request) => service.handle(request);
   }
   const where = options.data !== undefined ? `stored in ${options.data}` : scratch !== undefined ? "in a scratch store, deleted when it stops" : "in memory";
-  console.log(`hearth: FHIR R4 API at ${base} (${where})`);
+  console.log(`hearth: FHIR R4 API at ${base} (${where})${verifier === undefined ? "" : `, access tokens of ${options.issuer}`}`);
   const stop = () => {
     server.close();
     for (const pool of pools) pool.close();

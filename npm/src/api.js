@@ -368,31 +368,38 @@ export class FhirService {
   /**
    * @param {{ baseUrl?: string, store?: { get: Function, scan: Function, commit: Function, begin?: Function, end?: Function, reset?: Function },
    *   limits?: Record<string, number>, allowedHosts?: string[], allowedOrigins?: string[],
-   *   maxMemoryBytes?: number }} [options]
+   *   maxMemoryBytes?: number, access?: { roles?: object | string, audit?: boolean },
+   *   oauth?: { authorize: string, token: string } }} [options]
    *   `allowedHosts`: Host names answered besides the base URL's (`"*"`: any);
    *   `allowedOrigins`: web origins allowed to call across origins (`"*"`: any);
    *   `maxMemoryBytes`: with a `store`, the engine is restarted after a request that leaves its
    *   Wasm memory larger than this, to give the memory back (Wasm memory never shrinks).
-   * @throws {FhirError} status 400 for an unknown limit name.
+   *   `access`: how requests that come with `claims` are judged: `roles` (a roles file, what
+   *   each role lets `user/` scopes reach) and `audit` (default true: an AuditEvent for each).
+   *   `oauth`: the SMART authorization server's endpoints, named in the CapabilityStatement.
+   * @throws {FhirError} status 400 for an unknown limit name or a roles file that is not valid.
    */
-  constructor({ baseUrl = "http://localhost/fhir", store, limits = {}, allowedHosts = [], allowedOrigins = [], maxMemoryBytes } = {}) {
+  constructor({ baseUrl = "http://localhost/fhir", store, limits = {}, allowedHosts = [], allowedOrigins = [], maxMemoryBytes, access = {}, oauth } = {}) {
     for (const name of Object.keys(limits)) {
       if (!LIMIT_NAMES.includes(name)) {
         const diagnostics = `unknown limit "${name}"; the limits are ${LIMIT_NAMES.join(", ")}`;
         throw new FhirError(diagnostics, { status: 400, outcome: errorOutcome("invalid", diagnostics) });
       }
     }
-    this.#options = { baseUrl, store, limits, allowedHosts: allowedHosts.map(String), allowedOrigins: allowedOrigins.map(String), maxMemoryBytes };
+    const roles = access.roles === undefined ? undefined : typeof access.roles === "string" ? access.roles : JSON.stringify(access.roles);
+    this.#options = { baseUrl, store, limits, allowedHosts: allowedHosts.map(String), allowedOrigins: allowedOrigins.map(String), maxMemoryBytes, roles, audit: access.audit !== false, oauth };
     this.#start();
   }
 
   /** Makes the engine's service in the current Wasm instance. */
   #start() {
-    const { baseUrl, store, limits, allowedHosts, allowedOrigins } = this.#options;
+    const { baseUrl, store, limits, allowedHosts, allowedOrigins, roles, audit, oauth } = this.#options;
     call(() => {
       const service = new wasm.FhirService(store, baseUrl);
       service.setLimits(...LIMIT_NAMES.map((name) => (limits[name] === undefined ? Number.NaN : Number(limits[name]))));
       service.setPolicy(baseUrl, allowedHosts, allowedOrigins);
+      service.setAccess(roles, audit);
+      if (oauth !== undefined) service.setOauth(oauth.authorize, oauth.token);
       this.#service = service;
     });
     this.#generation = engine.generation;
@@ -403,10 +410,14 @@ export class FhirService {
    * @param {{ method: string, path: string, query?: Iterable<[string, string]> | URLSearchParams,
    *   headers?: Record<string, string> | Iterable<[string, string]>, body?: string | Uint8Array }} request
    *   `path` is relative to the base URL (`Patient/123/_history/2`). Without `headers`, a body
-   *   is sent as `application/fhir+json` (a form for `_search`).
+   *   is sent as `application/fhir+json` (a form for `_search`). `claims`: the verified claims
+   *   of the caller's access token (`{ scope, patient, fhirUser, clientId, sub, roles }`), which
+   *   the answer is then limited to and recorded under; or `{ refused: { status, message,
+   *   challenge } }` to answer and record a request whose token was refused. Without `claims`,
+   *   the request is answered in full: only trusted callers may leave them out.
    * @returns {{ status: number, headers: [string, string][], body: string }}
    */
-  handle({ method, path, query = [], headers, body = new Uint8Array() }) {
+  handle({ method, path, query = [], headers, body = new Uint8Array(), claims }) {
     const flat = (pairs) => {
       const list = [];
       const entries = typeof pairs[Symbol.iterator] === "function" ? pairs : Object.entries(pairs);
@@ -434,7 +445,7 @@ export class FhirService {
     }
     let answer;
     try {
-      answer = call(() => this.#service.handle(String(method), String(path), flat(query), headerList, bytes));
+      answer = call(() => this.#service.handle(String(method), String(path), flat(query), headerList, bytes, claims));
     } catch (err) {
       if (!(err instanceof FhirError)) throw err;
       // After a trap, a store transaction the engine had open is ended at once, unwritten.

@@ -6,6 +6,7 @@ import * as wasm from "../dist/wasm/hearth.js";
 import { FhirError, errorOutcome, toFhirError } from "./error.js";
 import { engine, isTrap, restartEngine, toBytes, describe } from "./engine.js";
 import { FhirProfiles, LIMIT_NAMES, evaluate as evaluateOn } from "./api.js";
+import { TokenVerifier } from "./auth.js";
 
 const DEFAULT_BASE = "https://hearth.local/fhir";
 const FHIR_JSON = "application/fhir+json";
@@ -99,20 +100,25 @@ export class FhirStore {
    *
    * @param {{ name?: string, memory?: boolean, path?: string, store?: object, baseUrl?: string,
    *   profiles?: FhirProfiles | Iterable<object | string>, validation?: boolean,
-   *   limits?: Record<string, number> }} options
+   *   limits?: Record<string, number>, auth?: { issuer: string, audience?: string, jwks?: string,
+   *   roles?: object | string, audit?: boolean } }} options
    *   `name`: an IndexedDB database (where `indexedDB` exists); `memory: true`: in memory;
    *   `path`: a directory of the SQLite store `hearth serve` uses (Node); `store`: a store object
    *   of your own (`get`, `scan`, `commit`, optionally `begin`/`end`; its methods may answer
    *   Promises). `baseUrl` (default `https://hearth.local/fhir`) is where `fetch` answers and
    *   what `Location` and bundle links start with. `profiles` are checked on writes;
    *   `validation: false` stores resources after reading them, without checking them.
+   *   `auth`: `fetch` then answers only requests with an access token of `issuer` (a JWT,
+   *   RS256 or ES256, for `audience`, by default the base URL), limited to what its scopes
+   *   reach and recorded as AuditEvents; `roles` is a roles file for `user/` scopes. The
+   *   store's own methods (`read`, `create`, ...) are the trusted caller's and are not limited.
    * @returns {Promise<FhirStore>}
    * @throws {FhirError} when the store cannot be opened (IndexedDB missing, blocked by another
    *   tab holding an older version open, a newer schema).
    */
   static async open(options = {}) {
     if (options === null || typeof options !== "object") throw invalid(`expected options as an object, found ${describe(options)}`);
-    const { name, memory, path, store, baseUrl = DEFAULT_BASE, profiles, validation = true, limits = {} } = options;
+    const { name, memory, path, store, baseUrl = DEFAULT_BASE, profiles, validation = true, limits = {}, auth } = options;
     const kinds = [name !== undefined && "name", memory && "memory", path !== undefined && "path", store !== undefined && "store"].filter(Boolean);
     if (kinds.length !== 1) {
       throw invalid(`expected exactly one of name (IndexedDB), memory: true, path (SQLite in Node) or store, found ${kinds.length ? kinds.join(" and ") : "none"}`);
@@ -125,7 +131,18 @@ export class FhirStore {
     } catch {
       throw invalid(`expected baseUrl as an absolute URL, found ${JSON.stringify(baseUrl)}`);
     }
-    const settings = { name, memory, path, store, baseUrl: String(baseUrl).replace(/\/+$/, ""), profiles, validation: validation !== false, limits };
+    if (auth !== undefined && (auth === null || typeof auth !== "object" || typeof auth.issuer !== "string")) {
+      throw invalid("expected auth as { issuer, audience?, jwks?, roles?, audit? }");
+    }
+    const roles = auth?.roles === undefined ? undefined : typeof auth.roles === "string" ? auth.roles : JSON.stringify(auth.roles);
+    const settings = { name, memory, path, store, baseUrl: String(baseUrl).replace(/\/+$/, ""), profiles, validation: validation !== false, limits, auth, roles };
+    if (auth !== undefined) {
+      try {
+        settings.verifier = new TokenVerifier({ issuer: auth.issuer, audience: auth.audience ?? settings.baseUrl, jwks: auth.jwks });
+      } catch (err) {
+        throw invalid(err.message);
+      }
+    }
     const service = await FhirStore.#makeService(settings);
     return new FhirStore(service, settings);
   }
@@ -150,6 +167,7 @@ export class FhirStore {
       }
       service.setLimits(...LIMIT_NAMES.map((limit) => (limits[limit] === undefined ? Number.NaN : Number(limits[limit]))));
       service.setPolicy(baseUrl, ["*"], ["*"]);
+      service.setAccess(settings.roles, settings.auth?.audit !== false);
       if (profiles !== undefined) {
         const sources = profiles instanceof FhirProfiles ? profiles.sources : [...profiles].map(toBytes);
         for (const source of sources) service.addProfile(source);
@@ -169,18 +187,21 @@ export class FhirStore {
    * Answers one REST request; requests run one after another.
    * @param {string} method
    * @param {string} path relative to the base URL, without a query.
-   * @param {{ query?: [string, string][], headers?: Record<string, string>, body?: Uint8Array | string }} [request]
+   * @param {{ query?: [string, string][], headers?: Record<string, string>, body?: Uint8Array | string,
+   *   claims?: object }} [request] `claims`: verified claims of an access token
+   *   (`{ scope, patient, fhirUser, clientId, sub, roles }`) the answer is limited to and
+   *   recorded under; without them the request is the trusted caller's, answered in full.
    * @returns {Promise<{ status: number, headers: [string, string][], body: string }>}
    */
-  async handle(method, path, { query = [], headers = {}, body } = {}) {
-    const run = this.#queue.then(() => this.#handleNow(method, path, query, headers, body));
+  async handle(method, path, { query = [], headers = {}, body, claims } = {}) {
+    const run = this.#queue.then(() => this.#handleNow(method, path, query, headers, body, claims));
     this.#queue = run.catch(() => {});
     const answer = await run;
     if (answer.status < 300 && method !== "GET" && method !== "HEAD") this.#announce(String(method).toUpperCase(), path, answer, body);
     return answer;
   }
 
-  async #handleNow(method, path, query, headers, body) {
+  async #handleNow(method, path, query, headers, body, claims) {
     if (this.#generation !== engine.generation) {
       try {
         await this.#restart();
@@ -199,7 +220,7 @@ export class FhirStore {
     if (!this.#options.validation && !("x-validation" in headers)) headerList.push("x-validation", "off");
     const bytes = body === undefined ? new Uint8Array() : typeof body === "string" ? new TextEncoder().encode(body) : body;
     try {
-      return await this.#drive(() => this.#service.start(String(method).toUpperCase(), path, flat, headerList, bytes));
+      return await this.#drive(() => this.#service.start(String(method).toUpperCase(), path, flat, headerList, bytes, claims));
     } catch (err) {
       return { status: err.status, headers: [["Content-Type", `${FHIR_JSON}; charset=utf-8`]], body: JSON.stringify(err.outcome) };
     }
@@ -876,9 +897,10 @@ export class FhirStore {
   /**
    * The REST API as a Fetch API function: `input` is a URL under `baseUrl` (or relative to it)
    * or a Request. Answers every interaction `hearth serve` answers, with the same statuses,
-   * headers and OperationOutcomes.
+   * headers and OperationOutcomes. With `auth`, a request needs a bearer token, or `claims`
+   * given in `init` by a trusted caller in the same process.
    * @param {Request | URL | string} input
-   * @param {RequestInit} [init]
+   * @param {RequestInit & { claims?: object }} [init]
    * @returns {Promise<Response>}
    */
   async fetch(input, init) {
@@ -906,7 +928,22 @@ export class FhirStore {
     if (query instanceof Response) return query;
     // HEAD is GET without the body.
     const method = request.method === "HEAD" ? "GET" : request.method;
-    const answer = await this.handle(method, path, { query, headers, body });
+    let claims = init?.claims;
+    const verifier = this.#options.verifier;
+    if (verifier !== undefined && claims === undefined) {
+      if (method === "GET" && path === ".well-known/smart-configuration") {
+        try {
+          return new Response(JSON.stringify(await verifier.smartConfiguration()), { status: 200, headers: { "content-type": "application/json" } });
+        } catch (err) {
+          return toResponse(outcomeAnswer(503, "transient", err.message), request.method);
+        }
+      }
+      if (method !== "OPTIONS" && !(method === "GET" && path === "metadata")) {
+        const verdict = await verifier.authorize((name) => headers[name], query);
+        claims = verdict.claims ?? { refused: verdict.refused };
+      }
+    }
+    const answer = await this.handle(method, path, { query, headers, body, claims });
     return toResponse(answer, request.method);
   }
 

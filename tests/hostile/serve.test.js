@@ -156,8 +156,8 @@ test("a read that runs past --timeout is stopped and answered 503, and the serve
   }
 });
 
-test("--host 0.0.0.0 is warned about, and answers only the hosts allowed", async () => {
-  const open = await serve(undefined, ["--host", "0.0.0.0"]);
+test("--host 0.0.0.0 --no-auth is warned about, and answers only the hosts allowed", async () => {
+  const open = await serve(undefined, ["--host", "0.0.0.0", "--no-auth"]);
   try {
     assert.match(open.output(), /reachable from other machines/);
     const refused = await sendRaw(open.port, { method: "GET", path: "metadata" });
@@ -165,7 +165,7 @@ test("--host 0.0.0.0 is warned about, and answers only the hosts allowed", async
   } finally {
     await stop(open.child);
   }
-  const allowed = await serve(undefined, ["--host", "0.0.0.0", "--allow-host", "127.0.0.1"]);
+  const allowed = await serve(undefined, ["--host", "0.0.0.0", "--no-auth", "--allow-host", "127.0.0.1"]);
   try {
     // A name allowed without a port is answered on any port.
     assert.equal((await sendRaw(allowed.port, { method: "GET", path: "metadata" })).status, 200);
