@@ -313,6 +313,11 @@ impl<S: Store> Service<S> {
                     types.push(focus_type);
                 }
                 types.retain(|member| named.is_empty() || named.contains(member));
+                // The audit trail is about the record, not part of it: it is searched only
+                // when _type names it.
+                if named.is_empty() {
+                    types.retain(|member| *member != "AuditEvent");
+                }
                 types
             }
             (None, None) => {
