@@ -463,7 +463,6 @@ impl Access {
         {
             return response;
         }
-        let judge = Judge::of(service);
         let mut entities = Vec::new();
         let path = request.path.trim_matches('/');
         let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
@@ -509,48 +508,53 @@ impl Access {
             }
             entities.push(audit::Entity::Query(text));
         }
+        let searches = matches!(
+            kind.subtype,
+            "search-type" | "search-system" | "history-type" | "history-system" | "operation"
+        );
         let mut description = None;
-        if response.body.starts_with('{') {
-            if let Ok(answer) = crate::json::fhir::parse_resource(response.body.as_bytes()) {
-                match answer.type_def().name {
-                    "OperationOutcome" => {
-                        description = answer
-                            .objects("issue")
-                            .find_map(|issue| issue.text("diagnostics"))
-                            .map(ToString::to_string);
+        if response
+            .body
+            .starts_with(r#"{"resourceType":"OperationOutcome""#)
+        {
+            if let Ok(outcome) = crate::json::fhir::parse_resource(response.body.as_bytes()) {
+                description = outcome
+                    .objects("issue")
+                    .find_map(|issue| issue.text("diagnostics"))
+                    .map(ToString::to_string);
+            }
+        } else if response.body.starts_with('{') {
+            if kind.subtype == "batch" || kind.subtype == "transaction" {
+                if let Ok(answer) = crate::json::fhir::parse_resource(response.body.as_bytes()) {
+                    for location in answer.objects("entry").filter_map(|entry| {
+                        entry
+                            .objects("response")
+                            .next()
+                            .and_then(|response| response.text("location"))
+                    }) {
+                        entities.push(audit::Entity::Resource(crate::rest::relative(
+                            location,
+                            service.base(),
+                        )));
                     }
-                    "Bundle" => {
-                        for entry in answer.objects("entry") {
-                            if let Some(location) = entry
-                                .objects("response")
-                                .next()
-                                .and_then(|response| response.text("location"))
-                            {
-                                entities.push(audit::Entity::Resource(crate::rest::relative(
-                                    location,
-                                    service.base(),
-                                )));
-                            }
-                            for resource in entry.values("resource").filter_map(|value| match value
-                            {
-                                crate::resource::Value::Resource(resource) => Some(&**resource),
-                                _ => None,
-                            }) {
-                                entities.extend(
-                                    audit::patients_of(&judge, resource)
-                                        .into_iter()
-                                        .map(audit::Entity::Patient),
-                                );
-                            }
-                        }
-                    }
-                    _ => entities.extend(
-                        audit::patients_of(&judge, &answer)
-                            .into_iter()
-                            .map(audit::Entity::Patient),
-                    ),
                 }
             }
+            // A resource read or written names its patients; a query names the patient it is
+            // about (BALP's patient query), not every patient of its results.
+            if !searches {
+                entities.extend(
+                    audit::patients_in_json(&response.body, service.base())
+                        .into_iter()
+                        .map(audit::Entity::Patient),
+                );
+            }
+        }
+        if searches {
+            entities.extend(
+                audit::patients_of_query(request, claims)
+                    .into_iter()
+                    .map(audit::Entity::Patient),
+            );
         }
         let event = audit::Event {
             kind,

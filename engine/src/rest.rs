@@ -204,6 +204,7 @@ enum Stored {
 mod bundle;
 mod fhirpath_patch;
 mod limits;
+mod records;
 mod replica;
 mod search;
 
@@ -554,6 +555,12 @@ impl<S: Store> Service<S> {
         // Writes index with the stored SearchParameters too, so they are read first.
         if let Err(err) = self.ensure_registry().await {
             return store_error(&err);
+        }
+        // Audit records are stored as AuditEvents once something may read them.
+        if records::may_read_records(request) {
+            if let Err(err) = self.flush_records().await {
+                return store_error(&err);
+            }
         }
         let response = if method == "POST" && segments.is_empty() {
             self.bundle(request).await
@@ -1442,42 +1449,11 @@ impl<S: Store> Service<S> {
                 .map_err(StoreError::forbidden)?;
             // The write's record goes in the same transaction: no write without it.
             if let Some(record) = gate.record(type_name, id, version, before.as_ref(), resource) {
-                self.write_record(tx, &record).await?;
+                self.stage_record(tx, &record)?;
             }
         }
         self.log_write_checked(tx, type_name, id, version, instant, (before, new))
             .await
-    }
-
-    /// Writes `record` (an AuditEvent's JSON) as a new resource in `tx`, unchecked.
-    async fn write_record<T: Transaction>(
-        &self,
-        tx: &mut T,
-        record: &str,
-    ) -> Result<(), StoreError> {
-        let mut event = parse_resource(record.as_bytes())
-            .map_err(|err| StoreError::new(format!("the audit record could not be made: {err}")))?;
-        if event.type_def().name != "AuditEvent" {
-            return Err(StoreError::new("an audit record must be an AuditEvent"));
-        }
-        let id = self
-            .new_id()
-            .map_err(|_| StoreError::new("the id source gave an invalid id for an audit record"))?;
-        let (version, now, _) = self.write_version(tx, &mut event, "AuditEvent", &id, None, "POST");
-        let new = self.registry().extract(&event, &self.base_url);
-        self.log_write_checked(tx, "AuditEvent", &id, version, &now, (None, new))
-            .await
-    }
-
-    /// Stores `record` (an AuditEvent's JSON) in a transaction of its own: the record of an
-    /// interaction that wrote nothing (a read, a search, a refusal, a failure).
-    ///
-    /// # Errors
-    /// The store's failure; the record is then not kept.
-    pub async fn append_record(&self, record: &str) -> Result<(), StoreError> {
-        let mut tx = self.store.begin(true).await?;
-        self.write_record(&mut tx, record).await?;
-        tx.commit().await
     }
 
     /// [`Service::log_write`] once the write is allowed: `before` is the version before,

@@ -57,6 +57,8 @@ export class TokenVerifier {
   /** When keys were fetched again for an unknown kid, within the last `refreshSeconds`. */
   #unknownRefreshes = [];
   #fetching;
+  /** Tokens verified already, with their claims and expiry: a token is checked once. */
+  #verified = new Map();
 
   /**
    * @param {{ issuer: string, audience: string, jwks?: string, algorithms?: string[],
@@ -142,6 +144,18 @@ export class TokenVerifier {
    * @throws {TokenError} when it is refused.
    */
   async verify(token) {
+    const known = this.#verified.get(token);
+    if (known !== undefined) {
+      if (this.#options.now() / 1000 <= known.exp + this.#options.leewaySeconds) return known.claims;
+      this.#verified.delete(token);
+    }
+    const checked = await this.#verifyNow(token);
+    if (this.#verified.size >= 1000) this.#verified.delete(this.#verified.keys().next().value);
+    this.#verified.set(token, checked);
+    return checked.claims;
+  }
+
+  async #verifyNow(token) {
     const parts = String(token).split(".");
     if (parts.length !== 3) throw new TokenError("the token is not a JWT (three parts separated by dots)");
     const header = jsonPart(parts[0], "header");
@@ -172,13 +186,16 @@ export class TokenVerifier {
     const roles = payload[this.#options.rolesClaim];
     const text = (value) => (typeof value === "string" ? value : undefined);
     return {
-      scope,
-      patient: text(payload.patient),
-      encounter: text(payload.encounter),
-      fhirUser: text(payload.fhirUser) ?? text(payload.fhir_user),
-      clientId: text(payload.client_id) ?? text(payload.azp),
-      sub: text(payload.sub),
-      roles: Array.isArray(roles) ? roles.filter((role) => typeof role === "string") : typeof roles === "string" ? roles.split(/\s+/).filter(Boolean) : [],
+      exp: payload.exp,
+      claims: {
+        scope,
+        patient: text(payload.patient),
+        encounter: text(payload.encounter),
+        fhirUser: text(payload.fhirUser) ?? text(payload.fhir_user),
+        clientId: text(payload.client_id) ?? text(payload.azp),
+        sub: text(payload.sub),
+        roles: Array.isArray(roles) ? roles.filter((role) => typeof role === "string") : typeof roles === "string" ? roles.split(/\s+/).filter(Boolean) : [],
+      },
     };
   }
 

@@ -234,6 +234,100 @@ pub(crate) fn patients_of(judge: &Judge, resource: &Object) -> Vec<String> {
     found
 }
 
+/// The patients an answer's JSON is about: the Patients in it, and the patients its resources
+/// refer to (`"reference":"Patient/…"`, relative or under `base_url`). The answer is the
+/// service's own canonical JSON (no whitespace, `resourceType` then `id` first, quotes inside
+/// strings escaped), so the members are found in the text itself: an answer may hold a
+/// thousand resources, and reading them all as a tree would cost more than the request.
+pub(crate) fn patients_in_json(text: &str, base_url: &str) -> Vec<String> {
+    fn add(found: &mut Vec<String>, id: &str) {
+        if !id.is_empty() && !found.iter().any(|known| known == id) {
+            found.push(id.to_string());
+        }
+    }
+    /// The string value starting at `rest` (after its opening quote), up to its closing quote.
+    fn value(rest: &str) -> &str {
+        rest.find('"').map_or("", |end| &rest[..end])
+    }
+    let base = base_url.trim_end_matches('/');
+    let mut found = Vec::new();
+    // One pass over the text for "Patient", each hit judged by what surrounds it.
+    const RESOURCE: &str = r#""resourceType":""#;
+    const REFERENCE: &str = r#""reference":""#;
+    for (at, _) in text.match_indices("Patient") {
+        let before = &text[..at];
+        let after = &text[at + "Patient".len()..];
+        if before.ends_with(RESOURCE) {
+            if let Some(rest) = after.strip_prefix(r#"","id":""#) {
+                add(&mut found, value(rest));
+            }
+        } else if let Some(rest) = after.strip_prefix('/') {
+            // A reference: "Patient/…", or "<base>/Patient/…", as the whole value.
+            let relative = before.ends_with(REFERENCE);
+            let absolute = before
+                .strip_suffix('/')
+                .and_then(|head| head.strip_suffix(base))
+                .is_some_and(|head| head.ends_with(REFERENCE));
+            if relative || absolute {
+                add(
+                    &mut found,
+                    value(rest).split('/').next().unwrap_or_default(),
+                );
+            }
+        }
+    }
+    found
+}
+
+/// The patients a query is about: the focus of a Patient compartment (`Patient/123/…`,
+/// `$everything`), the values of its `patient` and `subject` parameters that name Patients, the
+/// ids it asks for of the Patient type, and the token's patient when a `patient/` scope
+/// narrowed it to that patient.
+pub(crate) fn patients_of_query(request: &crate::rest::Request, claims: &Claims) -> Vec<String> {
+    let mut found: Vec<String> = Vec::new();
+    let mut add = |id: &str| {
+        let id = id.trim();
+        if !id.is_empty() && !id.contains('/') && !found.iter().any(|known| known == id) {
+            found.push(id.to_string());
+        }
+    };
+    let path = request.path.trim_matches('/');
+    let mut segments = path.split('/');
+    let first = segments.next().unwrap_or_default();
+    let second = segments.next();
+    if first == "Patient" {
+        if let Some(id) = second.filter(|id| !id.starts_with('_') && !id.starts_with('$')) {
+            add(id);
+        }
+    }
+    for (name, value) in &request.query {
+        let bare = name.split(':').next().unwrap_or_default();
+        for item in value.split(',') {
+            match bare {
+                "patient" => add(item.rsplit("Patient/").next().unwrap_or(item)),
+                "subject" => {
+                    if let Some(id) = item.rsplit_once("Patient/").map(|(_, id)| id) {
+                        add(id);
+                    }
+                }
+                "_id" if first == "Patient" && second.is_none() => add(item),
+                _ => {}
+            }
+        }
+    }
+    if claims
+        .scopes
+        .resources
+        .iter()
+        .any(|scope| scope.context == super::Context::Patient)
+    {
+        if let Some(patient) = &claims.patient {
+            add(patient);
+        }
+    }
+    found
+}
+
 /// Standard base64 with padding (RFC 4648 §4), for `AuditEvent.entity.query`.
 fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -274,6 +368,12 @@ mod tests {
         ] {
             assert_eq!(base64(plain.as_bytes()), encoded);
         }
+    }
+
+    #[test]
+    fn patients_are_found_in_an_answer() {
+        let bundle = r#"{"resourceType":"Bundle","entry":[{"resource":{"resourceType":"Patient","id":"p1"}},{"resource":{"resourceType":"Observation","id":"o1","subject":{"reference":"http://h/fhir/Patient/p2/_history/3"},"performer":[{"reference":"Patient/p1"},{"reference":"Practitioner/x"}],"note":[{"text":"\"reference\":\"Patient/p9\""}]}}]}"#;
+        assert_eq!(patients_in_json(bundle, "http://h/fhir"), ["p1", "p2"]);
     }
 
     #[test]
