@@ -180,6 +180,29 @@ export function compile(expression: string, options?: { resourceType?: string })
  */
 export function evaluate(resource: FhirResource | FhirInput | null | undefined, expression: string, options?: EvaluateOptions): unknown[];
 
+/**
+ * The verified claims of an access token, as the access layer takes them (see
+ * `docs/access.md`): SMART scopes (v1 or v2), the launch patient, the user, the client, roles.
+ */
+export interface FhirClaims {
+  /** Space-separated scopes: `patient/Observation.rs`, `user/*.cruds`, `system/*.*`, ... */
+  scope: string;
+  /** The launch patient's id: what `patient/` scopes reach (its compartment). */
+  patient?: string;
+  encounter?: string;
+  /** The user: `Practitioner/123` or an absolute URL ending so. */
+  fhirUser?: string;
+  clientId?: string;
+  sub?: string;
+  /** The user's roles, for the roles file. */
+  roles?: string[];
+}
+
+/** A request refused before its claims were known (a token missing or invalid): answered and recorded. */
+export interface FhirRefusal {
+  refused: { status: number; message: string; challenge: string };
+}
+
 /** A request to {@link FhirService.handle}; `path` is relative to the base URL. */
 export interface FhirRequest {
   method: string;
@@ -187,6 +210,16 @@ export interface FhirRequest {
   query?: Iterable<[string, string]> | URLSearchParams;
   headers?: Record<string, string> | Iterable<[string, string]>;
   body?: string | Uint8Array;
+  /** The caller's verified claims: the answer is limited to them and recorded. Leave out only for trusted callers. */
+  claims?: FhirClaims | FhirRefusal;
+}
+
+/**
+ * A roles file: what each role lets `user/` scopes reach (`"Observation.rs"`, `"*.cruds"`),
+ * optionally held to the compartment of the user's own resource (`"Practitioner"`).
+ */
+export interface FhirRoles {
+  roles: Record<string, { allow: string[]; compartment?: "Patient" | "Encounter" | "RelatedPerson" | "Practitioner" | "Device" | null }>;
 }
 
 /** What {@link FhirService.handle} answers. */
@@ -250,6 +283,10 @@ export interface FhirServiceOptions {
   allowedOrigins?: string[];
   /** With a `store`: restart the engine after a request that leaves its Wasm memory larger. */
   maxMemoryBytes?: number;
+  /** How requests with `claims` are judged: a roles file, and the audit trail (default on). */
+  access?: { roles?: FhirRoles | string; audit?: boolean };
+  /** The SMART authorization server's endpoints, named in the CapabilityStatement. */
+  oauth?: { authorize: string; token: string };
 }
 
 /**
@@ -301,6 +338,12 @@ export interface FhirStoreOptions {
   validation?: boolean;
   /** Per-request limits; those not given keep their defaults. */
   limits?: FhirLimits;
+  /**
+   * SMART on FHIR authorization for `fetch`: only requests with an access token of `issuer` (a
+   * JWT, RS256 or ES256, for `audience`, by default the base URL) are answered, limited to what
+   * their scopes reach and recorded as AuditEvents. The store's own methods are not limited.
+   */
+  auth?: { issuer: string; audience?: string; jwks?: string; roles?: FhirRoles | string; audit?: boolean };
 }
 
 /** A {@link FhirKeyValueStore} whose methods answer Promises. */
@@ -463,8 +506,8 @@ export class FhirStore {
   /** Resolves the conflict on `reference` (`Type/id`); false when there was none. */
   resolve(reference: string, choice: "local" | "remote" | Resource, options?: { remote?: string }): Promise<boolean>;
   /** The REST API as a Fetch API function, under `baseUrl`. */
-  fetch(input: Request | URL | string, init?: RequestInit): Promise<Response>;
+  fetch(input: Request | URL | string, init?: RequestInit & { claims?: FhirClaims }): Promise<Response>;
   /** Answers one REST request (what `fetch` calls). */
-  handle(method: string, path: string, request?: { query?: [string, string][]; headers?: Record<string, string>; body?: Uint8Array | string }): Promise<FhirResponse>;
+  handle(method: string, path: string, request?: { query?: [string, string][]; headers?: Record<string, string>; body?: Uint8Array | string; claims?: FhirClaims | FhirRefusal }): Promise<FhirResponse>;
   close(): Promise<void>;
 }
