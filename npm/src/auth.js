@@ -65,7 +65,7 @@ export class TokenVerifier {
    *   leewaySeconds?: number, refreshSeconds?: number, rolesClaim?: string,
    *   fetch?: typeof fetch, now?: () => number }} options
    */
-  constructor({ issuer, audience, jwks, algorithms = ["RS256", "ES256"], leewaySeconds = 60, refreshSeconds = 10, rolesClaim = "roles", fetch = globalThis.fetch, now = () => Date.now() }) {
+  constructor({ issuer, audience, jwks, algorithms = ["RS256", "ES256"], leewaySeconds = 60, refreshSeconds = 10, rolesClaim = "roles", fetch = (...args) => globalThis.fetch(...args), now = () => Date.now() }) {
     if (typeof issuer !== "string" || !/^https?:\/\//.test(issuer)) throw new TypeError(`the issuer must be an http(s) URL, not ${JSON.stringify(issuer)}`);
     if (typeof audience !== "string" || audience === "") throw new TypeError("the audience (the FHIR base URL tokens are issued for) is required");
     for (const alg of algorithms) {
@@ -81,7 +81,7 @@ export class TokenVerifier {
     let lastError;
     for (const path of ["/.well-known/openid-configuration", "/.well-known/smart-configuration"]) {
       try {
-        const response = await this.#options.fetch(base + path, { headers: { accept: "application/json" }, redirect: "error" });
+        const response = await this.#options.fetch(base + path, { headers: { accept: "application/json" }, redirect: "manual" });
         if (!response.ok) throw new Error(`${path} answered ${response.status}`);
         const config = await response.json();
         if (typeof config !== "object" || config === null) throw new Error(`${path} is not a JSON object`);
@@ -99,7 +99,7 @@ export class TokenVerifier {
       try {
         const uri = this.#options.jwks ?? (await this.configuration()).jwks_uri;
         if (typeof uri !== "string") throw new Error("the issuer's configuration names no jwks_uri");
-        const response = await this.#options.fetch(uri, { headers: { accept: "application/json" }, redirect: "error" });
+        const response = await this.#options.fetch(uri, { headers: { accept: "application/json" }, redirect: "manual" });
         if (!response.ok) throw new Error(`the JWKS at ${uri} answered ${response.status}`);
         const { keys } = await response.json();
         if (!Array.isArray(keys)) throw new Error(`the JWKS at ${uri} has no keys`);
