@@ -193,6 +193,59 @@ impl Grant {
     }
 }
 
+/// Types that hold no one's health data (directories, medication knowledge, terminology and
+/// conformance, knowledge artifacts): a token held to a compartment may read and search them
+/// as its scopes say. Every other type outside the compartment is out of its reach.
+pub(crate) const SHARED_TYPES: [&str; 27] = [
+    "Practitioner",
+    "PractitionerRole",
+    "Organization",
+    "OrganizationAffiliation",
+    "Location",
+    "HealthcareService",
+    "Endpoint",
+    "Medication",
+    "MedicationKnowledge",
+    "Substance",
+    "ValueSet",
+    "CodeSystem",
+    "ConceptMap",
+    "NamingSystem",
+    "StructureDefinition",
+    "CapabilityStatement",
+    "OperationDefinition",
+    "SearchParameter",
+    "CompartmentDefinition",
+    "ImplementationGuide",
+    "Questionnaire",
+    "ActivityDefinition",
+    "PlanDefinition",
+    "Library",
+    "ObservationDefinition",
+    "SpecimenDefinition",
+    "DeviceDefinition",
+];
+
+/// How a grant held to the compartment `focus/id` reaches `type_name` for `interaction`: within
+/// the compartment (`Some(Some(..))`), freely (`Some(None)`: a shared type, read or searched), or
+/// not at all (`None`).
+fn held_to(
+    focus: &str,
+    id: &str,
+    type_name: &str,
+    interaction: Interaction,
+) -> Option<Option<(String, String)>> {
+    if in_compartment_definition(focus, type_name) {
+        Some(Some((focus.to_string(), id.to_string())))
+    } else if SHARED_TYPES.contains(&type_name)
+        && matches!(interaction, Interaction::Read | Interaction::Search)
+    {
+        Some(None)
+    } else {
+        None
+    }
+}
+
 /// True when `type_name` has a place in the compartment `focus` (or is its focus type).
 pub(crate) fn in_compartment_definition(focus: &str, type_name: &str) -> bool {
     type_name == focus
@@ -259,14 +312,17 @@ impl Access {
                 criteria: criteria(scope),
             });
         }
-        if let Some(patient) = &claims.patient {
+        let patient = claims
+            .patient
+            .as_ref()
+            .and_then(|patient| held_to("Patient", patient, type_name, interaction));
+        if let Some(compartment) = patient {
             for scope in claims
                 .scopes
                 .granting(Context::Patient, type_name, interaction)
             {
                 grants.push(Grant {
-                    compartment: in_compartment_definition("Patient", type_name)
-                        .then(|| (String::from("Patient"), patient.clone())),
+                    compartment: compartment.clone(),
                     criteria: criteria(scope),
                 });
             }
@@ -292,8 +348,10 @@ impl Access {
                         None => None,
                         Some(focus) => match claims.user() {
                             Some((user_type, id)) if user_type == focus => {
-                                in_compartment_definition(focus, type_name)
-                                    .then(|| (focus.clone(), id.to_string()))
+                                match held_to(focus, id, type_name, interaction) {
+                                    Some(compartment) => compartment,
+                                    None => continue,
+                                }
                             }
                             // A role held to the user's compartment grants nothing to a
                             // token that names no such user.
@@ -621,7 +679,8 @@ pub(crate) struct Judge {
 impl Judge {
     pub(crate) fn of<S: Store>(service: &Service<S>) -> Judge {
         Judge {
-            registry: service.search_registry(),
+            // The core parameters: a stored SearchParameter may not change who is in reach.
+            registry: service.core_registry(),
             base_url: service.base().to_string(),
         }
     }

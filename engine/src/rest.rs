@@ -160,6 +160,9 @@ pub struct Service<S: Store> {
     profiles: Profiles,
     /// The search parameters: the core ones and the `SearchParameter` resources stored.
     search: RefCell<alloc::rc::Rc<crate::search::Registry>>,
+    /// The core search parameters alone: what access decisions are judged by, so that no
+    /// stored SearchParameter can change who is in a compartment.
+    core_search: alloc::rc::Rc<crate::search::Registry>,
     /// False until the stored `SearchParameter` resources are read, and after one is written.
     search_ready: Cell<bool>,
     /// The marker of the stored parameters the registry was built from (`m␀searchparams`,
@@ -357,6 +360,7 @@ impl<S: Store> Service<S> {
         base_url: impl Into<String>,
     ) -> Self {
         let base_url = safe_url(base_url.into().trim_end_matches('/'));
+        let core = alloc::rc::Rc::new(crate::search::Registry::core());
         Service {
             store,
             clock,
@@ -365,7 +369,8 @@ impl<S: Store> Service<S> {
             base_url,
             validator: RefCell::new(Validator::new()),
             profiles: Profiles::new(),
-            search: RefCell::new(alloc::rc::Rc::new(crate::search::Registry::core())),
+            search: RefCell::new(alloc::rc::Rc::clone(&core)),
+            core_search: core,
             search_ready: Cell::new(false),
             search_marker: RefCell::new(None),
             marker_checked: Cell::new(false),
@@ -1975,6 +1980,11 @@ impl<S: Store> Service<S> {
     /// The search parameters in force now.
     fn registry(&self) -> alloc::rc::Rc<crate::search::Registry> {
         self.search.borrow().clone()
+    }
+
+    /// The core search parameters, without those stored.
+    pub(crate) fn core_registry(&self) -> alloc::rc::Rc<crate::search::Registry> {
+        alloc::rc::Rc::clone(&self.core_search)
     }
 
     /// The search parameters in force (the core ones and those stored).

@@ -442,9 +442,14 @@ fn nothing_of_patient_b_leaks_on_any_path() {
                 }
             }
             // A read gives the same answer for B's data as for data that does not exist.
+            // Reads, and writes to what exists (PATCH, DELETE; a PUT to a new id creates).
             let reads = probe.method == "GET"
+                || probe.method == "PATCH"
+                || probe.method == "DELETE"
                 || probe.url.ends_with("_search")
-                || (probe.body.contains(r#""type":"batch""#) && !probe.body.contains("DELETE"));
+                || probe.body.contains(r#""type":"batch""#)
+                || (probe.body.contains(r#""type":"transaction""#)
+                    && probe.body.contains(r#""method":"DELETE""#));
             if reads && !conditional {
                 let absent = Probe {
                     method: probe.method,
@@ -1127,4 +1132,270 @@ fn no_write_is_kept_without_its_record() {
     let listed = block_on(service.handle(&request("GET", "Patient?_summary=count", &[], "")));
     let json: serde_json::Value = serde_json::from_str(&listed.body).unwrap();
     assert_eq!(json["total"], 0, "{}", listed.body);
+}
+
+/// Attacks found in review, each refused.
+#[test]
+fn review_attacks_are_refused() {
+    let service = service();
+    let access = Access::new();
+    let cruds = patient_claims("patient/*.cruds");
+    let system = Claims {
+        scopes: Scopes::parse("system/*.*"),
+        ..Claims::default()
+    };
+    // A patient's token may not redefine a compartment with a SearchParameter.
+    let parameter = r#"{"resourceType":"SearchParameter","url":"http://example.org/sp","name":"performer","status":"active","description":"x","code":"performer","base":["Observation"],"type":"reference","expression":"'Patient/pat-a'"}"#;
+    assert_eq!(
+        status(
+            &access,
+            &service,
+            &cruds,
+            "POST",
+            "SearchParameter",
+            parameter
+        )
+        .0,
+        403
+    );
+    // Even one stored by a system does not change what a patient's token reaches.
+    assert_eq!(
+        status(
+            &access,
+            &service,
+            &system,
+            "POST",
+            "SearchParameter",
+            parameter
+        )
+        .0,
+        201
+    );
+    assert_eq!(
+        status(
+            &access,
+            &service,
+            &cruds,
+            "GET",
+            "Observation/obs-b-lab",
+            ""
+        )
+        .0,
+        404
+    );
+
+    // Conditional references in a transaction would search the whole store.
+    let bundle = r#"{"resourceType":"Bundle","type":"transaction","entry":[{"resource":{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/pat-a"},"derivedFrom":[{"reference":"Observation?subject.name=Bravo&category=laboratory"}]},"request":{"method":"POST","url":"Observation"}}]}"#;
+    let (code, body) = status(&access, &service, &cruds, "POST", "", bundle);
+    assert_eq!(code, 403, "{body}");
+    assert!(!body.contains("obs-b-lab"));
+
+    // A patch of B's resource can not read it (copy into a typed element, test).
+    for patch in [
+        r#"[{"op":"copy","from":"/name/0/family","path":"/birthDate"}]"#,
+        r#"[{"op":"test","path":"/id","value":"pat-b"}]"#,
+    ] {
+        let (code, body) = status(&access, &service, &cruds, "PATCH", "Patient/pat-b", patch);
+        assert_eq!(code, 404, "{body}");
+        assert!(!body.contains("Bravo"), "{body}");
+    }
+    // Writes tell nothing of what exists out of reach, not even its version.
+    let obs = |id: &str| {
+        format!(
+            r#"{{"resourceType":"Observation","id":"{id}","status":"final","code":{{"text":"x"}},"subject":{{"reference":"Patient/pat-a"}}}}"#
+        )
+    };
+    for (b_id, absent) in [("obs-b-lab", "obs-z-lab"), ("obs-b-gone", "obs-z-gone")] {
+        for (method, body) in [
+            ("DELETE", String::new()),
+            (
+                "PATCH",
+                String::from(r#"[{"op":"replace","path":"/status","value":"amended"}]"#),
+            ),
+        ] {
+            let theirs = call(
+                &access,
+                &service,
+                &cruds,
+                &with_body(method, &format!("Observation/{b_id}"), &body),
+                &[("if-match", "W/\"1\"")],
+            );
+            let none = call(
+                &access,
+                &service,
+                &cruds,
+                &with_body(method, &format!("Observation/{absent}"), &body),
+                &[("if-match", "W/\"1\"")],
+            );
+            assert_eq!(
+                (theirs.status, none.status),
+                (404, 404),
+                "{method} {b_id}: {} / {}",
+                theirs.body,
+                none.body
+            );
+        }
+        let put = call(
+            &access,
+            &service,
+            &cruds,
+            &with_body("PUT", &format!("Observation/{b_id}"), &obs(b_id)),
+            &[("if-match", "W/\"1\"")],
+        );
+        assert_eq!(put.status, 404, "PUT {b_id}: {}", put.body);
+    }
+
+    // Types outside the compartment that hold patient data are out of reach.
+    let history = r#"{"resourceType":"FamilyMemberHistory","id":"fmh-b","status":"completed","patient":{"reference":"Patient/pat-b"},"relationship":{"text":"mother"},"note":[{"text":"Bravo secret"}]}"#;
+    assert_eq!(
+        status(
+            &access,
+            &service,
+            &system,
+            "PUT",
+            "FamilyMemberHistory/fmh-b",
+            history
+        )
+        .0,
+        201
+    );
+    let task = r#"{"resourceType":"Task","id":"t-b","status":"requested","intent":"order","for":{"reference":"Patient/pat-b"},"owner":{"reference":"Practitioner/gp-1"}}"#;
+    assert_eq!(
+        status(&access, &service, &system, "PUT", "Task/t-b", task).0,
+        201
+    );
+    let gp = Claims {
+        scopes: Scopes::parse("user/*.cruds"),
+        fhir_user: Some("Practitioner/gp-1".into()),
+        roles: vec!["gp".into()],
+        ..Claims::default()
+    };
+    let with_roles = Access::with_roles(roles());
+    let (_, body) = status(
+        &with_roles,
+        &service,
+        &gp,
+        "GET",
+        "FamilyMemberHistory?patient=Patient/pat-b",
+        "",
+    );
+    assert!(!body.contains("Bravo secret"), "{body}");
+    let reader = patient_claims("patient/*.rs");
+    let (_, body) = status(
+        &access,
+        &service,
+        &reader,
+        "GET",
+        "Task?patient=Patient/pat-b",
+        "",
+    );
+    assert!(!body.contains("t-b"), "{body}");
+    // Shared types stay readable: a practitioner's name.
+    assert_eq!(
+        status(&access, &service, &reader, "GET", "Practitioner/gp-1", "").0,
+        200
+    );
+
+    // A chain inside _has is judged like any chain, even when the _has type is reached freely.
+    let task_reader = patient_claims("patient/*.rs system/Task.rs");
+    for name in ["Bravo", "Zulu"] {
+        let (code, _) = status(
+            &access,
+            &service,
+            &task_reader,
+            "GET",
+            &format!("Practitioner?_has:Task:owner:patient.name={name}&_summary=count"),
+            "",
+        );
+        assert_eq!(code, 403);
+    }
+
+    // AuditEvents are made by the service only.
+    let forged = r#"{"resourceType":"AuditEvent","type":{"system":"http://dicom.nema.org/resources/ontology/DCM","code":"110110"},"recorded":"2020-01-01T00:00:00Z","agent":[{"who":{"reference":"Practitioner/gp-1"},"requestor":true}],"source":{"observer":{"display":"Hearth"}},"entity":[{"what":{"reference":"Patient/pat-a"}}]}"#;
+    assert_eq!(
+        status(&access, &service, &cruds, "POST", "AuditEvent", forged).0,
+        403
+    );
+    assert_eq!(
+        status(&access, &service, &system, "POST", "AuditEvent", forged).0,
+        403
+    );
+
+    // $everything counts nothing it does not show.
+    let lab = patient_claims("patient/Observation.rs?category=laboratory patient/Patient.r");
+    assert_eq!(
+        status(
+            &access,
+            &service,
+            &lab,
+            "GET",
+            "Patient/pat-a/$everything?_summary=count",
+            ""
+        )
+        .0,
+        403
+    );
+    let (_, body) = status(
+        &access,
+        &service,
+        &lab,
+        "GET",
+        "Patient/pat-a/$everything",
+        "",
+    );
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        json.get("total").is_none()
+            || json["total"] == json["entry"].as_array().map_or(0, Vec::len),
+        "{body}"
+    );
+    assert!(
+        !body.contains("Condition") && !body.contains("obs-a-vital"),
+        "{body}"
+    );
+
+    // Lenient handling keeps granular criteria.
+    let granular = patient_claims("patient/*.rs?category=laboratory");
+    let response = call(
+        &access,
+        &service,
+        &granular,
+        &get("Encounter"),
+        &[("prefer", "handling=lenient")],
+    );
+    assert!(!response.body.contains("enc-a"), "{}", response.body);
+
+    // A clinician's look at two patients is not in either patient's trail.
+    let clinician = Claims {
+        scopes: Scopes::parse("system/*.*"),
+        fhir_user: Some("Practitioner/gp-1".into()),
+        ..Claims::default()
+    };
+    assert_eq!(
+        status(
+            &access,
+            &service,
+            &clinician,
+            "GET",
+            "Patient?_id=pat-a,pat-b",
+            ""
+        )
+        .0,
+        200
+    );
+    let batch = r#"{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"Patient/pat-a"}},{"request":{"method":"GET","url":"Observation/obs-b-lab"}}]}"#;
+    assert_eq!(
+        status(&access, &service, &clinician, "POST", "", batch).0,
+        200
+    );
+    let (code, body) = status(
+        &access,
+        &service,
+        &reader,
+        "GET",
+        "AuditEvent?_count=100",
+        "",
+    );
+    assert_eq!(code, 200, "{body}");
+    assert!(!body.contains("pat-b"), "{body}");
 }

@@ -57,21 +57,23 @@ export class TokenVerifier {
   /** When keys were fetched again for an unknown kid, within the last `refreshSeconds`. */
   #unknownRefreshes = [];
   #fetching;
+  /** When the keys were last fetched: they are fetched again after `keysMaxAgeSeconds`. */
+  #keysAt = Number.NEGATIVE_INFINITY;
   /** Tokens verified already, with their claims and expiry: a token is checked once. */
   #verified = new Map();
 
   /**
    * @param {{ issuer: string, audience: string, jwks?: string, algorithms?: string[],
-   *   leewaySeconds?: number, refreshSeconds?: number, rolesClaim?: string,
+   *   leewaySeconds?: number, refreshSeconds?: number, keysMaxAgeSeconds?: number, rolesClaim?: string,
    *   fetch?: typeof fetch, now?: () => number }} options
    */
-  constructor({ issuer, audience, jwks, algorithms = ["RS256", "ES256"], leewaySeconds = 60, refreshSeconds = 10, rolesClaim = "roles", fetch = (...args) => globalThis.fetch(...args), now = () => Date.now() }) {
+  constructor({ issuer, audience, jwks, algorithms = ["RS256", "ES256"], leewaySeconds = 60, refreshSeconds = 10, keysMaxAgeSeconds = 3600, rolesClaim = "roles", fetch = (...args) => globalThis.fetch(...args), now = () => Date.now() }) {
     if (typeof issuer !== "string" || !/^https?:\/\//.test(issuer)) throw new TypeError(`the issuer must be an http(s) URL, not ${JSON.stringify(issuer)}`);
     if (typeof audience !== "string" || audience === "") throw new TypeError("the audience (the FHIR base URL tokens are issued for) is required");
     for (const alg of algorithms) {
       if (!Object.hasOwn(ALGORITHMS, alg)) throw new TypeError(`the algorithm ${alg} is not supported; use RS256 or ES256`);
     }
-    this.#options = { issuer, audience, jwks, algorithms, leewaySeconds, refreshSeconds, rolesClaim, fetch, now };
+    this.#options = { issuer, audience, jwks, algorithms, leewaySeconds, refreshSeconds, keysMaxAgeSeconds, rolesClaim, fetch, now };
   }
 
   /** The issuer's OpenID or SMART configuration (its endpoints), fetched once. */
@@ -108,6 +110,7 @@ export class TokenVerifier {
           if (jwk && typeof jwk === "object" && (jwk.use === undefined || jwk.use === "sig")) next.set(jwk.kid ?? "", jwk);
         }
         this.#keys = next;
+        this.#keysAt = this.#options.now();
       } finally {
         this.#fetching = undefined;
       }
@@ -116,7 +119,8 @@ export class TokenVerifier {
   }
 
   async #key(kid, alg) {
-    if (this.#keys.size === 0) await this.#refreshKeys();
+    // Keys the issuer withdrew stop being trusted within keysMaxAgeSeconds.
+    if (this.#keys.size === 0 || this.#options.now() - this.#keysAt > this.#options.keysMaxAgeSeconds * 1000) await this.#refreshKeys();
     let jwk = kid === undefined ? (this.#keys.size === 1 ? [...this.#keys.values()][0] : undefined) : this.#keys.get(kid);
     const now = this.#options.now();
     this.#unknownRefreshes = this.#unknownRefreshes.filter((at) => now - at < this.#options.refreshSeconds * 1000);

@@ -130,10 +130,28 @@ impl Event<'_> {
         ));
         let mut entities = Vec::new();
         let mut patients: Vec<&str> = Vec::new();
+        // An interaction about several patients is recorded for those who oversee the trail,
+        // not in any one patient's compartment: each would see the others' ids and the query.
+        let several = {
+            let mut distinct: Vec<&str> = Vec::new();
+            for entity in &self.entities {
+                if let Entity::Patient(id) = entity {
+                    if !distinct.contains(&id.as_str()) {
+                        distinct.push(id);
+                    }
+                }
+            }
+            distinct.len() > 1
+        };
         for entity in &self.entities {
             match entity {
                 Entity::Resource(reference) => entities.push(format!(
-                    r#"{{"what":{{"reference":{}}},"type":{},"role":{}}}"#,
+                    r#"{{"what":{{"{}":{}}},"type":{},"role":{}}}"#,
+                    if several && reference.starts_with("Patient/") {
+                        "display"
+                    } else {
+                        "reference"
+                    },
                     quoted(reference),
                     coding(
                         "http://terminology.hl7.org/CodeSystem/audit-entity-type",
@@ -147,7 +165,8 @@ impl Event<'_> {
                     }
                     patients.push(id);
                     entities.push(format!(
-                        r#"{{"what":{{"reference":{}}},"type":{},"role":{}}}"#,
+                        r#"{{"what":{{"{}":{}}},"type":{},"role":{}}}"#,
+                        if several { "display" } else { "reference" },
                         quoted(&format!("Patient/{id}")),
                         coding(
                             "http://terminology.hl7.org/CodeSystem/audit-entity-type",

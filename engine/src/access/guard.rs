@@ -134,16 +134,24 @@ impl<S: Store> Guard<'_, S> {
                 ("GET", [type_name, id]) | ("GET", [type_name, id, "_history", _]) => {
                     self.read(request, type_name, id).await
                 }
-                ("PUT" | "PATCH", [type_name, _]) => {
+                ("PUT" | "PATCH", [type_name, id]) => {
                     if self.grants(type_name, Interaction::Update).is_empty() {
                         Self::no_scope(type_name, "updating")
+                    } else if let Some(absent) =
+                        self.check_writable(request, type_name, id, &method).await
+                    {
+                        absent
                     } else {
                         self.gated(request).await
                     }
                 }
-                ("DELETE", [type_name, _]) => {
+                ("DELETE", [type_name, id]) => {
                     if self.grants(type_name, Interaction::Delete).is_empty() {
                         Self::no_scope(type_name, "deleting")
+                    } else if let Some(absent) =
+                        self.check_writable(request, type_name, id, &method).await
+                    {
+                        absent
                     } else {
                         self.gated(request).await
                     }
@@ -221,6 +229,7 @@ impl<S: Store> Guard<'_, S> {
         for (name, _) in params {
             if name.starts_with("_has:") {
                 let mut rest = name.as_str();
+                let mut last = type_name;
                 while let Some(after) = rest.strip_prefix("_has:") {
                     let mut parts = after.splitn(3, ':');
                     let (Some(source), Some(_), Some(inner)) =
@@ -230,6 +239,11 @@ impl<S: Store> Guard<'_, S> {
                     };
                     self.probe_allowed(source)?;
                     rest = inner;
+                    last = source;
+                }
+                // The innermost parameter may chain on from the last source.
+                if rest.contains('.') {
+                    self.check_chain(last, rest, 0)?;
                 }
             } else if name.contains('.') {
                 self.check_chain(type_name, name, 0)?;
@@ -310,12 +324,19 @@ impl<S: Store> Guard<'_, S> {
         if let Err(refused) = self.check_probes(type_name, &params) {
             return refused;
         }
+        let granular = !narrowing.criteria.is_empty();
         params.extend(narrowing.criteria);
         let path = match &narrowing.compartment {
             Some((focus, id)) => format!("{focus}/{id}/{type_name}"),
             None => type_name.to_string(),
         };
-        let narrowed = Self::get(request, path, params);
+        let mut narrowed = Self::get(request, path, params);
+        if granular {
+            // Lenient handling would drop a criterion the type does not have.
+            narrowed
+                .headers
+                .retain(|(name, _)| !name.eq_ignore_ascii_case("prefer"));
+        }
         let response = self.service.handle(&narrowed).await;
         self.filter_bundle(response, false)
     }
@@ -466,7 +487,11 @@ impl<S: Store> Guard<'_, S> {
             params.retain(|(name, _)| name != "_type");
             params.push((String::from("_type"), types.join(",")));
         }
-        let narrowed = Self::get(request, request.path.clone(), params);
+        let mut narrowed = Self::get(request, request.path.clone(), params);
+        // Lenient handling would drop a criterion the type does not have.
+        narrowed
+            .headers
+            .retain(|(name, _)| !name.eq_ignore_ascii_case("prefer"));
         let response = self.service.handle(&narrowed).await;
         self.filter_bundle(response, false)
     }
@@ -529,6 +554,62 @@ impl<S: Store> Guard<'_, S> {
         }
     }
 
+    /// `None` when `method` (PUT, PATCH, DELETE) may go on to `type_name/id`; otherwise the
+    /// answer for an id that does not exist (404), whether it does not or is out of reach, so
+    /// that a write tells nothing of what it can not reach, not even through If-Match. A PUT to
+    /// an id never used goes on (a create, checked as one when written).
+    async fn check_writable(
+        &self,
+        request: &Request,
+        type_name: &str,
+        id: &str,
+        method: &str,
+    ) -> Option<Response> {
+        let interaction = if method == "DELETE" {
+            Interaction::Delete
+        } else {
+            Interaction::Update
+        };
+        let grants = self.grants(type_name, interaction);
+        let plain = Request {
+            method: String::from("GET"),
+            path: format!("{type_name}/{id}"),
+            query: Vec::new(),
+            headers: request
+                .headers
+                .iter()
+                .filter(|(name, _)| {
+                    name.eq_ignore_ascii_case("host") || name.eq_ignore_ascii_case("origin")
+                })
+                .cloned()
+                .collect(),
+            body: Vec::new(),
+        };
+        let current = self.service.handle(&plain).await;
+        let judge = Judge::of(self.service);
+        let content = match current.status {
+            200 => current.body,
+            410 => {
+                let before = etag_version(&current).and_then(|v| v.checked_sub(1));
+                let Some(before) = before.filter(|v| *v > 0) else {
+                    return Some(not_found(type_name, id));
+                };
+                let vread = Request {
+                    path: format!("{type_name}/{id}/_history/{before}"),
+                    ..plain
+                };
+                self.service.handle(&vread).await.body
+            }
+            404 if method == "PUT" => return None,
+            404 => return Some(not_found(type_name, id)),
+            _ => return Some(current),
+        };
+        match parse_resource(content.as_bytes()) {
+            Ok(resource) if judge.visible(&grants, &resource) => None,
+            _ => Some(not_found(type_name, id)),
+        }
+    }
+
     async fn read(&self, request: &Request, type_name: &str, id: &str) -> Response {
         if let Some(refused) = self.check_readable(request, type_name, id).await {
             return refused;
@@ -587,7 +668,48 @@ impl<S: Store> Guard<'_, S> {
         if let Some(refused) = self.check_readable(request, "Patient", id).await {
             return refused;
         }
-        let response = self.service.handle(request).await;
+        // Only the types the token may read are gathered, so that counts and paging links
+        // tell of nothing else; under granular scopes the page is filtered further, so no
+        // count is given.
+        let Some((_, members)) = crate::model::COMPARTMENTS
+            .iter()
+            .find(|(name, _)| *name == "Patient")
+        else {
+            return self.service.handle(request).await;
+        };
+        let named: Vec<&str> = request
+            .query
+            .iter()
+            .filter(|(name, _)| name == "_type")
+            .flat_map(|(_, value)| value.split(','))
+            .collect();
+        let mut types: Vec<&str> = members.iter().map(|(member, _)| *member).collect();
+        types.push("Patient");
+        types.retain(|type_name| named.is_empty() || named.contains(type_name));
+        types.retain(|type_name| !self.read_grants(type_name).is_empty());
+        if types.is_empty() {
+            return forbidden("the token's scopes allow reading no type of the patient's record");
+        }
+        let granular = types.iter().any(|type_name| {
+            self.read_grants(type_name)
+                .iter()
+                .all(|grant| grant.criteria.is_some())
+        });
+        let counting = request
+            .query
+            .iter()
+            .any(|(name, value)| (name == "_summary" && value == "count") || name == "_total");
+        if granular && counting {
+            return forbidden(
+                "$everything gives no count under granular scopes; page through it instead",
+            );
+        }
+        let mut narrowed = request.clone();
+        narrowed.query.retain(|(name, _)| name != "_type");
+        narrowed
+            .query
+            .push((String::from("_type"), types.join(",")));
+        let response = self.service.handle(&narrowed).await;
         self.filter_bundle(response, true)
     }
 
@@ -726,7 +848,14 @@ impl<S: Store> Guard<'_, S> {
                     .ok()
                     .and_then(|resource| resource.id().map(ToString::to_string));
                 let create = match body_id {
-                    Some(id) => by_id(&id),
+                    Some(id) => {
+                        if let Some(absent) =
+                            self.check_writable(request, type_name, &id, "PUT").await
+                        {
+                            return absent;
+                        }
+                        by_id(&id)
+                    }
                     None => Request {
                         method: String::from("POST"),
                         path: type_name.to_string(),
@@ -851,6 +980,22 @@ impl<S: Store> Guard<'_, S> {
                     if let Err(refused) = self.judge_transaction_entry(*index, entry) {
                         return refused;
                     }
+                    // Writes by id: what is out of reach answers as absent, before anything runs.
+                    let segments: Vec<&str> = entry.path.trim_matches('/').split('/').collect();
+                    if let [type_name, id] = segments.as_slice() {
+                        if matches!(entry.method.as_str(), "PUT" | "PATCH" | "DELETE") {
+                            if let Some(absent) = self
+                                .check_writable(request, type_name, id, &entry.method)
+                                .await
+                            {
+                                return refusal(
+                                    absent.status,
+                                    IssueType::NotFound,
+                                    format!("entry {index}: {type_name}/{id} does not exist"),
+                                );
+                            }
+                        }
+                    }
                 }
                 let response = self.gated(request).await;
                 self.filter_bundle(response, true)
@@ -883,6 +1028,14 @@ impl<S: Store> Guard<'_, S> {
             return Err(forbidden(format!(
                 "entry {index}: the token's scopes do not allow {what} {type_name} resources"
             )));
+        }
+        // References by search (`Patient?identifier=…`) are resolved over the whole store.
+        for target in conditional_reference_types(&entry.body) {
+            if self.probe_allowed(&target).is_err() {
+                return Err(forbidden(format!(
+                    "entry {index}: a conditional reference to {target} is not allowed: the token reaches {target} only in part, and the search would tell about the rest"
+                )));
+            }
         }
         let conditional = !entry.query.is_empty()
             || entry
@@ -947,6 +1100,8 @@ impl<S: Store> Guard<'_, S> {
         if bundle.fields.len() == before {
             return response;
         }
+        // The total would count what was left out.
+        bundle.remove("total");
         Response {
             body: write_resource(&bundle, Style::Compact),
             ..response
@@ -963,6 +1118,23 @@ impl<S: Store> Guard<'_, S> {
                     .grants(resource.type_def().name, Interaction::Update)
                     .is_empty())
     }
+}
+
+/// The types a resource's JSON refers to by search (`"reference":"Patient?identifier=…"`).
+fn conditional_reference_types(body: &[u8]) -> Vec<String> {
+    let text = core::str::from_utf8(body).unwrap_or_default();
+    let mut types = Vec::new();
+    for (at, _) in text.match_indices(r#""reference":""#) {
+        let value = &text[at + r#""reference":""#.len()..];
+        let value = value.split('"').next().unwrap_or_default();
+        if let Some((target, _)) = value.split_once('?') {
+            let target = target.rsplit('/').next().unwrap_or(target).to_string();
+            if !types.contains(&target) {
+                types.push(target);
+            }
+        }
+    }
+    types
 }
 
 fn entry_resource(entry: &Object) -> Option<&Object> {
@@ -998,13 +1170,21 @@ impl WriteGate for Gate {
         before: Option<&Object>,
         after: Option<&Object>,
     ) -> Result<(), String> {
-        if type_name == "AuditEvent" && before.is_some() {
-            return Err(String::from(
-                "AuditEvents are kept as they were recorded: they are not updated or deleted",
-            ));
+        if type_name == "AuditEvent" {
+            return Err(String::from(if before.is_some() {
+                "AuditEvents are kept as they were recorded: they are not updated or deleted"
+            } else {
+                "AuditEvents are recorded by the service itself; they are not created through the API"
+            }));
         }
         if !self.restricted {
             return Ok(());
+        }
+        if type_name == "SearchParameter" {
+            // A search parameter changes what every search and compartment finds.
+            return Err(String::from(
+                "only a token that reaches everything (system/*.*) may write SearchParameters",
+            ));
         }
         let (interaction, what) = match (before, after) {
             (None, Some(_)) => (Interaction::Create, "create"),

@@ -25,15 +25,21 @@ pub(super) fn may_read_records(request: &Request) -> bool {
     let get = request.method.eq_ignore_ascii_case("GET");
     let system_level = path == "_search" || (get && matches!(path, "" | "_history"));
     let names = |text: &str| text.contains("AuditEvent") || text.contains('*');
+    let body = core::str::from_utf8(&request.body).unwrap_or_default();
+    let post = request.method.eq_ignore_ascii_case("POST");
     system_level
         || names(path)
         || request
             .query
             .iter()
             .any(|(name, value)| names(name) || names(value))
-        || (request.method.eq_ignore_ascii_case("POST")
-            && (path.is_empty() || path.ends_with("_search"))
-            && core::str::from_utf8(&request.body).is_ok_and(names))
+        // A _search form, decoded; a Bundle, whose JSON may escape any letter.
+        || (post
+            && path.ends_with("_search")
+            && super::query_pairs(body, true)
+                .iter()
+                .any(|(name, value)| names(name) || names(value)))
+        || (post && path.is_empty() && (names(body) || body.contains("\\u")))
 }
 
 impl<S: Store> Service<S> {

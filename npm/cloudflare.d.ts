@@ -1,0 +1,38 @@
+import type { FhirKeyValueStore } from "./index.js";
+
+/** What `FhirDurableObject` reads from the worker's environment (all optional). */
+export interface HearthEnv {
+  /** The Durable Object namespace of `FhirDurableObject` (for the default router). */
+  HEARTH?: { idFromName(name: string): unknown; get(id: unknown): { fetch(request: Request): Promise<Response> } };
+  /** The SMART authorization server whose access tokens are required. */
+  HEARTH_ISSUER?: string;
+  /** The `aud` tokens must carry (default: the tenant's base URL). */
+  HEARTH_AUDIENCE?: string;
+  /** The issuer's JWKS, when its configuration does not name it. */
+  HEARTH_JWKS?: string;
+  /** A roles file's JSON, for `user/` scopes. */
+  HEARTH_ROLES?: string;
+  /** `"true"`: answer without authorization beyond `wrangler dev` (no issuer). */
+  HEARTH_NO_AUTH?: string;
+  /** Web origins whose pages may call the service, comma-separated. */
+  HEARTH_ALLOW_ORIGINS?: string;
+}
+
+/** The engine's store over a Durable Object's SQLite storage (`ctx.storage`). */
+export function durableObjectStore(storage: { sql: { exec(query: string, ...bindings: unknown[]): unknown } }): FhirKeyValueStore;
+
+/**
+ * One tenant's FHIR service in a Durable Object (SQLite storage): the REST API of
+ * `hearth serve` under `/fhir/<tenant>/`, each interaction in one storage transaction, with
+ * SMART authorization and an audit trail when `HEARTH_ISSUER` is set.
+ */
+export class FhirDurableObject {
+  constructor(ctx: { storage: { sql: { exec(query: string, ...bindings: unknown[]): unknown }; transactionSync<T>(fn: () => T): T } }, env: HearthEnv);
+  /** The engine's store over `storage`; a subclass may wrap it. */
+  makeStore(storage: unknown): FhirKeyValueStore;
+  fetch(request: Request): Promise<Response>;
+}
+
+/** Routes `/fhir/<tenant>/...` to the tenant's `FhirDurableObject` through the binding `HEARTH`. */
+declare const router: { fetch(request: Request, env: HearthEnv, ctx?: unknown): Promise<Response> };
+export default router;
