@@ -34,6 +34,7 @@ bench: build
 	@node tests/perf/validate.bench.js
 	@node tests/perf/service.bench.js
 	@node tests/perf/access.bench.js
+	@node tests/perf/edge.bench.js
 	@node tests/perf/store.bench.js
 	@node tests/perf/sync.bench.js
 	@node tests/perf/hostile.bench.js

@@ -29,6 +29,7 @@ test("the tarball holds the entries, types, bin and wasm module, and nothing els
   assert.deepEqual(files, [
     "README.md",
     "bin/hearth.js",
+    "cloudflare.d.ts",
     "dist/wasm/hearth.js",
     "dist/wasm/hearth_bg.wasm",
     "index.d.ts",
@@ -36,6 +37,8 @@ test("the tarball holds the entries, types, bin and wasm module, and nothing els
     "service-worker.d.ts",
     "sqlite.d.ts",
     "src/api.js",
+    "src/auth.js",
+    "src/cloudflare.js",
     "src/engine.js",
     "src/entry-browser.js",
     "src/entry-node.js",
