@@ -1,9 +1,12 @@
+// Types for Cloudflare Workers projects, against @cloudflare/workers-types (list it in
+// compilerOptions.types, as `wrangler types` or the Workers templates do).
+import type { DurableObject } from "cloudflare:workers";
 import type { FhirKeyValueStore } from "./index.js";
 
-/** What `FhirDurableObject` reads from the worker's environment (all optional). */
+/** What `FhirDurableObject` and the router read from the worker's environment. */
 export interface HearthEnv {
   /** The Durable Object namespace of `FhirDurableObject` (for the default router). */
-  HEARTH?: { idFromName(name: string): unknown; get(id: unknown): { fetch(request: Request): Promise<Response> } };
+  HEARTH: DurableObjectNamespace;
   /** The SMART authorization server whose access tokens are required. */
   HEARTH_ISSUER?: string;
   /** The `aud` tokens must carry (default: the tenant's base URL). */
@@ -19,20 +22,20 @@ export interface HearthEnv {
 }
 
 /** The engine's store over a Durable Object's SQLite storage (`ctx.storage`). */
-export function durableObjectStore(storage: { sql: { exec(query: string, ...bindings: unknown[]): unknown } }): FhirKeyValueStore;
+export function durableObjectStore(storage: DurableObjectStorage): FhirKeyValueStore;
 
 /**
  * One tenant's FHIR service in a Durable Object (SQLite storage): the REST API of
  * `hearth serve` under `/fhir/<tenant>/`, each interaction in one storage transaction, with
  * SMART authorization and an audit trail when `HEARTH_ISSUER` is set.
  */
-export class FhirDurableObject {
-  constructor(ctx: { storage: { sql: { exec(query: string, ...bindings: unknown[]): unknown }; transactionSync<T>(fn: () => T): T } }, env: HearthEnv);
+export class FhirDurableObject extends DurableObject<HearthEnv> {
+  constructor(ctx: DurableObjectState, env: HearthEnv);
   /** The engine's store over `storage`; a subclass may wrap it. */
-  makeStore(storage: unknown): FhirKeyValueStore;
+  makeStore(storage: DurableObjectStorage): FhirKeyValueStore;
   fetch(request: Request): Promise<Response>;
 }
 
 /** Routes `/fhir/<tenant>/...` to the tenant's `FhirDurableObject` through the binding `HEARTH`. */
-declare const router: { fetch(request: Request, env: HearthEnv, ctx?: unknown): Promise<Response> };
+declare const router: ExportedHandler<HearthEnv>;
 export default router;

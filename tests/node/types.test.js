@@ -142,3 +142,30 @@ test("FhirStore is typed with the R4 resources end to end", () => {
   assert.match(bad.output, /consumer\.ts\(7,[0-9]+\): error TS(2345|2769)/);
   assert.match(bad.output, /consumer\.ts\(8,[0-9]+\): error TS2(322|820): Type '"Patientt"'/);
 });
+
+test("hearth-fhir/cloudflare type-checks in a Workers project (@cloudflare/workers-types)", () => {
+  const dir = mkdtempSync(artifactPath("types-cf-"));
+  writeFileSync(`${dir}/worker.ts`, `
+    import router, { FhirDurableObject, durableObjectStore, type HearthEnv } from "hearth-fhir/cloudflare";
+    export { FhirDurableObject };
+    export class Logged extends FhirDurableObject {
+      makeStore(storage: DurableObjectStorage) {
+        const store = durableObjectStore(storage);
+        return { ...store, commit(writes: [Uint8Array, Uint8Array | undefined][]) { console.log(writes.length); store.commit(writes); } };
+      }
+    }
+    export default {
+      fetch(request: Request, env: HearthEnv, ctx: ExecutionContext): Promise<Response> {
+        return router.fetch!(request as Request<unknown, IncomingRequestCfProperties>, env, ctx) as Promise<Response>;
+      },
+    } satisfies ExportedHandler<HearthEnv>;
+  `);
+  const run = spawnSync(
+    `${ROOT}node_modules/.bin/tsc`,
+    ["--noEmit", "--strict", "--module", "esnext", "--moduleResolution", "bundler", "--target", "es2022", "--lib", "es2022",
+     "--types", "@cloudflare/workers-types", "--customConditions", "workerd", `${dir}/worker.ts`],
+    { encoding: "utf8", cwd: ROOT },
+  );
+  assert.equal(run.stdout + run.stderr, "");
+  assert.equal(run.status, 0);
+});
