@@ -73,6 +73,8 @@ grep -hE '^fhirpath.js cases:|^  skipped [0-9]|^fhirpath differential:|^validato
 grep -hE '^hostile: ' "$logs"/hostile.log | sed 's/^/  /' || true
 grep -hE '^sync simulation: ' "$logs"/sync-sim.log | sed 's/^/  /' || true
 grep -hE '^access leak matrix: ' "$logs"/engine-unit.log | sed 's/^/  /' || true
+grep -hE '^http conformance with authorization: |^smart launch: |^audit: ' "$logs"/auth.log | sed 's/^/  /' || true
+grep -hE '^durable object (conformance|race): |^  skipped search errors' "$logs"/workerd.log | sed 's/^/  /' || true
 grep -hE '^sync (hearth serve|Helios hfs)' "$logs"/sync.log | sed 's/^/  /' || true
 grep -hE '^(store.fetch|service worker) conformance:|^store: ' "$logs"/store-chromium.log | sed 's/^/  /' || true
 printf '%-20s %8s %8s %8s %6s  %s\n' layer passed failed skipped secs status
