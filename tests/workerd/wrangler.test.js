@@ -19,11 +19,14 @@ function freePort() {
   });
 }
 
-test("npx wrangler dev serves examples/cloudflare on 127.0.0.1", async () => {
+test("wrangler dev (npx wrangler dev) serves examples/cloudflare on 127.0.0.1", async () => {
   const port = await freePort();
   const state = mkdtempSync(join(tmpdir(), "hearth-wrangler-"));
-  const child = spawn("npx", ["wrangler", "dev", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", state], {
+  // wrangler itself (what `npx wrangler` runs), in a process group of its own, so that it and
+  // the workerd it starts are stopped together.
+  const child = spawn(`${ROOT}node_modules/.bin/wrangler`, ["dev", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", state], {
     cwd: `${ROOT}examples/cloudflare`,
+    detached: true,
     // No metrics, no fetch of the Request.cf data: nothing leaves this machine.
     env: { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false", CI: "true" },
     stdio: ["ignore", "pipe", "pipe"],
@@ -59,8 +62,15 @@ test("npx wrangler dev serves examples/cloudflare on 127.0.0.1", async () => {
     assert.equal((await fetch(`http://127.0.0.1:${port}/fhir/other/Patient/${id}`)).status, 404);
     assert.doesNotMatch(output, /ERROR/);
   } finally {
-    child.kill("SIGTERM");
-    await new Promise((resolve) => (child.exitCode !== null ? resolve() : child.once("exit", resolve)));
+    const exited = new Promise((resolve) => (child.exitCode !== null ? resolve() : child.once("exit", resolve)));
+    try {
+      process.kill(-child.pid, "SIGTERM");
+    } catch {
+      // Already gone.
+    }
+    await exited;
+    child.stdout.destroy();
+    child.stderr.destroy();
     rmSync(state, { recursive: true, force: true });
   }
 });
