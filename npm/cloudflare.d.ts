@@ -9,14 +9,16 @@ export interface HearthEnv {
   HEARTH: DurableObjectNamespace;
   /** The SMART authorization server whose access tokens are required. */
   HEARTH_ISSUER?: string;
-  /** The `aud` tokens must carry (default: the tenant's base URL). */
+  /** The `aud` tokens must carry, naming the tenant as `{tenant}` (default: the tenant's base URL). */
   HEARTH_AUDIENCE?: string;
   /** The issuer's JWKS, when its configuration does not name it. */
   HEARTH_JWKS?: string;
   /** A roles file's JSON, for `user/` scopes. */
   HEARTH_ROLES?: string;
-  /** `"true"`: answer without authorization beyond `wrangler dev` (no issuer). */
+  /** `"true"`: answer without authorization (no issuer); for `.dev.vars` under `wrangler dev`. */
   HEARTH_NO_AUTH?: string;
+  /** The tenants served, comma-separated; others are 404. */
+  HEARTH_TENANTS?: string;
   /** Web origins whose pages may call the service, comma-separated. */
   HEARTH_ALLOW_ORIGINS?: string;
 }

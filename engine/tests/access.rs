@@ -1399,3 +1399,153 @@ fn review_attacks_are_refused() {
     assert_eq!(code, 200, "{body}");
     assert!(!body.contains("pat-b"), "{body}");
 }
+
+/// Attacks found in the second review, each refused.
+#[test]
+fn second_review_attacks_are_refused() {
+    let service = service();
+    let access = Access::new();
+    let system = Claims {
+        scopes: Scopes::parse("system/*.*"),
+        ..Claims::default()
+    };
+    let secret = r#"{"resourceType":"Observation","id":"obs-b-hiv","status":"final","code":{"text":"hiv"},"subject":{"reference":"Patient/pat-b"},"performer":[{"reference":"Practitioner/gp-1"}]}"#;
+    assert_eq!(
+        status(
+            &access,
+            &service,
+            &system,
+            "PUT",
+            "Observation/obs-b-hiv",
+            secret
+        )
+        .0,
+        201
+    );
+
+    // Searches inside a transaction (a conditional reference on a shared type with _has, an
+    // ifNoneExist with _has) answer alike whatever B's record holds: they are refused.
+    let cruds = patient_claims("patient/*.cruds");
+    let reference = |query: &str| {
+        let bundle = format!(
+            r#"{{"resourceType":"Bundle","type":"transaction","entry":[{{"resource":{{"resourceType":"Observation","status":"final","code":{{"text":"x"}},"subject":{{"reference":"Patient/pat-a"}},"performer":[{{"reference":"Practitioner?{query}"}}]}},"request":{{"method":"POST","url":"Observation"}}}}]}}"#
+        );
+        status(&access, &service, &cruds, "POST", "", &bundle).0
+    };
+    for query in [
+        "_has:Observation:performer:code:text=hiv",
+        "_has:Observation:performer:code:text=flu",
+        "_has:Observation:performer:subject:Patient.name=Bravo",
+    ] {
+        assert_eq!(reference(query), 403, "{query}");
+    }
+    // A plain conditional reference to a shared type is still allowed.
+    assert_eq!(reference("name=Gray"), 200);
+    let practitioners = patient_claims("patient/*.cruds system/Practitioner.cruds");
+    for condition in [
+        "_has:Observation:performer:code:text=hiv",
+        "_has:Observation:performer:code:text=flu",
+    ] {
+        let bundle = format!(
+            r#"{{"resourceType":"Bundle","type":"transaction","entry":[{{"resource":{{"resourceType":"Practitioner","gender":"bogus"}},"request":{{"method":"POST","url":"Practitioner","ifNoneExist":"{condition}"}}}}]}}"#
+        );
+        assert_eq!(
+            status(&access, &service, &practitioners, "POST", "", &bundle).0,
+            403,
+            "{condition}"
+        );
+    }
+
+    // $everything counts nothing a role held to another compartment can not see.
+    let with_roles = Access::with_roles(roles());
+    let gp = Claims {
+        scopes: Scopes::parse("user/*.cruds"),
+        fhir_user: Some("Practitioner/gp-1".into()),
+        roles: vec!["gp".into()],
+        ..Claims::default()
+    };
+    assert_eq!(
+        status(&with_roles, &service, &gp, "GET", "Condition/cond-a", "").0,
+        404
+    );
+    assert_eq!(
+        status(
+            &with_roles,
+            &service,
+            &gp,
+            "GET",
+            "Patient/pat-a/$everything?_type=Condition&_summary=count",
+            ""
+        )
+        .0,
+        403
+    );
+    let (_, body) = status(
+        &with_roles,
+        &service,
+        &gp,
+        "GET",
+        "Patient/pat-a/$everything?_count=1",
+        "",
+    );
+    let page: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(page.get("total").is_none(), "{body}");
+    assert!(!body.contains("AuditEvent"), "{body}");
+
+    // A PUT of B's resource id answers as for an absent id when the body is out of reach.
+    let b_subject = |id: &str| {
+        format!(
+            r#"{{"resourceType":"Observation","id":"{id}","status":"final","code":{{"text":"x"}},"subject":{{"reference":"Patient/pat-b"}}}}"#
+        )
+    };
+    let theirs = status(
+        &access,
+        &service,
+        &cruds,
+        "PUT",
+        "Observation/obs-b-lab",
+        &b_subject("obs-b-lab"),
+    )
+    .0;
+    let none = status(
+        &access,
+        &service,
+        &cruds,
+        "PUT",
+        "Observation/obs-z-lab",
+        &b_subject("obs-z-lab"),
+    )
+    .0;
+    assert_eq!((theirs, none), (403, 403));
+
+    // A batch writing two patients is in neither patient's trail, even answered minimally.
+    let clinician = Claims {
+        scopes: Scopes::parse("system/*.*"),
+        fhir_user: Some("Practitioner/gp-1".into()),
+        ..Claims::default()
+    };
+    for kind in ["batch", "transaction"] {
+        let bundle = format!(
+            r#"{{"resourceType":"Bundle","type":"{kind}","entry":[{{"resource":{{"resourceType":"Patient","id":"pat-a","name":[{{"family":"Alpha"}}]}},"request":{{"method":"PUT","url":"Patient/pat-a"}}}},{{"resource":{{"resourceType":"Patient","id":"pat-c-{kind}","name":[{{"family":"Charlie"}}]}},"request":{{"method":"PUT","url":"Patient/pat-c-{kind}"}}}}]}}"#
+        );
+        let answer = call(
+            &access,
+            &service,
+            &clinician,
+            &with_body("POST", "", &bundle),
+            &[("prefer", "return=minimal")],
+        );
+        assert_eq!(answer.status, 200, "{}", answer.body);
+    }
+    let reader = patient_claims("patient/*.rs");
+    let (code, body) = status(
+        &access,
+        &service,
+        &reader,
+        "GET",
+        "AuditEvent?_count=100",
+        "",
+    );
+    assert_eq!(code, 200);
+    assert!(!body.contains("pat-c"), "{body}");
+}

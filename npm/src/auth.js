@@ -111,6 +111,8 @@ export class TokenVerifier {
         }
         this.#keys = next;
         this.#keysAt = this.#options.now();
+        // A token verified with a key since withdrawn is checked again.
+        this.#verified.clear();
       } finally {
         this.#fetching = undefined;
       }

@@ -57,18 +57,17 @@ export function durableObjectStore(storage) {
   };
 }
 
-/** True for a request served on this machine (`wrangler dev` on 127.0.0.1), never at the edge. */
-function isLocal(url) {
-  return ["localhost", "127.0.0.1", "[::1]"].includes(url.hostname);
-}
-
 /**
  * One tenant's FHIR service. Configured from the worker's environment:
  * - `HEARTH_ISSUER`: the SMART authorization server whose access tokens are required (checked
  *   against its JWKS); `HEARTH_AUDIENCE` (default: the tenant's base URL), `HEARTH_JWKS`,
  *   `HEARTH_ROLES` (a roles file's JSON);
- * - without an issuer, requests are answered without authorization only when served locally
- *   (`wrangler dev`), or everywhere when `HEARTH_NO_AUTH` is `"true"`;
+ * - without an issuer, requests are refused unless `HEARTH_NO_AUTH` is `"true"`: set it in
+ *   `.dev.vars`, which `wrangler dev` reads on this machine and `wrangler deploy` never uploads;
+ * - `HEARTH_AUDIENCE` may name the tenant as `{tenant}` (`https://api.example.org/fhir/{tenant}`):
+ *   a token is for one tenant, never for all;
+ * - `HEARTH_TENANTS`: the tenants served, comma-separated (others are 404 before any object is
+ *   made); without it, any tenant name makes its object on first use;
  * - `HEARTH_ALLOW_ORIGINS`: web origins whose pages may call it, comma-separated.
  */
 export class FhirDurableObject extends DurableObject {
@@ -106,7 +105,12 @@ export class FhirDurableObject extends DurableObject {
     const roles = env.HEARTH_ROLES === undefined ? undefined : String(env.HEARTH_ROLES);
     let oauth;
     if (env.HEARTH_ISSUER) {
-      this.#verifier = new TokenVerifier({ issuer: String(env.HEARTH_ISSUER), audience: String(env.HEARTH_AUDIENCE ?? base), jwks: env.HEARTH_JWKS });
+      const tenant = base.slice(base.lastIndexOf("/") + 1);
+      if (env.HEARTH_AUDIENCE !== undefined && !String(env.HEARTH_AUDIENCE).includes("{tenant}")) {
+        throw new Error("HEARTH_AUDIENCE must name the tenant as {tenant} (https://api.example.org/fhir/{tenant}), so that a token is for one tenant only");
+      }
+      const audience = env.HEARTH_AUDIENCE === undefined ? base : String(env.HEARTH_AUDIENCE).replaceAll("{tenant}", tenant);
+      this.#verifier = new TokenVerifier({ issuer: String(env.HEARTH_ISSUER), audience, jwks: env.HEARTH_JWKS });
     }
     const origins = String(env.HEARTH_ALLOW_ORIGINS ?? "").split(",").map((origin) => origin.trim()).filter(Boolean);
     this.#service = new FhirService({ baseUrl: base, store: this.store, allowedHosts: ["*"], allowedOrigins: origins, access: { roles }, oauth });
@@ -159,8 +163,8 @@ export class FhirDurableObject extends DurableObject {
         const verdict = await this.#verifier.authorize((name) => request.headers.get(name), query);
         claims = verdict.claims ?? { refused: verdict.refused };
       }
-    } else if (!isLocal(url) && this.env?.HEARTH_NO_AUTH !== "true") {
-      return outcome(503, "security", "this FHIR service has no authorization configured (HEARTH_ISSUER), so it answers only when served locally; set HEARTH_ISSUER, or HEARTH_NO_AUTH=true to serve without authorization");
+    } else if (this.env?.HEARTH_NO_AUTH !== "true") {
+      return outcome(503, "security", "this FHIR service has no authorization configured: set HEARTH_ISSUER, or HEARTH_NO_AUTH=true (in .dev.vars for wrangler dev) to serve without authorization");
     }
     const body = method === "GET" || method === "HEAD" ? new Uint8Array() : new Uint8Array(await request.arrayBuffer());
     // The whole interaction in one storage transaction: nothing of it is kept if it fails.
@@ -189,6 +193,9 @@ export default {
     const match = TENANT.exec(url.pathname);
     if (!match) return outcome(404, "not-found", `the FHIR API is at /fhir/<tenant>/, not ${url.pathname}`);
     if (env.HEARTH === undefined) return outcome(500, "exception", "the worker has no Durable Object binding named HEARTH (see wrangler.toml)");
+    if (env.HEARTH_TENANTS !== undefined && !String(env.HEARTH_TENANTS).split(",").map((name) => name.trim()).includes(match[1])) {
+      return outcome(404, "not-found", `there is no tenant "${match[1]}" here`);
+    }
     return env.HEARTH.get(env.HEARTH.idFromName(match[1])).fetch(request);
   },
 };

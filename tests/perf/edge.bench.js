@@ -52,6 +52,7 @@ const mf = new Miniflare({
   ],
   durableObjects: { HEARTH: { className: "FhirDurableObject", useSQLite: true } },
   durableObjectsPersist: persist,
+  bindings: { HEARTH_NO_AUTH: "true" },
 });
 await mf.ready;
 const ready = performance.now();

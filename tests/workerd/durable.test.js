@@ -37,7 +37,7 @@ after(() => {
   rmSync(persist, { recursive: true, force: true });
 });
 
-function start(bindings = {}) {
+function start(bindings = { HEARTH_NO_AUTH: "true" }) {
   return new Miniflare({
     modules: true,
     scriptPath: `${outdir}/do-worker.js`,
@@ -214,5 +214,31 @@ test("with an issuer: a token for patient A gets nothing of patient B", async ()
   } finally {
     await mf.dispose();
     await issuer.close();
+  }
+});
+
+test("without an issuer nothing is answered unless HEARTH_NO_AUTH says so; tenants and audiences are held apart", async () => {
+  const closed = start({});
+  try {
+    const refused = await closed.dispatchFetch("http://localhost/fhir/any/Patient");
+    assert.equal(refused.status, 503);
+    assert.match((await refused.json()).issue[0].diagnostics, /HEARTH_NO_AUTH/);
+  } finally {
+    await closed.dispose();
+  }
+  const listed = start({ HEARTH_NO_AUTH: "true", HEARTH_TENANTS: "clinic-a, clinic-b" });
+  try {
+    assert.equal((await listed.dispatchFetch("http://localhost/fhir/clinic-a/Patient")).status, 200);
+    assert.equal((await listed.dispatchFetch("http://localhost/fhir/junk-1/Patient")).status, 404);
+  } finally {
+    await listed.dispose();
+  }
+  const shared = start({ HEARTH_ISSUER: "http://127.0.0.1:9/", HEARTH_AUDIENCE: "https://api.example.org/fhir" });
+  try {
+    const response = await shared.dispatchFetch("http://localhost/fhir/clinic-a/Patient");
+    assert.equal(response.status, 500);
+    assert.match((await response.json()).issue[0].diagnostics, /\{tenant\}/);
+  } finally {
+    await shared.dispose();
   }
 });

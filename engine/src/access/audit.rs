@@ -135,8 +135,16 @@ impl Event<'_> {
         let several = {
             let mut distinct: Vec<&str> = Vec::new();
             for entity in &self.entities {
-                if let Entity::Patient(id) = entity {
-                    if !distinct.contains(&id.as_str()) {
+                let id = match entity {
+                    Entity::Patient(id) => Some(id.as_str()),
+                    // A Patient read or written (`Patient/x/_history/n`) is about that patient.
+                    Entity::Resource(reference) => reference
+                        .strip_prefix("Patient/")
+                        .and_then(|rest| rest.split('/').next()),
+                    Entity::Query(_) => None,
+                };
+                if let Some(id) = id {
+                    if !distinct.contains(&id) {
                         distinct.push(id);
                     }
                 }

@@ -137,6 +137,10 @@ impl<S: Store> Guard<'_, S> {
                 ("PUT" | "PATCH", [type_name, id]) => {
                     if self.grants(type_name, Interaction::Update).is_empty() {
                         Self::no_scope(type_name, "updating")
+                    } else if let Some(refused) = self.judge_put_body(request, type_name, &method) {
+                        // What a PUT would write is judged before anything is looked up, so that
+                        // the answer is the same whether the id exists out of reach or not.
+                        refused
                     } else if let Some(absent) =
                         self.check_writable(request, type_name, id, &method).await
                     {
@@ -554,6 +558,24 @@ impl<S: Store> Guard<'_, S> {
         }
     }
 
+    /// A PUT whose body would be out of the token's reach, refused (403) before the id is
+    /// looked up; `None` otherwise (other methods, or a body the service will refuse itself).
+    fn judge_put_body(&self, request: &Request, type_name: &str, method: &str) -> Option<Response> {
+        if method != "PUT" {
+            return None;
+        }
+        let resource = parse_resource(&request.body).ok()?;
+        let mut grants = self.grants(type_name, Interaction::Update);
+        grants.extend(self.grants(type_name, Interaction::Create));
+        if Judge::of(self.service).visible(&grants, &resource) {
+            None
+        } else {
+            Some(forbidden(format!(
+                "the {type_name} written would be outside what the token may write (its compartment or its granular scope)"
+            )))
+        }
+    }
+
     /// `None` when `method` (PUT, PATCH, DELETE) may go on to `type_name/id`; otherwise the
     /// answer for an id that does not exist (404), whether it does not or is out of reach, so
     /// that a write tells nothing of what it can not reach, not even through If-Match. A PUT to
@@ -685,24 +707,34 @@ impl<S: Store> Guard<'_, S> {
             .collect();
         let mut types: Vec<&str> = members.iter().map(|(member, _)| *member).collect();
         types.push("Patient");
-        types.retain(|type_name| named.is_empty() || named.contains(type_name));
+        types.retain(|type_name| {
+            if named.is_empty() {
+                *type_name != "AuditEvent"
+            } else {
+                named.contains(type_name)
+            }
+        });
         types.retain(|type_name| !self.read_grants(type_name).is_empty());
         if types.is_empty() {
             return forbidden("the token's scopes allow reading no type of the patient's record");
         }
-        let granular = types.iter().any(|type_name| {
-            self.read_grants(type_name)
-                .iter()
-                .all(|grant| grant.criteria.is_some())
+        // Counts are given only when every type gathered is reached whole within this
+        // patient's record (no granular criteria, no other compartment).
+        let whole = types.iter().all(|type_name| {
+            self.read_grants(type_name).iter().any(|grant| {
+                grant.criteria.is_none()
+                    && grant
+                        .compartment
+                        .as_ref()
+                        .is_none_or(|(focus, focus_id)| focus == "Patient" && focus_id == id)
+            })
         });
         let counting = request
             .query
             .iter()
             .any(|(name, value)| (name == "_summary" && value == "count") || name == "_total");
-        if granular && counting {
-            return forbidden(
-                "$everything gives no count under granular scopes; page through it instead",
-            );
+        if !whole && counting {
+            return forbidden("$everything gives no count when the token reaches the record only in part; page through it instead");
         }
         let mut narrowed = request.clone();
         narrowed.query.retain(|(name, _)| name != "_type");
@@ -710,7 +742,21 @@ impl<S: Store> Guard<'_, S> {
             .query
             .push((String::from("_type"), types.join(",")));
         let response = self.service.handle(&narrowed).await;
-        self.filter_bundle(response, true)
+        let filtered = self.filter_bundle(response, true);
+        if whole {
+            return filtered;
+        }
+        // Reached in part: the total would count what is left out.
+        match parse_resource(filtered.body.as_bytes()) {
+            Ok(mut bundle) if filtered.status == 200 && bundle.type_def().name == "Bundle" => {
+                bundle.remove("total");
+                Response {
+                    body: write_resource(&bundle, Style::Compact),
+                    ..filtered
+                }
+            }
+            _ => filtered,
+        }
     }
 
     async fn create(&self, request: &Request, type_name: &str) -> Response {
@@ -1029,11 +1075,24 @@ impl<S: Store> Guard<'_, S> {
                 "entry {index}: the token's scopes do not allow {what} {type_name} resources"
             )));
         }
-        // References by search (`Patient?identifier=…`) are resolved over the whole store.
-        for target in conditional_reference_types(&entry.body) {
-            if self.probe_allowed(&target).is_err() {
+        // Searches a transaction makes run over the whole store: references by search
+        // (`Patient?identifier=…`), ifNoneExist and conditional URLs. Each must be a search the
+        // token could make freely, chains and _has included.
+        let mut searches = conditional_references(&entry.body);
+        if let Some((_, condition)) = entry
+            .headers
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case("if-none-exist"))
+        {
+            searches.push((type_name.to_string(), query_of(condition)));
+        }
+        if !entry.query.is_empty() {
+            searches.push((type_name.to_string(), entry.query.clone()));
+        }
+        for (target, params) in &searches {
+            if self.probe_allowed(target).is_err() || self.check_probes(target, params).is_err() {
                 return Err(forbidden(format!(
-                    "entry {index}: a conditional reference to {target} is not allowed: the token reaches {target} only in part, and the search would tell about the rest"
+                    "entry {index}: a search of {target} inside a transaction (a conditional reference, ifNoneExist or a conditional URL) is not allowed: it would reach what the token reaches only in part; send it on its own"
                 )));
             }
         }
@@ -1120,21 +1179,36 @@ impl<S: Store> Guard<'_, S> {
     }
 }
 
-/// The types a resource's JSON refers to by search (`"reference":"Patient?identifier=…"`).
-fn conditional_reference_types(body: &[u8]) -> Vec<String> {
+/// The searches a resource's JSON refers by (`"reference":"Patient?identifier=…"`): the type
+/// and the query of each.
+fn conditional_references(body: &[u8]) -> Vec<(String, Vec<(String, String)>)> {
     let text = core::str::from_utf8(body).unwrap_or_default();
-    let mut types = Vec::new();
+    let mut found = Vec::new();
     for (at, _) in text.match_indices(r#""reference":""#) {
         let value = &text[at + r#""reference":""#.len()..];
         let value = value.split('"').next().unwrap_or_default();
-        if let Some((target, _)) = value.split_once('?') {
+        if let Some((target, query)) = value.split_once('?') {
             let target = target.rsplit('/').next().unwrap_or(target).to_string();
-            if !types.contains(&target) {
-                types.push(target);
-            }
+            found.push((target, query_of(query)));
         }
     }
-    types
+    found
+}
+
+/// A query string's decoded pairs.
+fn query_of(query: &str) -> Vec<(String, String)> {
+    query
+        .trim_start_matches('?')
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (
+                crate::rest::decode_component(name, false),
+                crate::rest::decode_component(value, false),
+            )
+        })
+        .collect()
 }
 
 fn entry_resource(entry: &Object) -> Option<&Object> {
