@@ -58,7 +58,7 @@ test("a valid RS256 or ES256 token is accepted; none is refused without an error
   assertRefused(notBearer, "Basic credentials", "invalid_request");
 });
 
-test("every JWT attack is refused", async () => {
+test("every JWT attack is refused", async (t) => {
   const valid = await sign(rsa, claims());
   const [head, body] = valid.split(".");
   const json = (value) => base64Url(new TextEncoder().encode(JSON.stringify(value)));
@@ -87,11 +87,14 @@ test("every JWT attack is refused", async () => {
     "garbage": "not-a-token",
   };
   for (const [name, token] of Object.entries(attacks)) {
-    assertRefused(await get("Patient", token), name);
+    await t.test(`refused: ${name}`, async () => {
+      assertRefused(await get("Patient", token), name);
+    });
   }
-  // A token in the query string is refused even when it is valid.
-  const inQuery = await get(`Patient?access_token=${valid}`, valid);
-  assertRefused(inQuery, "token in the query string", "invalid_request");
+  await t.test("refused: a token in the query string, even a valid one", async () => {
+    const inQuery = await get(`Patient?access_token=${valid}`, valid);
+    assertRefused(inQuery, "token in the query string", "invalid_request");
+  });
   // Refusals are recorded.
   const audit = await get("AuditEvent?outcome=4&_summary=count", valid);
   assert.equal(audit.status, 200);
