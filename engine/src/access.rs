@@ -196,7 +196,7 @@ impl Grant {
 /// Types that hold no one's health data (directories, medication knowledge, terminology and
 /// conformance, knowledge artifacts): a token held to a compartment may read and search them
 /// as its scopes say. Every other type outside the compartment is out of its reach.
-pub(crate) const SHARED_TYPES: [&str; 27] = [
+const SHARED_TYPES: [&str; 27] = [
     "Practitioner",
     "PractitionerRole",
     "Organization",
@@ -375,29 +375,46 @@ impl Access {
     }
 
     /// True when `claims` reach every interaction on every type without restriction (a
-    /// `system/*.*` token): requests go to the service as they are.
+    /// `system/*.*` token): requests go to the service as they are. Each interaction needs a
+    /// wildcard scope without criteria, of the system, or of the user and, with roles, a role
+    /// of the user allowing every type without criteria or compartment.
     fn unrestricted(&self, claims: &Claims) -> bool {
-        let all = [
+        let whole = |scope: &scope::Scope, interaction: Interaction| {
+            scope.resource.is_none()
+                && scope.query.is_empty()
+                && scope.permissions.allow(interaction)
+        };
+        let role_allows_all = |interaction: Interaction| match &self.roles {
+            None => true,
+            Some(roles) => claims
+                .roles
+                .iter()
+                .filter_map(|name| roles.get(name))
+                .any(|role| {
+                    role.compartment.is_none()
+                        && role
+                            .allows
+                            .iter()
+                            .any(|allowed| whole(allowed, interaction))
+                }),
+        };
+        [
             Interaction::Create,
             Interaction::Read,
             Interaction::Update,
             Interaction::Delete,
             Interaction::Search,
-        ];
-        // A wildcard scope covers every type alike, so one type stands for all.
-        all.iter().all(|interaction| {
+        ]
+        .into_iter()
+        .all(|interaction| {
             claims.scopes.resources.iter().any(|scope| {
-                scope.resource.is_none()
-                    && scope.query.is_empty()
-                    && scope.permissions.allow(*interaction)
-            }) && self
-                .grants(claims, "Observation", *interaction)
-                .iter()
-                .any(Grant::unrestricted)
-                && self
-                    .grants(claims, "Patient", *interaction)
-                    .iter()
-                    .any(Grant::unrestricted)
+                whole(scope, interaction)
+                    && match scope.context {
+                        Context::System => true,
+                        Context::User => role_allows_all(interaction),
+                        Context::Patient => false,
+                    }
+            })
         })
     }
 

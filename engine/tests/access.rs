@@ -1549,3 +1549,71 @@ fn second_review_attacks_are_refused() {
     assert_eq!(code, 200);
     assert!(!body.contains("pat-c"), "{body}");
 }
+
+/// Found on reading the change again: a role that allows some types only, under a `user/*`
+/// scope, reaches those types only; a version of a resource that was out of reach before it
+/// came into reach stays out of its history.
+#[test]
+fn partial_roles_and_old_versions_stay_out_of_reach() {
+    let service = service();
+    let partial = Access::with_roles(
+        Roles::from_json(r#"{"roles":{"front":{"allow":["Patient.cruds","Observation.cruds"]}}}"#)
+            .expect("roles"),
+    );
+    let front = Claims {
+        scopes: Scopes::parse("user/*.cruds"),
+        roles: vec!["front".into()],
+        ..Claims::default()
+    };
+    assert_eq!(
+        status(&partial, &service, &front, "GET", "Patient/pat-b", "").0,
+        200
+    );
+    assert_eq!(
+        status(&partial, &service, &front, "GET", "Condition/cond-b", "").0,
+        403
+    );
+    assert_eq!(
+        status(&partial, &service, &front, "GET", "Condition", "").0,
+        403
+    );
+
+    // B's observation is moved to A by someone allowed to; A's token sees its history from then.
+    let access = Access::new();
+    let system = Claims {
+        scopes: Scopes::parse("system/*.*"),
+        ..Claims::default()
+    };
+    let moved = r#"{"resourceType":"Observation","id":"obs-b-vital","status":"final","code":{"text":"moved"},"subject":{"reference":"Patient/pat-a"}}"#;
+    assert_eq!(
+        status(
+            &access,
+            &service,
+            &system,
+            "PUT",
+            "Observation/obs-b-vital",
+            moved
+        )
+        .0,
+        200
+    );
+    let cruds = patient_claims("patient/*.cruds");
+    let (code, body) = status(
+        &access,
+        &service,
+        &cruds,
+        "GET",
+        "Observation/obs-b-vital/_history",
+        "",
+    );
+    assert_eq!(code, 200, "{body}");
+    let history: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let versions: Vec<&str> = history["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["resource"]["meta"]["versionId"].as_str().unwrap())
+        .collect();
+    assert_eq!(versions, ["2"], "{body}");
+    assert!(!body.contains("pat-b"), "{body}");
+}

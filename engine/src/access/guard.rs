@@ -1131,6 +1131,8 @@ impl<S: Store> Guard<'_, S> {
         else {
             return response;
         };
+        // A transaction's answer shows what it wrote, each write checked as it was made.
+        let transaction = bundle.text("type") == Some("transaction-response");
         let before = bundle.fields.len();
         bundle.fields.retain(|field| {
             if field.element != entry_element {
@@ -1151,7 +1153,7 @@ impl<S: Store> Guard<'_, S> {
                 Some(resource) if resource.type_def().name == "OperationOutcome" => true,
                 Some(resource) => {
                     judge.visible(&self.read_grants(resource.type_def().name), resource)
-                        || self.written_here(entry, resource)
+                        || (transaction && self.may_write(resource.type_def().name))
                 }
                 None => true,
             }
@@ -1167,15 +1169,10 @@ impl<S: Store> Guard<'_, S> {
         }
     }
 
-    /// A transaction's answer shows what it wrote, checked when written.
-    fn written_here(&self, entry: &Object, resource: &Object) -> bool {
-        entry.objects("response").next().is_some()
-            && (!self
-                .grants(resource.type_def().name, Interaction::Create)
-                .is_empty()
-                || !self
-                    .grants(resource.type_def().name, Interaction::Update)
-                    .is_empty())
+    /// Whether the claims may create or update `type_name` resources.
+    fn may_write(&self, type_name: &str) -> bool {
+        !self.grants(type_name, Interaction::Create).is_empty()
+            || !self.grants(type_name, Interaction::Update).is_empty()
     }
 }
 
