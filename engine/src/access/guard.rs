@@ -30,6 +30,14 @@ pub(super) struct Guard<'a, S: Store> {
     pub gate: Rc<Gate>,
 }
 
+/// Where a resource stands: never written, live, or deleted, with the content of its last
+/// version in force (`None` when it does not read).
+enum Standing {
+    Absent,
+    Live(Option<Object>),
+    Deleted(Option<Object>),
+}
+
 /// How a search of one type is narrowed to what the claims reach.
 struct Narrowing {
     /// Search within this compartment (`Patient`, `123`).
@@ -55,11 +63,6 @@ fn concrete_type(name: &str) -> Option<&'static str> {
         .map(crate::model::type_def)
         .filter(|def| def.is_concrete_resource())
         .map(|def| def.name)
-}
-
-fn etag_version(response: &Response) -> Option<u64> {
-    let tag = response.header("ETag")?;
-    tag.trim_start_matches("W/").trim_matches('"').parse().ok()
 }
 
 impl<S: Store> Guard<'_, S> {
@@ -141,9 +144,7 @@ impl<S: Store> Guard<'_, S> {
                         // What a PUT would write is judged before anything is looked up, so that
                         // the answer is the same whether the id exists out of reach or not.
                         refused
-                    } else if let Some(absent) =
-                        self.check_writable(request, type_name, id, &method).await
-                    {
+                    } else if let Some(absent) = self.check_writable(type_name, id, &method).await {
                         absent
                     } else {
                         self.gated(request).await
@@ -152,9 +153,7 @@ impl<S: Store> Guard<'_, S> {
                 ("DELETE", [type_name, id]) => {
                     if self.grants(type_name, Interaction::Delete).is_empty() {
                         Self::no_scope(type_name, "deleting")
-                    } else if let Some(absent) =
-                        self.check_writable(request, type_name, id, &method).await
-                    {
+                    } else if let Some(absent) = self.check_writable(type_name, id, &method).await {
                         absent
                     } else {
                         self.gated(request).await
@@ -500,8 +499,48 @@ impl<S: Store> Guard<'_, S> {
         self.filter_bundle(response, false)
     }
 
-    /// `None` when `type_name/id` can be read with these claims; otherwise the answer for a
-    /// resource that is absent (404) or not allowed at all (403).
+    /// Where `type_name/id` stands in the store, read directly (not as a request, which
+    /// would be answered, metered and shaped for a client).
+    async fn standing(&self, type_name: &str, id: &str) -> Result<Standing, Response> {
+        let store_failed = |err: crate::store::StoreError| {
+            refusal(
+                500,
+                IssueType::Exception,
+                format!("the store failed: {}", err.message),
+            )
+        };
+        let mut tx = self
+            .service
+            .replica_begin(false)
+            .await
+            .map_err(store_failed)?;
+        let Some(state) = Service::<S>::replica_state(&mut tx, type_name, id)
+            .await
+            .map_err(store_failed)?
+        else {
+            return Ok(Standing::Absent);
+        };
+        // A deletion tells no compartment: the version before it does.
+        let version = if state.deleted {
+            state.version.saturating_sub(1)
+        } else {
+            state.version
+        };
+        let json = Service::<S>::replica_version(&mut tx, type_name, id, version)
+            .await
+            .map_err(store_failed)?;
+        let content = json.and_then(|json| parse_resource(json.as_bytes()).ok());
+        Ok(if state.deleted {
+            Standing::Deleted(content)
+        } else {
+            Standing::Live(content)
+        })
+    }
+
+    /// `None` when `type_name/id` can be read with these claims, or does not exist (the
+    /// service then answers for it); otherwise the answer for a resource that is out of reach
+    /// (404, as if absent), deleted (410, when its last version was in reach), or of a type not
+    /// granted (403).
     async fn check_readable(
         &self,
         request: &Request,
@@ -512,49 +551,35 @@ impl<S: Store> Guard<'_, S> {
         if grants.is_empty() {
             return Some(Self::no_scope(type_name, "reading"));
         }
-        let plain = Request {
-            method: String::from("GET"),
-            path: format!("{type_name}/{id}"),
-            query: Vec::new(),
-            headers: request
-                .headers
-                .iter()
-                .filter(|(name, _)| {
-                    name.eq_ignore_ascii_case("host") || name.eq_ignore_ascii_case("origin")
-                })
-                .cloned()
-                .collect(),
-            body: Vec::new(),
+        let judge = Judge::of(self.service);
+        let visible = |content: &Option<Object>| {
+            content
+                .as_ref()
+                .is_some_and(|resource| judge.visible(&grants, resource))
         };
-        let response = self.service.handle(&plain).await;
-        match response.status {
-            200 => {
-                let judge = Judge::of(self.service);
-                match parse_resource(response.body.as_bytes()) {
-                    Ok(resource) if judge.visible(&grants, &resource) => None,
-                    _ => Some(not_found(type_name, id)),
-                }
-            }
-            410 => {
-                // A deletion tells no compartment: the version before it does.
-                let before = etag_version(&response).and_then(|v| v.checked_sub(1));
-                let Some(before) = before.filter(|v| *v > 0) else {
-                    return Some(not_found(type_name, id));
+        match self.standing(type_name, id).await {
+            Err(failed) => Some(failed),
+            Ok(Standing::Absent) => Some(not_found(type_name, id)),
+            Ok(Standing::Live(content)) if visible(&content) => None,
+            Ok(Standing::Deleted(content)) if visible(&content) => {
+                // The service's own answer for the deletion (410 with its version).
+                let plain = Request {
+                    method: String::from("GET"),
+                    path: format!("{type_name}/{id}"),
+                    query: Vec::new(),
+                    headers: request
+                        .headers
+                        .iter()
+                        .filter(|(name, _)| {
+                            name.eq_ignore_ascii_case("host") || name.eq_ignore_ascii_case("origin")
+                        })
+                        .cloned()
+                        .collect(),
+                    body: Vec::new(),
                 };
-                let vread = Request {
-                    path: format!("{type_name}/{id}/_history/{before}"),
-                    ..plain
-                };
-                let earlier = self.service.handle(&vread).await;
-                let judge = Judge::of(self.service);
-                match parse_resource(earlier.body.as_bytes()) {
-                    Ok(resource) if earlier.status == 200 && judge.visible(&grants, &resource) => {
-                        Some(response)
-                    }
-                    _ => Some(not_found(type_name, id)),
-                }
+                Some(self.service.handle(&plain).await)
             }
-            _ => Some(response),
+            Ok(_) => Some(not_found(type_name, id)),
         }
     }
 
@@ -580,55 +605,23 @@ impl<S: Store> Guard<'_, S> {
     /// answer for an id that does not exist (404), whether it does not or is out of reach, so
     /// that a write tells nothing of what it can not reach, not even through If-Match. A PUT to
     /// an id never used goes on (a create, checked as one when written).
-    async fn check_writable(
-        &self,
-        request: &Request,
-        type_name: &str,
-        id: &str,
-        method: &str,
-    ) -> Option<Response> {
+    async fn check_writable(&self, type_name: &str, id: &str, method: &str) -> Option<Response> {
         let interaction = if method == "DELETE" {
             Interaction::Delete
         } else {
             Interaction::Update
         };
         let grants = self.grants(type_name, interaction);
-        let plain = Request {
-            method: String::from("GET"),
-            path: format!("{type_name}/{id}"),
-            query: Vec::new(),
-            headers: request
-                .headers
-                .iter()
-                .filter(|(name, _)| {
-                    name.eq_ignore_ascii_case("host") || name.eq_ignore_ascii_case("origin")
-                })
-                .cloned()
-                .collect(),
-            body: Vec::new(),
-        };
-        let current = self.service.handle(&plain).await;
         let judge = Judge::of(self.service);
-        let content = match current.status {
-            200 => current.body,
-            410 => {
-                let before = etag_version(&current).and_then(|v| v.checked_sub(1));
-                let Some(before) = before.filter(|v| *v > 0) else {
-                    return Some(not_found(type_name, id));
-                };
-                let vread = Request {
-                    path: format!("{type_name}/{id}/_history/{before}"),
-                    ..plain
-                };
-                self.service.handle(&vread).await.body
+        match self.standing(type_name, id).await {
+            Err(failed) => Some(failed),
+            Ok(Standing::Absent) if method == "PUT" => None,
+            Ok(Standing::Live(Some(resource)) | Standing::Deleted(Some(resource)))
+                if judge.visible(&grants, &resource) =>
+            {
+                None
             }
-            404 if method == "PUT" => return None,
-            404 => return Some(not_found(type_name, id)),
-            _ => return Some(current),
-        };
-        match parse_resource(content.as_bytes()) {
-            Ok(resource) if judge.visible(&grants, &resource) => None,
-            _ => Some(not_found(type_name, id)),
+            Ok(_) => Some(not_found(type_name, id)),
         }
     }
 
@@ -895,9 +888,7 @@ impl<S: Store> Guard<'_, S> {
                     .and_then(|resource| resource.id().map(ToString::to_string));
                 let create = match body_id {
                     Some(id) => {
-                        if let Some(absent) =
-                            self.check_writable(request, type_name, &id, "PUT").await
-                        {
+                        if let Some(absent) = self.check_writable(type_name, &id, "PUT").await {
                             return absent;
                         }
                         by_id(&id)
@@ -1030,9 +1021,8 @@ impl<S: Store> Guard<'_, S> {
                     let segments: Vec<&str> = entry.path.trim_matches('/').split('/').collect();
                     if let [type_name, id] = segments.as_slice() {
                         if matches!(entry.method.as_str(), "PUT" | "PATCH" | "DELETE") {
-                            if let Some(absent) = self
-                                .check_writable(request, type_name, id, &entry.method)
-                                .await
+                            if let Some(absent) =
+                                self.check_writable(type_name, id, &entry.method).await
                             {
                                 return refusal(
                                     absent.status,
