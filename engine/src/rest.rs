@@ -211,10 +211,10 @@ mod records;
 mod replica;
 mod search;
 
-pub(crate) use bundle::{entries_json, relative, response_entry};
+pub(crate) use bundle::{entries_json, entries_of, relative, response_entry};
 pub use limits::{Limits, Policy};
 pub(crate) use replica::{in_compartment, LocalState};
-pub(crate) use search::{decode_component, encode_component, query_pairs};
+pub(crate) use search::{encode_component, query_pairs};
 
 fn key(parts: &[&str]) -> Vec<u8> {
     let mut res = Vec::new();

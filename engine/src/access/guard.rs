@@ -804,18 +804,7 @@ impl<S: Store> Guard<'_, S> {
         type_name: &str,
         condition: &str,
     ) -> Result<Vec<String>, Response> {
-        let mut params: Vec<(String, String)> = condition
-            .trim_start_matches('?')
-            .split('&')
-            .filter(|pair| !pair.is_empty())
-            .map(|pair| {
-                let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-                (
-                    crate::rest::decode_component(name, false),
-                    crate::rest::decode_component(value, false),
-                )
-            })
-            .collect();
+        let mut params = crate::rest::query_pairs(condition.trim_start_matches('?'), false);
         params.push((String::from("_count"), String::from("2")));
         params.push((String::from("_elements"), String::from("id")));
         self.search_ids(request, type_name, params).await
@@ -935,56 +924,16 @@ impl<S: Store> Guard<'_, S> {
             // Not a Bundle: the service's answer says why, and runs nothing.
             _ => return self.service.handle(request).await,
         };
+        let Ok(entries) = crate::rest::entries_of(&bundle) else {
+            // An entry without a request: the service's answer says which.
+            return self.service.handle(request).await;
+        };
         let base = self.service.base().to_string();
-        let mut requests = Vec::new();
-        for (index, entry) in bundle.objects("entry").enumerate() {
-            let Some(entry_request) = entry.objects("request").next() else {
-                return self.service.handle(request).await;
-            };
-            let url = entry_request.text("url").unwrap_or_default();
-            let (path, query) = url.split_once('?').unwrap_or((url, ""));
-            let mut headers: Vec<(String, String)> = request
-                .headers
-                .iter()
-                .filter(|(name, _)| {
-                    name.eq_ignore_ascii_case("prefer")
-                        || name.eq_ignore_ascii_case("host")
-                        || name.eq_ignore_ascii_case("origin")
-                })
-                .cloned()
-                .collect();
-            if let Some(if_match) = entry_request.text("ifMatch") {
-                headers.push((String::from("if-match"), if_match.to_string()));
-            }
-            if let Some(condition) = entry_request.text("ifNoneExist") {
-                headers.push((String::from("if-none-exist"), condition.to_string()));
-            }
-            requests.push((
-                index,
-                Request {
-                    method: entry_request
-                        .text("method")
-                        .unwrap_or_default()
-                        .to_ascii_uppercase(),
-                    path: crate::rest::relative(path, &base),
-                    query: query
-                        .split('&')
-                        .filter(|pair| !pair.is_empty())
-                        .map(|pair| {
-                            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-                            (
-                                crate::rest::decode_component(name, false),
-                                crate::rest::decode_component(value, false),
-                            )
-                        })
-                        .collect(),
-                    headers,
-                    body: entry_resource(entry)
-                        .map(|resource| write_resource(resource, Style::Compact).into_bytes())
-                        .unwrap_or_default(),
-                },
-            ));
-        }
+        let requests: Vec<(usize, Request)> = entries
+            .iter()
+            .map(|entry| entry.request(&base, request))
+            .enumerate()
+            .collect();
         match bundle.text("type") {
             Some("batch") => {
                 let mut answers = Vec::new();
@@ -1074,7 +1023,10 @@ impl<S: Store> Guard<'_, S> {
             .iter()
             .find(|(name, _)| name.eq_ignore_ascii_case("if-none-exist"))
         {
-            searches.push((type_name.to_string(), query_of(condition)));
+            searches.push((
+                type_name.to_string(),
+                crate::rest::query_pairs(condition.trim_start_matches('?'), false),
+            ));
         }
         if !entry.query.is_empty() {
             searches.push((type_name.to_string(), entry.query.clone()));
@@ -1176,26 +1128,10 @@ fn conditional_references(body: &[u8]) -> Vec<(String, Vec<(String, String)>)> {
         let value = value.split('"').next().unwrap_or_default();
         if let Some((target, query)) = value.split_once('?') {
             let target = target.rsplit('/').next().unwrap_or(target).to_string();
-            found.push((target, query_of(query)));
+            found.push((target, crate::rest::query_pairs(query, false)));
         }
     }
     found
-}
-
-/// A query string's decoded pairs.
-fn query_of(query: &str) -> Vec<(String, String)> {
-    query
-        .trim_start_matches('?')
-        .split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            (
-                crate::rest::decode_component(name, false),
-                crate::rest::decode_component(value, false),
-            )
-        })
-        .collect()
 }
 
 fn entry_resource(entry: &Object) -> Option<&Object> {

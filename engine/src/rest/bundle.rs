@@ -14,13 +14,74 @@ use crate::store::{Store, StoreError, Transaction};
 use crate::validation::{self, ValidateOptions};
 
 /// One entry of the request Bundle.
-struct Entry {
+pub(crate) struct Entry {
     method: String,
     url: String,
     full_url: Option<String>,
     if_match: Option<String>,
     if_none_exist: Option<String>,
     resource: Option<Object>,
+}
+
+impl Entry {
+    /// The request the entry stands for, as if sent alone: its method, its URL relative to
+    /// `base` with the query decoded, `ifMatch` and `ifNoneExist` as headers, the resource as
+    /// body, and the headers of the Bundle's own request that apply to each entry.
+    pub(crate) fn request(&self, base: &str, outer: &Request) -> Request {
+        let (path, query) = self.url.split_once('?').unwrap_or((&self.url, ""));
+        let mut headers: Vec<(String, String)> = outer
+            .headers
+            .iter()
+            .filter(|(name, _)| {
+                ["x-validation", "prefer", "host", "origin"]
+                    .iter()
+                    .any(|kept| name.eq_ignore_ascii_case(kept))
+            })
+            .cloned()
+            .collect();
+        if let Some(if_match) = &self.if_match {
+            headers.push((String::from("if-match"), if_match.clone()));
+        }
+        if let Some(if_none_exist) = &self.if_none_exist {
+            headers.push((String::from("if-none-exist"), if_none_exist.clone()));
+        }
+        Request {
+            method: self.method.to_ascii_uppercase(),
+            path: relative(path, base),
+            query: super::search::query_pairs(query, false),
+            headers,
+            body: self
+                .resource
+                .as_ref()
+                .map(|resource| write_resource(resource, Style::Compact).into_bytes())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// The entries of a batch or transaction Bundle; the index of the first without `request`.
+pub(crate) fn entries_of(bundle: &Object) -> Result<Vec<Entry>, usize> {
+    let mut entries = Vec::new();
+    for (index, entry) in bundle.values("entry").enumerate() {
+        let Value::Complex(entry) = entry else {
+            continue;
+        };
+        let Some(entry_request) = entry.objects("request").next() else {
+            return Err(index);
+        };
+        entries.push(Entry {
+            method: entry_request.text("method").unwrap_or_default().to_string(),
+            url: entry_request.text("url").unwrap_or_default().to_string(),
+            full_url: entry.text("fullUrl").map(ToString::to_string),
+            if_match: entry_request.text("ifMatch").map(ToString::to_string),
+            if_none_exist: entry_request.text("ifNoneExist").map(ToString::to_string),
+            resource: entry.values("resource").find_map(|value| match value {
+                Value::Resource(resource) => Some((**resource).clone()),
+                _ => None,
+            }),
+        });
+    }
+    Ok(entries)
 }
 
 /// What a transaction entry did.
@@ -153,26 +214,12 @@ impl<S: Store> Service<S> {
                 ),
             );
         }
-        let mut entries = Vec::new();
-        for (index, entry) in bundle.values("entry").enumerate() {
-            let Value::Complex(entry) = entry else {
-                continue;
-            };
-            let Some(entry_request) = entry.objects("request").next() else {
-                return entry_error(index, 400, IssueType::Required, "expected entry.request");
-            };
-            entries.push(Entry {
-                method: entry_request.text("method").unwrap_or_default().to_string(),
-                url: entry_request.text("url").unwrap_or_default().to_string(),
-                full_url: entry.text("fullUrl").map(ToString::to_string),
-                if_match: entry_request.text("ifMatch").map(ToString::to_string),
-                if_none_exist: entry_request.text("ifNoneExist").map(ToString::to_string),
-                resource: entry.values("resource").find_map(|value| match value {
-                    Value::Resource(resource) => Some((**resource).clone()),
-                    _ => None,
-                }),
-            });
-        }
+        let entries = match entries_of(&bundle) {
+            Ok(entries) => entries,
+            Err(index) => {
+                return entry_error(index, 400, IssueType::Required, "expected entry.request")
+            }
+        };
         match kind.as_str() {
             "batch" => self.batch(request, entries).await,
             "transaction" => self.transaction(request, entries).await,
@@ -201,43 +248,8 @@ impl<S: Store> Service<S> {
                 )));
                 continue;
             }
-            let (path, query) = entry.url.split_once('?').unwrap_or((&entry.url, ""));
-            let path = relative(path, &self.base_url);
-            let mut headers: Vec<(String, String)> = request
-                .headers
-                .iter()
-                .filter(|(name, _)| {
-                    name.eq_ignore_ascii_case("x-validation") || name.eq_ignore_ascii_case("prefer")
-                })
-                .cloned()
-                .collect();
-            if let Some(if_match) = &entry.if_match {
-                headers.push((String::from("if-match"), if_match.clone()));
-            }
-            if let Some(if_none_exist) = &entry.if_none_exist {
-                headers.push((String::from("if-none-exist"), if_none_exist.clone()));
-            }
-            let single = Request {
-                method: entry.method.to_ascii_uppercase(),
-                path: path.clone(),
-                query: query
-                    .split('&')
-                    .filter(|pair| !pair.is_empty())
-                    .map(|pair| {
-                        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-                        (
-                            super::search::decode_component(name, false),
-                            super::search::decode_component(value, false),
-                        )
-                    })
-                    .collect(),
-                headers,
-                body: entry
-                    .resource
-                    .as_ref()
-                    .map(|resource| write_resource(resource, Style::Compact).into_bytes())
-                    .unwrap_or_default(),
-            };
+            let single = entry.request(&self.base_url, request);
+            let path = single.path.clone();
             let segments: Vec<&str> = if path.is_empty() {
                 Vec::new()
             } else {

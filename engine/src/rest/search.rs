@@ -28,7 +28,7 @@ pub(crate) fn encode_component(text: &str) -> String {
 }
 
 /// Decodes `%XX` escapes and, in form bodies, `+` as a space.
-pub(crate) fn decode_component(text: &str, plus_is_space: bool) -> String {
+pub(super) fn decode_component(text: &str, plus_is_space: bool) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut idx = 0;
