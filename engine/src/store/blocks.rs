@@ -392,7 +392,10 @@ impl Committed {
             self.recent
                 .insert(key.into_boxed_slice(), value.map(Vec::into_boxed_slice));
         }
-        if self.recent.len() > self.recent_limit {
+        // A fold costs about as much as there are blocks (their first keys are read, and each
+        // block with a change is written again), so the recent changes may grow with the blocks:
+        // folding once per two changes a block keeps the cost per change constant.
+        if self.recent.len() > self.recent_limit.max(self.blocks.len() * 2) {
             self.fold();
         }
     }

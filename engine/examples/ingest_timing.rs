@@ -1,0 +1,99 @@
+//! Times ingest natively, the way `FhirStore.import` stores resources: transaction Bundles of
+//! `PUT`s into a service over the in-memory store, validated, every search index written.
+//! `cargo run --release -p hearth-engine --example ingest_timing -- FILE.ndjson [BATCH]`
+//! prints the rate of each tenth of the file, so that a rate falling as the store grows shows.
+use std::time::Instant;
+
+use hearth_engine::rest::{Clock, IdSource, Request, Service};
+use hearth_engine::store::{block_on, MemoryStore};
+
+struct FixedClock;
+impl Clock for FixedClock {
+    fn now(&self) -> String {
+        String::from("2026-12-03T10:00:00.000Z")
+    }
+}
+
+#[derive(Default)]
+struct Counter(core::cell::Cell<u64>);
+impl IdSource for Counter {
+    fn next_id(&self) -> String {
+        self.0.set(self.0.get() + 1);
+        format!("id{}", self.0.get())
+    }
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let file = args.next().unwrap_or_else(|| String::from("data.ndjson"));
+    let batch: usize = args.next().and_then(|b| b.parse().ok()).unwrap_or(500);
+    let text = std::fs::read_to_string(&file).unwrap_or_default();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .collect();
+    let service = Service::new(
+        MemoryStore::default(),
+        Box::new(FixedClock),
+        Box::<Counter>::default(),
+        "https://hearth.local/fhir",
+    );
+    let tenth = (lines.len() / 10).max(1);
+    let start = Instant::now();
+    let mut mark = Instant::now();
+    let mut marked = 0;
+    for (at, chunk) in lines.chunks(batch).enumerate() {
+        let mut body = String::from(r#"{"resourceType":"Bundle","type":"transaction","entry":["#);
+        for (n, line) in chunk.iter().enumerate() {
+            let kind = line
+                .split_once(r#""resourceType":""#)
+                .and_then(|(_, rest)| rest.split_once('"'))
+                .map(|(kind, _)| kind)
+                .unwrap_or_default();
+            let id = line
+                .split_once(r#""id":""#)
+                .and_then(|(_, rest)| rest.split_once('"'))
+                .map(|(id, _)| id)
+                .unwrap_or_default();
+            if n > 0 {
+                body.push(',');
+            }
+            body.push_str(&format!(
+                r#"{{"resource":{line},"request":{{"method":"PUT","url":"{kind}/{id}"}}}}"#
+            ));
+        }
+        body.push_str("]}");
+        let response = block_on(service.handle(&Request {
+            method: "POST".into(),
+            path: String::new(),
+            query: Vec::new(),
+            headers: vec![("content-type".into(), "application/fhir+json".into())],
+            body: body.into_bytes(),
+        }));
+        if response.status != 200 {
+            eprintln!(
+                "batch {at}: {} {}",
+                response.status,
+                response.body.chars().take(400).collect::<String>()
+            );
+            return;
+        }
+        let done = ((at + 1) * batch).min(lines.len());
+        if done - marked >= tenth || done == lines.len() {
+            let seconds = mark.elapsed().as_secs_f64();
+            println!(
+                "{done:>8} resources: {:>7.0}/s over the last {}",
+                (done - marked) as f64 / seconds,
+                done - marked
+            );
+            mark = Instant::now();
+            marked = done;
+        }
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    println!(
+        "ingest: {} resources in {seconds:.1} s, {:.0}/s natively",
+        lines.len(),
+        lines.len() as f64 / seconds
+    );
+}
