@@ -287,6 +287,11 @@ export interface FhirServiceOptions {
   access?: { roles?: FhirRoles | string; audit?: boolean };
   /** The SMART authorization server's endpoints, named in the CapabilityStatement. */
   oauth?: { authorize: string; token: string };
+  /**
+   * Whether a `PUT` may create a resource under an id the client chose (R4's update-as-create;
+   * default true). With false, such a `PUT` answers 405 and new resources come by `POST`.
+   */
+  updateCreate?: boolean;
 }
 
 /**

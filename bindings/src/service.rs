@@ -686,6 +686,18 @@ impl FhirService {
         });
     }
 
+    /// Sets whether a `PUT` may create a resource under an id the client chose (R4's
+    /// update-as-create; on by default). Off, such a `PUT` answers 405 and the
+    /// CapabilityStatement says `updateCreate: false`.
+    #[wasm_bindgen(js_name = setUpdateCreate)]
+    pub fn set_update_create(&mut self, allowed: bool) {
+        with_service!(&mut self.backend, service => {
+            if let Some(service) = Rc::get_mut(service) {
+                service.set_update_create(allowed);
+            }
+        });
+    }
+
     /// Judges the requests that come with claims by `roles` (a roles file's JSON: what each
     /// role allows `user/` scopes to reach; none: scopes alone) and records them in the audit
     /// trail unless `audit` is false.

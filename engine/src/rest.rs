@@ -181,6 +181,9 @@ pub struct Service<S: Store> {
     gate: RefCell<Option<alloc::rc::Rc<dyn WriteGate>>>,
     /// The authorization server's endpoints (authorize, token), for the CapabilityStatement.
     oauth: Option<(String, String)>,
+    /// Whether a `PUT` may create a resource under an id the client chose (R4's
+    /// update-as-create, `updateCreate` in the CapabilityStatement).
+    update_create: bool,
 }
 
 /// Clears the current request's write check when the request ends, even one dropped midway.
@@ -378,6 +381,7 @@ impl<S: Store> Service<S> {
             meter: limits::Meter::new(),
             gate: RefCell::new(None),
             oauth: None,
+            update_create: true,
         }
     }
 
@@ -401,6 +405,22 @@ impl<S: Store> Service<S> {
     /// CapabilityStatement's `rest.security` (`None`: no security section).
     pub fn set_oauth(&mut self, endpoints: Option<(String, String)>) {
         self.oauth = endpoints;
+    }
+
+    /// Sets whether a `PUT` may create a resource under an id the client chose (true by
+    /// default). Without it, such a `PUT` answers 405 and new resources come by `POST`, with
+    /// ids the service assigns.
+    pub fn set_update_create(&mut self, allowed: bool) {
+        self.update_create = allowed;
+    }
+
+    /// Why a `PUT` may not create `type_name/id`, on a service that assigns ids itself.
+    fn refuse_update_create(&self, type_name: &str, id: &str) -> Option<String> {
+        (!self.update_create).then(|| {
+            format!(
+                "{type_name}/{id} does not exist, and this server does not create resources under ids the client chooses (updateCreate is false): create it with POST {type_name}"
+            )
+        })
     }
 
     /// Store entries read by the last request, as counted against [`Limits::max_work`].
@@ -769,8 +789,9 @@ impl<S: Store> Service<S> {
                     ""
                 };
                 format!(
-                    r#"{{"type":"{}","interaction":[{{"code":"read"}},{{"code":"vread"}},{{"code":"update"}},{{"code":"patch"}},{{"code":"delete"}},{{"code":"history-instance"}},{{"code":"history-type"}},{{"code":"create"}},{{"code":"search-type"}}],"versioning":"versioned","readHistory":true,"updateCreate":true,"conditionalCreate":true,"conditionalRead":"modified-since","conditionalUpdate":true,"conditionalDelete":"single","searchInclude":[{}]{}{},"operation":[{{"name":"validate","definition":"http://hl7.org/fhir/OperationDefinition/Resource-validate"}}{everything}]}}"#,
+                    r#"{{"type":"{}","interaction":[{{"code":"read"}},{{"code":"vread"}},{{"code":"update"}},{{"code":"patch"}},{{"code":"delete"}},{{"code":"history-instance"}},{{"code":"history-type"}},{{"code":"create"}},{{"code":"search-type"}}],"versioning":"versioned","readHistory":true,"updateCreate":{},"conditionalCreate":true,"conditionalRead":"modified-since","conditionalUpdate":true,"conditionalDelete":"single","searchInclude":[{}]{}{},"operation":[{{"name":"validate","definition":"http://hl7.org/fhir/OperationDefinition/Resource-validate"}}{everything}]}}"#,
                     def.name,
+                    self.update_create,
                     includes.join(","),
                     if revincludes.is_empty() {
                         String::new()
@@ -1104,6 +1125,11 @@ impl<S: Store> Service<S> {
                         IssueType::Conflict,
                         format!("If-Match {if_match} does not match the current version of {type_name}/{id}"),
                     )));
+                }
+            }
+            if current.is_none() {
+                if let Some(refusal) = self.refuse_update_create(type_name, id) {
+                    return Ok(Err(Response::error(405, IssueType::NotSupported, refusal)));
                 }
             }
             let created = current.as_ref().is_none_or(|current| current.deleted);

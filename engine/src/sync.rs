@@ -19,7 +19,8 @@
 //!   transaction Bundle (a batch when the server has no transaction, or to learn which entry
 //!   a failed transaction refused), `If-Match` on the base's remote version (never an update
 //!   without it); a new resource is a `PUT` with its local id, so a reply that never came
-//!   cannot make a duplicate. A push without a usable reply is followed by a pull before it is
+//!   cannot make a duplicate, or, where the server assigns ids, a `POST` with `If-None-Exist`
+//!   ([`create`]). A push without a usable reply is followed by a pull before it is
 //!   sent again, and so is an entry the server found stale; a push refused whole (not
 //!   authorised, redirected, too large) ends the sync with its edits kept for the next one.
 //!
@@ -27,6 +28,7 @@
 //! push's results and the checkpoints are each written in one store transaction with the
 //! records that describe them ([`local`]).
 
+mod create;
 mod local;
 mod merge;
 mod wire;
@@ -232,6 +234,9 @@ struct Pushed {
     deleted: bool,
     /// The base's remote version, for `If-Match` (none for a new resource).
     if_match: Option<String>,
+    /// For a new resource on a server that assigns ids: the `If-None-Exist` query of its
+    /// `POST` ([`create`]).
+    create: Option<String>,
 }
 
 #[derive(Debug)]
@@ -1189,6 +1194,37 @@ impl Sync {
             let mut tx = local.replica_begin(true).await?;
             tx.prefetch(&ahead).await?;
             let mut counts = (0, 0, 0);
+            for item in &page.items {
+                // Made by a POST of this store whose reply never came (this version or an
+                // older one of a history): what is here moves to the server's id, with the
+                // version sent as the base, and what the server holds now is read by id and
+                // merges with it.
+                if let Some((local_id, sent)) =
+                    create::made_by_pending(&mut tx, &self.remote, item).await?
+                {
+                    self.refresh
+                        .insert((item.type_name.clone(), item.id.clone()));
+                    create::adopt(
+                        local,
+                        &mut tx,
+                        &self.remote,
+                        &item.type_name,
+                        &local_id,
+                        &item.id,
+                        sent,
+                        "",
+                    )
+                    .await?;
+                    let dependents = local::unpushed::<S, _>(&mut tx, &self.remote).await?;
+                    create::point_references(
+                        local,
+                        &mut tx,
+                        &[(item.type_name.clone(), local_id, item.id.clone())],
+                        &dependents,
+                    )
+                    .await?;
+                }
+            }
             for (item, object, in_scope) in &checked {
                 if !in_scope {
                     let known = local::base(&mut tx, &self.remote, &item.type_name, &item.id)
@@ -1236,6 +1272,8 @@ impl Sync {
         let mut bodies = Vec::new();
         let mut considered: BTreeSet<(String, String)> = BTreeSet::new();
         let (mut retry_drop, mut retry_add) = (Vec::new(), Vec::new());
+        // Changes that refer to new resources the server has not given ids yet.
+        let mut deferred: Vec<(Pushed, Option<String>)> = Vec::new();
         for (key, _) in local::retries(&mut tx, &remote).await? {
             if items.len() >= self.options.push_size {
                 break;
@@ -1244,10 +1282,18 @@ impl Sync {
             if self.attempted.contains(&key) || !self.in_scope(&key.0) {
                 continue;
             }
-            match self.pushable::<S, _>(&mut tx, &key.0, &key.1).await? {
+            match self.pushable(local, &mut tx, &key.0, &key.1).await? {
                 Pushable::Send(pushed) => {
-                    bodies.push(Self::body::<S, _>(&mut tx, &pushed).await?);
-                    items.push(pushed);
+                    let body = Self::body(local, &mut tx, &pushed).await?;
+                    if self
+                        .waits_for_ids(local, &mut tx, &pushed, body.as_deref())
+                        .await?
+                    {
+                        deferred.push((pushed, body));
+                    } else {
+                        bodies.push(body);
+                        items.push(pushed);
+                    }
                 }
                 Pushable::Nothing => retry_drop.push(key),
                 Pushable::AfterPull => {
@@ -1283,10 +1329,18 @@ impl Sync {
                     self.again = true;
                     continue;
                 }
-                match self.pushable::<S, _>(&mut tx, &key.0, &key.1).await? {
+                match self.pushable(local, &mut tx, &key.0, &key.1).await? {
                     Pushable::Send(pushed) => {
-                        bodies.push(Self::body::<S, _>(&mut tx, &pushed).await?);
-                        items.push(pushed);
+                        let body = Self::body(local, &mut tx, &pushed).await?;
+                        if self
+                            .waits_for_ids(local, &mut tx, &pushed, body.as_deref())
+                            .await?
+                        {
+                            deferred.push((pushed, body));
+                        } else {
+                            bodies.push(body);
+                            items.push(pushed);
+                        }
                     }
                     Pushable::Nothing => {}
                     Pushable::AfterPull => {
@@ -1298,8 +1352,27 @@ impl Sync {
             }
         }
         drop(tx);
-        if !retry_drop.is_empty() || !retry_add.is_empty() {
+        if items.is_empty() {
+            // Nothing else to send: new resources that refer to one another (or to one this
+            // sync does not push) go as they are, and are pushed again once rewritten.
+            for (pushed, body) in deferred.drain(..) {
+                items.push(pushed);
+                bodies.push(body);
+            }
+        }
+        for (pushed, _) in &deferred {
+            retry_add.push((pushed.type_name.clone(), pushed.id.clone()));
+            self.again = true;
+        }
+        let creates: Vec<&Pushed> = items
+            .iter()
+            .filter(|item| item.create.is_some() && !item.deleted)
+            .collect();
+        if !retry_drop.is_empty() || !retry_add.is_empty() || !creates.is_empty() {
             let mut tx = local.replica_begin(true).await?;
+            for item in creates {
+                create::pin(&mut tx, &remote, &item.type_name, &item.id, item.local);
+            }
             for (type_name, id) in &retry_drop {
                 tx.delete(ykey(&remote, &["q", type_name, id]));
             }
@@ -1319,6 +1392,35 @@ impl Sync {
         Ok((items, log_to, bodies))
     }
 
+    /// Whether `pushed` (whose JSON is `body`) refers to a new resource that waits for the
+    /// server to give it an id: then it waits too, to be sent with the reference rewritten.
+    async fn waits_for_ids<S: Store, T: Transaction>(
+        &self,
+        local: &Service<S>,
+        tx: &mut T,
+        pushed: &Pushed,
+        body: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let Some(json) = body else {
+            return Ok(false);
+        };
+        let update_create = self
+            .caps
+            .as_ref()
+            .map(|caps| caps.update_create.as_slice())
+            .unwrap_or_default();
+        for (type_name, id) in create::references(json, local.base()) {
+            if (type_name.as_str(), id.as_str()) == (pushed.type_name.as_str(), pushed.id.as_str())
+            {
+                continue;
+            }
+            if create::awaits_id::<S, _>(tx, &self.remote, update_create, &type_name, &id).await? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// Whether local changes of `type_name` are this sync's to push: those of the scope's
     /// types (a patient's scope takes any, those outside the compartment known by id).
     fn in_scope(&self, type_name: &str) -> bool {
@@ -1332,18 +1434,31 @@ impl Sync {
     }
 
     async fn body<S: Store, T: Transaction>(
+        local: &Service<S>,
         tx: &mut T,
         pushed: &Pushed,
     ) -> Result<Option<String>, StoreError> {
         if pushed.deleted {
             return Ok(None);
         }
-        Service::<S>::replica_version(tx, &pushed.type_name, &pushed.id, pushed.local).await
+        let json =
+            Service::<S>::replica_version(tx, &pushed.type_name, &pushed.id, pushed.local).await?;
+        Ok(match (json, &pushed.create) {
+            (Some(json), Some(_)) => Some(create::marked_json(
+                local,
+                &json,
+                &pushed.type_name,
+                &pushed.id,
+                None,
+            )),
+            (json, _) => json,
+        })
     }
 
     /// What to push of `type_name/id`, if anything.
     async fn pushable<S: Store, T: Transaction>(
         &self,
+        local: &Service<S>,
         tx: &mut T,
         type_name: &str,
         id: &str,
@@ -1354,7 +1469,10 @@ impl Sync {
         let Some(current) = current else {
             return Ok(Pushable::Nothing);
         };
-        if !local::changed(Some(current), base.as_ref()) {
+        // A new resource POSTed before, whose reply may never have come: the version sent then.
+        let pinned = create::pinned(tx, remote, type_name, id).await?;
+        let unanswered_then_deleted = base.is_none() && current.deleted && pinned.is_some();
+        if !local::changed(Some(current), base.as_ref()) && !unanswered_then_deleted {
             return Ok(Pushable::Nothing);
         }
         if local::conflict(tx, remote, type_name, id).await?.is_some() {
@@ -1365,8 +1483,20 @@ impl Sync {
                 return Ok(Pushable::Nothing);
             }
         }
+        let never_there = base.is_none();
         let live_base = base.filter(|base| base.live);
         if current.deleted && live_base.is_none() {
+            if unanswered_then_deleted {
+                // Deleted here after a POST whose fate is unknown: deleted by its mark there.
+                return Ok(Pushable::Send(Pushed {
+                    type_name: type_name.to_string(),
+                    id: id.to_string(),
+                    local: current.version,
+                    deleted: true,
+                    if_match: None,
+                    create: Some(create::if_none_exist(local, type_name, id)),
+                }));
+            }
             // Created and deleted here, or deleted on both sides: nothing to send.
             return Ok(Pushable::Nothing);
         }
@@ -1378,12 +1508,25 @@ impl Sync {
             // no If-Match, so a pull learns it first.
             return Ok(Pushable::AfterPull);
         }
+        let assigns_ids = !self
+            .caps
+            .as_ref()
+            .is_some_and(|caps| caps.update_create.iter().any(|t| t == type_name));
+        let create = (never_there && !current.deleted && (assigns_ids || pinned.is_some()))
+            .then(|| create::if_none_exist(local, type_name, id));
+        // The same version every time until the server has answered, so that what it made
+        // of the first POST that reached it is known.
+        let sent = match (&create, pinned) {
+            (Some(_), Some(version)) => version,
+            _ => current.version,
+        };
         Ok(Pushable::Send(Pushed {
             type_name: type_name.to_string(),
             id: id.to_string(),
-            local: current.version,
+            local: sent,
             deleted: current.deleted,
             if_match: live_base.map(|base| base.remote),
+            create,
         }))
     }
 
@@ -1395,7 +1538,7 @@ impl Sync {
         let mut tx = local.replica_begin(false).await?;
         let mut bodies = Vec::with_capacity(items.len());
         for item in items {
-            bodies.push(Self::body::<S, _>(&mut tx, item).await?);
+            bodies.push(Self::body(local, &mut tx, item).await?);
         }
         Ok(bodies)
     }
@@ -1422,6 +1565,12 @@ impl Sync {
                 })
                 .unwrap_or_default();
             entries.push(match body {
+                Some(json) if item.create.is_some() => format!(
+                    r#"{{"resource":{},"request":{{"method":"POST","url":{},"ifNoneExist":{}}}}}"#,
+                    json,
+                    local::json_string(&item.type_name),
+                    local::json_string(item.create.as_deref().unwrap_or_default()),
+                ),
                 Some(json) if !item.deleted => format!(
                     r#"{{"fullUrl":{},"resource":{},"request":{{"method":"PUT","url":{}{if_match}}}}}"#,
                     local::json_string(&format!("{}/{url}", self.remote)),
@@ -1430,7 +1579,10 @@ impl Sync {
                 ),
                 _ => format!(
                     r#"{{"request":{{"method":"DELETE","url":{}{if_match}}}}}"#,
-                    local::json_string(&url),
+                    local::json_string(&match &item.create {
+                        Some(query) => format!("{}?{query}", item.type_name),
+                        None => url,
+                    }),
                 ),
             });
         }
@@ -1466,11 +1618,61 @@ impl Sync {
         let remote = self.remote.clone();
         let mut tx = local.replica_begin(true).await?;
         let (mut pushed, mut stale) = (0, false);
+        // New resources the server gave ids of its own: (type, local id, server id).
+        let mut moved: Vec<(String, String, String)> = Vec::new();
         for (item, outcome) in items.iter().zip(outcomes) {
             let (type_name, id) = (item.type_name.as_str(), item.id.as_str());
             let retry_key = ykey(&remote, &["q", type_name, id]);
             let resource = format!("{type_name}/{id}");
             let done_deleted = item.deleted && matches!(outcome.status, 404 | 410);
+            let created =
+                (200..300).contains(&outcome.status) && item.create.is_some() && !item.deleted;
+            if created {
+                let Some(new_id) = outcome
+                    .location
+                    .as_deref()
+                    .and_then(|location| create::location_id(location, type_name))
+                else {
+                    // Its POST is sent again, and If-None-Exist finds what this one made.
+                    tx.put(retry_key, Vec::new());
+                    self.summary.issues.push(Issue {
+                        resource: Some(resource),
+                        message: String::from(
+                            "the server created it without saying under which id; it is asked again",
+                        ),
+                    });
+                    stale = true;
+                    continue;
+                };
+                if new_id != id {
+                    // 201: made now of the version sent. Otherwise an earlier POST made it,
+                    // and others may have changed it since: the next pull reads it and
+                    // merges, with the version sent as the base.
+                    let made_now = outcome.status == 201;
+                    create::adopt(
+                        local,
+                        &mut tx,
+                        &remote,
+                        type_name,
+                        id,
+                        &new_id,
+                        item.local,
+                        if made_now {
+                            outcome.version.as_deref().unwrap_or_default()
+                        } else {
+                            ""
+                        },
+                    )
+                    .await?;
+                    if !made_now {
+                        self.refresh.insert((type_name.to_string(), new_id.clone()));
+                        stale = true;
+                    }
+                    moved.push((type_name.to_string(), id.to_string(), new_id));
+                    pushed += 1;
+                    continue;
+                }
+            }
             if (200..300).contains(&outcome.status) || done_deleted {
                 local::put_base(
                     &mut tx,
@@ -1485,9 +1687,11 @@ impl Sync {
                 );
                 tx.delete(retry_key);
                 tx.delete(ykey(&remote, &["e", type_name, id]));
+                create::unpin(&mut tx, &remote, type_name, id);
                 pushed += 1;
-            } else if (matches!(outcome.status, 409 | 412)
-                || (outcome.status == 404 && item.if_match.is_some()))
+            } else if item.create.is_none()
+                && (matches!(outcome.status, 409 | 412)
+                    || (outcome.status == 404 && item.if_match.is_some()))
                 && self.stale.insert((item.type_name.clone(), item.id.clone()))
             {
                 // The remote changed since the base: the next pull merges (reading it by id
@@ -1505,6 +1709,8 @@ impl Sync {
                     format!("{}\0{}", item.local, outcome.message).into_bytes(),
                 );
                 tx.delete(retry_key);
+                // Not made: an edit sends its own version.
+                create::unpin(&mut tx, &remote, type_name, id);
                 self.summary.issues.push(Issue {
                     resource: Some(resource),
                     message: format!(
@@ -1523,6 +1729,17 @@ impl Sync {
                 });
                 stale = true;
             }
+        }
+        if !moved.is_empty() {
+            // What may refer to them: this push, the changes waiting, and those not examined.
+            let mut dependents: BTreeSet<(String, String)> = items
+                .iter()
+                .map(|item| (item.type_name.clone(), item.id.clone()))
+                .collect();
+            dependents.extend(moved.iter().map(|(t, _, new)| (t.clone(), new.clone())));
+            dependents.extend(local::unpushed_after::<S, _>(&mut tx, &remote, log_to).await?);
+            let dependents: Vec<(String, String)> = dependents.into_iter().collect();
+            create::point_references(local, &mut tx, &moved, &dependents).await?;
         }
         if log_to > 0 {
             tx.put(ykey(&remote, &["s"]), format!("{log_to}").into_bytes());

@@ -691,3 +691,179 @@ fn a_change_waiting_for_its_remote_version_is_read_by_id() {
         ("p1", true)
     );
 }
+
+/// A remote that assigns every id itself (no update-as-create).
+fn assigning_remote(clock: &SimClock) -> Local {
+    let mut remote = service(clock, "r", REMOTE);
+    remote.set_update_create(false);
+    remote
+}
+
+fn create(service: &Local, path: &str, body: Value) -> String {
+    let (s, v, _) = call(service, "POST", path, &[], &body.to_string());
+    assert_eq!(s, 201, "{v}");
+    v["id"].as_str().unwrap().to_string()
+}
+
+fn get(service: &Local, path: &str) -> (u16, Value) {
+    let (s, v, _) = call(service, "GET", path, &[], "");
+    (s, v)
+}
+
+fn all_types() -> Scope {
+    Scope::Types(vec![
+        "Patient".into(),
+        "Observation".into(),
+        "Linkage".into(),
+    ])
+}
+
+#[test]
+fn new_resources_on_a_server_that_assigns_ids_move_to_its_ids_with_their_references() {
+    let clock = SimClock(Rc::new(Cell::new(0)));
+    let remote = assigning_remote(&clock);
+    let dev = service(&clock, "a", "https://hearth.local/fhir");
+    // A PUT under a client's id is refused by this server.
+    let (s, v, _) = call(
+        &remote,
+        "PUT",
+        "Patient/mine",
+        &[],
+        &patient(Some("mine"), "1").to_string(),
+    );
+    assert_eq!(s, 405, "{v}");
+    let (_, caps) = get(&remote, "metadata");
+    assert_eq!(caps["rest"][0]["resource"][0]["updateCreate"], json!(false));
+
+    let patient_id = create(&dev, "Patient", patient(None, "1"));
+    let observation = json!({
+        "resourceType": "Observation", "status": "final",
+        "code": {"text": "weight"},
+        "subject": {"reference": format!("Patient/{patient_id}")},
+        "performer": [{"reference": format!("https://hearth.local/fhir/Patient/{patient_id}")}],
+        "valueQuantity": {"value": 70, "unit": "kg"}
+    });
+    let observation_id = create(&dev, "Observation", observation);
+    let (s, _, log) = run(&dev, &remote, all_types(), 200, &mut |_, _| None);
+    let s = s.expect("the sync ends");
+    assert!(s.complete && s.issues.is_empty(), "{s:?} {log:?}");
+
+    // On the server: both, under its ids, the Observation pointing at the server's Patient.
+    let (_, patients) = get(&remote, "Patient");
+    let (_, observations) = get(&remote, "Observation");
+    assert_eq!(patients["total"], 1);
+    assert_eq!(observations["total"], 1);
+    let server_patient = patients["entry"][0]["resource"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let server_observation = &observations["entry"][0]["resource"];
+    assert_ne!(server_patient, patient_id);
+    assert_eq!(
+        server_observation["subject"]["reference"],
+        json!(format!("Patient/{server_patient}"))
+    );
+    assert_eq!(
+        server_observation["performer"][0]["reference"],
+        json!(format!("Patient/{server_patient}"))
+    );
+    // The mark that made the POSTs safe to repeat.
+    assert_eq!(
+        patients["entry"][0]["resource"]["identifier"][0]["value"],
+        json!(patient_id)
+    );
+    // Here: the same resources under the same ids; the local ids are gone.
+    let server_observation_id = server_observation["id"].as_str().unwrap();
+    assert_eq!(get(&dev, &format!("Patient/{patient_id}")).0, 410);
+    assert_eq!(get(&dev, &format!("Observation/{observation_id}")).0, 410);
+    let (s, here) = get(&dev, &format!("Observation/{server_observation_id}"));
+    assert_eq!(s, 200);
+    assert_eq!(
+        here["subject"]["reference"],
+        json!(format!("Patient/{server_patient}"))
+    );
+    let (_, live) = get(&dev, "Patient");
+    assert_eq!(live["total"], 1);
+    // Nothing is left to push, and another sync changes nothing.
+    let (s, n, _) = run(&dev, &remote, all_types(), 200, &mut |_, _| None);
+    let s = s.unwrap();
+    assert_eq!((s.pushed, s.pulled, s.complete), (0, 0, true), "{n}");
+}
+
+#[test]
+fn a_post_whose_reply_was_lost_is_not_made_twice() {
+    let clock = SimClock(Rc::new(Cell::new(0)));
+    let remote = assigning_remote(&clock);
+    let dev = service(&clock, "a", "https://hearth.local/fhir");
+    let id = create(&dev, "Patient", patient(None, "1"));
+    // The server stores the first push; its reply never arrives.
+    let mut lost = 0;
+    let (s, _, log) = run(&dev, &remote, types(), 200, &mut |remote, req| {
+        if req.method == "POST" && lost == 0 {
+            lost += 1;
+            serve(remote, req);
+            return Some(Err("connection reset after the request was sent".into()));
+        }
+        None
+    });
+    assert!(s.unwrap().complete, "{log:?}");
+    let (_, patients) = get(&remote, "Patient");
+    assert_eq!(patients["total"], 1, "{patients}");
+    let server_id = patients["entry"][0]["resource"]["id"].as_str().unwrap();
+    assert_eq!(get(&dev, &format!("Patient/{server_id}")).0, 200);
+    assert_eq!(get(&dev, &format!("Patient/{id}")).0, 410);
+    // Edited here after the lost reply and by another client there: both edits are kept.
+    set_field(&dev, server_id, "family", "LOCAL");
+    let mut theirs = read(&remote, server_id).unwrap();
+    *field(&mut theirs, "city") = json!("THEIRS");
+    let (s, v, _) = call(
+        &remote,
+        "PUT",
+        &format!("Patient/{server_id}"),
+        &[],
+        &theirs.to_string(),
+    );
+    assert_eq!(s, 200, "{v}");
+    let (s, _, _) = run(&dev, &remote, types(), 200, &mut |_, _| None);
+    assert!(s.unwrap().complete);
+    let there = read(&remote, server_id).unwrap();
+    assert_eq!(field_value(&there, "family").as_deref(), Some("LOCAL"));
+    assert_eq!(field_value(&there, "city").as_deref(), Some("THEIRS"));
+}
+
+#[test]
+fn a_new_resource_deleted_here_after_an_unanswered_post_is_deleted_there() {
+    let clock = SimClock(Rc::new(Cell::new(0)));
+    let remote = assigning_remote(&clock);
+    let dev = service(&clock, "a", "https://hearth.local/fhir");
+    // A type without an identifier is marked by a tag.
+    let id = create(
+        &dev,
+        "Linkage",
+        json!({"resourceType": "Linkage", "item": [{"type": "source", "resource": {"display": "a"}}, {"type": "alternate", "resource": {"display": "b"}}]}),
+    );
+    let mut posted = false;
+    let (s, _, _) = run(&dev, &remote, all_types(), 200, &mut |remote, req| {
+        if req.method == "POST" {
+            posted = true;
+            serve(remote, req);
+            return Some(Err("connection reset after the request was sent".into()));
+        }
+        // After the POST nothing gets through: the sync ends with it unanswered.
+        posted.then(|| Err("connection refused".into()))
+    });
+    assert!(!s.is_some_and(|s| s.complete));
+    let (_, made) = get(&remote, "Linkage");
+    assert_eq!(made["total"], 1);
+    assert_eq!(
+        made["entry"][0]["resource"]["meta"]["tag"][0]["code"],
+        json!(id),
+        "{made}"
+    );
+    let (s, _, _) = call(&dev, "DELETE", &format!("Linkage/{id}"), &[], "");
+    assert!(s == 200 || s == 204);
+    let (s, _, log) = run(&dev, &remote, all_types(), 200, &mut |_, _| None);
+    assert!(s.unwrap().complete, "{log:?}");
+    let (_, left) = get(&remote, "Linkage");
+    assert_eq!(left["total"], 0, "{left} {log:?}");
+}

@@ -55,6 +55,8 @@ options:
                           maxSortKeys, maxElements, maxEntries, maxResponseBytes, maxWork
   --readers N             reader threads (default: 2 to 4, by the cores)
   --timeout SECONDS       a read taking longer is stopped and answered 503 (default 30; 0: never)
+  --no-update-create      assign every new resource's id here: a PUT to an id that never
+                          existed answers 405 (updateCreate: false), as many servers do
 
 authorization (SMART on FHIR):
   --issuer URL            answer only requests with an access token (a JWT, RS256 or ES256)
@@ -589,6 +591,7 @@ async function serveCommand(args) {
   const allowedOrigins = [];
   const limits = {};
   let noAuth = false;
+  let updateCreate = true;
   for (let idx = 0; idx < args.length; idx += 2) {
     const name = args[idx]?.replace(/^--/, "");
     if (name === "help" || args[idx] === "-h") {
@@ -597,6 +600,11 @@ async function serveCommand(args) {
     }
     if (args[idx] === "--no-auth") {
       noAuth = true;
+      idx -= 1;
+      continue;
+    }
+    if (args[idx] === "--no-update-create") {
+      updateCreate = false;
       idx -= 1;
       continue;
     }
@@ -782,7 +790,7 @@ async function serveCommand(args) {
   const access = { roles, audit: true };
   let pools = [];
   if (lockStore !== undefined) {
-    const workerData = { data, durable: scratch === undefined, baseUrl: base, limits, allowedHosts, allowedOrigins, maxMemoryBytes: 256 * 1024 * 1024, access, oauth };
+    const workerData = { data, durable: scratch === undefined, baseUrl: base, limits, allowedHosts, allowedOrigins, maxMemoryBytes: 256 * 1024 * 1024, access, oauth, updateCreate };
     // The writer first: a store written by an older version is indexed again there.
     const writer = new WorkerPool("writer", 1, workerData, 0);
     await writer.ready();
@@ -792,7 +800,7 @@ async function serveCommand(args) {
     pools = [writer, reader];
     answerWith = (request, read) => (read ? reader : writer).run(request);
   } else {
-    const service = new FhirService({ baseUrl: base, limits, allowedHosts, allowedOrigins, access, oauth });
+    const service = new FhirService({ baseUrl: base, limits, allowedHosts, allowedOrigins, access, oauth, updateCreate });
     answerWith = async (request) => service.handle(request);
   }
   const where = options.data !== undefined ? `stored in ${options.data}` : scratch !== undefined ? "in a scratch store, deleted when it stops" : "in memory";

@@ -379,7 +379,7 @@ export class FhirService {
    *   `oauth`: the SMART authorization server's endpoints, named in the CapabilityStatement.
    * @throws {FhirError} status 400 for an unknown limit name or a roles file that is not valid.
    */
-  constructor({ baseUrl = "http://localhost/fhir", store, limits = {}, allowedHosts = [], allowedOrigins = [], maxMemoryBytes, access = {}, oauth } = {}) {
+  constructor({ baseUrl = "http://localhost/fhir", store, limits = {}, allowedHosts = [], allowedOrigins = [], maxMemoryBytes, access = {}, oauth, updateCreate = true } = {}) {
     for (const name of Object.keys(limits)) {
       if (!LIMIT_NAMES.includes(name)) {
         const diagnostics = `unknown limit "${name}"; the limits are ${LIMIT_NAMES.join(", ")}`;
@@ -387,19 +387,20 @@ export class FhirService {
       }
     }
     const roles = access.roles === undefined ? undefined : typeof access.roles === "string" ? access.roles : JSON.stringify(access.roles);
-    this.#options = { baseUrl, store, limits, allowedHosts: allowedHosts.map(String), allowedOrigins: allowedOrigins.map(String), maxMemoryBytes, roles, audit: access.audit !== false, oauth };
+    this.#options = { baseUrl, store, limits, allowedHosts: allowedHosts.map(String), allowedOrigins: allowedOrigins.map(String), maxMemoryBytes, roles, audit: access.audit !== false, oauth, updateCreate: updateCreate !== false };
     this.#start();
   }
 
   /** Makes the engine's service in the current Wasm instance. */
   #start() {
-    const { baseUrl, store, limits, allowedHosts, allowedOrigins, roles, audit, oauth } = this.#options;
+    const { baseUrl, store, limits, allowedHosts, allowedOrigins, roles, audit, oauth, updateCreate } = this.#options;
     call(() => {
       const service = new wasm.FhirService(store, baseUrl);
       service.setLimits(...LIMIT_NAMES.map((name) => (limits[name] === undefined ? Number.NaN : Number(limits[name]))));
       service.setPolicy(baseUrl, allowedHosts, allowedOrigins);
       service.setAccess(roles, audit);
       if (oauth !== undefined) service.setOauth(oauth.authorize, oauth.token);
+      if (!updateCreate) service.setUpdateCreate(false);
       this.#service = service;
     });
     this.#generation = engine.generation;

@@ -4,9 +4,9 @@ import { parentPort, workerData } from "node:worker_threads";
 import { FhirService, engineMemoryBytes } from "./entry-node.js";
 import { openSqliteStore } from "./sqlite-store.js";
 
-const { data, durable, baseUrl, limits, allowedHosts, allowedOrigins, maxMemoryBytes, access, oauth } = workerData;
+const { data, durable, baseUrl, limits, allowedHosts, allowedOrigins, maxMemoryBytes, access, oauth, updateCreate } = workerData;
 const store = await openSqliteStore(data, { lock: false, durable });
-const service = new FhirService({ baseUrl, store, limits, allowedHosts, allowedOrigins, maxMemoryBytes, access, oauth });
+const service = new FhirService({ baseUrl, store, limits, allowedHosts, allowedOrigins, maxMemoryBytes, access, oauth, updateCreate });
 
 parentPort.on("message", ({ id, request }) => {
   let answer;

@@ -21,9 +21,9 @@ function freePort() {
   });
 }
 
-/** Starts `hearth serve` on a scratch store. */
-export async function startHearth() {
-  const { child, base } = await serve(undefined);
+/** Starts `hearth serve` on a scratch store (`args`: more options of `hearth serve`). */
+export async function startHearth(args = []) {
+  const { child, base } = await serve(undefined, args);
   return { name: "hearth serve", base, stop: () => stop(child) };
 }
 

@@ -346,6 +346,48 @@ test("startSync syncs on its interval, backs off after failures, and a sync hono
   }
 });
 
+test("a server that assigns ids (no updateCreate) gets each new resource once, references rewritten, through lost replies", async () => {
+  const peer = await startHearth(["--no-update-create"]);
+  const store = await FhirStore.open({ memory: true });
+  let proxy;
+  try {
+    assert.equal((await http(peer.base, "PUT", "Patient/chosen", patient("chosen", "Chosen"))).status, 405);
+    // Made here, offline: a patient and an observation about it.
+    const made = await store.create(patient(undefined, "Assigned"));
+    const observation = await store.create({
+      resourceType: "Observation", status: "final", code: { text: "weight" },
+      subject: { reference: `Patient/${made.id}` }, valueQuantity: { value: 70, unit: "kg" },
+    });
+    // Every reply to a push is lost after the server has stored it, the first two times.
+    let pushes = 0;
+    proxy = await startFaultProxy(peer.base, (index, request) => (request.method === "POST" && pushes++ < 2 ? "drop-reply" : "pass"));
+    const remote = peer.base.replace(new URL(peer.base).origin, proxy.origin);
+    const scope = { types: ["Patient", "Observation"] };
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const result = await store.sync({ remote, scope, maxAttempts: 2 });
+      if (result.complete) break;
+    }
+    assert.ok(pushes >= 2, `${pushes} pushes`);
+    const patients = await remoteAll(peer.base, "Patient");
+    const observations = await remoteAll(peer.base, "Observation");
+    assert.equal(patients.size, 1, "the patient was made once");
+    assert.equal(observations.size, 1, "the observation was made once");
+    const [serverPatient] = patients.keys();
+    const [serverObservation] = observations.values();
+    assert.notEqual(serverPatient, made.id);
+    assert.equal(serverObservation.subject.reference, `Patient/${serverPatient}`);
+    // Here they moved to the server's ids; the local ids answer 410 Gone.
+    await assert.rejects(store.read("Patient", made.id), (err) => err.status === 410);
+    await assert.rejects(store.read("Observation", observation.id), (err) => err.status === 410);
+    await assertSame(store, peer.base, "Patient");
+    await assertSame(store, peer.base, "Observation");
+  } finally {
+    await proxy?.close();
+    await store.close();
+    await peer.stop();
+  }
+});
+
 test("two syncs started at once run one after the other and push each change once", async () => {
   const peer = await startHearth();
   const store = await FhirStore.open({ memory: true });

@@ -722,6 +722,16 @@ impl<S: Store> Service<S> {
                                 format!("the new id {id} is taken; retry"),
                             )));
                         }
+                        if entry.method == "PUT" && current.is_none() {
+                            if let Some(refusal) = self.refuse_update_create(type_name, id) {
+                                return Ok(Err(entry_error(
+                                    idx,
+                                    405,
+                                    IssueType::NotSupported,
+                                    refusal,
+                                )));
+                            }
+                        }
                         let created = current.as_ref().is_none_or(|current| current.deleted);
                         let (version, now, json) = self.write_version(
                             &mut tx,

@@ -18,6 +18,8 @@
 //! - `k` → what the server offers (its CapabilityStatement, summarised), until it refuses
 //!   something it said it offers.
 //! - `s` → the write-log sequence number up to which local changes were examined for push.
+//! - `p␀Type␀id` → the local version a `POST` of a new resource sent, until the server's
+//!   answer is known ([`super::create`]).
 //!
 //! **Invariant:** every local change after `s` is pushed, held (conflict, refused) or in `q`,
 //! and the records change in the same store transaction as the versions they describe.
@@ -547,6 +549,40 @@ pub(crate) async fn number<T: Transaction>(tx: &mut T, key: &[u8]) -> Result<u64
         .await?
         .and_then(|value| core::str::from_utf8(&value).ok()?.parse().ok())
         .unwrap_or(0))
+}
+
+/// The local changes not yet pushed: the retry set and the write log after position `after`.
+pub(crate) async fn unpushed_after<S: Store, T: Transaction>(
+    tx: &mut T,
+    remote: &str,
+    after: u64,
+) -> Result<Vec<(String, String)>, StoreError> {
+    let mut found: Vec<(String, String)> = retries(tx, remote)
+        .await?
+        .into_iter()
+        .map(|(key, _)| key)
+        .collect();
+    let mut after = after;
+    loop {
+        let entries = Service::<S>::replica_log(tx, after, 256).await?;
+        let Some((last, ..)) = entries.last() else {
+            break;
+        };
+        after = *last;
+        found.extend(entries.into_iter().map(|(_, t, id, _)| (t, id)));
+    }
+    found.sort();
+    found.dedup();
+    Ok(found)
+}
+
+/// The local changes not yet pushed to `remote`, from where its push stopped.
+pub(crate) async fn unpushed<S: Store, T: Transaction>(
+    tx: &mut T,
+    remote: &str,
+) -> Result<Vec<(String, String)>, StoreError> {
+    let cursor = number(tx, &ykey(remote, &["s"])).await?;
+    unpushed_after::<S, T>(tx, remote, cursor).await
 }
 
 /// The retry set, each with whether it is marked to be read by id (`r`).

@@ -290,6 +290,8 @@ impl Page {
 pub(crate) struct Outcome {
     pub status: u16,
     pub version: Option<String>,
+    /// The id the server gave a created resource (from `Location`, or the resource).
+    pub location: Option<String>,
     /// The OperationOutcome's text, for a failed entry.
     pub message: String,
 }
@@ -333,9 +335,20 @@ pub(crate) fn outcomes(body: &[u8], expected: usize) -> Result<Vec<Outcome>, Str
         let message = member(response, "outcome")
             .map(outcome_text)
             .unwrap_or_default();
+        let location = text(response, "location")
+            .map(ToString::to_string)
+            .or_else(|| {
+                let resource = member(entry, "resource")?;
+                Some(format!(
+                    "{}/{}",
+                    text(resource, "resourceType")?,
+                    text(resource, "id")?
+                ))
+            });
         outcomes.push(Outcome {
             status,
             version,
+            location,
             message,
         });
     }
