@@ -506,6 +506,11 @@ export class FhirStore {
   startSync(
     options: FhirSyncOptions & { interval?: number; onSync?: (result: FhirSyncSummary | Error) => void },
   ): { stop(): void; now(): Promise<FhirSyncSummary | Error | undefined> };
+  /**
+   * The local changes the remote of the last sync (or `remote`) has not received yet, as
+   * `"Type/id"`: what the next sync pushes, and conflicts waiting to be resolved.
+   */
+  pending(options?: { remote?: string }): Promise<string[]>;
   /** The conflicts left with `remote` (default: the last synced). */
   conflicts(options?: { remote?: string }): Promise<FhirConflict[]>;
   /** Resolves the conflict on `reference` (`Type/id`); false when there was none. */

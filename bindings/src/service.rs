@@ -1053,6 +1053,25 @@ impl FhirService {
         })
     }
 
+    /// The local changes `remote` has not received: an array of `"Type/id"`.
+    ///
+    /// # Errors
+    /// While another request is in flight.
+    #[wasm_bindgen(js_name = syncPending)]
+    pub fn sync_pending(&self, remote: String) -> Result<PendingRequest, BindingError> {
+        self.pending(move |backend| async move {
+            let pending = with_service!(&backend, service => {
+                Sync::pending(service.as_ref(), &remote).await
+            })
+            .map_err(|err| store_failed(&err))?;
+            let items = js_sys::Array::new();
+            for (type_name, id) in &pending {
+                items.push(&JsValue::from(format!("{type_name}/{id}")));
+            }
+            Ok(JsValue::from(items))
+        })
+    }
+
     /// The conflicts recorded with `remote`: a JSON array of `{ type, id, remoteVersion,
     /// paths, base, local, remote }`.
     ///

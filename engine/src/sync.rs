@@ -1751,6 +1751,30 @@ impl Sync {
         Ok(())
     }
 
+    /// The local changes `remote` has not received yet, as `(type, id)`: resources written or
+    /// deleted here since the state both sides last agreed on (conflicts included).
+    pub async fn pending<S: Store>(
+        local: &Service<S>,
+        remote: &str,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let remote = remote.trim_end_matches('/');
+        let mut tx = local.replica_begin(false).await?;
+        let mut found = Vec::new();
+        for (type_name, id) in local::unpushed::<S, _>(&mut tx, remote).await? {
+            let current = Service::<S>::replica_state(&mut tx, &type_name, &id).await?;
+            let base = local::base(&mut tx, remote, &type_name, &id).await?;
+            let new_and_deleted = base.is_none()
+                && current.is_some_and(|c| c.deleted)
+                && create::pinned(&mut tx, remote, &type_name, &id)
+                    .await?
+                    .is_none();
+            if local::changed(current, base.as_ref()) && !new_and_deleted {
+                found.push((type_name, id));
+            }
+        }
+        Ok(found)
+    }
+
     /// The conflicts recorded for `remote`.
     pub async fn conflicts<S: Store>(
         local: &Service<S>,

@@ -782,6 +782,17 @@ export class FhirStore {
   }
 
   /**
+   * The local changes the remote of the last sync (or `remote`) has not received yet, as
+   * `"Type/id"` references: what the next sync pushes, and conflicts waiting to be resolved.
+   * @param {{ remote?: string }} [options]
+   * @returns {Promise<string[]>}
+   */
+  async pending({ remote = this.#remote } = {}) {
+    if (remote === undefined) return [];
+    return this.#inTurn((service) => service.syncPending(String(remote).replace(/\/+$/, "")));
+  }
+
+  /**
    * The conflicts the last sync (or `remote`) left: `{ type, id, remoteVersion, paths, base,
    * local, remote }`, each side a resource or null (absent, deleted).
    * @param {{ remote?: string }} [options]

@@ -363,6 +363,7 @@ test("a server that assigns ids (no updateCreate) gets each new resource once, r
     proxy = await startFaultProxy(peer.base, (index, request) => (request.method === "POST" && pushes++ < 2 ? "drop-reply" : "pass"));
     const remote = peer.base.replace(new URL(peer.base).origin, proxy.origin);
     const scope = { types: ["Patient", "Observation"] };
+    assert.deepEqual((await store.pending({ remote })).sort(), [`Observation/${observation.id}`, `Patient/${made.id}`].sort());
     for (let attempt = 0; attempt < 5; attempt++) {
       const result = await store.sync({ remote, scope, maxAttempts: 2 });
       if (result.complete) break;
@@ -381,6 +382,7 @@ test("a server that assigns ids (no updateCreate) gets each new resource once, r
     await assert.rejects(store.read("Observation", observation.id), (err) => err.status === 410);
     await assertSame(store, peer.base, "Patient");
     await assertSame(store, peer.base, "Observation");
+    assert.deepEqual(await store.pending({ remote }), [], "nothing left to push");
   } finally {
     await proxy?.close();
     await store.close();
