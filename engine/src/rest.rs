@@ -663,6 +663,19 @@ impl<S: Store> Service<S> {
                 if let Some(refusal) = self.absent("Patient", id).await {
                     return refusal;
                 }
+                // `_since`: what changed at or after the instant, as `_lastUpdated=ge`.
+                if request.query.iter().any(|(name, _)| name == "_since") {
+                    let mut since = request.clone();
+                    for (name, value) in &mut since.query {
+                        if name == "_since" {
+                            *name = String::from("_lastUpdated");
+                            *value = format!("ge{value}");
+                        }
+                    }
+                    return self
+                        .search_scoped(&since, None, Some(("Patient", id)), true)
+                        .await;
+                }
                 self.search_scoped(request, None, Some(("Patient", id)), true)
                     .await
             }

@@ -696,6 +696,16 @@ impl Sync {
                 Filter::Compartment,
             )]
             .into(),
+            // Without history: what changed since, by `$everything`'s `_since`.
+            Scope::Patient(id) if caps.everything => [(
+                format!(
+                    "{remote}/Patient/{}/$everything?_since={since}&_count={count}",
+                    encode_component(id)
+                ),
+                true,
+                Filter::All,
+            )]
+            .into(),
             Scope::Patient(_) => self.download(),
             // Several types: one system history, when the server has it.
             Scope::Types(types) if types.len() > 1 && caps.history_system => [(
@@ -923,6 +933,15 @@ impl Sync {
                 }
             }
             Sent::Checkpoint => {
+                if reply.status == 403 && self.without_history(local).await? {
+                    // History is not this token's to read (a patient's token): the download
+                    // goes on without it, its checkpoint from the dates of the replies.
+                    let queue = self.download();
+                    if let Phase::Pull(pull) = &mut self.phase {
+                        pull.queue = queue;
+                    }
+                    return Ok(());
+                }
                 if reply.status != 200 {
                     self.fail(format!(
                         "the server's history: {}",
@@ -964,6 +983,16 @@ impl Sync {
                 filter,
                 first,
             } => {
+                if reply.status == 403
+                    && request.url.contains("/_history")
+                    && self.without_history(local).await?
+                {
+                    // History is not this token's to read: the pull starts again with
+                    // searches instead.
+                    self.phase = Phase::Start;
+                    self.round = self.round.saturating_sub(1);
+                    return Ok(());
+                }
                 if reply.status != 200 {
                     self.forget_capabilities(local, reply.status).await?;
                     self.fail(format!(
@@ -1116,6 +1145,25 @@ impl Sync {
             }
         }
         Ok(())
+    }
+
+    /// After a 403 to a history request: the server keeps its history from this token (as
+    /// for a token held to a patient's compartment), so this sync and later ones do without
+    /// it (kept with the capabilities). False when it did so already.
+    async fn without_history<S: Store>(&mut self, local: &Service<S>) -> Result<bool, StoreError> {
+        let Some(caps) = self.caps.as_mut() else {
+            return Ok(false);
+        };
+        if !caps.history_system && caps.history_types.is_empty() {
+            return Ok(false);
+        }
+        caps.history_system = false;
+        caps.history_types.clear();
+        let text = caps.to_text();
+        let mut tx = local.replica_begin(true).await?;
+        tx.put(ykey(&self.remote, &["k"]), text.into_bytes());
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// After a refusal that may come from a server that changed what it offers (400, 404,

@@ -867,3 +867,61 @@ fn a_new_resource_deleted_here_after_an_unanswered_post_is_deleted_there() {
     let (_, left) = get(&remote, "Linkage");
     assert_eq!(left["total"], 0, "{left} {log:?}");
 }
+
+#[test]
+fn a_patient_scope_without_history_for_its_token_syncs_by_everything_since() {
+    let clock = SimClock(Rc::new(Cell::new(0)));
+    let remote = service(&clock, "r", REMOTE);
+    let dev = service(&clock, "a", "https://hearth.local/fhir");
+    put(&remote, "p", "1");
+    let observation = |id: &str, value: u32| {
+        json!({"resourceType": "Observation", "id": id, "status": "final", "code": {"text": "weight"},
+               "subject": {"reference": "Patient/p"}, "valueQuantity": {"value": value, "unit": "kg"}})
+    };
+    let (s, _, _) = call(
+        &remote,
+        "PUT",
+        "Observation/o1",
+        &[],
+        &observation("o1", 70).to_string(),
+    );
+    assert_eq!(s, 201);
+    // As a server refuses the history of the whole server to a patient's token.
+    let mut refused = 0;
+    // Its replies are dated, as HTTP servers' are: the checkpoints come from their dates.
+    let mut refuse = |remote: &Local, req: &HttpRequest| {
+        if req.url.contains("/_history") {
+            refused += 1;
+            return Some(Ok(HttpReply { status: 403, headers: Vec::new(), body: br#"{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"forbidden","diagnostics":"no"}]}"#.to_vec() }));
+        }
+        let mut reply = serve(remote, req);
+        reply
+            .headers
+            .push(("date".into(), "Thu, 01 Jan 2026 00:00:00 GMT".into()));
+        Some(Ok(reply))
+    };
+    let scope = || Scope::Patient("p".into());
+    let (s, _, log) = run(&dev, &remote, scope(), 200, &mut refuse);
+    assert!(s.unwrap().complete, "{log:?}");
+    assert_eq!(get(&dev, "Observation/o1").0, 200);
+    // Later changes come by `$everything?_since=`, with no history asked again.
+    let (s, _, _) = call(
+        &remote,
+        "PUT",
+        "Observation/o1",
+        &[],
+        &observation("o1", 71).to_string(),
+    );
+    assert_eq!(s, 200);
+    let (s, _, log) = run(&dev, &remote, scope(), 200, &mut refuse);
+    assert!(s.unwrap().complete, "{log:?}");
+    assert!(
+        log.iter().any(|l| l.contains("$everything?_since=")),
+        "{log:?}"
+    );
+    assert_eq!(refused, 1, "{log:?}");
+    assert_eq!(
+        get(&dev, "Observation/o1").1["valueQuantity"]["value"],
+        json!(71)
+    );
+}
