@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# The demo: a local FHIR endpoint (`hearth serve` on an embedded SQLite store, loaded with the
-# Synthea patients the first time) and the demo app beside it. Ctrl-C stops both.
+# The demo, all on 127.0.0.1: `hearth serve` with authorization on (an embedded SQLite store,
+# loaded with the Synthea patients the first time), the demo's SMART authorization server
+# (oidc-provider, with a sign-in page for a few of those patients and a clinician), and the
+# demo app (an offline patient PWA). Ctrl-C stops them all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DEMO_PORT="${DEMO_PORT:-8787}"
 FHIR_PORT="${FHIR_PORT:-8080}"
+AUTH_PORT="${AUTH_PORT:-8090}"
 data=.hearth/demo-data
 corpus="${HEARTH_CORPUS:-../shared/corpus}/synthea"
+app="http://127.0.0.1:$DEMO_PORT"
+fhir="http://127.0.0.1:$FHIR_PORT/fhir"
 if [ ! -f "$data/hearth.sqlite" ]; then
   if [ -d "$corpus" ]; then
     echo "[demo] loading the Synthea patients into $data"
@@ -17,10 +22,15 @@ if [ ! -f "$data/hearth.sqlite" ]; then
     echo "[demo] no Synthea corpus at $corpus: the FHIR endpoint starts empty"
   fi
 fi
-node npm/bin/hearth.js serve --port "$FHIR_PORT" --data "$data" &
-server=$!
-trap 'kill $server 2>/dev/null || true' EXIT INT TERM
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT INT TERM
+node demo-app/server/main.js --port "$AUTH_PORT" --fhir "$fhir" --app "$app/" --corpus "$corpus" &
+pids+=($!)
+node npm/bin/hearth.js serve --port "$FHIR_PORT" --data "$data" --issuer "http://127.0.0.1:$AUTH_PORT" --allow-origin "$app" &
+pids+=($!)
 (cd demo-app && ../node_modules/.bin/vite build --logLevel warn)
+printf '{"fhirBase":"%s","clientId":"patient-app","scope":"openid fhirUser launch/patient patient/*.cruds"}\n' "$fhir" > demo-app/dist/demo-config.json
 echo
-echo "Hearth demo: http://127.0.0.1:$DEMO_PORT/   FHIR endpoint: http://127.0.0.1:$FHIR_PORT/fhir   (Ctrl-C to stop)"
+echo "Hearth demo: $app/   FHIR endpoint: $fhir (access tokens of http://127.0.0.1:$AUTH_PORT)   (Ctrl-C to stop)"
+echo "Sign in with one of the user names above (any password)."
 cd demo-app && ../node_modules/.bin/vite preview --host 127.0.0.1 --port "$DEMO_PORT" --strictPort

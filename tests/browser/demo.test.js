@@ -1,76 +1,257 @@
-// The demo app, built with Vite from the package as a user builds it, driven in headless
-// Chromium: the engine loads in the page, reads a resource and reports a broken one.
+// The demo app end to end in Debian's Chromium, on a phone viewport and a desktop one: built
+// with Vite from the package as a user builds it; `hearth serve` with authorization on and the
+// Synthea patients loaded; the demo's SMART authorization server. Sign in (SMART standalone
+// launch), first sync with progress, every screen; offline: reload, record a blood pressure and
+// a diary entry (an invalid one first, refused at its field); online again: both reach the
+// server; an entry edited offline and changed on the server meanwhile: a conflict, resolved in
+// the UI. Screenshots of every screen go to tests/artifacts/.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { execFileSync } from "node:child_process";
 import { build, preview } from "vite";
 import { launchChromium } from "../lib/chromium.js";
-import { DEMO_DIR, artifactPath } from "../lib/paths.js";
+import { DEMO_DIR, NPM_DIR, ROOT, artifactPath } from "../lib/paths.js";
+import { serve, stop } from "../lib/serve.js";
+import { startAuthServer } from "../../demo-app/server/auth.js";
+import { demoUsers, resolveDemoUsers } from "../../demo-app/server/main.js";
 
-let server;
+const CORPUS = `${process.env.HEARTH_CORPUS ?? `${ROOT}../shared/corpus`}/synthea`;
+const PHONE = { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true };
+const DESKTOP = { viewport: { width: 1280, height: 860 } };
+
+let app;
+let auth;
+let fhir;
 let browser;
-let page;
-const consoleErrors = [];
+let data;
+let users;
+let login;
+let systemToken;
 
 before(async () => {
+  data = mkdtempSync(join(tmpdir(), "hearth-demo-"));
+  execFileSync(process.execPath, [`${NPM_DIR}/bin/hearth.js`, "import", "--data", data, CORPUS], { stdio: "ignore" });
   await build({ root: DEMO_DIR, logLevel: "error" });
-  server = await preview({ root: DEMO_DIR, preview: { port: 0, host: "127.0.0.1" }, logLevel: "error" });
+  app = await preview({ root: DEMO_DIR, preview: { port: 0, host: "127.0.0.1" }, logLevel: "error" });
+  const origin = app.resolvedUrls.local[0].replace(/\/$/, "");
+  users = demoUsers(CORPUS, 1);
+  login = Object.keys(users)[0];
+  let base;
+  auth = await startAuthServer({ fhirBase: () => base, appRedirects: [`${origin}/`], users });
+  fhir = await serve(data, ["--issuer", auth.issuer, "--allow-origin", origin]);
+  base = fhir.base;
+  writeFileSync(`${DEMO_DIR}/dist/demo-config.json`, JSON.stringify({ fhirBase: base, clientId: "patient-app", scope: "openid fhirUser launch/patient patient/*.cruds" }));
+  systemToken = await auth.systemToken("system/*.*");
+  await resolveDemoUsers(users, base, systemToken);
   browser = await launchChromium();
-  page = await browser.newPage();
-  page.on("console", (message) => {
-    if (message.type() === "error") consoleErrors.push(message.text());
-  });
-  page.on("pageerror", (err) => consoleErrors.push(err.message));
-  await page.goto(server.resolvedUrls.local[0]);
-  await page.waitForSelector("body[data-ready=true]", { timeout: 15_000 });
 });
 
 after(async () => {
   await browser?.close();
-  await server?.close();
+  if (fhir) await stop(fhir.child);
+  await auth?.close();
+  await app?.close();
+  if (data) rmSync(data, { recursive: true, force: true });
 });
 
-test("the demo loads the engine and shows its version", async () => {
-  assert.match(await page.textContent("#engine-version"), /^hearth engine \d+\.\d+\.\d+$/);
+/** A FHIR request to the server as a backend (system scope). */
+async function server(method, path, body) {
+  const response = await fetch(`${fhir.base}/${path}`, {
+    method,
+    headers: { authorization: `Bearer ${systemToken}`, "content-type": "application/fhir+json", accept: "application/fhir+json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  return { status: response.status, json: text ? JSON.parse(text) : undefined };
+}
+
+/** Opens a page that records console errors (those of the app, not the browser's own log of requests refused while offline). */
+async function openPage(context) {
+  const page = await context.newPage();
+  const errors = [];
+  page.on("console", (message) => {
+    if (message.type() === "error" && !/net::ERR_INTERNET_DISCONNECTED|Failed to load resource/.test(message.text())) errors.push(message.text());
+  });
+  page.on("pageerror", (err) => errors.push(err.message));
+  return { page, errors };
+}
+
+async function shot(page, name) {
+  await page.screenshot({ path: artifactPath(`demo-${name}.png`), fullPage: true });
+}
+
+async function screen(page, name) {
+  await page.click(`nav a[href="#/${name}"]`);
+  await page.waitForSelector(`body[data-screen=${name}][data-ready=true]`);
+}
+
+/** Signs in through the SMART launch and waits for the first sync to end on the summary. */
+async function signIn(page, origin) {
+  await page.goto(origin);
+  await page.waitForSelector("#sign-in");
+  await page.click("#sign-in");
+  await page.waitForSelector("input[name=login]");
+  await page.fill("input[name=login]", login);
+  await page.fill("input[name=password]", "any");
+  await page.click("form button[type=submit] >> nth=0");
+  const progress = await page.waitForSelector("#first-sync-progress", { timeout: 30_000 }).then(() => true, () => false);
+  try {
+    await page.waitForSelector("body[data-screen=summary][data-ready=true]", { timeout: 60_000 });
+  } catch (err) {
+    throw new Error(`the app did not reach its summary: ${page.url()} shows "${(await page.innerText("body").catch(() => "")).slice(0, 1500)}"`, { cause: err });
+  }
+  return progress;
+}
+
+test("the demo on a phone: sign in, first sync, every screen, offline entries, a conflict resolved", async () => {
+  const origin = app.resolvedUrls.local[0].replace(/\/$/, "");
+  const patient = users[login].patient;
+  const context = await browser.newContext(PHONE);
+  const { page, errors } = await openPage(context);
+  try {
+    await page.goto(origin);
+    await page.waitForSelector("#sign-in");
+    await shot(page, "phone-sign-in");
+    const sawProgress = await signIn(page, origin);
+    assert.ok(sawProgress, "the first sync showed its progress bar");
+    await shot(page, "phone-summary");
+    const summary = await page.innerText("main");
+    assert.match(summary, /Conditions \(\d+\)/);
+    assert.match(summary, /Visits/);
+    const name = (await server("GET", `Patient/${patient}`)).json.name[0].family;
+    assert.ok(summary.includes(name), `the summary names the patient (${name})`);
+
+    await screen(page, "trends");
+    assert.ok(await page.$("#chart canvas"), "a chart is drawn");
+    await shot(page, "phone-trends");
+    await screen(page, "search");
+    await page.fill("#search-input", "glucose");
+    await page.click("form[role=search] button");
+    await page.waitForSelector("#search-count");
+    assert.match(await page.innerText("#search-count"), /^[1-9]\d* entr/);
+    await shot(page, "phone-search");
+    await screen(page, "access");
+    await page.waitForSelector("#access-table tbody tr");
+    assert.ok((await page.$$("#access-table tbody tr")).length > 0, "the audit trail lists the reads");
+    assert.match(await page.innerText("#access-table"), /You/);
+    await shot(page, "phone-who-saw-it");
+    await screen(page, "sync");
+    assert.equal(await page.innerText("#sync-pending"), "0");
+    await shot(page, "phone-sync");
+
+    // Offline: the Service Worker serves the app, IndexedDB the record.
+    await page.evaluate(() => navigator.serviceWorker.ready);
+    await page.reload();
+    await page.waitForSelector("body[data-ready=true]");
+    assert.ok(await page.evaluate(() => navigator.serviceWorker.controller !== null), "the Service Worker controls the page");
+    await context.setOffline(true);
+    await page.reload();
+    await page.waitForSelector("body[data-screen][data-ready=true]");
+    await screen(page, "summary");
+    assert.match(await page.innerText("#status"), /^Offline/);
+    assert.match(await page.innerText("main"), /Conditions \(\d+\)/);
+
+    // An invalid entry is refused at its field; then a blood pressure and a diary entry.
+    await screen(page, "add");
+    await page.fill("#bp-systolic", "12o");
+    await page.fill("#bp-diastolic", "82");
+    await page.click("#bp-form button[type=submit]");
+    await page.waitForSelector("#bp-systolic[aria-invalid=true]");
+    assert.notEqual(await page.innerText("#bp-systolic-error"), "");
+    assert.equal(await page.innerText("#bp-diastolic-error"), "");
+    await shot(page, "phone-add-refused");
+    await page.fill("#bp-systolic", "128");
+    await page.click("#bp-form button[type=submit]");
+    await page.waitForSelector("#bp-form .form-message[data-saved]");
+    const bp = await page.getAttribute("#bp-form .form-message", "data-saved");
+    await page.selectOption("#diary-symptom", "headache");
+    await page.fill("#diary-severity", "4");
+    await page.fill("#diary-notes", "after lunch");
+    await page.click("#diary-form button[type=submit]");
+    await page.waitForSelector("#diary-form .form-message[data-saved]");
+    const diary = await page.getAttribute("#diary-form .form-message", "data-saved");
+    await shot(page, "phone-add");
+    assert.match(await page.innerText("#status"), /2 changes to send/);
+
+    // Online again: the `online` event starts a sync, and both entries reach the server.
+    await context.setOffline(false);
+    await page.evaluate(() => window.dispatchEvent(new Event("online")));
+    let landed;
+    for (let i = 0; i < 100 && landed === undefined; i++) {
+      const [bpThere, diaryThere] = [await server("GET", bp), await server("GET", diary)];
+      if (bpThere.status === 200 && diaryThere.status === 200) landed = { bp: bpThere.json, diary: diaryThere.json };
+      else await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    assert.ok(landed, `the blood pressure and the diary entry reached the server (the app says: ${await page.innerText("#status")})`);
+    const serverBp = landed.bp;
+    assert.equal(serverBp.component[0].valueQuantity.value, 128);
+    assert.equal(serverBp.subject.reference, `Patient/${patient}`);
+    assert.equal(landed.diary.item.find((item) => item.linkId === "severity").answer[0].valueInteger, 4);
+
+    // The entry is edited offline (through the Service Worker's FHIR endpoint, as any FHIR
+    // client on the device would) while a clinician changes it on the server.
+    await context.setOffline(true);
+    const edited = await page.evaluate(async (reference) => {
+      const current = await (await fetch(`/fhir/${reference}`)).json();
+      current.component[0].valueQuantity.value = 126;
+      const response = await fetch(`/fhir/${reference}`, { method: "PUT", headers: { "content-type": "application/fhir+json", "if-match": `W/"${current.meta.versionId}"` }, body: JSON.stringify(current) });
+      return response.status;
+    }, bp);
+    assert.equal(edited, 200);
+    const theirs = (await server("GET", bp)).json;
+    theirs.component[0].valueQuantity.value = 131;
+    assert.equal((await server("PUT", bp, theirs)).status, 200);
+    await context.setOffline(false);
+    await page.evaluate(() => window.dispatchEvent(new Event("online")));
+    await page.waitForSelector("#sync-badge:not([hidden])", { timeout: 30_000 });
+    await screen(page, "sync");
+    await page.waitForSelector(`.conflict[data-reference="${bp}"]`);
+    const conflictText = await page.innerText(`.conflict[data-reference="${bp}"]`);
+    assert.match(conflictText, /126/);
+    assert.match(conflictText, /131/);
+    await shot(page, "phone-conflict");
+    await page.click(`.conflict[data-reference="${bp}"] .keep-local`);
+    let resolved;
+    for (let i = 0; i < 100 && resolved === undefined; i++) {
+      const now = (await server("GET", bp)).json;
+      if (now.component[0].valueQuantity.value === 126) resolved = now;
+      else await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    assert.ok(resolved, "the resolution reached the server");
+    await page.waitForSelector("#conflicts-title");
+    assert.match(await page.innerText("#conflicts-title"), /\(0\)/);
+    await shot(page, "phone-sync-resolved");
+    assert.deepEqual(errors, []);
+    console.log(`demo on a phone: signed in as ${login}, first sync with progress, 6 screens, offline reload, 2 entries pushed, a conflict resolved in the UI`);
+  } finally {
+    await context.close();
+  }
 });
 
-test("the demo inspects the example Patient", async () => {
-  await page.click("#example-button");
-  const result = page.locator("#result");
-  assert.equal(await result.getAttribute("class"), "ok");
-  assert.equal(await result.innerText(), "resourceType: Patient\nid: example");
-  const canonical = await page.textContent("#canonical");
-  assert.equal(JSON.parse(canonical).name[0].family, "Chalmers");
-  assert.ok(canonical.startsWith('{\n  "resourceType": "Patient",\n  "id": "example",'), canonical);
-  await page.screenshot({ path: artifactPath("demo-ok.png"), fullPage: true });
-});
-
-test("the demo evaluates FHIRPath on the resource, and reports a bad expression", async () => {
-  await page.click("#example-button");
-  await page.click("#fhirpath-button");
-  assert.equal(await page.textContent("#fhirpath-result"), '["Peter","James"]');
-  await page.fill("#fhirpath-input", "Patient.name.(");
-  await page.press("#fhirpath-input", "Enter");
-  assert.equal(await page.getAttribute("#fhirpath-result", "class"), "error");
-  assert.match(await page.textContent("#fhirpath-result"), /expected a name after '\.', found '\(' at offset 13/);
-  await page.fill("#fhirpath-input", "Patient.birthDate < today()");
-  await page.press("#fhirpath-input", "Enter");
-  assert.equal(await page.textContent("#fhirpath-result"), "[true]");
-  await page.screenshot({ path: artifactPath("demo-fhirpath.png"), fullPage: true });
-});
-
-test("the demo shows where a broken resource goes wrong", async () => {
-  await page.fill("#resource-input", '{\n  "resourceType": "Patient",\n  "id": 7\n}');
-  await page.click("#inspect-button");
-  const result = page.locator("#result");
-  assert.equal(await result.getAttribute("class"), "error");
-  assert.equal(await page.isHidden("#canonical-box"), true);
-  assert.equal(
-    await result.innerText(),
-    'error: line 3, column 9: expected "id" (id) to be a JSON string, found a number 7',
-  );
-  await page.screenshot({ path: artifactPath("demo-error.png"), fullPage: true });
-});
-
-test("the page logged no errors", () => {
-  assert.deepEqual(consoleErrors, []);
+test("the demo on a desktop: the summary and the trends", async () => {
+  const origin = app.resolvedUrls.local[0].replace(/\/$/, "");
+  const context = await browser.newContext(DESKTOP);
+  const { page, errors } = await openPage(context);
+  try {
+    await signIn(page, origin);
+    await shot(page, "desktop-summary");
+    await screen(page, "trends");
+    assert.ok(await page.$("#chart canvas"));
+    await shot(page, "desktop-trends");
+    await screen(page, "add");
+    await shot(page, "desktop-add");
+    // Keyboard: the first Tab reaches the skip link, which leads to the content.
+    await page.reload();
+    await page.waitForSelector("body[data-ready=true]");
+    await page.keyboard.press("Tab");
+    assert.equal(await page.evaluate(() => document.activeElement?.className), "skip");
+    await page.keyboard.press("Enter");
+    assert.equal(await page.evaluate(() => document.activeElement?.id), "main");
+    assert.deepEqual(errors, []);
+  } finally {
+    await context.close();
+  }
 });
