@@ -257,7 +257,7 @@ fn count_param(value: &str) -> Result<usize, Response> {
         .map_err(|err| Response::error(400, IssueType::Invalid, err.message))
 }
 
-fn is_valid_id(id: &str) -> bool {
+pub(crate) fn is_valid_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 64
         && id

@@ -1263,7 +1263,11 @@ impl Sync {
                         "",
                     )
                     .await?;
-                    let dependents = local::unpushed::<S, _>(&mut tx, &self.remote).await?;
+                    let dependents: Vec<(String, String)> = local::retries(&mut tx, &self.remote)
+                        .await?
+                        .into_iter()
+                        .map(|(key, _)| key)
+                        .collect();
                     create::point_references(
                         local,
                         &mut tx,
@@ -1399,6 +1403,23 @@ impl Sync {
                 }
             }
         }
+        // Changes that refer to resources moved to ids the server gave them: rewritten here
+        // before they are sent (a POST already sent keeps what it sent).
+        let mut rewrites: Vec<(usize, Vec<(String, String, String)>)> = Vec::new();
+        for (index, (item, body)) in items.iter().zip(&bodies).enumerate() {
+            let Some(json) = body else { continue };
+            if item.create.is_some()
+                && create::pinned(&mut tx, &remote, &item.type_name, &item.id)
+                    .await?
+                    .is_some()
+            {
+                continue;
+            }
+            let moves = create::moved_targets(&mut tx, &remote, json, local.base()).await?;
+            if !moves.is_empty() {
+                rewrites.push((index, moves));
+            }
+        }
         drop(tx);
         if items.is_empty() {
             // Nothing else to send: new resources that refer to one another (or to one this
@@ -1412,13 +1433,31 @@ impl Sync {
             retry_add.push((pushed.type_name.clone(), pushed.id.clone()));
             self.again = true;
         }
-        let creates: Vec<&Pushed> = items
+        let creates = items
             .iter()
-            .filter(|item| item.create.is_some() && !item.deleted)
-            .collect();
-        if !retry_drop.is_empty() || !retry_add.is_empty() || !creates.is_empty() {
+            .any(|item| item.create.is_some() && !item.deleted);
+        if !retry_drop.is_empty() || !retry_add.is_empty() || creates || !rewrites.is_empty() {
             let mut tx = local.replica_begin(true).await?;
-            for item in creates {
+            for (index, moves) in &rewrites {
+                let Some(item) = items.get_mut(*index) else {
+                    continue;
+                };
+                let key = (item.type_name.clone(), item.id.clone());
+                create::point_references(local, &mut tx, moves, core::slice::from_ref(&key))
+                    .await?;
+                if let Some(state) =
+                    Service::<S>::replica_state(&mut tx, &item.type_name, &item.id).await?
+                {
+                    item.local = state.version;
+                }
+                if let Some(body) = bodies.get_mut(*index) {
+                    *body = Self::body(local, &mut tx, item).await?;
+                }
+            }
+            for item in items
+                .iter()
+                .filter(|item| item.create.is_some() && !item.deleted)
+            {
                 create::pin(&mut tx, &remote, &item.type_name, &item.id, item.local);
             }
             for (type_name, id) in &retry_drop {
@@ -1692,6 +1731,42 @@ impl Sync {
                     stale = true;
                     continue;
                 };
+                // What the server answered must be this resource: a valid id, carrying its
+                // mark, and not a resource held here under another identity (a server that
+                // does not search by the mark matches whatever it has).
+                let held_here = match Service::<S>::replica_state(&mut tx, type_name, &new_id)
+                    .await?
+                {
+                    Some(state) if !state.deleted => {
+                        Service::<S>::replica_version(&mut tx, type_name, &new_id, state.version)
+                            .await?
+                    }
+                    _ => None,
+                };
+                let foreign = !crate::rest::is_valid_id(&new_id)
+                    || outcome
+                        .resource
+                        .as_deref()
+                        .is_some_and(|json| !create::marked_as(json, id))
+                    || held_here
+                        .as_deref()
+                        .is_some_and(|json| !create::marked_as(json, id));
+                if foreign && new_id != id {
+                    let message = format!(
+                        "the server answered its POST with {type_name}/{new_id}, which is not it (the server seems not to search by the mark in If-None-Exist)"
+                    );
+                    tx.put(
+                        ykey(&remote, &["e", type_name, id]),
+                        format!("{}\0{message}", item.local).into_bytes(),
+                    );
+                    tx.delete(retry_key);
+                    create::unpin(&mut tx, &remote, type_name, id);
+                    self.summary.issues.push(Issue {
+                        resource: Some(resource),
+                        message: format!("the server refused it: {message}"),
+                    });
+                    continue;
+                }
                 if new_id != id {
                     // 201: made now of the version sent. Otherwise an earlier POST made it,
                     // and others may have changed it since: the next pull reads it and
@@ -1785,7 +1860,13 @@ impl Sync {
                 .map(|item| (item.type_name.clone(), item.id.clone()))
                 .collect();
             dependents.extend(moved.iter().map(|(t, _, new)| (t.clone(), new.clone())));
-            dependents.extend(local::unpushed_after::<S, _>(&mut tx, &remote, log_to).await?);
+            // Changes not examined yet are rewritten when they are gathered.
+            dependents.extend(
+                local::retries(&mut tx, &remote)
+                    .await?
+                    .into_iter()
+                    .map(|(key, _)| key),
+            );
             let dependents: Vec<(String, String)> = dependents.into_iter().collect();
             create::point_references(local, &mut tx, &moved, &dependents).await?;
         }

@@ -925,3 +925,57 @@ fn a_patient_scope_without_history_for_its_token_syncs_by_everything_since() {
         json!(71)
     );
 }
+
+#[test]
+fn a_post_answered_with_another_resource_is_refused_and_nothing_is_overwritten() {
+    let clock = SimClock(Rc::new(Cell::new(0)));
+    let remote = assigning_remote(&clock);
+    let dev = service(&clock, "a", "https://hearth.local/fhir");
+    let existing = create(&remote, "Patient", patient(None, "1"));
+    let (s, _, _) = run(&dev, &remote, types(), 200, &mut |_, _| None);
+    assert!(s.unwrap().complete);
+    set_field(&dev, &existing, "family", "MY-EDIT");
+    let new = create(&dev, "Patient", patient(None, "2"));
+    // A server that ignores the mark in If-None-Exist "matches" the patient it already has.
+    let (s, _, log) = run(&dev, &remote, types(), 200, &mut |remote, req| {
+        if req.method != "POST" {
+            return None;
+        }
+        let body: Value = serde_json::from_slice(&req.body).unwrap();
+        let entries = body["entry"].as_array().unwrap();
+        if !entries.iter().any(|e| e["request"]["method"] == "POST") {
+            return None;
+        }
+        let mut reply = json!({"resourceType": "Bundle", "type": "batch-response", "entry": []});
+        for entry in entries {
+            let answer = if entry["request"]["method"] == "POST" {
+                json!({"response": {"status": "200 OK", "location": format!("Patient/{existing}/_history/1")}})
+            } else {
+                let one = json!({"resourceType": "Bundle", "type": "batch", "entry": [entry]});
+                let done = serve(
+                    remote,
+                    &HttpRequest {
+                        body: one.to_string().into_bytes(),
+                        ..req.clone()
+                    },
+                );
+                serde_json::from_slice::<Value>(&done.body).unwrap()["entry"][0].clone()
+            };
+            reply["entry"].as_array_mut().unwrap().push(answer);
+        }
+        Some(Ok(HttpReply {
+            status: 200,
+            headers: Vec::new(),
+            body: reply.to_string().into_bytes(),
+        }))
+    });
+    let s = s.expect("the sync ends");
+    assert!(
+        s.issues.iter().any(|i| i.message.contains("not it")),
+        "{s:?} {log:?}"
+    );
+    // The new patient is still here, the other one is as it was edited here.
+    assert_eq!(get(&dev, &format!("Patient/{new}")).0, 200);
+    let kept = read(&dev, &existing).unwrap();
+    assert_eq!(field_value(&kept, "family").as_deref(), Some("MY-EDIT"));
+}

@@ -287,6 +287,11 @@ pub(crate) fn unpin<T: Transaction>(tx: &mut T, remote: &str, type_name: &str, i
     tx.delete(ykey(remote, &["p", type_name, id]));
 }
 
+/// Whether `json` carries the mark of the local id `id`.
+pub(crate) fn marked_as(json: &str, id: &str) -> bool {
+    marks(json).iter().any(|mark| mark == id)
+}
+
 /// The local ids `json` is marked with.
 fn marks(json: &str) -> Vec<String> {
     let mut found = Vec::new();
@@ -401,7 +406,28 @@ pub(crate) async fn adopt<S: Store, T: Transaction>(
     for kind in ["m", "q", "e", "x", "p"] {
         tx.delete(ykey(remote, &[kind, type_name, old]));
     }
+    // Where it went, for the changes that still refer to the old id when they are gathered.
+    tx.put(
+        ykey(remote, &["n", type_name, old]),
+        new.as_bytes().to_vec(),
+    );
     Ok(())
+}
+
+/// The resources `json` refers to that moved to ids the server gave them: `(type, old, new)`.
+pub(crate) async fn moved_targets<T: Transaction>(
+    tx: &mut T,
+    remote: &str,
+    json: &str,
+    base: &str,
+) -> Result<Vec<(String, String, String)>, StoreError> {
+    let mut moved = Vec::new();
+    for (type_name, id) in references(json, base) {
+        if let Some(new) = tx.get(&ykey(remote, &["n", &type_name, &id])).await? {
+            moved.push((type_name, id, String::from_utf8(new).unwrap_or_default()));
+        }
+    }
+    Ok(moved)
 }
 
 /// Points the references of `dependents` (local resources) to each `(type, old, new)` of

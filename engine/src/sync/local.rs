@@ -20,6 +20,8 @@
 //! - `s` → the write-log sequence number up to which local changes were examined for push.
 //! - `p␀Type␀id` → the local version a `POST` of a new resource sent, until the server's
 //!   answer is known ([`super::create`]).
+//! - `n␀Type␀id` → the id the server gave the resource that had this local id: references to
+//!   the old id are rewritten when the changes holding them are gathered.
 //!
 //! **Invariant:** every local change after `s` is pushed, held (conflict, refused) or in `q`,
 //! and the records change in the same store transaction as the versions they describe.

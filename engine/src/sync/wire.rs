@@ -292,6 +292,8 @@ pub(crate) struct Outcome {
     pub version: Option<String>,
     /// The id the server gave a created resource (from `Location`, or the resource).
     pub location: Option<String>,
+    /// The resource the server answered with, as JSON.
+    pub resource: Option<String>,
     /// The OperationOutcome's text, for a failed entry.
     pub message: String,
 }
@@ -345,10 +347,12 @@ pub(crate) fn outcomes(body: &[u8], expected: usize) -> Result<Vec<Outcome>, Str
                     text(resource, "id")?
                 ))
             });
+        let resource = member(entry, "resource").map(crate::json::patch::to_text);
         outcomes.push(Outcome {
             status,
             version,
             location,
+            resource,
             message,
         });
     }
