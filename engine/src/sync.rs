@@ -1405,7 +1405,7 @@ impl Sync {
         }
         // Changes that refer to resources moved to ids the server gave them: rewritten here
         // before they are sent (a POST already sent keeps what it sent).
-        let mut rewrites: Vec<(usize, Vec<(String, String, String)>)> = Vec::new();
+        let mut rewrites: Vec<(usize, Vec<create::Moved>)> = Vec::new();
         for (index, (item, body)) in items.iter().zip(&bodies).enumerate() {
             let Some(json) = body else { continue };
             if item.create.is_some()

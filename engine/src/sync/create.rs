@@ -414,13 +414,16 @@ pub(crate) async fn adopt<S: Store, T: Transaction>(
     Ok(())
 }
 
+/// A resource moved to the id the server gave it: `(type, old id, new id)`.
+pub(crate) type Moved = (String, String, String);
+
 /// The resources `json` refers to that moved to ids the server gave them: `(type, old, new)`.
 pub(crate) async fn moved_targets<T: Transaction>(
     tx: &mut T,
     remote: &str,
     json: &str,
     base: &str,
-) -> Result<Vec<(String, String, String)>, StoreError> {
+) -> Result<Vec<Moved>, StoreError> {
     let mut moved = Vec::new();
     for (type_name, id) in references(json, base) {
         if let Some(new) = tx.get(&ykey(remote, &["n", &type_name, &id])).await? {
