@@ -1,3 +1,4 @@
+/// <reference lib="esnext.disposable" />
 // Types of the hearth-fhir package (every entry point exports the same API).
 
 import type { Bundle, OperationOutcome, Parameters, Resource, ResourceType, ResourceTypeMap } from "./src/generated/r4.js";
@@ -114,6 +115,13 @@ export function version(): string;
 export class FhirResource {
   /** @throws {FhirError} status 400 when the input is not a FHIR resource. */
   constructor(input: FhirInput);
+  /**
+   * Gives the engine memory back now, instead of when the object is garbage-collected (which a
+   * synchronous loop never lets happen). Using it afterwards throws; freeing it again does
+   * nothing. `using x = ...` frees it at the end of the block.
+   */
+  free(): void;
+  [Symbol.dispose](): void;
   readonly resourceType: string;
   /** The resource as FHIR JSON (canonical form). */
   toJSON(): Resource;
@@ -138,6 +146,13 @@ export interface EvaluateOptions {
 export class FhirResourceSet {
   /** @throws {FhirError} status 400 when one is not a FHIR resource. */
   constructor(resources?: Iterable<FhirInput>);
+  /**
+   * Gives the engine memory back now, instead of when the object is garbage-collected (which a
+   * synchronous loop never lets happen). Using it afterwards throws; freeing it again does
+   * nothing. `using x = ...` frees it at the end of the block.
+   */
+  free(): void;
+  [Symbol.dispose](): void;
   /** Adds a resource; returns its position. @throws {FhirError} */
   add(resource: FhirInput): number;
   readonly size: number;
@@ -146,6 +161,13 @@ export class FhirResourceSet {
 /** A compiled FHIRPath expression: compile once, evaluate many times. */
 export class CompiledFhirPath {
   private constructor();
+  /**
+   * Gives the engine memory back now, instead of when the object is garbage-collected (which a
+   * synchronous loop never lets happen). Using it afterwards throws; freeing it again does
+   * nothing. `using x = ...` frees it at the end of the block.
+   */
+  free(): void;
+  [Symbol.dispose](): void;
   /**
    * Evaluates the expression on every resource of a set, in one call into the engine; returns one
    * result array per resource. @throws {FhirError}
@@ -307,6 +329,13 @@ export interface FhirServiceOptions {
  */
 export class FhirService {
   constructor(options?: FhirServiceOptions);
+  /**
+   * Gives the engine memory back now, instead of when the object is garbage-collected (which a
+   * synchronous loop never lets happen). Using it afterwards throws; freeing it again does
+   * nothing. `using x = ...` frees it at the end of the block.
+   */
+  free(): void;
+  [Symbol.dispose](): void;
   /** Answers one request; without `headers`, a body is sent as `application/fhir+json`. */
   handle(request: FhirRequest): FhirResponse;
 }

@@ -8,6 +8,23 @@ import { call, describe, engine, onRestart, restartEngine, toBytes } from "./eng
 export { FhirError };
 
 /** Bytes of Wasm memory the engine holds now. */
+/** `Symbol.dispose`, so that `using` frees a handle at the end of its block. */
+const DISPOSE = Symbol.dispose ?? Symbol.for("Symbol.dispose");
+
+/**
+ * Frees the engine object `inner` made in engine generation `generation` (one made before a
+ * restart of the engine went with the old instance); answers undefined, for the field.
+ */
+function release(inner, generation) {
+  if (inner !== undefined && generation === engine.generation) inner.free();
+  return undefined;
+}
+
+function freed(what) {
+  const diagnostics = `this ${what} was freed; make a new one`;
+  return new FhirError(diagnostics, { status: 400, outcome: errorOutcome("invalid", diagnostics) });
+}
+
 export function engineMemoryBytes() {
   return wasm.initSync().memory.buffer.byteLength;
 }
@@ -151,6 +168,7 @@ export function version() {
  */
 export class FhirResource {
   #parsed;
+  #generation = engine.generation;
 
   /**
    * @param {string | Uint8Array | ArrayBuffer | object} input FHIR JSON.
@@ -163,16 +181,30 @@ export class FhirResource {
 
   /** @returns {string} */
   get resourceType() {
-    return this.#parsed.resourceType;
+    return this.handle.resourceType;
   }
 
   /** The resource as FHIR JSON (canonical form). */
   toJSON() {
-    return JSON.parse(this.#parsed.toJsonText());
+    return JSON.parse(this.handle.toJsonText());
+  }
+
+  /**
+   * Gives the engine memory back now, instead of when the object is garbage-collected (which
+   * a synchronous loop never lets happen). Using the resource afterwards throws; freeing it
+   * again does nothing. `using resource = parseResource(...)` frees it at the end of the block.
+   */
+  free() {
+    this.#parsed = release(this.#parsed, this.#generation);
+  }
+
+  [DISPOSE]() {
+    this.free();
   }
 
   /** @internal */
   get handle() {
+    if (this.#parsed === undefined) throw freed("FhirResource");
     return this.#parsed;
   }
 }
@@ -197,6 +229,7 @@ export function parseResource(input) {
  */
 export class FhirResourceSet {
   #set = new wasm.ParsedResourceSet();
+  #generation = engine.generation;
 
   /**
    * @param {Iterable<string | Uint8Array | ArrayBuffer | object>} [resources]
@@ -214,16 +247,27 @@ export class FhirResourceSet {
    */
   add(resource) {
     const bytes = toBytes(resource);
-    return call(() => this.#set.add(bytes));
+    const set = this.handle;
+    return call(() => set.add(bytes));
   }
 
   /** How many resources the set holds. */
   get size() {
-    return this.#set.size;
+    return this.handle.size;
+  }
+
+  /** Gives the engine memory back now (see {@link FhirResource#free}). */
+  free() {
+    this.#set = release(this.#set, this.#generation);
+  }
+
+  [DISPOSE]() {
+    this.free();
   }
 
   /** @internal */
   get handle() {
+    if (this.#set === undefined) throw freed("FhirResourceSet");
     return this.#set;
   }
 }
@@ -247,10 +291,25 @@ function variableBytes(variables) {
  */
 export class CompiledFhirPath {
   #compiled;
+  #generation = engine.generation;
 
   /** @internal */
   constructor(compiled) {
     this.#compiled = compiled;
+  }
+
+  /** Gives the engine memory back now (see {@link FhirResource#free}). */
+  free() {
+    this.#compiled = release(this.#compiled, this.#generation);
+  }
+
+  [DISPOSE]() {
+    this.free();
+  }
+
+  #handle() {
+    if (this.#compiled === undefined) throw freed("compiled expression");
+    return this.#compiled;
   }
 
   /**
@@ -266,15 +325,16 @@ export class CompiledFhirPath {
   evaluate(resource, options) {
     // The common case (no variables, a held resource) does no extra allocation per call.
     const vars = options === undefined || options.variables === undefined ? undefined : variableBytes(options.variables);
+    const compiled = this.#handle();
     let text;
     try {
       // No resource: an expression that needs none (`1 + 1`, `today()`) runs on empty input.
       text =
         resource === null || resource === undefined
-          ? this.#compiled.evaluateEmpty(vars)
+          ? compiled.evaluateEmpty(vars)
           : resource instanceof FhirResource
-            ? this.#compiled.evaluateParsed(resource.handle, vars)
-            : this.#compiled.evaluateJson(toBytes(resource), vars);
+            ? compiled.evaluateParsed(resource.handle, vars)
+            : compiled.evaluateJson(toBytes(resource), vars);
     } catch (thrown) {
       throw toFhirError(thrown);
     }
@@ -290,7 +350,8 @@ export class CompiledFhirPath {
    */
   evaluateEach(set, { variables } = {}) {
     const vars = variableBytes(variables);
-    return JSON.parse(call(() => this.#compiled.evaluateEach(set.handle, vars)));
+    const compiled = this.#handle();
+    return JSON.parse(call(() => compiled.evaluateEach(set.handle, vars)));
   }
 }
 
@@ -364,6 +425,21 @@ export class FhirService {
   #options;
   #generation;
   #lost = false;
+  #freed = false;
+
+  /**
+   * Gives the engine memory of this service (and of its in-memory store) back now. Answering a
+   * request afterwards throws; freeing it again does nothing.
+   */
+  free() {
+    if (this.#freed) return;
+    this.#freed = true;
+    this.#service = release(this.#service, this.#generation);
+  }
+
+  [DISPOSE]() {
+    this.free();
+  }
 
   /**
    * @param {{ baseUrl?: string, store?: { get: Function, scan: Function, commit: Function, begin?: Function, end?: Function, reset?: Function },
@@ -419,6 +495,7 @@ export class FhirService {
    * @returns {{ status: number, headers: [string, string][], body: string }}
    */
   handle({ method, path, query = [], headers, body = new Uint8Array(), claims }) {
+    if (this.#freed) throw freed("FhirService");
     const flat = (pairs) => {
       const list = [];
       const entries = typeof pairs[Symbol.iterator] === "function" ? pairs : Object.entries(pairs);
