@@ -26,8 +26,19 @@ pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT INT TERM
 node demo-app/server/main.js --port "$AUTH_PORT" --fhir "$fhir" --app "$app/" --corpus "$corpus" &
 pids+=($!)
+# `hearth serve` reads the issuer's configuration when it starts: the issuer comes first.
+for _ in $(seq 1 100); do
+  curl -sf "http://127.0.0.1:$AUTH_PORT/.well-known/openid-configuration" >/dev/null && break
+  kill -0 "${pids[0]}" 2>/dev/null || { echo "[demo] the authorization server did not start" >&2; exit 1; }
+  sleep 0.2
+done
 node npm/bin/hearth.js serve --port "$FHIR_PORT" --data "$data" --issuer "http://127.0.0.1:$AUTH_PORT" --allow-origin "$app" &
 pids+=($!)
+for _ in $(seq 1 100); do
+  curl -sf "$fhir/metadata" >/dev/null && break
+  kill -0 "${pids[1]}" 2>/dev/null || { echo "[demo] hearth serve did not start" >&2; exit 1; }
+  sleep 0.2
+done
 (cd demo-app && ../node_modules/.bin/vite build --logLevel warn)
 printf '{"fhirBase":"%s","clientId":"patient-app","scope":"openid fhirUser launch/patient patient/*.cruds"}\n' "$fhir" > demo-app/dist/demo-config.json
 echo

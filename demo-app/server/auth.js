@@ -14,6 +14,9 @@ const RESOURCE_SCOPES = [
   "system/*.*", "system/*.rs", "system/*.cruds",
 ].join(" ");
 
+/** What a patient's app may ask for. */
+const PATIENT_SCOPES = RESOURCE_SCOPES.split(" ").filter((scope) => scope.startsWith("patient/")).join(" ");
+
 /**
  * Starts the server. `fhirBase()` names the FHIR base URL tokens are issued for (asked when a
  * token is issued, so the FHIR server may start after this one); `appRedirects` are the
@@ -42,12 +45,14 @@ export async function startAuthServer({ fhirBase, appRedirects = [], users = {},
         scope: RESOURCE_SCOPES,
       },
       {
+        // A public client (no secret): patient scopes only, never user/ or system/ ones.
         client_id: "patient-app",
         token_endpoint_auth_method: "none",
         grant_types: ["authorization_code"],
         response_types: ["code"],
         redirect_uris: appRedirects,
-        scope: `openid fhirUser launch/patient ${RESOURCE_SCOPES}`,
+        post_logout_redirect_uris: appRedirects,
+        scope: `openid fhirUser launch/patient ${PATIENT_SCOPES}`,
       },
     ],
     jwks: { keys: [privateJwk] },
@@ -57,6 +62,18 @@ export async function startAuthServer({ fhirBase, appRedirects = [], users = {},
     interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
     features: {
       devInteractions: { enabled: false },
+      // Sign-out pages of its own (the built-in ones load fonts from the internet).
+      rpInitiatedLogout: {
+        enabled: true,
+        logoutSource: (ctx, form) => {
+          ctx.body = page("Sign out", `${form}<h1>Sign out</h1><p>Sign out of the provider on this device?</p>
+<button autofocus type="submit" form="op.logoutForm" value="yes" name="logout">Yes, sign me out</button>
+<button type="submit" form="op.logoutForm" class="secondary">No, stay signed in</button>`);
+        },
+        postLogoutSuccessSource: (ctx) => {
+          ctx.body = page("Signed out", "<h1>Signed out</h1><p>You are signed out of the provider.</p>");
+        },
+      },
       clientCredentials: { enabled: true },
       resourceIndicators: {
         enabled: true,
@@ -120,25 +137,29 @@ export async function startAuthServer({ fhirBase, appRedirects = [], users = {},
 
 const escape = (text) => String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
+/** A page of the sign-in server, in the demo's style (nothing loaded from elsewhere). */
+function page(title, body) {
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,"><title>${escape(title)}</title><style>
+body{font-family:system-ui,sans-serif;max-width:28rem;margin:2rem auto;padding:0 1rem;color:#1b1b1b}
+label{display:block;margin:.75rem 0 .25rem}input{font:inherit;padding:.5rem;width:100%;box-sizing:border-box}
+button{font:inherit;padding:.5rem 1rem;margin:.25rem 0;background:#0b5394;color:#fff;border:1px solid #0b5394;border-radius:.25rem;cursor:pointer}
+button.secondary{background:#fff;color:#0b5394}:focus-visible{outline:3px solid #1b1b1b;outline-offset:2px}
+ul{padding-left:1rem}.error{color:#a00000}</style></head><body>${body}</body></html>`;
+}
+
 /** The sign-in page: a user name (the demo's users are listed), and the consent given at once. */
 function loginPage(uid, users, client, error) {
   const list = Object.entries(users)
     .map(([login, user]) => `<li><button type="submit" name="login" value="${escape(login)}">${escape(login)}</button> ${escape(user.label ?? user.fhirUser ?? "")}</li>`)
     .join("");
-  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Sign in</title><style>
-body{font-family:system-ui,sans-serif;max-width:28rem;margin:2rem auto;padding:0 1rem;color:#1b1b1b}
-label{display:block;margin:.75rem 0 .25rem}input{font:inherit;padding:.5rem;width:100%;box-sizing:border-box}
-button{font:inherit;padding:.5rem 1rem;margin:.25rem 0;background:#0b5394;color:#fff;border:0;border-radius:.25rem;cursor:pointer}
-ul{padding-left:1rem}.error{color:#a00000}</style></head><body>
-<h1>Sign in</h1><p>to let <strong>${escape(client)}</strong> use your health record.</p>
+  return page("Sign in", `<h1>Sign in</h1><p>to let <strong>${escape(client)}</strong> use your health record.</p>
 ${error ? `<p class="error" role="alert">${escape(error)}</p>` : ""}
 <form method="post" action="/interaction/${escape(uid)}/login">
 <label for="login">User name</label><input id="login" name="login" autocomplete="username" required>
 <label for="password">Password (any, in this demo)</label><input id="password" name="password" type="password" autocomplete="current-password">
 <button type="submit">Sign in</button></form>
-${list ? `<h2>Demo users</h2><form method="post" action="/interaction/${escape(uid)}/login"><ul>${list}</ul></form>` : ""}
-</body></html>`;
+${list ? `<h2>Demo users</h2><form method="post" action="/interaction/${escape(uid)}/login"><ul>${list}</ul></form>` : ""}`);
 }
 
 async function readForm(req) {
@@ -170,7 +191,12 @@ async function interact(provider, users, req, res, submitted) {
   const missing = prompt.details;
   if (missing.missingOIDCScope) grant.addOIDCScope(missing.missingOIDCScope.join(" "));
   if (missing.missingOIDCClaims) grant.addOIDCClaims(missing.missingOIDCClaims);
-  for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes ?? {})) grant.addResourceScope(indicator, scopes.join(" "));
+  // A user with a patient gets patient scopes only; others, none of the patient ones.
+  const patient = users[session.accountId]?.patient;
+  for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes ?? {})) {
+    const fitting = scopes.filter((scope) => (patient === undefined) !== scope.startsWith("patient/"));
+    if (fitting.length > 0) grant.addResourceScope(indicator, fitting.join(" "));
+  }
   const grantId = await grant.save();
   return provider.interactionFinished(req, res, { consent: { grantId } }, { mergeWithLastSubmission: true });
 }

@@ -36,8 +36,18 @@ function field(id, label, input, hint) {
 
 function form({ id, title, fields, build, check, app, refresh }) {
   const message = h("p", { class: "form-message", role: "status" });
+  const button = h("button", { type: "submit" }, "Save");
   const save = async (event) => {
     event.preventDefault();
+    if (button.disabled) return;
+    button.disabled = true;
+    try {
+      await saveNow();
+    } finally {
+      button.disabled = false;
+    }
+  };
+  const saveNow = async () => {
     for (const f of Object.values(fields)) {
       f.error.textContent = "";
       f.input.removeAttribute("aria-invalid");
@@ -68,12 +78,12 @@ function form({ id, title, fields, build, check, app, refresh }) {
     message.textContent = `Saved on this device${navigator.onLine ? "; sending it now." : "; it is sent when you are back online."}`;
     message.classList.add("ok");
     message.dataset.saved = `${saved.resourceType}/${saved.id}`;
-    for (const f of Object.values(fields)) if (f.reset) f.input.value = f.reset;
+    for (const f of Object.values(fields)) if (f.reset !== undefined) f.input.value = f.reset;
     await refresh();
     if (navigator.onLine) app.sync?.now().then(refresh, () => {});
   };
   return h("form", { class: "card entry", id, "aria-labelledby": `${id}-title`, novalidate: true, onsubmit: save },
-    h("h2", { id: `${id}-title` }, title), ...Object.values(fields).map((f) => f.row), h("button", { type: "submit" }, "Save"), message);
+    h("h2", { id: `${id}-title` }, title), ...Object.values(fields).map((f) => f.row), button, message);
 }
 
 export function showAdd(main, app, refresh) {

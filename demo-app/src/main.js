@@ -58,7 +58,8 @@ async function refreshStatus() {
   const [pending, conflicts] = await Promise.all([app.store.pending({ remote: app.session.fhirBase }), app.store.conflicts({ remote: app.session.fhirBase })]);
   const last = app.lastSync ? `last synced ${dateTimeText(app.lastSync)}` : "not synced yet";
   const waiting = pending.length === 0 ? "" : ` · ${pending.length} change${pending.length === 1 ? "" : "s"} to send`;
-  statusLine.textContent = `${online ? "Online" : "Offline"} · ${last}${waiting}`;
+  const text = `${online ? "Online" : "Offline"} · ${last}${waiting}`;
+  if (statusLine.textContent !== text) statusLine.textContent = text;
   statusLine.dataset.online = String(online);
   badge.hidden = conflicts.length === 0;
   badge.textContent = conflicts.length === 0 ? "" : ` ${conflicts.length}`;
@@ -82,7 +83,8 @@ function startSyncing() {
         app.lastResult = { error: result.message };
       }
       refreshStatus();
-      if (location.hash === "#/sync") route();
+      const editing = document.querySelector(".conflict textarea:not([hidden])");
+      if (location.hash === "#/sync" && !editing) route();
     },
   });
 }
@@ -116,8 +118,16 @@ async function completeSignIn() {
   const client = await FHIR.oauth2.ready();
   const response = client.state.tokenResponse;
   if (!client.patient.id) throw new Error("the sign-in gave no patient: sign in as a patient");
+  const previous = loadSession() ?? JSON.parse(localStorage.getItem(`${SESSION_KEY}:patient`) ?? "null");
+  if (previous?.patient !== undefined && previous.patient !== client.patient.id) {
+    // Another patient signs in on this device: the record of the one before goes first.
+    await FhirStore.destroy(STORE_NAME);
+    localStorage.removeItem(`${SESSION_KEY}:last-sync`);
+  }
+  localStorage.setItem(`${SESSION_KEY}:patient`, JSON.stringify({ patient: client.patient.id }));
   saveSession({
     fhirBase: client.state.serverUrl.replace(/\/+$/, ""),
+    issuer: new URL(client.state.tokenUri).origin,
     patient: client.patient.id,
     fhirUser: response.fhirUser ?? client.getFhirUser?.() ?? undefined,
     token: response.access_token,
@@ -127,14 +137,21 @@ async function completeSignIn() {
 }
 
 async function signOut() {
+  const pending = (await app.store?.pending({ remote: app.session.fhirBase })) ?? [];
+  if (pending.length > 0 && !confirm(`${pending.length} change${pending.length === 1 ? " has" : "s have"} not reached your provider yet and will be lost. Sign out anyway?`)) return;
   app.sync?.stop();
   await app.store?.close();
   app.store = undefined;
   await FhirStore.destroy(STORE_NAME);
-  localStorage.removeItem(SESSION_KEY);
-  localStorage.removeItem(`${SESSION_KEY}:last-sync`);
+  const issuer = app.session.issuer;
+  for (const key of [SESSION_KEY, `${SESSION_KEY}:last-sync`, `${SESSION_KEY}:patient`]) localStorage.removeItem(key);
   sessionStorage.clear();
   app.session = undefined;
+  // The provider's session ends too, so that the next person on this device signs in anew.
+  if (issuer && navigator.onLine) {
+    location.assign(`${issuer}/session/end?client_id=${encodeURIComponent(app.config.clientId)}&post_logout_redirect_uri=${encodeURIComponent(`${location.origin}/`)}`);
+    return;
+  }
   showSignIn("Signed out. The record was removed from this device.");
 }
 
@@ -266,7 +283,9 @@ async function showSync() {
         h("dt", {}, "Changes to send"), h("dd", { id: "sync-pending" }, String(state.pending.length)),
         h("dt", {}, "Last result"), h("dd", {}, result === undefined ? "—" : result.error ? `failed: ${result.error}` : `${result.pulled} received, ${result.pushed} sent, ${result.merged} merged, ${result.conflicts} conflicts${result.complete ? "" : " (unfinished)"}`)),
       h("div", { class: "row" },
-        h("button", { type: "button", id: "sync-now", onclick: async () => { await app.sync?.now(); route(); } }, "Sync now"),
+        Date.now() > app.session.expiresAt
+          ? h("button", { type: "button", id: "sign-in-again", onclick: signIn }, "Sign in again to sync (your record and changes stay)")
+          : h("button", { type: "button", id: "sync-now", onclick: async () => { await app.sync?.now(); route(); } }, "Sync now"),
         h("button", { type: "button", class: "secondary", id: "sign-out", onclick: signOut }, "Sign out and remove the record"))),
     h("section", { class: "card", "aria-labelledby": "conflicts-title", "data-wide": "1" },
       h("h2", { id: "conflicts-title" }, "Conflicts", h("span", { class: "count" }, ` (${state.conflicts.length})`)),
@@ -342,7 +361,9 @@ const ROUTES = {
   "#/access": showAccess,
 };
 
-async function route() {
+const TITLES = { "#/summary": "Summary", "#/trends": "Trends", "#/add": "Add an entry", "#/search": "Search", "#/sync": "Sync", "#/access": "Who saw my record" };
+
+async function route(event) {
   const hash = ROUTES[location.hash] ? location.hash : "#/summary";
   for (const link of nav.querySelectorAll("a")) {
     if (link.getAttribute("href") === hash) link.setAttribute("aria-current", "page");
@@ -356,11 +377,18 @@ async function route() {
     clear(main).append(h("p", { class: "error", role: "alert" }, `Something went wrong: ${err.message}`));
     console.warn(err);
   }
+  document.title = `${TITLES[hash]} — my health record`;
+  // After a move between screens, focus goes to the new content (announced by screen readers).
+  if (event) main.focus();
   document.body.dataset.ready = "true";
 }
 
 async function start() {
   app.config = await (await fetch("/demo-config.json")).json();
+  document.querySelector(".skip").addEventListener("click", (event) => {
+    event.preventDefault();
+    main.focus();
+  });
   if ("serviceWorker" in navigator) {
     navigator.serviceWorker.register("/sw.js", { type: "module" }).catch((err) => console.warn("no offline support:", err.message));
   }

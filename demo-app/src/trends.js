@@ -24,7 +24,8 @@ function seriesOf(observations) {
       for (const component of o.component ?? []) {
         if (component.valueQuantity?.value === undefined) continue;
         const part = component.code?.coding?.[0]?.code;
-        add(BLOOD_PRESSURE, "Blood pressure", component.valueQuantity.unit ?? "mm[Hg]", time, component.valueQuantity.value, undefined, category);
+        if (!byKey.has(BLOOD_PRESSURE)) byKey.set(BLOOD_PRESSURE, { key: BLOOD_PRESSURE, label: "Blood pressure", unit: component.valueQuantity.unit ?? "mm[Hg]", category, points: [], range: undefined });
+        if (!byKey.get(BLOOD_PRESSURE).points.some(([t]) => t === time)) byKey.get(BLOOD_PRESSURE).points.push([time, component.valueQuantity.value]);
         byKey.get(BLOOD_PRESSURE).parts ??= new Map();
         const parts = byKey.get(BLOOD_PRESSURE).parts;
         const name = part === "8480-6" ? "Systolic" : part === "8462-4" ? "Diastolic" : codeText(component.code);
@@ -90,7 +91,8 @@ export async function showTrends(main, app) {
     current = series;
     for (const picker of document.querySelectorAll(".series select")) picker.value = [...picker.options].some((o) => o.value === series.key) ? series.key : "";
     clear(area);
-    area.setAttribute("aria-label", `${series.label}: ${series.points.length} results from ${dateText(series.points[0]?.[0])} to ${dateText(series.points.at(-1)?.[0])}`);
+    const order = series.points.map(([t]) => t).sort((a, b) => a - b);
+    area.setAttribute("aria-label", `${series.label}: ${series.points.length} results from ${dateText(order[0])} to ${dateText(order.at(-1))}`);
     chart(area, series);
     const range = series.range;
     caption.textContent = range ? `Shaded: the reference range${range.low ? ` from ${quantityText(range.low)}` : ""}${range.high ? ` to ${quantityText(range.high)}` : ""}.` : "No reference range comes with these results.";
