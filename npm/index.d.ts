@@ -539,6 +539,8 @@ export class FhirStore {
    * The local changes the remote of the last sync (or `remote`) has not received yet, as
    * `"Type/id"`: what the next sync pushes, and conflicts waiting to be resolved.
    */
+  /** Why the store can no longer be used (closed, its database deleted or opened at a newer version elsewhere), or undefined while it can. */
+  readonly closed: string | undefined;
   pending(options?: { remote?: string }): Promise<string[]>;
   /** The conflicts left with `remote` (default: the last synced). */
   conflicts(options?: { remote?: string }): Promise<FhirConflict[]>;

@@ -53,10 +53,22 @@ export function serveFhir({ prefix = "/fhir", name = "hearth-fhir", ...options }
     opening ??= instantiate()
       .then(() => FhirStore.open({ ...options, name, baseUrl }))
       .catch((err) => {
+        opening = undefined;
+        throw err;
+      });
+    // A store closed under the worker (its database deleted by a page, as at a sign-out, or
+    // opened at a newer version) is opened again for the next request.
+    return opening.then((store) => {
+      if (store.closed === undefined) return store;
       opening = undefined;
-      throw err;
+      opening = instantiate()
+        .then(() => FhirStore.open({ ...options, name, baseUrl }))
+        .catch((err) => {
+          opening = undefined;
+          throw err;
+        });
+      return opening;
     });
-    return opening;
   };
   scope.addEventListener("install", (event) => {
     scope.skipWaiting?.();

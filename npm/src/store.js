@@ -782,6 +782,15 @@ export class FhirStore {
   }
 
   /**
+   * Why the store can no longer be used (closed, its database deleted or opened at a newer
+   * version elsewhere), or undefined while it can.
+   * @returns {string | undefined}
+   */
+  get closed() {
+    return this.#closed ?? (this.#service?.closedReason?.() || undefined);
+  }
+
+  /**
    * The local changes the remote of the last sync (or `remote`) has not received yet, as
    * `"Type/id"` references: what the next sync pushes, and conflicts waiting to be resolved.
    * @param {{ remote?: string }} [options]

@@ -164,6 +164,24 @@ test("fhir-kit-client works against the Service Worker endpoint offline", async 
   await context.close();
 });
 
+test("the Service Worker endpoint answers again after a page deletes the store (as a sign-out does)", async () => {
+  const context = await browser.newContext();
+  const page = await openPage(context);
+  await controlByWorker(page);
+  const result = await page.evaluate(async () => {
+    const create = await fetch("/fhir/Patient", { method: "POST", headers: { "content-type": "application/fhir+json" }, body: JSON.stringify({ resourceType: "Patient", name: [{ family: "Before" }] }) });
+    const before = await create.json();
+    await window.hearth.FhirStore.destroy("sw-store");
+    const read = await fetch(`/fhir/Patient/${before.id}`);
+    const again = await fetch("/fhir/Patient", { method: "POST", headers: { "content-type": "application/fhir+json" }, body: JSON.stringify({ resourceType: "Patient", name: [{ family: "After" }] }) });
+    return { created: create.status, readAfterDelete: read.status, createdAgain: again.status };
+  });
+  // The deleted store's data is gone, and the endpoint works on a new, empty one.
+  assert.deepEqual(result, { created: 201, readAfterDelete: 404, createdAgain: 201 });
+  assert.deepEqual(page.errors, []);
+  await context.close();
+});
+
 test("two pages updating the same resources lose no update, and every 412 is justified", async () => {
   const context = await browser.newContext();
   const pages = [await openPage(context), await openPage(context)];
