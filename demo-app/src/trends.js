@@ -53,7 +53,18 @@ function chart(container, series) {
     {
       width,
       height: 260,
-      scales: { x: { time: true } },
+      scales: {
+        x: { time: true },
+        // The scale takes in the reference range, so that the band is seen whole.
+        y: {
+          range: (u, min, max) => {
+            const low = Math.min(min, range?.low?.value ?? min);
+            const high = Math.max(max, range?.high?.value ?? max);
+            const pad = (high - low || Math.abs(high) || 1) * 0.08;
+            return [low - pad, high + pad];
+          },
+        },
+      },
       axes: [{ stroke: "#333" }, { stroke: "#333", label: series.unit }],
       series: [{}, ...lines.map(([name], i) => ({ label: name, stroke: colors[i % colors.length], width: 2, points: { show: true, size: 6 }, spanGaps: true }))],
       hooks: {
@@ -62,11 +73,11 @@ function chart(container, series) {
             if (!range) return;
             const low = range.low?.value ?? u.scales.y.min;
             const high = range.high?.value ?? u.scales.y.max;
-            const top = u.valToPos(high, "y", true);
-            const bottom = u.valToPos(low, "y", true);
+            const top = Math.max(u.bbox.top, Math.min(u.valToPos(high, "y", true), u.valToPos(low, "y", true)));
+            const bottom = Math.min(u.bbox.top + u.bbox.height, Math.max(u.valToPos(high, "y", true), u.valToPos(low, "y", true)));
             u.ctx.save();
-            u.ctx.fillStyle = "rgba(46, 125, 50, 0.12)";
-            u.ctx.fillRect(u.bbox.left, Math.min(top, bottom), u.bbox.width, Math.abs(bottom - top));
+            u.ctx.fillStyle = "rgba(46, 125, 50, 0.18)";
+            u.ctx.fillRect(u.bbox.left, top, u.bbox.width, Math.max(0, bottom - top));
             u.ctx.restore();
           },
         ],

@@ -118,6 +118,18 @@ async function signIn(page, origin) {
 test("the demo on a phone: sign in, first sync, every screen, offline entries, a conflict resolved", async () => {
   const origin = app.resolvedUrls.local[0].replace(/\/$/, "");
   const patient = users[login].patient;
+  // Two results with a reference range, as a lab sends them (Synthea's carry none).
+  for (const [day, value] of [["2025-01-10", 104], ["2025-06-10", 96]]) {
+    const made = await server("POST", "Observation", {
+      resourceType: "Observation", status: "final",
+      category: [{ coding: [{ system: "http://terminology.hl7.org/CodeSystem/observation-category", code: "laboratory" }] }],
+      code: { coding: [{ system: "http://loinc.org", code: "1558-6", display: "Fasting glucose" }], text: "Fasting glucose" },
+      subject: { reference: `Patient/${patient}` }, effectiveDateTime: `${day}T08:00:00Z`,
+      valueQuantity: { value, unit: "mg/dL", system: "http://unitsofmeasure.org", code: "mg/dL" },
+      referenceRange: [{ low: { value: 70, unit: "mg/dL" }, high: { value: 99, unit: "mg/dL" } }],
+    });
+    assert.equal(made.status, 201, JSON.stringify(made.json));
+  }
   const context = await browser.newContext(PHONE);
   const { page, errors } = await openPage(context);
   try {
@@ -135,7 +147,12 @@ test("the demo on a phone: sign in, first sync, every screen, offline entries, a
 
     await screen(page, "trends");
     assert.ok(await page.$("#chart canvas"), "a chart is drawn");
+    assert.match(await page.getAttribute("#chart", "aria-label"), /^Blood pressure: \d+ results/);
     await shot(page, "phone-trends");
+    // A lab result with its reference range: shaded, and said in the caption.
+    await page.selectOption("#lab-picker", "1558-6");
+    assert.match(await page.innerText("#chart-caption"), /reference range from 70 mg\/dL to 99 mg\/dL/);
+    await shot(page, "phone-trends-range");
     await screen(page, "search");
     await page.fill("#search-input", "glucose");
     await page.click("form[role=search] button");
