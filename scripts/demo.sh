@@ -23,22 +23,24 @@ if [ ! -f "$data/hearth.sqlite" ]; then
   fi
 fi
 pids=()
+# Waits until URL answers, while the server started as pids[N] runs.
+wait_for() {
+  for _ in $(seq 1 300); do
+    node -e 'fetch(process.argv[1]).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))' "$1" && return 0
+    kill -0 "${pids[$2]}" 2>/dev/null || { echo "[demo] $3 did not start" >&2; exit 1; }
+    sleep 0.2
+  done
+  echo "[demo] $3 did not answer at $1" >&2
+  exit 1
+}
 trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT INT TERM
 node demo-app/server/main.js --port "$AUTH_PORT" --fhir "$fhir" --app "$app/" --corpus "$corpus" &
 pids+=($!)
 # `hearth serve` reads the issuer's configuration when it starts: the issuer comes first.
-for _ in $(seq 1 100); do
-  curl -sf "http://127.0.0.1:$AUTH_PORT/.well-known/openid-configuration" >/dev/null && break
-  kill -0 "${pids[0]}" 2>/dev/null || { echo "[demo] the authorization server did not start" >&2; exit 1; }
-  sleep 0.2
-done
+wait_for "http://127.0.0.1:$AUTH_PORT/.well-known/openid-configuration" 0 "the authorization server"
 node npm/bin/hearth.js serve --port "$FHIR_PORT" --data "$data" --issuer "http://127.0.0.1:$AUTH_PORT" --allow-origin "$app" &
 pids+=($!)
-for _ in $(seq 1 100); do
-  curl -sf "$fhir/metadata" >/dev/null && break
-  kill -0 "${pids[1]}" 2>/dev/null || { echo "[demo] hearth serve did not start" >&2; exit 1; }
-  sleep 0.2
-done
+wait_for "$fhir/metadata" 1 "hearth serve"
 (cd demo-app && ../node_modules/.bin/vite build --logLevel warn)
 printf '{"fhirBase":"%s","clientId":"patient-app","scope":"openid fhirUser launch/patient patient/*.cruds"}\n' "$fhir" > demo-app/dist/demo-config.json
 echo

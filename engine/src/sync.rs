@@ -1336,16 +1336,15 @@ impl Sync {
             }
             match self.pushable(local, &mut tx, &key.0, &key.1).await? {
                 Pushable::Send(pushed) => {
-                    let body = Self::body(local, &mut tx, &pushed).await?;
-                    if self
-                        .waits_for_ids(local, &mut tx, &pushed, body.as_deref())
-                        .await?
-                    {
-                        deferred.push((pushed, body));
-                    } else {
-                        bodies.push(body);
-                        items.push(pushed);
-                    }
+                    self.queue(
+                        local,
+                        &mut tx,
+                        pushed,
+                        &mut items,
+                        &mut bodies,
+                        &mut deferred,
+                    )
+                    .await?;
                 }
                 Pushable::Nothing => retry_drop.push(key),
                 Pushable::AfterPull => {
@@ -1383,16 +1382,15 @@ impl Sync {
                 }
                 match self.pushable(local, &mut tx, &key.0, &key.1).await? {
                     Pushable::Send(pushed) => {
-                        let body = Self::body(local, &mut tx, &pushed).await?;
-                        if self
-                            .waits_for_ids(local, &mut tx, &pushed, body.as_deref())
-                            .await?
-                        {
-                            deferred.push((pushed, body));
-                        } else {
-                            bodies.push(body);
-                            items.push(pushed);
-                        }
+                        self.queue(
+                            local,
+                            &mut tx,
+                            pushed,
+                            &mut items,
+                            &mut bodies,
+                            &mut deferred,
+                        )
+                        .await?;
                     }
                     Pushable::Nothing => {}
                     Pushable::AfterPull => {
@@ -1477,6 +1475,30 @@ impl Sync {
         }
         self.progress.total = Some(self.progress.done + items.len());
         Ok((items, log_to, bodies))
+    }
+
+    /// Adds `pushed` and its JSON to the push, or to `deferred` when it refers to a new
+    /// resource still waiting for the server to give it an id.
+    async fn queue<S: Store, T: Transaction>(
+        &self,
+        local: &Service<S>,
+        tx: &mut T,
+        pushed: Pushed,
+        items: &mut Vec<Pushed>,
+        bodies: &mut Vec<Option<String>>,
+        deferred: &mut Vec<(Pushed, Option<String>)>,
+    ) -> Result<(), StoreError> {
+        let body = Self::body(local, tx, &pushed).await?;
+        if self
+            .waits_for_ids(local, tx, &pushed, body.as_deref())
+            .await?
+        {
+            deferred.push((pushed, body));
+        } else {
+            bodies.push(body);
+            items.push(pushed);
+        }
+        Ok(())
     }
 
     /// Whether `pushed` (whose JSON is `body`) refers to a new resource that waits for the

@@ -262,10 +262,9 @@ pub(crate) async fn pinned<T: Transaction>(
     type_name: &str,
     id: &str,
 ) -> Result<Option<u64>, StoreError> {
-    Ok(tx
-        .get(&ykey(remote, &["p", type_name, id]))
-        .await?
-        .and_then(|v| core::str::from_utf8(&v).ok()?.parse().ok()))
+    // Versions start at 1: 0 is none.
+    let version = local::number(tx, &ykey(remote, &["p", type_name, id])).await?;
+    Ok((version > 0).then_some(version))
 }
 
 /// Records that `version` of `type_name/id` is sent by `POST`.

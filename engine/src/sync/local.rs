@@ -553,18 +553,18 @@ pub(crate) async fn number<T: Transaction>(tx: &mut T, key: &[u8]) -> Result<u64
         .unwrap_or(0))
 }
 
-/// The local changes not yet pushed: the retry set and the write log after position `after`.
-pub(crate) async fn unpushed_after<S: Store, T: Transaction>(
+/// The local changes not yet pushed to `remote`: the retry set, and the write log after where
+/// its push stopped.
+pub(crate) async fn unpushed<S: Store, T: Transaction>(
     tx: &mut T,
     remote: &str,
-    after: u64,
 ) -> Result<Vec<(String, String)>, StoreError> {
     let mut found: Vec<(String, String)> = retries(tx, remote)
         .await?
         .into_iter()
         .map(|(key, _)| key)
         .collect();
-    let mut after = after;
+    let mut after = number(tx, &ykey(remote, &["s"])).await?;
     loop {
         let entries = Service::<S>::replica_log(tx, after, 256).await?;
         let Some((last, ..)) = entries.last() else {
@@ -576,15 +576,6 @@ pub(crate) async fn unpushed_after<S: Store, T: Transaction>(
     found.sort();
     found.dedup();
     Ok(found)
-}
-
-/// The local changes not yet pushed to `remote`, from where its push stopped.
-pub(crate) async fn unpushed<S: Store, T: Transaction>(
-    tx: &mut T,
-    remote: &str,
-) -> Result<Vec<(String, String)>, StoreError> {
-    let cursor = number(tx, &ykey(remote, &["s"])).await?;
-    unpushed_after::<S, T>(tx, remote, cursor).await
 }
 
 /// The retry set, each with whether it is marked to be read by id (`r`).
