@@ -112,9 +112,32 @@ export function version(): string;
  * const patient = parseResource('{"resourceType":"Patient","name":[{"family":"Chalmers"}]}');
  * evaluate(patient, "Patient.name.family"); // ["Chalmers"]
  */
+/** How to read resources: `strict: false` reads data from elsewhere leniently. */
+export interface ReadOptions {
+  /**
+   * True (the default): a resource that breaks the FHIR JSON rules is refused whole. False:
+   * the elements at fault (unknown elements, wrong types, empty values) are left out, each with
+   * a warning; JSON that does not parse, or names no known `resourceType`, is still refused.
+   */
+  strict?: boolean;
+}
+
+/** A warning or error of an OperationOutcome. */
+export interface FhirIssue {
+  severity: "fatal" | "error" | "warning" | "information";
+  code: string;
+  diagnostics?: string;
+  /** The element's FHIRPath location: `Patient.name[0].given`. */
+  expression?: string[];
+  /** Line and column in the JSON read, as the `operationoutcome-issue-line` and `-col` extensions. */
+  extension?: { url: string; valueInteger: number }[];
+}
+
 export class FhirResource {
   /** @throws {FhirError} status 400 when the input is not a FHIR resource. */
-  constructor(input: FhirInput);
+  constructor(input: FhirInput, options?: ReadOptions);
+  /** What a lenient read left out (empty when nothing was, and always when strict). */
+  readonly warnings: FhirIssue[];
   /**
    * Gives the engine memory back now, instead of when the object is garbage-collected (which a
    * synchronous loop never lets happen). Using it afterwards throws; freeing it again does
@@ -131,12 +154,18 @@ export class FhirResource {
  * Reads a resource into the engine.
  * @throws {FhirError} status 400 when the input is not a FHIR resource.
  */
-export function parseResource(input: FhirInput): FhirResource;
+export function parseResource(input: FhirInput, options?: ReadOptions): FhirResource;
 
 /** Options of an evaluation. */
 export interface EvaluateOptions {
   /** Values for `%name` variables: strings, numbers, booleans, resources, or arrays of them. */
   variables?: Record<string, unknown>;
+}
+
+/** Options of an evaluation on one resource. */
+export interface EvaluateOneOptions extends EvaluateOptions, ReadOptions {
+  /** With `strict: false`: called with what the lenient read left out, when something was. */
+  onWarning?: (issues: FhirIssue[]) => void;
 }
 
 /**
@@ -145,7 +174,9 @@ export interface EvaluateOptions {
  */
 export class FhirResourceSet {
   /** @throws {FhirError} status 400 when one is not a FHIR resource. */
-  constructor(resources?: Iterable<FhirInput>);
+  constructor(resources?: Iterable<FhirInput>, options?: ReadOptions);
+  /** What lenient reads left out, for each resource where something was (by position in the set). */
+  readonly warnings: { position: number; issue: FhirIssue[] }[];
   /**
    * Gives the engine memory back now, instead of when the object is garbage-collected (which a
    * synchronous loop never lets happen). Using it afterwards throws; freeing it again does
@@ -179,7 +210,7 @@ export class CompiledFhirPath {
    * times as strings, quantities as `{ value, unit }`.
    * @throws {FhirError} status 400 when the resource does not read or evaluation fails.
    */
-  evaluate(resource: FhirResource | FhirInput | null | undefined, options?: EvaluateOptions): unknown[];
+  evaluate(resource: FhirResource | FhirInput | null | undefined, options?: EvaluateOneOptions): unknown[];
 }
 
 /**
@@ -200,7 +231,7 @@ export function compile(expression: string, options?: { resourceType?: string })
  * @example
  * evaluate({ resourceType: "Patient", birthDate: "1974-12-25" }, "Patient.birthDate"); // ["1974-12-25"]
  */
-export function evaluate(resource: FhirResource | FhirInput | null | undefined, expression: string, options?: EvaluateOptions): unknown[];
+export function evaluate(resource: FhirResource | FhirInput | null | undefined, expression: string, options?: EvaluateOneOptions): unknown[];
 
 /**
  * The verified claims of an access token, as the access layer takes them (see
@@ -436,6 +467,12 @@ export interface FhirSyncOptions {
   maxAttempts?: number;
   /** Milliseconds one request may wait for its answer before it counts as failed (default 60,000). */
   timeout?: number;
+  /**
+   * False: what the server sends is read leniently; a resource with elements R4 does not have
+   * is stored without them (listed in `warnings`) instead of being left out, and a local change
+   * to it is not pushed until the server's version reads in full (a `PUT` would remove them there).
+   */
+  strict?: boolean;
 }
 
 export interface FhirSyncProgress {
@@ -459,6 +496,8 @@ export interface FhirSyncSummary {
   complete: boolean;
   /** Problems met, about one resource (`Patient/1`) or the whole sync. */
   issues: { resource?: string; message: string }[];
+  /** With `strict: false`: resources stored without what could not be read. */
+  warnings: { resource?: string; message: string }[];
 }
 
 /** Local and remote changed the same elements of a resource differently. */
@@ -478,6 +517,11 @@ export interface FhirConflict {
 export interface ImportProgress {
   resources: number;
   bundles: number;
+}
+
+/** What an import stored, and (with `strict: false`) what it left out of which entries. */
+export interface ImportResult extends ImportProgress {
+  warnings: { entry: number; line?: number; bundleEntry?: number; outcome: { resourceType: "OperationOutcome"; issue: FhirIssue[] } }[];
 }
 
 /** A resource as stored: with its id and meta. */
@@ -521,8 +565,8 @@ export class FhirStore {
    */
   import(
     source: Bundle | Resource[] | string | ReadableStream<Uint8Array | string> | Blob | AsyncIterable<Uint8Array | string> | Iterable<Uint8Array | string>,
-    options?: { onProgress?: (progress: ImportProgress) => void; signal?: AbortSignal; batchSize?: number },
-  ): Promise<ImportProgress>;
+    options?: { onProgress?: (progress: ImportProgress) => void; signal?: AbortSignal; batchSize?: number; strict?: boolean },
+  ): Promise<ImportResult>;
   /** Every current resource as NDJSON lines. */
   export(options?: { types?: ResourceType[] }): ReadableStream<string>;
   on(event: "change", listener: (change: FhirChange) => void): () => void;

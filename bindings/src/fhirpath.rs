@@ -4,7 +4,7 @@
 use hearth_engine::fhirpath::{
     self, Collection, Expression, LocalResolver, Options, Temporal, Variables,
 };
-use hearth_engine::json::fhir::parse_resource;
+use hearth_engine::json::fhir::{parse_resource, parse_resource_lenient};
 use hearth_engine::json::write::{write_resource, Style};
 use hearth_engine::resource::Object;
 use wasm_bindgen::prelude::*;
@@ -16,6 +16,8 @@ use crate::BindingError;
 #[wasm_bindgen]
 pub struct ParsedResource {
     object: Object,
+    /// What was left out of a resource read leniently: OperationOutcome JSON text.
+    warnings: Option<String>,
 }
 
 #[wasm_bindgen]
@@ -28,7 +30,28 @@ impl ParsedResource {
     pub fn new(bytes: &[u8]) -> Result<ParsedResource, BindingError> {
         Ok(ParsedResource {
             object: parse_resource(bytes)?,
+            warnings: None,
         })
+    }
+
+    /// Reads a resource from elsewhere leniently: elements that break the FHIR JSON rules
+    /// (unknown ones, wrong types) are left out, each with a warning (see `warnings`).
+    ///
+    /// # Errors
+    /// A `FhirError` (400) when the bytes are not JSON or name no resource type.
+    pub fn lenient(bytes: &[u8]) -> Result<ParsedResource, BindingError> {
+        let (object, warnings) = parse_resource_lenient(bytes)?;
+        Ok(ParsedResource {
+            object,
+            warnings: warnings.map(|outcome| outcome.to_json()),
+        })
+    }
+
+    /// The warnings of a lenient read, as OperationOutcome JSON text; none when nothing was
+    /// left out.
+    #[wasm_bindgen(getter)]
+    pub fn warnings(&self) -> Option<String> {
+        self.warnings.clone()
     }
 
     /// The resource type.
@@ -67,6 +90,18 @@ impl ParsedResourceSet {
     pub fn add(&mut self, bytes: &[u8]) -> Result<usize, BindingError> {
         self.objects.push(parse_resource(bytes)?);
         Ok(self.objects.len() - 1)
+    }
+
+    /// Reads a resource into the set leniently (see `ParsedResource.lenient`); returns the
+    /// warnings as OperationOutcome JSON text, none when nothing was left out.
+    ///
+    /// # Errors
+    /// A `FhirError` (400) when the bytes are not JSON or name no resource type.
+    #[wasm_bindgen(js_name = addLenient)]
+    pub fn add_lenient(&mut self, bytes: &[u8]) -> Result<Option<String>, BindingError> {
+        let (object, warnings) = parse_resource_lenient(bytes)?;
+        self.objects.push(object);
+        Ok(warnings.map(|outcome| outcome.to_json()))
     }
 
     /// How many resources the set holds.
@@ -243,5 +278,23 @@ impl CompiledExpression {
     ) -> Result<String, BindingError> {
         let resource = parse_resource(bytes)?;
         run(&self.expression, &resource, variables.as_deref())
+    }
+
+    /// Evaluates on a resource read leniently from UTF-8 JSON bytes: JSON text of
+    /// `[results, warnings]`, the warnings an OperationOutcome or `null`.
+    ///
+    /// # Errors
+    /// A `FhirError` (400) when the bytes are not JSON or name no resource type, or evaluation
+    /// fails.
+    #[wasm_bindgen(js_name = evaluateJsonLenient)]
+    pub fn evaluate_json_lenient(
+        &self,
+        bytes: &[u8],
+        variables: Option<Vec<u8>>,
+    ) -> Result<String, BindingError> {
+        let (resource, warnings) = parse_resource_lenient(bytes)?;
+        let results = run(&self.expression, &resource, variables.as_deref())?;
+        let warnings = warnings.map_or_else(|| String::from("null"), |outcome| outcome.to_json());
+        Ok(format!("[{results},{warnings}]"))
     }
 }

@@ -865,7 +865,8 @@ fn set(target: &js_sys::Object, name: &str, value: &JsValue) -> Result<(), Bindi
         .map_err(BindingError::Js)
 }
 
-/// `{ pulled, pushed, merged, conflicts, requests, complete, issues: [{ resource, message }] }`.
+/// `{ pulled, pushed, merged, conflicts, requests, complete, issues, warnings }`, the last
+/// two lists of `{ resource, message }`.
 fn summary_js(summary: &Summary) -> Result<JsValue, BindingError> {
     let result = js_sys::Object::new();
     set(&result, "pulled", &(summary.pulled as f64).into())?;
@@ -874,16 +875,18 @@ fn summary_js(summary: &Summary) -> Result<JsValue, BindingError> {
     set(&result, "conflicts", &(summary.conflicts as f64).into())?;
     set(&result, "requests", &(summary.requests as f64).into())?;
     set(&result, "complete", &summary.complete.into())?;
-    let issues = Array::new();
-    for issue in &summary.issues {
-        let item = js_sys::Object::new();
-        if let Some(resource) = &issue.resource {
-            set(&item, "resource", &resource.into())?;
+    for (name, list) in [("issues", &summary.issues), ("warnings", &summary.warnings)] {
+        let issues = Array::new();
+        for issue in list {
+            let item = js_sys::Object::new();
+            if let Some(resource) = &issue.resource {
+                set(&item, "resource", &resource.into())?;
+            }
+            set(&item, "message", &issue.message.as_str().into())?;
+            issues.push(&item);
         }
-        set(&item, "message", &issue.message.as_str().into())?;
-        issues.push(&item);
+        set(&result, name, &issues)?;
     }
-    set(&result, "issues", &issues)?;
     Ok(result.into())
 }
 
@@ -967,11 +970,13 @@ fn store_failed(err: &StoreError) -> BindingError {
 #[wasm_bindgen]
 impl FhirService {
     /// A sync with the server at `remote` (its base URL). `scope` is `patient` (one id in
-    /// `values`), `types` or `searches`; `page_size` and `push_size` are `NaN` for defaults.
+    /// `values`), `types` or `searches`; `page_size` and `push_size` are `NaN` for defaults;
+    /// `strict` false reads pulled resources leniently (see `SyncOptions::strict`).
     ///
     /// # Errors
     /// When the scope is unknown or empty.
     #[wasm_bindgen(js_name = syncSession)]
+    #[allow(clippy::too_many_arguments)]
     pub fn sync_session(
         &self,
         remote: String,
@@ -980,6 +985,7 @@ impl FhirService {
         page_size: f64,
         push_size: f64,
         max_attempts: f64,
+        strict: bool,
     ) -> Result<SyncSession, BindingError> {
         let scope = match (scope.as_str(), values.as_slice()) {
             ("patient", [id]) if !id.is_empty() => Scope::Patient(id.clone()),
@@ -1001,6 +1007,7 @@ impl FhirService {
         if max_attempts.is_finite() && max_attempts >= 1.0 {
             options.max_attempts = max_attempts.min(100.0) as u32;
         }
+        options.strict = strict;
         Ok(SyncSession {
             sync: Rc::new(RefCell::new(Some(Sync::new(&remote, options)))),
         })

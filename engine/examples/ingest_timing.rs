@@ -1,7 +1,9 @@
 //! Times ingest natively, the way `FhirStore.import` stores resources: transaction Bundles of
 //! `PUT`s into a service over the in-memory store, validated, every search index written.
-//! `cargo run --release -p hearth-engine --example ingest_timing -- FILE.ndjson [BATCH]`
-//! prints the rate of each tenth of the file, so that a rate falling as the store grows shows.
+//! `cargo run --release -p hearth-engine --example ingest_timing -- FILE.ndjson [BATCH] [QUERY...]`
+//! prints the rate of each tenth of the file, so that a rate falling as the store grows shows;
+//! then the median time of each search `QUERY` (`Type?params`) over the loaded store.
+//! `HEARTH_VALIDATION=off` loads without validation (`X-Validation: off`).
 use std::time::Instant;
 
 use hearth_engine::rest::{Clock, IdSource, Request, Service};
@@ -27,6 +29,11 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let file = args.next().unwrap_or_else(|| String::from("data.ndjson"));
     let batch: usize = args.next().and_then(|b| b.parse().ok()).unwrap_or(500);
+    let queries: Vec<String> = args.collect();
+    let mut headers = vec![("content-type".into(), "application/fhir+json".into())];
+    if std::env::var("HEARTH_VALIDATION").as_deref() == Ok("off") {
+        headers.push(("x-validation".into(), "off".into()));
+    }
     let text = std::fs::read_to_string(&file).unwrap_or_default();
     let lines: Vec<&str> = text
         .lines()
@@ -67,7 +74,7 @@ fn main() {
             method: "POST".into(),
             path: String::new(),
             query: Vec::new(),
-            headers: vec![("content-type".into(), "application/fhir+json".into())],
+            headers: headers.clone(),
             body: body.into_bytes(),
         }));
         if response.status != 200 {
@@ -96,4 +103,39 @@ fn main() {
         lines.len(),
         lines.len() as f64 / seconds
     );
+    for query in &queries {
+        let (path, params) = query.split_once('?').unwrap_or((query, ""));
+        let request = Request {
+            method: "GET".into(),
+            path: path.into(),
+            query: params
+                .split('&')
+                .filter_map(|pair| pair.split_once('='))
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+            headers: Vec::new(),
+            body: Vec::new(),
+        };
+        let mut times = Vec::new();
+        let mut total = String::new();
+        for _ in 0..7 {
+            let start = Instant::now();
+            let response = block_on(service.handle(&request));
+            times.push(start.elapsed().as_secs_f64() * 1000.0);
+            if response.status != 200 {
+                eprintln!("{query}: {}", response.status);
+            }
+            total = response
+                .body
+                .split_once(r#""total":"#)
+                .and_then(|(_, rest)| rest.split(|c: char| !c.is_ascii_digit()).next())
+                .unwrap_or("?")
+                .to_string();
+        }
+        times.sort_by(f64::total_cmp);
+        println!(
+            "{:>9.2} ms  total {total:>7}  {query}",
+            times[times.len() / 2]
+        );
+    }
 }

@@ -165,6 +165,21 @@ impl OperationOutcome {
         });
     }
 
+    /// Adds a warning issue at a text position (line 0: unknown) and FHIRPath location.
+    pub fn push_warning(
+        &mut self,
+        code: IssueType,
+        diagnostics: String,
+        line: usize,
+        column: usize,
+        expression: Option<&str>,
+    ) {
+        self.push_error(code, diagnostics, line, column, expression);
+        if let Some(issue) = self.issues.last_mut() {
+            issue.severity = Severity::Warning;
+        }
+    }
+
     /// Sets the text position of the last issue; a line of 0 means "unknown" and is dropped.
     pub fn at_position(mut self, line: usize, column: usize) -> Self {
         if let Some(issue) = self.issues.last_mut() {

@@ -2231,15 +2231,34 @@ fn stored_instant(value: &[u8]) -> Option<i64> {
 
 /// The first diagnostics of an error response, for wrapping in another.
 fn outcome_text(response: &Response) -> String {
-    let marker = "\"diagnostics\":\"";
-    response
-        .body
-        .split_once(marker)
-        .and_then(|(_, rest)| rest.split_once('"'))
-        .map_or_else(
-            || format!("status {}", response.status),
-            |(text, _)| text.to_string(),
-        )
+    use crate::json::reader::{parse, Node, Value};
+    fn member<'n>(node: &'n Node, name: &str) -> Option<&'n Node> {
+        match &node.value {
+            Value::Object(members) => members
+                .iter()
+                .find(|member| member.key == name)
+                .map(|member| &member.node),
+            _ => None,
+        }
+    }
+    let node = parse(response.body.as_bytes(), Default::default()).ok();
+    let mut texts: Vec<&str> = Vec::new();
+    if let Some(Value::Array(issues)) = node
+        .as_ref()
+        .and_then(|node| member(node, "issue"))
+        .map(|issues| &issues.value)
+    {
+        for issue in issues {
+            if let Some(Value::String(text)) = member(issue, "diagnostics").map(|d| &d.value) {
+                texts.push(text);
+            }
+        }
+    }
+    if texts.is_empty() {
+        format!("status {}", response.status)
+    } else {
+        texts.join("; ")
+    }
 }
 
 /// Seconds since 1970 of an HTTP date (`Fri, 27 Nov 2026 10:20:30 GMT`, RFC 9110 IMF-fixdate).

@@ -80,6 +80,10 @@ pub struct Options {
     pub max_rounds: usize,
     /// Most attempts of one request that fails without an answer, or with 429 or 5xx.
     pub max_attempts: u32,
+    /// False: a pulled resource that breaks the FHIR JSON rules (an unknown element, say) is
+    /// stored without the elements at fault, with a warning, instead of being left out; a
+    /// local change to it is then not pushed (a `PUT` would remove those elements there).
+    pub strict: bool,
 }
 
 impl Options {
@@ -91,6 +95,7 @@ impl Options {
             push_size: 100,
             max_rounds: 4,
             max_attempts: 4,
+            strict: true,
         }
     }
 }
@@ -166,6 +171,8 @@ pub struct Summary {
     pub requests: usize,
     /// Problems met (the sync went on past those about one resource).
     pub issues: Vec<Issue>,
+    /// Resources stored without elements that could not be read (with `strict` false).
+    pub warnings: Vec<Issue>,
     /// True when the sync ran to its end (pulled, and pushed all it could).
     pub complete: bool,
 }
@@ -223,6 +230,8 @@ enum Pushable {
     Nothing,
     /// Not before a pull tells the remote version it is based on.
     AfterPull,
+    /// Held: the remote version was read leniently, and a `PUT` would remove what was left out.
+    Lossy,
 }
 
 #[derive(Debug, Clone)]
@@ -879,6 +888,7 @@ impl Sync {
                                 })
                                 .unwrap_or_default();
                             Some(Item {
+                                lossy: false,
                                 type_name,
                                 id,
                                 version,
@@ -906,6 +916,7 @@ impl Sync {
                                 .is_some_and(|base| base.live)
                         };
                         known.then(|| Item {
+                            lossy: false,
                             version: reply
                                 .header("etag")
                                 .map(wire::etag_version)
@@ -925,10 +936,11 @@ impl Sync {
                     }
                 };
                 if let Some(item) = item {
-                    let page = Page {
+                    let mut page = Page {
                         items: alloc::vec![item],
                         ..Page::default()
                     };
+                    self.read_leniently(&mut page);
                     self.apply_page(local, &page, Filter::All).await?;
                 }
             }
@@ -1002,7 +1014,7 @@ impl Sync {
                     ));
                     return Ok(());
                 }
-                let page = match Page::read(&reply.body) {
+                let mut page = match Page::read(&reply.body) {
                     Ok(page) => page,
                     Err(message) => {
                         // A reply cut short or garbled on the way: asked again.
@@ -1076,6 +1088,7 @@ impl Sync {
                         }
                     }
                 }
+                self.read_leniently(&mut page);
                 self.apply_page(local, &page, filter).await?;
                 if let Phase::Pull(pull) = &mut self.phase {
                     if first {
@@ -1179,6 +1192,52 @@ impl Sync {
             tx.commit().await?;
         }
         Ok(())
+    }
+
+    /// Reports a local change held from push because its remote version was read leniently.
+    fn held_lossy(&mut self, key: &(String, String)) {
+        self.summary.issues.push(Issue {
+            resource: Some(format!("{}/{}", key.0, key.1)),
+            message: String::from(
+                "not pushed: its version on the server was read with strict: false and elements of it were left out here; a PUT of it would remove them there (it is pushed once the server's version reads in full)",
+            ),
+        });
+    }
+
+    /// With `strict` false, reads the resources of a page leniently: those that break the FHIR
+    /// JSON rules are kept without the elements at fault, each with a warning.
+    fn read_leniently(&mut self, page: &mut Page) {
+        if self.options.strict {
+            return;
+        }
+        for item in &mut page.items {
+            let Some(json) = &item.json else { continue };
+            let Ok((object, Some(outcome))) =
+                crate::json::fhir::parse_resource_lenient(json.as_bytes())
+            else {
+                continue;
+            };
+            item.json = Some(crate::json::write::write_resource(
+                &object,
+                crate::json::write::Style::Compact,
+            ));
+            item.lossy = true;
+            let left_out: Vec<String> = outcome
+                .issues
+                .iter()
+                .map(|issue| match issue.expression.first() {
+                    Some(path) => format!("{path}: {}", issue.diagnostics),
+                    None => issue.diagnostics.clone(),
+                })
+                .collect();
+            self.summary.warnings.push(Issue {
+                resource: Some(format!("{}/{}", item.type_name, item.id)),
+                message: format!(
+                    "stored without what could not be read: {}",
+                    left_out.join("; ")
+                ),
+            });
+        }
     }
 
     /// Checks a page's resources, then applies those in scope in one store transaction
@@ -1351,6 +1410,7 @@ impl Sync {
                     self.refresh.insert(key);
                     self.again = true;
                 }
+                Pushable::Lossy => self.held_lossy(&key),
             }
         }
         let cursor = local::number(&mut tx, &ykey(&remote, &["s"])).await?;
@@ -1397,6 +1457,11 @@ impl Sync {
                         self.refresh.insert(key.clone());
                         retry_add.push(key);
                         self.again = true;
+                    }
+                    Pushable::Lossy => {
+                        // Kept to push once the remote version reads in full.
+                        self.held_lossy(&key);
+                        retry_add.push(key);
                     }
                 }
             }
@@ -1591,6 +1656,9 @@ impl Sync {
             if version == current.version {
                 return Ok(Pushable::Nothing);
             }
+        }
+        if !current.deleted && base.as_ref().is_some_and(|base| base.live && base.lossy) {
+            return Ok(Pushable::Lossy);
         }
         let never_there = base.is_none();
         let live_base = base.filter(|base| base.live);
@@ -1828,6 +1896,7 @@ impl Sync {
                         local: item.local,
                         live: !item.deleted,
                         remote: outcome.version.clone().unwrap_or_default(),
+                        lossy: false,
                     },
                 );
                 tx.delete(retry_key);

@@ -58,7 +58,17 @@ fn run(
     max: usize,
     hook: &mut Hook,
 ) -> (Option<Summary>, usize, Vec<String>) {
-    let mut sync = new_sync(scope);
+    drive(new_sync(scope), device, remote, max, hook)
+}
+
+/// Runs `sync` to its end, as [`run`].
+fn drive(
+    mut sync: Sync,
+    device: &Local,
+    remote: &Local,
+    max: usize,
+    hook: &mut Hook,
+) -> (Option<Summary>, usize, Vec<String>) {
     let mut log = Vec::new();
     for i in 0..max {
         match block_on(sync.next(device)) {
@@ -978,4 +988,113 @@ fn a_post_answered_with_another_resource_is_refused_and_nothing_is_overwritten()
     assert_eq!(get(&dev, &format!("Patient/{new}")).0, 200);
     let kept = read(&dev, &existing).unwrap();
     assert_eq!(field_value(&kept, "family").as_deref(), Some("MY-EDIT"));
+}
+
+/// Adds an element R4 does not have to the Patient `p1` wherever a reply holds it.
+fn with_unknown_element(reply: HttpReply) -> HttpReply {
+    fn walk(value: &mut Value) {
+        match value {
+            Value::Object(map) => {
+                if map.get("resourceType") == Some(&json!("Patient"))
+                    && map.get("id") == Some(&json!("p1"))
+                {
+                    map.insert("favouriteColour".into(), json!("green"));
+                }
+                map.values_mut().for_each(walk);
+            }
+            Value::Array(items) => items.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    let Ok(mut value) = serde_json::from_slice::<Value>(&reply.body) else {
+        return reply;
+    };
+    walk(&mut value);
+    HttpReply {
+        body: value.to_string().into_bytes(),
+        ..reply
+    }
+}
+
+#[test]
+fn a_lenient_sync_stores_what_reads_with_a_warning_and_holds_its_edits_from_push() {
+    let clock = SimClock(Rc::new(Cell::new(0)));
+    let remote = service(&clock, "r", REMOTE);
+    put(&remote, "p1", "1");
+    put(&remote, "p2", "2");
+    let mut hook = |remote: &Local, req: &HttpRequest| {
+        (req.method == "GET").then(|| Ok(with_unknown_element(serve(remote, req))))
+    };
+
+    // Strict (the default): the resource is reported and kept out; the rest is stored.
+    let strict = service(&clock, "a", "https://hearth.local/fhir");
+    let (s, _, _) = run(&strict, &remote, types(), 1000, &mut hook);
+    let s = s.expect("the strict sync ends");
+    assert!(read(&strict, "p1").is_none());
+    assert!(read(&strict, "p2").is_some());
+    assert!(
+        s.issues
+            .iter()
+            .any(|issue| issue.resource.as_deref() == Some("Patient/p1")
+                && issue.message.contains("favouriteColour")),
+        "{:?}",
+        s.issues
+    );
+    assert!(s.warnings.is_empty());
+
+    // Lenient: stored without the element, with a warning naming it.
+    let dev = service(&clock, "b", "https://hearth.local/fhir");
+    let lenient = || {
+        let mut o = Options::new(types());
+        o.page_size = 2;
+        o.strict = false;
+        Sync::new(REMOTE, o)
+    };
+    let (s, _, _) = drive(lenient(), &dev, &remote, 1000, &mut hook);
+    let s = s.expect("the lenient sync ends");
+    assert!(s.issues.is_empty(), "{:?}", s.issues);
+    assert_eq!(s.warnings.len(), 1, "{:?}", s.warnings);
+    assert_eq!(s.warnings[0].resource.as_deref(), Some("Patient/p1"));
+    assert!(s.warnings[0].message.contains("favouriteColour"));
+    let p1 = read(&dev, "p1").expect("stored");
+    assert!(p1.get("favouriteColour").is_none());
+    assert_eq!(field_value(&p1, "family").as_deref(), Some("f1"));
+
+    // An edit of it is held (a PUT would remove the element on the server); others go.
+    set_field(&dev, "p1", "family", "LOCAL1");
+    set_field(&dev, "p2", "family", "LOCAL2");
+    let (s, _, _) = drive(lenient(), &dev, &remote, 1000, &mut hook);
+    let s = s.expect("the second sync ends");
+    assert_eq!(s.pushed, 1);
+    assert!(
+        s.issues
+            .iter()
+            .any(|issue| issue.resource.as_deref() == Some("Patient/p1")
+                && issue.message.starts_with("not pushed")),
+        "{:?}",
+        s.issues
+    );
+    assert_eq!(
+        field_value(&read(&remote, "p1").unwrap(), "family").as_deref(),
+        Some("f1")
+    );
+    assert_eq!(
+        field_value(&read(&remote, "p2").unwrap(), "family").as_deref(),
+        Some("LOCAL2")
+    );
+    // Held, not dropped: asked again at every sync, and pushed once the server's version
+    // reads in full.
+    let (s, _, _) = drive(lenient(), &dev, &remote, 1000, &mut hook);
+    assert!(s
+        .unwrap()
+        .issues
+        .iter()
+        .any(|issue| issue.message.starts_with("not pushed")));
+    set_field(&remote, "p1", "city", "REMOTE");
+    let (s, _, _) = drive(lenient(), &dev, &remote, 1000, &mut |_, _| None);
+    let s = s.expect("the sync after the server's edit ends");
+    assert!(s.issues.is_empty(), "{:?}", s.issues);
+    let there = read(&remote, "p1").unwrap();
+    assert_eq!(field_value(&there, "family").as_deref(), Some("LOCAL1"));
+    assert_eq!(field_value(&there, "city").as_deref(), Some("REMOTE"));
 }

@@ -169,14 +169,36 @@ export function version() {
 export class FhirResource {
   #parsed;
   #generation = engine.generation;
+  #warnings = [];
 
   /**
    * @param {string | Uint8Array | ArrayBuffer | object} input FHIR JSON.
-   * @throws {FhirError} status 400 when the input is not a FHIR resource.
+   * @param {{ strict?: boolean }} [options] `strict: false` reads data from elsewhere
+   *   leniently: elements that break the FHIR JSON rules (unknown elements, wrong types, empty
+   *   values) are left out, each with a warning in {@link FhirResource#warnings}, instead of
+   *   refusing the whole resource.
+   * @throws {FhirError} status 400 when the input is not a FHIR resource (strict), or not JSON
+   *   or without a known `resourceType` (lenient).
    */
-  constructor(input) {
+  constructor(input, { strict = true } = {}) {
     const bytes = toBytes(input);
-    this.#parsed = call(() => new wasm.ParsedResource(bytes));
+    if (strict !== false) {
+      this.#parsed = call(() => new wasm.ParsedResource(bytes));
+      return;
+    }
+    this.#parsed = call(() => wasm.ParsedResource.lenient(bytes));
+    const warnings = this.#parsed.warnings;
+    if (warnings !== undefined) this.#warnings = JSON.parse(warnings).issue;
+  }
+
+  /**
+   * What a lenient read left out: OperationOutcome issues (severity `warning`, with the
+   * element's `expression`, and its line and column as the `operationoutcome-issue-line` and
+   * `-col` extensions); empty when nothing was.
+   * @returns {object[]}
+   */
+  get warnings() {
+    return this.#warnings;
   }
 
   /** @returns {string} */
@@ -212,11 +234,12 @@ export class FhirResource {
 /**
  * Reads a resource into the engine (see {@link FhirResource}).
  * @param {string | Uint8Array | ArrayBuffer | object} input
+ * @param {{ strict?: boolean }} [options] `strict: false`: read leniently (see {@link FhirResource}).
  * @returns {FhirResource}
  * @throws {FhirError}
  */
-export function parseResource(input) {
-  return new FhirResource(input);
+export function parseResource(input, options) {
+  return new FhirResource(input, options);
 }
 
 /**
@@ -230,12 +253,17 @@ export function parseResource(input) {
 export class FhirResourceSet {
   #set = new wasm.ParsedResourceSet();
   #generation = engine.generation;
+  #strict;
+  #warnings = [];
 
   /**
    * @param {Iterable<string | Uint8Array | ArrayBuffer | object>} [resources]
+   * @param {{ strict?: boolean }} [options] `strict: false`: each resource is read leniently
+   *   (see {@link FhirResource}), and what was left out is listed in {@link FhirResourceSet#warnings}.
    * @throws {FhirError} status 400 when one is not a FHIR resource.
    */
-  constructor(resources = []) {
+  constructor(resources = [], { strict = true } = {}) {
+    this.#strict = strict !== false;
     for (const resource of resources) this.add(resource);
   }
 
@@ -248,7 +276,20 @@ export class FhirResourceSet {
   add(resource) {
     const bytes = toBytes(resource);
     const set = this.handle;
-    return call(() => set.add(bytes));
+    if (this.#strict) return call(() => set.add(bytes));
+    const warnings = call(() => set.addLenient(bytes));
+    const position = set.size - 1;
+    if (warnings !== undefined) this.#warnings.push({ position, issue: JSON.parse(warnings).issue });
+    return position;
+  }
+
+  /**
+   * What lenient reads left out: for each resource where something was, its position in the
+   * set and the OperationOutcome issues (as {@link FhirResource#warnings}).
+   * @returns {{ position: number, issue: object[] }[]}
+   */
+  get warnings() {
+    return this.#warnings;
   }
 
   /** How many resources the set holds. */
@@ -317,7 +358,10 @@ export class CompiledFhirPath {
    * `null` or `undefined`, on an empty input (for expressions that need no resource).
    *
    * @param {FhirResource | string | Uint8Array | ArrayBuffer | object | null | undefined} resource
-   * @param {{ variables?: Record<string, unknown> }} [options] values for `%name` variables.
+   * @param {{ variables?: Record<string, unknown>, strict?: boolean, onWarning?: (issues: object[]) => void }} [options]
+   *   `variables`: values for `%name` variables. `strict: false`: a resource given as JSON is
+   *   read leniently (see {@link FhirResource}); `onWarning` is called with the issues of what
+   *   was left out, when something was.
    * @returns {unknown[]} FHIR primitives as JSON values, complex values as FHIR JSON objects,
    *   dates and times as strings, quantities as `{ value, unit }`.
    * @throws {FhirError} status 400 when the resource does not read or evaluation fails.
@@ -326,6 +370,11 @@ export class CompiledFhirPath {
     // The common case (no variables, a held resource) does no extra allocation per call.
     const vars = options === undefined || options.variables === undefined ? undefined : variableBytes(options.variables);
     const compiled = this.#handle();
+    if (options !== undefined && options.strict === false && resource !== null && resource !== undefined && !(resource instanceof FhirResource)) {
+      const [results, warnings] = JSON.parse(call(() => compiled.evaluateJsonLenient(toBytes(resource), vars)));
+      if (warnings !== null) options.onWarning?.(warnings.issue);
+      return results;
+    }
     let text;
     try {
       // No resource: an expression that needs none (`1 + 1`, `today()`) runs on empty input.
@@ -385,7 +434,8 @@ onRestart(() => compiledCache.clear());
  *
  * @param {FhirResource | string | Uint8Array | ArrayBuffer | object} resource
  * @param {string} expression
- * @param {{ variables?: Record<string, unknown> }} [options]
+ * @param {{ variables?: Record<string, unknown>, strict?: boolean, onWarning?: (issues: object[]) => void }} [options]
+ *   as {@link CompiledFhirPath#evaluate}.
  * @returns {unknown[]}
  * @throws {FhirError}
  * @example

@@ -452,14 +452,27 @@ export class FhirStore {
    * `batchSize`; a failure reports which entry failed and keeps what was stored before it.
    *
    * @param {unknown} source
+   * With `strict: false`, data from elsewhere is read leniently: a resource with elements R4
+   * does not have (or other reading errors) is stored without them, and each such resource is
+   * listed in `warnings` with its position and an OperationOutcome of what was left out.
+   *
    * @param {{ onProgress?: (progress: { resources: number, bundles: number }) => void,
-   *   signal?: AbortSignal, batchSize?: number }} [options]
-   * @returns {Promise<{ resources: number, bundles: number }>}
+   *   signal?: AbortSignal, batchSize?: number, strict?: boolean }} [options]
+   * @returns {Promise<{ resources: number, bundles: number, warnings: { entry: number, line?: number,
+   *   bundleEntry?: number, outcome: object }[] }>}
    * @throws {FhirError} with `entry` (0-based position in the source; for NDJSON also `line`)
    *   when an entry can not be stored; `status` 499 with code `exception` when aborted.
    */
-  async import(source, { onProgress, signal, batchSize = 500 } = {}) {
+  async import(source, { onProgress, signal, batchSize = 500, strict = true } = {}) {
     const progress = { resources: 0, bundles: 0 };
+    const warnings = [];
+    // Lenient: each resource is read as far as it can be, and stored as read.
+    const readable = (resource, position, line, bundleEntry) => {
+      if (strict !== false || resource === null || typeof resource !== "object") return resource;
+      const { value, outcome } = lenientRead(resource, position, line, bundleEntry);
+      if (outcome !== undefined) warnings.push({ entry: position, ...(line !== undefined ? { line } : {}), ...(bundleEntry !== undefined ? { bundleEntry } : {}), outcome });
+      return value;
+    };
     let batch = [];
     const flush = async () => {
       if (batch.length === 0) return;
@@ -482,7 +495,11 @@ export class FhirStore {
       const { value, position, line } = item;
       if (isBundle(value) && (value.type === "transaction" || value.type === "batch")) {
         await flush();
-        const response = await this.#call("POST", "", { headers: { "content-type": FHIR_JSON }, body: toBytes(value) }).catch((err) => {
+        const bundle =
+          strict === false
+            ? { ...value, entry: (value.entry ?? []).map((entry, inner) => (entry?.resource === undefined ? entry : { ...entry, resource: readable(entry.resource, position, line, inner) })) }
+            : value;
+        const response = await this.#call("POST", "", { headers: { "content-type": FHIR_JSON }, body: toBytes(bundle) }).catch((err) => {
           throw located(err, position, line);
         });
         if (value.type === "batch") {
@@ -506,7 +523,7 @@ export class FhirStore {
         const transaction = {
           resourceType: "Bundle",
           type: "transaction",
-          entry: entries.map((entry) => ({ ...(entry.fullUrl ? { fullUrl: entry.fullUrl } : {}), ...importEntry({ value: entry.resource }) })),
+          entry: entries.map((entry, inner) => ({ ...(entry.fullUrl ? { fullUrl: entry.fullUrl } : {}), ...importEntry({ value: readable(entry.resource, position, line, inner) }) })),
         };
         await this.#call("POST", "", { headers: { "content-type": FHIR_JSON }, body: toBytes(transaction) }).catch((err) => {
           throw located(err, position, line);
@@ -519,14 +536,14 @@ export class FhirStore {
       if (value === null || typeof value !== "object" || typeof value.resourceType !== "string") {
         throw located(invalid(`expected a FHIR resource, found ${describe(value)}`), position, line);
       }
-      batch.push({ value, position, line });
+      batch.push({ value: readable(value, position, line), position, line });
       if (batch.length >= batchSize) {
         await flush();
         checkAbort();
       }
     }
     await flush();
-    return progress;
+    return { ...progress, warnings };
   }
 
   /** Stores resources in one transaction; on failure, stores those before the failing one. */
@@ -622,14 +639,19 @@ export class FhirStore {
    *   fetch?: typeof fetch, headers?: Record<string, string>,
    *   accessToken?: string | (() => string | Promise<string>), onProgress?: (progress: { phase: string, done: number, total?: number }) => void,
    *   signal?: AbortSignal, pageSize?: number, pushSize?: number, maxAttempts?: number,
-   *   timeout?: number }} options
+   *   timeout?: number, strict?: boolean }} options
    *   `remote`: the server's base URL. `accessToken` (or a function answering one, called
    *   before each request so that it can be refreshed) is sent as a Bearer token to that
    *   server only. `fetch` defaults to the global one. `maxAttempts` (default 4): how often a
    *   request that gets no answer, a 429 or a 5xx is sent before the sync gives up; `timeout`
-   *   (default 60 s): how long one request may wait for its answer.
+   *   (default 60 s): how long one request may wait for its answer. `strict: false` reads what
+   *   the server sends leniently: a resource with elements R4 does not have (or other reading
+   *   errors) is stored without them, with a warning in `warnings`, instead of being left out;
+   *   a local change to such a resource is not pushed (a `PUT` would remove those elements on
+   *   the server) until the server's version reads in full.
    * @returns {Promise<{ pulled: number, pushed: number, merged: number, conflicts: number,
-   *   requests: number, complete: boolean, issues: { resource?: string, message: string }[] }>}
+   *   requests: number, complete: boolean, issues: { resource?: string, message: string }[],
+   *   warnings: { resource?: string, message: string }[] }>}
    * @throws {FhirError} for options that are not valid; an AbortError when `signal` aborts.
    */
   async sync(options = {}) {
@@ -649,7 +671,7 @@ export class FhirStore {
 
   async #syncNow(options) {
     if (options === null || typeof options !== "object") throw invalid(`expected sync options as an object, found ${describe(options)}`);
-    const { remote, scope, fetch: send = globalThis.fetch, headers = {}, accessToken, onProgress, signal, pageSize, pushSize, maxAttempts, timeout = 60_000 } = options;
+    const { remote, scope, fetch: send = globalThis.fetch, headers = {}, accessToken, onProgress, signal, pageSize, pushSize, maxAttempts, timeout = 60_000, strict = true } = options;
     if (!(Number(timeout) > 0)) throw invalid(`expected timeout as a number of milliseconds, found ${describe(timeout)}`);
     let base;
     try {
@@ -661,7 +683,7 @@ export class FhirStore {
     const remoteUrl = base.href.replace(/\/+$/, "");
     const [kind, values] = syncScope(scope);
     if (typeof send !== "function") throw invalid("no fetch function: pass one as options.fetch");
-    const session = await this.#inTurn((service) => answered(service.syncSession(remoteUrl, kind, values, Number(pageSize ?? Number.NaN), Number(pushSize ?? Number.NaN), Number(maxAttempts ?? Number.NaN))));
+    const session = await this.#inTurn((service) => answered(service.syncSession(remoteUrl, kind, values, Number(pageSize ?? Number.NaN), Number(pushSize ?? Number.NaN), Number(maxAttempts ?? Number.NaN), strict !== false)));
     this.#remote = remoteUrl;
     let reply = { status: Number.NaN, headers: [], body: new Uint8Array(), error: undefined };
     for (;;) {
@@ -996,6 +1018,26 @@ export class FhirStore {
     } catch (thrown) {
       throw toFhirError(thrown);
     }
+  }
+}
+
+/**
+ * `{ value, outcome }`: `resource` read leniently (as its canonical JSON), and the warnings
+ * of what was left out, when something was.
+ */
+function lenientRead(resource, position, line, bundleEntry) {
+  let parsed;
+  try {
+    parsed = wasm.ParsedResource.lenient(toBytes(resource));
+  } catch (thrown) {
+    throw located(toFhirError(thrown), position, line, bundleEntry);
+  }
+  try {
+    const warnings = parsed.warnings;
+    if (warnings === undefined) return { value: resource };
+    return { value: JSON.parse(parsed.toJsonText()), outcome: JSON.parse(warnings) };
+  } finally {
+    parsed.free();
   }
 }
 

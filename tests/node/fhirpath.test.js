@@ -182,3 +182,38 @@ test("handles give their memory back with free() and Symbol.dispose, and refuse 
   service.free();
   assert.throws(() => service.handle({ method: "GET", path: "metadata" }), /was freed/);
 });
+
+test("strict: false reads data from elsewhere without what breaks the rules, with warnings beside the result", async () => {
+  const { FhirResourceSet } = await import("hearth-fhir");
+  const odd = { resourceType: "Patient", id: "odd", favouriteColour: "green", birthDate: 1974, name: [{ family: "Odd", given: [""] }] };
+  // Strict stays the default, everywhere.
+  assert.throws(() => parseResource(odd), (err) => err instanceof FhirError && err.status === 400 && /favouriteColour/.test(err.message));
+  assert.throws(() => evaluate(odd, "Patient.name.family"), FhirError);
+  assert.throws(() => new FhirResourceSet([odd]), FhirError);
+
+  const read = parseResource(odd, { strict: false });
+  assert.deepEqual(read.toJSON(), { resourceType: "Patient", id: "odd", name: [{ family: "Odd" }] });
+  assert.deepEqual(
+    read.warnings.map((issue) => [issue.severity, issue.expression[0]]),
+    [["warning", "Patient.favouriteColour"], ["warning", "Patient.birthDate"], ["warning", "Patient.name[0].given[0]"]],
+  );
+  const line = read.warnings[0].extension.find((e) => e.url.endsWith("issue-line")).valueInteger;
+  assert.equal(line, 1);
+  assert.deepEqual(parseResource(patient, { strict: false }).warnings, [], "nothing left out of valid data");
+
+  const warned = [];
+  assert.deepEqual(evaluate(odd, "Patient.name.family", { strict: false, onWarning: (issues) => warned.push(issues) }), ["Odd"]);
+  assert.equal(warned.length, 1);
+  assert.equal(warned[0].length, 3);
+  assert.deepEqual(compile("Patient.birthDate.exists()").evaluate(JSON.stringify(odd), { strict: false }), [false]);
+  evaluate(patient, "Patient.id", { strict: false, onWarning: () => assert.fail("no warning for valid data") });
+
+  const set = new FhirResourceSet([patient, odd], { strict: false });
+  assert.equal(set.size, 2);
+  assert.deepEqual(set.warnings.map((w) => [w.position, w.issue.length]), [[1, 3]]);
+  assert.deepEqual(compile("Patient.name.family").evaluateEach(set)[1], ["Odd"]);
+
+  // What does not read at all is still refused: not JSON, no known resourceType.
+  assert.throws(() => parseResource("{", { strict: false }), (err) => err.status === 400);
+  assert.throws(() => parseResource({ resourceType: "Pateint" }, { strict: false }), (err) => err.status === 400 && /Pateint/.test(err.message));
+});

@@ -129,7 +129,7 @@ test("a collection Bundle is imported whole, its references by fullUrl kept", as
       { fullUrl: "urn:uuid:7e6a9b1c-2d3f-4a5b-8c9d-0e1f2a3b4c5d", resource: { resourceType: "Observation", status: "final", code: { text: "x" }, subject: { reference: "urn:uuid:5d4f8a0e-3c1b-4f7e-9a2d-6b8c0e1f2a3b" } } },
     ],
   };
-  assert.deepEqual(await store.import(bundle), { resources: 2, bundles: 1 });
+  assert.deepEqual(await store.import(bundle), { resources: 2, bundles: 1, warnings: [] });
   const found = await store.search("Observation", { "subject:Patient.family": "linked" });
   assert.equal(found.total, 1);
 });
@@ -139,7 +139,7 @@ test("import takes NDJSON streams with progress, stops on abort, and reports the
   const lines = Array.from({ length: 1200 }, (_, n) => JSON.stringify({ resourceType: "Patient", id: `p${n}`, birthDate: "1990-01-01" }) + "\n");
   const progress = [];
   const result = await store.import(Readable.from(lines.map((line) => Buffer.from(line))), { onProgress: (p) => progress.push(p.resources), batchSize: 500 });
-  assert.deepEqual(result, { resources: 1200, bundles: 0 });
+  assert.deepEqual(result, { resources: 1200, bundles: 0, warnings: [] });
   assert.deepEqual(progress, [500, 1000, 1200]);
   assert.equal((await store.search("Patient", { _summary: "count" })).total, 1200);
 
@@ -157,7 +157,7 @@ test("import takes NDJSON streams with progress, stops on abort, and reports the
 
   await assert.rejects(store.import('{"resourceType":"Patient"}\n{not json}\n'), (err) => err.line === 2 && err.status === 400);
   const bundle = { resourceType: "Bundle", type: "collection", entry: [{ resource: { resourceType: "Organization", id: "o1", name: "One" } }] };
-  assert.deepEqual(await store.import(bundle), { resources: 1, bundles: 1 });
+  assert.deepEqual(await store.import(bundle), { resources: 1, bundles: 1, warnings: [] });
   assert.equal((await store.read("Organization", "o1")).name, "One");
 });
 
@@ -234,5 +234,34 @@ test("a store on a path is the SQLite store of hearth serve, and keeps its data"
     await store.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("import with strict: false stores what reads, lists what it left out by entry, and strict refuses it", async () => {
+  const store = await FhirStore.open({ memory: true });
+  try {
+    const odd = { resourceType: "Patient", id: "odd", favouriteColour: "green", name: [{ family: "Odd" }] };
+    const fine = { resourceType: "Patient", id: "fine", name: [{ family: "Fine" }] };
+    const ndjson = [fine, odd].map((r) => JSON.stringify(r)).join("\n");
+    await assert.rejects(store.import(ndjson), (err) => err.entry === 1 && err.line === 2 && /favouriteColour/.test(err.message));
+
+    const result = await store.import(ndjson, { strict: false });
+    assert.equal(result.resources, 2);
+    assert.equal(result.warnings.length, 1);
+    assert.deepEqual([result.warnings[0].entry, result.warnings[0].line], [1, 2]);
+    assert.equal(result.warnings[0].outcome.issue[0].expression[0], "Patient.favouriteColour");
+    const stored = await store.read("Patient", "odd");
+    assert.equal(stored.favouriteColour, undefined);
+    assert.equal(stored.name[0].family, "Odd");
+
+    // Inside Bundles: a transaction's and a collection's entries are read the same way.
+    const transaction = { resourceType: "Bundle", type: "transaction", entry: [{ resource: { ...odd, id: "odd-t" }, request: { method: "PUT", url: "Patient/odd-t" } }] };
+    const collection = { resourceType: "Bundle", type: "collection", entry: [{ resource: fine }, { resource: { ...odd, id: "odd-c" } }] };
+    const bundles = await store.import([transaction, collection], { strict: false });
+    assert.deepEqual(bundles.warnings.map((w) => [w.entry, w.bundleEntry]), [[0, 0], [1, 1]]);
+    assert.equal((await store.read("Patient", "odd-c")).name[0].family, "Odd");
+    assert.deepEqual((await store.import([fine], { strict: false })).warnings, []);
+  } finally {
+    await store.close();
   }
 });

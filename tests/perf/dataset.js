@@ -5,10 +5,12 @@
 import { readFileSync, readdirSync } from "node:fs";
 
 /**
- * @param {{ patients: number, corpus: string }} options
+ * @param {{ patients: number, corpus: string, shape?: { encounters: number, conditions: number, observations: number } }} options
+ *   `shape`: how many of each kind a patient gets (2, 2 and 6 unless given; a template with fewer
+ *   gives what it has).
  * @returns {{ resources: object[], texts: string[], jsonBytes: number, queries: [string, string][], uuid: (name: string) => string }}
  */
-export function buildDataset({ patients: PATIENTS, corpus }) {
+export function buildDataset({ patients: PATIENTS, corpus, shape = { encounters: 2, conditions: 2, observations: 6 } }) {
 
   // --- data ---------------------------------------------------------------------------------
   const templates = [];
@@ -19,9 +21,9 @@ export function buildDataset({ patients: PATIENTS, corpus }) {
     if (!patient) continue;
     templates.push({
       patient,
-      encounters: of("Encounter").slice(0, 2),
-      conditions: of("Condition").slice(0, 2),
-      observations: of("Observation").filter((o) => o.valueQuantity).slice(0, 6),
+      encounters: of("Encounter").slice(0, shape.encounters),
+      conditions: of("Condition").slice(0, shape.conditions),
+      observations: of("Observation").filter((o) => o.valueQuantity).slice(0, shape.observations),
     });
   }
 

@@ -439,3 +439,56 @@ test("a server that never answers fails the sync after its timeout, and the next
     await store.close();
   }
 });
+
+test("strict: false stores what a server sends with elements R4 lacks, with a warning, and holds edits of it from push", async () => {
+  const peer = await startHearth();
+  const strictStore = await FhirStore.open({ memory: true });
+  const store = await FhirStore.open({ memory: true });
+  try {
+    for (const id of ["odd-1", "plain-1"]) assert.equal((await http(peer.base, "PUT", `Patient/${id}`, patient(id, id))).status, 201);
+    // A server that writes an element of its own into one resource wherever it sends it.
+    const colouring = async (url, init) => {
+      const response = await fetch(url, init);
+      if ((init?.method ?? "GET") !== "GET" || response.status !== 200) return response;
+      const walk = (value) => {
+        if (Array.isArray(value)) value.forEach(walk);
+        else if (value && typeof value === "object") {
+          if (value.resourceType === "Patient" && value.id === "odd-1") value.favouriteColour = "green";
+          Object.values(value).forEach(walk);
+        }
+      };
+      const body = await response.json();
+      walk(body);
+      return new Response(JSON.stringify(body), { status: response.status, headers: response.headers });
+    };
+    const options = { remote: peer.base, scope: { types: ["Patient"] }, fetch: colouring };
+
+    const strict = await strictStore.sync(options);
+    assert.ok(strict.issues.some((issue) => issue.resource === "Patient/odd-1" && /favouriteColour/.test(issue.message)), JSON.stringify(strict.issues));
+    assert.deepEqual(strict.warnings, []);
+    await assert.rejects(strictStore.read("Patient", "odd-1"), { status: 404 });
+
+    const lenient = await store.sync({ ...options, strict: false });
+    assert.deepEqual(lenient.issues, []);
+    assert.equal(lenient.warnings.length, 1);
+    assert.equal(lenient.warnings[0].resource, "Patient/odd-1");
+    assert.match(lenient.warnings[0].message, /favouriteColour/);
+    const odd = await store.read("Patient", "odd-1");
+    assert.equal(odd.favouriteColour, undefined);
+    assert.equal(odd.name[0].family, "odd-1");
+
+    await store.update({ ...odd, active: false });
+    const plain = await store.read("Patient", "plain-1");
+    await store.update({ ...plain, active: false });
+    const second = await store.sync({ ...options, strict: false });
+    assert.equal(second.pushed, 1);
+    assert.ok(second.issues.some((issue) => issue.resource === "Patient/odd-1" && issue.message.startsWith("not pushed")), JSON.stringify(second.issues));
+    const remote = await remoteAll(peer.base, "Patient");
+    assert.equal(remote.get("odd-1").active, true, "the held edit did not reach the server");
+    assert.equal(remote.get("plain-1").active, false);
+  } finally {
+    await strictStore.close();
+    await store.close();
+    await peer.stop();
+  }
+});

@@ -53,6 +53,32 @@ pub fn parse_resource_partial(bytes: &[u8]) -> Result<(Object, Vec<ParseError>),
     }
 }
 
+/// Reads a resource from elsewhere leniently: what [`parse_resource_partial`] reads, and the
+/// outcome of the elements left out as warnings. `None` for the warnings when nothing was left
+/// out, so that strict data costs nothing more.
+///
+/// # Errors
+/// As [`parse_resource_partial`].
+pub fn parse_resource_lenient(
+    bytes: &[u8],
+) -> Result<(Object, Option<crate::outcome::OperationOutcome>), crate::Error> {
+    let (resource, issues) = parse_resource_partial(bytes)?;
+    if issues.is_empty() {
+        return Ok((resource, None));
+    }
+    let mut outcome = crate::outcome::OperationOutcome::default();
+    for issue in &issues {
+        outcome.push_warning(
+            crate::outcome::IssueType::Structure,
+            alloc::format!("{}; left out", issue.message),
+            issue.line,
+            issue.column,
+            issue.path.as_deref(),
+        );
+    }
+    Ok((resource, Some(outcome)))
+}
+
 /// The resource read from `bytes` (when one could be), and the issues found, each with its
 /// line and column.
 fn read_resource(

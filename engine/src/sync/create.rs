@@ -379,6 +379,7 @@ pub(crate) async fn adopt<S: Store, T: Transaction>(
             local: agreed,
             live: true,
             remote: remote_version.to_string(),
+            lossy: false,
         },
     );
     if remote_version.is_empty() {

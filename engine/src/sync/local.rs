@@ -6,7 +6,9 @@
 //! - `m␀Type␀id` → `lv␀state␀rv`: the base of the resource, the state both sides last agreed
 //!   on: local version `lv` holds it (`0`: none), `state` is `l` (live) or `d` (deleted on the
 //!   remote, or never there), `rv` is the remote version. The resource has local changes to
-//!   push when its current local version is not `lv`.
+//!   push when its current local version is not `lv`. A fourth part `w` says the remote
+//!   version was read leniently, with elements left out: a local change to it is not pushed,
+//!   for a `PUT` of it would remove those elements from the remote.
 //! - `x␀Type␀id` → a conflict (JSON: base, local, remote, paths); the resource is held from
 //!   push until it is resolved.
 //! - `e␀Type␀id` → `lv␀message`: the remote refused local version `lv`; held until edited.
@@ -57,6 +59,8 @@ pub(crate) struct Base {
     pub live: bool,
     /// The remote version.
     pub remote: String,
+    /// The remote version was read leniently and elements of it were left out here.
+    pub lossy: bool,
 }
 
 pub(crate) async fn base<T: Transaction>(
@@ -69,14 +73,16 @@ pub(crate) async fn base<T: Transaction>(
         return Ok(None);
     };
     let text = String::from_utf8(value).unwrap_or_default();
-    let mut parts = text.splitn(3, '\0');
+    let mut parts = text.splitn(4, '\0');
     let local = parts.next().and_then(|v| v.parse().ok()).unwrap_or(0);
     let live = parts.next() == Some("l");
     let remote = parts.next().unwrap_or_default().to_string();
+    let lossy = parts.next() == Some("w");
     Ok(Some(Base {
         local,
         live,
         remote,
+        lossy,
     }))
 }
 
@@ -90,10 +96,11 @@ pub(crate) fn put_base<T: Transaction>(
     tx.put(
         ykey(remote, &["m", type_name, id]),
         format!(
-            "{}\0{}\0{}",
+            "{}\0{}\0{}{}",
             base.local,
             if base.live { "l" } else { "d" },
-            base.remote
+            base.remote,
+            if base.lossy { "\0w" } else { "" }
         )
         .into_bytes(),
     );
@@ -282,9 +289,10 @@ pub(crate) async fn apply<S: Store, T: Transaction>(
         local,
         live: remote_live,
         remote: item.version.clone(),
+        lossy: item.lossy,
     };
     if let Some(base) = &base {
-        if base.remote == item.version && base.live == remote_live {
+        if base.remote == item.version && base.live == remote_live && base.lossy == item.lossy {
             return Ok(Applied::Unchanged);
         }
     }
@@ -401,6 +409,7 @@ pub(crate) async fn apply<S: Store, T: Transaction>(
             &Base {
                 remote: item.version.clone(),
                 live: remote_live,
+                lossy: item.lossy,
                 ..base
             },
         );
@@ -521,6 +530,7 @@ pub(crate) async fn resolve<S: Store, T: Transaction>(
             local: base_version,
             live: remote_live,
             remote: held.remote_version.clone(),
+            lossy: false,
         },
     );
     tx.delete(ykey(remote, &["x", type_name, id]));

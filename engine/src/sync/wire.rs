@@ -156,6 +156,8 @@ pub(crate) struct Item {
     /// When it was written, as the server wrote it.
     pub instant: Option<String>,
     pub json: Option<String>,
+    /// `json` was read leniently and elements of the server's were left out of it.
+    pub lossy: bool,
 }
 
 /// A Bundle page: its items, in order, its `next` link, and entries that could not be read.
@@ -234,6 +236,7 @@ impl Page {
                     continue;
                 };
                 page.items.push(Item {
+                    lossy: false,
                     type_name,
                     id,
                     version: response
@@ -271,6 +274,7 @@ impl Page {
                 .or_else(|| last_updated.map(ToString::to_string))
                 .unwrap_or_default();
             page.items.push(Item {
+                lossy: false,
                 type_name: type_name.to_string(),
                 id: id.to_string(),
                 version,
