@@ -1972,9 +1972,19 @@ impl<S: Store> Service<S> {
         let result = async {
             let mut tx = self.begin(true).await?;
             let mut count = 0usize;
+            // A new index layout numbers the rows again, in the order they were stored.
+            let renumber = types.len() > 1;
             for type_name in types.iter().copied() {
-                crate::search::clear_index(&mut tx, type_name).await?;
-                for id in crate::search::current_ids(&mut tx, type_name).await? {
+                let ids: Vec<String> = if renumber {
+                    crate::search::ids_in_stored_order(&mut tx, type_name).await?
+                } else {
+                    crate::search::current_ids(&mut tx, type_name)
+                        .await?
+                        .into_iter()
+                        .collect()
+                };
+                crate::search::clear_index(&mut tx, type_name, renumber).await?;
+                for id in ids {
                     let Some(json) = crate::search::load_json(&mut tx, type_name, &id).await?
                     else {
                         continue;

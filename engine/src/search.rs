@@ -351,8 +351,8 @@ pub const INDEX_FORMAT_KEY: &[u8] = b"m\0index";
 /// rebuilds its registry when another wrote one.
 pub const PARAMS_MARKER_KEY: &[u8] = b"m\0searchparams";
 /// The index layout written by this version: a store with another is indexed again when a
-/// service opens it.
-pub const INDEX_FORMAT: &str = "3";
+/// service opens it (its resources given row numbers again).
+pub const INDEX_FORMAT: &str = "4";
 
 /// Index values: (parameter code, encoded value, payload).
 pub(crate) type Entries = Vec<(String, String, String)>;
@@ -411,16 +411,55 @@ pub async fn write_index<T: Transaction>(
     Ok(())
 }
 
-/// Removes every index key of `type_name` (before indexing it again).
-pub async fn clear_index<T: Transaction>(tx: &mut T, type_name: &str) -> Result<(), StoreError> {
-    let prefix = alloc::format!("i\0{type_name}\0").into_bytes();
-    for (key, _) in tx
-        .scan(&KeyRange::prefix(&prefix), usize::MAX, false)
-        .await?
-    {
-        tx.delete(key);
+/// Removes every index key of `type_name` (before indexing it again), and with `rows` its
+/// row numbers too.
+pub async fn clear_index<T: Transaction>(
+    tx: &mut T,
+    type_name: &str,
+    rows: bool,
+) -> Result<(), StoreError> {
+    let kinds: &[&str] = if rows { &["i", "r", "n"] } else { &["i"] };
+    for kind in kinds {
+        let prefix = alloc::format!("{kind}\0{type_name}\0").into_bytes();
+        for (key, _) in tx
+            .scan(&KeyRange::prefix(&prefix), usize::MAX, false)
+            .await?
+        {
+            tx.delete(key);
+        }
     }
     Ok(())
+}
+
+/// Ids of the current resources of a type in the order they were first stored (by their row
+/// numbers, as written by any version), then those without a row number.
+pub(crate) async fn ids_in_stored_order<T: Transaction>(
+    tx: &mut T,
+    type_name: &str,
+) -> Result<Vec<String>, StoreError> {
+    let mut current = current_ids(tx, type_name).await?;
+    let prefix = alloc::format!("n\0{type_name}\0").into_bytes();
+    let mut rows: Vec<(Vec<u8>, String)> = tx
+        .scan(&KeyRange::prefix(&prefix), usize::MAX, false)
+        .await?
+        .into_iter()
+        .filter_map(|(key, id)| {
+            Some((
+                key.get(prefix.len()..)?.to_vec(),
+                String::from_utf8(id).ok()?,
+            ))
+        })
+        .collect();
+    // Shorter first, then by digits: numeric order for the row numbers of every version.
+    rows.sort_by(|a, b| a.0.len().cmp(&b.0.len()).then_with(|| a.0.cmp(&b.0)));
+    let mut ordered = Vec::with_capacity(current.len());
+    for (_, id) in rows {
+        if current.remove(&id) {
+            ordered.push(id);
+        }
+    }
+    ordered.extend(current);
+    Ok(ordered)
 }
 
 /// Ids of the current resources of a type (the REST handler's `c␀Type␀id` keys that are not
@@ -440,18 +479,20 @@ async fn key_tails<T: Transaction>(
     prefix: &[u8],
     keep: impl Fn(&[u8]) -> bool,
 ) -> Result<BTreeSet<String>, StoreError> {
-    let entries = tx
-        .scan(&KeyRange::prefix(prefix), usize::MAX, false)
-        .await?;
-    Ok(entries
-        .into_iter()
-        .filter(|(_, value)| keep(value))
-        .filter_map(|(key, _)| {
-            core::str::from_utf8(key.get(prefix.len()..)?)
-                .ok()
-                .map(ToString::to_string)
-        })
-        .collect())
+    let mut tails = BTreeSet::new();
+    tx.visit(&KeyRange::prefix(prefix), false, 1024, &mut |key, value| {
+        if keep(value) {
+            if let Some(tail) = key
+                .get(prefix.len()..)
+                .and_then(|tail| core::str::from_utf8(tail).ok())
+            {
+                tails.insert(tail.to_string());
+            }
+        }
+        true
+    })
+    .await?;
+    Ok(tails)
 }
 
 /// Above this many exact values, a clause is answered by one scan per parameter with a set
@@ -468,19 +509,26 @@ const CHECK_LIMIT: usize = 32;
 /// index is scanned once in order instead.
 const SORT_BY_RESOURCE_LIMIT: usize = 64;
 
-/// Ids of `type_name` that satisfy `clause`, from its key ranges; `None` when more than
-/// `limit` index entries had to be read.
+/// Rows of `type_name` that satisfy `clause`, from its key ranges (only those in `within`,
+/// when given); `None` when more than `limit` index entries had to be read.
 async fn scan_clause<T: Transaction>(
     tx: &mut T,
     type_name: &str,
     clause: &query::Clause,
     limit: usize,
+    within: Option<&BTreeSet<String>>,
 ) -> Result<Option<BTreeSet<String>>, StoreError> {
     let query::Clause::Any { alts, .. } = clause else {
         return Ok(None);
     };
     let mut ids = BTreeSet::new();
     let mut read = 0usize;
+    let step = limit.saturating_add(1).min(1024);
+    let keep = |ids: &mut BTreeSet<String>, row: &str| {
+        if within.is_none_or(|rows| rows.contains(row)) && !ids.contains(row) {
+            ids.insert(row.to_string());
+        }
+    };
     // Many exact values (a chain's targets, a value set's codes): one ordered scan of each
     // parameter with a set lookup, rather than one scan per value.
     if alts.len() > MANY_VALUES
@@ -499,23 +547,21 @@ async fn scan_clause<T: Transaction>(
         }
         for (code, values) in wanted {
             let prefix = alloc::format!("i\0{type_name}\0{code}\0").into_bytes();
-            let entries = tx
-                .scan(
-                    &KeyRange::prefix(&prefix),
-                    limit.saturating_sub(read).saturating_add(1),
-                    false,
-                )
-                .await?;
-            read += entries.len();
-            if read > limit {
-                return Ok(None);
-            }
-            for (key, _) in entries {
+            tx.visit(&KeyRange::prefix(&prefix), false, step, &mut |key, _| {
+                read += 1;
+                if read > limit {
+                    return false;
+                }
                 if let Some((value, _, id)) = key.get(prefix.len()..).and_then(split_index_key) {
                     if values.contains(value) {
-                        ids.insert(id.to_string());
+                        keep(&mut ids, id);
                     }
                 }
+                true
+            })
+            .await?;
+            if read > limit {
+                return Ok(None);
             }
         }
         return Ok(Some(ids));
@@ -537,30 +583,33 @@ async fn scan_clause<T: Transaction>(
                 start: range_start,
                 end: range_end,
             };
-            let entries = tx
-                .scan(&range, limit.saturating_sub(read).saturating_add(1), false)
-                .await?;
-            read += entries.len();
+            tx.visit(&range, false, step, &mut |key, _| {
+                read += 1;
+                if read > limit {
+                    return false;
+                }
+                if let Some((value, payload, id)) =
+                    key.get(prefix.len()..).and_then(split_index_key)
+                {
+                    if alt.test.matches(value, payload) {
+                        keep(&mut ids, id);
+                    }
+                }
+                true
+            })
+            .await?;
             if read > limit {
                 return Ok(None);
-            }
-            for (key, _) in entries {
-                let Some((value, payload, id)) = key.get(prefix.len()..).and_then(split_index_key)
-                else {
-                    continue;
-                };
-                if alt.test.matches(value, payload) {
-                    ids.insert(id.to_string());
-                }
             }
         }
     }
     Ok(Some(ids))
 }
 
-/// Orders row numbers as the numbers they are (shorter first, then by digits).
+/// Orders row numbers: as their text does, which orders them as the numbers they are (see
+/// [`row_of`]), so that an ordered scan of keys ending in rows meets them in stored order.
 fn row_order(a: &str, b: &str) -> core::cmp::Ordering {
-    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+    a.cmp(b)
 }
 
 /// Rows of the current resources of a type.
@@ -582,9 +631,10 @@ fn row_id_key(type_name: &str, row: &str) -> Vec<u8> {
     alloc::format!("n\0{type_name}\0{row}").into_bytes()
 }
 
-/// The row number of `type_name/id` (base 36 text of a store-wide counter): index keys end
-/// with it rather than with the id, which is often a 36-character UUID. With `allocate`, a
-/// resource without one is given the next.
+/// The row number of `type_name/id` (a store-wide counter in base 36, after a letter saying
+/// how many digits follow, `a` for one, so that row numbers sort as text as they do as
+/// numbers): index keys end with it rather than with the id, which is often a 36-character
+/// UUID. With `allocate`, a resource without one is given the next.
 async fn row_of<T: Transaction>(
     tx: &mut T,
     type_name: &str,
@@ -611,6 +661,7 @@ async fn row_of<T: Transaction>(
         row.push(b"0123456789abcdefghijklmnopqrstuvwxyz"[(rest % 36) as usize]);
         rest /= 36;
     }
+    row.push(b'a' + (row.len() as u8).saturating_sub(1));
     row.reverse();
     let row = String::from_utf8(row).unwrap_or_default();
     tx.put(row_key(type_name, id), row.clone().into_bytes());
@@ -767,7 +818,7 @@ pub(crate) fn matching_rows<'f, T: Transaction>(
                     sets.push(rows);
                 }
                 query::Clause::Any { negate: false, .. } => {
-                    match scan_clause(tx, type_name, clause, PROBE).await? {
+                    match scan_clause(tx, type_name, clause, PROBE, None).await? {
                         Some(ids) => sets.push(ids),
                         None => unselective.push(clause),
                     }
@@ -787,13 +838,11 @@ pub(crate) fn matching_rows<'f, T: Transaction>(
             match &candidates {
                 Some(found) if found.len() <= CHECK_LIMIT => checks.push(clause),
                 _ => {
-                    let ids = scan_clause(tx, type_name, clause, usize::MAX)
+                    // Only the candidates found so far are kept from the scan.
+                    let ids = scan_clause(tx, type_name, clause, usize::MAX, candidates.as_ref())
                         .await?
                         .unwrap_or_default();
-                    candidates = Some(match candidates {
-                        None => ids,
-                        Some(candidates) => intersect(candidates, &ids),
-                    });
+                    candidates = Some(ids);
                 }
             }
         }
@@ -940,20 +989,21 @@ async fn sort_keys_from_index<T: Transaction>(
     rows: &BTreeSet<String>,
 ) -> Result<BTreeMap<String, String>, StoreError> {
     let prefix = alloc::format!("i\0{type_name}\0{code}\0").into_bytes();
-    let entries = tx
-        .scan(&KeyRange::prefix(&prefix), usize::MAX, descending)
-        .await?;
     let mut keys = BTreeMap::new();
-    for (key, _) in entries {
-        let Some((value, _, row)) = key.get(prefix.len()..).and_then(split_index_key) else {
-            continue;
-        };
-        if !sortable(kind, value) || !rows.contains(row) {
-            continue;
-        }
-        keys.entry(row.to_string())
-            .or_insert_with(|| value.to_string());
-    }
+    tx.visit(
+        &KeyRange::prefix(&prefix),
+        descending,
+        1024,
+        &mut |key, _| {
+            if let Some((value, _, row)) = key.get(prefix.len()..).and_then(split_index_key) {
+                if sortable(kind, value) && rows.contains(row) && !keys.contains_key(row) {
+                    keys.insert(row.to_string(), value.to_string());
+                }
+            }
+            true
+        },
+    )
+    .await?;
     Ok(keys)
 }
 
@@ -1012,6 +1062,9 @@ pub async fn run<T: Transaction>(
     context: &Context<'_>,
     query: &Query,
 ) -> Result<Found, SearchError> {
+    if let Some(found) = first_page(tx, context, query).await? {
+        return Ok(found);
+    }
     let mut hits = Vec::new();
     for (type_name, criteria) in &query.per_type {
         let mut clauses = query::resolve(tx, context, type_name, criteria).await?;
@@ -1111,7 +1164,20 @@ pub async fn run<T: Transaction>(
     let previous = (start > 0 && start < total)
         .then(|| hits.get(start).map(encode_cursor))
         .flatten();
-    let mut page: Vec<Hit> = hits.get(start..end).unwrap_or_default().to_vec();
+    let page: Vec<Hit> = hits.get(start..end).unwrap_or_default().to_vec();
+    finish(tx, context, query, page, total, next, previous).await
+}
+
+/// The answer from its page of hits (their ids still to be read) and its total.
+async fn finish<T: Transaction>(
+    tx: &mut T,
+    context: &Context<'_>,
+    query: &Query,
+    mut page: Vec<Hit>,
+    total: usize,
+    next: Option<String>,
+    previous: Option<String>,
+) -> Result<Found, SearchError> {
     let keys: Vec<Vec<u8>> = page
         .iter()
         .map(|hit| row_id_key(&hit.type_name, &hit.row))
@@ -1133,6 +1199,132 @@ pub async fn run<T: Transaction>(
         previous,
         included,
     })
+}
+
+/// Index entries read per step of an ordered walk.
+const WALK_STEP: usize = 256;
+
+/// The first page of a search of one type, found without ordering every match: with no
+/// `_sort`, the first rows in order; sorted by one parameter, an ordered walk of its index
+/// that stops once the page is full. `None` when the search is not one of those, or the walk
+/// met too few matches with a value (those without one come last, and need every match).
+async fn first_page<T: Transaction>(
+    tx: &mut T,
+    context: &Context<'_>,
+    query: &Query,
+) -> Result<Option<Found>, SearchError> {
+    let [(type_name, criteria)] = query.per_type.as_slice() else {
+        return Ok(None);
+    };
+    if query.cursor.is_some() || query.sort.len() > 1 || query.count == 0 {
+        return Ok(None);
+    }
+    let mut clauses = query::resolve(tx, context, type_name, criteria).await?;
+    if let Some((focus, id)) = &query.compartment {
+        match query::compartment_clause(context.registry, focus, id, type_name) {
+            Some(clause) => clauses.push(clause),
+            None => return Ok(None),
+        }
+    }
+    // Every row of the type matches a search without criteria; index entries exist for
+    // current resources only.
+    let candidates = if clauses.is_empty() {
+        None
+    } else {
+        Some(
+            matching_rows(tx, context, type_name, &clauses)
+                .await
+                .map_err(SearchError::store)?,
+        )
+    };
+    let rows_prefix = alloc::format!("n\0{type_name}\0").into_bytes();
+    let total = match &candidates {
+        Some(rows) => rows.len(),
+        None => tx
+            .count(&KeyRange::prefix(&rows_prefix))
+            .await
+            .map_err(SearchError::store)?,
+    };
+    let wanted = query.count.saturating_add(1);
+    let mut hits: Vec<Hit> = Vec::new();
+    let hit = |keys: Vec<Option<String>>, row: &str| Hit {
+        keys,
+        type_name: type_name.clone(),
+        row: row.to_string(),
+        id: String::new(),
+    };
+    match query.sort.first() {
+        None => match &candidates {
+            Some(rows) => hits.extend(rows.iter().take(wanted).map(|row| hit(Vec::new(), row))),
+            None => {
+                let entries = tx
+                    .scan(&KeyRange::prefix(&rows_prefix), wanted, false)
+                    .await
+                    .map_err(SearchError::store)?;
+                for (key, _) in entries {
+                    if let Some(row) = key
+                        .get(rows_prefix.len()..)
+                        .and_then(|row| core::str::from_utf8(row).ok())
+                    {
+                        hits.push(hit(Vec::new(), row));
+                    }
+                }
+            }
+        },
+        Some((code, descending)) => {
+            let kind = context
+                .registry
+                .param(type_name, code)
+                .map(|param| param.kind);
+            let prefix = alloc::format!("i\0{type_name}\0{code}\0").into_bytes();
+            let mut seen: BTreeSet<String> = BTreeSet::new();
+            // The value of the page's last hit: the walk goes on through its ties (and values
+            // it begins) before it stops, so that sorting what it met orders them as the full
+            // sort would.
+            let mut boundary: Option<String> = None;
+            tx.visit(
+                &KeyRange::prefix(&prefix),
+                *descending,
+                WALK_STEP,
+                &mut |key, _| {
+                    let Some((value, _, row)) = key.get(prefix.len()..).and_then(split_index_key)
+                    else {
+                        return true;
+                    };
+                    if let Some(boundary) = &boundary {
+                        if !value.starts_with(boundary.as_str()) {
+                            return false;
+                        }
+                    }
+                    if !sortable(kind, value)
+                        || candidates.as_ref().is_some_and(|rows| !rows.contains(row))
+                        || !seen.insert(row.to_string())
+                    {
+                        return true;
+                    }
+                    hits.push(hit(alloc::vec![Some(value.to_string())], row));
+                    if hits.len() == wanted && boundary.is_none() {
+                        boundary = Some(value.to_string());
+                    }
+                    true
+                },
+            )
+            .await
+            .map_err(SearchError::store)?;
+            if hits.len() < wanted && hits.len() < total {
+                return Ok(None);
+            }
+            hits.sort_by(|a, b| compare_hits(a, b, &[*descending]));
+        }
+    }
+    let end = query.count.min(total).min(hits.len());
+    let next = (end < total && end > 0)
+        .then(|| hits.get(end - 1).map(encode_cursor))
+        .flatten();
+    hits.truncate(end);
+    finish(tx, context, query, hits, total, next, None)
+        .await
+        .map(Some)
 }
 
 /// Whether `resource` meets every one of `params` (search parameters of its type, as in a

@@ -158,6 +158,49 @@ pub trait Transaction {
         reverse: bool,
     ) -> impl Future<Output = Result<Vec<Entry>, StoreError>>;
 
+    /// Calls `visit` with each entry of `range` in key order (`reverse`: descending) until it
+    /// answers false. By default read through [`Transaction::scan`], `step` entries at a time;
+    /// a store that can visit entries where they lie does so without copying them.
+    fn visit(
+        &mut self,
+        range: &KeyRange,
+        reverse: bool,
+        step: usize,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> impl Future<Output = Result<(), StoreError>> {
+        async move {
+            let step = step.max(1);
+            let mut range = range.clone();
+            loop {
+                let entries = self.scan(&range, step, reverse).await?;
+                let Some((last, _)) = entries.last() else {
+                    return Ok(());
+                };
+                let full = entries.len() == step;
+                if reverse {
+                    range.end = Some(last.clone());
+                } else {
+                    let mut after = last.clone();
+                    after.push(0);
+                    range.start = after;
+                }
+                for (key, value) in &entries {
+                    if !visit(key, value) {
+                        return Ok(());
+                    }
+                }
+                if !full {
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// How many keys `range` holds (by default, counted from a scan of it).
+    fn count(&mut self, range: &KeyRange) -> impl Future<Output = Result<usize, StoreError>> {
+        async move { Ok(self.scan(range, usize::MAX, false).await?.len()) }
+    }
+
     /// Reads ahead `keys` the transaction is about to [`Transaction::get`], so that a store
     /// whose reads are round trips (IndexedDB) can ask for all of them at once. Only a hint:
     /// the default does nothing, and each later `get` answers as it would have.
@@ -321,6 +364,83 @@ impl Transaction for MemoryTx<'_> {
             }
         }
         Ok(entries)
+    }
+
+    async fn visit(
+        &mut self,
+        range: &KeyRange,
+        reverse: bool,
+        step: usize,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), StoreError> {
+        if range
+            .end
+            .as_ref()
+            .is_some_and(|end| end.as_slice() <= range.start.as_slice())
+        {
+            return Ok(());
+        }
+        let bounds = (
+            Bound::Included(range.start.as_slice()),
+            range
+                .end
+                .as_deref()
+                .map_or(Bound::Unbounded, Bound::Excluded),
+        );
+        if self.writes.range::<[u8], _>(bounds).next().is_some() {
+            // This transaction wrote within the range: merged by the scan.
+            let mut stopped = false;
+            let mut range = range.clone();
+            let step = step.max(1);
+            while !stopped {
+                let entries = self.scan(&range, step, reverse).await?;
+                let Some((last, _)) = entries.last() else {
+                    break;
+                };
+                let full = entries.len() == step;
+                if reverse {
+                    range.end = Some(last.clone());
+                } else {
+                    let mut after = last.clone();
+                    after.push(0);
+                    range.start = after;
+                }
+                stopped = !full || !entries.iter().all(|(key, value)| visit(key, value));
+            }
+            return Ok(());
+        }
+        self.store.data.borrow().scan(bounds, reverse, visit);
+        Ok(())
+    }
+
+    async fn count(&mut self, range: &KeyRange) -> Result<usize, StoreError> {
+        if range
+            .end
+            .as_ref()
+            .is_some_and(|end| end.as_slice() <= range.start.as_slice())
+        {
+            return Ok(0);
+        }
+        let end = range.end.as_deref();
+        let bounds = (
+            Bound::Included(range.start.as_slice()),
+            end.map_or(Bound::Unbounded, Bound::Excluded),
+        );
+        let data = self.store.data.borrow();
+        let mut count = 0usize;
+        data.scan(bounds, false, &mut |_, _| {
+            count += 1;
+            true
+        });
+        // This transaction's writes: a new key counts, a deleted one does not.
+        for (key, value) in self.writes.range::<[u8], _>(bounds) {
+            match (value.is_some(), data.get(key).is_some()) {
+                (true, false) => count += 1,
+                (false, true) => count = count.saturating_sub(1),
+                _ => {}
+            }
+        }
+        Ok(count)
     }
 
     fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {

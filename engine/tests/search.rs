@@ -1862,3 +1862,120 @@ fn a_store_indexed_by_another_layout_is_indexed_again_when_opened() {
     assert_eq!(ids(&second, "Patient?family=muller"), ["p1", "p2"]);
     assert_eq!(ids(&second, "Observation?subject=p2"), ["ob3", "ob4"]);
 }
+
+#[test]
+fn rows_numbered_by_an_older_layout_keep_their_stored_order_when_indexed_again() {
+    let first = Service::new(
+        MemoryStore::new(),
+        Box::new(FixedClock),
+        Box::<Counter>::default(),
+        BASE,
+    );
+    // Stored in an order that is neither the ids' nor, past 36 rows, their old row numbers'
+    // order as text ("10" before "2").
+    let stored: Vec<String> = (0..50).rev().map(|n| format!("q{n:02}")).collect();
+    for id in &stored {
+        put(
+            &first,
+            &format!("Patient/{id}"),
+            &format!(r#"{{"resourceType":"Patient","id":"{id}",{TEXT},"gender":"other"}}"#),
+        );
+    }
+    let store = MemoryStore::new();
+    hearth_engine::store::block_on(async {
+        use hearth_engine::store::{KeyRange, Store, Transaction};
+        let mut from = first.store().begin(false).await.unwrap();
+        let mut to = store.begin(true).await.unwrap();
+        for (key, value) in from
+            .scan(&KeyRange::prefix(b""), usize::MAX, false)
+            .await
+            .unwrap()
+        {
+            let kind = key.first().copied();
+            if !matches!(kind, Some(b'i' | b'r' | b'n'))
+                && key.as_slice() != hearth_engine::search::INDEX_FORMAT_KEY
+            {
+                to.put(key, value);
+            }
+        }
+        // The older layout's row numbers: plain base 36.
+        for (n, id) in stored.iter().enumerate() {
+            let mut rest = n + 1;
+            let mut row = Vec::new();
+            while rest > 0 {
+                row.push(b"0123456789abcdefghijklmnopqrstuvwxyz"[rest % 36]);
+                rest /= 36;
+            }
+            row.reverse();
+            let row = String::from_utf8(row).unwrap();
+            to.put(
+                format!("r\0Patient\0{id}").into_bytes(),
+                row.clone().into_bytes(),
+            );
+            to.put(
+                format!("n\0Patient\0{row}").into_bytes(),
+                id.clone().into_bytes(),
+            );
+        }
+        to.commit().await.unwrap();
+    });
+    let second = Service::new(store, Box::new(FixedClock), Box::<Counter>::default(), BASE);
+    let all = |url: &str| matches(&json(&call(&second, "GET", url, "")));
+    assert_eq!(all("Patient?_count=100"), stored);
+    assert_eq!(
+        all("Patient?_sort=gender&_count=100"),
+        stored,
+        "ties in stored order"
+    );
+    // Paging through them: the same order, page after page.
+    let mut paged = Vec::new();
+    let mut url = String::from("Patient?_count=7");
+    loop {
+        let page = json(&call(&second, "GET", &url, ""));
+        paged.extend(matches(&page));
+        let Some(next) = page["link"]
+            .as_array()
+            .and_then(|links| links.iter().find(|l| l["relation"] == "next"))
+            .and_then(|l| l["url"].as_str())
+        else {
+            break;
+        };
+        url = next
+            .split_once("/fhir/")
+            .map_or(next, |(_, rest)| rest)
+            .to_string();
+    }
+    assert_eq!(paged, stored);
+}
+
+#[test]
+fn first_pages_found_by_walking_the_index_are_the_heads_of_the_full_sort() {
+    let (s, _) = many();
+    let ordered = |url: &str| matches(&json(&call(&s, "GET", url, "")));
+    for sort in [
+        "birthdate",
+        "-birthdate",
+        "family",
+        "-family",
+        "gender",
+        "-_lastUpdated",
+    ] {
+        let full = ordered(&format!("Patient?_sort={sort}&_count=1000"));
+        assert_eq!(full.len(), 150);
+        for count in [1, 2, 5, 17, 40, 134, 135, 136, 149, 150] {
+            let page = ordered(&format!("Patient?_sort={sort}&_count={count}"));
+            assert_eq!(page, full[..count], "_sort={sort}&_count={count}");
+            let filtered_full = ordered(&format!("Patient?gender=male&_sort={sort}&_count=1000"));
+            let filtered = ordered(&format!("Patient?gender=male&_sort={sort}&_count={count}"));
+            assert_eq!(filtered, filtered_full[..count.min(filtered_full.len())]);
+        }
+    }
+    let all = ordered("Patient?_count=1000");
+    for count in [1, 10, 149, 150] {
+        assert_eq!(ordered(&format!("Patient?_count={count}")), all[..count]);
+    }
+    // The total is every match, whatever the page.
+    let page = json(&call(&s, "GET", "Patient?_sort=-birthdate&_count=3", ""));
+    assert_eq!(page["total"], 150);
+    assert_eq!(json(&call(&s, "GET", "Patient?_count=3", ""))["total"], 150);
+}

@@ -271,6 +271,10 @@ impl Committed {
         reverse: bool,
         visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
     ) {
+        if !reverse {
+            self.scan_forward(bounds, visit);
+            return;
+        }
         let mut recent = self.recent.range::<[u8], _>(bounds);
         let mut next_recent = || {
             if reverse {
@@ -382,6 +386,78 @@ impl Committed {
                     }
                 }
                 pending_recent = next_recent();
+            }
+        }
+    }
+
+    /// [`Committed::scan`] in key order: each block is walked where it lies, without copying
+    /// its keys, and merged with the recent changes.
+    fn scan_forward(
+        &self,
+        bounds: (Bound<&[u8]>, Bound<&[u8]>),
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) {
+        let mut recent = self.recent.range::<[u8], _>(bounds).peekable();
+        let first_block = match bounds.0 {
+            Bound::Included(start) | Bound::Excluded(start) => self.block_for(start),
+            Bound::Unbounded => 0,
+        };
+        let mut stopped = false;
+        for block in self.blocks.get(first_block..).unwrap_or_default() {
+            let mut past = false;
+            walk(block, &mut |key, value| {
+                let before = match bounds.0 {
+                    Bound::Included(start) => key < start,
+                    Bound::Excluded(start) => key <= start,
+                    Bound::Unbounded => false,
+                };
+                if before {
+                    return true;
+                }
+                past = match bounds.1 {
+                    Bound::Included(end) => key > end,
+                    Bound::Excluded(end) => key >= end,
+                    Bound::Unbounded => false,
+                };
+                if past {
+                    return false;
+                }
+                // Recent changes before this key come first; one at this key replaces it.
+                while let Some((recent_key, recent_value)) = recent.peek() {
+                    let recent_bytes: &[u8] = recent_key;
+                    let order = recent_bytes.cmp(key);
+                    if order == core::cmp::Ordering::Greater {
+                        break;
+                    }
+                    if let Some(recent_value) = recent_value {
+                        if !visit(recent_key, recent_value) {
+                            stopped = true;
+                            return false;
+                        }
+                    }
+                    recent.next();
+                    if order == core::cmp::Ordering::Equal {
+                        return true;
+                    }
+                }
+                if !visit(key, value_bytes(&block.data, &self.large, &value)) {
+                    stopped = true;
+                    return false;
+                }
+                true
+            });
+            if stopped || past {
+                break;
+            }
+        }
+        if stopped {
+            return;
+        }
+        for (key, value) in recent {
+            if let Some(value) = value {
+                if !visit(key, value) {
+                    return;
+                }
             }
         }
     }
