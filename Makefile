@@ -33,6 +33,7 @@ bench: build
 	@node tests/perf/fhirpath.bench.js
 	@node tests/perf/validate.bench.js
 	@node tests/perf/service.bench.js
+	@node tests/perf/scale.bench.js
 	@node tests/perf/access.bench.js
 	@node tests/perf/edge.bench.js
 	@node tests/perf/store.bench.js

@@ -410,6 +410,33 @@ impl<T: Transaction> Transaction for Metered<'_, T> {
         Ok(entries)
     }
 
+    async fn visit(
+        &mut self,
+        range: &KeyRange,
+        reverse: bool,
+        step: usize,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), StoreError> {
+        // Each entry visited is charged as one scanned; one more than the budget allows is
+        // visited, so that passing it is seen.
+        let allowed = self.meter.remaining().saturating_add(1);
+        let mut seen = 0u64;
+        self.inner
+            .visit(range, reverse, step, &mut |key, value| {
+                seen += 1;
+                seen <= allowed && visit(key, value)
+            })
+            .await?;
+        self.meter.charge(seen.max(1))
+    }
+
+    async fn count(&mut self, range: &KeyRange) -> Result<usize, StoreError> {
+        let count = self.inner.count(range).await?;
+        self.meter
+            .charge(u64::try_from(count).unwrap_or(u64::MAX).max(1))?;
+        Ok(count)
+    }
+
     async fn prefetch(&mut self, keys: &[Vec<u8>]) -> Result<(), StoreError> {
         // The reads are charged when they are made; ahead of them, no more than the budget.
         let allowed = usize::try_from(self.meter.remaining()).unwrap_or(usize::MAX);
