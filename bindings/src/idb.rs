@@ -392,6 +392,36 @@ impl Transaction for IdbTx<'_> {
         Ok(merge_writes(stored, &self.writes, range, limit, reverse))
     }
 
+    async fn count(&mut self, range: &Range) -> Result<usize, StoreError> {
+        if range
+            .end
+            .as_ref()
+            .is_some_and(|end| end.as_slice() <= range.start.as_slice())
+        {
+            return Ok(0);
+        }
+        if self.writes.keys().any(|key| range.contains(key)) {
+            // Own writes change the count: counted from the merged scan.
+            return Ok(self.scan(range, usize::MAX, false).await?.len());
+        }
+        let store = self
+            .tx
+            .object_store(DATA)
+            .map_err(|err| store_error("read", err))?;
+        let query = match &range.end {
+            Some(end) => KeyRange::Bound(key_js(&range.start), false, key_js(end), true),
+            None => KeyRange::LowerBound(key_js(&range.start), false),
+        };
+        let count: u32 = store
+            .count()
+            .with_query::<JsValue, _>(query)
+            .primitive()
+            .map_err(|err| store_error("read", err))?
+            .await
+            .map_err(|err| store_error("read", err))?;
+        Ok(count as usize)
+    }
+
     async fn prefetch(&mut self, keys: &[Vec<u8>]) -> Result<(), StoreError> {
         let wanted: std::collections::BTreeSet<&Vec<u8>> = keys
             .iter()
