@@ -516,17 +516,19 @@ async fn scan_clause<T: Transaction>(
     type_name: &str,
     clause: &query::Clause,
     limit: usize,
-    within: Option<&BTreeSet<String>>,
-) -> Result<Option<BTreeSet<String>>, StoreError> {
+    within: Option<&Rows>,
+) -> Result<Option<Rows>, StoreError> {
     let query::Clause::Any { alts, .. } = clause else {
         return Ok(None);
     };
-    let mut ids = BTreeSet::new();
+    let mut ids: Vec<u64> = Vec::new();
     let mut read = 0usize;
     let step = limit.saturating_add(1).min(1024);
-    let keep = |ids: &mut BTreeSet<String>, row: &str| {
-        if within.is_none_or(|rows| rows.contains(row)) && !ids.contains(row) {
-            ids.insert(row.to_string());
+    let keep = |ids: &mut Vec<u64>, row: &str| {
+        if let Some(row) = row_number(row) {
+            if within.is_none_or(|rows| rows.contains(row)) {
+                ids.push(row);
+            }
         }
     };
     // Many exact values (a chain's targets, a value set's codes): one ordered scan of each
@@ -564,7 +566,7 @@ async fn scan_clause<T: Transaction>(
                 return Ok(None);
             }
         }
-        return Ok(Some(ids));
+        return Ok(Some(Rows::from_unsorted(ids)));
     }
     for alt in alts {
         let prefix = alloc::format!("i\0{type_name}\0{}\0", alt.code).into_bytes();
@@ -603,7 +605,71 @@ async fn scan_clause<T: Transaction>(
             }
         }
     }
-    Ok(Some(ids))
+    Ok(Some(Rows::from_unsorted(ids)))
+}
+
+/// Row numbers (see [`row_of`]) as numbers, ascending, each once: a set of matches that costs
+/// no allocation per match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Rows(Vec<u64>);
+
+impl Rows {
+    fn from_unsorted(mut rows: Vec<u64>) -> Rows {
+        rows.sort_unstable();
+        rows.dedup();
+        Rows(rows)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn contains(&self, row: u64) -> bool {
+        self.0.binary_search(&row).is_ok()
+    }
+
+    /// Whether the row written `text` is one of these.
+    fn contains_text(&self, text: &str) -> bool {
+        row_number(text).is_some_and(|row| self.contains(row))
+    }
+
+    fn iter(&self) -> impl Iterator<Item = u64> + '_ {
+        self.0.iter().copied()
+    }
+
+    fn intersect(mut self, other: &Rows) -> Rows {
+        self.0.retain(|row| other.contains(*row));
+        self
+    }
+}
+
+/// The number a row number's text stands for: a letter saying how many base-36 digits follow.
+fn row_number(text: &str) -> Option<u64> {
+    let (digits, rest) = text.as_bytes().split_first()?;
+    if usize::from(digits.checked_sub(b'a')?) + 1 != rest.len() {
+        return None;
+    }
+    rest.iter().try_fold(0u64, |number, digit| {
+        let value = match digit {
+            b'0'..=b'9' => digit - b'0',
+            b'a'..=b'z' => digit - b'a' + 10,
+            _ => return None,
+        };
+        number.checked_mul(36)?.checked_add(u64::from(value))
+    })
+}
+
+/// The text of row number `number` (see [`row_of`]).
+fn row_text(number: u64) -> String {
+    let mut row = Vec::new();
+    let mut rest = number;
+    while rest > 0 {
+        row.push(b"0123456789abcdefghijklmnopqrstuvwxyz"[(rest % 36) as usize]);
+        rest /= 36;
+    }
+    row.push(b'a' + (row.len() as u8).saturating_sub(1));
+    row.reverse();
+    String::from_utf8(row).unwrap_or_default()
 }
 
 /// Orders row numbers: as their text does, which orders them as the numbers they are (see
@@ -613,12 +679,21 @@ fn row_order(a: &str, b: &str) -> core::cmp::Ordering {
 }
 
 /// Rows of the current resources of a type.
-async fn current_rows<T: Transaction>(
-    tx: &mut T,
-    type_name: &str,
-) -> Result<BTreeSet<String>, StoreError> {
+async fn current_rows<T: Transaction>(tx: &mut T, type_name: &str) -> Result<Rows, StoreError> {
     let prefix = alloc::format!("n\0{type_name}\0").into_bytes();
-    key_tails(tx, &prefix, |_| true).await
+    let mut rows = Vec::new();
+    tx.visit(&KeyRange::prefix(&prefix), false, 1024, &mut |key, _| {
+        if let Some(row) = key
+            .get(prefix.len()..)
+            .and_then(|tail| core::str::from_utf8(tail).ok())
+            .and_then(row_number)
+        {
+            rows.push(row);
+        }
+        true
+    })
+    .await?;
+    Ok(Rows::from_unsorted(rows))
 }
 
 /// The key of a resource's row number, the short name its index keys carry.
@@ -655,15 +730,7 @@ async fn row_of<T: Transaction>(
         .unwrap_or(0)
         + 1;
     tx.put(counter.to_vec(), alloc::format!("{next}").into_bytes());
-    let mut row = Vec::new();
-    let mut rest = next;
-    while rest > 0 {
-        row.push(b"0123456789abcdefghijklmnopqrstuvwxyz"[(rest % 36) as usize]);
-        rest /= 36;
-    }
-    row.push(b'a' + (row.len() as u8).saturating_sub(1));
-    row.reverse();
-    let row = String::from_utf8(row).unwrap_or_default();
+    let row = row_text(next);
     tx.put(row_key(type_name, id), row.clone().into_bytes());
     tx.put(row_id_key(type_name, &row), id.as_bytes().to_vec());
     Ok(Some(row))
@@ -673,13 +740,16 @@ async fn row_of<T: Transaction>(
 async fn ids_of<T: Transaction>(
     tx: &mut T,
     type_name: &str,
-    rows: BTreeSet<String>,
+    rows: Rows,
 ) -> Result<BTreeSet<String>, StoreError> {
-    let keys: Vec<Vec<u8>> = rows.iter().map(|row| row_id_key(type_name, row)).collect();
+    let keys: Vec<Vec<u8>> = rows
+        .iter()
+        .map(|row| row_id_key(type_name, &row_text(row)))
+        .collect();
     tx.prefetch(&keys).await?;
     let mut ids = BTreeSet::new();
-    for row in rows {
-        if let Some(id) = tx.get(&row_id_key(type_name, &row)).await? {
+    for key in keys {
+        if let Some(id) = tx.get(&key).await? {
             if let Ok(id) = String::from_utf8(id) {
                 ids.insert(id);
             }
@@ -698,10 +768,6 @@ pub(crate) async fn id_of<T: Transaction>(
         .get(&row_id_key(type_name, row))
         .await?
         .and_then(|id| String::from_utf8(id).ok()))
-}
-
-fn intersect(a: BTreeSet<String>, b: &BTreeSet<String>) -> BTreeSet<String> {
-    a.into_iter().filter(|id| b.contains(id)).collect()
 }
 
 /// What a search needs besides the store: the parameters and the server's base URL.
@@ -798,10 +864,9 @@ pub(crate) fn matching_rows<'f, T: Transaction>(
     context: &'f Context<'f>,
     type_name: &'f str,
     clauses: &'f [query::Clause],
-) -> core::pin::Pin<Box<dyn core::future::Future<Output = Result<BTreeSet<String>, StoreError>> + 'f>>
-{
+) -> core::pin::Pin<Box<dyn core::future::Future<Output = Result<Rows, StoreError>> + 'f>> {
     Box::pin(async move {
-        let mut sets: Vec<BTreeSet<String>> = Vec::new();
+        let mut sets: Vec<Rows> = Vec::new();
         let mut unselective = Vec::new();
         let mut checks = Vec::new();
         for clause in clauses {
@@ -809,13 +874,13 @@ pub(crate) fn matching_rows<'f, T: Transaction>(
                 // Ids from `_has` come from references: those of no current resource have no
                 // row and drop out here.
                 query::Clause::Ids(ids) => {
-                    let mut rows = BTreeSet::new();
+                    let mut rows = Vec::new();
                     for id in ids {
                         if let Some(row) = row_of(tx, type_name, id, false).await? {
-                            rows.insert(row);
+                            rows.extend(row_number(&row));
                         }
                     }
-                    sets.push(rows);
+                    sets.push(Rows::from_unsorted(rows));
                 }
                 query::Clause::Any { negate: false, .. } => {
                     match scan_clause(tx, type_name, clause, PROBE, None).await? {
@@ -826,12 +891,12 @@ pub(crate) fn matching_rows<'f, T: Transaction>(
                 _ => checks.push(clause),
             }
         }
-        sets.sort_by_key(BTreeSet::len);
-        let mut candidates: Option<BTreeSet<String>> = None;
-        for set in &sets {
+        sets.sort_by_key(Rows::len);
+        let mut candidates: Option<Rows> = None;
+        for set in sets {
             candidates = Some(match candidates {
-                None => set.clone(),
-                Some(candidates) => intersect(candidates, set),
+                None => set,
+                Some(candidates) => candidates.intersect(&set),
             });
         }
         for clause in unselective {
@@ -857,9 +922,9 @@ pub(crate) fn matching_rows<'f, T: Transaction>(
         for clause in &checks {
             clause.codes(&mut codes);
         }
-        let mut found = BTreeSet::new();
-        for row in candidates {
-            let Some(id) = id_of(tx, type_name, &row).await? else {
+        let mut found = Vec::new();
+        for row in candidates.iter() {
+            let Some(id) = id_of(tx, type_name, &row_text(row)).await? else {
                 continue;
             };
             let Some(json) = load_json(tx, type_name, &id).await? else {
@@ -887,10 +952,10 @@ pub(crate) fn matching_rows<'f, T: Transaction>(
                 }
             }
             if all {
-                found.insert(row);
+                found.push(row);
             }
         }
-        Ok(found)
+        Ok(Rows(found))
     })
 }
 
@@ -986,7 +1051,7 @@ async fn sort_keys_from_index<T: Transaction>(
     code: &str,
     kind: Option<SearchParamType>,
     descending: bool,
-    rows: &BTreeSet<String>,
+    rows: &Rows,
 ) -> Result<BTreeMap<String, String>, StoreError> {
     let prefix = alloc::format!("i\0{type_name}\0{code}\0").into_bytes();
     let mut keys = BTreeMap::new();
@@ -996,7 +1061,7 @@ async fn sort_keys_from_index<T: Transaction>(
         1024,
         &mut |key, _| {
             if let Some((value, _, row)) = key.get(prefix.len()..).and_then(split_index_key) {
-                if sortable(kind, value) && rows.contains(row) && !keys.contains_key(row) {
+                if sortable(kind, value) && rows.contains_text(row) && !keys.contains_key(row) {
                     keys.insert(row.to_string(), value.to_string());
                 }
             }
@@ -1098,7 +1163,7 @@ pub async fn run<T: Transaction>(
                 );
             }
         }
-        for row in ids {
+        for row in ids.iter().map(row_text) {
             let keys = if query.sort.is_empty() {
                 Vec::new()
             } else if from_index {
@@ -1255,7 +1320,11 @@ async fn first_page<T: Transaction>(
     };
     match query.sort.first() {
         None => match &candidates {
-            Some(rows) => hits.extend(rows.iter().take(wanted).map(|row| hit(Vec::new(), row))),
+            Some(rows) => hits.extend(
+                rows.iter()
+                    .take(wanted)
+                    .map(|row| hit(Vec::new(), &row_text(row))),
+            ),
             None => {
                 let entries = tx
                     .scan(&KeyRange::prefix(&rows_prefix), wanted, false)
@@ -1297,7 +1366,9 @@ async fn first_page<T: Transaction>(
                         }
                     }
                     if !sortable(kind, value)
-                        || candidates.as_ref().is_some_and(|rows| !rows.contains(row))
+                        || candidates
+                            .as_ref()
+                            .is_some_and(|rows| !rows.contains_text(row))
                         || !seen.insert(row.to_string())
                     {
                         return true;
@@ -1351,4 +1422,48 @@ pub async fn resource_matches<T: Transaction>(
         query::Clause::Ids(ids) => ids.contains(id),
         clause => clause.matches_entries(&entries) && clause.matches_resource(context, resource),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{row_number, row_text, Rows};
+    use alloc::vec;
+    use alloc::vec::Vec;
+
+    #[test]
+    fn row_numbers_sort_as_text_as_they_do_as_numbers_and_read_back() {
+        let numbers = [
+            1u64,
+            9,
+            10,
+            35,
+            36,
+            37,
+            1295,
+            1296,
+            46_655,
+            46_656,
+            1 << 40,
+            u64::MAX,
+        ];
+        for pair in numbers.windows(2) {
+            assert!(row_text(pair[0]) < row_text(pair[1]), "{pair:?}");
+        }
+        for number in numbers {
+            assert_eq!(row_number(&row_text(number)), Some(number));
+        }
+        // Text that is no row number of this layout.
+        for text in ["", "a", "b1", "a!", "10", "zzz"] {
+            assert_eq!(row_number(text), None, "{text}");
+        }
+        let rows = Rows::from_unsorted(vec![5, 3, 5, 1]);
+        assert_eq!(rows.iter().collect::<Vec<_>>(), [1, 3, 5]);
+        assert!(rows.contains_text(&row_text(3)) && !rows.contains_text(&row_text(4)));
+        assert_eq!(
+            rows.intersect(&Rows::from_unsorted(vec![3, 4, 5]))
+                .iter()
+                .collect::<Vec<_>>(),
+            [3, 5]
+        );
+    }
 }
