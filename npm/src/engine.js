@@ -18,18 +18,30 @@ export function toBytes(input) {
   if (typeof input === "string") return encoder.encode(input);
   if (input instanceof Uint8Array) return input;
   if (input instanceof ArrayBuffer) return new Uint8Array(input);
-  if (typeof input === "object" && input !== null) {
-    let text;
-    try {
-      text = JSON.stringify(input);
-    } catch (err) {
-      const diagnostics = `expected a resource that can be written as JSON, found one that cannot: ${err.message}`;
-      throw new FhirError(diagnostics, { status: 400, outcome: errorOutcome("structure", diagnostics), cause: err });
-    }
-    return encoder.encode(text);
-  }
+  if (typeof input === "object" && input !== null) return encoder.encode(jsonText(input));
   const diagnostics = `expected FHIR JSON as a string, bytes or an object, found ${describe(input)}`;
   throw new FhirError(diagnostics, { status: 400, outcome: errorOutcome("structure", diagnostics) });
+}
+
+/** True for an object given as a resource (not bytes). */
+export function isPlainObject(input) {
+  return typeof input === "object" && input !== null && !(input instanceof Uint8Array) && !(input instanceof ArrayBuffer);
+}
+
+/** The JSON text of an object given as a resource. */
+export function jsonText(input) {
+  let text;
+  try {
+    text = JSON.stringify(input);
+  } catch (err) {
+    const diagnostics = `expected a resource that can be written as JSON, found one that cannot: ${err.message}`;
+    throw new FhirError(diagnostics, { status: 400, outcome: errorOutcome("structure", diagnostics), cause: err });
+  }
+  if (typeof text !== "string") {
+    const diagnostics = `expected a resource that can be written as JSON, found ${describe(input)}`;
+    throw new FhirError(diagnostics, { status: 400, outcome: errorOutcome("structure", diagnostics) });
+  }
+  return text;
 }
 
 /**

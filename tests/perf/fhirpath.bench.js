@@ -1,6 +1,6 @@
 // Benchmark: compiled FHIRPath expressions over every Synthea resource of the matching type,
-// in one Node process: Hearth (resources held by the engine, and resources given as JSON text
-// per call), fhirpath.js (R4 model) and @medplum/core. Prints evaluations per second and
+// in one Node process: Hearth (resources held by the engine, and plain objects or JSON text
+// given per call), fhirpath.js (R4 model) and @medplum/core. Prints evaluations per second and
 // ratios. Run with `make bench`.
 import { readFileSync, readdirSync } from "node:fs";
 import { performance } from "node:perf_hooks";
@@ -64,6 +64,15 @@ const contenders = {
     const compiled = compile(expression);
     const { set } = prepared.get(type);
     return () => compiled.evaluateEach(set).reduce((n, result) => n + result.length, 0);
+  },
+  "Hearth (plain object per call)": (expression, type) => {
+    const compiled = compile(expression);
+    const { objects } = prepared.get(type);
+    return () => {
+      let n = 0;
+      for (const object of objects) n += compiled.evaluate(object).length;
+      return n;
+    };
   },
   "Hearth (JSON text per call)": (expression, type) => {
     const compiled = compile(expression);
