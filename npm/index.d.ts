@@ -511,6 +511,11 @@ export interface FhirConflict {
   base: Resource | null;
   local: Resource | null;
   remote: Resource | null;
+  /**
+   * The remote side was read with `strict: false` and elements of it were left out: whatever
+   * the resolution, the resource is not pushed until the server's version reads in full.
+   */
+  lossy?: boolean;
 }
 
 /** How far an import has come. */

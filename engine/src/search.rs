@@ -1127,21 +1127,28 @@ pub async fn run<T: Transaction>(
     context: &Context<'_>,
     query: &Query,
 ) -> Result<Found, SearchError> {
-    if let Some(found) = first_page(tx, context, query).await? {
-        return Ok(found);
-    }
+    // The matches of a one-type search, when the first page was not found otherwise.
+    let mut matched = match first_page(tx, context, query).await? {
+        Ok(found) => return Ok(found),
+        Err(matched) => matched,
+    };
     let mut hits = Vec::new();
     for (type_name, criteria) in &query.per_type {
-        let mut clauses = query::resolve(tx, context, type_name, criteria).await?;
-        if let Some((focus, id)) = &query.compartment {
-            match query::compartment_clause(context.registry, focus, id, type_name) {
-                Some(clause) => clauses.push(clause),
-                None => continue,
+        let ids = match matched.take() {
+            Some(rows) => rows,
+            None => {
+                let mut clauses = query::resolve(tx, context, type_name, criteria).await?;
+                if let Some((focus, id)) = &query.compartment {
+                    match query::compartment_clause(context.registry, focus, id, type_name) {
+                        Some(clause) => clauses.push(clause),
+                        None => continue,
+                    }
+                }
+                matching_rows(tx, context, type_name, &clauses)
+                    .await
+                    .map_err(SearchError::store)?
             }
-        }
-        let ids = matching_rows(tx, context, type_name, &clauses)
-            .await
-            .map_err(SearchError::store)?;
+        };
         let from_index = ids.len() > SORT_BY_RESOURCE_LIMIT && !query.sort.is_empty();
         let mut indexed_keys: Vec<BTreeMap<String, String>> = Vec::new();
         if from_index {
@@ -1270,47 +1277,70 @@ async fn finish<T: Transaction>(
 const WALK_STEP: usize = 256;
 
 /// The first page of a search of one type, found without ordering every match: with no
-/// `_sort`, the first rows in order; sorted by one parameter, an ordered walk of its index
-/// that stops once the page is full. `None` when the search is not one of those, or the walk
-/// met too few matches with a value (those without one come last, and need every match).
+/// `_sort`, the first matching rows in order; sorted by one parameter, an ordered walk of its
+/// index that keeps the matches and stops once the page is full. `Err` when the search is not
+/// one of those, or too few matches have a sort value (those without one come last, and need
+/// every match), with the matches when they were found.
 async fn first_page<T: Transaction>(
     tx: &mut T,
     context: &Context<'_>,
     query: &Query,
-) -> Result<Option<Found>, SearchError> {
+) -> Result<Result<Found, Option<Rows>>, SearchError> {
     let [(type_name, criteria)] = query.per_type.as_slice() else {
-        return Ok(None);
+        return Ok(Err(None));
     };
     if query.cursor.is_some() || query.sort.len() > 1 || query.count == 0 {
-        return Ok(None);
+        return Ok(Err(None));
     }
     let mut clauses = query::resolve(tx, context, type_name, criteria).await?;
     if let Some((focus, id)) = &query.compartment {
         match query::compartment_clause(context.registry, focus, id, type_name) {
             Some(clause) => clauses.push(clause),
-            None => return Ok(None),
+            None => return Ok(Err(None)),
         }
     }
-    // Every row of the type matches a search without criteria; index entries exist for
-    // current resources only.
-    let candidates = if clauses.is_empty() {
-        None
-    } else {
+    let sort = query.sort.first();
+    // The matches: every current row of the type when there are no criteria and the page is
+    // sorted (an index may hold keys of resources deleted after their parameters changed).
+    let candidates = if !clauses.is_empty() {
         Some(
             matching_rows(tx, context, type_name, &clauses)
                 .await
                 .map_err(SearchError::store)?,
         )
+    } else if sort.is_some() {
+        Some(
+            current_rows(tx, type_name)
+                .await
+                .map_err(SearchError::store)?,
+        )
+    } else {
+        None
     };
+    // Few matches sort faster by the values in the resources themselves.
+    if sort.is_some()
+        && candidates
+            .as_ref()
+            .is_some_and(|rows| rows.len() <= SORT_BY_RESOURCE_LIMIT)
+    {
+        return Ok(Err(candidates));
+    }
     let rows_prefix = alloc::format!("n\0{type_name}\0").into_bytes();
-    let total = match &candidates {
-        Some(rows) => rows.len(),
-        None => tx
-            .count(&KeyRange::prefix(&rows_prefix))
-            .await
-            .map_err(SearchError::store)?,
-    };
     let wanted = query.count.saturating_add(1);
+    let counted = match &candidates {
+        Some(rows) => Some(rows.len()),
+        // No total asked for: the page's rows (and the one after it) are all that is read.
+        None if query.total == query::Total::None
+            && query.summary != Some(query::Summary::Count) =>
+        {
+            None
+        }
+        None => Some(
+            tx.count(&KeyRange::prefix(&rows_prefix))
+                .await
+                .map_err(SearchError::store)?,
+        ),
+    };
     let mut hits: Vec<Hit> = Vec::new();
     let hit = |keys: Vec<Option<String>>, row: &str| Hit {
         keys,
@@ -1318,7 +1348,7 @@ async fn first_page<T: Transaction>(
         row: row.to_string(),
         id: String::new(),
     };
-    match query.sort.first() {
+    match sort {
         None => match &candidates {
             Some(rows) => hits.extend(
                 rows.iter()
@@ -1382,12 +1412,13 @@ async fn first_page<T: Transaction>(
             )
             .await
             .map_err(SearchError::store)?;
-            if hits.len() < wanted && hits.len() < total {
-                return Ok(None);
+            if hits.len() < wanted && counted.is_none_or(|total| hits.len() < total) {
+                return Ok(Err(candidates));
             }
             hits.sort_by(|a, b| compare_hits(a, b, &[*descending]));
         }
     }
+    let total = counted.unwrap_or(hits.len());
     let end = query.count.min(total).min(hits.len());
     let next = (end < total && end > 0)
         .then(|| hits.get(end - 1).map(encode_cursor))
@@ -1395,7 +1426,7 @@ async fn first_page<T: Transaction>(
     hits.truncate(end);
     finish(tx, context, query, hits, total, next, None)
         .await
-        .map(Some)
+        .map(Ok)
 }
 
 /// Whether `resource` meets every one of `params` (search parameters of its type, as in a

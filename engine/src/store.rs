@@ -196,9 +196,17 @@ pub trait Transaction {
         }
     }
 
-    /// How many keys `range` holds (by default, counted from a scan of it).
+    /// How many keys `range` holds (by default, counted by visiting it).
     fn count(&mut self, range: &KeyRange) -> impl Future<Output = Result<usize, StoreError>> {
-        async move { Ok(self.scan(range, usize::MAX, false).await?.len()) }
+        async move {
+            let mut count = 0usize;
+            self.visit(range, false, 1024, &mut |_, _| {
+                count += 1;
+                true
+            })
+            .await?;
+            Ok(count)
+        }
     }
 
     /// Reads ahead `keys` the transaction is about to [`Transaction::get`], so that a store
@@ -405,7 +413,8 @@ impl Transaction for MemoryTx<'_> {
                     after.push(0);
                     range.start = after;
                 }
-                stopped = !full || !entries.iter().all(|(key, value)| visit(key, value));
+                let all = entries.iter().all(|(key, value)| visit(key, value));
+                stopped = !full || !all;
             }
             return Ok(());
         }
@@ -719,6 +728,50 @@ mod tests {
             keys(merge_writes(stored, &writes, &range, 2, true)),
             alloc::vec![b"a4".to_vec(), b"a3".to_vec()]
         );
+    }
+
+    #[test]
+    fn visits_and_counts_see_the_transactions_own_writes() {
+        let store = MemoryStore::new();
+        block_on(async {
+            let mut tx = store.begin(true).await.unwrap();
+            for key in ["a1", "a2", "a4", "b1"] {
+                tx.put(key.as_bytes().to_vec(), b"v".to_vec());
+            }
+            tx.commit().await.unwrap();
+            let mut tx = store.begin(true).await.unwrap();
+            tx.delete(b"a2".to_vec());
+            tx.put(b"a3".to_vec(), b"w".to_vec());
+            tx.put(b"a5".to_vec(), b"w".to_vec());
+            let range = KeyRange::prefix(b"a");
+            for (reverse, step) in [(false, 1), (false, 2), (false, 100), (true, 1), (true, 100)] {
+                let mut seen = Vec::new();
+                tx.visit(&range, reverse, step, &mut |key, _| {
+                    seen.push(key.to_vec());
+                    true
+                })
+                .await
+                .unwrap();
+                let mut expected: Vec<Vec<u8>> = ["a1", "a3", "a4", "a5"]
+                    .iter()
+                    .map(|k| k.as_bytes().to_vec())
+                    .collect();
+                if reverse {
+                    expected.reverse();
+                }
+                assert_eq!(seen, expected, "reverse {reverse}, step {step}");
+            }
+            assert_eq!(tx.count(&range).await.unwrap(), 4);
+            // Stopping early stops.
+            let mut seen = 0;
+            tx.visit(&range, false, 100, &mut |_, _| {
+                seen += 1;
+                seen < 2
+            })
+            .await
+            .unwrap();
+            assert_eq!(seen, 2);
+        });
     }
 
     #[test]

@@ -34,7 +34,7 @@ mod merge;
 mod wire;
 
 use alloc::boxed::Box;
-use alloc::collections::{BTreeSet, VecDeque};
+use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -380,6 +380,10 @@ pub struct Sync {
     refresh: BTreeSet<(String, String)>,
     /// Resources found stale once in this sync (a second time is a refusal).
     stale: BTreeSet<(String, String)>,
+    /// What a lenient read left out of each resource of the page being applied.
+    left_out: BTreeMap<(String, String), String>,
+    /// Local changes held from push as lossy, reported once per sync.
+    held_reported: BTreeSet<(String, String)>,
     summary: Summary,
     progress: Progress,
 }
@@ -400,6 +404,8 @@ impl Sync {
             attempted: BTreeSet::new(),
             refresh: BTreeSet::new(),
             stale: BTreeSet::new(),
+            left_out: BTreeMap::new(),
+            held_reported: BTreeSet::new(),
             summary: Summary::default(),
             progress: Progress {
                 phase: "capabilities",
@@ -1196,6 +1202,9 @@ impl Sync {
 
     /// Reports a local change held from push because its remote version was read leniently.
     fn held_lossy(&mut self, key: &(String, String)) {
+        if !self.held_reported.insert(key.clone()) {
+            return;
+        }
         self.summary.issues.push(Issue {
             resource: Some(format!("{}/{}", key.0, key.1)),
             message: String::from(
@@ -1205,8 +1214,10 @@ impl Sync {
     }
 
     /// With `strict` false, reads the resources of a page leniently: those that break the FHIR
-    /// JSON rules are kept without the elements at fault, each with a warning.
+    /// JSON rules are kept without the elements at fault; what was left out becomes a warning
+    /// when the resource is stored.
     fn read_leniently(&mut self, page: &mut Page) {
+        self.left_out.clear();
         if self.options.strict {
             return;
         }
@@ -1230,13 +1241,13 @@ impl Sync {
                     None => issue.diagnostics.clone(),
                 })
                 .collect();
-            self.summary.warnings.push(Issue {
-                resource: Some(format!("{}/{}", item.type_name, item.id)),
-                message: format!(
+            self.left_out.insert(
+                (item.type_name.clone(), item.id.clone()),
+                format!(
                     "stored without what could not be read: {}",
                     left_out.join("; ")
                 ),
-            });
+            );
         }
     }
 
@@ -1301,6 +1312,7 @@ impl Sync {
             let mut tx = local.replica_begin(true).await?;
             tx.prefetch(&ahead).await?;
             let mut counts = (0, 0, 0);
+            let mut warnings = Vec::new();
             for item in &page.items {
                 // Made by a POST of this store whose reply never came (this version or an
                 // older one of a history): what is here moves to the server's id, with the
@@ -1348,15 +1360,28 @@ impl Sync {
                         continue;
                     }
                 }
-                match local::apply(local, &mut tx, &self.remote, item, object.clone()).await? {
+                let applied =
+                    local::apply(local, &mut tx, &self.remote, item, object.clone()).await?;
+                match applied {
                     Applied::Unchanged => {}
                     Applied::Stored => counts.0 += 1,
                     Applied::Merged => counts.1 += 1,
                     Applied::Conflict => counts.2 += 1,
                 }
+                let key = (item.type_name.clone(), item.id.clone());
+                if let (false, Some(message)) = (
+                    matches!(applied, Applied::Unchanged),
+                    self.left_out.get(&key),
+                ) {
+                    warnings.push(Issue {
+                        resource: Some(format!("{}/{}", key.0, key.1)),
+                        message: message.clone(),
+                    });
+                }
             }
             match tx.commit().await {
                 Ok(()) => {
+                    self.summary.warnings.append(&mut warnings);
                     self.summary.pulled += counts.0;
                     self.summary.merged += counts.1;
                     self.summary.conflicts += counts.2;

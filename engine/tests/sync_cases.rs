@@ -1098,3 +1098,73 @@ fn a_lenient_sync_stores_what_reads_with_a_warning_and_holds_its_edits_from_push
     assert_eq!(field_value(&there, "family").as_deref(), Some("LOCAL1"));
     assert_eq!(field_value(&there, "city").as_deref(), Some("REMOTE"));
 }
+
+#[test]
+fn a_conflict_on_a_resource_read_leniently_is_not_pushed_whichever_side_is_kept() {
+    for resolution in [Resolution::Local, Resolution::Remote] {
+        let clock = SimClock(Rc::new(Cell::new(0)));
+        let remote = service(&clock, "r", REMOTE);
+        put(&remote, "p1", "1");
+        let mut hook = |remote: &Local, req: &HttpRequest| {
+            (req.method == "GET").then(|| Ok(with_unknown_element(serve(remote, req))))
+        };
+        let lenient = || {
+            let mut o = Options::new(types());
+            o.page_size = 2;
+            o.strict = false;
+            Sync::new(REMOTE, o)
+        };
+        let dev = service(&clock, "b", "https://hearth.local/fhir");
+        assert!(drive(lenient(), &dev, &remote, 1000, &mut hook).0.is_some());
+        // Both sides change the family name: a conflict.
+        set_field(&dev, "p1", "family", "LOCAL");
+        set_field(&remote, "p1", "family", "REMOTE");
+        let (s, _, _) = drive(lenient(), &dev, &remote, 1000, &mut hook);
+        let s = s.expect("the conflicting sync ends");
+        assert_eq!(s.conflicts, 1, "{:?}", s.issues);
+        assert_eq!(s.warnings.len(), 1, "{:?}", s.warnings);
+        let conflicts = block_on(Sync::conflicts(&dev, REMOTE)).unwrap();
+        assert!(conflicts[0].lossy);
+        // Later, another change on the server moves the checkpoint past p1's last version,
+        // so that the next pull does not read p1 again; then the conflict is resolved.
+        clock.0.set(clock.0.get() + 3_600_000);
+        put(&remote, "p2", "2");
+        assert!(drive(lenient(), &dev, &remote, 1000, &mut hook).0.is_some());
+        clock.0.set(clock.0.get() + 3_600_000);
+        assert!(
+            block_on(Sync::resolve(&dev, REMOTE, "Patient", "p1", &resolution))
+                .unwrap()
+                .unwrap()
+        );
+        set_field(&dev, "p1", "city", "LOCAL-CITY");
+        let mut sent = Vec::new();
+        let (s, _, _) = drive(lenient(), &dev, &remote, 1000, &mut |remote, req| {
+            if req.method != "GET" {
+                sent.push(String::from_utf8_lossy(&req.body).to_string());
+            }
+            hook(remote, req)
+        });
+        let s = s.expect("the sync after the resolution ends");
+        assert!(
+            sent.iter().all(|body| !body.contains("LOCAL-CITY")),
+            "{resolution:?}: pushed {sent:?}"
+        );
+        assert!(
+            s.issues
+                .iter()
+                .any(|issue| issue.message.starts_with("not pushed")),
+            "{:?}",
+            s.issues
+        );
+        assert_eq!(
+            s.issues
+                .iter()
+                .filter(|issue| issue.message.starts_with("not pushed"))
+                .count(),
+            1,
+            "reported once"
+        );
+        let there = read(&remote, "p1").unwrap();
+        assert_eq!(field_value(&there, "family").as_deref(), Some("REMOTE"));
+    }
+}

@@ -180,7 +180,8 @@ export class FhirResource {
    * @throws {FhirError} status 400 when the input is not a FHIR resource (strict), or not JSON
    *   or without a known `resourceType` (lenient).
    */
-  constructor(input, { strict = true } = {}) {
+  constructor(input, options) {
+    const { strict = true } = options ?? {};
     const bytes = toBytes(input);
     if (strict !== false) {
       this.#parsed = call(() => new wasm.ParsedResource(bytes));
@@ -262,8 +263,8 @@ export class FhirResourceSet {
    *   (see {@link FhirResource}), and what was left out is listed in {@link FhirResourceSet#warnings}.
    * @throws {FhirError} status 400 when one is not a FHIR resource.
    */
-  constructor(resources = [], { strict = true } = {}) {
-    this.#strict = strict !== false;
+  constructor(resources = [], options) {
+    this.#strict = (options ?? {}).strict !== false;
     for (const resource of resources) this.add(resource);
   }
 
@@ -368,11 +369,16 @@ export class CompiledFhirPath {
    */
   evaluate(resource, options) {
     // The common case (no variables, a held resource) does no extra allocation per call.
-    const vars = options === undefined || options.variables === undefined ? undefined : variableBytes(options.variables);
+    const vars = options === undefined || options === null || options.variables === undefined ? undefined : variableBytes(options.variables);
     const compiled = this.#handle();
-    if (options !== undefined && options.strict === false && resource !== null && resource !== undefined && !(resource instanceof FhirResource)) {
+    if (options?.strict === false && resource !== null && resource !== undefined && !(resource instanceof FhirResource)) {
+      const { onWarning } = options;
+      if (onWarning !== undefined && typeof onWarning !== "function") {
+        const diagnostics = `expected onWarning as a function, found ${describe(onWarning)}`;
+        throw new FhirError(diagnostics, { status: 400, outcome: errorOutcome("invalid", diagnostics) });
+      }
       const [results, warnings] = JSON.parse(call(() => compiled.evaluateJsonLenient(toBytes(resource), vars)));
-      if (warnings !== null) options.onWarning?.(warnings.issue);
+      if (warnings !== null) onWarning?.(warnings.issue);
       return results;
     }
     let text;

@@ -497,7 +497,8 @@ export class FhirStore {
         await flush();
         const bundle =
           strict === false
-            ? { ...value, entry: (value.entry ?? []).map((entry, inner) => (entry?.resource === undefined ? entry : { ...entry, resource: readable(entry.resource, position, line, inner) })) }
+            && Array.isArray(value.entry)
+            ? { ...value, entry: value.entry.map((entry, inner) => (entry?.resource === undefined ? entry : { ...entry, resource: readable(entry.resource, position, line, inner) })) }
             : value;
         const response = await this.#call("POST", "", { headers: { "content-type": FHIR_JSON }, body: toBytes(bundle) }).catch((err) => {
           throw located(err, position, line);
@@ -519,11 +520,12 @@ export class FhirStore {
         // are stored together, in one transaction, so that references between them by fullUrl
         // hold.
         await flush();
-        const entries = (value.entry ?? []).filter((entry) => entry.resource !== undefined && entry.search?.mode !== "outcome");
+        // Each kept with its place in the Bundle, for the warnings.
+        const entries = (value.entry ?? []).map((entry, inner) => [entry, inner]).filter(([entry]) => entry.resource !== undefined && entry.search?.mode !== "outcome");
         const transaction = {
           resourceType: "Bundle",
           type: "transaction",
-          entry: entries.map((entry, inner) => ({ ...(entry.fullUrl ? { fullUrl: entry.fullUrl } : {}), ...importEntry({ value: readable(entry.resource, position, line, inner) }) })),
+          entry: entries.map(([entry, inner]) => ({ ...(entry.fullUrl ? { fullUrl: entry.fullUrl } : {}), ...importEntry({ value: readable(entry.resource, position, line, inner) }) })),
         };
         await this.#call("POST", "", { headers: { "content-type": FHIR_JSON }, body: toBytes(transaction) }).catch((err) => {
           throw located(err, position, line);

@@ -213,6 +213,12 @@ test("strict: false reads data from elsewhere without what breaks the rules, wit
   assert.deepEqual(set.warnings.map((w) => [w.position, w.issue.length]), [[1, 3]]);
   assert.deepEqual(compile("Patient.name.family").evaluateEach(set)[1], ["Odd"]);
 
+  // Options left out or null are the defaults; a callback that is not one is refused.
+  assert.deepEqual(parseResource(patient, null).warnings, []);
+  assert.equal(new FhirResourceSet([patient], null).size, 1);
+  assert.throws(() => evaluate(odd, "Patient.id", { strict: false, onWarning: "log" }), (err) => err instanceof FhirError && err.status === 400);
+  assert.deepEqual(evaluate(patient, "Patient.id", null), ["p1"]);
+
   // What does not read at all is still refused: not JSON, no known resourceType.
   assert.throws(() => parseResource("{", { strict: false }), (err) => err.status === 400);
   assert.throws(() => parseResource({ resourceType: "Pateint" }, { strict: false }), (err) => err.status === 400 && /Pateint/.test(err.message));

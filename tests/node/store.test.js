@@ -256,9 +256,10 @@ test("import with strict: false stores what reads, lists what it left out by ent
 
     // Inside Bundles: a transaction's and a collection's entries are read the same way.
     const transaction = { resourceType: "Bundle", type: "transaction", entry: [{ resource: { ...odd, id: "odd-t" }, request: { method: "PUT", url: "Patient/odd-t" } }] };
-    const collection = { resourceType: "Bundle", type: "collection", entry: [{ resource: fine }, { resource: { ...odd, id: "odd-c" } }] };
+    const collection = { resourceType: "Bundle", type: "collection", entry: [{ resource: fine }, { fullUrl: "urn:uuid:0c3f1f8e-0000-4000-8000-000000000000" }, { resource: { ...odd, id: "odd-c" } }] };
     const bundles = await store.import([transaction, collection], { strict: false });
-    assert.deepEqual(bundles.warnings.map((w) => [w.entry, w.bundleEntry]), [[0, 0], [1, 1]]);
+    // Positions as in the source: the collection's third entry.
+    assert.deepEqual(bundles.warnings.map((w) => [w.entry, w.bundleEntry]), [[0, 0], [1, 2]]);
     assert.equal((await store.read("Patient", "odd-c")).name[0].family, "Odd");
     assert.deepEqual((await store.import([fine], { strict: false })).warnings, []);
   } finally {

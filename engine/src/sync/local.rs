@@ -132,24 +132,28 @@ pub struct Conflict {
     pub local: Option<String>,
     /// The remote side (its newest version).
     pub remote: Option<String>,
+    /// The remote side was read leniently, elements of it left out (see `Options::strict`).
+    pub lossy: bool,
 }
 
 impl Conflict {
-    /// As JSON: `{"type","id","remoteVersion","paths","base","local","remote"}`.
+    /// As JSON: `{"type","id","remoteVersion","paths","base","local","remote"}`, and
+    /// `"lossy":true` when the remote side was read leniently.
     pub fn to_json(&self) -> String {
         fn side(json: &Option<String>) -> &str {
             json.as_deref().unwrap_or("null")
         }
         let paths: Vec<String> = self.paths.iter().map(|p| json_string(p)).collect();
         format!(
-            r#"{{"type":{},"id":{},"remoteVersion":{},"paths":[{}],"base":{},"local":{},"remote":{}}}"#,
+            r#"{{"type":{},"id":{},"remoteVersion":{},"paths":[{}],"base":{},"local":{},"remote":{}{}}}"#,
             json_string(&self.type_name),
             json_string(&self.id),
             json_string(&self.remote_version),
             paths.join(","),
             side(&self.base),
             side(&self.local),
-            side(&self.remote)
+            side(&self.remote),
+            if self.lossy { r#","lossy":true"# } else { "" }
         )
     }
 
@@ -180,6 +184,10 @@ impl Conflict {
             base: side("base"),
             local: side("local"),
             remote: side("remote"),
+            lossy: matches!(
+                wire::member(&node, "lossy").map(|n| &n.value),
+                Some(crate::json::reader::Value::Bool(true))
+            ),
         })
     }
 }
@@ -301,6 +309,7 @@ pub(crate) async fn apply<S: Store, T: Transaction>(
         // Still in conflict: the newest remote side is what a resolution answers.
         held.remote = item.json.clone();
         held.remote_version = item.version.clone();
+        held.lossy = item.lossy;
         tx.put(
             ykey(remote, &["x", type_name, id]),
             held.to_json().into_bytes(),
@@ -352,6 +361,7 @@ pub(crate) async fn apply<S: Store, T: Transaction>(
         base: base_json.clone(),
         local: local_json.clone(),
         remote: item.json.clone(),
+        lossy: item.lossy,
     };
     // Never agreed on (a create whose reply was lost) and deleted on the remote since: whether
     // the deletion was meant for what is here, only the user can say.
@@ -530,7 +540,7 @@ pub(crate) async fn resolve<S: Store, T: Transaction>(
             local: base_version,
             live: remote_live,
             remote: held.remote_version.clone(),
-            lossy: false,
+            lossy: held.lossy && remote_live,
         },
     );
     tx.delete(ykey(remote, &["x", type_name, id]));
