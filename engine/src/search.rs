@@ -480,17 +480,22 @@ async fn key_tails<T: Transaction>(
     keep: impl Fn(&[u8]) -> bool,
 ) -> Result<BTreeSet<String>, StoreError> {
     let mut tails = BTreeSet::new();
-    tx.visit(&KeyRange::prefix(prefix), false, 1024, &mut |key, value| {
-        if keep(value) {
-            if let Some(tail) = key
-                .get(prefix.len()..)
-                .and_then(|tail| core::str::from_utf8(tail).ok())
-            {
-                tails.insert(tail.to_string());
+    tx.visit(
+        &KeyRange::prefix(prefix),
+        false,
+        WHOLE,
+        &mut |key, value| {
+            if keep(value) {
+                if let Some(tail) = key
+                    .get(prefix.len()..)
+                    .and_then(|tail| core::str::from_utf8(tail).ok())
+                {
+                    tails.insert(tail.to_string());
+                }
             }
-        }
-        true
-    })
+            true
+        },
+    )
     .await?;
     Ok(tails)
 }
@@ -523,7 +528,7 @@ async fn scan_clause<T: Transaction>(
     };
     let mut ids: Vec<u64> = Vec::new();
     let mut read = 0usize;
-    let step = limit.saturating_add(1).min(1024);
+    let step = limit.saturating_add(1);
     let keep = |ids: &mut Vec<u64>, row: &str| {
         if let Some(row) = row_number(row) {
             if within.is_none_or(|rows| rows.contains(row)) {
@@ -682,7 +687,7 @@ fn row_order(a: &str, b: &str) -> core::cmp::Ordering {
 async fn current_rows<T: Transaction>(tx: &mut T, type_name: &str) -> Result<Rows, StoreError> {
     let prefix = alloc::format!("n\0{type_name}\0").into_bytes();
     let mut rows = Vec::new();
-    tx.visit(&KeyRange::prefix(&prefix), false, 1024, &mut |key, _| {
+    tx.visit(&KeyRange::prefix(&prefix), false, WHOLE, &mut |key, _| {
         if let Some(row) = key
             .get(prefix.len()..)
             .and_then(|tail| core::str::from_utf8(tail).ok())
@@ -1058,7 +1063,7 @@ async fn sort_keys_from_index<T: Transaction>(
     tx.visit(
         &KeyRange::prefix(&prefix),
         descending,
-        1024,
+        WHOLE,
         &mut |key, _| {
             if let Some((value, _, row)) = key.get(prefix.len()..).and_then(split_index_key) {
                 if sortable(kind, value) && rows.contains_text(row) && !keys.contains_key(row) {
@@ -1272,6 +1277,11 @@ async fn finish<T: Transaction>(
         included,
     })
 }
+
+/// The step of a visit that reads its whole range: one read of it all from a store whose reads
+/// are round trips (IndexedDB), as a scan would; stores that visit where the entries lie
+/// ignore it.
+const WHOLE: usize = usize::MAX;
 
 /// Index entries read per step of an ordered walk.
 const WALK_STEP: usize = 256;

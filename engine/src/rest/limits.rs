@@ -420,6 +420,8 @@ impl<T: Transaction> Transaction for Metered<'_, T> {
         // Each entry visited is charged as one scanned; one more than the budget allows is
         // visited, so that passing it is seen.
         let allowed = self.meter.remaining().saturating_add(1);
+        // A store that reads a step at a time reads no more than the budget at once.
+        let step = step.min(usize::try_from(allowed).unwrap_or(usize::MAX));
         let mut seen = 0u64;
         self.inner
             .visit(range, reverse, step, &mut |key, value| {
