@@ -280,21 +280,6 @@ impl CompiledExpression {
         run(&self.expression, &resource, variables.as_deref())
     }
 
-    /// Evaluates on a resource given as JSON text (passed into the module's memory directly,
-    /// without an intermediate byte array).
-    ///
-    /// # Errors
-    /// A `FhirError` (400) when the resource does not read or evaluation fails.
-    #[wasm_bindgen(js_name = evaluateText)]
-    pub fn evaluate_text(
-        &self,
-        text: &str,
-        variables: Option<Vec<u8>>,
-    ) -> Result<String, BindingError> {
-        let resource = parse_resource(text.as_bytes())?;
-        run(&self.expression, &resource, variables.as_deref())
-    }
-
     /// Evaluates on a resource read leniently from UTF-8 JSON bytes: JSON text of
     /// `[results, warnings]`, the warnings an OperationOutcome or `null`.
     ///

@@ -3,7 +3,7 @@
 
 import * as wasm from "../dist/wasm/hearth.js";
 import { FhirError, errorOutcome, toFhirError } from "./error.js";
-import { call, describe, engine, isPlainObject, jsonText, onRestart, restartEngine, toBytes } from "./engine.js";
+import { call, describe, engine, onRestart, restartEngine, toBytes } from "./engine.js";
 
 export { FhirError };
 
@@ -389,9 +389,7 @@ export class CompiledFhirPath {
           ? compiled.evaluateEmpty(vars)
           : resource instanceof FhirResource
             ? compiled.evaluateParsed(resource.handle, vars)
-            : typeof resource === "string" || isPlainObject(resource)
-              ? compiled.evaluateText(typeof resource === "string" ? resource : jsonText(resource), vars)
-              : compiled.evaluateJson(toBytes(resource), vars);
+            : compiled.evaluateJson(toBytes(resource), vars);
     } catch (thrown) {
       throw toFhirError(thrown);
     }

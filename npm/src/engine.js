@@ -23,11 +23,6 @@ export function toBytes(input) {
   throw new FhirError(diagnostics, { status: 400, outcome: errorOutcome("structure", diagnostics) });
 }
 
-/** True for an object given as a resource (not bytes). */
-export function isPlainObject(input) {
-  return typeof input === "object" && input !== null && !(input instanceof Uint8Array) && !(input instanceof ArrayBuffer);
-}
-
 /** The JSON text of an object given as a resource. */
 export function jsonText(input) {
   let text;
