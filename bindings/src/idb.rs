@@ -312,10 +312,7 @@ impl IdbTx<'_> {
             .tx
             .object_store(DATA)
             .map_err(|err| store_error("read", err))?;
-        let query = match &range.end {
-            Some(end) => KeyRange::Bound(key_js(&range.start), false, key_js(end), true),
-            None => KeyRange::LowerBound(key_js(&range.start), false),
-        };
+        let query = idb_range(range);
         let mut found = Vec::new();
         if limit == 0 {
             return Ok(found);
@@ -346,6 +343,14 @@ impl IdbTx<'_> {
             }
         }
         Ok(found)
+    }
+}
+
+/// The IndexedDB key range of an engine key range.
+fn idb_range(range: &Range) -> KeyRange<JsValue> {
+    match &range.end {
+        Some(end) => KeyRange::Bound(key_js(&range.start), false, key_js(end), true),
+        None => KeyRange::LowerBound(key_js(&range.start), false),
     }
 }
 
@@ -393,11 +398,7 @@ impl Transaction for IdbTx<'_> {
     }
 
     async fn count(&mut self, range: &Range) -> Result<usize, StoreError> {
-        if range
-            .end
-            .as_ref()
-            .is_some_and(|end| end.as_slice() <= range.start.as_slice())
-        {
+        if range.is_empty() {
             return Ok(0);
         }
         if self.writes.keys().any(|key| range.contains(key)) {
@@ -408,10 +409,7 @@ impl Transaction for IdbTx<'_> {
             .tx
             .object_store(DATA)
             .map_err(|err| store_error("read", err))?;
-        let query = match &range.end {
-            Some(end) => KeyRange::Bound(key_js(&range.start), false, key_js(end), true),
-            None => KeyRange::LowerBound(key_js(&range.start), false),
-        };
+        let query = idb_range(range);
         let count: u32 = store
             .count()
             .with_query::<JsValue, _>(query)

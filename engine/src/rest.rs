@@ -2239,35 +2239,15 @@ fn stored_instant(value: &[u8]) -> Option<i64> {
     crate::search::index::date_text_range(instant).map(|(low, _)| low)
 }
 
-/// The first diagnostics of an error response, for wrapping in another.
+/// The diagnostics of an error response, for wrapping in another.
 fn outcome_text(response: &Response) -> String {
-    use crate::json::reader::{parse, Node, Value};
-    fn member<'n>(node: &'n Node, name: &str) -> Option<&'n Node> {
-        match &node.value {
-            Value::Object(members) => members
-                .iter()
-                .find(|member| member.key == name)
-                .map(|member| &member.node),
-            _ => None,
-        }
-    }
-    let node = parse(response.body.as_bytes(), Default::default()).ok();
-    let mut texts: Vec<&str> = Vec::new();
-    if let Some(Value::Array(issues)) = node
-        .as_ref()
-        .and_then(|node| member(node, "issue"))
-        .map(|issues| &issues.value)
-    {
-        for issue in issues {
-            if let Some(Value::String(text)) = member(issue, "diagnostics").map(|d| &d.value) {
-                texts.push(text);
-            }
-        }
-    }
-    if texts.is_empty() {
+    let text = crate::json::reader::parse(response.body.as_bytes(), Default::default())
+        .map(|node| crate::sync::wire::outcome_text(&node))
+        .unwrap_or_default();
+    if text.is_empty() {
         format!("status {}", response.status)
     } else {
-        texts.join("; ")
+        text
     }
 }
 

@@ -1142,13 +1142,10 @@ pub async fn run<T: Transaction>(
         let ids = match matched.take() {
             Some(rows) => rows,
             None => {
-                let mut clauses = query::resolve(tx, context, type_name, criteria).await?;
-                if let Some((focus, id)) = &query.compartment {
-                    match query::compartment_clause(context.registry, focus, id, type_name) {
-                        Some(clause) => clauses.push(clause),
-                        None => continue,
-                    }
-                }
+                let Some(clauses) = type_clauses(tx, context, query, type_name, criteria).await?
+                else {
+                    continue;
+                };
                 matching_rows(tx, context, type_name, &clauses)
                     .await
                     .map_err(SearchError::store)?
@@ -1286,6 +1283,25 @@ const WHOLE: usize = usize::MAX;
 /// Index entries read per step of an ordered walk.
 const WALK_STEP: usize = 256;
 
+/// The clauses of `criteria` on `type_name`, the compartment's included; `None` when the type
+/// is not in the compartment searched.
+async fn type_clauses<T: Transaction>(
+    tx: &mut T,
+    context: &Context<'_>,
+    query: &Query,
+    type_name: &str,
+    criteria: &[query::Criterion],
+) -> Result<Option<Vec<query::Clause>>, SearchError> {
+    let mut clauses = query::resolve(tx, context, type_name, criteria).await?;
+    if let Some((focus, id)) = &query.compartment {
+        match query::compartment_clause(context.registry, focus, id, type_name) {
+            Some(clause) => clauses.push(clause),
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(clauses))
+}
+
 /// The first page of a search of one type, found without ordering every match: with no
 /// `_sort`, the first matching rows in order; sorted by one parameter, an ordered walk of its
 /// index that keeps the matches and stops once the page is full. `Err` when the search is not
@@ -1302,13 +1318,9 @@ async fn first_page<T: Transaction>(
     if query.cursor.is_some() || query.sort.len() > 1 || query.count == 0 {
         return Ok(Err(None));
     }
-    let mut clauses = query::resolve(tx, context, type_name, criteria).await?;
-    if let Some((focus, id)) = &query.compartment {
-        match query::compartment_clause(context.registry, focus, id, type_name) {
-            Some(clause) => clauses.push(clause),
-            None => return Ok(Err(None)),
-        }
-    }
+    let Some(clauses) = type_clauses(tx, context, query, type_name, criteria).await? else {
+        return Ok(Err(None));
+    };
     let sort = query.sort.first();
     // The matches: every current row of the type when there are no criteria and the page is
     // sorted (an index may hold keys of resources deleted after their parameters changed).

@@ -102,6 +102,47 @@ impl KeyRange {
     pub fn contains(&self, key: &[u8]) -> bool {
         key >= self.start.as_slice() && self.end.as_deref().is_none_or(|end| key < end)
     }
+
+    /// True when the range can hold no key (its end at or before its start).
+    pub fn is_empty(&self) -> bool {
+        self.end
+            .as_deref()
+            .is_some_and(|end| end <= self.start.as_slice())
+    }
+}
+
+/// [`Transaction::visit`] through [`Transaction::scan`], `step` entries at a time.
+async fn visit_by_scans<T: Transaction + ?Sized>(
+    tx: &mut T,
+    range: &KeyRange,
+    reverse: bool,
+    step: usize,
+    visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+) -> Result<(), StoreError> {
+    let step = step.max(1);
+    let mut range = range.clone();
+    loop {
+        let entries = tx.scan(&range, step, reverse).await?;
+        let Some((last, _)) = entries.last() else {
+            return Ok(());
+        };
+        let full = entries.len() == step;
+        if reverse {
+            range.end = Some(last.clone());
+        } else {
+            let mut after = last.clone();
+            after.push(0);
+            range.start = after;
+        }
+        for (key, value) in &entries {
+            if !visit(key, value) {
+                return Ok(());
+            }
+        }
+        if !full {
+            return Ok(());
+        }
+    }
 }
 
 /// A scan's answer from a store that holds writes of its own until commit: `stored` (what the
@@ -168,32 +209,7 @@ pub trait Transaction {
         step: usize,
         visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
     ) -> impl Future<Output = Result<(), StoreError>> {
-        async move {
-            let step = step.max(1);
-            let mut range = range.clone();
-            loop {
-                let entries = self.scan(&range, step, reverse).await?;
-                let Some((last, _)) = entries.last() else {
-                    return Ok(());
-                };
-                let full = entries.len() == step;
-                if reverse {
-                    range.end = Some(last.clone());
-                } else {
-                    let mut after = last.clone();
-                    after.push(0);
-                    range.start = after;
-                }
-                for (key, value) in &entries {
-                    if !visit(key, value) {
-                        return Ok(());
-                    }
-                }
-                if !full {
-                    return Ok(());
-                }
-            }
-        }
+        visit_by_scans(self, range, reverse, step, visit)
     }
 
     /// How many keys `range` holds (by default, counted by visiting it).
@@ -306,11 +322,7 @@ impl Transaction for MemoryTx<'_> {
         reverse: bool,
     ) -> Result<Vec<Entry>, StoreError> {
         // An empty or inverted range holds nothing (and ordered maps refuse inverted ones).
-        if range
-            .end
-            .as_ref()
-            .is_some_and(|end| end.as_slice() <= range.start.as_slice())
-        {
+        if range.is_empty() {
             return Ok(Vec::new());
         }
         let bounds = (
@@ -381,11 +393,7 @@ impl Transaction for MemoryTx<'_> {
         step: usize,
         visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<(), StoreError> {
-        if range
-            .end
-            .as_ref()
-            .is_some_and(|end| end.as_slice() <= range.start.as_slice())
-        {
+        if range.is_empty() {
             return Ok(());
         }
         let bounds = (
@@ -397,37 +405,14 @@ impl Transaction for MemoryTx<'_> {
         );
         if self.writes.range::<[u8], _>(bounds).next().is_some() {
             // This transaction wrote within the range: merged by the scan.
-            let mut stopped = false;
-            let mut range = range.clone();
-            let step = step.max(1);
-            while !stopped {
-                let entries = self.scan(&range, step, reverse).await?;
-                let Some((last, _)) = entries.last() else {
-                    break;
-                };
-                let full = entries.len() == step;
-                if reverse {
-                    range.end = Some(last.clone());
-                } else {
-                    let mut after = last.clone();
-                    after.push(0);
-                    range.start = after;
-                }
-                let all = entries.iter().all(|(key, value)| visit(key, value));
-                stopped = !full || !all;
-            }
-            return Ok(());
+            return visit_by_scans(self, range, reverse, step, visit).await;
         }
         self.store.data.borrow().scan(bounds, reverse, visit);
         Ok(())
     }
 
     async fn count(&mut self, range: &KeyRange) -> Result<usize, StoreError> {
-        if range
-            .end
-            .as_ref()
-            .is_some_and(|end| end.as_slice() <= range.start.as_slice())
-        {
+        if range.is_empty() {
             return Ok(0);
         }
         let end = range.end.as_deref();

@@ -31,7 +31,7 @@
 mod create;
 mod local;
 mod merge;
-mod wire;
+pub(crate) mod wire;
 
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};

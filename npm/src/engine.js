@@ -24,7 +24,7 @@ export function toBytes(input) {
 }
 
 /** The JSON text of an object given as a resource. */
-export function jsonText(input) {
+function jsonText(input) {
   let text;
   try {
     text = JSON.stringify(input);
