@@ -207,7 +207,8 @@ export class CompiledFhirPath {
   /**
    * Evaluates the expression with `resource` as input, `%resource` and `%context` (with `null`
    * or `undefined`, on an empty input). Returns FHIR primitives as JSON values, complex values as FHIR JSON objects, dates and
-   * times as strings, quantities as `{ value, unit }`.
+   * times as strings, quantities as `{ value, unit }`. A plain object is read only as far as the
+   * expression reaches (those elements by the FHIR JSON rules); JSON text and bytes are read whole.
    * @throws {FhirError} status 400 when the resource does not read or evaluation fails.
    */
   evaluate(resource: FhirResource | FhirInput | null | undefined, options?: EvaluateOneOptions): unknown[];

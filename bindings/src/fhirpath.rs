@@ -4,7 +4,7 @@
 use hearth_engine::fhirpath::{
     self, Collection, Expression, LocalResolver, Options, Temporal, Variables,
 };
-use hearth_engine::json::fhir::{parse_resource, parse_resource_lenient};
+use hearth_engine::json::fhir::{parse_projection, parse_resource, parse_resource_lenient};
 use hearth_engine::json::write::{write_resource, Style};
 use hearth_engine::resource::Object;
 use wasm_bindgen::prelude::*;
@@ -132,6 +132,7 @@ fn run(
         expression,
         core::slice::from_ref(resource),
         variables,
+        false,
         &mut res,
     )?;
     Ok(res)
@@ -143,6 +144,7 @@ fn run_each(
     expression: &Expression,
     resources: &[Object],
     variables: Option<&[u8]>,
+    projection: bool,
     out: &mut String,
 ) -> Result<(), BindingError> {
     let variables = match variables {
@@ -159,6 +161,7 @@ fn run_each(
             now,
             root_resource: None,
             lenient_as: false,
+            projection,
         };
         if idx > 0 {
             out.push(',');
@@ -224,6 +227,7 @@ impl CompiledExpression {
             &self.expression,
             &set.objects,
             variables.as_deref(),
+            false,
             &mut res,
         )?;
         res.push(']');
@@ -253,6 +257,7 @@ impl CompiledExpression {
             now,
             root_resource: None,
             lenient_as: false,
+            projection: false,
         };
         let items = self.expression.evaluate_items(&[], None, &options)?;
         let mut out = String::from("[");
@@ -278,6 +283,33 @@ impl CompiledExpression {
     ) -> Result<String, BindingError> {
         let resource = parse_resource(bytes)?;
         run(&self.expression, &resource, variables.as_deref())
+    }
+
+    /// The JSON property names evaluation can read (see `evaluateProjection`), sorted;
+    /// `undefined` when it may read anything.
+    pub fn projection(&self) -> Option<Vec<String>> {
+        self.expression.projection()
+    }
+
+    /// Evaluates on a projection of a resource, given as UTF-8 JSON bytes: the resource
+    /// keeping, at every level, only the names of `projection()`. What is there is read by
+    /// the FHIR JSON rules; what is not is not checked. `undefined` when the projection does
+    /// not read, evaluation fails, or the result depends on what the projection left out:
+    /// then the caller evaluates on the whole resource, which gives the answer (or the error)
+    /// for it.
+    #[wasm_bindgen(js_name = evaluateProjection)]
+    pub fn evaluate_projection(&self, bytes: &[u8], variables: Option<Vec<u8>>) -> Option<String> {
+        let resource = parse_projection(bytes).ok()?;
+        let mut res = String::new();
+        run_each(
+            &self.expression,
+            core::slice::from_ref(&resource),
+            variables.as_deref(),
+            true,
+            &mut res,
+        )
+        .ok()?;
+        Some(res)
     }
 
     /// Evaluates on a resource read leniently from UTF-8 JSON bytes: JSON text of

@@ -60,6 +60,7 @@ fn main() {
                     now: None,
                     root_resource: None,
                     lenient_as: false,
+                    projection: false,
                 };
                 sink += expression
                     .evaluate(resource, &options)

@@ -21,6 +21,7 @@ mod functions;
 mod lexer;
 mod memo;
 mod parser;
+mod projection;
 mod ucum;
 mod value;
 
@@ -213,6 +214,7 @@ fn folded_literal(expr: &parser::Expr) -> Option<parser::Literal> {
         resolver: None,
         now: None,
         lenient_as: false,
+        projection: false,
         regexes: &[],
         memo_nodes: &[],
     };
@@ -275,9 +277,23 @@ pub struct Options<'a, 'e> {
     /// instead of failing. FHIRPath makes it an error, but R4's own invariants (dom-3) rely on
     /// the filtering; validation turns this on to evaluate them as their authors meant.
     pub lenient_as: bool,
+    /// The resource is a projection holding only the names of [`Expression::projection`]:
+    /// evaluation fails where the result would depend on what was left out (FHIR objects
+    /// compared with each other, or in the result), so that the caller evaluates on the
+    /// whole resource instead.
+    pub projection: bool,
 }
 
 impl Expression {
+    /// The JSON property names evaluation can read, sorted; `None` when it may read anything
+    /// (`children()`, `descendants()`, `memberOf()`). A host holding a resource as an object
+    /// hands over only these (an object keeping only them at every level: its projection),
+    /// to be read with [`crate::json::fhir::parse_projection`] and evaluated with
+    /// [`Options::projection`].
+    pub fn projection(&self) -> Option<Vec<String>> {
+        projection::names(&self.ast)
+    }
+
     /// True when the expression calls `now()`, `today()` or `timeOfDay()`, so that the caller
     /// reads its clock only when needed.
     pub fn uses_clock(&self) -> bool {
@@ -326,9 +342,25 @@ impl Expression {
     ) -> Result<(), crate::Error> {
         let root = Item::Object(resource);
         let env = self.env(core::slice::from_ref(&root), Some(root.clone()), options);
+        if !options.projection {
+            return eval::Evaluator::new(&env)
+                .evaluate_streaming(&self.ast, &root, sink)
+                .map_err(crate::Error::FhirPathEval);
+        }
+        // An object in the result would be written out without what the projection left out.
+        let mut whole = false;
         eval::Evaluator::new(&env)
-            .evaluate_streaming(&self.ast, &root, sink)
-            .map_err(crate::Error::FhirPathEval)
+            .evaluate_streaming(&self.ast, &root, &mut |item| {
+                whole |= matches!(item, Item::Object(_));
+                if !whole {
+                    sink(item);
+                }
+            })
+            .map_err(crate::Error::FhirPathEval)?;
+        if whole {
+            return Err(crate::Error::FhirPathEval(eval::needs_whole(0)));
+        }
+        Ok(())
     }
 
     fn env<'a, 'e>(
@@ -347,6 +379,7 @@ impl Expression {
             variables: options.variables,
             resolver: options.resolver,
             lenient_as: options.lenient_as,
+            projection: options.projection,
             now: options.now,
             regexes: &self.regexes,
             memo_nodes: &self.memo_nodes,
@@ -365,9 +398,13 @@ impl Expression {
     ) -> Result<Collection<'a>, crate::Error> {
         let env = self.env(input, resource, options);
         let mut evaluator = eval::Evaluator::new(&env);
-        evaluator
+        let res = evaluator
             .evaluate(&self.ast, input)
-            .map_err(crate::Error::FhirPathEval)
+            .map_err(crate::Error::FhirPathEval)?;
+        if options.projection && res.iter().any(|item| matches!(item, Item::Object(_))) {
+            return Err(crate::Error::FhirPathEval(eval::needs_whole(0)));
+        }
+        Ok(res)
     }
 }
 

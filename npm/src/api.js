@@ -7,6 +7,8 @@ import { call, describe, engine, onRestart, restartEngine, toBytes } from "./eng
 
 export { FhirError };
 
+const encoder = new TextEncoder();
+
 /** Bytes of Wasm memory the engine holds now. */
 /** `Symbol.dispose`, so that `using` frees a handle at the end of its block. */
 const DISPOSE = Symbol.dispose ?? Symbol.for("Symbol.dispose");
@@ -328,12 +330,66 @@ function variableBytes(variables) {
   return toBytes(plain);
 }
 
+/** Projections in a row needing the whole resource after which an expression reads whole objects. */
+const PROJECTION_MISSES = 8;
+/** Deepest nesting a projection follows; deeper (or cyclic) objects are read whole. */
+const PROJECTION_DEPTH = 100;
+
+/**
+ * The JSON text of `value` keeping, at every level, only the properties named in `keep`: what
+ * `JSON.stringify(value, [...keep])` writes, several times faster. `undefined` for what is not
+ * plain JSON data (class instances, `toJSON`, cycles, BigInt), which the caller then reads
+ * whole, by JSON.stringify's own rules.
+ */
+function projectionText(value, keep, depth) {
+  if (typeof value !== "object") {
+    return typeof value === "bigint" ? undefined : JSON.stringify(value);
+  }
+  if (value === null) return "null";
+  if (depth > PROJECTION_DEPTH) return undefined;
+  if (Array.isArray(value)) {
+    let text = "[";
+    for (let idx = 0; idx < value.length; idx++) {
+      const item = value[idx];
+      const inner = item === undefined || typeof item === "function" || typeof item === "symbol" ? "null" : projectionText(item, keep, depth + 1);
+      if (inner === undefined) return undefined;
+      text += idx === 0 ? inner : `,${inner}`;
+    }
+    return `${text}]`;
+  }
+  const proto = Object.getPrototypeOf(value);
+  if ((proto !== Object.prototype && proto !== null) || typeof value.toJSON === "function") return undefined;
+  let text = "{";
+  let first = true;
+  for (const key of Object.keys(value)) {
+    if (!keep.has(key)) continue;
+    const item = value[key];
+    if (item === undefined || typeof item === "function" || typeof item === "symbol") continue;
+    const inner = projectionText(item, keep, depth + 1);
+    if (inner === undefined) return undefined;
+    // Kept names are element names from the expression; one that would need escaping makes
+    // text that does not read, and the whole object is read instead.
+    text += first ? `"${key}":${inner}` : `,"${key}":${inner}`;
+    first = false;
+  }
+  return `${text}}`;
+}
+
 /**
  * A compiled FHIRPath expression: compile once, evaluate many times.
  */
 export class CompiledFhirPath {
   #compiled;
   #generation = engine.generation;
+  /**
+   * The property names the expression can read, for evaluating on a plain object's projection;
+   * `undefined` until asked, `null` when it may read anything or projections keep failing.
+   */
+  #names;
+  /** The same names as a set. */
+  #keep;
+  /** Projections in a row that needed the whole resource. */
+  #misses = 0;
 
   /** @internal */
   constructor(compiled) {
@@ -363,6 +419,11 @@ export class CompiledFhirPath {
    *   `variables`: values for `%name` variables. `strict: false`: a resource given as JSON is
    *   read leniently (see {@link FhirResource}); `onWarning` is called with the issues of what
    *   was left out, when something was.
+   *
+   *   A plain object is read only as far as the expression reaches: the elements it can
+   *   navigate to are read by the FHIR JSON rules (an error there is a `FhirError`, as for the
+   *   whole resource), the others are not read at all. Use {@link parseResource} or
+   *   `validate` to check a whole resource; JSON text and bytes are always read whole.
    * @returns {unknown[]} FHIR primitives as JSON values, complex values as FHIR JSON objects,
    *   dates and times as strings, quantities as `{ value, unit }`.
    * @throws {FhirError} status 400 when the resource does not read or evaluation fails.
@@ -381,6 +442,10 @@ export class CompiledFhirPath {
       if (warnings !== null) onWarning?.(warnings.issue);
       return results;
     }
+    if (resource !== null && typeof resource === "object" && !(resource instanceof FhirResource) && !ArrayBuffer.isView(resource) && !(resource instanceof ArrayBuffer)) {
+      const text = this.#evaluateProjection(compiled, resource, vars);
+      if (text !== undefined) return JSON.parse(text);
+    }
     let text;
     try {
       // No resource: an expression that needs none (`1 + 1`, `today()`) runs on empty input.
@@ -394,6 +459,35 @@ export class CompiledFhirPath {
       throw toFhirError(thrown);
     }
     return JSON.parse(text);
+  }
+
+  /**
+   * On a plain object, reads only what the expression can reach: the object's projection on
+   * the names it reads (every object it reaches, with only those properties), checked by the
+   * FHIR JSON rules. `undefined` when that cannot answer (the projection does not read, or the
+   * result depends on what it left out): the caller then reads the whole object, which gives
+   * the answer or the error.
+   */
+  #evaluateProjection(compiled, resource, vars) {
+    if (this.#names === undefined) this.#names = compiled.projection() ?? null;
+    if (this.#names === null) return undefined;
+    if (this.#keep === undefined) this.#keep = new Set(this.#names);
+    const projection = projectionText(resource, this.#keep, 0);
+    if (projection === undefined) return undefined;
+    let text;
+    try {
+      text = compiled.evaluateProjection(encoder.encode(projection), vars);
+    } catch (thrown) {
+      throw toFhirError(thrown);
+    }
+    if (text === undefined) {
+      // An expression whose results are whole objects misses every time: stop trying.
+      this.#misses += 1;
+      if (this.#misses >= PROJECTION_MISSES) this.#names = null;
+    } else {
+      this.#misses = 0;
+    }
+    return text;
   }
 
   /**

@@ -77,7 +77,8 @@ function canonical(value) {
   return JSON.stringify(value);
 }
 
-test("Hearth agrees with fhirpath.js on Synthea resources", () => {
+/** Up to PER_TYPE Synthea resources of each type, and expressions over what they hold. */
+function sample() {
   const byType = new Map();
   for (const name of readdirSync(`${corpus}/synthea`).filter((file) => file.endsWith(".json")).sort()) {
     const bundle = JSON.parse(readFileSync(`${corpus}/synthea/${name}`, "utf8"));
@@ -106,7 +107,11 @@ test("Hearth agrees with fhirpath.js on Synthea resources", () => {
       }
     }
   }
-  const expressions = [...HAND_WRITTEN, ...generated];
+  return { byType, expressions: [...HAND_WRITTEN, ...generated] };
+}
+
+test("Hearth agrees with fhirpath.js on Synthea resources", () => {
+  const { byType, expressions } = sample();
   let agree = 0;
   let differ = 0;
   let bothFail = 0;
@@ -172,4 +177,42 @@ test("Hearth agrees with fhirpath.js on Synthea resources", () => {
   );
   console.log("  differences listed in tests/artifacts/fhirpath-differential.txt");
   assert.ok(rate >= MIN_AGREEMENT, `agreement ${(100 * rate).toFixed(2)}% below ${100 * MIN_AGREEMENT}%`);
+});
+
+// On a plain object, Hearth reads only what an expression can reach (the object's projection)
+// and reads the whole object when the answer depends on more: the answers must be those of
+// the whole resource read once, for every expression above and some that need whole objects.
+test("a plain object answers as the whole resource does", () => {
+  const { byType, expressions } = sample();
+  const wholeObjects = ["name", "code", "identifier.first()", "name.first() = name.last()", "identifier.distinct().count()", "(identifier | identifier).count()", "%resource.id", "subject.resolve()"];
+  let same = 0;
+  const differences = [];
+  for (const expression of [...expressions, ...wholeObjects]) {
+    let compiled;
+    try {
+      compiled = compile(expression);
+    } catch {
+      continue;
+    }
+    const typePrefix = /^([A-Z][A-Za-z]+)\./.exec(expression)?.[1];
+    for (const type of typePrefix ? [typePrefix] : [...byType.keys()]) {
+      for (const resource of byType.get(type) ?? []) {
+        const answer = (input) => {
+          try {
+            return canonical(compiled.evaluate(input));
+          } catch (err) {
+            if (!(err instanceof FhirError)) throw err;
+            return `error ${err.message}`;
+          }
+        };
+        const plain = answer(resource);
+        const whole = answer(parseResource(resource));
+        if (plain === whole) same += 1;
+        else differences.push(`${expression} on ${type}/${resource.id}: plain ${plain.slice(0, 200)}, whole ${whole.slice(0, 200)}`);
+      }
+    }
+  }
+  console.log(`fhirpath on plain objects: ${same + differences.length} comparisons with the whole resource, ${same} same, ${differences.length} differ`);
+  assert.deepEqual(differences.slice(0, 10), []);
+  assert.ok(same > 10_000, `only ${same} comparisons`);
 });

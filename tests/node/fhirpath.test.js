@@ -188,7 +188,12 @@ test("strict: false reads data from elsewhere without what breaks the rules, wit
   const odd = { resourceType: "Patient", id: "odd", favouriteColour: "green", birthDate: 1974, name: [{ family: "Odd", given: [""] }] };
   // Strict stays the default, everywhere.
   assert.throws(() => parseResource(odd), (err) => err instanceof FhirError && err.status === 400 && /favouriteColour/.test(err.message));
-  assert.throws(() => evaluate(odd, "Patient.name.family"), FhirError);
+  // On a plain object, what the expression reaches is read strictly; the rest is not read.
+  assert.throws(() => evaluate(odd, "Patient.birthDate"), (err) => err instanceof FhirError && err.status === 400 && err.outcome.issue.some((issue) => issue.expression?.[0] === "Patient.birthDate"));
+  assert.throws(() => evaluate(odd, "Patient.name.given"), FhirError);
+  assert.throws(() => evaluate(odd, "Patient.favouriteColour"), FhirError);
+  assert.deepEqual(evaluate(odd, "Patient.name.family"), ["Odd"]);
+  assert.throws(() => evaluate(JSON.stringify(odd), "Patient.name.family"), FhirError, "JSON text is read whole");
   assert.throws(() => new FhirResourceSet([odd]), FhirError);
 
   const read = parseResource(odd, { strict: false });

@@ -49,6 +49,8 @@ pub struct Env<'a, 'e> {
     pub resolver: Option<&'e dyn Resolver<'a>>,
     /// `as()` on a collection of several items filters instead of failing (see [`crate::fhirpath::Options`]).
     pub lenient_as: bool,
+    /// The resource is a projection (see [`crate::fhirpath::Options::projection`]).
+    pub projection: bool,
     /// `now()` as text (the engine reads no clock); `None` makes `now()` and `today()` empty.
     pub now: Option<Temporal>,
     /// Regular expressions compiled with the expression, by pattern.
@@ -105,7 +107,30 @@ fn err<T>(message: impl Into<String>, offset: usize) -> Result<T, EvalError> {
     })
 }
 
+/// The failure of an evaluation on a projection whose result depends on what it left out.
+pub(crate) fn needs_whole(offset: usize) -> EvalError {
+    EvalError {
+        message:
+            "the result depends on elements the projection left out; evaluate on the whole resource"
+                .into(),
+        offset,
+    }
+}
+
+fn has_object(items: &[Item<'_>]) -> bool {
+    items.iter().any(|item| matches!(item, Item::Object(_)))
+}
+
 impl<'a, 'e> Evaluator<'a, 'e> {
+    /// On a projection, fails when `items` hold FHIR objects, which comparing by content
+    /// would compare without what the projection left out.
+    fn compared_whole(&self, items: &[Item<'_>], offset: usize) -> Result<(), EvalError> {
+        if self.env.projection && has_object(items) {
+            return Err(needs_whole(offset));
+        }
+        Ok(())
+    }
+
     pub(crate) fn new(env: &'e Env<'a, 'e>) -> Self {
         Evaluator {
             env,
@@ -294,6 +319,7 @@ impl<'a, 'e> Evaluator<'a, 'e> {
                 for operand in operands.into_iter().rev() {
                     res.extend(self.eval(operand, input, frame)?);
                 }
+                self.compared_whole(&res, expr.offset())?;
                 Ok(distinct(res.into_iter()))
             }
             Expr::Binary(op, left, right, offset) => {
@@ -479,6 +505,9 @@ impl<'a, 'e> Evaluator<'a, 'e> {
                 if a.is_empty() || b.is_empty() {
                     return Ok(Vec::new());
                 }
+                if has_object(&a) {
+                    self.compared_whole(&b, offset)?;
+                }
                 let equal = collections_equal(&a, &b);
                 boolean(if op == BinaryOp::Eq {
                     equal
@@ -487,6 +516,9 @@ impl<'a, 'e> Evaluator<'a, 'e> {
                 })
             }
             BinaryOp::Equiv | BinaryOp::NotEquiv => {
+                if has_object(&a) {
+                    self.compared_whole(&b, offset)?;
+                }
                 let equivalent = collections_equivalent(&a, &b);
                 boolean(Some(if op == BinaryOp::Equiv {
                     equivalent
@@ -512,6 +544,9 @@ impl<'a, 'e> Evaluator<'a, 'e> {
                 }))
             }
             BinaryOp::In | BinaryOp::Contains => {
+                if has_object(&a) {
+                    self.compared_whole(&b, offset)?;
+                }
                 let (element, collection) = if op == BinaryOp::In {
                     (&a, &b)
                 } else {
@@ -639,6 +674,8 @@ impl<'a, 'e> Evaluator<'a, 'e> {
             "subsetOf" | "supersetOf" => {
                 arity(1, 1)?;
                 let other = self.arg(args, 0, input, frame)?;
+                self.compared_whole(items, offset)?;
+                self.compared_whole(&other, offset)?;
                 let (small, large) = if name == "subsetOf" {
                     (items, other.as_slice())
                 } else {
@@ -655,10 +692,12 @@ impl<'a, 'e> Evaluator<'a, 'e> {
             }
             "distinct" => {
                 arity(0, 0)?;
+                self.compared_whole(items, offset)?;
                 Ok(distinct(items.iter().cloned()))
             }
             "isDistinct" => {
                 arity(0, 0)?;
+                self.compared_whole(items, offset)?;
                 let mut seen = Distinct::default();
                 boolean(items.iter().all(|item| seen.insert(item)))
             }
@@ -836,6 +875,8 @@ impl<'a, 'e> Evaluator<'a, 'e> {
             "intersect" => {
                 arity(1, 1)?;
                 let other = self.arg(args, 0, input, frame)?;
+                self.compared_whole(items, offset)?;
+                self.compared_whole(&other, offset)?;
                 let other = Distinct::of(&other);
                 Ok(distinct(
                     items.iter().filter(|item| other.contains(item)).cloned(),
@@ -844,6 +885,8 @@ impl<'a, 'e> Evaluator<'a, 'e> {
             "exclude" => {
                 arity(1, 1)?;
                 let other = self.arg(args, 0, input, frame)?;
+                self.compared_whole(items, offset)?;
+                self.compared_whole(&other, offset)?;
                 let other = Distinct::of(&other);
                 Ok(items
                     .iter()
@@ -854,6 +897,8 @@ impl<'a, 'e> Evaluator<'a, 'e> {
             "union" => {
                 arity(1, 1)?;
                 let other = self.arg(args, 0, input, frame)?;
+                self.compared_whole(items, offset)?;
+                self.compared_whole(&other, offset)?;
                 Ok(distinct(items.iter().cloned().chain(other)))
             }
             "combine" => {

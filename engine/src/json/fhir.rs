@@ -33,7 +33,21 @@ pub fn parse_resource(bytes: &[u8]) -> Result<Object, crate::Error> {
 /// # Errors
 /// As [`parse_resource`].
 pub fn parse_resource_with(bytes: &[u8], limits: Limits) -> Result<Object, crate::Error> {
-    match read_resource(bytes, limits)? {
+    match read_resource(bytes, limits, false)? {
+        (Some(resource), issues) if issues.is_empty() => Ok(resource),
+        (_, issues) => Err(crate::Error::Resource(issues)),
+    }
+}
+
+/// Reads a projection of a FHIR resource: JSON holding at every level only some of the
+/// resource's properties (those an expression reads, see
+/// [`crate::fhirpath::Expression::projection`]), so that objects may be empty. Everything else
+/// is read by the rules of [`parse_resource`]; what is not there is not checked.
+///
+/// # Errors
+/// As [`parse_resource`].
+pub fn parse_projection(bytes: &[u8]) -> Result<Object, crate::Error> {
+    match read_resource(bytes, Limits::default(), true)? {
         (Some(resource), issues) if issues.is_empty() => Ok(resource),
         (_, issues) => Err(crate::Error::Resource(issues)),
     }
@@ -47,7 +61,7 @@ pub fn parse_resource_with(bytes: &[u8], limits: Limits) -> Result<Object, crate
 /// [`crate::Error::Json`] when the bytes are not JSON; [`crate::Error::Resource`] when no
 /// resource can be read at all (no or an unknown `resourceType`).
 pub fn parse_resource_partial(bytes: &[u8]) -> Result<(Object, Vec<ParseError>), crate::Error> {
-    match read_resource(bytes, Limits::default())? {
+    match read_resource(bytes, Limits::default(), false)? {
         (Some(resource), issues) => Ok((resource, issues)),
         (None, issues) => Err(crate::Error::Resource(issues)),
     }
@@ -84,6 +98,7 @@ pub fn parse_resource_lenient(
 fn read_resource(
     bytes: &[u8],
     limits: Limits,
+    projection: bool,
 ) -> Result<(Option<Object>, Vec<ParseError>), crate::Error> {
     let mut lexer = Lexer::new(bytes, limits)?;
     lexer.skip_whitespace();
@@ -92,6 +107,7 @@ fn read_resource(
         issues: Vec::new(),
         path: String::new(),
         states: Vec::new(),
+        projection,
     };
     let resource = reader.resource(0)?;
     reader.lexer.expect_end()?;
@@ -117,6 +133,8 @@ struct FhirReader<'a> {
     /// What has been read of each element of the objects being read, innermost last; each
     /// object uses the entries above the length the stack had when it started.
     states: Vec<FieldState>,
+    /// Reading a projection: objects may be empty (see [`parse_projection`]).
+    projection: bool,
 }
 
 /// What has been read of one element of the object being read.
@@ -490,7 +508,7 @@ impl<'a> FhirReader<'a> {
                     return Ok(());
                 }
                 let (companion, empty) = self.object(type_id, false, depth)?;
-                if empty {
+                if empty && !self.projection {
                     self.issue(
                         "expected an object with at least one element, found an empty object"
                             .into(),
@@ -521,7 +539,7 @@ impl<'a> FhirReader<'a> {
                     return Ok(());
                 }
                 let (object, empty) = self.object(type_id, false, depth)?;
-                if empty {
+                if empty && !self.projection {
                     self.issue(
                         "expected an object with at least one element, found an empty object"
                             .into(),

@@ -231,6 +231,7 @@ mod tests {
             variables: &[],
             resolver: None,
             lenient_as: false,
+            projection: false,
             now: None,
             regexes: &[],
             memo_nodes: &[],

@@ -1,0 +1,239 @@
+//! Evaluation on a projection (the resource keeping only the property names an expression can
+//! read) gives what evaluation on the whole resource gives, or declines so that the caller
+//! reads the whole resource: over every expression of the official FHIRPath R4 suite on its
+//! inputs, and over every R4 example with expressions that reach into it.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use hearth_engine::fhirpath::{self, Expression, LocalResolver, Options, Temporal};
+use hearth_engine::json::fhir::{parse_projection, parse_resource};
+use serde_json::{Map, Value};
+
+fn corpus() -> PathBuf {
+    match std::env::var_os("HEARTH_CORPUS") {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus"),
+    }
+}
+
+/// What `JSON.stringify(value, names)` keeps: at every level, only the listed properties.
+fn project(value: &Value, names: &[String]) -> Value {
+    match value {
+        Value::Object(object) => {
+            let mut res = Map::new();
+            for name in names {
+                if let Some(inner) = object.get(name) {
+                    res.insert(name.clone(), project(inner, names));
+                }
+            }
+            Value::Object(res)
+        }
+        Value::Array(items) => {
+            Value::Array(items.iter().map(|item| project(item, names)).collect())
+        }
+        other => other.clone(),
+    }
+}
+
+#[derive(Default, Debug)]
+struct Counts {
+    agreed: usize,
+    declined: usize,
+    whole_only: usize,
+    mismatched: Vec<String>,
+}
+
+/// Compares evaluation on the projection of `json` with evaluation on the whole of it, both
+/// written by one JSON writer (as a JS host writes both from one object: numbers as the
+/// nearest double).
+fn compare(expression: &Expression, json: &Value, label: &str, counts: &mut Counts) {
+    let text = serde_json::to_string(json).expect("writes");
+    let Ok(whole) = parse_resource(text.as_bytes()) else {
+        return;
+    };
+    let now = Temporal::parse("2026-11-27T10:00:00.000+00:00", None);
+    let resolver = LocalResolver::new(&whole);
+    let options = Options {
+        now,
+        resolver: Some(&resolver),
+        ..Options::default()
+    };
+    let want = expression
+        .evaluate(&whole, &options)
+        .map(|items| fhirpath::to_json(&items));
+    let Some(names) = expression.projection() else {
+        counts.whole_only += 1;
+        return;
+    };
+    let projected = serde_json::to_string(&project(json, &names)).expect("writes");
+    let Ok(part) = parse_projection(projected.as_bytes()) else {
+        counts.mismatched.push(format!(
+            "{label}: the projection does not read: {projected}"
+        ));
+        return;
+    };
+    let resolver = LocalResolver::new(&part);
+    let options = Options {
+        now,
+        resolver: Some(&resolver),
+        projection: true,
+        ..Options::default()
+    };
+    let got = expression
+        .evaluate(&part, &options)
+        .map(|items| fhirpath::to_json(&items));
+    match (got, want) {
+        (Ok(got), Ok(want)) if got == want => counts.agreed += 1,
+        (Ok(got), want) => counts
+            .mismatched
+            .push(format!("{label}: projection {got}, whole {want:?}")),
+        // Declined: the caller evaluates on the whole resource.
+        (Err(_), _) => counts.declined += 1,
+    }
+}
+
+#[test]
+fn projections_agree_with_whole_resources_on_the_official_suite() {
+    let dir = corpus().join("fhirpath");
+    let xml = fs::read_to_string(dir.join("tests-fhir-r4.xml")).expect("suite");
+    let doc = roxmltree::Document::parse(&xml).expect("suite XML");
+    let mut counts = Counts::default();
+    let mut inputs = std::collections::HashMap::new();
+    for test in doc.descendants().filter(|node| node.has_tag_name("test")) {
+        let Some(input) = test.attribute("inputfile") else {
+            continue;
+        };
+        let Some(text) = test
+            .children()
+            .find(|node| node.has_tag_name("expression"))
+            .and_then(|node| node.text())
+        else {
+            continue;
+        };
+        let Ok(expression) = fhirpath::compile(text) else {
+            continue;
+        };
+        let json_text = inputs.entry(input.to_string()).or_insert_with(|| {
+            fs::read_to_string(dir.join(input.replace(".xml", ".json"))).unwrap_or_default()
+        });
+        let Ok(json) = serde_json::from_str::<Value>(json_text) else {
+            continue;
+        };
+        let label = format!("{} ({input})", text);
+        compare(&expression, &json, &label, &mut counts);
+    }
+    println!(
+        "fhirpath projections, official suite: {} agree, {} declined (evaluated whole), {} read anything, {} differ",
+        counts.agreed,
+        counts.declined,
+        counts.whole_only,
+        counts.mismatched.len()
+    );
+    assert!(counts.mismatched.is_empty(), "{:#?}", counts.mismatched);
+    assert!(counts.agreed > 300, "{counts:?}");
+    assert!(counts.declined > 0, "{counts:?}");
+}
+
+#[test]
+fn projections_agree_with_whole_resources_on_the_r4_examples() {
+    // Expressions that navigate, filter, compare with literals, count, resolve and look for
+    // extensions; and some whose answer needs whole objects (results, comparisons, unions).
+    const EXPRESSIONS: &[&str] = &[
+        "id",
+        "meta.lastUpdated",
+        "text.status",
+        "identifier.where(system.exists()).value",
+        "identifier.count()",
+        "extension.url",
+        "extension.value",
+        "extension('http://hl7.org/fhir/StructureDefinition/patient-birthPlace').value.city",
+        "contained.id",
+        "contained.ofType(Patient).name.family",
+        "code.coding.where(system = 'http://loinc.org').code",
+        "code.coding.code.distinct()",
+        "code.text.length()",
+        "subject.reference",
+        "subject.resolve().id",
+        "status = 'final'",
+        "value.ofType(Quantity).value > 5",
+        "value.ofType(Quantity) > 5 'mg'",
+        "value.ofType(Quantity).unit",
+        "(value as Quantity).value",
+        "effective.ofType(dateTime) > @2010",
+        "component.value.ofType(Quantity).value.sum()",
+        "name.given.first()",
+        "name.where(use = 'official').exists()",
+        "name.exists() and name.count() > 1",
+        "name.empty()",
+        "name.family | name.given",
+        "telecom.where(system = 'phone').value",
+        "birthDate < @2000-01-01",
+        "item.linkId",
+        "item.item.count()",
+        "entry.resource.id",
+        "entry.fullUrl",
+        "entry.resource.ofType(Observation).code.coding.code",
+        "iif(active, 'yes', 'no')",
+        "category.coding.display.join(', ')",
+        // Whole objects: results, comparisons and sets of them.
+        "name",
+        "code",
+        "identifier.first()",
+        "name.distinct()",
+        "name | name",
+        "name = name",
+        "name.first() = name.last()",
+        "name.first() != name.last()",
+        "identifier.distinct().count()",
+        "(identifier | identifier).count()",
+        "telecom.isDistinct()",
+        "identifier.first() ~ identifier.last()",
+        "identifier.exclude(identifier.first()).count()",
+        "identifier.subsetOf(identifier.first())",
+        "code ~ code",
+        "identifier.intersect(identifier)",
+        "identifier.first() in identifier",
+        "%resource",
+        "descendants().count()",
+        "children().count()",
+    ];
+    let compiled: Vec<(&str, Expression)> = EXPRESSIONS
+        .iter()
+        .map(|text| (*text, fhirpath::compile(text).expect("compiles")))
+        .collect();
+    let dir = corpus().join("examples");
+    let mut names: Vec<_> = fs::read_dir(&dir)
+        .expect("examples")
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
+        .collect();
+    names.sort();
+    let mut counts = Counts::default();
+    for path in &names {
+        let Ok(text) = fs::read_to_string(path) else {
+            continue;
+        };
+        let Ok(json) = serde_json::from_str::<Value>(&text) else {
+            continue;
+        };
+        for (expression_text, expression) in &compiled {
+            let label = format!("{expression_text} on {}", path.display());
+            compare(expression, &json, &label, &mut counts);
+        }
+    }
+    println!(
+        "fhirpath projections, R4 examples: {} agree, {} declined (evaluated whole), {} read anything, {} differ",
+        counts.agreed,
+        counts.declined,
+        counts.whole_only,
+        counts.mismatched.len()
+    );
+    assert!(
+        counts.mismatched.is_empty(),
+        "{:#?}",
+        &counts.mismatched[..counts.mismatched.len().min(20)]
+    );
+    assert!(counts.agreed > 10_000, "{counts:?}");
+    assert!(counts.declined > 1_000, "{counts:?}");
+}
