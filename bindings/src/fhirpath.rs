@@ -111,6 +111,56 @@ impl ParsedResourceSet {
     }
 }
 
+/// Memory shared with JS for evaluating on projections with no allocation crossing over per
+/// call: JS writes a projection's JSON text (ASCII) at `ptr`, and
+/// `CompiledExpression.evaluateProjectionIn` writes the result's JSON text there in its place.
+#[wasm_bindgen]
+pub struct ProjectionBuffer {
+    /// Always as long as it is allocated (zeros past what was written), so that JS may write
+    /// anywhere in it.
+    bytes: Vec<u8>,
+}
+
+#[wasm_bindgen]
+impl ProjectionBuffer {
+    /// A buffer of 4 KiB.
+    #[wasm_bindgen(constructor)]
+    pub fn new() -> ProjectionBuffer {
+        ProjectionBuffer {
+            bytes: alloc_zeroed(4096),
+        }
+    }
+
+    /// Makes room for at least `len` bytes, keeping what the buffer holds.
+    pub fn reserve(&mut self, len: usize) {
+        if self.bytes.len() < len {
+            self.bytes.resize(len.next_power_of_two(), 0);
+        }
+    }
+
+    /// Where the bytes are in Wasm memory (it moves when the buffer grows).
+    #[wasm_bindgen(getter)]
+    pub fn ptr(&self) -> *const u8 {
+        self.bytes.as_ptr()
+    }
+
+    /// How many bytes it holds.
+    #[wasm_bindgen(getter)]
+    pub fn capacity(&self) -> usize {
+        self.bytes.len()
+    }
+}
+
+impl Default for ProjectionBuffer {
+    fn default() -> Self {
+        ProjectionBuffer::new()
+    }
+}
+
+fn alloc_zeroed(len: usize) -> Vec<u8> {
+    vec![0; len]
+}
+
 /// A compiled FHIRPath expression.
 #[wasm_bindgen]
 pub struct CompiledExpression {
@@ -291,15 +341,16 @@ impl CompiledExpression {
         self.expression.projection()
     }
 
-    /// Evaluates on a projection of a resource, given as UTF-8 JSON bytes: the resource
+    /// Evaluates on a projection of a resource, given as JSON text (short: copied in as it
+    /// stands, without encoding it first): the resource
     /// keeping, at every level, only the names of `projection()`. What is there is read by
     /// the FHIR JSON rules; what is not is not checked. `undefined` when the projection does
     /// not read, evaluation fails, or the result depends on what the projection left out:
     /// then the caller evaluates on the whole resource, which gives the answer (or the error)
     /// for it.
     #[wasm_bindgen(js_name = evaluateProjection)]
-    pub fn evaluate_projection(&self, bytes: &[u8], variables: Option<Vec<u8>>) -> Option<String> {
-        let resource = parse_projection(bytes).ok()?;
+    pub fn evaluate_projection(&self, text: &str, variables: Option<Vec<u8>>) -> Option<String> {
+        let resource = parse_projection(text.as_bytes()).ok()?;
         let mut res = String::new();
         run_each(
             &self.expression,
@@ -310,6 +361,39 @@ impl CompiledExpression {
         )
         .ok()?;
         Some(res)
+    }
+
+    /// `evaluateProjection` on the first `len` bytes of `buffer`, with no variables; the
+    /// result's JSON text replaces them. Returns its length; -1 where `evaluateProjection`
+    /// answers `undefined`.
+    #[wasm_bindgen(js_name = evaluateProjectionIn)]
+    pub fn evaluate_projection_in(&self, buffer: &mut ProjectionBuffer, len: usize) -> i32 {
+        let Some(text) = buffer.bytes.get(..len) else {
+            return -1;
+        };
+        let Ok(resource) = parse_projection(text) else {
+            return -1;
+        };
+        let mut res = String::new();
+        if run_each(
+            &self.expression,
+            core::slice::from_ref(&resource),
+            None,
+            true,
+            &mut res,
+        )
+        .is_err()
+        {
+            return -1;
+        }
+        let Ok(written) = i32::try_from(res.len()) else {
+            return -1;
+        };
+        buffer.reserve(res.len());
+        if let Some(slot) = buffer.bytes.get_mut(..res.len()) {
+            slot.copy_from_slice(res.as_bytes());
+        }
+        written
     }
 
     /// Evaluates on a resource read leniently from UTF-8 JSON bytes: JSON text of

@@ -92,6 +92,8 @@ pub struct Expression {
     /// The nodes whose result is kept for the rest of an evaluation (see `memo`), by address
     /// (the tree does not move or change once compiled).
     memo_nodes: Vec<(usize, usize)>,
+    /// Whether it calls `now()`, `today()` or `timeOfDay()`.
+    clock: bool,
 }
 
 /// Compiles an expression.
@@ -103,10 +105,12 @@ pub fn compile(text: &str) -> Result<Expression, crate::Error> {
     let mut regexes = Vec::new();
     literal_regexes(&ast, &mut regexes);
     let memo_nodes = memo::memo_nodes(&ast);
+    let clock = uses_clock(&ast);
     Ok(Expression {
         ast,
         regexes,
         memo_nodes,
+        clock,
     })
 }
 
@@ -119,7 +123,25 @@ impl Clone for Expression {
             ast,
             regexes: self.regexes.clone(),
             memo_nodes,
+            clock: self.clock,
         }
+    }
+}
+
+/// True when `expr` calls `now()`, `today()` or `timeOfDay()`.
+fn uses_clock(expr: &parser::Expr) -> bool {
+    use parser::Expr;
+    match expr {
+        Expr::Call(target, name, args, _) => {
+            matches!(name.as_str(), "now" | "today" | "timeOfDay")
+                || target.as_deref().is_some_and(uses_clock)
+                || args.iter().any(uses_clock)
+        }
+        Expr::Member(target, _, _)
+        | Expr::Negate(target, _, _)
+        | Expr::TypeTest(target, _, _, _) => uses_clock(target),
+        Expr::Index(a, b, _) | Expr::Binary(_, a, b, _) => uses_clock(a) || uses_clock(b),
+        _ => false,
     }
 }
 
@@ -297,22 +319,7 @@ impl Expression {
     /// True when the expression calls `now()`, `today()` or `timeOfDay()`, so that the caller
     /// reads its clock only when needed.
     pub fn uses_clock(&self) -> bool {
-        fn walk(expr: &parser::Expr) -> bool {
-            use parser::Expr;
-            match expr {
-                Expr::Call(target, name, args, _) => {
-                    matches!(name.as_str(), "now" | "today" | "timeOfDay")
-                        || target.as_deref().is_some_and(walk)
-                        || args.iter().any(walk)
-                }
-                Expr::Member(target, _, _)
-                | Expr::Negate(target, _, _)
-                | Expr::TypeTest(target, _, _, _) => walk(target),
-                Expr::Index(a, b, _) | Expr::Binary(_, a, b, _) => walk(a) || walk(b),
-                _ => false,
-            }
-        }
-        walk(&self.ast)
+        self.clock
     }
 
     /// Evaluates the expression with `resource` as `%resource`, `%context` and the input.

@@ -290,7 +290,7 @@ impl TypeDef {
     /// Finds the element (and choice type) that a JSON property name stands for.
     pub fn json_name(&self, name: &str) -> Option<&'static JsonName> {
         self.json_names
-            .binary_search_by(|entry| entry.name.cmp(name))
+            .binary_search_by(|entry| short_cmp(entry.name, name))
             .ok()
             .and_then(|idx| self.json_names.get(idx))
     }
@@ -299,6 +299,19 @@ impl TypeDef {
     pub fn is_concrete_resource(&self) -> bool {
         self.kind == TypeKind::Resource && !self.is_abstract
     }
+}
+
+/// `a.cmp(b)` for the short names of the model, byte by byte in line: most comparisons of a
+/// binary search end at the first bytes, where calling `memcmp` costs more than comparing.
+#[inline]
+fn short_cmp(a: &str, b: &str) -> core::cmp::Ordering {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    for (x, y) in a.iter().zip(b) {
+        if x != y {
+            return x.cmp(y);
+        }
+    }
+    a.len().cmp(&b.len())
 }
 
 /// The type at `id`.
@@ -312,7 +325,7 @@ pub fn type_def(id: TypeId) -> &'static TypeDef {
 /// Finds a resource, data type or backbone element by name (`Patient`, `HumanName`, `Patient.contact`).
 pub fn type_by_name(name: &str) -> Option<TypeId> {
     generated::types::TYPE_NAMES
-        .binary_search_by(|(candidate, _)| candidate.cmp(&name))
+        .binary_search_by(|(candidate, _)| short_cmp(candidate, name))
         .ok()
         .and_then(|idx| generated::types::TYPE_NAMES.get(idx))
         .map(|(_, id)| *id)

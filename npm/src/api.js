@@ -336,6 +336,196 @@ const PROJECTION_MISSES = 8;
 const PROJECTION_DEPTH = 100;
 
 /**
+ * The buffer in Wasm memory that projections and their results go through, so that a call
+ * allocates nothing across the boundary (made on first use, and again after a restart).
+ */
+let shared;
+onRestart(() => {
+  shared = undefined;
+});
+const decoder = new TextDecoder();
+/** Results up to this length are decoded in JS; longer ones by the TextDecoder. */
+const SHORT_RESULT = 64;
+
+function sharedBuffer() {
+  if (shared === undefined) {
+    const buffer = new wasm.ProjectionBuffer();
+    shared = { buffer, ptr: buffer.ptr, capacity: buffer.capacity, memory: wasm.initSync().memory, bytes: undefined, len: 0 };
+  }
+  return shared;
+}
+
+/** The bytes of Wasm memory, seen anew once memory has grown (which detaches the old view). */
+function memoryBytes(io) {
+  if (io.bytes === undefined || io.bytes.byteLength === 0) io.bytes = new Uint8Array(io.memory.buffer);
+  return io.bytes;
+}
+
+/**
+ * Evaluates `compiled` on the projection of `resource` written straight into the shared buffer
+ * (no text is made in JS). `null` when the resource is not plain JSON data, which the caller
+ * then treats as JSON.stringify does; `undefined` when the engine declines (see
+ * #evaluateProjection).
+ */
+function evaluateShared(compiled, resource, keep) {
+  const io = sharedBuffer();
+  io.len = 0;
+  if (!writeProjection(io, resource, keep, 0)) return null;
+  const written = compiled.evaluateProjectionIn(io.buffer, io.len);
+  if (written < 0) return undefined;
+  if (written > io.capacity) refresh(io);
+  const bytes = memoryBytes(io);
+  const start = io.ptr;
+  if (written > SHORT_RESULT) return decoder.decode(bytes.subarray(start, start + written));
+  let text = "";
+  for (let at = start; at < start + written; at++) {
+    const code = bytes[at];
+    if (code > 0x7f) return decoder.decode(bytes.subarray(start, start + written));
+    text += String.fromCharCode(code);
+  }
+  return text;
+}
+
+function refresh(io) {
+  io.ptr = io.buffer.ptr;
+  io.capacity = io.buffer.capacity;
+  io.bytes = undefined;
+}
+
+/** Makes room for `more` bytes after what the shared buffer holds; returns the memory view. */
+function room(io, more) {
+  if (io.len + more > io.capacity) {
+    io.buffer.reserve(io.len + more);
+    refresh(io);
+  }
+  return memoryBytes(io);
+}
+
+function writeAscii(io, text) {
+  const bytes = room(io, text.length);
+  let at = io.ptr + io.len;
+  for (let idx = 0; idx < text.length; idx++) bytes[at++] = text.charCodeAt(idx);
+  io.len += text.length;
+}
+
+/** A JSON string in UTF-8, escaped as JSON.stringify escapes it. */
+function writeString(io, text) {
+  const bytes = room(io, text.length * 6 + 2);
+  let at = io.ptr + io.len;
+  bytes[at++] = 0x22;
+  for (let idx = 0; idx < text.length; idx++) {
+    const code = text.charCodeAt(idx);
+    if (code < 0x80) {
+      if (code === 0x22 || code === 0x5c) {
+        bytes[at++] = 0x5c;
+        bytes[at++] = code;
+      } else if (code < 0x20) {
+        at = writeEscape(bytes, at, code);
+      } else {
+        bytes[at++] = code;
+      }
+    } else if (code < 0x800) {
+      bytes[at++] = 0xc0 | (code >> 6);
+      bytes[at++] = 0x80 | (code & 0x3f);
+    } else if (code >= 0xd800 && code <= 0xdfff) {
+      const next = text.charCodeAt(idx + 1);
+      if (code <= 0xdbff && next >= 0xdc00 && next <= 0xdfff) {
+        const point = 0x10000 + ((code - 0xd800) << 10) + (next - 0xdc00);
+        bytes[at++] = 0xf0 | (point >> 18);
+        bytes[at++] = 0x80 | ((point >> 12) & 0x3f);
+        bytes[at++] = 0x80 | ((point >> 6) & 0x3f);
+        bytes[at++] = 0x80 | (point & 0x3f);
+        idx++;
+      } else {
+        // A lone surrogate: escaped, as JSON.stringify writes it.
+        at = writeEscape(bytes, at, code);
+      }
+    } else {
+      bytes[at++] = 0xe0 | (code >> 12);
+      bytes[at++] = 0x80 | ((code >> 6) & 0x3f);
+      bytes[at++] = 0x80 | (code & 0x3f);
+    }
+  }
+  bytes[at++] = 0x22;
+  io.len = at - io.ptr;
+  return true;
+}
+
+/** `"key":`, after a comma unless `first`. */
+function writeKey(io, key, first) {
+  const bytes = room(io, key.length + 4);
+  let at = io.ptr + io.len;
+  if (!first) bytes[at++] = 0x2c;
+  bytes[at++] = 0x22;
+  for (let idx = 0; idx < key.length; idx++) bytes[at++] = key.charCodeAt(idx);
+  bytes[at++] = 0x22;
+  bytes[at++] = 0x3a;
+  io.len = at - io.ptr;
+}
+
+/** `\uXXXX` for a UTF-16 code unit; returns the position after it. */
+function writeEscape(bytes, at, code) {
+  const hex = code.toString(16).padStart(4, "0");
+  bytes[at++] = 0x5c;
+  bytes[at++] = 0x75;
+  for (let digit = 0; digit < 4; digit++) bytes[at++] = hex.charCodeAt(digit);
+  return at;
+}
+
+/**
+ * Writes what `JSON.stringify(value, [...keep])` writes into the shared buffer, in UTF-8; false
+ * for what is not plain JSON data (class instances, `toJSON`, cycles, BigInt).
+ */
+function writeProjection(io, value, keep, depth) {
+  switch (typeof value) {
+    case "string":
+      return writeString(io, value);
+    case "number":
+      writeAscii(io, Number.isFinite(value) ? String(value) : "null");
+      return true;
+    case "boolean":
+      writeAscii(io, value ? "true" : "false");
+      return true;
+    case "object":
+      break;
+    default:
+      return false;
+  }
+  if (value === null) {
+    writeAscii(io, "null");
+    return true;
+  }
+  if (depth > PROJECTION_DEPTH) return false;
+  if (Array.isArray(value)) {
+    writeAscii(io, "[");
+    for (let idx = 0; idx < value.length; idx++) {
+      if (idx > 0) writeAscii(io, ",");
+      const item = value[idx];
+      if (item === undefined || typeof item === "function" || typeof item === "symbol") writeAscii(io, "null");
+      else if (!writeProjection(io, item, keep, depth + 1)) return false;
+    }
+    writeAscii(io, "]");
+    return true;
+  }
+  const proto = Object.getPrototypeOf(value);
+  if ((proto !== Object.prototype && proto !== null) || typeof value.toJSON === "function") return false;
+  writeAscii(io, "{");
+  let first = true;
+  for (const key of Object.keys(value)) {
+    if (!keep.has(key)) continue;
+    const item = value[key];
+    if (item === undefined || typeof item === "function" || typeof item === "symbol") continue;
+    // Kept names are element names from the expression; one that would need escaping makes
+    // text that does not read, and the whole object is read instead.
+    writeKey(io, key, first);
+    first = false;
+    if (!writeProjection(io, item, keep, depth + 1)) return false;
+  }
+  writeAscii(io, "}");
+  return true;
+}
+
+/**
  * The JSON text of `value` keeping, at every level, only the properties named in `keep`: what
  * `JSON.stringify(value, [...keep])` writes, several times faster. `undefined` for what is not
  * plain JSON data (class instances, `toJSON`, cycles, BigInt), which the caller then reads
@@ -472,11 +662,14 @@ export class CompiledFhirPath {
     if (this.#names === undefined) this.#names = compiled.projection() ?? null;
     if (this.#names === null) return undefined;
     if (this.#keep === undefined) this.#keep = new Set(this.#names);
-    const projection = projectionText(resource, this.#keep, 0);
-    if (projection === undefined) return undefined;
-    let text;
+    let text = null;
     try {
-      text = compiled.evaluateProjection(encoder.encode(projection), vars);
+      if (vars === undefined) text = evaluateShared(compiled, resource, this.#keep);
+      if (text === null) {
+        const projection = projectionText(resource, this.#keep, 0);
+        if (projection === undefined) return undefined;
+        text = compiled.evaluateProjection(projection, vars);
+      }
     } catch (thrown) {
       throw toFhirError(thrown);
     }

@@ -105,8 +105,8 @@ fn read_resource(
     let mut reader = FhirReader {
         lexer,
         issues: Vec::new(),
-        path: String::new(),
-        states: Vec::new(),
+        path: String::with_capacity(64),
+        states: Vec::with_capacity(16),
         projection,
     };
     let resource = reader.resource(0)?;
@@ -686,6 +686,9 @@ impl<'a> FhirReader<'a> {
             .get_mut(state_idx)
             .map(|state| core::mem::take(&mut state.nulls))
             .unwrap_or_default();
+        if mismatch.is_none() && nulls.is_empty() {
+            return;
+        }
         let saved = self.path.len();
         self.push_element(element, choice);
         let name = choice_name(element, choice);
