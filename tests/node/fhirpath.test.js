@@ -228,3 +228,54 @@ test("strict: false reads data from elsewhere without what breaks the rules, wit
   assert.throws(() => parseResource("{", { strict: false }), (err) => err.status === 400);
   assert.throws(() => parseResource({ resourceType: "Pateint" }, { strict: false }), (err) => err.status === 400 && /Pateint/.test(err.message));
 });
+
+test("a plain object read by projection answers as its JSON text read whole does", () => {
+  const answer = (input, expression) => {
+    try {
+      return JSON.stringify(evaluate(input, expression));
+    } catch (err) {
+      if (!(err instanceof FhirError)) throw err;
+      return `error ${err.status}`;
+    }
+  };
+  const cases = [
+    // Text beyond ASCII, escapes, control characters, surrogate pairs and a lone surrogate.
+    [{ resourceType: "Patient", name: [{ family: "Muñoz 😀", given: ["María", 'q"u\\o\te'] }] }, "Patient.name.given | Patient.name.family"],
+    [{ resourceType: "Patient", name: [{ family: "bad\u0001" }] }, "Patient.name.family"],
+    [{ resourceType: "Patient", name: [{ family: "half \ud800" }] }, "Patient.name.family"],
+    // Numbers as JSON.stringify writes them.
+    [{ ...observation, valueQuantity: { value: 1e21, unit: "kg" } }, "Observation.value.ofType(Quantity).value"],
+    [{ ...observation, valueQuantity: { value: -0, unit: "kg" } }, "Observation.value.ofType(Quantity).value"],
+    [{ ...observation, valueQuantity: { value: Number.NaN, unit: "kg" } }, "Observation.value.ofType(Quantity).value"],
+    // What JSON.stringify leaves out or turns into null, and what it converts.
+    [{ resourceType: "Patient", id: "u", gender: undefined, active: () => true }, "Patient.gender.exists() or Patient.active.exists()"],
+    [{ resourceType: "Patient", name: [{ given: ["a", undefined] }] }, "Patient.name.given"],
+    [{ resourceType: "Patient", birthDate: new Date(Date.UTC(1974, 11, 25)) }, "Patient.birthDate"],
+    [{ resourceType: "Patient", name: [{ family: "F", toJSON: () => ({ family: "G" }) }] }, "Patient.name.family"],
+    [{ resourceType: "Patient", name: [Object.assign(Object.create({ inherited: 1 }), { family: "H" })] }, "Patient.name.family"],
+    // Deep nesting: the projection stops following and the whole object is read.
+    [{ resourceType: "Patient", extension: [nested(120)] }, "Patient.extension.url"],
+  ];
+  for (const [resource, expression] of cases) {
+    assert.equal(answer(resource, expression), answer(JSON.stringify(resource), expression), `${expression} on ${JSON.stringify(resource).slice(0, 80)}`);
+  }
+  assert.deepEqual(evaluate(cases[0][0], cases[0][1]), ["María", 'q"u\\o\te', "Muñoz 😀"]);
+  // A cycle the expression reaches is refused, as JSON.stringify refuses it; one it does not
+  // reach is not read.
+  const cyclic = { resourceType: "Patient", name: [{ family: "C" }] };
+  cyclic.name[0].name = cyclic.name;
+  assert.throws(() => evaluate(cyclic, "Patient.name.family"), FhirError);
+  const aside = { resourceType: "Patient", name: [{ family: "C" }] };
+  aside.name[0].self = aside.name;
+  assert.deepEqual(evaluate(aside, "Patient.name.family"), ["C"]);
+  // Many calls in a row through the shared buffer, with a result longer than it.
+  const long = { resourceType: "Patient", name: [{ given: Array.from({ length: 2000 }, (_, i) => `given-${i}`) }] };
+  assert.equal(evaluate(long, "Patient.name.given").length, 2000);
+  assert.deepEqual(evaluate(patient, "Patient.name.given"), ["Peter", "James", "Jim"]);
+});
+
+function nested(depth) {
+  let value = { url: "http://example.org/leaf", valueString: "x" };
+  for (let i = 0; i < depth; i++) value = { url: `http://example.org/${i}`, extension: [value] };
+  return value;
+}
