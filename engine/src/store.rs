@@ -8,6 +8,7 @@
 //!
 //! [`MemoryStore`] is the in-memory backend; hosts provide the others.
 
+use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -292,7 +293,7 @@ impl MemoryStore {
 pub struct MemoryTx<'s> {
     store: &'s MemoryStore,
     began_at: u64,
-    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    writes: BTreeMap<blocks::Key, Option<Box<[u8]>>>,
 }
 
 impl Store for MemoryStore {
@@ -310,7 +311,7 @@ impl Store for MemoryStore {
 impl Transaction for MemoryTx<'_> {
     async fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         if let Some(written) = self.writes.get(key) {
-            return Ok(written.clone());
+            return Ok(written.as_deref().map(<[u8]>::to_vec));
         }
         Ok(self.store.data.borrow().get(key))
     }
@@ -326,32 +327,28 @@ impl Transaction for MemoryTx<'_> {
             return Ok(Vec::new());
         }
         let bounds = (
-            Bound::Included(range.start.clone()),
-            match &range.end {
-                Some(end) => Bound::Excluded(end.clone()),
-                None => Bound::Unbounded,
-            },
+            Bound::Included(range.start.as_slice()),
+            range
+                .end
+                .as_deref()
+                .map_or(Bound::Unbounded, Bound::Excluded),
         );
         // The committed entries merged with this transaction's writes, in key order, read only
         // as far as `limit` needs (each pending write can hide at most one committed entry).
-        let pending = self.writes.range::<Vec<u8>, _>(bounds.clone()).count();
+        let pending = self.writes.range::<[u8], _>(bounds).count();
         let wanted = limit.saturating_add(pending);
         let mut committed_entries: Vec<Entry> = Vec::new();
         if wanted > 0 {
-            self.store.data.borrow().scan(
-                (
-                    bounds.0.as_ref().map(Vec::as_slice),
-                    bounds.1.as_ref().map(Vec::as_slice),
-                ),
-                reverse,
-                &mut |key, value| {
+            self.store
+                .data
+                .borrow()
+                .scan(bounds, reverse, &mut |key, value| {
                     committed_entries.push((key.to_vec(), value.to_vec()));
                     committed_entries.len() < wanted
-                },
-            );
+                });
         }
         let mut committed = committed_entries.into_iter();
-        let mut written = self.writes.range::<Vec<u8>, _>(bounds);
+        let mut written = self.writes.range::<[u8], _>(bounds);
         let mut entries: Vec<Entry> = Vec::new();
         let mut left = committed.next();
         let mut right = step(&mut written, reverse);
@@ -361,7 +358,7 @@ impl Transaction for MemoryTx<'_> {
                 (Some(_), None) => true,
                 (None, Some(_)) => false,
                 (Some((a, _)), Some((b, _))) => {
-                    let order = a.as_slice().cmp(b.as_slice());
+                    let order = blocks::key_cmp(a, b);
                     if order == core::cmp::Ordering::Equal {
                         // The transaction's write shadows the committed value.
                         left = committed.next();
@@ -378,7 +375,7 @@ impl Transaction for MemoryTx<'_> {
                 left = committed.next();
             } else {
                 if let Some((key, Some(value))) = right {
-                    entries.push((key.clone(), value.clone()));
+                    entries.push((key.to_vec(), value.to_vec()));
                 }
                 right = step(&mut written, reverse);
             }
@@ -438,11 +435,15 @@ impl Transaction for MemoryTx<'_> {
     }
 
     fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
-        self.writes.insert(key, Some(value));
+        self.writes.insert(
+            blocks::Key(key.into_boxed_slice()),
+            Some(value.into_boxed_slice()),
+        );
     }
 
     fn delete(&mut self, key: Vec<u8>) {
-        self.writes.insert(key, None);
+        self.writes
+            .insert(blocks::Key(key.into_boxed_slice()), None);
     }
 
     async fn commit(self) -> Result<(), StoreError> {

@@ -16,18 +16,60 @@
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
+use core::borrow::Borrow;
+use core::cmp::Ordering;
 use core::ops::{Bound, Range};
 
-/// A recent change: the key, and its new value or `None` for a deletion.
-type Change = (Box<[u8]>, Option<Box<[u8]>>);
+/// `a.cmp(b)` for keys, eight bytes at a time: keys share long prefixes (an index's name, a
+/// resource type), which comparing byte by byte (as Wasm's `memcmp` does) walks again at every
+/// step of a search.
+#[inline]
+pub(crate) fn key_cmp(a: &[u8], b: &[u8]) -> Ordering {
+    let mut done = 0;
+    for (x, y) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
+        let x = u64::from_le_bytes(<[u8; 8]>::try_from(x).unwrap_or_default());
+        let y = u64::from_le_bytes(<[u8; 8]>::try_from(y).unwrap_or_default());
+        let diff = x ^ y;
+        if diff != 0 {
+            // The first differing byte is the lowest one set in `diff` (little-endian loads).
+            let shift = diff.trailing_zeros() / 8 * 8;
+            return ((x >> shift) & 0xff).cmp(&((y >> shift) & 0xff));
+        }
+        done += 8;
+    }
+    a.get(done..)
+        .unwrap_or_default()
+        .cmp(b.get(done..).unwrap_or_default())
+}
 
-/// An entry while blocks are written again: its key and its value.
-type Stored = (Vec<u8>, Value);
+/// A key of changes kept in ordered maps (a transaction's writes, the recent changes):
+/// ordered as bytes are, by [`key_cmp`].
+#[derive(PartialEq, Eq)]
+pub(crate) struct Key(pub(crate) Box<[u8]>);
 
-/// A value while blocks are written again: its bytes, or the slot that holds them.
-enum Value {
-    Inline(Vec<u8>),
-    Slot(usize),
+impl Ord for Key {
+    fn cmp(&self, other: &Key) -> Ordering {
+        key_cmp(&self.0, &other.0)
+    }
+}
+
+impl PartialOrd for Key {
+    fn partial_cmp(&self, other: &Key) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Borrow<[u8]> for Key {
+    fn borrow(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl core::ops::Deref for Key {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
 }
 
 /// Where a block entry's value is: in the block's data, or in a slot.
@@ -67,7 +109,7 @@ impl Block {
 /// Committed keys and values.
 pub(crate) struct Committed {
     /// Changes not yet in the blocks; `None` is a deletion.
-    recent: BTreeMap<Box<[u8]>, Option<Box<[u8]>>>,
+    recent: BTreeMap<Key, Option<Box<[u8]>>>,
     /// Sorted, non-overlapping.
     blocks: Vec<Block>,
     /// The values longer than [`LARGE_VALUE`] that blocks refer to; `None` is a free slot.
@@ -106,45 +148,91 @@ fn read_varint(data: &[u8], at: &mut usize) -> usize {
     value
 }
 
-fn encode(entries: &[Stored]) -> Block {
-    let mut data = Vec::new();
-    let mut previous: &[u8] = &[];
-    for (key, value) in entries {
-        let shared = previous
-            .iter()
-            .zip(key.iter())
-            .take_while(|(a, b)| a == b)
-            .count();
-        push_varint(&mut data, shared);
-        push_varint(&mut data, key.len() - shared);
-        data.extend_from_slice(&key[shared..]);
-        match value {
-            Value::Inline(bytes) => {
-                push_varint(&mut data, bytes.len() << 1);
-                data.extend_from_slice(bytes);
-            }
-            Value::Slot(slot) => push_varint(&mut data, (slot << 1) | 1),
-        }
-        previous = key;
-    }
-    Block {
-        data: data.into_boxed_slice(),
-    }
+/// The entries of blocks being written again, in key order, in buffers kept from one block
+/// to the next (so that a fold allocates per block written, not per entry).
+#[derive(Default)]
+struct Merged {
+    keys: Vec<u8>,
+    values: Vec<u8>,
+    /// Each entry's key (a range of `keys`) and value.
+    entries: Vec<(Range<usize>, MergedValue)>,
 }
 
-/// Writes `entries` as one block, or, past [`MAX_BLOCK_ENTRIES`], as blocks of even size.
-fn push_blocks(entries: &[Stored], blocks: &mut Vec<Block>) {
-    if entries.is_empty() {
-        return;
+/// A merged entry's value: a range of [`Merged::values`], or a slot.
+#[derive(Clone)]
+enum MergedValue {
+    Inline(Range<usize>),
+    Slot(usize),
+}
+
+impl Merged {
+    fn clear(&mut self) {
+        self.keys.clear();
+        self.values.clear();
+        self.entries.clear();
     }
-    let parts = if entries.len() <= MAX_BLOCK_ENTRIES {
-        1
-    } else {
-        entries.len().div_ceil(BLOCK_ENTRIES)
-    };
-    let size = entries.len().div_ceil(parts);
-    for chunk in entries.chunks(size) {
-        blocks.push(encode(chunk));
+
+    fn push_key(&mut self, key: &[u8]) -> Range<usize> {
+        let start = self.keys.len();
+        self.keys.extend_from_slice(key);
+        start..self.keys.len()
+    }
+
+    fn push_inline(&mut self, key: &[u8], value: &[u8]) {
+        let key = self.push_key(key);
+        let start = self.values.len();
+        self.values.extend_from_slice(value);
+        self.entries
+            .push((key, MergedValue::Inline(start..self.values.len())));
+    }
+
+    fn push_slot(&mut self, key: &[u8], slot: usize) {
+        let key = self.push_key(key);
+        self.entries.push((key, MergedValue::Slot(slot)));
+    }
+
+    /// Writes the entries as one block, or, past [`MAX_BLOCK_ENTRIES`], as blocks of even size.
+    fn write_blocks(&self, blocks: &mut Vec<Block>) {
+        if self.entries.is_empty() {
+            return;
+        }
+        let parts = if self.entries.len() <= MAX_BLOCK_ENTRIES {
+            1
+        } else {
+            self.entries.len().div_ceil(BLOCK_ENTRIES)
+        };
+        let size = self.entries.len().div_ceil(parts);
+        for chunk in self.entries.chunks(size) {
+            blocks.push(self.encode(chunk));
+        }
+    }
+
+    fn encode(&self, entries: &[(Range<usize>, MergedValue)]) -> Block {
+        let mut data = Vec::new();
+        let mut previous: &[u8] = &[];
+        for (key, value) in entries {
+            let key = self.keys.get(key.clone()).unwrap_or_default();
+            let shared = previous
+                .iter()
+                .zip(key.iter())
+                .take_while(|(a, b)| a == b)
+                .count();
+            push_varint(&mut data, shared);
+            push_varint(&mut data, key.len() - shared);
+            data.extend_from_slice(key.get(shared..).unwrap_or_default());
+            match value {
+                MergedValue::Inline(range) => {
+                    let bytes = self.values.get(range.clone()).unwrap_or_default();
+                    push_varint(&mut data, bytes.len() << 1);
+                    data.extend_from_slice(bytes);
+                }
+                MergedValue::Slot(slot) => push_varint(&mut data, (slot << 1) | 1),
+            }
+            previous = key;
+        }
+        Block {
+            data: data.into_boxed_slice(),
+        }
     }
 }
 
@@ -178,22 +266,6 @@ fn walk(block: &Block, visit: &mut dyn FnMut(&[u8], ValueAt) -> bool) {
 fn decode_keys(block: &Block) -> Vec<(Vec<u8>, ValueAt)> {
     let mut entries = Vec::new();
     walk(block, &mut |key, value| {
-        entries.push((key.to_vec(), value));
-        true
-    });
-    entries
-}
-
-/// A block's entries, owned (large values stay in their slots).
-fn decode(block: &Block) -> Vec<Stored> {
-    let mut entries = Vec::new();
-    walk(block, &mut |key, value| {
-        let value = match value {
-            ValueAt::Inline(span) => {
-                Value::Inline(block.data.get(span).unwrap_or_default().to_vec())
-            }
-            ValueAt::Slot(slot) => Value::Slot(slot),
-        };
         entries.push((key.to_vec(), value));
         true
     });
@@ -240,7 +312,7 @@ impl Committed {
     /// The index of the block that holds (or would hold) `key`.
     fn block_for(&self, key: &[u8]) -> usize {
         self.blocks
-            .partition_point(|block| block.first() <= key)
+            .partition_point(|block| key_cmp(block.first(), key) != Ordering::Greater)
             .saturating_sub(1)
     }
 
@@ -358,7 +430,7 @@ impl Committed {
                 (Some(_), None) => true,
                 (None, Some(_)) => false,
                 (Some((block_key, _)), Some((recent_key, _))) => {
-                    let order = block_key.as_slice().cmp(recent_key);
+                    let order = key_cmp(block_key, recent_key);
                     if order == core::cmp::Ordering::Equal {
                         // The recent change replaces the block's entry.
                         position += 1;
@@ -425,7 +497,7 @@ impl Committed {
                 // Recent changes before this key come first; one at this key replaces it.
                 while let Some((recent_key, recent_value)) = recent.peek() {
                     let recent_bytes: &[u8] = recent_key;
-                    let order = recent_bytes.cmp(key);
+                    let order = key_cmp(recent_bytes, key);
                     if order == core::cmp::Ordering::Greater {
                         break;
                     }
@@ -463,10 +535,9 @@ impl Committed {
     }
 
     /// Applies a committed transaction's writes.
-    pub(crate) fn apply(&mut self, writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>) {
+    pub(crate) fn apply(&mut self, writes: BTreeMap<Key, Option<Box<[u8]>>>) {
         for (key, value) in writes {
-            self.recent
-                .insert(key.into_boxed_slice(), value.map(Vec::into_boxed_slice));
+            self.recent.insert(key, value);
         }
         // A fold costs about as much as there are blocks (their first keys are read, and each
         // block with a change is written again), so the recent changes may grow with the blocks:
@@ -481,90 +552,85 @@ impl Committed {
     fn fold(&mut self) {
         let recent = core::mem::take(&mut self.recent);
         let old = core::mem::take(&mut self.blocks);
-        let firsts: Vec<Box<[u8]>> = old.iter().map(|block| Box::from(block.first())).collect();
         let mut changes = recent.into_iter().peekable();
         let mut blocks: Vec<Block> = Vec::with_capacity(old.len() + 1);
-        for (index, block) in old.into_iter().enumerate() {
+        let mut merged = Merged::default();
+        let mut old = old.into_iter().peekable();
+        while let Some(block) = old.next() {
             // This block's changes: those below the next block's first key (the last block
             // takes all that remain; the first also those below its own first key).
-            let upper = firsts.get(index + 1);
-            let mut mine: Vec<Change> = Vec::new();
-            while changes
-                .peek()
-                .is_some_and(|(key, _)| upper.is_none_or(|upper| key < upper))
-            {
-                if let Some(change) = changes.next() {
-                    mine.push(change);
-                }
-            }
-            if mine.is_empty() {
+            let upper = old.peek().map(Block::first);
+            let mine = |key: &[u8]| upper.is_none_or(|upper| key_cmp(key, upper) == Ordering::Less);
+            if !changes.peek().is_some_and(|(key, _)| mine(key)) {
                 blocks.push(block);
                 continue;
             }
-            let mut merged: Vec<Stored> = Vec::new();
-            let mut entries = decode(&block).into_iter().peekable();
-            let mut mine = mine.into_iter().peekable();
-            loop {
-                let take_entry = match (entries.peek(), mine.peek()) {
-                    (None, None) => break,
-                    (Some(_), None) => true,
-                    (None, Some(_)) => false,
-                    (Some((key, _)), Some((change, _))) => {
-                        if key.as_slice() == &**change {
-                            // Replaced or deleted: its slot, if it has one, is free again.
-                            if let Some((_, value)) = entries.next() {
-                                self.release(value);
-                            }
-                            false
-                        } else {
-                            key.as_slice() < &**change
-                        }
+            merged.clear();
+            walk(&block, &mut |key, value| {
+                // The changes before this entry, and the one replacing or deleting it.
+                let mut replaced = false;
+                while let Some((change, _)) = changes.peek() {
+                    if !mine(change) || key_cmp(change, key) == Ordering::Greater {
+                        break;
                     }
-                };
-                if take_entry {
-                    if let Some(entry) = entries.next() {
-                        merged.push(entry);
+                    replaced = **change == *key;
+                    if let Some((change, Some(new))) = changes.next() {
+                        self.keep(&change, new, &mut merged);
                     }
-                } else if let Some((key, Some(value))) = mine.next() {
-                    let value = self.keep(value);
-                    merged.push((key.into_vec(), value));
+                    if replaced {
+                        break;
+                    }
+                }
+                match value {
+                    // Replaced or deleted: its slot, if it has one, is free again.
+                    ValueAt::Slot(slot) if replaced => self.release(slot),
+                    _ if replaced => {}
+                    ValueAt::Slot(slot) => merged.push_slot(key, slot),
+                    ValueAt::Inline(span) => {
+                        merged.push_inline(key, block.data.get(span).unwrap_or_default());
+                    }
+                }
+                true
+            });
+            while changes.peek().is_some_and(|(key, _)| mine(key)) {
+                if let Some((change, Some(new))) = changes.next() {
+                    self.keep(&change, new, &mut merged);
                 }
             }
-            push_blocks(&merged, &mut blocks);
+            merged.write_blocks(&mut blocks);
         }
         // Without blocks before, every change is new.
-        let mut rest: Vec<Stored> = Vec::new();
+        merged.clear();
         for (key, value) in changes {
             if let Some(value) = value {
-                let value = self.keep(value);
-                rest.push((key.into_vec(), value));
+                self.keep(&key, value, &mut merged);
             }
         }
-        push_blocks(&rest, &mut blocks);
+        merged.write_blocks(&mut blocks);
         self.blocks = blocks;
     }
 
-    /// A value about to be written into a block: a large one is moved into a slot.
-    fn keep(&mut self, value: Box<[u8]>) -> Value {
+    /// Adds a changed entry to `merged`: a large value is moved into a slot, a small one copied.
+    fn keep(&mut self, key: &[u8], value: Box<[u8]>, merged: &mut Merged) {
         if value.len() <= LARGE_VALUE {
-            return Value::Inline(value.into_vec());
+            merged.push_inline(key, &value);
+            return;
         }
         if let Some(slot) = self.free_slots.pop() {
             if let Some(place) = self.large.get_mut(slot) {
                 *place = Some(value);
-                return Value::Slot(slot);
+                merged.push_slot(key, slot);
+                return;
             }
         }
         self.large.push(Some(value));
-        Value::Slot(self.large.len() - 1)
+        merged.push_slot(key, self.large.len() - 1);
     }
 
     /// Frees the slot of a value whose entry is gone.
-    fn release(&mut self, value: Value) {
-        if let Value::Slot(slot) = value {
-            if self.large.get_mut(slot).and_then(Option::take).is_some() {
-                self.free_slots.push(slot);
-            }
+    fn release(&mut self, slot: usize) {
+        if self.large.get_mut(slot).and_then(Option::take).is_some() {
+            self.free_slots.push(slot);
         }
     }
 
@@ -620,5 +686,40 @@ impl Committed {
             },
         );
         total
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::key_cmp;
+    use alloc::vec::Vec;
+
+    /// Keys compared eight bytes at a time order as bytes do: shared prefixes of every length,
+    /// a difference at each position, the high bit set, one key a prefix of the other.
+    #[test]
+    fn keys_compare_as_bytes_do() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..20_000 {
+            let len = (next() % 40) as usize;
+            let a: Vec<u8> = (0..len).map(|_| (next() % 4) as u8 * 0x41).collect();
+            let mut b = a.clone();
+            match next() % 4 {
+                0 => b.truncate((next() % (len as u64 + 1)) as usize),
+                1 => b.push((next() % 256) as u8),
+                2 if len > 0 => {
+                    let at = (next() % len as u64) as usize;
+                    b[at] = (next() % 256) as u8;
+                }
+                _ => {}
+            }
+            assert_eq!(key_cmp(&a, &b), a.as_slice().cmp(&b), "{a:?} {b:?}");
+            assert_eq!(key_cmp(&b, &a), b.as_slice().cmp(&a), "{b:?} {a:?}");
+        }
     }
 }
