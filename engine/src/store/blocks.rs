@@ -285,13 +285,13 @@ fn value_bytes<'a>(data: &'a [u8], large: &'a [Option<Box<[u8]>>], value: &Value
 
 fn within(key: &[u8], bounds: &(Bound<&[u8]>, Bound<&[u8]>)) -> bool {
     let above = match bounds.0 {
-        Bound::Included(start) => key >= start,
-        Bound::Excluded(start) => key > start,
+        Bound::Included(start) => key_cmp(key, start) != Ordering::Less,
+        Bound::Excluded(start) => key_cmp(key, start) == Ordering::Greater,
         Bound::Unbounded => true,
     };
     let below = match bounds.1 {
-        Bound::Included(end) => key <= end,
-        Bound::Excluded(end) => key < end,
+        Bound::Included(end) => key_cmp(key, end) != Ordering::Greater,
+        Bound::Excluded(end) => key_cmp(key, end) == Ordering::Less,
         Bound::Unbounded => true,
     };
     above && below
@@ -323,15 +323,18 @@ impl Committed {
         }
         let block = self.blocks.get(self.block_for(key))?;
         let mut found = None;
-        walk(block, &mut |entry_key, value| match entry_key.cmp(key) {
-            core::cmp::Ordering::Less => true,
-            core::cmp::Ordering::Equal => {
-                found = Some(value_bytes(&block.data, &self.large, &value).to_vec());
-                false
-            }
-            // Keys are sorted: past it, it is not there.
-            core::cmp::Ordering::Greater => false,
-        });
+        walk(
+            block,
+            &mut |entry_key, value| match key_cmp(entry_key, key) {
+                core::cmp::Ordering::Less => true,
+                core::cmp::Ordering::Equal => {
+                    found = Some(value_bytes(&block.data, &self.large, &value).to_vec());
+                    false
+                }
+                // Keys are sorted: past it, it is not there.
+                core::cmp::Ordering::Greater => false,
+            },
+        );
         found
     }
 
@@ -388,14 +391,14 @@ impl Committed {
                         let key = entry.0.as_slice();
                         let past = if reverse {
                             match bounds.0 {
-                                Bound::Included(start) => key < start,
-                                Bound::Excluded(start) => key <= start,
+                                Bound::Included(start) => key_cmp(key, start) == Ordering::Less,
+                                Bound::Excluded(start) => key_cmp(key, start) != Ordering::Greater,
                                 Bound::Unbounded => false,
                             }
                         } else {
                             match bounds.1 {
-                                Bound::Included(end) => key > end,
-                                Bound::Excluded(end) => key >= end,
+                                Bound::Included(end) => key_cmp(key, end) == Ordering::Greater,
+                                Bound::Excluded(end) => key_cmp(key, end) != Ordering::Less,
                                 Bound::Unbounded => false,
                             }
                         };
@@ -479,16 +482,16 @@ impl Committed {
             let mut past = false;
             walk(block, &mut |key, value| {
                 let before = match bounds.0 {
-                    Bound::Included(start) => key < start,
-                    Bound::Excluded(start) => key <= start,
+                    Bound::Included(start) => key_cmp(key, start) == Ordering::Less,
+                    Bound::Excluded(start) => key_cmp(key, start) != Ordering::Greater,
                     Bound::Unbounded => false,
                 };
                 if before {
                     return true;
                 }
                 past = match bounds.1 {
-                    Bound::Included(end) => key > end,
-                    Bound::Excluded(end) => key >= end,
+                    Bound::Included(end) => key_cmp(key, end) == Ordering::Greater,
+                    Bound::Excluded(end) => key_cmp(key, end) != Ordering::Less,
                     Bound::Unbounded => false,
                 };
                 if past {
