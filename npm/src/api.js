@@ -3,7 +3,7 @@
 
 import * as wasm from "../dist/wasm/hearth.js";
 import { FhirError, errorOutcome, toFhirError } from "./error.js";
-import { call, describe, engine, onRestart, restartEngine, toBytes } from "./engine.js";
+import { call, describe, engine, isTrap, onRestart, restartEngine, toBytes } from "./engine.js";
 
 export { FhirError };
 
@@ -350,7 +350,7 @@ const SHORT_RESULT = 64;
 function sharedBuffer() {
   if (shared === undefined) {
     const buffer = new wasm.ProjectionBuffer();
-    shared = { buffer, ptr: buffer.ptr, capacity: buffer.capacity, memory: wasm.initSync().memory, bytes: undefined, len: 0 };
+    shared = { buffer, ptr: buffer.ptr, capacity: buffer.capacity, memory: wasm.initSync().memory, bytes: undefined, len: 0, busy: false };
   }
   return shared;
 }
@@ -363,15 +363,23 @@ function memoryBytes(io) {
 
 /**
  * Evaluates `compiled` on the projection of `resource` written straight into the shared buffer
- * (no text is made in JS). `null` when the resource is not plain JSON data, which the caller
- * then treats as JSON.stringify does; `undefined` when the engine declines (see
- * #evaluateProjection).
+ * (no text is made in JS). `undefined` when the resource is not plain JSON data or the engine
+ * declines (see #evaluateProjection); `null` when the buffer is in use by the call that
+ * reached this one through a getter of its object.
  */
 function evaluateShared(compiled, resource, keep) {
   const io = sharedBuffer();
-  io.len = 0;
-  if (!writeProjection(io, resource, keep, 0)) return null;
-  const written = compiled.evaluateProjectionIn(io.buffer, io.len);
+  // A getter of the object evaluating meanwhile goes the other way, not through this buffer.
+  if (io.busy) return null;
+  io.busy = true;
+  let written;
+  try {
+    io.len = 0;
+    if (!writeProjection(io, resource, keep, 0)) return undefined;
+    written = compiled.evaluateProjectionIn(io.buffer, io.len);
+  } finally {
+    io.busy = false;
+  }
   if (written < 0) return undefined;
   if (written > io.capacity) refresh(io);
   const bytes = memoryBytes(io);
@@ -451,8 +459,9 @@ function writeString(io, text) {
   return true;
 }
 
-/** `"key":`, after a comma unless `first`. */
+/** `"key":`, after a comma unless `first`; false for a key that would need escaping. */
 function writeKey(io, key, first) {
+  if (!plainKey(key)) return false;
   const bytes = room(io, key.length + 4);
   let at = io.ptr + io.len;
   if (!first) bytes[at++] = 0x2c;
@@ -461,6 +470,21 @@ function writeKey(io, key, first) {
   bytes[at++] = 0x22;
   bytes[at++] = 0x3a;
   io.len = at - io.ptr;
+  return true;
+}
+
+/** True for a key of printable ASCII with nothing to escape (every FHIR element name). */
+function plainKey(key) {
+  for (let idx = 0; idx < key.length; idx++) {
+    const code = key.charCodeAt(idx);
+    if (code < 0x20 || code > 0x7e || code === 0x22 || code === 0x5c) return false;
+  }
+  return true;
+}
+
+/** JSON.stringify writes nothing for these in an object, and `null` in an array. */
+function invisible(value) {
+  return value === undefined || typeof value === "function" || typeof value === "symbol";
 }
 
 /** `\uXXXX` for a UTF-16 code unit; returns the position after it. */
@@ -495,34 +519,43 @@ function writeProjection(io, value, keep, depth) {
     writeAscii(io, "null");
     return true;
   }
-  if (depth > PROJECTION_DEPTH) return false;
+  if (depth > PROJECTION_DEPTH || !plainData(value)) return false;
   if (Array.isArray(value)) {
     writeAscii(io, "[");
     for (let idx = 0; idx < value.length; idx++) {
       if (idx > 0) writeAscii(io, ",");
       const item = value[idx];
-      if (item === undefined || typeof item === "function" || typeof item === "symbol") writeAscii(io, "null");
+      if (invisible(item)) writeAscii(io, "null");
       else if (!writeProjection(io, item, keep, depth + 1)) return false;
     }
     writeAscii(io, "]");
     return true;
   }
-  const proto = Object.getPrototypeOf(value);
-  if ((proto !== Object.prototype && proto !== null) || typeof value.toJSON === "function") return false;
   writeAscii(io, "{");
   let first = true;
+  let empty = true;
   for (const key of Object.keys(value)) {
-    if (!keep.has(key)) continue;
     const item = value[key];
-    if (item === undefined || typeof item === "function" || typeof item === "symbol") continue;
-    // Kept names are element names from the expression; one that would need escaping makes
-    // text that does not read, and the whole object is read instead.
-    writeKey(io, key, first);
+    if (invisible(item)) continue;
+    empty = false;
+    if (!keep.has(key)) continue;
+    if (!writeKey(io, key, first)) return false;
     first = false;
     if (!writeProjection(io, item, keep, depth + 1)) return false;
   }
   writeAscii(io, "}");
-  return true;
+  // An empty object breaks the FHIR JSON rules; in a projection it would pass for one emptied.
+  return !empty;
+}
+
+/**
+ * True for an array or object JSON.stringify writes as it stands: its own prototype, no
+ * `toJSON`. Anything else (class instances, Dates, arrays with `toJSON`) is read whole.
+ */
+function plainData(value) {
+  const proto = Object.getPrototypeOf(value);
+  const plain = Array.isArray(value) ? proto === Array.prototype : proto === Object.prototype || proto === null;
+  return plain && typeof value.toJSON !== "function";
 }
 
 /**
@@ -536,33 +569,32 @@ function projectionText(value, keep, depth) {
     return typeof value === "bigint" ? undefined : JSON.stringify(value);
   }
   if (value === null) return "null";
-  if (depth > PROJECTION_DEPTH) return undefined;
+  if (depth > PROJECTION_DEPTH || !plainData(value)) return undefined;
   if (Array.isArray(value)) {
     let text = "[";
     for (let idx = 0; idx < value.length; idx++) {
       const item = value[idx];
-      const inner = item === undefined || typeof item === "function" || typeof item === "symbol" ? "null" : projectionText(item, keep, depth + 1);
+      const inner = invisible(item) ? "null" : projectionText(item, keep, depth + 1);
       if (inner === undefined) return undefined;
       text += idx === 0 ? inner : `,${inner}`;
     }
     return `${text}]`;
   }
-  const proto = Object.getPrototypeOf(value);
-  if ((proto !== Object.prototype && proto !== null) || typeof value.toJSON === "function") return undefined;
   let text = "{";
   let first = true;
+  let empty = true;
   for (const key of Object.keys(value)) {
-    if (!keep.has(key)) continue;
     const item = value[key];
-    if (item === undefined || typeof item === "function" || typeof item === "symbol") continue;
+    if (invisible(item)) continue;
+    empty = false;
+    if (!keep.has(key)) continue;
+    if (!plainKey(key)) return undefined;
     const inner = projectionText(item, keep, depth + 1);
     if (inner === undefined) return undefined;
-    // Kept names are element names from the expression; one that would need escaping makes
-    // text that does not read, and the whole object is read instead.
     text += first ? `"${key}":${inner}` : `,"${key}":${inner}`;
     first = false;
   }
-  return `${text}}`;
+  return empty ? undefined : `${text}}`;
 }
 
 /**
@@ -671,7 +703,10 @@ export class CompiledFhirPath {
         text = compiled.evaluateProjection(projection, vars);
       }
     } catch (thrown) {
-      throw toFhirError(thrown);
+      if (isTrap(thrown)) throw toFhirError(thrown);
+      // The object's own getters threw: read whole, which reports it as any unreadable
+      // resource is reported.
+      return undefined;
     }
     if (text === undefined) {
       // An expression whose results are whole objects misses every time: stop trying.

@@ -255,6 +255,16 @@ test("a plain object read by projection answers as its JSON text read whole does
     [{ resourceType: "Patient", name: [Object.assign(Object.create({ inherited: 1 }), { family: "H" })] }, "Patient.name.family"],
     // Deep nesting: the projection stops following and the whole object is read.
     [{ resourceType: "Patient", extension: [nested(120)] }, "Patient.extension.url"],
+    // Empty objects where the expression reaches break the rules, as in the whole resource.
+    [{ resourceType: "Patient", name: [{}] }, "Patient.name.count()"],
+    [{ resourceType: "Patient", _birthDate: {} }, "Patient.birthDate.exists()"],
+    [{ resourceType: "Patient", contact: [{ name: {} }] }, "Patient.contact.name.exists()"],
+    // A choice element named by one type keeps its others, so that two types are refused.
+    [{ ...observation, valueString: "x" }, "Observation.valueQuantity.unit"],
+    // Arrays JSON.stringify writes through toJSON; keys that are no FHIR name.
+    [{ resourceType: "Patient", name: [{ given: Object.assign(["a", "b"], { toJSON: () => ["z"] }) }] }, "Patient.name.given"],
+    [{ resourceType: "Patient", name: [{ given: ArrayWithJson.from(["a"]) }] }, "Patient.name.given"],
+    [{ resourceType: "Patient", name: [{ family: "x", "ŧiven": ["b"] }] }, "Patient.name.`ŧiven`.count() + Patient.name.family.count()"],
   ];
   for (const [resource, expression] of cases) {
     assert.equal(answer(resource, expression), answer(JSON.stringify(resource), expression), `${expression} on ${JSON.stringify(resource).slice(0, 80)}`);
@@ -268,6 +278,18 @@ test("a plain object read by projection answers as its JSON text read whole does
   const aside = { resourceType: "Patient", name: [{ family: "C" }] };
   aside.name[0].self = aside.name;
   assert.deepEqual(evaluate(aside, "Patient.name.family"), ["C"]);
+  // A getter that evaluates meanwhile, and one that throws.
+  const names = [{ family: "A" }];
+  Object.defineProperty(names, 1, {
+    enumerable: true,
+    get() {
+      assert.deepEqual(evaluate({ resourceType: "Patient", name: [{ family: "inner" }] }, "Patient.name.family"), ["inner"]);
+      return { family: "B" };
+    },
+  });
+  assert.deepEqual(evaluate({ resourceType: "Patient", name: names }, "Patient.name.family"), ["A", "B"]);
+  const throwing = { resourceType: "Patient", get gender() { throw new Error("boom"); } };
+  assert.throws(() => evaluate(throwing, "Patient.gender"), (err) => err instanceof FhirError && err.status === 400);
   // Many calls in a row through the shared buffer, with a result longer than it.
   const long = { resourceType: "Patient", name: [{ given: Array.from({ length: 2000 }, (_, i) => `given-${i}`) }] };
   assert.equal(evaluate(long, "Patient.name.given").length, 2000);
@@ -278,4 +300,10 @@ function nested(depth) {
   let value = { url: "http://example.org/leaf", valueString: "x" };
   for (let i = 0; i < depth; i++) value = { url: `http://example.org/${i}`, extension: [value] };
   return value;
+}
+
+class ArrayWithJson extends Array {
+  toJSON() {
+    return ["q"];
+  }
 }

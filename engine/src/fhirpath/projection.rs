@@ -84,16 +84,34 @@ fn walk(expr: &Expr, used: &mut BTreeSet<String>) -> Option<()> {
 }
 
 /// Adds the JSON names of element `name`: itself and its primitive companion (`_name`), and
-/// for a choice element of any type, every typed name (`valueQuantity`, `_valueString`).
+/// for a choice element (named as such, `value`, or by one of its types, `valueQuantity`), every
+/// typed name (`valueQuantity`, `_valueString`), so that a second type given beside the first is
+/// there to be refused.
 fn add_name(name: &str, out: &mut BTreeSet<String>) {
     out.insert(String::from(name));
     out.insert(alloc::format!("_{name}"));
+    let choice = |def: &model::TypeDef, json_name: &model::JsonName| {
+        def.elements
+            .get(usize::from(json_name.element))
+            .filter(|element| element.has(flags::CHOICE))
+    };
+    let mut bases = BTreeSet::new();
+    bases.insert(name);
     for def in &model::TYPES {
         for json_name in def.json_names {
-            let Some(element) = def.elements.get(usize::from(json_name.element)) else {
+            if let Some(element) = choice(def, json_name) {
+                if json_name.name == name {
+                    bases.insert(element.name);
+                }
+            }
+        }
+    }
+    for def in &model::TYPES {
+        for json_name in def.json_names {
+            let Some(element) = choice(def, json_name) else {
                 continue;
             };
-            if element.name != name || !element.has(flags::CHOICE) {
+            if !bases.contains(element.name) {
                 continue;
             }
             out.insert(String::from(json_name.name));
@@ -136,6 +154,15 @@ mod tests {
         }
         assert!(!names.iter().any(|n| n == "_valueQuantity"));
         assert!(!names.iter().any(|n| n == "subject"));
+
+        // Named by one of its types, a choice element keeps its other types too.
+        let names = names_of("Observation.valueQuantity.unit").expect("some");
+        for expected in ["valueQuantity", "valueString", "_valueString", "value"] {
+            assert!(
+                names.iter().any(|n| n == expected),
+                "{expected} in {names:?}"
+            );
+        }
 
         let names = names_of("Patient.name.where(use = 'official').given").expect("some");
         for expected in ["name", "_name", "use", "_use", "given", "_given"] {
