@@ -691,11 +691,11 @@ export class CompiledFhirPath {
    * the answer or the error.
    */
   #evaluateProjection(compiled, resource, vars) {
-    if (this.#names === undefined) this.#names = compiled.projection() ?? null;
-    if (this.#names === null) return undefined;
-    if (this.#keep === undefined) this.#keep = new Set(this.#names);
     let text = null;
     try {
+      if (this.#names === undefined) this.#names = compiled.projection() ?? null;
+      if (this.#names === null) return undefined;
+      if (this.#keep === undefined) this.#keep = new Set(this.#names);
       if (vars === undefined) text = evaluateShared(compiled, resource, this.#keep);
       if (text === null) {
         const projection = projectionText(resource, this.#keep, 0);
@@ -703,7 +703,8 @@ export class CompiledFhirPath {
         text = compiled.evaluateProjection(projection, vars);
       }
     } catch (thrown) {
-      if (isTrap(thrown)) throw toFhirError(thrown);
+      // The engine failed, or this expression was made before it restarted.
+      if (isTrap(thrown) || (thrown instanceof Error && /stale object/.test(thrown.message))) throw toFhirError(thrown);
       // The object's own getters threw: read whole, which reports it as any unreadable
       // resource is reported.
       return undefined;
