@@ -127,7 +127,7 @@ impl ProjectionBuffer {
     #[wasm_bindgen(constructor)]
     pub fn new() -> ProjectionBuffer {
         ProjectionBuffer {
-            bytes: alloc_zeroed(4096),
+            bytes: vec![0; 4096],
         }
     }
 
@@ -155,10 +155,6 @@ impl Default for ProjectionBuffer {
     fn default() -> Self {
         ProjectionBuffer::new()
     }
-}
-
-fn alloc_zeroed(len: usize) -> Vec<u8> {
-    vec![0; len]
 }
 
 /// A compiled FHIRPath expression.
@@ -335,37 +331,18 @@ impl CompiledExpression {
         run(&self.expression, &resource, variables.as_deref())
     }
 
-    /// The JSON property names evaluation can read (see `evaluateProjection`), sorted;
+    /// The JSON property names evaluation can read (see `evaluateProjectionIn`), sorted;
     /// `undefined` when it may read anything.
     pub fn projection(&self) -> Option<Vec<String>> {
         self.expression.projection()
     }
 
-    /// Evaluates on a projection of a resource, given as JSON text (short: copied in as it
-    /// stands, without encoding it first): the resource
-    /// keeping, at every level, only the names of `projection()`. What is there is read by
-    /// the FHIR JSON rules; what is not is not checked. `undefined` when the projection does
-    /// not read, evaluation fails, or the result depends on what the projection left out:
-    /// then the caller evaluates on the whole resource, which gives the answer (or the error)
-    /// for it.
-    #[wasm_bindgen(js_name = evaluateProjection)]
-    pub fn evaluate_projection(&self, text: &str, variables: Option<Vec<u8>>) -> Option<String> {
-        let resource = parse_projection(text.as_bytes()).ok()?;
-        let mut res = String::new();
-        run_each(
-            &self.expression,
-            core::slice::from_ref(&resource),
-            variables.as_deref(),
-            true,
-            &mut res,
-        )
-        .ok()?;
-        Some(res)
-    }
-
-    /// `evaluateProjection` on the first `len` bytes of `buffer`, with no variables; the
-    /// result's JSON text replaces them. Returns its length; -1 where `evaluateProjection`
-    /// answers `undefined`.
+    /// Evaluates on a projection of a resource: the first `len` bytes of `buffer`, JSON text
+    /// keeping at every level only the names of `projection()`. What is there is read by the
+    /// FHIR JSON rules; what is not is not checked. The result's JSON text replaces the input;
+    /// returns its length, or -1 when the projection does not read, evaluation fails, or the
+    /// result depends on what the projection left out: then the caller evaluates on the whole
+    /// resource, which gives the answer (or the error) for it.
     #[wasm_bindgen(js_name = evaluateProjectionIn)]
     pub fn evaluate_projection_in(&self, buffer: &mut ProjectionBuffer, len: usize) -> i32 {
         let Some(text) = buffer.bytes.get(..len) else {

@@ -7,8 +7,6 @@ import { call, describe, engine, isTrap, onRestart, restartEngine, toBytes } fro
 
 export { FhirError };
 
-const encoder = new TextEncoder();
-
 /** Bytes of Wasm memory the engine holds now. */
 /** `Symbol.dispose`, so that `using` frees a handle at the end of its block. */
 const DISPOSE = Symbol.dispose ?? Symbol.for("Symbol.dispose");
@@ -363,14 +361,14 @@ function memoryBytes(io) {
 
 /**
  * Evaluates `compiled` on the projection of `resource` written straight into the shared buffer
- * (no text is made in JS). `undefined` when the resource is not plain JSON data or the engine
- * declines (see #evaluateProjection); `null` when the buffer is in use by the call that
- * reached this one through a getter of its object.
+ * (no text is made in JS). `undefined` when the resource is not plain JSON data, the engine
+ * declines (see #evaluateProjection), or the buffer is in use by the call that reached this
+ * one through a getter of its object.
  */
 function evaluateShared(compiled, resource, keep) {
   const io = sharedBuffer();
-  // A getter of the object evaluating meanwhile goes the other way, not through this buffer.
-  if (io.busy) return null;
+  // A getter of the object evaluating meanwhile reads its resource whole.
+  if (io.busy) return undefined;
   io.busy = true;
   let written;
   try {
@@ -559,45 +557,6 @@ function plainData(value) {
 }
 
 /**
- * The JSON text of `value` keeping, at every level, only the properties named in `keep`: what
- * `JSON.stringify(value, [...keep])` writes, several times faster. `undefined` for what is not
- * plain JSON data (class instances, `toJSON`, cycles, BigInt), which the caller then reads
- * whole, by JSON.stringify's own rules.
- */
-function projectionText(value, keep, depth) {
-  if (typeof value !== "object") {
-    return typeof value === "bigint" ? undefined : JSON.stringify(value);
-  }
-  if (value === null) return "null";
-  if (depth > PROJECTION_DEPTH || !plainData(value)) return undefined;
-  if (Array.isArray(value)) {
-    let text = "[";
-    for (let idx = 0; idx < value.length; idx++) {
-      const item = value[idx];
-      const inner = invisible(item) ? "null" : projectionText(item, keep, depth + 1);
-      if (inner === undefined) return undefined;
-      text += idx === 0 ? inner : `,${inner}`;
-    }
-    return `${text}]`;
-  }
-  let text = "{";
-  let first = true;
-  let empty = true;
-  for (const key of Object.keys(value)) {
-    const item = value[key];
-    if (invisible(item)) continue;
-    empty = false;
-    if (!keep.has(key)) continue;
-    if (!plainKey(key)) return undefined;
-    const inner = projectionText(item, keep, depth + 1);
-    if (inner === undefined) return undefined;
-    text += first ? `"${key}":${inner}` : `,"${key}":${inner}`;
-    first = false;
-  }
-  return empty ? undefined : `${text}}`;
-}
-
-/**
  * A compiled FHIRPath expression: compile once, evaluate many times.
  */
 export class CompiledFhirPath {
@@ -691,17 +650,14 @@ export class CompiledFhirPath {
    * the answer or the error.
    */
   #evaluateProjection(compiled, resource, vars) {
-    let text = null;
+    // With variables, the whole object is read.
+    if (vars !== undefined) return undefined;
+    let text;
     try {
       if (this.#names === undefined) this.#names = compiled.projection() ?? null;
       if (this.#names === null) return undefined;
       if (this.#keep === undefined) this.#keep = new Set(this.#names);
-      if (vars === undefined) text = evaluateShared(compiled, resource, this.#keep);
-      if (text === null) {
-        const projection = projectionText(resource, this.#keep, 0);
-        if (projection === undefined) return undefined;
-        text = compiled.evaluateProjection(projection, vars);
-      }
+      text = evaluateShared(compiled, resource, this.#keep);
     } catch (thrown) {
       // The engine failed, or this expression was made before it restarted.
       if (isTrap(thrown) || (thrown instanceof Error && /stale object/.test(thrown.message))) throw toFhirError(thrown);
