@@ -1,26 +1,28 @@
 //! The engine's [`Store`] on IndexedDB, through `indexed_db_futures`.
 //!
-//! One database per store, holding one object store (`kv`) of byte values under binary keys
-//! (IndexedDB orders binary keys byte by byte, the order the engine's keys are made for).
-//! Each engine transaction is one IndexedDB transaction, read-only for reads: the engine awaits
-//! nothing but that transaction's own requests, so it stays active until the engine commits,
-//! and a transaction Bundle is on disk whole or not at all. Writes are buffered and issued at
-//! commit; a failure of any (a full quota) aborts them all.
+//! The data is a [`PagedStore`]: a committed transaction is a few records (its log, its large
+//! values packed in chunks, the meta record), not one record per key, since IndexedDB charges
+//! per request far more than per byte. The records live in one object store (`records`) under
+//! numeric keys. Each engine transaction is one IndexedDB transaction, read-only for reads:
+//! the engine awaits nothing but that transaction's own requests, so it stays active until
+//! the engine commits, and a transaction Bundle is on disk whole or not at all. Writes are
+//! buffered and issued at commit; a failure of any (a full quota) aborts them all.
 //!
 //! **Invariant:** a readwrite IndexedDB transaction is held for the engine's whole writing
 //! transaction, reads included, so writers from other tabs and workers run strictly one after
 //! another and a version check done in one can not be overtaken by another's write.
+//!
+//! Schema 1 kept one record per key in the object store `kv`; opening such a database moves
+//! its entries into the paged layout, a batch per transaction, each batch deleted from `kv` in
+//! the transaction that stores it.
 
 use core::cell::RefCell;
 use core::future::{poll_fn, Future, IntoFuture};
 use core::task::{Poll, Waker};
-use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use hearth_engine::store::{
-    merge_writes, Entry, KeyRange as Range, Store, StoreError, Transaction,
-};
-use indexed_db_futures::cursor::CursorDirection;
+use hearth_engine::store::paged::{PagedStore, PagedTx, Records, RecordsTx};
+use hearth_engine::store::{Store, StoreError, Transaction};
 use indexed_db_futures::database::Database;
 use indexed_db_futures::prelude::*;
 use indexed_db_futures::transaction::{
@@ -32,18 +34,16 @@ use wasm_bindgen::{JsCast, JsValue};
 
 use crate::BindingError;
 
-/// The object store of keys and values.
-const DATA: &str = "kv";
+/// The object store of schema 1: one record per key.
+const LEGACY: &str = "kv";
+/// The object store of the paged layout's records.
+const RECORDS: &str = "records";
 
 /// The schema's version: the number of upgrade steps in [`upgrade`].
-const SCHEMA_VERSION: u32 = 1;
+const SCHEMA_VERSION: u32 = 2;
 
-/// Entries asked of IndexedDB by the first request of a range scan; each further request asks
-/// for four times as many, up to [`SCAN_BATCH_MAX`], so that short scans read little and long
-/// ones take few round trips.
-const SCAN_BATCH: usize = 1024;
-/// The most entries asked of IndexedDB by one request of a range scan.
-const SCAN_BATCH_MAX: usize = 65_536;
+/// Entries of schema 1 moved per transaction when a database of that schema is opened.
+const MIGRATION_BATCH: u32 = 20_000;
 
 /// Why a connection can no longer be used.
 #[derive(Default)]
@@ -53,8 +53,13 @@ struct Closed {
 
 /// An open IndexedDB database holding a Hearth store.
 pub struct IdbStore {
-    db: Database,
+    paged: PagedStore<IdbRecords>,
     name: String,
+}
+
+/// The records of a [`PagedStore`] in the object store `records`.
+pub struct IdbRecords {
+    db: Database,
     closed: Rc<RefCell<Closed>>,
 }
 
@@ -78,6 +83,11 @@ fn key_js(key: &[u8]) -> JsValue {
     Uint8Array::from(key).into()
 }
 
+fn id_js(id: u64) -> JsValue {
+    // Record ids are below 2^53: exact as JavaScript numbers.
+    JsValue::from_f64(id as f64)
+}
+
 fn key_bytes(value: &JsValue) -> Result<Vec<u8>, StoreError> {
     if let Some(bytes) = value.dyn_ref::<Uint8Array>() {
         return Ok(bytes.to_vec());
@@ -94,7 +104,10 @@ fn key_bytes(value: &JsValue) -> Result<Vec<u8>, StoreError> {
 /// Steps are append-only: a released step is never edited, a new one is added.
 fn upgrade(old_version: f64, db: &Database) -> Result<(), indexed_db_futures::error::Error> {
     if old_version < 1.0 {
-        db.create_object_store(DATA).build()?;
+        db.create_object_store(LEGACY).build()?;
+    }
+    if old_version < 2.0 {
+        db.create_object_store(RECORDS).build()?;
     }
     Ok(())
 }
@@ -161,11 +174,36 @@ impl IdbStore {
         };
         let closed = Rc::new(RefCell::new(Closed::default()));
         watch_version_changes(&db, Rc::clone(&closed));
-        Ok(IdbStore {
-            db,
+        let store = IdbStore {
+            paged: PagedStore::new(IdbRecords { db, closed }),
             name: name.to_owned(),
-            closed,
-        })
+        };
+        store
+            .migrate()
+            .await
+            .map_err(|err| BindingError::Storage(err.message))?;
+        Ok(store)
+    }
+
+    /// Moves the entries of a schema 1 database into the paged layout.
+    async fn migrate(&self) -> Result<(), StoreError> {
+        loop {
+            let mut tx = self.paged.begin(true).await?;
+            let entries = tx.backend().legacy_batch(MIGRATION_BATCH).await?;
+            let Some((last, _)) = entries.last() else {
+                return tx.commit().await;
+            };
+            tx.backend().legacy_delete_through(last);
+            for (key, value) in entries {
+                tx.put(key, value);
+            }
+            tx.commit().await?;
+        }
+    }
+
+    /// Recent changes held in memory, pages, and bytes of cached pages and chunks.
+    pub fn footprint(&self) -> (usize, usize, usize) {
+        self.paged.footprint()
     }
 
     /// The database's name.
@@ -175,15 +213,16 @@ impl IdbStore {
 
     /// Why the connection was closed, if it was.
     pub fn closed_reason(&self) -> Option<String> {
-        self.closed.borrow().reason.clone()
+        self.paged.records().closed_reason()
     }
 
     /// Closes the connection; later transactions fail with `reason`.
     pub fn close(&self, reason: &str) {
-        let mut closed = self.closed.borrow_mut();
+        let records = self.paged.records();
+        let mut closed = records.closed.borrow_mut();
         if closed.reason.is_none() {
             closed.reason = Some(reason.to_owned());
-            self.db.clone().close();
+            records.db.clone().close();
         }
     }
 
@@ -197,6 +236,22 @@ impl IdbStore {
             .await
             .map_err(|err| BindingError::Storage(message(err)))
     }
+}
+
+/// Resolves on a later turn of the event loop (`setTimeout(0)`), or at once where there is no
+/// timer.
+async fn next_turn() {
+    let global = js_sys::global();
+    let Ok(set_timeout) = js_sys::Reflect::get(&global, &JsValue::from_str("setTimeout")) else {
+        return;
+    };
+    let Some(set_timeout) = set_timeout.dyn_ref::<js_sys::Function>() else {
+        return;
+    };
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        let _ = set_timeout.call2(&global, &resolve, &JsValue::from(0));
+    });
+    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
 }
 
 /// Closes the connection when a newer version of the database is opened elsewhere (another
@@ -221,6 +276,20 @@ fn watch_version_changes(db: &Database, closed: Rc<RefCell<Closed>>) {
 }
 
 impl Store for IdbStore {
+    type Tx<'s> = PagedTx<'s, IdbRecords>;
+
+    async fn begin(&self, write: bool) -> Result<PagedTx<'_, IdbRecords>, StoreError> {
+        self.paged.begin(write).await
+    }
+}
+
+impl IdbRecords {
+    fn closed_reason(&self) -> Option<String> {
+        self.closed.borrow().reason.clone()
+    }
+}
+
+impl Records for IdbRecords {
     type Tx<'s> = IdbTx<'s>;
 
     async fn begin(&self, write: bool) -> Result<IdbTx<'_>, StoreError> {
@@ -232,9 +301,14 @@ impl Store for IdbStore {
         } else {
             TransactionMode::Readonly
         };
+        let stores: &[&str] = if write {
+            &[RECORDS, LEGACY]
+        } else {
+            &[RECORDS]
+        };
         let tx = self
             .db
-            .transaction(DATA)
+            .transaction(stores)
             .with_mode(mode)
             .build()
             .map_err(|err| match self.closed_reason() {
@@ -243,262 +317,185 @@ impl Store for IdbStore {
             })?;
         Ok(IdbTx {
             tx,
-            writes: BTreeMap::new(),
-            read: BTreeMap::new(),
+            wrote: false,
+            failed: None,
         })
     }
 }
 
-/// One IndexedDB transaction of the engine.
+/// One IndexedDB transaction of the engine. Writes are sent to IndexedDB as they are made (so
+/// that their bytes leave Wasm memory at once); they all come within the engine's commit,
+/// which awaits nothing but the transaction's own requests, so the transaction is active for
+/// all or, when it has already ended, for none (the first refusal is kept and reported at
+/// commit).
 pub struct IdbTx<'s> {
     tx: IdbTransaction<'s>,
-    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
-    /// Values read ahead by `prefetch` (the transaction's snapshot; its own writes win).
-    read: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    wrote: bool,
+    failed: Option<StoreError>,
 }
 
-impl IdbTx<'_> {
-    /// Up to `limit` stored entries of `range` (own writes not merged), in key order.
-    async fn read_forward(&self, range: &Range, limit: usize) -> Result<Vec<Entry>, StoreError> {
+impl<'s> IdbTx<'s> {
+    /// Up to `limit` entries of schema 1, in key order.
+    async fn legacy_batch(&mut self, limit: u32) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
         let store = self
             .tx
-            .object_store(DATA)
+            .object_store(LEGACY)
             .map_err(|err| store_error("read", err))?;
+        let keys = store
+            .get_all_keys::<JsValue>()
+            .with_limit(limit)
+            .primitive()
+            .map_err(|err| store_error("read", err))?;
+        let values = store
+            .get_all::<JsValue>()
+            .with_limit(limit)
+            .primitive()
+            .map_err(|err| store_error("read", err))?;
+        let keys = keys.await.map_err(|err| store_error("read", err))?;
+        let values = values.await.map_err(|err| store_error("read", err))?;
         let mut found = Vec::new();
-        let mut after: Option<Vec<u8>> = None;
-        let mut size = SCAN_BATCH;
-        while found.len() < limit {
-            let batch = (limit - found.len()).min(size);
-            size = (size * 4).min(SCAN_BATCH_MAX);
-            let lower = after.as_deref().unwrap_or(&range.start);
-            let query = match &range.end {
-                Some(end) if end.as_slice() <= lower => break,
-                Some(end) => KeyRange::Bound(key_js(lower), after.is_some(), key_js(end), true),
-                None => KeyRange::LowerBound(key_js(lower), after.is_some()),
-            };
-            // Both requests go out before either is awaited; they see the same snapshot.
-            let keys = store
-                .get_all_keys::<JsValue>()
-                .with_query::<JsValue, _>(query.clone())
-                .with_limit(batch as u32)
-                .primitive()
-                .map_err(|err| store_error("read", err))?;
-            let values = store
-                .get_all::<JsValue>()
-                .with_query::<JsValue, _>(query)
-                .with_limit(batch as u32)
-                .primitive()
-                .map_err(|err| store_error("read", err))?;
-            let keys = keys.await.map_err(|err| store_error("read", err))?;
-            let values = values.await.map_err(|err| store_error("read", err))?;
-            let mut count = 0;
-            for (key, value) in keys.zip(values) {
-                let key = key.map_err(|err| store_error("read", err))?;
-                let value = value.map_err(|err| store_error("read", err))?;
-                found.push((key_bytes(&key)?, key_bytes(&value)?));
-                count += 1;
-            }
-            if count < batch {
-                break;
-            }
-            after = found.last().map(|(key, _)| key.clone());
+        for (key, value) in keys.zip(values) {
+            let key = key.map_err(|err| store_error("read", err))?;
+            let value = value.map_err(|err| store_error("read", err))?;
+            found.push((key_bytes(&key)?, key_bytes(&value)?));
         }
         Ok(found)
     }
 
-    /// Up to `limit` stored entries of `range`, in descending key order, through a cursor.
-    async fn read_backward(&self, range: &Range, limit: usize) -> Result<Vec<Entry>, StoreError> {
-        let store = self
-            .tx
-            .object_store(DATA)
-            .map_err(|err| store_error("read", err))?;
-        let query = idb_range(range);
-        let mut found = Vec::new();
-        if limit == 0 {
-            return Ok(found);
-        }
-        let cursor = store
-            .open_cursor()
-            .with_query::<JsValue, _>(query)
-            .with_direction(CursorDirection::Prev)
-            .primitive()
-            .map_err(|err| store_error("read", err))?
-            .await
-            .map_err(|err| store_error("read", err))?;
-        let Some(mut cursor) = cursor else {
-            return Ok(found);
-        };
-        // The first `next_record` reads the record the cursor opened on; later ones advance.
-        while let Some(value) = cursor
-            .next_record::<JsValue>()
-            .await
-            .map_err(|err| store_error("read", err))?
-        {
-            let key: Option<JsValue> = cursor.key().map_err(|err| store_error("read", err))?;
-            if let Some(key) = key {
-                found.push((key_bytes(&key)?, key_bytes(&value)?));
-            }
-            if found.len() >= limit {
-                break;
-            }
-        }
-        Ok(found)
-    }
-}
-
-/// The IndexedDB key range of an engine key range.
-fn idb_range(range: &Range) -> KeyRange<JsValue> {
-    match &range.end {
-        Some(end) => KeyRange::Bound(key_js(&range.start), false, key_js(end), true),
-        None => KeyRange::LowerBound(key_js(&range.start), false),
-    }
-}
-
-impl Transaction for IdbTx<'_> {
-    async fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        if let Some(written) = self.writes.get(key) {
-            return Ok(written.clone());
-        }
-        if let Some(read) = self.read.get(key) {
-            return Ok(read.clone());
-        }
-        let store = self
-            .tx
-            .object_store(DATA)
-            .map_err(|err| store_error("read", err))?;
-        let found: Option<JsValue> = store
-            .get::<JsValue, JsValue, _>(KeyRange::Only(key_js(key)))
-            .primitive()
-            .map_err(|err| store_error("read", err))?
-            .await
-            .map_err(|err| store_error("read", err))?;
-        found.map(|value| key_bytes(&value)).transpose()
+    /// Deletes the schema 1 entries up to and including `last`.
+    fn legacy_delete_through(&mut self, last: &[u8]) {
+        self.send(|tx| {
+            let legacy = tx.object_store(LEGACY)?;
+            let request = legacy
+                .delete::<JsValue, _>(KeyRange::UpperBound(key_js(last), false))
+                .primitive()?;
+            drop(request);
+            Ok(())
+        });
     }
 
-    async fn scan(
+    /// Sends a write, keeping the first refusal for the commit to report.
+    fn send(
         &mut self,
-        range: &Range,
-        limit: usize,
-        reverse: bool,
-    ) -> Result<Vec<Entry>, StoreError> {
-        // Own writes may hide stored entries (deletes) or add some; ask for enough.
-        let own = self.writes.keys().filter(|key| range.contains(key)).count();
-        let asked = limit.saturating_add(own);
-        let stored = if reverse {
-            self.read_backward(range, asked).await?
-        } else {
-            self.read_forward(range, asked).await?
-        };
-        if own == 0 {
-            let mut stored = stored;
-            stored.truncate(limit);
-            return Ok(stored);
+        write: impl FnOnce(&IdbTransaction<'s>) -> Result<(), indexed_db_futures::error::Error>,
+    ) {
+        self.wrote = true;
+        if self.failed.is_some() {
+            return;
         }
-        Ok(merge_writes(stored, &self.writes, range, limit, reverse))
+        if let Err(err) = write(&self.tx) {
+            self.failed = Some(store_error("write", err));
+        }
     }
+}
 
-    async fn count(&mut self, range: &Range) -> Result<usize, StoreError> {
-        if range.is_empty() {
-            return Ok(0);
-        }
-        if self.writes.keys().any(|key| range.contains(key)) {
-            // Own writes change the count: counted from the merged scan.
-            return Ok(self.scan(range, usize::MAX, false).await?.len());
-        }
+impl RecordsTx for IdbTx<'_> {
+    async fn get_many(&mut self, ids: &[u64]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
         let store = self
             .tx
-            .object_store(DATA)
-            .map_err(|err| store_error("read", err))?;
-        let query = idb_range(range);
-        let count: u32 = store
-            .count()
-            .with_query::<JsValue, _>(query)
-            .primitive()
-            .map_err(|err| store_error("read", err))?
-            .await
-            .map_err(|err| store_error("read", err))?;
-        Ok(count as usize)
-    }
-
-    async fn prefetch(&mut self, keys: &[Vec<u8>]) -> Result<(), StoreError> {
-        let wanted: std::collections::BTreeSet<&Vec<u8>> = keys
-            .iter()
-            .filter(|key| !self.writes.contains_key(*key) && !self.read.contains_key(*key))
-            .collect();
-        if wanted.is_empty() {
-            return Ok(());
-        }
-        let store = self
-            .tx
-            .object_store(DATA)
+            .object_store(RECORDS)
             .map_err(|err| store_error("read", err))?;
         // Every request goes out before the first is awaited: one round trip for all.
-        let mut pending = Vec::with_capacity(wanted.len());
-        for key in wanted {
+        let mut pending = Vec::with_capacity(ids.len());
+        for id in ids {
             let request = store
-                .get::<JsValue, JsValue, _>(KeyRange::Only(key_js(key)))
+                .get::<JsValue, JsValue, _>(KeyRange::Only(id_js(*id)))
                 .primitive()
                 .map_err(|err| store_error("read", err))?;
-            pending.push((key.clone(), request));
+            pending.push(request);
         }
-        for (key, request) in pending {
-            let found: Option<JsValue> = request.await.map_err(|err| store_error("read", err))?;
-            let value = found.map(|value| key_bytes(&value)).transpose()?;
-            self.read.insert(key, value);
+        let mut found = Vec::with_capacity(ids.len());
+        for request in pending {
+            let value: Option<JsValue> = request.await.map_err(|err| store_error("read", err))?;
+            found.push(value.map(|value| key_bytes(&value)).transpose()?);
         }
-        Ok(())
+        Ok(found)
     }
 
-    fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
-        self.writes.insert(key, Some(value));
+    async fn get_range(&mut self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, StoreError> {
+        if end <= start {
+            return Ok(Vec::new());
+        }
+        let store = self
+            .tx
+            .object_store(RECORDS)
+            .map_err(|err| store_error("read", err))?;
+        let values = store
+            .get_all::<JsValue>()
+            .with_query::<JsValue, _>(KeyRange::Bound(id_js(start), false, id_js(end), true))
+            .primitive()
+            .map_err(|err| store_error("read", err))?
+            .await
+            .map_err(|err| store_error("read", err))?;
+        values
+            .map(|value| {
+                let value = value.map_err(|err| store_error("read", err))?;
+                key_bytes(&value)
+            })
+            .collect()
     }
 
-    fn delete(&mut self, key: Vec<u8>) {
-        self.writes.insert(key, None);
+    fn put(&mut self, id: u64, value: Vec<u8>) {
+        self.send(|tx| {
+            let store = tx.object_store(RECORDS)?;
+            let request = store
+                .put(JsValue::from(Uint8Array::from(value.as_slice())))
+                .with_key(id_js(id))
+                .primitive()?;
+            drop(request);
+            Ok(())
+        });
+    }
+
+    fn delete_range(&mut self, start: u64, end: u64) {
+        if start >= end {
+            return;
+        }
+        self.send(|tx| {
+            let store = tx.object_store(RECORDS)?;
+            let request = store
+                .delete::<JsValue, _>(KeyRange::Bound(id_js(start), false, id_js(end), true))
+                .primitive()?;
+            drop(request);
+            Ok(())
+        });
     }
 
     async fn commit(self) -> Result<(), StoreError> {
-        let IdbTx { tx, writes, .. } = self;
-        if writes.is_empty() {
+        let IdbTx {
+            tx, wrote, failed, ..
+        } = self;
+        if let Some(err) = failed {
+            // A write was refused: nothing of the transaction may be stored.
+            let _ = tx.abort().await;
+            return Err(err);
+        }
+        if !wrote {
             // Nothing to write: let it end; a read-only transaction has nothing to lose.
             return tx.commit().await.map_err(|err| store_error("commit", err));
-        }
-        {
-            let store = tx
-                .object_store(DATA)
-                .map_err(|err| store_error("write", err))?;
-            // The requests are queued in order; their outcome is the transaction's.
-            for (key, value) in writes {
-                match value {
-                    Some(value) => {
-                        let request = store
-                            .put(JsValue::from(Uint8Array::from(value.as_slice())))
-                            .with_key(key_js(&key))
-                            .primitive()
-                            .map_err(|err| store_error("write", err))?;
-                        drop(request);
-                    }
-                    None => {
-                        let request = store
-                            .delete::<JsValue, _>(KeyRange::Only(key_js(&key)))
-                            .primitive()
-                            .map_err(|err| store_error("write", err))?;
-                        drop(request);
-                    }
-                }
-            }
         }
         // The transaction commits once its requests have settled; how it ended is read from
         // the transaction itself, since a full quota aborts it without failing a request.
         let done = tx.on_done().map_err(|err| store_error("commit", err))?;
         match done.await {
             TransactionFinishKind::Ok => Ok(()),
-            _ => Err(match tx.error() {
-                Some(err) => store_error("commit", err),
-                None => {
-                    StoreError::new("IndexedDB aborted the transaction; nothing of it was stored")
+            finish => {
+                if let Some(err) = tx.error() {
+                    return Err(store_error("commit", err));
                 }
-            }),
+                // A request failed: IndexedDB fires `error` (which ended the wait) before it
+                // aborts the transaction and records why; the reason is read after a turn of
+                // the event loop.
+                if matches!(finish, TransactionFinishKind::Err) {
+                    next_turn().await;
+                    if let Some(err) = tx.error() {
+                        return Err(store_error("commit", err));
+                    }
+                }
+                Err(StoreError::new(
+                    "IndexedDB aborted the transaction; nothing of it was stored",
+                ))
+            }
         }
     }
 }

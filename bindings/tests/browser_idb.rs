@@ -143,14 +143,24 @@ async fn a_transaction_stays_active_while_only_its_own_requests_are_awaited() {
     assert_eq!(all.len(), 400);
     drop(tx);
 
+    // Awaiting something else (a timer) lets IndexedDB commit the transaction under the
+    // engine: its writes then fail loudly at commit, and none of them is stored.
     let mut tx = store.begin(true).await.expect("begin");
     let _ = tx.get(&[0, 0, 0, 1]).await.expect("get");
     sleep(50).await;
-    let late = tx.get(&[0, 0, 0, 2]).await;
+    tx.put(vec![0, 0, 0, 1], b"late".to_vec());
+    tx.put(vec![9, 9, 9, 9], b"late".to_vec());
     assert!(
-        late.is_err(),
-        "a read after awaiting a timer must fail: the transaction has committed"
+        tx.commit().await.is_err(),
+        "a commit after awaiting a timer must fail: the transaction has ended"
     );
+    let mut tx = store.begin(false).await.expect("begin");
+    assert_eq!(tx.get(&[9, 9, 9, 9]).await.expect("get"), None);
+    assert_ne!(
+        tx.get(&[0, 0, 0, 1]).await.expect("get"),
+        Some(b"late".to_vec())
+    );
+    drop(tx);
     store.close("test");
     IdbStore::destroy(&name).await.expect("destroy");
 }
@@ -189,6 +199,88 @@ async fn a_closed_store_says_why() {
     store.close("closed by the test");
     let failed = store.begin(false).await.err().map(|err| err.message);
     assert_eq!(failed.as_deref(), Some("closed by the test"));
+    IdbStore::destroy(&name).await.expect("destroy");
+}
+
+/// A database of schema 1 (one record per key in `kv`) opens with every entry, moved into
+/// the paged layout, and `kv` emptied.
+#[wasm_bindgen_test]
+async fn a_database_of_the_first_schema_opens_with_its_entries() {
+    use indexed_db_futures::database::Database;
+    use indexed_db_futures::prelude::*;
+    use indexed_db_futures::transaction::TransactionMode;
+    use js_sys::Uint8Array;
+    use wasm_bindgen::JsValue;
+
+    let name = name("schema1");
+    let db = Database::open(&name)
+        .with_version(1u32)
+        .with_on_upgrade_needed(|_, db| {
+            db.create_object_store("kv").build()?;
+            Ok(())
+        })
+        .await
+        .expect("open at schema 1");
+    let tx = db
+        .transaction("kv")
+        .with_mode(TransactionMode::Readwrite)
+        .build()
+        .expect("transaction");
+    let kv = tx.object_store("kv").expect("kv");
+    for i in 0u32..30_000 {
+        let key = JsValue::from(Uint8Array::from(
+            &[b'm', (i >> 16) as u8, (i >> 8) as u8, i as u8][..],
+        ));
+        let value = if i % 2 == 0 {
+            vec![7u8; 200]
+        } else {
+            vec![i as u8]
+        };
+        kv.put(JsValue::from(Uint8Array::from(value.as_slice())))
+            .with_key(key)
+            .primitive()
+            .expect("put");
+    }
+    tx.commit().await.expect("commit");
+    db.close();
+
+    let store = open(&name).await;
+    let mut tx = store.begin(false).await.expect("begin");
+    let all = tx
+        .scan(&KeyRange::prefix(b"m"), usize::MAX, false)
+        .await
+        .expect("scan");
+    assert_eq!(all.len(), 30_000);
+    assert_eq!(all[4].1, vec![7u8; 200]);
+    assert_eq!(all[5].1, vec![5u8]);
+    assert_eq!(
+        tx.count(&KeyRange::prefix(b"m")).await.expect("count"),
+        30_000
+    );
+    drop(tx);
+    store.close("test");
+    // Opened again: nothing is left in `kv` to move, and everything is still there.
+    let store = open(&name).await;
+    let mut tx = store.begin(false).await.expect("begin");
+    assert_eq!(
+        tx.count(&KeyRange::prefix(b"m")).await.expect("count"),
+        30_000
+    );
+    drop(tx);
+    store.close("test");
+    let db = Database::open(&name).await.expect("open");
+    let tx = db.transaction("kv").build().expect("transaction");
+    let left: u32 = tx
+        .object_store("kv")
+        .expect("kv")
+        .count()
+        .primitive()
+        .expect("count")
+        .await
+        .expect("count");
+    assert_eq!(left, 0);
+    drop(tx);
+    db.close();
     IdbStore::destroy(&name).await.expect("destroy");
 }
 

@@ -3,11 +3,84 @@
 //! `cargo run --release -p hearth-engine --example ingest_timing -- FILE.ndjson [BATCH] [QUERY...]`
 //! prints the rate of each tenth of the file, so that a rate falling as the store grows shows;
 //! then the median time of each search `QUERY` (`Type?params`) over the loaded store.
-//! `HEARTH_VALIDATION=off` loads without validation (`X-Validation: off`).
+//! `HEARTH_VALIDATION=off` loads without validation (`X-Validation: off`);
+//! `HEARTH_STORE=paged` loads into a `PagedStore` (the layout of the IndexedDB store) over
+//! records in memory, and prints the records written.
 use std::time::Instant;
 
 use hearth_engine::rest::{Clock, IdSource, Request, Service};
-use hearth_engine::store::{block_on, MemoryStore};
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use hearth_engine::store::paged::{PagedStore, Records, RecordsTx};
+use hearth_engine::store::{block_on, MemoryStore, Store, StoreError};
+
+/// Records in memory, counting what is written (no snapshots: the load runs one transaction
+/// at a time).
+#[derive(Default)]
+struct Counted {
+    data: Rc<RefCell<BTreeMap<u64, Vec<u8>>>>,
+    puts: Cell<u64>,
+    bytes: Cell<u64>,
+    reads: Cell<u64>,
+}
+
+struct CountedTx<'s> {
+    records: &'s Counted,
+    ops: Vec<(u64, u64, Option<Vec<u8>>)>,
+}
+
+impl Records for Counted {
+    type Tx<'s> = CountedTx<'s>;
+    async fn begin(&self, _write: bool) -> Result<CountedTx<'_>, StoreError> {
+        Ok(CountedTx {
+            records: self,
+            ops: Vec::new(),
+        })
+    }
+}
+
+impl RecordsTx for CountedTx<'_> {
+    async fn get_many(&mut self, ids: &[u64]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        self.records
+            .reads
+            .set(self.records.reads.get() + ids.len() as u64);
+        let data = self.records.data.borrow();
+        Ok(ids.iter().map(|id| data.get(id).cloned()).collect())
+    }
+    async fn get_range(&mut self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, StoreError> {
+        let data = self.records.data.borrow();
+        Ok(data.range(start..end).map(|(_, v)| v.clone()).collect())
+    }
+    fn put(&mut self, id: u64, value: Vec<u8>) {
+        self.records.puts.set(self.records.puts.get() + 1);
+        self.records
+            .bytes
+            .set(self.records.bytes.get() + value.len() as u64);
+        self.ops.push((id, id + 1, Some(value)));
+    }
+    fn delete_range(&mut self, start: u64, end: u64) {
+        self.ops.push((start, end, None));
+    }
+    async fn commit(self) -> Result<(), StoreError> {
+        let mut data = self.records.data.borrow_mut();
+        for (start, end, value) in self.ops {
+            match value {
+                Some(value) => {
+                    data.insert(start, value);
+                }
+                None => {
+                    let doomed: Vec<u64> = data.range(start..end).map(|(id, _)| *id).collect();
+                    for id in doomed {
+                        data.remove(&id);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
 
 struct FixedClock;
 impl Clock for FixedClock {
@@ -26,6 +99,25 @@ impl IdSource for Counter {
 }
 
 fn main() {
+    if std::env::var("HEARTH_STORE").as_deref() == Ok("paged") {
+        let store = PagedStore::new(Counted::default());
+        run(store, |store: &PagedStore<Counted>| {
+            let records = store.records();
+            let (recent, pages, cached) = store.footprint();
+            format!(
+                "records written {} ({:.1} MB), read {}; recent {recent}, pages {pages}, cached {:.1} MB",
+                records.puts.get(),
+                records.bytes.get() as f64 / 1e6,
+                records.reads.get(),
+                cached as f64 / 1e6
+            )
+        });
+    } else {
+        run(MemoryStore::default(), |_| String::new());
+    }
+}
+
+fn run<S: Store>(store: S, report: impl Fn(&S) -> String) {
     let mut args = std::env::args().skip(1);
     let file = args.next().unwrap_or_else(|| String::from("data.ndjson"));
     let batch: usize = args.next().and_then(|b| b.parse().ok()).unwrap_or(500);
@@ -40,7 +132,7 @@ fn main() {
         .filter(|line| !line.trim().is_empty())
         .collect();
     let service = Service::new(
-        MemoryStore::default(),
+        store,
         Box::new(FixedClock),
         Box::<Counter>::default(),
         "https://hearth.local/fhir",
@@ -89,9 +181,10 @@ fn main() {
         if done - marked >= tenth || done == lines.len() {
             let seconds = mark.elapsed().as_secs_f64();
             println!(
-                "{done:>8} resources: {:>7.0}/s over the last {}",
+                "{done:>8} resources: {:>7.0}/s over the last {} {}",
                 (done - marked) as f64 / seconds,
-                done - marked
+                done - marked,
+                report(service.store())
             );
             mark = Instant::now();
             marked = done;

@@ -17,6 +17,7 @@ use core::future::Future;
 use core::ops::Bound;
 
 mod blocks;
+pub mod paged;
 
 /// A failure of the storage backend (a disk error, a quota, a conflict).
 #[derive(Debug, Clone, PartialEq, Eq)]

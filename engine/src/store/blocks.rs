@@ -44,7 +44,7 @@ pub(crate) fn key_cmp(a: &[u8], b: &[u8]) -> Ordering {
 
 /// A key of changes kept in ordered maps (a transaction's writes, the recent changes):
 /// ordered as bytes are, by [`key_cmp`].
-#[derive(PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub(crate) struct Key(pub(crate) Box<[u8]>);
 
 impl Ord for Key {
