@@ -42,8 +42,11 @@ const RECORDS: &str = "records";
 /// The schema's version: the number of upgrade steps in [`upgrade`].
 const SCHEMA_VERSION: u32 = 2;
 
-/// Entries of schema 1 moved per transaction when a database of that schema is opened.
-const MIGRATION_BATCH: u32 = 20_000;
+/// Entries of schema 1 read at once when a database of that schema is opened; a transaction
+/// moves those of them that fit in [`MIGRATION_BYTES`] (at least one).
+const MIGRATION_BATCH: u32 = 2_000;
+/// Bytes of schema 1 entries moved per transaction.
+const MIGRATION_BYTES: usize = 8 << 20;
 
 /// Why a connection can no longer be used.
 #[derive(Default)]
@@ -354,10 +357,16 @@ impl<'s> IdbTx<'s> {
         let keys = keys.await.map_err(|err| store_error("read", err))?;
         let values = values.await.map_err(|err| store_error("read", err))?;
         let mut found = Vec::new();
+        let mut bytes = 0;
         for (key, value) in keys.zip(values) {
             let key = key.map_err(|err| store_error("read", err))?;
             let value = value.map_err(|err| store_error("read", err))?;
-            found.push((key_bytes(&key)?, key_bytes(&value)?));
+            let entry = (key_bytes(&key)?, key_bytes(&value)?);
+            bytes += entry.0.len() + entry.1.len();
+            if bytes > MIGRATION_BYTES && !found.is_empty() {
+                break;
+            }
+            found.push(entry);
         }
         Ok(found)
     }
@@ -389,6 +398,17 @@ impl<'s> IdbTx<'s> {
     }
 }
 
+impl IdbTx<'_> {
+    /// A failed read, named by the transaction's own error when the transaction failed (a
+    /// write refused for the quota aborts the reads waiting with it).
+    fn read_error(&self, err: impl core::fmt::Display) -> StoreError {
+        match self.tx.error() {
+            Some(cause) => store_error("write", cause),
+            None => store_error("read", err),
+        }
+    }
+}
+
 impl RecordsTx for IdbTx<'_> {
     async fn get_many(&mut self, ids: &[u64]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
         let store = self
@@ -406,7 +426,7 @@ impl RecordsTx for IdbTx<'_> {
         }
         let mut found = Vec::with_capacity(ids.len());
         for request in pending {
-            let value: Option<JsValue> = request.await.map_err(|err| store_error("read", err))?;
+            let value: Option<JsValue> = request.await.map_err(|err| self.read_error(err))?;
             found.push(value.map(|value| key_bytes(&value)).transpose()?);
         }
         Ok(found)
@@ -426,7 +446,7 @@ impl RecordsTx for IdbTx<'_> {
             .primitive()
             .map_err(|err| store_error("read", err))?
             .await
-            .map_err(|err| store_error("read", err))?;
+            .map_err(|err| self.read_error(err))?;
         values
             .map(|value| {
                 let value = value.map_err(|err| store_error("read", err))?;

@@ -550,9 +550,10 @@ export class FhirStore {
 
   /** Stores resources in one transaction; on failure, stores those before the failing one. */
   async #importBatch(items) {
+    // The stored resources are not asked back: an import reads nothing of the answer.
     const commit = (list) =>
       this.#call("POST", "", {
-        headers: { "content-type": FHIR_JSON },
+        headers: { "content-type": FHIR_JSON, prefer: "return=minimal" },
         body: toBytes({ resourceType: "Bundle", type: "transaction", entry: list.map(importEntry) }),
       });
     try {
