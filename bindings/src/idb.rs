@@ -354,8 +354,8 @@ impl<'s> IdbTx<'s> {
             .with_limit(limit)
             .primitive()
             .map_err(|err| store_error("read", err))?;
-        let keys = keys.await.map_err(|err| store_error("read", err))?;
-        let values = values.await.map_err(|err| store_error("read", err))?;
+        let keys = keys.await.map_err(|err| self.read_error(err))?;
+        let values = values.await.map_err(|err| self.read_error(err))?;
         let mut found = Vec::new();
         let mut bytes = 0;
         for (key, value) in keys.zip(values) {
@@ -403,7 +403,7 @@ impl IdbTx<'_> {
     /// write refused for the quota aborts the reads waiting with it).
     fn read_error(&self, err: impl core::fmt::Display) -> StoreError {
         match self.tx.error() {
-            Some(cause) => store_error("write", cause),
+            Some(cause) => store_error("transaction", cause),
             None => store_error("read", err),
         }
     }

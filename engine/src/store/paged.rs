@@ -121,9 +121,10 @@ pub struct PagedConfig {
     /// A new run is merged with the next older run unless that run is more than this many
     /// times larger than what is being merged.
     pub run_growth: u64,
-    /// Bytes of pages one compaction may write at most: a merge never makes a run larger, so
-    /// that no backend transaction grows with the store (IndexedDB refuses transactions past
-    /// some hundred megabytes).
+    /// Bytes of pages a merge of the newest runs may write at most, so that no backend
+    /// transaction grows with the store (IndexedDB refuses transactions past some hundred
+    /// megabytes): a compaction writes at most about twice this (a slice merge of the two
+    /// oldest runs takes the second-oldest whole when its keys come after the oldest's).
     pub merge_bytes: u64,
     /// Bytes of decoded pages and chunks kept in memory between transactions.
     pub cache_bytes: usize,
@@ -137,7 +138,7 @@ impl Default for PagedConfig {
             recent_limit: 65_536,
             recent_bytes: 8 << 20,
             run_growth: 4,
-            merge_bytes: 32 << 20,
+            merge_bytes: 24 << 20,
             cache_bytes: 16 << 20,
         }
     }
@@ -1796,9 +1797,9 @@ async fn merge_slice<R: Records, T: RecordsTx>(
     if !newer_pages.is_empty() {
         runs.push(run_of(newer_pages));
     }
-    if !oldest_pages.is_empty() {
-        runs.push(run_of(oldest_pages));
-    }
+    // The oldest run stays even when the slice left it empty (everything in it deleted): the
+    // run before it may hold deletions, which only the oldest may not.
+    runs.push(run_of(oldest_pages));
     Ok(())
 }
 
@@ -2192,6 +2193,46 @@ mod tests {
             assert_eq!(reader.get(&key_of(45)).await.unwrap(), None);
             let mut fresh = store.begin(false).await.unwrap();
             assert_eq!(fresh.get(&key_of(45)).await.unwrap(), Some(value_of(45, 1)));
+        });
+    }
+
+    /// A slice merge in which the deletions of the second-oldest run remove everything of the
+    /// oldest leaves an empty oldest run, so that the run before it, which holds deletions of
+    /// its own, is not taken for one without them (and counted by its page counts).
+    #[test]
+    fn deletions_never_count_when_a_slice_merge_empties_the_oldest_run() {
+        let records = MemRecords::default();
+        let config = PagedConfig {
+            recent_limit: 2,
+            run_growth: 1,
+            merge_bytes: 1,
+            ..tiny()
+        };
+        let store = PagedStore::with_config(records, config);
+        block_on(async {
+            let mut tx = store.begin(true).await.unwrap();
+            for key in [b"a", b"b", b"c"] {
+                tx.put(key.to_vec(), b"1".to_vec());
+            }
+            tx.commit().await.unwrap();
+            let mut tx = store.begin(true).await.unwrap();
+            for key in [b"a", b"b", b"c"] {
+                tx.delete(key.to_vec());
+            }
+            tx.commit().await.unwrap();
+            assert_eq!(store.runs(), 2);
+            let mut tx = store.begin(true).await.unwrap();
+            tx.put(b"x".to_vec(), b"1".to_vec());
+            tx.put(b"z".to_vec(), b"1".to_vec());
+            tx.delete(b"y".to_vec());
+            tx.commit().await.unwrap();
+            let mut tx = store.begin(false).await.unwrap();
+            let all = KeyRange {
+                start: Vec::new(),
+                end: None,
+            };
+            assert_eq!(tx.count(&all).await.unwrap(), 2);
+            assert_eq!(tx.scan(&all, usize::MAX, false).await.unwrap().len(), 2);
         });
     }
 
