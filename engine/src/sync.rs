@@ -271,6 +271,8 @@ struct PullState {
     /// For a first download: when the first attempt at it began (kept in the store, so that a
     /// download interrupted and started again still sees what was deleted in between).
     floor: Option<String>,
+    /// Whether `floor` comes from an earlier attempt at this download (this one resumes it).
+    resumed: bool,
     /// Queries sent, and how many of their first pages carried a `Date`.
     queries: usize,
     dated: usize,
@@ -295,9 +297,13 @@ impl PullState {
     /// clock that dates replies and the one that stamps writes may differ, and a write may be
     /// stamped before it commits. What comes again is recognised by its version.
     fn checkpoint(&self) -> Option<String> {
-        let fresh = if self.floor.is_some() {
+        let all_dated = self.queries > 0 && self.dated == self.queries;
+        // A download that began in this attempt saw, in each query, everything committed before
+        // the query's `Date`: its checkpoint is the earliest of those. One resumed from an
+        // earlier attempt goes back to where that began, to see what was deleted in between.
+        let fresh = if self.floor.is_some() && (self.resumed || !all_dated) {
             self.floor.clone()
-        } else if self.queries > 0 && self.dated == self.queries {
+        } else if all_dated {
             self.earliest_date.clone()
         } else if self.queries == 1 && self.since.is_some() {
             self.newest.clone()
@@ -533,9 +539,11 @@ impl Sync {
                                     .await?
                                     .map(|v| String::from_utf8(v).unwrap_or_default())
                             };
+                            let resumed = floor.is_some();
                             if caps.history_system {
                                 self.phase = Phase::Pull(Box::new(PullState {
                                     floor,
+                                    resumed,
                                     ..PullState::default()
                                 }));
                                 let request =
@@ -546,6 +554,7 @@ impl Sync {
                             self.phase = Phase::Pull(Box::new(PullState {
                                 queue,
                                 floor,
+                                resumed,
                                 ..PullState::default()
                             }));
                         }

@@ -1168,3 +1168,41 @@ fn a_conflict_on_a_resource_read_leniently_is_not_pushed_whichever_side_is_kept(
         assert_eq!(field_value(&there, "family").as_deref(), Some("REMOTE"));
     }
 }
+
+#[test]
+fn an_incremental_sync_after_downloading_data_older_than_the_margin_is_one_request() {
+    // The checkpoint of a download that began in this attempt is the earliest `Date` of its
+    // queries (less the margin), not the server's newest write before it: writes older than
+    // the margin are not read again by the next sync.
+    let clock = SimClock(Rc::new(Cell::new(0)));
+    let remote = service(&clock, "r", REMOTE);
+    let dev = service(&clock, "a", "https://hearth.local/fhir");
+    for n in 0..6 {
+        put(&remote, &format!("p{n}"), "1");
+    }
+    clock.0.set(clock.0.get() + 600_000);
+    let c2 = clock.clone();
+    let mut hook = move |remote: &Local, req: &HttpRequest| -> Option<Result<HttpReply, String>> {
+        let mut reply = serve(remote, req);
+        let s = c2.0.get() / 1000;
+        reply.headers.push((
+            "Date".into(),
+            format!(
+                "Thu, 01 Jan 2026 {:02}:{:02}:{:02} GMT",
+                s / 3600,
+                (s / 60) % 60,
+                s % 60
+            ),
+        ));
+        Some(Ok(reply))
+    };
+    let (s, _, log) = run(&dev, &remote, types(), 1000, &mut hook);
+    assert!(s.is_some_and(|s| s.complete), "{log:?}");
+    let (s, _, log) = run(&dev, &remote, types(), 1000, &mut hook);
+    assert!(s.is_some_and(|s| s.complete), "{log:?}");
+    let reads: Vec<&String> = log
+        .iter()
+        .filter(|line| line.starts_with("GET") && !line.ends_with("metadata"))
+        .collect();
+    assert_eq!(reads.len(), 1, "{log:?}");
+}
