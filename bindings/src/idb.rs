@@ -21,7 +21,7 @@ use core::future::{poll_fn, Future, IntoFuture};
 use core::task::{Poll, Waker};
 use std::rc::Rc;
 
-use hearth_engine::store::paged::{PagedStore, PagedTx, Records, RecordsTx};
+use hearth_engine::store::paged::{PagedConfig, PagedStore, PagedTx, Records, RecordsTx};
 use hearth_engine::store::{Store, StoreError, Transaction};
 use indexed_db_futures::database::Database;
 use indexed_db_futures::prelude::*;
@@ -123,6 +123,14 @@ impl IdbStore {
     /// schema than this build knows, or is held at an older version by another connection
     /// that does not let go (the open is reported blocked, not left waiting).
     pub async fn open(name: &str) -> Result<IdbStore, BindingError> {
+        IdbStore::open_with(name, PagedConfig::default()).await
+    }
+
+    /// [`IdbStore::open`] with sizes of its own (small ones make tests compact early).
+    ///
+    /// # Errors
+    /// As [`IdbStore::open`].
+    pub async fn open_with(name: &str, config: PagedConfig) -> Result<IdbStore, BindingError> {
         struct Blocked {
             blocked: bool,
             waker: Option<Waker>,
@@ -178,7 +186,7 @@ impl IdbStore {
         let closed = Rc::new(RefCell::new(Closed::default()));
         watch_version_changes(&db, Rc::clone(&closed));
         let store = IdbStore {
-            paged: PagedStore::new(IdbRecords { db, closed }),
+            paged: PagedStore::with_config(IdbRecords { db, closed }, config),
             name: name.to_owned(),
         };
         store
@@ -202,11 +210,6 @@ impl IdbStore {
             }
             tx.commit().await?;
         }
-    }
-
-    /// Recent changes held in memory, pages, and bytes of cached pages and chunks.
-    pub fn footprint(&self) -> (usize, usize, usize) {
-        self.paged.footprint()
     }
 
     /// The database's name.

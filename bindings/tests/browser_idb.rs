@@ -3,6 +3,7 @@
 //! own requests (and fails loudly when something else is awaited).
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
+use hearth_engine::store::paged::PagedConfig;
 use hearth_engine::store::{KeyRange, Store, Transaction};
 use hearth_wasm::idb::IdbStore;
 use wasm_bindgen::JsCast;
@@ -120,7 +121,21 @@ async fn scans_larger_than_a_batch_merge_own_writes() {
 #[wasm_bindgen_test]
 async fn a_transaction_stays_active_while_only_its_own_requests_are_awaited() {
     let name = name("active");
-    let store = open(&name).await;
+    // Small sizes: commits compact into pages (reading pages inside the commit), and reads
+    // go to IndexedDB for pages and chunks rather than to memory.
+    let small = PagedConfig {
+        page_bytes: 256,
+        chunk_bytes: 512,
+        recent_limit: 64,
+        recent_bytes: 4096,
+        run_growth: 2,
+        merge_bytes: 8192,
+        cache_bytes: 1024,
+    };
+    let store = match IdbStore::open_with(&name, small).await {
+        Ok(store) => store,
+        Err(err) => panic!("open failed: {err:?}"),
+    };
     let mut tx = store.begin(true).await.expect("begin");
     let mut checksum = 0u64;
     for i in 0u32..400 {
@@ -141,6 +156,28 @@ async fn a_transaction_stays_active_while_only_its_own_requests_are_awaited() {
         .await
         .expect("scan");
     assert_eq!(all.len(), 400);
+    drop(tx);
+
+    // A second round over pages on disk: every read a request of the transaction's own,
+    // CPU work between them, values of 100 bytes (kept in chunks), and a commit that compacts.
+    let mut tx = store.begin(true).await.expect("begin");
+    for i in 0u32..400 {
+        let key = i.to_be_bytes().to_vec();
+        assert!(tx.get(&key).await.expect("get while active").is_some());
+        for j in 0..2000u64 {
+            checksum = checksum.wrapping_mul(31).wrapping_add(j ^ u64::from(i));
+        }
+        tx.put(key, vec![(checksum & 0xff) as u8; 100]);
+    }
+    tx.commit().await.expect("a commit that compacts");
+    let mut tx = store.begin(false).await.expect("begin");
+    let all = tx
+        .scan(&KeyRange::prefix(&[]), usize::MAX, true)
+        .await
+        .expect("scan");
+    assert_eq!(all.len(), 400);
+    assert!(all.iter().all(|(_, value)| value.len() == 100));
+    assert_eq!(tx.count(&KeyRange::prefix(&[])).await.expect("count"), 400);
     drop(tx);
 
     // Awaiting something else (a timer) lets IndexedDB commit the transaction under the

@@ -468,7 +468,7 @@ impl Transaction for MemoryTx<'_> {
 }
 
 /// The next entry of a range, from the front or (`reverse`) the back.
-fn step<'a, K, V>(
+pub(crate) fn step<'a, K, V>(
     range: &mut alloc::collections::btree_map::Range<'a, K, V>,
     reverse: bool,
 ) -> Option<(&'a K, &'a V)> {

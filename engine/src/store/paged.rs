@@ -45,7 +45,7 @@ use core::future::Future;
 use core::ops::Bound;
 
 use super::blocks::{key_cmp, Key};
-use super::{Entry, KeyRange, Store, StoreError, Transaction};
+use super::{step, Entry, KeyRange, Store, StoreError, Transaction};
 
 /// A backend of records numbered by `u64` ids below [`RECORD_IDS_END`] (less than 2^53, so
 /// that they are exact as JavaScript numbers), each holding bytes.
@@ -972,17 +972,6 @@ impl PageCursor {
     }
 }
 
-fn step<'a, K, V>(
-    iter: &mut alloc::collections::btree_map::Range<'a, K, V>,
-    reverse: bool,
-) -> Option<(&'a K, &'a V)> {
-    if reverse {
-        iter.next_back()
-    } else {
-        iter.next()
-    }
-}
-
 fn found_of(value: &Val) -> Option<Found> {
     match value {
         Val::Tomb => None,
@@ -1139,7 +1128,7 @@ impl<'s, R: Records> PagedTx<'s, R> {
             if let Some((recent_key, recent_value)) = recent {
                 if recent_key.0[..] == *key {
                     if present.is_none() {
-                        present = Some(*recent_value != Val::Tomb);
+                        present = Some(!matches!(recent_value, Val::Tomb));
                         if keep {
                             found = found_of(recent_value);
                         }
@@ -1152,7 +1141,7 @@ impl<'s, R: Records> PagedTx<'s, R> {
                     if page.entries[*at].0[..] == *key {
                         if present.is_none() {
                             let value = &page.entries[*at].1;
-                            present = Some(*value != Val::Tomb);
+                            present = Some(!matches!(value, Val::Tomb));
                             if keep {
                                 found = found_of(value);
                             }
@@ -1291,7 +1280,7 @@ impl<R: Records> Transaction for PagedTx<'_, R> {
             return Ok(state
                 .recent
                 .range::<[u8], _>(bounds(range))
-                .filter(|(_, value)| **value != Val::Tomb)
+                .filter(|(_, value)| !matches!(value, Val::Tomb))
                 .count());
         };
         // One run, which holds no deletions: its count, then each recent change's difference.
@@ -1299,7 +1288,7 @@ impl<R: Records> Transaction for PagedTx<'_, R> {
         let recent: Vec<(&[u8], bool)> = state
             .recent
             .range::<[u8], _>(bounds(range))
-            .map(|(key, value)| (&key.0[..], *value != Val::Tomb))
+            .map(|(key, value)| (&key.0[..], !matches!(value, Val::Tomb)))
             .collect();
         if recent.is_empty() {
             return Ok(count);
