@@ -24,7 +24,7 @@ export function toBytes(input) {
 }
 
 /** The JSON text of an object given as a resource. */
-function jsonText(input) {
+export function jsonText(input) {
   let text;
   try {
     text = JSON.stringify(input);

@@ -4,7 +4,7 @@
 
 import * as wasm from "../dist/wasm/hearth.js";
 import { FhirError, errorOutcome, toFhirError } from "./error.js";
-import { engine, isTrap, restartEngine, toBytes, describe } from "./engine.js";
+import { engine, isTrap, restartEngine, toBytes, describe, jsonText } from "./engine.js";
 import { FhirProfiles, LIMIT_NAMES, evaluate as evaluateOn } from "./api.js";
 import { TokenVerifier } from "./auth.js";
 
@@ -538,7 +538,10 @@ export class FhirStore {
       if (value === null || typeof value !== "object" || typeof value.resourceType !== "string") {
         throw located(invalid(`expected a FHIR resource, found ${describe(value)}`), position, line);
       }
-      batch.push({ value: readable(value, position, line), position, line });
+      const read = readable(value, position, line);
+      // The line's own text goes to the engine when nothing was changed in reading it: no
+      // second writing of it, and decimals keep their digits (`1.50` stays `1.50`).
+      batch.push({ value: read, text: read === value ? item.text : undefined, position, line });
       if (batch.length >= batchSize) {
         await flush();
         checkAbort();
@@ -554,7 +557,7 @@ export class FhirStore {
     const commit = (list) =>
       this.#call("POST", "", {
         headers: { "content-type": FHIR_JSON, prefer: "return=minimal" },
-        body: toBytes({ resourceType: "Bundle", type: "transaction", entry: list.map(importEntry) }),
+        body: toBytes(`{"resourceType":"Bundle","type":"transaction","entry":[${list.map(importEntryText).join(",")}]}`),
       });
     try {
       await commit(items);
@@ -914,8 +917,11 @@ export class FhirStore {
       let request;
       let response;
       try {
-        request = JSON.parse(typeof body === "string" ? body : new TextDecoder().decode(body));
         response = JSON.parse(answer.body);
+        // The request is read only when an answer needs it (a deletion, or an update that
+        // may have been a patch): imports, all creates, skip reading their Bundle again.
+        const needed = (response.entry ?? []).some((entry) => /^20[04]/.test(entry.response?.status ?? ""));
+        request = needed ? JSON.parse(typeof body === "string" ? body : new TextDecoder().decode(body)) : {};
       } catch {
         return;
       }
@@ -1047,9 +1053,22 @@ function lenientRead(resource, position, line, bundleEntry) {
 /** A transaction entry storing an imported resource under its own id, or a new one. */
 function importEntry(item) {
   const resource = item.value;
+  return { resource, request: importRequest(resource) };
+}
+
+function importRequest(resource) {
   return resource.id
-    ? { resource, request: { method: "PUT", url: `${resource.resourceType}/${encodeURIComponent(resource.id)}` } }
-    : { resource, request: { method: "POST", url: resource.resourceType } };
+    ? { method: "PUT", url: `${resource.resourceType}/${encodeURIComponent(resource.id)}` }
+    : { method: "POST", url: resource.resourceType };
+}
+
+/**
+ * {@link importEntry} as JSON text, holding the resource's source text as it came when there is
+ * one (it is JSON: it was read as such).
+ */
+function importEntryText(item) {
+  if (item.text === undefined) return jsonText(importEntry(item));
+  return `{"resource":${item.text},"request":${JSON.stringify(importRequest(item.value))}}`;
 }
 
 function resourceTypeOf(resource) {
@@ -1188,7 +1207,7 @@ async function* fromLines(lines) {
   let position = 0;
   for await (const { text, line } of lines) {
     if (text.trim() === "") continue;
-    yield { value: parseJson(text, position, line), position, line };
+    yield { value: parseJson(text, position, line), text, position, line };
     position += 1;
   }
 }

@@ -161,6 +161,22 @@ test("import takes NDJSON streams with progress, stops on abort, and reports the
   assert.equal((await store.read("Organization", "o1")).name, "One");
 });
 
+test("import stores NDJSON lines as written: decimals keep their digits, CRLF line ends are read", async () => {
+  const store = await FhirStore.open({ memory: true });
+  const lines = [
+    '{"resourceType":"Observation","id":"o1","status":"final","code":{"text":"weight"},"valueQuantity":{"value":70.50,"unit":"kg"}}',
+    '{"resourceType":"Observation","status":"final","code":{"text":"tiny"},"valueQuantity":{"value":1.000e-7}}',
+  ];
+  assert.deepEqual(await store.import(lines.join("\r\n") + "\r\n"), { resources: 2, bundles: 0, warnings: [] });
+  const text = await (await store.fetch("Observation/o1")).text();
+  assert.match(text, /"value":70\.50[,}]/);
+  const found = await (await store.fetch("Observation?code:text=tiny")).text();
+  assert.match(found, /"value":1\.000e-7[,}]/);
+  // An object given to import has only the digits JavaScript kept.
+  await store.import([{ resourceType: "Observation", id: "o2", status: "final", code: { text: "weight" }, valueQuantity: { value: 70.5 } }]);
+  assert.match(await (await store.fetch("Observation/o2")).text(), /"value":70\.5[,}]/);
+});
+
 test("export writes every current resource as NDJSON that imports into another store", async () => {
   const source = await FhirStore.open({ memory: true });
   await source.import(Array.from({ length: 2500 }, (_, n) => ({ resourceType: n % 2 ? "Patient" : "Organization", id: `x${n}`, ...(n % 2 ? {} : { name: `Org ${n}` }) })));
