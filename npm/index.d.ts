@@ -170,7 +170,9 @@ export interface EvaluateOneOptions extends EvaluateOptions, ReadOptions {
 
 /**
  * Many resources held by the engine, so that an expression can be evaluated over all of them in
- * one call with {@link CompiledFhirPath.evaluateEach}.
+ * one call with {@link CompiledFhirPath.evaluateEach}. Whole resources among its results (the
+ * set's resources, a Bundle's entries, contained resources) are read into JavaScript once per
+ * set: each later result naming the same resource is the same frozen object.
  */
 export class FhirResourceSet {
   /** @throws {FhirError} status 400 when one is not a FHIR resource. */
@@ -201,7 +203,8 @@ export class CompiledFhirPath {
   [Symbol.dispose](): void;
   /**
    * Evaluates the expression on every resource of a set, in one call into the engine; returns one
-   * result array per resource. @throws {FhirError}
+   * result array per resource. Resources among the results are the set's shared, frozen objects
+   * (not when `variables` are given). @throws {FhirError}
    */
   evaluateEach(set: FhirResourceSet, options?: EvaluateOptions): unknown[][];
   /**

@@ -5,8 +5,12 @@ use hearth_engine::fhirpath::{
     self, Collection, Expression, LocalResolver, Options, Temporal, Variables,
 };
 use hearth_engine::json::fhir::{parse_projection, parse_resource, parse_resource_lenient};
-use hearth_engine::json::write::{write_resource, Style};
+use hearth_engine::json::write::{write_object, write_resource, Style};
+use hearth_engine::model::TypeKind;
 use hearth_engine::resource::Object;
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
 use wasm_bindgen::prelude::*;
 
 use crate::BindingError;
@@ -72,7 +76,14 @@ impl ParsedResource {
 #[wasm_bindgen]
 #[derive(Default)]
 pub struct ParsedResourceSet {
-    objects: Vec<Object>,
+    /// Boxed, so that each resource stays where it is as the set grows: a resource's address
+    /// is its identity for `shared`.
+    #[allow(clippy::vec_box)]
+    objects: Vec<Box<Object>>,
+    /// The resources in the set (whole ones, or ones within them: a Bundle's entries,
+    /// contained resources) that `evaluateEach` has handed to JS as JSON, by address. JS keeps
+    /// each as one frozen object and is sent only its address after the first time.
+    shared: RefCell<BTreeSet<usize>>,
 }
 
 #[wasm_bindgen]
@@ -88,7 +99,7 @@ impl ParsedResourceSet {
     /// # Errors
     /// A `FhirError` (400) with every violation of the FHIR JSON rules.
     pub fn add(&mut self, bytes: &[u8]) -> Result<usize, BindingError> {
-        self.objects.push(parse_resource(bytes)?);
+        self.objects.push(Box::new(parse_resource(bytes)?));
         Ok(self.objects.len() - 1)
     }
 
@@ -100,7 +111,7 @@ impl ParsedResourceSet {
     #[wasm_bindgen(js_name = addLenient)]
     pub fn add_lenient(&mut self, bytes: &[u8]) -> Result<Option<String>, BindingError> {
         let (object, warnings) = parse_resource_lenient(bytes)?;
-        self.objects.push(object);
+        self.objects.push(Box::new(object));
         Ok(warnings.map(|outcome| outcome.to_json()))
     }
 
@@ -108,6 +119,45 @@ impl ParsedResourceSet {
     #[wasm_bindgen(getter)]
     pub fn size(&self) -> usize {
         self.objects.len()
+    }
+
+    /// Forgets which resources JS holds: the next `evaluateEach` sends each one's JSON again.
+    #[wasm_bindgen(js_name = forgetShared)]
+    pub fn forget_shared(&self) {
+        self.shared.borrow_mut().clear();
+    }
+}
+
+/// Resource-valued results of one `evaluateEach` call: each written as `[address, json]` the
+/// first time and `[address]` once JS holds it (results are never arrays otherwise).
+struct Sharing<'s> {
+    known: &'s BTreeSet<usize>,
+    /// Sent in this call; known to JS once the call has succeeded.
+    fresh: BTreeSet<usize>,
+    /// Whether any result was written so.
+    any: bool,
+}
+
+impl Sharing<'_> {
+    /// Writes `item` when it is a resource; false for anything else.
+    fn write(&mut self, out: &mut String, item: &fhirpath::Item<'_>) -> bool {
+        let fhirpath::Item::Object(object) = item else {
+            return false;
+        };
+        if object.type_def().kind != TypeKind::Resource {
+            return false;
+        }
+        let address = core::ptr::from_ref::<Object>(object) as usize;
+        self.any = true;
+        out.push('[');
+        // Writing to a String does not fail.
+        let _ = write!(out, "{address}");
+        if !self.known.contains(&address) && self.fresh.insert(address) {
+            out.push(',');
+            out.push_str(&write_object(object, Style::Compact));
+        }
+        out.push(']');
+        true
     }
 }
 
@@ -176,9 +226,10 @@ fn run(
     let mut res = String::new();
     run_each(
         expression,
-        core::slice::from_ref(resource),
+        core::iter::once(resource),
         variables,
         false,
+        None,
         &mut res,
     )?;
     Ok(res)
@@ -186,11 +237,12 @@ fn run(
 
 /// Evaluates on each resource and appends each result, as a JSON array, to `out`; variables
 /// are read and the clock is asked (when the expression uses it) once for all.
-fn run_each(
+fn run_each<'r>(
     expression: &Expression,
-    resources: &[Object],
+    resources: impl Iterator<Item = &'r Object>,
     variables: Option<&[u8]>,
     projection: bool,
+    mut sharing: Option<&mut Sharing<'_>>,
     out: &mut String,
 ) -> Result<(), BindingError> {
     let variables = match variables {
@@ -199,7 +251,7 @@ fn run_each(
     };
     let collections: Vec<(String, Collection<'_>)> = variables.collections();
     let now = if expression.uses_clock() { now() } else { None };
-    for (idx, resource) in resources.iter().enumerate() {
+    for (idx, resource) in resources.enumerate() {
         let resolver = LocalResolver::new(resource);
         let options = Options {
             variables: &collections,
@@ -219,7 +271,12 @@ fn run_each(
                 out.push(',');
             }
             first = false;
-            fhirpath::write_item(out, &item);
+            if !sharing
+                .as_deref_mut()
+                .is_some_and(|sharing| sharing.write(out, &item))
+            {
+                fhirpath::write_item(out, &item);
+            }
         })?;
         out.push(']');
     }
@@ -267,16 +324,32 @@ impl CompiledExpression {
         set: &ParsedResourceSet,
         variables: Option<Vec<u8>>,
     ) -> Result<String, BindingError> {
-        let mut res = String::with_capacity(set.objects.len() * 16 + 2);
+        let mut res = String::with_capacity(set.objects.len() * 16 + 3);
         res.push('[');
+        // Only the set's own resources are shared: with variables, an object may be one of
+        // theirs, made for this call.
+        let known = set.shared.borrow();
+        let mut sharing = Sharing {
+            known: &known,
+            fresh: BTreeSet::new(),
+            any: false,
+        };
         run_each(
             &self.expression,
-            &set.objects,
+            set.objects.iter().map(|object| &**object),
             variables.as_deref(),
             false,
+            variables.is_none().then_some(&mut sharing),
             &mut res,
         )?;
         res.push(']');
+        let Sharing { fresh, any, .. } = sharing;
+        drop(known);
+        set.shared.borrow_mut().extend(fresh);
+        if any {
+            // Tells JS that some results are `[address]` or `[address, json]`.
+            res.insert(0, 'S');
+        }
         Ok(res)
     }
 
@@ -354,9 +427,10 @@ impl CompiledExpression {
         let mut res = String::new();
         if run_each(
             &self.expression,
-            core::slice::from_ref(&resource),
+            core::iter::once(&resource),
             None,
             true,
+            None,
             &mut res,
         )
         .is_err()

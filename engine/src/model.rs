@@ -374,6 +374,21 @@ mod tests {
     }
 
     #[test]
+    fn no_type_derives_from_a_concrete_resource_type() {
+        // FHIRPath's `ofType`/`as` rely on it to skip looking at bases.
+        for def in TYPES.iter() {
+            if let Some(base) = def.base {
+                assert!(
+                    !type_def(base).is_concrete_resource(),
+                    "{} derives from {}",
+                    def.name,
+                    type_def(base).name
+                );
+            }
+        }
+    }
+
+    #[test]
     fn every_r4_resource_type_is_there() {
         let resources: Vec<&str> = TYPES
             .iter()

@@ -15,6 +15,15 @@ const DISPOSE = Symbol.dispose ?? Symbol.for("Symbol.dispose");
  * Frees the engine object `inner` made in engine generation `generation` (one made before a
  * restart of the engine went with the old instance); answers undefined, for the field.
  */
+/** Freezes an object read from JSON and everything in it; returns it. */
+function deepFreeze(value) {
+  if (value !== null && typeof value === "object" && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const key of Object.keys(value)) deepFreeze(value[key]);
+  }
+  return value;
+}
+
 function release(inner, generation) {
   if (inner !== undefined && generation === engine.generation) inner.free();
   return undefined;
@@ -247,6 +256,11 @@ export function parseResource(input, options) {
  * Many resources held by the engine, so that an expression can be evaluated over all of them
  * in one call with {@link CompiledFhirPath.evaluateEach} (indexing a whole record).
  *
+ * Whole resources among the results of `evaluateEach` (the set's resources themselves, a
+ * Bundle's entries, contained resources) are read into JavaScript once per set and shared:
+ * each later result naming the same resource, from any expression, is the same frozen object
+ * (copy it, `structuredClone(result)`, to change it). Other results are new values each time.
+ *
  * @example
  * const set = new FhirResourceSet(bundle.entry.map((entry) => entry.resource));
  * compile("Observation.code.coding.code").evaluateEach(set); // one result array per resource
@@ -256,6 +270,8 @@ export class FhirResourceSet {
   #generation = engine.generation;
   #strict;
   #warnings = [];
+  /** Resources in the set read into JS by evaluateEach, by their place in the engine. */
+  #shared = new Map();
 
   /**
    * @param {Iterable<string | Uint8Array | ArrayBuffer | object>} [resources]
@@ -301,6 +317,30 @@ export class FhirResourceSet {
   /** Gives the engine memory back now (see {@link FhirResource#free}). */
   free() {
     this.#set = release(this.#set, this.#generation);
+    this.#shared.clear();
+  }
+
+  /**
+   * Puts the set's shared objects in the place of `[address, json?]` in results; false when
+   * one is missing (JS no longer has what the engine sent).
+   * @internal
+   */
+  resolveShared(results) {
+    for (const list of results) {
+      for (let at = 0; at < list.length; at += 1) {
+        const item = list[at];
+        if (!Array.isArray(item)) continue;
+        let value = this.#shared.get(item[0]);
+        if (item.length > 1) {
+          value = deepFreeze(item[1]);
+          this.#shared.set(item[0], value);
+        } else if (value === undefined) {
+          return false;
+        }
+        list[at] = value;
+      }
+    }
+    return true;
   }
 
   [DISPOSE]() {
@@ -679,13 +719,24 @@ export class CompiledFhirPath {
    * Evaluates the expression on every resource of a set, in one call into the engine.
    * @param {FhirResourceSet} set
    * @param {{ variables?: Record<string, unknown> }} [options]
-   * @returns {unknown[][]} one result array per resource, in the set's order.
+   * @returns {unknown[][]} one result array per resource, in the set's order. Resources
+   *   among the results are the set's shared, frozen objects (see {@link FhirResourceSet}),
+   *   except when `variables` are given.
    * @throws {FhirError} status 400 when an evaluation fails.
    */
   evaluateEach(set, { variables } = {}) {
     const vars = variableBytes(variables);
     const compiled = this.#handle();
-    return JSON.parse(call(() => compiled.evaluateEach(set.handle, vars)));
+    const handle = set.handle;
+    for (let attempt = 0; ; attempt += 1) {
+      const text = call(() => compiled.evaluateEach(handle, vars));
+      // "S": some results are whole resources of the set, shared (see above).
+      if (text.charCodeAt(0) !== 83) return JSON.parse(text);
+      const results = JSON.parse(text.slice(1));
+      if (set.resolveShared(results)) return results;
+      if (attempt > 0) throw new FhirError("the engine named a shared resource it did not send", { status: 500, outcome: errorOutcome("exception", "the engine named a shared resource it did not send") });
+      handle.forgetShared();
+    }
   }
 }
 

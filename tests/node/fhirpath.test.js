@@ -307,3 +307,54 @@ class ArrayWithJson extends Array {
     return ["q"];
   }
 }
+
+test("evaluateEach shares whole resources among the results: read into JS once per set, frozen, the same object every time", async () => {
+  const { FhirResourceSet, compile, FhirError } = await import("hearth-fhir");
+  const observation = (id, code) => ({ resourceType: "Observation", id, status: "final", code: { coding: [{ system: "http://loinc.org", code }] }, valueQuantity: { value: 1.5, unit: "kg" } });
+  const one = { resourceType: "Bundle", type: "collection", entry: [{ resource: observation("o1", "1") }] };
+  const two = { resourceType: "Bundle", type: "collection", entry: [{ resource: observation("o2", "2") }, { resource: { resourceType: "Patient", id: "p1" } }, { resource: observation("o3", "3") }] };
+  const patient = { resourceType: "Patient", id: "p2", contained: [{ resourceType: "Organization", id: "org", name: "Clinic" }], name: [{ family: "Shared" }] };
+  const set = new FhirResourceSet([one, two, patient]);
+  const observations = compile("Bundle.entry.resource.ofType(Observation)");
+  const first = observations.evaluateEach(set);
+  assert.deepEqual(first, [[one.entry[0].resource], [two.entry[0].resource, two.entry[2].resource], []]);
+  assert.ok(Object.isFrozen(first[1][0]) && Object.isFrozen(first[1][0].code.coding[0]), "shared results are frozen all through");
+  assert.throws(() => { "use strict"; first[1][0].status = "amended"; }, TypeError);
+  const again = observations.evaluateEach(set);
+  assert.notEqual(again, first);
+  assert.equal(again[1][1], first[1][1], "the same object on the next call");
+  // Another expression naming the same resources gets the same objects; twice in one result too.
+  const all = compile("Bundle.entry.resource").evaluateEach(set);
+  assert.equal(all[1][0], first[1][0]);
+  assert.deepEqual(all[1][1], { resourceType: "Patient", id: "p1" });
+  const twice = compile("Bundle.entry.resource.ofType(Observation).combine(Bundle.entry.resource.ofType(Observation))").evaluateEach(set);
+  assert.equal(twice[0].length, 2);
+  assert.equal(twice[0][0], twice[0][1]);
+  assert.equal(twice[0][0], first[0][0]);
+  // The set's own resources and contained ones are resources too; other objects are new each time.
+  const [self] = compile("Patient").evaluateEach(set)[2];
+  assert.deepEqual(self, patient);
+  assert.equal(compile("%resource").evaluateEach(set)[2][0], self);
+  assert.deepEqual(compile("Patient.contained").evaluateEach(set)[2], [patient.contained[0]]);
+  const names = compile("Patient.name").evaluateEach(set)[2];
+  assert.deepEqual(names, [{ family: "Shared" }]);
+  assert.ok(!Object.isFrozen(names[0]));
+  assert.notEqual(compile("Patient.name").evaluateEach(set)[2][0], names[0]);
+  // With variables, results are read for the call: a variable's objects are not the set's.
+  const withVariables = observations.evaluateEach(set, { variables: { x: "y" } });
+  assert.deepEqual(withVariables, first);
+  assert.notEqual(withVariables[0][0], first[0][0]);
+  assert.ok(!Object.isFrozen(withVariables[0][0]));
+  // A call that fails part way leaves the set answering as before.
+  assert.throws(() => compile("Bundle.entry.resource.first().combine(Bundle.entry.resource.single())").evaluateEach(new FhirResourceSet([one, two])), FhirError);
+  const fresh = new FhirResourceSet([one, two]);
+  assert.throws(() => compile("Bundle.entry.resource.first().combine(Bundle.entry.resource.single())").evaluateEach(fresh), FhirError);
+  assert.deepEqual(observations.evaluateEach(fresh), first.slice(0, 2));
+  // Growing the set keeps what was shared right.
+  for (let n = 0; n < 200; n += 1) fresh.add(observation(`x${n}`, String(n)));
+  const grown = compile("Bundle.entry.resource | Observation").evaluateEach(fresh);
+  assert.equal(grown.length, 202);
+  assert.equal(grown[201][0].id, "x199");
+  assert.deepEqual(grown[0], [one.entry[0].resource]);
+  assert.deepEqual(compile("Observation").evaluateEach(fresh)[201], [observation("x199", "199")]);
+});

@@ -89,10 +89,15 @@ pub(crate) struct Name {
     text: String,
     /// The model type called `text`, if any.
     pub type_id: Option<TypeId>,
-    /// The last lookup of the name as an element: [`MemberSlot`] packed in 64 bits. Lookups
-    /// depend only on the object's type and the name, so any thread may fill it in.
-    slot: AtomicU64,
+    /// Recent lookups of the name as an element, each a [`MemberSlot`] packed in 64 bits, in
+    /// the slot its type's id picks (paths over a Bundle's entries meet several types in
+    /// turn). Lookups depend only on the object's type and the name, so any thread may fill
+    /// them in.
+    slots: [AtomicU64; NAME_SLOTS],
 }
+
+/// How many lookups a [`Name`] remembers.
+const NAME_SLOTS: usize = 8;
 
 /// Where a name was found in one type: its element and, for a choice element named by its
 /// typed JSON name (`valueQuantity`), the choice; `None` when the type has no such element.
@@ -112,13 +117,13 @@ impl Name {
         Name {
             text,
             type_id,
-            slot: AtomicU64::new(0),
+            slots: Default::default(),
         }
     }
 
     /// The last lookup, if it was for `type_id`.
     pub(crate) fn cached(&self, type_id: TypeId) -> Option<MemberSlot> {
-        let bits = self.slot.load(AtomicOrdering::Relaxed);
+        let bits = self.slot(type_id).load(AtomicOrdering::Relaxed);
         if bits & SLOT_FILLED == 0 || (bits & 0xFFFF) as u16 != type_id.0 {
             return None;
         }
@@ -139,7 +144,11 @@ impl Name {
                 bits |= SLOT_CHOICE | (u64::from(choice) << 32);
             }
         }
-        self.slot.store(bits, AtomicOrdering::Relaxed);
+        self.slot(slot.type_id).store(bits, AtomicOrdering::Relaxed);
+    }
+
+    fn slot(&self, type_id: TypeId) -> &AtomicU64 {
+        &self.slots[usize::from(type_id.0) % NAME_SLOTS]
     }
 }
 
@@ -155,7 +164,9 @@ impl Clone for Name {
         Name {
             text: self.text.clone(),
             type_id: self.type_id,
-            slot: AtomicU64::new(self.slot.load(AtomicOrdering::Relaxed)),
+            slots: core::array::from_fn(|at| {
+                AtomicU64::new(self.slots[at].load(AtomicOrdering::Relaxed))
+            }),
         }
     }
 }
