@@ -13,7 +13,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use hearth_engine::store::paged::{PagedStore, Records, RecordsTx};
+use hearth_engine::store::paged::{PagedConfig, PagedStore, Records, RecordsTx};
 use hearth_engine::store::{block_on, MemoryStore, Store, StoreError};
 
 /// Records in memory, counting what is written (no snapshots: the load runs one transaction
@@ -100,7 +100,20 @@ impl IdSource for Counter {
 
 fn main() {
     if std::env::var("HEARTH_STORE").as_deref() == Ok("paged") {
-        let store = PagedStore::new(Counted::default());
+        // `HEARTH_PAGED=recent_limit,recent_mb,run_growth` tries other settings.
+        let mut config = PagedConfig::default();
+        if let Ok(settings) = std::env::var("HEARTH_PAGED") {
+            let parts: Vec<usize> = settings
+                .split(',')
+                .filter_map(|part| part.parse().ok())
+                .collect();
+            if let [limit, mb, growth] = parts[..] {
+                config.recent_limit = limit;
+                config.recent_bytes = mb << 20;
+                config.run_growth = growth as u64;
+            }
+        }
+        let store = PagedStore::with_config(Counted::default(), config);
         run(store, |store: &PagedStore<Counted>| {
             let records = store.records();
             let (recent, pages, cached) = store.footprint();
