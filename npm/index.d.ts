@@ -172,7 +172,8 @@ export interface EvaluateOneOptions extends EvaluateOptions, ReadOptions {
  * Many resources held by the engine, so that an expression can be evaluated over all of them in
  * one call with {@link CompiledFhirPath.evaluateEach}. Whole resources among its results (the
  * set's resources, a Bundle's entries, contained resources) are read into JavaScript once per
- * set: each later result naming the same resource is the same frozen object.
+ * set: each later result naming the same resource is the same frozen object. The set keeps
+ * them, in JS memory, until it is freed.
  */
 export class FhirResourceSet {
   /** @throws {FhirError} status 400 when one is not a FHIR resource. */

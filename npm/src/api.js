@@ -7,14 +7,12 @@ import { call, describe, engine, isTrap, onRestart, restartEngine, toBytes } fro
 
 export { FhirError };
 
-/** Bytes of Wasm memory the engine holds now. */
 /** `Symbol.dispose`, so that `using` frees a handle at the end of its block. */
 const DISPOSE = Symbol.dispose ?? Symbol.for("Symbol.dispose");
 
-/**
- * Frees the engine object `inner` made in engine generation `generation` (one made before a
- * restart of the engine went with the old instance); answers undefined, for the field.
- */
+/** A set's method putting its shared resources in results; not part of the API. */
+const RESOLVE_SHARED = Symbol("resolveShared");
+
 /** Freezes an object read from JSON and everything in it; returns it. */
 function deepFreeze(value) {
   if (value !== null && typeof value === "object" && !Object.isFrozen(value)) {
@@ -24,6 +22,10 @@ function deepFreeze(value) {
   return value;
 }
 
+/**
+ * Frees the engine object `inner` made in engine generation `generation` (one made before a
+ * restart of the engine went with the old instance); answers undefined, for the field.
+ */
 function release(inner, generation) {
   if (inner !== undefined && generation === engine.generation) inner.free();
   return undefined;
@@ -260,6 +262,7 @@ export function parseResource(input, options) {
  * Bundle's entries, contained resources) are read into JavaScript once per set and shared:
  * each later result naming the same resource, from any expression, is the same frozen object
  * (copy it, `structuredClone(result)`, to change it). Other results are new values each time.
+ * The set keeps the shared objects, in JS memory, until it is freed.
  *
  * @example
  * const set = new FhirResourceSet(bundle.entry.map((entry) => entry.resource));
@@ -323,9 +326,8 @@ export class FhirResourceSet {
   /**
    * Puts the set's shared objects in the place of `[address, json?]` in results; false when
    * one is missing (JS no longer has what the engine sent).
-   * @internal
    */
-  resolveShared(results) {
+  [RESOLVE_SHARED](results) {
     for (const list of results) {
       for (let at = 0; at < list.length; at += 1) {
         const item = list[at];
@@ -722,7 +724,8 @@ export class CompiledFhirPath {
    * @returns {unknown[][]} one result array per resource, in the set's order. Resources
    *   among the results are the set's shared, frozen objects (see {@link FhirResourceSet}),
    *   except when `variables` are given.
-   * @throws {FhirError} status 400 when an evaluation fails.
+   * @throws {FhirError} status 400 when an evaluation fails; 500 should the engine name a
+   *   shared resource it never sent.
    */
   evaluateEach(set, { variables } = {}) {
     const vars = variableBytes(variables);
@@ -733,7 +736,7 @@ export class CompiledFhirPath {
       // "S": some results are whole resources of the set, shared (see above).
       if (text.charCodeAt(0) !== 83) return JSON.parse(text);
       const results = JSON.parse(text.slice(1));
-      if (set.resolveShared(results)) return results;
+      if (set[RESOLVE_SHARED](results)) return results;
       if (attempt > 0) throw new FhirError("the engine named a shared resource it did not send", { status: 500, outcome: errorOutcome("exception", "the engine named a shared resource it did not send") });
       handle.forgetShared();
     }

@@ -538,10 +538,23 @@ export class FhirStore {
       if (value === null || typeof value !== "object" || typeof value.resourceType !== "string") {
         throw located(invalid(`expected a FHIR resource, found ${describe(value)}`), position, line);
       }
-      const read = readable(value, position, line);
-      // The line's own text goes to the engine when nothing was changed in reading it: no
-      // second writing of it, and decimals keep their digits (`1.50` stays `1.50`).
-      batch.push({ value: read, text: read === value ? item.text : undefined, position, line });
+      // A line's own text goes to the engine as written, read by the FHIR JSON rules: no
+      // second writing of it, and decimals keep their digits (`1.50` stays `1.50`). Text
+      // that is not well-formed Unicode (a lone surrogate from a string source) goes as
+      // JSON.stringify writes it, so that the engine refuses it rather than it being changed
+      // to U+FFFD on the way.
+      let text = typeof item.text === "string" && wellFormed(item.text) ? item.text : undefined;
+      let read = value;
+      if (strict === false) {
+        // Lenient: the line as written when it reads without warnings; otherwise as before,
+        // the object JSON.parse made of it (duplicate keys resolved, `2.0` an integer), read
+        // leniently with its warnings.
+        if (text === undefined || !readsClean(text)) {
+          text = undefined;
+          read = readable(value, position, line);
+        }
+      }
+      batch.push({ value: read, text, position, line });
       if (batch.length >= batchSize) {
         await flush();
         checkAbort();
@@ -1048,6 +1061,26 @@ function lenientRead(resource, position, line, bundleEntry) {
   } finally {
     parsed.free();
   }
+}
+
+/** Whether a resource's JSON text reads leniently with nothing left out. */
+function readsClean(text) {
+  let parsed;
+  try {
+    parsed = wasm.ParsedResource.lenient(toBytes(text));
+  } catch {
+    return false;
+  }
+  try {
+    return parsed.warnings === undefined;
+  } finally {
+    parsed.free();
+  }
+}
+
+/** Whether `text` holds no lone surrogate (which UTF-8 can not carry). */
+function wellFormed(text) {
+  return typeof text.isWellFormed === "function" ? text.isWellFormed() : !/[\ud800-\udfff]/.test(text);
 }
 
 /** A transaction entry storing an imported resource under its own id, or a new one. */

@@ -172,6 +172,19 @@ test("import stores NDJSON lines as written: decimals keep their digits, CRLF li
   assert.match(text, /"value":70\.50[,}]/);
   const found = await (await store.fetch("Observation?code:text=tiny")).text();
   assert.match(found, /"value":1\.000e-7[,}]/);
+  // Read by the FHIR JSON rules as written: a duplicate key or an integer written `2.0` is
+  // refused with its line, as a create of that text is.
+  await assert.rejects(store.import('{"resourceType":"Patient","id":"d","active":true,"active":false}\n{"resourceType":"Patient","id":"e"}\n'), (err) => err.status === 400 && err.line === 1 && /duplicate/.test(err.message));
+  await assert.rejects(store.import('{"resourceType":"Patient","id":"d","multipleBirthInteger":2.0}\n{"resourceType":"Patient","id":"e"}\n'), (err) => err.status === 400 && err.line === 1);
+  // Leniently, such lines are stored as JSON.parse reads them; clean ones as written.
+  const lenient = await store.import('{"resourceType":"Patient","id":"d","active":true,"active":false}\n{"resourceType":"Patient","id":"f","multipleBirthInteger":2.0}\n{"resourceType":"Observation","id":"o3","status":"final","code":{"text":"w"},"valueQuantity":{"value":2.50}}\n', { strict: false });
+  assert.deepEqual(lenient, { resources: 3, bundles: 0, warnings: [] });
+  assert.equal((await store.read("Patient", "d")).active, false);
+  assert.equal((await store.read("Patient", "f")).multipleBirthInteger, 2);
+  assert.match(await (await store.fetch("Observation/o3")).text(), /"value":2\.50[,}]/);
+  // A lone surrogate in a string source is refused, not stored as U+FFFD.
+  await assert.rejects(store.import(new Set(['{"resourceType":"Patient","id":"s","name":[{"family":"a\ud800b"}]}\n{"resourceType":"Patient","id":"t"}\n'])), (err) => err.status === 400 && err.line === 1);
+  assert.equal((await store.fetch("Patient/s")).status, 404);
   // An object given to import has only the digits JavaScript kept.
   await store.import([{ resourceType: "Observation", id: "o2", status: "final", code: { text: "weight" }, valueQuantity: { value: 70.5 } }]);
   assert.match(await (await store.fetch("Observation/o2")).text(), /"value":70\.5[,}]/);

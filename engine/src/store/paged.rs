@@ -1585,10 +1585,9 @@ async fn compact<R: Records, T: RecordsTx>(
             }
         }
         let Some(key) = next else { break };
-        let key = key.to_vec();
         let mut value: Option<Val> = None;
         if let Some((change_key, change)) = changes.get(at) {
-            if *change_key == key.as_slice() {
+            if *change_key == key {
                 value = Some((*change).clone());
                 at += 1;
             }
@@ -1596,7 +1595,7 @@ async fn compact<R: Records, T: RecordsTx>(
         for (head, cursor) in heads.iter().zip(cursors.iter_mut()) {
             if let Some((page, index)) = head {
                 let (entry_key, entry) = &page.entries[*index];
-                if entry_key[..] == key[..] {
+                if entry_key[..] == *key {
                     if let Val::Large(ptr) = entry {
                         *live.entry(ptr.chunk).or_insert(0) -= 1;
                     }
@@ -1615,7 +1614,7 @@ async fn compact<R: Records, T: RecordsTx>(
             *live.entry(ptr.chunk).or_insert(0) += 1;
         }
         entries += 1;
-        writer.push(&key, &value, &mut pages, next_id, tx);
+        writer.push(key, &value, &mut pages, next_id, tx);
     }
     writer.finish(&mut pages, next_id, tx);
     for run in inputs {
