@@ -41,6 +41,7 @@ pub fn ucum_normal(value: Decimal, unit: &str) -> Option<(Decimal, &str)> {
 }
 
 use crate::json::write::{write_object, Style};
+use crate::model::{self, TypeId};
 use crate::outcome::push_json_string;
 use crate::resource::{Object, PrimitiveValue};
 
@@ -102,16 +103,98 @@ pub struct Expression {
 /// [`crate::Error::FhirPathSyntax`] with the offset of the problem.
 pub fn compile(text: &str) -> Result<Expression, crate::Error> {
     let ast = fold(parser::parse(text).map_err(crate::Error::FhirPathSyntax)?);
-    let mut regexes = Vec::new();
-    literal_regexes(&ast, &mut regexes);
-    let memo_nodes = memo::memo_nodes(&ast);
-    let clock = uses_clock(&ast);
-    Ok(Expression {
-        ast,
-        regexes,
-        memo_nodes,
-        clock,
-    })
+    Ok(Expression::from_ast(ast))
+}
+
+impl Expression {
+    fn from_ast(ast: parser::Expr) -> Expression {
+        let mut regexes = Vec::new();
+        literal_regexes(&ast, &mut regexes);
+        let memo_nodes = memo::memo_nodes(&ast);
+        let clock = uses_clock(&ast);
+        Expression {
+            ast,
+            regexes,
+            memo_nodes,
+            clock,
+        }
+    }
+
+    /// This expression for evaluating at the root of a resource of type `root`, without the
+    /// branches of its unions that can only be empty there: paths that start at another
+    /// concrete resource type (`AllergyIntolerance.patient` in a search parameter's
+    /// `AllergyIntolerance.patient | Observation.subject | ...`, on an Observation) and keep
+    /// an empty input empty. `None` when no branch goes. The answers are the same.
+    pub fn for_root_type(&self, root: TypeId) -> Option<Expression> {
+        let pruned = prune_for_root(&self.ast, root)?;
+        Some(Expression::from_ast(
+            pruned.unwrap_or(parser::Expr::Literal(parser::Literal::Empty, 0)),
+        ))
+    }
+}
+
+/// [`Expression::for_root_type`] on `expr`: `None` when unchanged, `Some(None)` when it can
+/// only be empty, `Some(Some(expr))` what is left.
+fn prune_for_root(expr: &parser::Expr, root: TypeId) -> Option<Option<parser::Expr>> {
+    use alloc::boxed::Box;
+    use parser::{BinaryOp, Expr, Literal};
+    if let Expr::Binary(BinaryOp::Union, left, right, offset) = expr {
+        let (pruned_left, pruned_right) = (prune_for_root(left, root), prune_for_root(right, root));
+        if pruned_left.is_none() && pruned_right.is_none() {
+            return None;
+        }
+        let left = pruned_left.unwrap_or_else(|| Some((**left).clone()));
+        let right = pruned_right.unwrap_or_else(|| Some((**right).clone()));
+        return Some(match (left, right) {
+            (None, None) => None,
+            // A union also drops repeats: the side left is still a union, with `{}`.
+            (left, right) => Some(Expr::Binary(
+                BinaryOp::Union,
+                Box::new(left.unwrap_or(Expr::Literal(Literal::Empty, *offset))),
+                Box::new(right.unwrap_or(Expr::Literal(Literal::Empty, *offset))),
+                *offset,
+            )),
+        });
+    }
+    empty_at_root(expr, root).then_some(None)
+}
+
+/// Whether `expr`, evaluated on a resource of type `root`, starts at another concrete
+/// resource type (which matches nothing there: no type derives from a concrete resource
+/// type, and no element is named like one) and every step after keeps an empty input empty.
+fn empty_at_root(expr: &parser::Expr, root: TypeId) -> bool {
+    use parser::Expr;
+    match expr {
+        Expr::Ident(name, _) => {
+            name.starts_with(|c: char| c.is_ascii_uppercase())
+                && name.type_id.is_some_and(|type_id| {
+                    type_id != root && model::type_def(type_id).is_concrete_resource()
+                })
+        }
+        Expr::Member(target, _, _) | Expr::TypeTest(target, _, _, _) => empty_at_root(target, root),
+        Expr::Call(Some(target), name, _, _) => {
+            // Functions whose answer on an empty input is empty, without evaluating their
+            // arguments.
+            matches!(
+                name.as_str(),
+                "where"
+                    | "select"
+                    | "ofType"
+                    | "as"
+                    | "is"
+                    | "resolve"
+                    | "first"
+                    | "last"
+                    | "tail"
+                    | "distinct"
+                    | "extension"
+                    | "children"
+                    | "descendants"
+                    | "repeat"
+            ) && empty_at_root(target, root)
+        }
+        _ => false,
+    }
 }
 
 impl Clone for Expression {

@@ -23,9 +23,10 @@ mod query;
 
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::rc::Rc;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
-use core::cell::OnceCell;
+use core::cell::{OnceCell, RefCell};
 
 use crate::fhirpath::{self, Expression, Options, Resolver};
 use crate::model::{self, SearchParamType, TypeId};
@@ -49,6 +50,9 @@ pub struct Param {
     /// The FHIRPath expression, as written.
     pub expression_text: Option<String>,
     expression: OnceCell<Option<Expression>>,
+    /// The expression for each resource type it was evaluated on, without the branches that
+    /// are empty on that type (see [`Expression::for_root_type`]).
+    by_root: RefCell<Vec<(TypeId, Rc<Expression>)>>,
     /// For references: the allowed target types.
     pub target: Vec<String>,
     /// For composites: the definition URL and expression of each component.
@@ -73,9 +77,23 @@ impl Param {
             base,
             expression_text: expression.map(ToString::to_string),
             expression: OnceCell::new(),
+            by_root: RefCell::new(Vec::new()),
             target,
             components,
         }
+    }
+
+    /// [`Param::expression`] for evaluating at the root of a resource of type `root`.
+    pub fn expression_for(&self, root: TypeId) -> Option<Rc<Expression>> {
+        if let Some((_, expression)) = self.by_root.borrow().iter().find(|(id, _)| *id == root) {
+            return Some(Rc::clone(expression));
+        }
+        let full = self.expression()?;
+        let expression = Rc::new(full.for_root_type(root).unwrap_or_else(|| full.clone()));
+        self.by_root
+            .borrow_mut()
+            .push((root, Rc::clone(&expression)));
+        Some(expression)
     }
 
     /// The compiled expression (compiled on first use); `None` when there is none or it does
@@ -262,14 +280,14 @@ impl Registry {
         codes: &[&str],
     ) -> Vec<(String, String, String)> {
         let resolver = Stubs(&self.stubs);
-        let options = Options {
-            resolver: Some(&resolver),
-            lenient_as: true,
-            ..Options::default()
-        };
         let mut entries = Vec::new();
         let mut values = Vec::new();
         for param in self.params_of(resource.type_def().name) {
+            let options = Options {
+                resolver: Some(&resolver),
+                lenient_as: true,
+                ..Options::default()
+            };
             if matches!(
                 param.kind,
                 SearchParamType::Composite | SearchParamType::Special
@@ -277,7 +295,7 @@ impl Registry {
             {
                 continue;
             }
-            let Some(expression) = param.expression() else {
+            let Some(expression) = param.expression_for(resource.type_id) else {
                 continue;
             };
             let Ok(items) = expression.evaluate(resource, &options) else {
