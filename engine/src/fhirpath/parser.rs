@@ -93,7 +93,8 @@ pub(crate) struct Name {
     /// the slot its type's id picks (paths over a Bundle's entries meet several types in
     /// turn). Lookups depend only on the object's type and the name, so any thread may fill
     /// them in.
-    slots: [AtomicU64; NAME_SLOTS],
+    /// (Boxed: names are in every path node, and deep expressions recurse through them.)
+    slots: Box<[AtomicU64; NAME_SLOTS]>,
 }
 
 /// How many lookups a [`Name`] remembers.
@@ -117,7 +118,7 @@ impl Name {
         Name {
             text,
             type_id,
-            slots: Default::default(),
+            slots: Box::default(),
         }
     }
 
@@ -164,9 +165,9 @@ impl Clone for Name {
         Name {
             text: self.text.clone(),
             type_id: self.type_id,
-            slots: core::array::from_fn(|at| {
+            slots: Box::new(core::array::from_fn(|at| {
                 AtomicU64::new(self.slots[at].load(AtomicOrdering::Relaxed))
-            }),
+            })),
         }
     }
 }
