@@ -124,8 +124,14 @@ impl Expression {
     /// branches of its unions that can only be empty there: paths that start at another
     /// concrete resource type (`AllergyIntolerance.patient` in a search parameter's
     /// `AllergyIntolerance.patient | Observation.subject | ...`, on an Observation) and keep
-    /// an empty input empty. `None` when no branch goes. The answers are the same.
+    /// an empty input empty, neither evaluating nor checking anything that could fail. `None`
+    /// when no branch goes, or `root` is not a concrete resource type. The answers are the
+    /// same, and so are the errors (but for the limit on evaluation steps, which a pruned
+    /// expression reaches later).
     pub fn for_root_type(&self, root: TypeId) -> Option<Expression> {
+        if !model::type_def(root).is_concrete_resource() {
+            return None;
+        }
         let pruned = prune_for_root(&self.ast, root)?;
         Some(Expression::from_ast(
             pruned.unwrap_or(parser::Expr::Literal(parser::Literal::Empty, 0)),
@@ -156,14 +162,22 @@ fn prune_for_root(expr: &parser::Expr, root: TypeId) -> Option<Option<parser::Ex
             )),
         });
     }
-    empty_at_root(expr, root).then_some(None)
+    empty_at_root(expr, root, 0).then_some(None)
 }
+
+/// How long a path [`empty_at_root`] follows (well within the evaluator's nesting limit).
+const PRUNE_DEPTH: usize = 64;
 
 /// Whether `expr`, evaluated on a resource of type `root`, starts at another concrete
 /// resource type (which matches nothing there: no type derives from a concrete resource
-/// type, and no element is named like one) and every step after keeps an empty input empty.
-fn empty_at_root(expr: &parser::Expr, root: TypeId) -> bool {
+/// type, and no element is named like one) and every step after keeps an empty input empty
+/// without evaluating or checking anything that could fail on it (arguments, their number, a
+/// type name).
+fn empty_at_root(expr: &parser::Expr, root: TypeId, depth: usize) -> bool {
     use parser::Expr;
+    if depth > PRUNE_DEPTH {
+        return false;
+    }
     match expr {
         Expr::Ident(name, _) => {
             name.starts_with(|c: char| c.is_ascii_uppercase())
@@ -171,27 +185,25 @@ fn empty_at_root(expr: &parser::Expr, root: TypeId) -> bool {
                     type_id != root && model::type_def(type_id).is_concrete_resource()
                 })
         }
-        Expr::Member(target, _, _) | Expr::TypeTest(target, _, _, _) => empty_at_root(target, root),
-        Expr::Call(Some(target), name, _, _) => {
-            // Functions whose answer on an empty input is empty, without evaluating their
-            // arguments.
-            matches!(
-                name.as_str(),
-                "where"
-                    | "select"
-                    | "ofType"
-                    | "as"
-                    | "is"
-                    | "resolve"
-                    | "first"
-                    | "last"
-                    | "tail"
-                    | "distinct"
-                    | "extension"
-                    | "children"
-                    | "descendants"
-                    | "repeat"
-            ) && empty_at_root(target, root)
+        Expr::Member(target, _, _) => empty_at_root(target, root, depth + 1),
+        // The operators' type names are checked when parsed.
+        Expr::TypeTest(target, _, _, _) => empty_at_root(target, root, depth + 1),
+        Expr::Call(Some(target), name, args, _) => {
+            // Functions whose answer on an empty input is empty without evaluating their
+            // arguments, given as many as they take (checked when evaluated, even on an empty
+            // input); a type argument a FHIR type name known to the model.
+            let fits = match name.as_str() {
+                "where" | "select" | "repeat" => args.len() == 1,
+                "ofType" | "as" | "is" => matches!(
+                    args.as_slice(),
+                    [Expr::Ident(type_name, _)] if type_name.type_id.is_some()
+                ),
+                "resolve" | "first" | "last" | "tail" | "distinct" | "children" | "descendants" => {
+                    args.is_empty()
+                }
+                _ => false,
+            };
+            fits && empty_at_root(target, root, depth + 1)
         }
         _ => false,
     }

@@ -50,9 +50,10 @@ pub struct Param {
     /// The FHIRPath expression, as written.
     pub expression_text: Option<String>,
     expression: OnceCell<Option<Expression>>,
-    /// The expression for each resource type it was evaluated on, without the branches that
-    /// are empty on that type (see [`Expression::for_root_type`]).
-    by_root: RefCell<Vec<(TypeId, Rc<Expression>)>>,
+    /// For each resource type it was evaluated on, the expression without the branches that
+    /// are empty on that type (see [`Expression::for_root_type`]); `None` when that is the
+    /// whole expression.
+    by_root: RefCell<Vec<(TypeId, Option<Rc<Expression>>)>>,
     /// For references: the allowed target types.
     pub target: Vec<String>,
     /// For composites: the definition URL and expression of each component.
@@ -83,17 +84,18 @@ impl Param {
         }
     }
 
-    /// [`Param::expression`] for evaluating at the root of a resource of type `root`.
-    pub fn expression_for(&self, root: TypeId) -> Option<Rc<Expression>> {
-        if let Some((_, expression)) = self.by_root.borrow().iter().find(|(id, _)| *id == root) {
-            return Some(Rc::clone(expression));
+    /// [`Param::expression`] for evaluating at the root of a resource of type `root`, when
+    /// it is not the whole expression.
+    pub fn pruned_for(&self, root: TypeId) -> Option<Rc<Expression>> {
+        if let Some((_, pruned)) = self.by_root.borrow().iter().find(|(id, _)| *id == root) {
+            return pruned.clone();
         }
-        let full = self.expression()?;
-        let expression = Rc::new(full.for_root_type(root).unwrap_or_else(|| full.clone()));
-        self.by_root
-            .borrow_mut()
-            .push((root, Rc::clone(&expression)));
-        Some(expression)
+        let pruned = self
+            .expression()
+            .and_then(|whole| whole.for_root_type(root))
+            .map(Rc::new);
+        self.by_root.borrow_mut().push((root, pruned.clone()));
+        pruned
     }
 
     /// The compiled expression (compiled on first use); `None` when there is none or it does
@@ -295,9 +297,11 @@ impl Registry {
             {
                 continue;
             }
-            let Some(expression) = param.expression_for(resource.type_id) else {
+            let Some(whole) = param.expression() else {
                 continue;
             };
+            let pruned = param.pruned_for(resource.type_id);
+            let expression = pruned.as_deref().unwrap_or(whole);
             let Ok(items) = expression.evaluate(resource, &options) else {
                 continue;
             };

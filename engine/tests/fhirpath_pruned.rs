@@ -126,3 +126,57 @@ fn pruned_search_expressions_give_what_the_whole_expressions_give() {
     let observation = model::type_by_name("Observation").unwrap();
     assert!(whole.for_root_type(observation).is_some());
 }
+
+#[test]
+fn pruning_keeps_errors_and_declines_what_could_fail_on_an_empty_input() {
+    let patient = parse_resource(br#"{"resourceType":"Patient","name":[{"given":["A","B"]}],"gender":"male","link":[{"other":{"reference":"Patient/x"},"type":"seealso"}]}"#).unwrap();
+    let root = patient.type_id;
+    let run = |expression: &fhirpath::Expression| {
+        let resolver = LocalResolver::new(&patient);
+        let options = Options {
+            resolver: Some(&resolver),
+            ..Options::default()
+        };
+        expression
+            .evaluate(&patient, &options)
+            .map(|items| fhirpath::to_json(&items))
+            .map_err(|err| err.to_string())
+    };
+    let mut pruned = 0;
+    for text in [
+        // Pruned: the same answers.
+        "Observation.subject | Patient.link.other",
+        "Observation.subject.where(resolve() is Patient) | Patient.gender",
+        "(Observation.value as Quantity) | Observation.value.ofType(Quantity).first() | Patient.gender",
+        "Encounter.subject | Observation.subject",
+        "Patient.name.given | Observation.status | Patient.name.given",
+        "Observation.code | Patient.name.given.first() | Patient.name.given",
+        // An argument evaluated, or checked, even on an empty input: not pruned, the same error.
+        "Observation.extension(name.given) | Patient.gender",
+        "Observation.extension(%unknown) | Patient.gender",
+        "Observation.code.first(1) | Patient.gender",
+        "Observation.where() | Patient.gender",
+        "Observation.value.ofType(Quanity) | Patient.gender",
+        // Functions with an answer on an empty input are kept.
+        "Observation.exists() | Patient.gender",
+        "Observation.count() | Patient.gender",
+        "Observation.empty() | Patient.gender",
+    ] {
+        let whole = fhirpath::compile(text).unwrap();
+        let part = whole.for_root_type(root);
+        pruned += usize::from(part.is_some());
+        let got = run(part.as_ref().unwrap_or(&whole));
+        assert_eq!(got, run(&whole), "{text}");
+    }
+    assert_eq!(pruned, 6, "the first six are pruned");
+    // A path deeper than the pruning follows is left whole (its depth fails evaluation).
+    let deep = format!("Observation{} | Patient.gender", ".id".repeat(401));
+    let whole = fhirpath::compile(&deep).unwrap();
+    assert!(whole.for_root_type(root).is_none());
+    // Only for a concrete resource type: a Patient is a DomainResource too.
+    let abstract_root = model::type_by_name("DomainResource").unwrap();
+    assert!(fhirpath::compile("Patient.gender | Observation.status")
+        .unwrap()
+        .for_root_type(abstract_root)
+        .is_none());
+}
