@@ -415,11 +415,13 @@ pub async fn write_index<T: Transaction>(
     let Some(row) = row_of(tx, type_name, id, !new.is_empty()).await? else {
         return Ok(());
     };
-    let keep: BTreeSet<&(String, String, String)> = new.iter().collect();
-    for entry in old {
-        if !keep.contains(entry) {
-            let (code, value, payload) = entry;
-            tx.delete(index_key(type_name, code, value, payload, &row));
+    if !old.is_empty() {
+        let keep: BTreeSet<&(String, String, String)> = new.iter().collect();
+        for entry in old {
+            if !keep.contains(entry) {
+                let (code, value, payload) = entry;
+                tx.delete(index_key(type_name, code, value, payload, &row));
+            }
         }
     }
     for (code, value, payload) in new {

@@ -850,3 +850,55 @@ fn type_and_system_history_page_with_next_links() {
     let refused = call(&service, "GET", "_history?_cursor=abc", &[], "");
     assert_eq!(refused.status, 400);
 }
+
+#[test]
+fn a_transaction_answers_its_writes_as_prefer_return_asks() {
+    let s = service();
+    assert_eq!(
+        call(
+            &s,
+            "PUT",
+            "Patient/read-me",
+            &[],
+            &patient(r#","id":"read-me""#)
+        )
+        .status,
+        201
+    );
+    let bundle = format!(
+        r#"{{"resourceType":"Bundle","type":"transaction","entry":[{{"resource":{},"request":{{"method":"PUT","url":"Patient/p1"}}}},{{"request":{{"method":"GET","url":"Patient/read-me"}}}}]}}"#,
+        patient(r#","id":"p1""#)
+    );
+    let answer = |prefer: Option<&str>| -> serde_json::Value {
+        let headers: Vec<(&str, &str)> =
+            prefer.map(|value| ("Prefer", value)).into_iter().collect();
+        let response = call(&s, "POST", "", &headers, &bundle);
+        assert_eq!(response.status, 200, "{}", response.body);
+        serde_json::from_str(&response.body).unwrap()
+    };
+    let full = answer(None);
+    assert_eq!(full["entry"][0]["resource"]["id"], "p1");
+    assert!(full["entry"][0]["response"]["outcome"].is_null());
+    let minimal = answer(Some("return=minimal"));
+    assert!(minimal["entry"][0]["resource"].is_null(), "{minimal}");
+    assert_eq!(minimal["entry"][0]["response"]["status"], "200 OK");
+    assert_eq!(
+        minimal["entry"][0]["response"]["location"],
+        "Patient/p1/_history/2"
+    );
+    assert_eq!(minimal["entry"][0]["response"]["etag"], "W/\"2\"");
+    // A read in the transaction still answers with what it read.
+    assert_eq!(minimal["entry"][1]["resource"]["id"], "read-me");
+    let outcome = answer(Some("return=OperationOutcome"));
+    assert!(outcome["entry"][0]["resource"].is_null());
+    assert_eq!(
+        outcome["entry"][0]["response"]["outcome"]["resourceType"],
+        "OperationOutcome"
+    );
+    assert_eq!(
+        outcome["entry"][0]["response"]["outcome"]["issue"][0]["severity"],
+        "information"
+    );
+    assert_eq!(outcome["entry"][1]["resource"]["id"], "read-me");
+    assert!(outcome["entry"][1]["response"]["outcome"].is_null());
+}

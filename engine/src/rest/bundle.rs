@@ -8,7 +8,7 @@ use alloc::vec::Vec;
 use super::{is_valid_id, key, version_key, Current, Request, Response, Service, Stored};
 use crate::json::fhir::parse_resource;
 use crate::json::write::{write_resource, Style};
-use crate::outcome::{IssueType, Severity};
+use crate::outcome::{IssueType, OperationOutcome, Severity};
 use crate::resource::{Object, PrimitiveValue, Value};
 use crate::store::{Store, StoreError, Transaction};
 use crate::validation::{self, ValidateOptions};
@@ -91,6 +91,30 @@ struct Done {
     version: Option<u64>,
     last_modified: Option<String>,
     resource: Option<String>,
+}
+
+/// What a transaction's answer holds for each resource it wrote, as `Prefer: return=` asks.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum WrittenBack {
+    /// The stored resource (the default).
+    Resource,
+    /// Nothing but the entry's `response` (`return=minimal`).
+    Minimal,
+    /// An OperationOutcome in the entry's `response.outcome` (`return=OperationOutcome`).
+    Outcome,
+}
+
+impl WrittenBack {
+    fn asked(request: &Request) -> WrittenBack {
+        let prefer = request.header("prefer").unwrap_or_default();
+        if prefer.contains("return=minimal") {
+            WrittenBack::Minimal
+        } else if prefer.contains("return=OperationOutcome") {
+            WrittenBack::Outcome
+        } else {
+            WrittenBack::Resource
+        }
+    }
 }
 
 /// Rewrites every `Reference.reference` found in `map` (a bundle's `fullUrl` → `Type/id`).
@@ -310,6 +334,7 @@ impl<S: Store> Service<S> {
     /// §3.1.0.11.2), with `urn:uuid:` and other full URLs of the bundle rewritten in
     /// references; any failure leaves the store as it was.
     async fn transaction(&self, request: &Request, mut entries: Vec<Entry>) -> Response {
+        let written_back = WrittenBack::asked(request);
         // Ids first, so that references can be rewritten before anything is stored.
         let mut targets: Vec<Option<(String, String)>> = Vec::new();
         let mut full_urls: BTreeSet<&str> = BTreeSet::new();
@@ -748,7 +773,9 @@ impl<S: Store> Service<S> {
                             location: Some(format!("{type_name}/{id}/_history/{version}")),
                             version: Some(version),
                             last_modified: Some(now),
-                            resource: Some(json),
+                            // `Prefer: return=minimal` or `return=OperationOutcome`: the
+                            // stored resource is not sent back.
+                            resource: (written_back == WrittenBack::Resource).then_some(json),
                         }
                     }
                     _ => {
@@ -822,6 +849,25 @@ impl<S: Store> Service<S> {
                 }
                 if let Some(at) = &done.last_modified {
                     response.push_str(&format!(r#","lastModified":"{at}""#));
+                }
+                let write = done
+                    .location
+                    .as_deref()
+                    .is_some_and(|location| location.contains("/_history/"));
+                if write && written_back == WrittenBack::Outcome {
+                    let outcome = OperationOutcome {
+                        issues: alloc::vec![crate::outcome::Issue {
+                            severity: Severity::Information,
+                            code: IssueType::Informational,
+                            diagnostics: format!(
+                                "{} stored",
+                                done.location.as_deref().unwrap_or_default()
+                            ),
+                            expression: Vec::new(),
+                            position: None,
+                        }],
+                    };
+                    response.push_str(&format!(r#","outcome":{}"#, outcome.to_json()));
                 }
                 match &done.resource {
                     Some(json) => format!(r#"{{"resource":{json},"response":{{{response}}}}}"#),
