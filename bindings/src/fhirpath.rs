@@ -325,7 +325,8 @@ impl CompiledExpression {
         variables: Option<Vec<u8>>,
     ) -> Result<String, BindingError> {
         let mut res = String::with_capacity(set.objects.len() * 16 + 3);
-        res.push('[');
+        // A space JSON allows, made `S` in place when some results are shared.
+        res.push_str(" [");
         // Only the set's own resources are shared: with variables, an object may be one of
         // theirs, made for this call.
         let known = set.shared.borrow();
@@ -348,7 +349,7 @@ impl CompiledExpression {
         set.shared.borrow_mut().extend(fresh);
         if any {
             // Tells JS that some results are `[address]` or `[address, json]`.
-            res.insert(0, 'S');
+            res.replace_range(..1, "S");
         }
         Ok(res)
     }

@@ -375,7 +375,8 @@ mod tests {
 
     #[test]
     fn no_type_derives_from_a_concrete_resource_type() {
-        // FHIRPath's `ofType`/`as` rely on it to skip looking at bases.
+        // `Expression::for_root_type` relies on it: a path starting at another concrete
+        // resource type is empty on a resource.
         for def in TYPES.iter() {
             if let Some(base) = def.base {
                 assert!(

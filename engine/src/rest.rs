@@ -979,26 +979,16 @@ impl<S: Store> Service<S> {
         id: &str,
         (version, now, json): (u64, String, String),
     ) -> Response {
-        let prefer = request.header("prefer").unwrap_or_default();
-        let mut response = if prefer.contains("return=minimal") {
-            Response {
+        let mut response = match WrittenBack::asked(request) {
+            WrittenBack::Minimal => Response {
                 status,
                 headers: Vec::new(),
                 body: String::new(),
+            },
+            WrittenBack::Outcome => {
+                Response::outcome(status, &stored_outcome(type_name, id, version))
             }
-        } else if prefer.contains("return=OperationOutcome") {
-            let outcome = OperationOutcome {
-                issues: alloc::vec![crate::outcome::Issue {
-                    severity: Severity::Information,
-                    code: IssueType::Informational,
-                    diagnostics: format!("{type_name}/{id} version {version} stored"),
-                    expression: Vec::new(),
-                    position: None,
-                }],
-            };
-            Response::outcome(status, &outcome)
-        } else {
-            Response::json(status, json)
+            WrittenBack::Resource => Response::json(status, json),
         };
         response = response
             .with(
@@ -2298,4 +2288,42 @@ fn query_string(pairs: &[(String, String)]) -> String {
 /// line and column point into it.
 fn resource_is_body(body: &[u8], type_name: &str) -> bool {
     crate::json::inspect(body).is_ok_and(|summary| summary.resource_type == type_name)
+}
+
+/// What the answer to a write holds, as `Prefer: return=` asks (for a batch or transaction,
+/// of each resource it writes).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WrittenBack {
+    /// The stored resource (the default, `return=representation`).
+    Resource,
+    /// Nothing (`return=minimal`).
+    Minimal,
+    /// An OperationOutcome saying it was stored (`return=OperationOutcome`).
+    Outcome,
+}
+
+impl WrittenBack {
+    pub(crate) fn asked(request: &Request) -> WrittenBack {
+        let prefer = request.header("prefer").unwrap_or_default();
+        if prefer.contains("return=minimal") {
+            WrittenBack::Minimal
+        } else if prefer.contains("return=OperationOutcome") {
+            WrittenBack::Outcome
+        } else {
+            WrittenBack::Resource
+        }
+    }
+}
+
+/// The OperationOutcome of `Prefer: return=OperationOutcome` for a stored version.
+pub(crate) fn stored_outcome(type_name: &str, id: &str, version: u64) -> OperationOutcome {
+    OperationOutcome {
+        issues: alloc::vec![crate::outcome::Issue {
+            severity: Severity::Information,
+            code: IssueType::Informational,
+            diagnostics: format!("{type_name}/{id} version {version} stored"),
+            expression: Vec::new(),
+            position: None,
+        }],
+    }
 }

@@ -5,10 +5,13 @@ use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
-use super::{is_valid_id, key, version_key, Current, Request, Response, Service, Stored};
+use super::{
+    is_valid_id, key, stored_outcome, version_key, Current, Request, Response, Service, Stored,
+    WrittenBack,
+};
 use crate::json::fhir::parse_resource;
 use crate::json::write::{write_resource, Style};
-use crate::outcome::{IssueType, OperationOutcome, Severity};
+use crate::outcome::{IssueType, Severity};
 use crate::resource::{Object, PrimitiveValue, Value};
 use crate::store::{Store, StoreError, Transaction};
 use crate::validation::{self, ValidateOptions};
@@ -91,30 +94,8 @@ struct Done {
     version: Option<u64>,
     last_modified: Option<String>,
     resource: Option<String>,
-}
-
-/// What a transaction's answer holds for each resource it wrote, as `Prefer: return=` asks.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum WrittenBack {
-    /// The stored resource (the default).
-    Resource,
-    /// Nothing but the entry's `response` (`return=minimal`).
-    Minimal,
-    /// An OperationOutcome in the entry's `response.outcome` (`return=OperationOutcome`).
-    Outcome,
-}
-
-impl WrittenBack {
-    fn asked(request: &Request) -> WrittenBack {
-        let prefer = request.header("prefer").unwrap_or_default();
-        if prefer.contains("return=minimal") {
-            WrittenBack::Minimal
-        } else if prefer.contains("return=OperationOutcome") {
-            WrittenBack::Outcome
-        } else {
-            WrittenBack::Resource
-        }
-    }
+    /// For `Prefer: return=OperationOutcome`: the outcome of a write, as JSON.
+    outcome: Option<String>,
 }
 
 /// Rewrites every `Reference.reference` found in `map` (a bundle's `fullUrl` → `Type/id`).
@@ -683,6 +664,7 @@ impl<S: Store> Service<S> {
                             version: None,
                             last_modified: None,
                             resource: None,
+                            outcome: None,
                         });
                     }
                     continue;
@@ -724,6 +706,7 @@ impl<S: Store> Service<S> {
                                     version: Some(version + 1),
                                     last_modified: Some(now),
                                     resource: None,
+                                    outcome: None,
                                 }
                             }
                             None => Done {
@@ -732,6 +715,7 @@ impl<S: Store> Service<S> {
                                 version: None,
                                 last_modified: None,
                                 resource: None,
+                                outcome: None,
                             },
                         }
                     }
@@ -773,6 +757,8 @@ impl<S: Store> Service<S> {
                             location: Some(format!("{type_name}/{id}/_history/{version}")),
                             version: Some(version),
                             last_modified: Some(now),
+                            outcome: (written_back == WrittenBack::Outcome)
+                                .then(|| stored_outcome(type_name, id, version).to_json()),
                             // `Prefer: return=minimal` or `return=OperationOutcome`: the
                             // stored resource is not sent back.
                             resource: (written_back == WrittenBack::Resource).then_some(json),
@@ -809,6 +795,7 @@ impl<S: Store> Service<S> {
                                 version: Some(version),
                                 last_modified: None,
                                 resource: Some(json),
+                                outcome: None,
                             },
                             _ => {
                                 return Ok(Err(entry_error(
@@ -850,24 +837,8 @@ impl<S: Store> Service<S> {
                 if let Some(at) = &done.last_modified {
                     response.push_str(&format!(r#","lastModified":"{at}""#));
                 }
-                let write = done
-                    .location
-                    .as_deref()
-                    .is_some_and(|location| location.contains("/_history/"));
-                if write && written_back == WrittenBack::Outcome {
-                    let outcome = OperationOutcome {
-                        issues: alloc::vec![crate::outcome::Issue {
-                            severity: Severity::Information,
-                            code: IssueType::Informational,
-                            diagnostics: format!(
-                                "{} stored",
-                                done.location.as_deref().unwrap_or_default()
-                            ),
-                            expression: Vec::new(),
-                            position: None,
-                        }],
-                    };
-                    response.push_str(&format!(r#","outcome":{}"#, outcome.to_json()));
+                if let Some(outcome) = &done.outcome {
+                    response.push_str(&format!(r#","outcome":{outcome}"#));
                 }
                 match &done.resource {
                     Some(json) => format!(r#"{{"resource":{json},"response":{{{response}}}}}"#),
