@@ -26,7 +26,7 @@ fn main() {
         for entry in bundle.values("entry") {
             if let Value::Complex(entry) = entry {
                 if let Some(Value::Resource(resource)) = entry.values("resource").next() {
-                    resources.push((**resource).clone());
+                    resources.push(resource.clone());
                 }
             }
         }

@@ -745,9 +745,7 @@ impl<'a> Resolver<'a> for LocalResolver<'a> {
         let root: &'a Object = self.root;
         if let Some(local) = reference.strip_prefix('#') {
             return root.fields.iter().find_map(|field| match &field.value {
-                crate::resource::Value::Resource(inner) if inner.id() == Some(local) => {
-                    Some(&**inner)
-                }
+                crate::resource::Value::Resource(inner) if inner.id() == Some(local) => Some(inner),
                 _ => None,
             });
         }
@@ -772,7 +770,7 @@ impl<'a> Resolver<'a> for LocalResolver<'a> {
                     .as_deref()
                     .is_some_and(|relative| reference.ends_with(&alloc::format!("/{relative}")))
             {
-                return Some(&**resource);
+                return Some(resource);
             }
         }
         None

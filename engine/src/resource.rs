@@ -37,7 +37,7 @@ pub enum Value {
     /// A complex data type or backbone element.
     Complex(Object),
     /// A resource inside another (`contained`, `Bundle.entry.resource`).
-    Resource(Box<Object>),
+    Resource(Object),
 }
 
 /// A primitive value and its optional companion.
@@ -190,7 +190,7 @@ impl Object {
     pub fn objects<'s>(&'s self, name: &str) -> impl Iterator<Item = &'s Object> + use<'s> {
         self.values(name).filter_map(|value| match value {
             Value::Complex(inner) => Some(inner),
-            Value::Resource(inner) => Some(&**inner),
+            Value::Resource(inner) => Some(inner),
             Value::Primitive(_) => None,
         })
     }

@@ -309,7 +309,7 @@ fn nested_resources<'a>(
                 let inner_root = if element.name == "contained" {
                     root
                 } else {
-                    &**inner
+                    inner
                 };
                 out.push((inner, inner_root, here.clone()));
                 nested_resources(inner, inner_root, &here, out);
@@ -610,7 +610,7 @@ impl Walk<'_> {
                     let inner_root = if element.name == "contained" {
                         root
                     } else {
-                        &**inner
+                        inner
                     };
                     self.object(inner, inner, inner_root, &child_path, true);
                 }

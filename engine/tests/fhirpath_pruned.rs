@@ -28,7 +28,7 @@ fn resources(text: &[u8]) -> Vec<Object> {
             if let hearth_engine::resource::Value::Complex(entry) = entry {
                 for inner in entry.values("resource") {
                     if let hearth_engine::resource::Value::Resource(inner) = inner {
-                        out.push((**inner).clone());
+                        out.push(inner.clone());
                     }
                 }
             }

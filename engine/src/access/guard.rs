@@ -1136,7 +1136,7 @@ fn conditional_references(body: &[u8]) -> Vec<(String, Vec<(String, String)>)> {
 
 fn entry_resource(entry: &Object) -> Option<&Object> {
     entry.values("resource").find_map(|value| match value {
-        Value::Resource(resource) => Some(&**resource),
+        Value::Resource(resource) => Some(resource),
         _ => None,
     })
 }

@@ -528,7 +528,7 @@ impl<'a> FhirReader<'a> {
                 return Ok(());
             }
             _ if def.name == "Resource" => match self.resource(depth)? {
-                Some(resource) => Value::Resource(Box::new(resource)),
+                Some(resource) => Value::Resource(resource),
                 None => return Ok(()),
             },
             _ => {

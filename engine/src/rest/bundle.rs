@@ -79,7 +79,7 @@ pub(crate) fn entries_of(bundle: &Object) -> Result<Vec<Entry>, usize> {
             if_match: entry_request.text("ifMatch").map(ToString::to_string),
             if_none_exist: entry_request.text("ifNoneExist").map(ToString::to_string),
             resource: entry.values("resource").find_map(|value| match value {
-                Value::Resource(resource) => Some((**resource).clone()),
+                Value::Resource(resource) => Some(resource.clone()),
                 _ => None,
             }),
         });

@@ -58,7 +58,7 @@ fn locate(object: &Object, target: *const (), at: &mut Pointer) -> bool {
                     || locate(inner, target, at)
             }
             Value::Resource(inner) => {
-                core::ptr::eq(&**inner as *const Object as *const (), target)
+                core::ptr::eq(inner as *const Object as *const (), target)
                     || locate(inner, target, at)
             }
             Value::Primitive(primitive) => {

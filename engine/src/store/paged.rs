@@ -795,6 +795,9 @@ pub struct PagedTx<'s, R: Records + 's> {
     tx: R::Tx<'s>,
     state: Rc<State>,
     writes: BTreeMap<Key, Option<Box<[u8]>>>,
+    /// What [`Transaction::prefetch`] found in the snapshot (`None`: nothing), so that the
+    /// reads it announced do not look again.
+    prefetched: BTreeMap<Key, Option<Val>>,
     write: bool,
 }
 
@@ -832,6 +835,7 @@ impl<R: Records> Store for PagedStore<R> {
             tx,
             state,
             writes: BTreeMap::new(),
+            prefetched: BTreeMap::new(),
             write,
         })
     }
@@ -1001,42 +1005,46 @@ impl<'s, R: Records> PagedTx<'s, R> {
             .iter()
             .map(|key| state.recent.get(*key).cloned())
             .collect();
-        let mut ids = Vec::new();
-        for (key, value) in keys.iter().zip(&found) {
+        // For each key not among the recent changes, the page of each run that may hold it
+        // (newest run first), looked up once.
+        let mut candidates: Vec<(usize, u64)> = Vec::new();
+        for (at, (key, value)) in keys.iter().zip(&found).enumerate() {
             if value.is_none() {
                 for run in &state.dir.runs {
                     if let Some(index) = page_for(&run.pages, key) {
-                        ids.push(run.pages[index].id);
+                        candidates.push((at, run.pages[index].id));
                     }
                 }
             }
         }
-        if ids.is_empty() {
+        if candidates.is_empty() {
             return Ok(found);
         }
+        let mut ids: Vec<u64> = candidates.iter().map(|&(_, id)| id).collect();
         ids.sort_unstable();
         ids.dedup();
         let limit = self.cache_limit();
         let pages = load_pages(&self.store.cache, limit, &mut self.tx, &ids).await?;
-        let by_id: BTreeMap<u64, Rc<Page>> = ids.into_iter().zip(pages).collect();
-        for (key, value) in keys.iter().zip(found.iter_mut()) {
+        for (at, id) in candidates {
+            let (Some(key), Some(value)) = (keys.get(at), found.get_mut(at)) else {
+                continue;
+            };
             if value.is_some() {
+                // Found in a newer run.
                 continue;
             }
-            for run in &state.dir.runs {
-                let Some(index) = page_for(&run.pages, key) else {
-                    continue;
-                };
-                let Some(page) = by_id.get(&run.pages[index].id) else {
-                    continue;
-                };
-                if let Ok(at) = page
-                    .entries
-                    .binary_search_by(|(probe, _)| key_cmp(probe, key))
-                {
-                    *value = Some(page.entries[at].1.clone());
-                    break;
-                }
+            let Some(page) = ids
+                .binary_search(&id)
+                .ok()
+                .and_then(|index| pages.get(index))
+            else {
+                continue;
+            };
+            if let Ok(index) = page
+                .entries
+                .binary_search_by(|(probe, _)| key_cmp(probe, key))
+            {
+                *value = Some(page.entries[index].1.clone());
             }
         }
         Ok(found)
@@ -1242,7 +1250,10 @@ impl<R: Records> Transaction for PagedTx<'_, R> {
         if let Some(written) = self.writes.get(key) {
             return Ok(written.as_deref().map(<[u8]>::to_vec));
         }
-        let value = self.committed_many(&[key]).await?.pop().flatten();
+        let value = match self.prefetched.get(key) {
+            Some(value) => value.clone(),
+            None => self.committed_many(&[key]).await?.pop().flatten(),
+        };
         match value {
             None | Some(Val::Tomb) => Ok(None),
             Some(Val::Small(bytes)) => Ok(Some(bytes.to_vec())),
@@ -1325,7 +1336,7 @@ impl<R: Records> Transaction for PagedTx<'_, R> {
         let asked: Vec<&[u8]> = keys
             .iter()
             .map(Vec::as_slice)
-            .filter(|key| !self.writes.contains_key(*key))
+            .filter(|key| !self.writes.contains_key(*key) && !self.prefetched.contains_key(*key))
             .collect();
         if asked.is_empty() {
             return Ok(());
@@ -1343,6 +1354,9 @@ impl<R: Records> Transaction for PagedTx<'_, R> {
         if !chunks.is_empty() {
             let limit = self.cache_limit();
             load_chunks(&self.store.cache, limit, &mut self.tx, &chunks).await?;
+        }
+        for (key, value) in asked.into_iter().zip(values) {
+            self.prefetched.insert(Key(key.into()), value);
         }
         Ok(())
     }
@@ -1363,6 +1377,7 @@ impl<R: Records> Transaction for PagedTx<'_, R> {
             state,
             writes,
             write,
+            ..
         } = self;
         if writes.is_empty() {
             return tx.commit().await;
@@ -2091,19 +2106,26 @@ mod tests {
                     let mut tx = store.begin(true).await.unwrap();
                     let mut planned = model.clone();
                     let what = format!("seed {seed} round {round} tab {tab}");
-                    for _ in 0..(rng.next() % 40) {
-                        let n = rng.next() % 900;
-                        let key = key_of(n);
-                        if rng.next() % 4 == 0 {
-                            tx.delete(key.clone());
-                            planned.remove(&key);
-                        } else {
-                            let value = value_of(n, round);
-                            tx.put(key.clone(), value.clone());
-                            planned.insert(key, value);
+                    // Reads (prefetches among them) before, between and after writes: what
+                    // the transaction writes hides what it read ahead.
+                    for phase in 0..3 {
+                        check_reads(&mut tx, &planned, &mut rng, &what).await;
+                        if phase == 2 {
+                            break;
+                        }
+                        for _ in 0..(rng.next() % 20) {
+                            let n = rng.next() % 900;
+                            let key = key_of(n);
+                            if rng.next() % 4 == 0 {
+                                tx.delete(key.clone());
+                                planned.remove(&key);
+                            } else {
+                                let value = value_of(n, round);
+                                tx.put(key.clone(), value.clone());
+                                planned.insert(key, value);
+                            }
                         }
                     }
-                    check_reads(&mut tx, &planned, &mut rng, &what).await;
                     let fail = rng.next() % 11 == 0;
                     records.fail_next.set(fail);
                     let committed = tx.commit().await;
