@@ -231,7 +231,18 @@ fn key(parts: &[&str]) -> Vec<u8> {
 }
 
 fn version_key(type_name: &str, id: &str, version: u64) -> Vec<u8> {
-    key(&["v", type_name, id, &format!("{version:020}")])
+    key(&["v", type_name, id, &padded20(version)])
+}
+
+/// `number` in 20 digits, zeros in front, so that the text sorts as the number does.
+fn padded20(number: u64) -> String {
+    let mut digits = [b'0'; 20];
+    let mut rest = number;
+    for slot in digits.iter_mut().rev() {
+        *slot = b'0' + (rest % 10) as u8;
+        rest /= 10;
+    }
+    digits.iter().copied().map(char::from).collect()
 }
 
 /// The base URL with the characters that would break the JSON it is written into (quotes,
@@ -955,18 +966,15 @@ impl<S: Store> Service<S> {
         let now = self.clock.now();
         resource.set_text("id", id.to_string());
         if let Some(meta) = resource.child_mut("meta") {
-            meta.set_text("versionId", format!("{version}"));
+            meta.set_text("versionId", version.to_string());
             meta.set_text("lastUpdated", now.clone());
         }
         let json = write_resource(resource, Style::Compact);
-        tx.put(
-            version_key(type_name, id, version),
-            format!("{how}{json}").into_bytes(),
-        );
-        tx.put(
-            key(&["c", type_name, id]),
-            format!("{version}").into_bytes(),
-        );
+        let mut stored = Vec::with_capacity(json.len() + 1);
+        stored.push(how as u8);
+        stored.extend_from_slice(json.as_bytes());
+        tx.put(version_key(type_name, id, version), stored);
+        tx.put(key(&["c", type_name, id]), version.to_string().into_bytes());
         (version, now, json)
     }
 
@@ -1521,12 +1529,12 @@ impl<S: Store> Service<S> {
             .and_then(|value| core::str::from_utf8(&value).ok()?.parse().ok())
             .unwrap_or(0)
             + 1;
-        let value = format!("{type_name}\0{id}\0{version}\0{instant}").into_bytes();
-        let seq_text = format!("{seq:020}");
+        let value = key(&[type_name, id, &version.to_string(), instant]);
+        let seq_text = padded20(seq);
         tx.put(key(&["l", &seq_text]), value);
         // The type's log points at the system log's entry (same sequence number).
         tx.put(key(&["t", type_name, &seq_text]), Vec::new());
-        tx.put(counter, format!("{seq}").into_bytes());
+        tx.put(counter, seq.to_string().into_bytes());
         Ok(())
     }
 
@@ -2325,5 +2333,16 @@ pub(crate) fn stored_outcome(type_name: &str, id: &str, version: u64) -> Operati
             expression: Vec::new(),
             position: None,
         }],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Version keys of stored data must be found again: the text is what `{:020}` wrote.
+    #[test]
+    fn padded_numbers_are_those_stored_keys_hold() {
+        for number in [0, 1, 9, 10, 12_345, u64::from(u32::MAX), u64::MAX] {
+            assert_eq!(super::padded20(number), alloc::format!("{number:020}"));
+        }
     }
 }

@@ -727,12 +727,23 @@ async fn current_rows<T: Transaction>(tx: &mut T, type_name: &str) -> Result<Row
 
 /// The key of a resource's row number, the short name its index keys carry.
 pub(crate) fn row_key(type_name: &str, id: &str) -> Vec<u8> {
-    alloc::format!("r\0{type_name}\0{id}").into_bytes()
+    joined_key(b'r', type_name, id)
+}
+
+/// `kind␀a␀b`.
+fn joined_key(kind: u8, a: &str, b: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(a.len() + b.len() + 3);
+    key.push(kind);
+    key.push(0);
+    key.extend_from_slice(a.as_bytes());
+    key.push(0);
+    key.extend_from_slice(b.as_bytes());
+    key
 }
 
 /// The key of the id a row number stands for.
 fn row_id_key(type_name: &str, row: &str) -> Vec<u8> {
-    alloc::format!("n\0{type_name}\0{row}").into_bytes()
+    joined_key(b'n', type_name, row)
 }
 
 /// The row number of `type_name/id` (a store-wide counter in base 36, after a letter saying
@@ -758,7 +769,7 @@ async fn row_of<T: Transaction>(
         .and_then(|value| core::str::from_utf8(&value).ok()?.parse::<u64>().ok())
         .unwrap_or(0)
         + 1;
-    tx.put(counter.to_vec(), alloc::format!("{next}").into_bytes());
+    tx.put(counter.to_vec(), next.to_string().into_bytes());
     let row = row_text(next);
     tx.put(row_key(type_name, id), row.clone().into_bytes());
     tx.put(row_id_key(type_name, &row), id.as_bytes().to_vec());

@@ -33,14 +33,37 @@ pub type Encoded = (String, String);
 /// Text as string search compares it: lower case, accents folded, no control separators.
 pub fn normalize(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
+    push_normalized(&mut out, text);
+    out
+}
+
+/// Appends [`normalize`] of `text` to `out`.
+fn push_normalized(out: &mut String, text: &str) {
     for c in text.chars() {
         match c {
             '\0' | '\u{1}' | '\u{2}' => out.push(' '),
+            _ if c.is_ascii() => out.push(c.to_ascii_lowercase()),
             'ß' => out.push_str("ss"),
             'Æ' | 'æ' => out.push_str("ae"),
             'Œ' | 'œ' => out.push_str("oe"),
             _ => out.extend(fold_accent(c).to_lowercase()),
         }
+    }
+}
+
+/// `~` and the normalized text: the key of a text value.
+fn text_key(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 1);
+    out.push('~');
+    push_normalized(&mut out, text);
+    out
+}
+
+/// The parts one after another, made once.
+fn concat(parts: &[&str]) -> String {
+    let mut out = String::with_capacity(parts.iter().map(|part| part.len()).sum());
+    for part in parts {
+        out.push_str(part);
     }
     out
 }
@@ -73,12 +96,36 @@ fn fold_accent(c: char) -> char {
 
 /// Text kept in a key: control separators become spaces.
 pub fn clean(text: &str) -> String {
-    text.replace(['\0', '\u{1}', '\u{2}'], " ")
+    let mut out = String::with_capacity(text.len());
+    push_clean(&mut out, text);
+    out
+}
+
+/// Appends [`clean`] of `text` to `out`.
+fn push_clean(out: &mut String, text: &str) {
+    if text.bytes().any(|byte| byte <= 2) {
+        out.extend(
+            text.chars()
+                .map(|c| if u32::from(c) <= 2 { ' ' } else { c }),
+        );
+    } else {
+        out.push_str(text);
+    }
+}
+
+/// Appends the 16 hex digits of `value`.
+fn push_hex16(out: &mut String, value: u64) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for shift in (0..16).rev() {
+        out.push(char::from(DIGITS[((value >> (shift * 4)) & 0xf) as usize]));
+    }
 }
 
 /// 16 hex digits that sort as the signed number does.
 pub fn hex_i64(value: i64) -> String {
-    alloc::format!("{:016x}", (value as u64) ^ (1 << 63))
+    let mut out = String::with_capacity(16);
+    push_hex16(&mut out, (value as u64) ^ (1 << 63));
+    out
 }
 
 /// The number back from [`hex_i64`].
@@ -96,7 +143,9 @@ pub fn hex_f64(value: f64) -> String {
     } else {
         bits | (1 << 63)
     };
-    alloc::format!("{key:016x}")
+    let mut out = String::with_capacity(16);
+    push_hex16(&mut out, key);
+    out
 }
 
 /// The number back from [`hex_f64`].
@@ -248,7 +297,12 @@ fn encode_string(item: &Item<'_>, out: &mut Vec<Encoded>) {
 
 /// The token value of a code in a system.
 pub fn token(code: &str, system: &str) -> String {
-    alloc::format!("={}\u{1}{}", clean(code), clean(system))
+    let mut out = String::with_capacity(code.len() + system.len() + 2);
+    out.push('=');
+    push_clean(&mut out, code);
+    out.push('\u{1}');
+    push_clean(&mut out, system);
+    out
 }
 
 fn encode_coding(coding: &Object, out: &mut Vec<Encoded>) {
@@ -259,7 +313,7 @@ fn encode_coding(coding: &Object, out: &mut Vec<Encoded>) {
         ));
     }
     if let Some(display) = coding.text("display") {
-        out.push((alloc::format!("~{}", normalize(display)), clean(display)));
+        out.push((text_key(display), clean(display)));
     }
 }
 
@@ -272,7 +326,7 @@ fn encode_token(item: &Item<'_>, out: &mut Vec<Encoded>) {
                     encode_coding(coding, out);
                 }
                 if let Some(text) = object.text("text") {
-                    out.push((alloc::format!("~{}", normalize(text)), clean(text)));
+                    out.push((text_key(text), clean(text)));
                 }
             }
             "Identifier" => {
@@ -296,7 +350,7 @@ fn encode_token(item: &Item<'_>, out: &mut Vec<Encoded>) {
                     }
                 }
                 if let Some(text) = object.objects("type").find_map(|t| t.text("text")) {
-                    out.push((alloc::format!("~{}", normalize(text)), clean(text)));
+                    out.push((text_key(text), clean(text)));
                 }
             }
             "ContactPoint" => {
@@ -319,8 +373,9 @@ fn encode_token(item: &Item<'_>, out: &mut Vec<Encoded>) {
 
 /// Both keys of a date range.
 pub fn push_range(low: i64, high: i64, out: &mut Vec<Encoded>) {
-    out.push((alloc::format!("L{}", hex_i64(low)), hex_i64(high)));
-    out.push((alloc::format!("H{}", hex_i64(high)), hex_i64(low)));
+    let (low, high) = (hex_i64(low), hex_i64(high));
+    out.push((concat(&["L", &low]), high.clone()));
+    out.push((concat(&["H", &high]), low));
 }
 
 fn encode_date(item: &Item<'_>, out: &mut Vec<Encoded>) {
@@ -391,7 +446,7 @@ fn number_of(item: &Item<'_>) -> Option<f64> {
 fn encode_quantity(item: &Item<'_>, out: &mut Vec<Encoded>) {
     let Item::Object(object) = item else {
         if let Some(value) = number_of(item) {
-            out.push((alloc::format!("\u{1}{}", hex_f64(value)), String::new()));
+            out.push((concat(&["\u{1}", &hex_f64(value)]), String::new()));
         }
         return;
     };
@@ -434,7 +489,7 @@ fn encode_quantity(item: &Item<'_>, out: &mut Vec<Encoded>) {
         return;
     };
     let raw = hex_f64(number);
-    out.push((alloc::format!("\u{1}{raw}"), String::new()));
+    out.push((concat(&["\u{1}", &raw]), String::new()));
     let system = object.text("system").unwrap_or_default();
     let code = if name == "Money" {
         object.text("currency")
@@ -443,13 +498,13 @@ fn encode_quantity(item: &Item<'_>, out: &mut Vec<Encoded>) {
     };
     if let Some(code) = code {
         out.push((
-            alloc::format!("{}|{}\u{1}{raw}", clean(system), clean(code)),
+            concat(&[&clean(system), "|", &clean(code), "\u{1}", &raw]),
             String::new(),
         ));
         if system.is_empty() || system == "http://unitsofmeasure.org" {
             if let Some((normal, dimension)) = exact.and_then(|exact| ucum_normal(exact, code)) {
                 out.push((
-                    alloc::format!("{dimension}\u{1}{}", hex_f64(normal)),
+                    concat(&[&dimension, "\u{1}", &hex_f64(normal)]),
                     String::new(),
                 ));
             }
@@ -473,11 +528,11 @@ pub fn reference_value(reference: &str, base_url: &str) -> Option<String> {
     let mut parts = relative.split('/');
     if let (Some(type_name), Some(id), None) = (parts.next(), parts.next(), parts.next()) {
         if crate::model::resource_type(type_name).is_some() && !id.is_empty() {
-            return Some(alloc::format!("{}\u{1}{type_name}", clean(id)));
+            return Some(concat(&[&clean(id), "\u{1}", type_name]));
         }
     }
     let url = reference.split_once('|').map_or(reference, |(url, _)| url);
-    Some(alloc::format!(">{}", clean(url)))
+    Some(concat(&[">", &clean(url)]))
 }
 
 fn encode_reference(item: &Item<'_>, base_url: &str, out: &mut Vec<Encoded>) {
@@ -515,6 +570,51 @@ fn encode_reference(item: &Item<'_>, base_url: &str, out: &mut Vec<Encoded>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Keys stored by earlier versions must be found again: the text of each encoding is
+    /// that of the formatting it replaced.
+    #[test]
+    fn encodings_write_the_text_stored_keys_hold() {
+        for value in [i64::MIN, -1_000_000, -1, 0, 1, 42, 1 << 40, i64::MAX] {
+            assert_eq!(
+                hex_i64(value),
+                alloc::format!("{:016x}", (value as u64) ^ (1 << 63))
+            );
+        }
+        for value in [f64::MIN, -2.5, -0.0, 0.0, 1e-300, 3.75, 1e308] {
+            let bits = value.to_bits();
+            let key = if bits >> 63 == 1 {
+                !bits
+            } else {
+                bits | (1 << 63)
+            };
+            assert_eq!(hex_f64(value), alloc::format!("{key:016x}"));
+        }
+        assert_eq!(clean("a\0b\u{1}c\u{2}d\u{3}é"), "a b c d\u{3}é");
+        assert_eq!(token("x\0y", "s|t"), "=x y\u{1}s|t");
+        // The letters each as before the ASCII ones were taken apart.
+        let text = "ÆÇdé Straße\u{1}ABC-İ ŒΣ\0Zz09~";
+        let mut before = String::new();
+        for c in text.chars() {
+            match c {
+                '\0' | '\u{1}' | '\u{2}' => before.push(' '),
+                'ß' => before.push_str("ss"),
+                'Æ' | 'æ' => before.push_str("ae"),
+                'Œ' | 'œ' => before.push_str("oe"),
+                _ => before.extend(fold_accent(c).to_lowercase()),
+            }
+        }
+        assert_eq!(normalize(text), before);
+        assert_eq!(normalize("ABC-Straße"), "abc-strasse");
+        assert_eq!(
+            reference_value("Patient/p\u{1}1/_history/2", ""),
+            Some(String::from("p 1\u{1}Patient"))
+        );
+        assert_eq!(
+            reference_value("http://x.org/y|1", ""),
+            Some(String::from(">http://x.org/y"))
+        );
+    }
 
     #[test]
     fn hex_encodings_sort_as_numbers() {

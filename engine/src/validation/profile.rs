@@ -980,14 +980,16 @@ impl Walk<'_> {
         path: &str,
         node_path: &dyn Fn(&Node<'_>) -> String,
     ) {
-        let what = match &rule.slice_name {
+        // Named only in a message.
+        let what = || match &rule.slice_name {
             Some(slice) => format!("\"{}\" in slice {slice}", rule.name),
             None => format!("\"{}\"", rule.name),
         };
         if let Some(min) = rule.min {
             if nodes.len() < min as usize {
                 let message = format!(
-                    "expected at least {min} values for {what} ({}), found {}",
+                    "expected at least {min} values for {} ({}), found {}",
+                    what(),
                     context.profile.url,
                     nodes.len()
                 );
@@ -997,7 +999,8 @@ impl Walk<'_> {
         if let Some(Some(max)) = rule.max {
             if nodes.len() > max as usize {
                 let message = format!(
-                    "expected at most {max} values for {what} ({}), found {}",
+                    "expected at most {max} values for {} ({}), found {}",
+                    what(),
                     context.profile.url,
                     nodes.len()
                 );
