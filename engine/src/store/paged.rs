@@ -1582,15 +1582,28 @@ async fn compact<R: Records, T: RecordsTx>(
     let mut pages: Vec<PageRef> = Vec::new();
     let mut entries = 0u64;
     let mut at = 0;
+    // Each run's current entry; a run is looked at again only once it has moved on.
     let mut heads: Vec<Option<(Rc<Page>, usize)>> = Vec::with_capacity(cursors.len());
+    for (cursor, run) in cursors.iter_mut().zip(inputs) {
+        heads.push(
+            cursor
+                .peek(&store.cache, config.cache_bytes, tx, &run.pages, &all)
+                .await?,
+        );
+    }
+    let mut moved: Vec<bool> = alloc::vec![false; cursors.len()];
     loop {
-        heads.clear();
-        for (cursor, run) in cursors.iter_mut().zip(inputs) {
-            heads.push(
-                cursor
+        for ((cursor, run), (head, moved)) in cursors
+            .iter_mut()
+            .zip(inputs)
+            .zip(heads.iter_mut().zip(moved.iter_mut()))
+        {
+            if *moved {
+                *head = cursor
                     .peek(&store.cache, config.cache_bytes, tx, &run.pages, &all)
-                    .await?,
-            );
+                    .await?;
+                *moved = false;
+            }
         }
         let mut next: Option<&[u8]> = changes.get(at).map(|(key, _)| *key);
         for (page, index) in heads.iter().flatten() {
@@ -1600,14 +1613,14 @@ async fn compact<R: Records, T: RecordsTx>(
             }
         }
         let Some(key) = next else { break };
-        let mut value: Option<Val> = None;
+        let mut value: Option<&Val> = None;
         if let Some((change_key, change)) = changes.get(at) {
             if *change_key == key {
-                value = Some((*change).clone());
+                value = Some(*change);
                 at += 1;
             }
         }
-        for (head, cursor) in heads.iter().zip(cursors.iter_mut()) {
+        for ((head, cursor), moved) in heads.iter().zip(cursors.iter_mut()).zip(moved.iter_mut()) {
             if let Some((page, index)) = head {
                 let (entry_key, entry) = &page.entries[*index];
                 if entry_key[..] == *key {
@@ -1615,21 +1628,22 @@ async fn compact<R: Records, T: RecordsTx>(
                         *live.entry(ptr.chunk).or_insert(0) -= 1;
                     }
                     if value.is_none() {
-                        value = Some(entry.clone());
+                        value = Some(entry);
                     }
                     cursor.advance();
+                    *moved = true;
                 }
             }
         }
         let Some(value) = value else { continue };
-        if bottom && value == Val::Tomb {
+        if bottom && matches!(value, Val::Tomb) {
             continue;
         }
-        if let Val::Large(ptr) = &value {
+        if let Val::Large(ptr) = value {
             *live.entry(ptr.chunk).or_insert(0) += 1;
         }
         entries += 1;
-        writer.push(key, &value, &mut pages, next_id, tx);
+        writer.push(key, value, &mut pages, next_id, tx);
     }
     writer.finish(&mut pages, next_id, tx);
     for run in inputs {
@@ -1745,9 +1759,8 @@ async fn merge_slice<R: Records, T: RecordsTx>(
             _ => a_head.as_ref(),
         }
         .ok_or_else(|| damaged("a run ends early"))?;
+        // The heads hold their pages: the entry stays readable after the cursors move on.
         let (key, value) = &page.entries[*index];
-        let key = key.clone();
-        let value = value.clone();
         for head in [&a_head, &b_head].into_iter().flatten() {
             let (page, index) = head;
             let (entry_key, entry) = &page.entries[*index];
@@ -1765,17 +1778,17 @@ async fn merge_slice<R: Records, T: RecordsTx>(
         }
         let below_hi = hi
             .as_deref()
-            .is_none_or(|hi| key_cmp(&key, hi) == Ordering::Less);
-        if below_hi && value == Val::Tomb {
+            .is_none_or(|hi| key_cmp(key, hi) == Ordering::Less);
+        if below_hi && matches!(value, Val::Tomb) {
             continue;
         }
-        if let Val::Large(ptr) = &value {
+        if let Val::Large(ptr) = value {
             *live.entry(ptr.chunk).or_insert(0) += 1;
         }
         if below_hi {
-            merged_writer.push(&key, &value, &mut merged_pages, next_id, tx);
+            merged_writer.push(key, value, &mut merged_pages, next_id, tx);
         } else {
-            rest_writer.push(&key, &value, &mut rest_pages, next_id, tx);
+            rest_writer.push(key, value, &mut rest_pages, next_id, tx);
         }
     }
     merged_writer.finish(&mut merged_pages, next_id, tx);
