@@ -15,6 +15,12 @@ use wasm_bindgen::prelude::*;
 
 use crate::BindingError;
 
+/// A resource read to be held and evaluated many times, laid out for it.
+fn held(mut object: Object) -> Object {
+    object.arrange_for_reading();
+    object
+}
+
 /// A resource read once and held by the engine, for evaluating many expressions without
 /// reading its JSON again.
 #[wasm_bindgen]
@@ -33,7 +39,7 @@ impl ParsedResource {
     #[wasm_bindgen(constructor)]
     pub fn new(bytes: &[u8]) -> Result<ParsedResource, BindingError> {
         Ok(ParsedResource {
-            object: parse_resource(bytes)?,
+            object: held(parse_resource(bytes)?),
             warnings: None,
         })
     }
@@ -46,7 +52,7 @@ impl ParsedResource {
     pub fn lenient(bytes: &[u8]) -> Result<ParsedResource, BindingError> {
         let (object, warnings) = parse_resource_lenient(bytes)?;
         Ok(ParsedResource {
-            object,
+            object: held(object),
             warnings: warnings.map(|outcome| outcome.to_json()),
         })
     }
@@ -99,7 +105,7 @@ impl ParsedResourceSet {
     /// # Errors
     /// A `FhirError` (400) with every violation of the FHIR JSON rules.
     pub fn add(&mut self, bytes: &[u8]) -> Result<usize, BindingError> {
-        self.objects.push(Box::new(parse_resource(bytes)?));
+        self.objects.push(Box::new(held(parse_resource(bytes)?)));
         Ok(self.objects.len() - 1)
     }
 
@@ -111,7 +117,7 @@ impl ParsedResourceSet {
     #[wasm_bindgen(js_name = addLenient)]
     pub fn add_lenient(&mut self, bytes: &[u8]) -> Result<Option<String>, BindingError> {
         let (object, warnings) = parse_resource_lenient(bytes)?;
-        self.objects.push(Box::new(object));
+        self.objects.push(Box::new(held(object)));
         Ok(warnings.map(|outcome| outcome.to_json()))
     }
 

@@ -61,6 +61,38 @@ pub enum PrimitiveValue {
 }
 
 impl Object {
+    /// Lays the object out for being read many times (a resource held for evaluation). When
+    /// it holds resources in its elements' elements (a Bundle's entries, a Parameters'
+    /// parameters), the parts of its first two levels are moved to fresh memory side by
+    /// side: as read from JSON, each entry lies a whole resource after the one before, so
+    /// that a path through all of them (`Bundle.entry.resource`) reached for a new part of
+    /// memory at every step. Other objects are left as read, where the parts of one path lie
+    /// close together. The values are the same either way.
+    pub fn arrange_for_reading(&mut self) {
+        let holds_resources = self.fields.iter().any(|field| match &field.value {
+            Value::Complex(inner) => inner
+                .fields
+                .iter()
+                .any(|field| matches!(field.value, Value::Resource(_))),
+            _ => false,
+        });
+        if holds_resources {
+            self.compact_layout(2);
+        }
+    }
+
+    /// Moves the parts of the first `depths` levels (the object's own fields, then theirs),
+    /// with the text of their primitives, to fresh memory one level at a time.
+    fn compact_layout(&mut self, depths: usize) {
+        // What was moved out of is freed only at the end, so that the fresh parts do not
+        // fill the gaps it leaves.
+        let mut spent = Spent::default();
+        let mut depth = 0;
+        while depth < depths && relayout_at(self, depth, &mut spent) {
+            depth += 1;
+        }
+    }
+
     /// The definition of this object's type.
     pub fn type_def(&self) -> &'static TypeDef {
         model::type_def(self.type_id)
@@ -205,4 +237,47 @@ impl Object {
             _ => None,
         }
     }
+}
+
+/// Buffers moved out of by [`Object::compact_layout`], freed when it ends.
+#[derive(Default)]
+struct Spent {
+    fields: Vec<Vec<Field>>,
+    strings: Vec<String>,
+}
+
+/// Moves the parts of `object` at `depth` below it (its own fields at 0, with the text of its
+/// primitives); false when it has nothing that deep.
+fn relayout_at(object: &mut Object, depth: usize, spent: &mut Spent) -> bool {
+    if depth == 0 {
+        let mut fresh = Vec::with_capacity(object.fields.len());
+        fresh.append(&mut object.fields);
+        spent
+            .fields
+            .push(core::mem::replace(&mut object.fields, fresh));
+        for field in &mut object.fields {
+            if let Value::Primitive(Primitive {
+                value: Some(PrimitiveValue::String(text) | PrimitiveValue::Number(text)),
+                ..
+            }) = &mut field.value
+            {
+                let fresh = String::from(text.as_str());
+                spent.strings.push(core::mem::replace(text, fresh));
+            }
+        }
+        return true;
+    }
+    let mut deeper = false;
+    for field in &mut object.fields {
+        let inner = match &mut field.value {
+            Value::Complex(inner) | Value::Resource(inner) => inner,
+            Value::Primitive(Primitive {
+                companion: Some(companion),
+                ..
+            }) => companion,
+            Value::Primitive(_) => continue,
+        };
+        deeper |= relayout_at(inner, depth - 1, spent);
+    }
+    deeper
 }

@@ -76,9 +76,10 @@ fn count_resources(object: &Object) -> usize {
         .sum::<usize>()
 }
 
-/// Reads, writes (compact and pretty) and compares one file; `Err` says why it failed.
-/// `Ok` holds the number of resources in the file.
-fn round_trip(bytes: &[u8]) -> Result<usize, String> {
+/// Reads, writes (compact and pretty) and compares one file, and lays the resource out for
+/// reading (which must change nothing of it); `Err` says why it failed. `Ok` holds the number
+/// of resources in the file and whether the layout moved its parts.
+fn round_trip(bytes: &[u8]) -> Result<(usize, bool), String> {
     let input =
         reader::parse(bytes, Limits::default()).map_err(|err| format!("not JSON: {err}"))?;
     let resource = parse_resource(bytes).map_err(|err| format!("refused: {err}"))?;
@@ -95,14 +96,24 @@ fn round_trip(bytes: &[u8]) -> Result<usize, String> {
             return Err(format!("{style:?} output reads back differently"));
         }
     }
-    Ok(count_resources(&resource))
+    let mut arranged = resource.clone();
+    let before = arranged.fields.as_ptr();
+    arranged.arrange_for_reading();
+    let moved = arranged.fields.as_ptr() != before;
+    if arranged != resource
+        || write_resource(&arranged, Style::Compact) != write_resource(&resource, Style::Compact)
+    {
+        return Err(String::from("laid out for reading, it differs"));
+    }
+    Ok((count_resources(&resource), moved))
 }
 
 /// Files whose round trip fails because the file breaks the FHIR JSON rules, with the reason.
 /// Each entry is checked: it must still fail, with a message containing the given text.
 const ERRATA: &[(&str, &str)] = &[];
 
-fn run(dir: &str, expected_min: usize) {
+/// Returns how many files were laid out anew for reading.
+fn run(dir: &str, expected_min: usize) -> usize {
     let files = json_files(&corpus().join(dir));
     assert!(
         files.len() >= expected_min,
@@ -110,6 +121,7 @@ fn run(dir: &str, expected_min: usize) {
         files.len()
     );
     let (mut passed, mut errata, mut resources, mut failures) = (0, 0, 0, Vec::new());
+    let mut arranged = 0;
     for file in &files {
         let name = file
             .file_name()
@@ -118,9 +130,10 @@ fn run(dir: &str, expected_min: usize) {
         let bytes = fs::read(file).unwrap_or_default();
         let result = round_trip(&bytes);
         match (result, ERRATA.iter().find(|(erratum, _)| *erratum == name)) {
-            (Ok(count), None) => {
+            (Ok((count, moved)), None) => {
                 passed += 1;
                 resources += count;
+                arranged += usize::from(moved);
             }
             (Err(why), Some((_, reason))) if why.contains(reason) => errata += 1,
             (Ok(_), Some(_)) => failures.push(format!("{name}: listed as an erratum but passes")),
@@ -128,7 +141,7 @@ fn run(dir: &str, expected_min: usize) {
         }
     }
     println!(
-        "{dir}: {} files ({resources} resources), {passed} round-trip, {errata} known errata, {} failed",
+        "{dir}: {} files ({resources} resources), {passed} round-trip, {errata} known errata, {} failed; {arranged} laid out anew for reading",
         files.len(),
         failures.len()
     );
@@ -141,14 +154,21 @@ fn run(dir: &str, expected_min: usize) {
         failures.len(),
         files.len()
     );
+    arranged
 }
 
 #[test]
 fn every_r4_example_round_trips() {
-    run("examples", 825);
+    // The Bundles and Parameters among them hold resources in their elements' elements.
+    let arranged = run("examples", 825);
+    assert!(
+        arranged >= 25,
+        "only {arranged} examples were laid out anew"
+    );
 }
 
 #[test]
 fn every_synthea_bundle_round_trips() {
-    run("synthea", 32);
+    let arranged = run("synthea", 32);
+    assert_eq!(arranged, 32, "every Synthea Bundle is laid out anew");
 }
