@@ -9,8 +9,7 @@ use hearth_engine::json::write::{write_object, write_resource, Style};
 use hearth_engine::model::TypeKind;
 use hearth_engine::resource::Object;
 use std::cell::RefCell;
-use std::collections::BTreeSet;
-use std::fmt::Write as _;
+use std::collections::HashSet;
 use wasm_bindgen::prelude::*;
 
 use crate::BindingError;
@@ -89,7 +88,7 @@ pub struct ParsedResourceSet {
     /// The resources in the set (whole ones, or ones within them: a Bundle's entries,
     /// contained resources) that `evaluateEach` has handed to JS as JSON, by address. JS keeps
     /// each as one frozen object and is sent only its address after the first time.
-    shared: RefCell<BTreeSet<usize>>,
+    shared: RefCell<HashSet<usize>>,
 }
 
 #[wasm_bindgen]
@@ -137,9 +136,9 @@ impl ParsedResourceSet {
 /// Resource-valued results of one `evaluateEach` call: each written as `[address, json]` the
 /// first time and `[address]` once JS holds it (results are never arrays otherwise).
 struct Sharing<'s> {
-    known: &'s BTreeSet<usize>,
+    known: &'s HashSet<usize>,
     /// Sent in this call; known to JS once the call has succeeded.
-    fresh: BTreeSet<usize>,
+    fresh: HashSet<usize>,
     /// Whether any result was written so.
     any: bool,
 }
@@ -156,14 +155,31 @@ impl Sharing<'_> {
         let address = core::ptr::from_ref::<Object>(object) as usize;
         self.any = true;
         out.push('[');
-        // Writing to a String does not fail.
-        let _ = write!(out, "{address}");
+        push_decimal(out, address);
         if !self.known.contains(&address) && self.fresh.insert(address) {
             out.push(',');
             out.push_str(&write_object(object, Style::Compact));
         }
         out.push(']');
         true
+    }
+}
+
+/// Appends the decimal digits of `number`.
+fn push_decimal(out: &mut String, number: usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = number;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    for &digit in &digits[at..] {
+        out.push(char::from(digit));
     }
 }
 
@@ -338,7 +354,7 @@ impl CompiledExpression {
         let known = set.shared.borrow();
         let mut sharing = Sharing {
             known: &known,
-            fresh: BTreeSet::new(),
+            fresh: HashSet::new(),
             any: false,
         };
         run_each(

@@ -1641,6 +1641,16 @@ pub(crate) fn known_type(type_name: TypeRef<'_>) -> bool {
 /// `as` and `ofType`: the item's own type, or a type derived from an abstract one
 /// (`Resource`, `DomainResource`, `Element`, `BackboneElement`, `Quantity` for its profiles).
 pub(crate) fn is_exact_type(item: &Item<'_>, type_name: TypeRef<'_>) -> bool {
+    if let (Some(type_id), Some(target), None | Some("FHIR")) =
+        (item.fhir_type(), type_name.type_id, type_name.namespace)
+    {
+        // No type derives from a concrete resource type (a test of the model holds it):
+        // `ofType(Observation)` over a Bundle's entries needs no walk through the others'
+        // bases.
+        if model::type_def(target).is_concrete_resource() {
+            return type_id == target;
+        }
+    }
     let exact = match item.fhir_type() {
         Some(type_id) => {
             matches!(type_name.namespace, None | Some("FHIR"))
