@@ -76,19 +76,39 @@ impl ParsedResource {
     }
 }
 
+/// Resources in each allocation of a [`ParsedResourceSet`].
+const SET_CHUNK: usize = 256;
+
 /// Many resources held by the engine, for evaluating an expression over all of them in one
 /// call (indexing a patient record, say).
 #[wasm_bindgen]
 #[derive(Default)]
 pub struct ParsedResourceSet {
-    /// Boxed, so that each resource stays where it is as the set grows: a resource's address
-    /// is its identity for `shared`.
-    #[allow(clippy::vec_box)]
-    objects: Vec<Box<Object>>,
+    /// In chunks of [`SET_CHUNK`], each allocated whole at once and never grown, so that a
+    /// resource stays where it is as the set grows (its address is its identity for
+    /// `shared`) and the resources of a chunk lie side by side for a pass over all of them.
+    chunks: Vec<Vec<Object>>,
+    /// How many resources the chunks hold.
+    len: usize,
     /// The resources in the set (whole ones, or ones within them: a Bundle's entries,
     /// contained resources) that `evaluateEach` has handed to JS as JSON, by address. JS keeps
     /// each as one frozen object and is sent only its address after the first time.
     shared: RefCell<HashSet<usize>>,
+}
+
+impl ParsedResourceSet {
+    /// Adds a resource without moving those already held.
+    fn push(&mut self, object: Object) {
+        match self.chunks.last_mut() {
+            Some(chunk) if chunk.len() < chunk.capacity() => chunk.push(object),
+            _ => {
+                let mut chunk = Vec::with_capacity(SET_CHUNK);
+                chunk.push(object);
+                self.chunks.push(chunk);
+            }
+        }
+        self.len += 1;
+    }
 }
 
 #[wasm_bindgen]
@@ -104,8 +124,8 @@ impl ParsedResourceSet {
     /// # Errors
     /// A `FhirError` (400) with every violation of the FHIR JSON rules.
     pub fn add(&mut self, bytes: &[u8]) -> Result<usize, BindingError> {
-        self.objects.push(Box::new(held(parse_resource(bytes)?)));
-        Ok(self.objects.len() - 1)
+        self.push(held(parse_resource(bytes)?));
+        Ok(self.len - 1)
     }
 
     /// Reads a resource into the set leniently (see `ParsedResource.lenient`); returns the
@@ -116,14 +136,14 @@ impl ParsedResourceSet {
     #[wasm_bindgen(js_name = addLenient)]
     pub fn add_lenient(&mut self, bytes: &[u8]) -> Result<Option<String>, BindingError> {
         let (object, warnings) = parse_resource_lenient(bytes)?;
-        self.objects.push(Box::new(held(object)));
+        self.push(held(object));
         Ok(warnings.map(|outcome| outcome.to_json()))
     }
 
     /// How many resources the set holds.
     #[wasm_bindgen(getter)]
     pub fn size(&self) -> usize {
-        self.objects.len()
+        self.len
     }
 
     /// Forgets which resources JS holds: the next `evaluateEach` sends each one's JSON again.
@@ -346,7 +366,7 @@ impl CompiledExpression {
         set: &ParsedResourceSet,
         variables: Option<Vec<u8>>,
     ) -> Result<String, BindingError> {
-        let mut res = String::with_capacity(set.objects.len() * 16 + 3);
+        let mut res = String::with_capacity(set.len * 16 + 3);
         // A space JSON allows, made `S` in place when some results are shared.
         res.push_str(" [");
         // Only the set's own resources are shared: with variables, an object may be one of
@@ -359,7 +379,7 @@ impl CompiledExpression {
         };
         run_each(
             &self.expression,
-            set.objects.iter().map(|object| &**object),
+            set.chunks.iter().flatten(),
             variables.as_deref(),
             false,
             variables.is_none().then_some(&mut sharing),
