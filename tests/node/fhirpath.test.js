@@ -349,12 +349,22 @@ test("evaluateEach shares whole resources among the results: read into JS once p
   assert.throws(() => compile("Bundle.entry.resource.first().combine(Bundle.entry.resource.single())").evaluateEach(new FhirResourceSet([one, two])), FhirError);
   const fresh = new FhirResourceSet([one, two]);
   assert.throws(() => compile("Bundle.entry.resource.first().combine(Bundle.entry.resource.single())").evaluateEach(fresh), FhirError);
-  assert.deepEqual(observations.evaluateEach(fresh), first.slice(0, 2));
-  // Growing the set keeps what was shared right.
-  for (let n = 0; n < 200; n += 1) fresh.add(observation(`x${n}`, String(n)));
+  const before = observations.evaluateEach(fresh);
+  assert.deepEqual(before, first.slice(0, 2));
+  fresh.add(observation("early", "0"));
+  const [early] = compile("Observation").evaluateEach(fresh)[2];
+  // Growing the set (past the engine's chunk of 256 resources) keeps what was shared right:
+  // the resources already held stay where they are, so they are the same objects.
+  for (let n = 0; n < 300; n += 1) fresh.add(observation(`x${n}`, String(n)));
   const grown = compile("Bundle.entry.resource | Observation").evaluateEach(fresh);
-  assert.equal(grown.length, 202);
-  assert.equal(grown[201][0].id, "x199");
+  assert.equal(grown.length, 303);
+  assert.equal(grown[302][0].id, "x299");
   assert.deepEqual(grown[0], [one.entry[0].resource]);
-  assert.deepEqual(compile("Observation").evaluateEach(fresh)[201], [observation("x199", "199")]);
+  assert.equal(grown[0][0], before[0][0]);
+  assert.equal(grown[1][2], before[1][1]);
+  assert.equal(grown[2][0], early, "a resource of the set shared before it grew");
+  const again2 = compile("Observation").evaluateEach(fresh);
+  assert.deepEqual(again2[302], [observation("x299", "299")]);
+  assert.equal(again2[302][0], grown[302][0]);
+  assert.equal(again2[258][0], grown[258][0]);
 });
