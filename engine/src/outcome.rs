@@ -147,6 +147,19 @@ impl OperationOutcome {
         }
     }
 
+    /// An outcome with a single informational issue (what a request did).
+    pub fn information(diagnostics: String) -> Self {
+        OperationOutcome {
+            issues: alloc::vec![Issue {
+                severity: Severity::Information,
+                code: IssueType::Informational,
+                diagnostics,
+                expression: Vec::new(),
+                position: None,
+            }],
+        }
+    }
+
     /// Adds an error issue at a text position (line 0: unknown) and FHIRPath location.
     pub fn push_error(
         &mut self,

@@ -219,8 +219,8 @@ pub use limits::{Limits, Policy};
 pub(crate) use replica::{in_compartment, LocalState};
 pub(crate) use search::{encode_component, query_pairs};
 
-fn key(parts: &[&str]) -> Vec<u8> {
-    let mut res = Vec::new();
+pub(crate) fn key(parts: &[&str]) -> Vec<u8> {
+    let mut res = Vec::with_capacity(parts.iter().map(|part| part.len() + 1).sum());
     for (idx, part) in parts.iter().enumerate() {
         if idx > 0 {
             res.push(0);
@@ -1948,15 +1948,7 @@ impl<S: Store> Service<S> {
         match self.reindex_types(&types).await {
             Ok(count) => Response::outcome(
                 200,
-                &OperationOutcome {
-                    issues: alloc::vec![crate::outcome::Issue {
-                        severity: Severity::Information,
-                        code: IssueType::Informational,
-                        diagnostics: format!("{count} resources indexed again"),
-                        expression: Vec::new(),
-                        position: None,
-                    }],
-                },
+                &OperationOutcome::information(format!("{count} resources indexed again")),
             ),
             Err(err) => store_error(&err),
         }
@@ -2325,15 +2317,7 @@ impl WrittenBack {
 
 /// The OperationOutcome of `Prefer: return=OperationOutcome` for a stored version.
 pub(crate) fn stored_outcome(type_name: &str, id: &str, version: u64) -> OperationOutcome {
-    OperationOutcome {
-        issues: alloc::vec![crate::outcome::Issue {
-            severity: Severity::Information,
-            code: IssueType::Informational,
-            diagnostics: format!("{type_name}/{id} version {version} stored"),
-            expression: Vec::new(),
-            position: None,
-        }],
-    }
+    OperationOutcome::information(format!("{type_name}/{id} version {version} stored"))
 }
 
 #[cfg(test)]

@@ -727,23 +727,12 @@ async fn current_rows<T: Transaction>(tx: &mut T, type_name: &str) -> Result<Row
 
 /// The key of a resource's row number, the short name its index keys carry.
 pub(crate) fn row_key(type_name: &str, id: &str) -> Vec<u8> {
-    joined_key(b'r', type_name, id)
-}
-
-/// `kind␀a␀b`.
-fn joined_key(kind: u8, a: &str, b: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(a.len() + b.len() + 3);
-    key.push(kind);
-    key.push(0);
-    key.extend_from_slice(a.as_bytes());
-    key.push(0);
-    key.extend_from_slice(b.as_bytes());
-    key
+    crate::rest::key(&["r", type_name, id])
 }
 
 /// The key of the id a row number stands for.
 fn row_id_key(type_name: &str, row: &str) -> Vec<u8> {
-    joined_key(b'n', type_name, row)
+    crate::rest::key(&["n", type_name, row])
 }
 
 /// The row number of `type_name/id` (a store-wide counter in base 36, after a letter saying
