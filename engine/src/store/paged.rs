@@ -1582,16 +1582,9 @@ async fn compact<R: Records, T: RecordsTx>(
     let mut pages: Vec<PageRef> = Vec::new();
     let mut entries = 0u64;
     let mut at = 0;
-    // Each run's current entry; a run is looked at again only once it has moved on.
-    let mut heads: Vec<Option<(Rc<Page>, usize)>> = Vec::with_capacity(cursors.len());
-    for (cursor, run) in cursors.iter_mut().zip(inputs) {
-        heads.push(
-            cursor
-                .peek(&store.cache, config.cache_bytes, tx, &run.pages, &all)
-                .await?,
-        );
-    }
-    let mut moved: Vec<bool> = alloc::vec![false; cursors.len()];
+    // Each run's current entry; a run is looked at (again) only once it has moved on.
+    let mut heads: Vec<Option<(Rc<Page>, usize)>> = alloc::vec![None; cursors.len()];
+    let mut moved: Vec<bool> = alloc::vec![true; cursors.len()];
     loop {
         for ((cursor, run), (head, moved)) in cursors
             .iter_mut()
