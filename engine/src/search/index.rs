@@ -59,15 +59,6 @@ fn text_key(text: &str) -> String {
     out
 }
 
-/// The parts one after another, made once.
-fn concat(parts: &[&str]) -> String {
-    let mut out = String::with_capacity(parts.iter().map(|part| part.len()).sum());
-    for part in parts {
-        out.push_str(part);
-    }
-    out
-}
-
 /// The letter without its accent, for the Latin-1 and Latin Extended-A letters.
 fn fold_accent(c: char) -> char {
     match c {
@@ -374,8 +365,8 @@ fn encode_token(item: &Item<'_>, out: &mut Vec<Encoded>) {
 /// Both keys of a date range.
 pub fn push_range(low: i64, high: i64, out: &mut Vec<Encoded>) {
     let (low, high) = (hex_i64(low), hex_i64(high));
-    out.push((concat(&["L", &low]), high.clone()));
-    out.push((concat(&["H", &high]), low));
+    out.push((["L", &low].concat(), high.clone()));
+    out.push((["H", &high].concat(), low));
 }
 
 fn encode_date(item: &Item<'_>, out: &mut Vec<Encoded>) {
@@ -446,7 +437,7 @@ fn number_of(item: &Item<'_>) -> Option<f64> {
 fn encode_quantity(item: &Item<'_>, out: &mut Vec<Encoded>) {
     let Item::Object(object) = item else {
         if let Some(value) = number_of(item) {
-            out.push((concat(&["\u{1}", &hex_f64(value)]), String::new()));
+            out.push((["\u{1}", &hex_f64(value)].concat(), String::new()));
         }
         return;
     };
@@ -489,7 +480,7 @@ fn encode_quantity(item: &Item<'_>, out: &mut Vec<Encoded>) {
         return;
     };
     let raw = hex_f64(number);
-    out.push((concat(&["\u{1}", &raw]), String::new()));
+    out.push((["\u{1}", &raw].concat(), String::new()));
     let system = object.text("system").unwrap_or_default();
     let code = if name == "Money" {
         object.text("currency")
@@ -498,13 +489,13 @@ fn encode_quantity(item: &Item<'_>, out: &mut Vec<Encoded>) {
     };
     if let Some(code) = code {
         out.push((
-            concat(&[&clean(system), "|", &clean(code), "\u{1}", &raw]),
+            [&clean(system), "|", &clean(code), "\u{1}", &raw].concat(),
             String::new(),
         ));
         if system.is_empty() || system == "http://unitsofmeasure.org" {
             if let Some((normal, dimension)) = exact.and_then(|exact| ucum_normal(exact, code)) {
                 out.push((
-                    concat(&[&dimension, "\u{1}", &hex_f64(normal)]),
+                    [&dimension, "\u{1}", &hex_f64(normal)].concat(),
                     String::new(),
                 ));
             }
@@ -528,11 +519,11 @@ pub fn reference_value(reference: &str, base_url: &str) -> Option<String> {
     let mut parts = relative.split('/');
     if let (Some(type_name), Some(id), None) = (parts.next(), parts.next(), parts.next()) {
         if crate::model::resource_type(type_name).is_some() && !id.is_empty() {
-            return Some(concat(&[&clean(id), "\u{1}", type_name]));
+            return Some([&clean(id), "\u{1}", type_name].concat());
         }
     }
     let url = reference.split_once('|').map_or(reference, |(url, _)| url);
-    Some(concat(&[">", &clean(url)]))
+    Some([">", &clean(url)].concat())
 }
 
 fn encode_reference(item: &Item<'_>, base_url: &str, out: &mut Vec<Encoded>) {
