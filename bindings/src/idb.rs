@@ -24,6 +24,7 @@ use std::rc::Rc;
 use hearth_engine::store::paged::{PagedConfig, PagedStore, PagedTx, Records, RecordsTx};
 use hearth_engine::store::{Store, StoreError, Transaction};
 use indexed_db_futures::database::Database;
+use indexed_db_futures::internals::SystemRepr;
 use indexed_db_futures::prelude::*;
 use indexed_db_futures::transaction::{
     Transaction as IdbTransaction, TransactionFinishKind, TransactionMode,
@@ -323,6 +324,7 @@ impl Records for IdbRecords {
             })?;
         Ok(IdbTx {
             tx,
+            writer: None,
             wrote: false,
             failed: None,
         })
@@ -336,6 +338,9 @@ impl Records for IdbRecords {
 /// commit).
 pub struct IdbTx<'s> {
     tx: IdbTransaction<'s>,
+    /// The object store `records` as the browser gives it, for writes: they are sent with no
+    /// listener of their own (a failed write fails the transaction, which the commit reads).
+    writer: Option<web_sys::IdbObjectStore>,
     wrote: bool,
     failed: Option<StoreError>,
 }
@@ -399,6 +404,35 @@ impl<'s> IdbTx<'s> {
             self.failed = Some(store_error("write", err));
         }
     }
+
+    /// Sends a write to `records` with no listener: IndexedDB reports a failed request to the
+    /// transaction, which then aborts, and [`RecordsTx::commit`] reads why. A request refused
+    /// at once is kept for the commit to report, as [`IdbTx::send`] does.
+    fn send_raw(
+        &mut self,
+        write: impl FnOnce(&web_sys::IdbObjectStore) -> Result<web_sys::IdbRequest, JsValue>,
+    ) {
+        self.wrote = true;
+        if self.failed.is_some() {
+            return;
+        }
+        if self.writer.is_none() {
+            match self.tx.object_store(RECORDS) {
+                Ok(store) => self.writer = Some(store.as_sys().clone()),
+                Err(err) => {
+                    self.failed = Some(store_error("write", err));
+                    return;
+                }
+            }
+        }
+        let Some(store) = &self.writer else { return };
+        if let Err(err) = write(store) {
+            self.failed = Some(store_error(
+                "write",
+                indexed_db_futures::error::Error::from(err),
+            ));
+        }
+    }
 }
 
 impl IdbTx<'_> {
@@ -459,28 +493,21 @@ impl RecordsTx for IdbTx<'_> {
     }
 
     fn put(&mut self, id: u64, value: Vec<u8>) {
-        self.send(|tx| {
-            let store = tx.object_store(RECORDS)?;
-            let request = store
-                .put(JsValue::from(Uint8Array::from(value.as_slice())))
-                .with_key(id_js(id))
-                .primitive()?;
-            drop(request);
-            Ok(())
-        });
+        self.send_raw(|store| store.put_with_key(&Uint8Array::from(value.as_slice()), &id_js(id)));
     }
 
     fn delete_range(&mut self, start: u64, end: u64) {
         if start >= end {
             return;
         }
-        self.send(|tx| {
-            let store = tx.object_store(RECORDS)?;
-            let request = store
-                .delete::<JsValue, _>(KeyRange::Bound(id_js(start), false, id_js(end), true))
-                .primitive()?;
-            drop(request);
-            Ok(())
+        self.send_raw(|store| {
+            let range = web_sys::IdbKeyRange::bound_with_lower_open_and_upper_open(
+                &id_js(start),
+                &id_js(end),
+                false,
+                true,
+            )?;
+            store.delete(&range)
         });
     }
 

@@ -47,6 +47,9 @@ use core::ops::Bound;
 use super::blocks::{key_cmp, Key};
 use super::{step, Entry, KeyRange, Store, StoreError, Transaction};
 
+mod recent;
+use recent::Recent;
+
 /// A backend of records numbered by `u64` ids below [`RECORD_IDS_END`] (less than 2^53, so
 /// that they are exact as JavaScript numbers), each holding bytes.
 pub trait Records {
@@ -219,7 +222,7 @@ struct State {
     seq: u64,
     next_id: u64,
     dir: Rc<Dir>,
-    recent: Rc<BTreeMap<Key, Val>>,
+    recent: Recent,
     /// Bytes of keys and small values written to `recent` (replaced ones included).
     recent_bytes: usize,
     /// Chunks written since the last compaction.
@@ -234,7 +237,7 @@ impl State {
             seq: 0,
             next_id: 0,
             dir: Rc::default(),
-            recent: Rc::default(),
+            recent: Recent::default(),
             recent_bytes: 0,
             new_chunks: Rc::default(),
         }
@@ -659,7 +662,7 @@ async fn catch_up<T: RecordsTx>(
             seq: dir.compacted_seq,
             next_id,
             dir: Rc::new(dir),
-            recent: Rc::default(),
+            recent: Recent::default(),
             recent_bytes: 0,
             new_chunks: Rc::default(),
         }
@@ -672,20 +675,20 @@ async fn catch_up<T: RecordsTx>(
         if logs.len() as u64 != seq - state.seq {
             return Err(damaged("a transaction's log is missing"));
         }
-        let recent = Rc::make_mut(&mut state.recent);
         let new_chunks = Rc::make_mut(&mut state.new_chunks);
         for (expected, log) in (state.seq + 1..).zip(&logs) {
             let mut reader = Reader::new(log);
             if reader.varint()? != FORMAT || reader.varint()? != expected {
                 return Err(damaged("a transaction's log is out of place"));
             }
-            for (key, value) in decode_entries(&mut reader)? {
-                if let Val::Large(ptr) = &value {
+            let entries = decode_entries(&mut reader)?;
+            for (key, value) in &entries {
+                if let Val::Large(ptr) = value {
                     new_chunks.insert(ptr.chunk);
                 }
-                state.recent_bytes += entry_bytes(&key, &value);
-                recent.insert(Key(key), value);
+                state.recent_bytes += entry_bytes(key, value);
             }
+            state.recent.push(entries);
         }
     }
     state.seq = seq;
@@ -1003,7 +1006,7 @@ impl<'s, R: Records> PagedTx<'s, R> {
         let state = Rc::clone(&self.state);
         let mut found: Vec<Option<Val>> = keys
             .iter()
-            .map(|key| state.recent.get(*key).cloned())
+            .map(|key| state.recent.get(key).cloned())
             .collect();
         // For each key not among the recent changes, the page of each run that may hold it
         // (newest run first), looked up once.
@@ -1069,9 +1072,9 @@ impl<'s, R: Records> PagedTx<'s, R> {
         let PagedTx {
             store, tx, writes, ..
         } = self;
-        let mut recent_iter = state.recent.range::<[u8], _>(bounds(range));
+        let mut recent_iter = state.recent.range(range, reverse);
         let mut writes_iter = writes.range::<[u8], _>(bounds(range));
-        let mut recent = step(&mut recent_iter, reverse);
+        let mut recent = recent_iter.next();
         let mut written = step(&mut writes_iter, reverse);
         let mut cursors: Vec<PageCursor> = state
             .dir
@@ -1103,7 +1106,7 @@ impl<'s, R: Records> PagedTx<'s, R> {
             let mut next: Option<&[u8]> = None;
             for key in [
                 written.map(|(key, _)| &key.0[..]),
-                recent.map(|(key, _)| &key.0[..]),
+                recent.map(|(key, _)| key),
             ]
             .into_iter()
             .flatten()
@@ -1136,14 +1139,14 @@ impl<'s, R: Records> PagedTx<'s, R> {
                 }
             }
             if let Some((recent_key, recent_value)) = recent {
-                if recent_key.0[..] == *key {
+                if recent_key == key {
                     if present.is_none() {
                         present = Some(!matches!(recent_value, Val::Tomb));
                         if keep {
                             found = found_of(recent_value);
                         }
                     }
-                    recent = step(&mut recent_iter, reverse);
+                    recent = recent_iter.next();
                 }
             }
             for (head, cursor) in heads.iter().zip(cursors.iter_mut()) {
@@ -1292,7 +1295,7 @@ impl<R: Records> Transaction for PagedTx<'_, R> {
         let Some(run) = state.dir.runs.first() else {
             return Ok(state
                 .recent
-                .range::<[u8], _>(bounds(range))
+                .range(range, false)
                 .filter(|(_, value)| !matches!(value, Val::Tomb))
                 .count());
         };
@@ -1300,8 +1303,8 @@ impl<R: Records> Transaction for PagedTx<'_, R> {
         let mut count = self.count_run(&run.pages, range).await?;
         let recent: Vec<(&[u8], bool)> = state
             .recent
-            .range::<[u8], _>(bounds(range))
-            .map(|(key, value)| (&key.0[..], !matches!(value, Val::Tomb)))
+            .range(range, false)
+            .map(|(key, value)| (key, !matches!(value, Val::Tomb)))
             .collect();
         if recent.is_empty() {
             return Ok(count);
@@ -1476,17 +1479,14 @@ impl<R: Records> Transaction for PagedTx<'_, R> {
                     seq,
                     next_id,
                     dir: Rc::new(dir),
-                    recent: Rc::default(),
+                    recent: Recent::default(),
                     recent_bytes: 0,
                     new_chunks: Rc::default(),
                 });
             }
             None if shared.order() == order => {
                 let next = Rc::make_mut(&mut *shared);
-                let recent = Rc::make_mut(&mut next.recent);
-                for (key, value) in fresh {
-                    recent.insert(key, value);
-                }
+                next.recent.push(fresh);
                 Rc::make_mut(&mut next.new_chunks).extend(new_chunks);
                 next.recent_bytes += fresh_bytes;
                 next.seq = seq;
@@ -1585,6 +1585,8 @@ async fn compact<R: Records, T: RecordsTx>(
     // Each run's current entry; a run is looked at (again) only once it has moved on.
     let mut heads: Vec<Option<(Rc<Page>, usize)>> = alloc::vec![None; cursors.len()];
     let mut moved: Vec<bool> = alloc::vec![true; cursors.len()];
+    // Which heads hold the key being written.
+    let mut holders: Vec<bool> = alloc::vec![false; cursors.len()];
     loop {
         for ((cursor, run), (head, moved)) in cursors
             .iter_mut()
@@ -1598,34 +1600,55 @@ async fn compact<R: Records, T: RecordsTx>(
                 *moved = false;
             }
         }
+        // The least key, and whether the changes and each run hold it, in one pass: each
+        // head is compared once with the least so far. A head holds the key when it matched
+        // it at or after `least_from`, the head that set it.
         let mut next: Option<&[u8]> = changes.get(at).map(|(key, _)| *key);
-        for (page, index) in heads.iter().flatten() {
-            let key = &page.entries[*index].0[..];
-            if next.is_none_or(|best| key_cmp(key, best) == Ordering::Less) {
-                next = Some(key);
+        let mut least_from: Option<usize> = None;
+        for (index, (head, holds)) in heads.iter().zip(holders.iter_mut()).enumerate() {
+            *holds = false;
+            let Some((page, entry)) = head else { continue };
+            let key = &page.entries[*entry].0[..];
+            match next.map(|best| key_cmp(key, best)) {
+                None | Some(Ordering::Less) => {
+                    next = Some(key);
+                    least_from = Some(index);
+                    *holds = true;
+                }
+                Some(Ordering::Equal) => *holds = true,
+                Some(Ordering::Greater) => {}
             }
         }
         let Some(key) = next else { break };
         let mut value: Option<&Val> = None;
-        if let Some((change_key, change)) = changes.get(at) {
-            if *change_key == key {
+        if least_from.is_none() {
+            // Only the changes can have set the least key.
+            if let Some((_, change)) = changes.get(at) {
                 value = Some(*change);
                 at += 1;
             }
         }
-        for ((head, cursor), moved) in heads.iter().zip(cursors.iter_mut()).zip(moved.iter_mut()) {
-            if let Some((page, index)) = head {
-                let (entry_key, entry) = &page.entries[*index];
-                if entry_key[..] == *key {
-                    if let Val::Large(ptr) = entry {
-                        *live.entry(ptr.chunk).or_insert(0) -= 1;
-                    }
-                    if value.is_none() {
-                        value = Some(entry);
-                    }
-                    cursor.advance();
-                    *moved = true;
+        let first_holder = least_from.unwrap_or(0);
+        for (index, (((head, cursor), moved), holds)) in heads
+            .iter()
+            .zip(cursors.iter_mut())
+            .zip(moved.iter_mut())
+            .zip(&holders)
+            .enumerate()
+        {
+            if !*holds || index < first_holder {
+                continue;
+            }
+            if let Some((page, entry)) = head {
+                let entry = &page.entries[*entry].1;
+                if let Val::Large(ptr) = entry {
+                    *live.entry(ptr.chunk).or_insert(0) -= 1;
                 }
+                if value.is_none() {
+                    value = Some(entry);
+                }
+                cursor.advance();
+                *moved = true;
             }
         }
         let Some(value) = value else { continue };
@@ -1639,11 +1662,13 @@ async fn compact<R: Records, T: RecordsTx>(
         writer.push(key, value, &mut pages, next_id, tx);
     }
     writer.finish(&mut pages, next_id, tx);
-    for run in inputs {
-        for page in &run.pages {
-            tx.delete_range(PAGES + page.id, PAGES + page.id + 1);
-        }
-    }
+    delete_ids(
+        tx,
+        PAGES,
+        inputs
+            .iter()
+            .flat_map(|run| run.pages.iter().map(|page| page.id)),
+    );
     let mut runs: Vec<Run> = Vec::with_capacity(dir.runs.len() + 1 - merged);
     if !pages.is_empty() {
         let bytes = pages.iter().map(|page| page.bytes).sum();
@@ -1660,6 +1685,7 @@ async fn compact<R: Records, T: RecordsTx>(
         merge_slice(store, tx, &mut runs, &mut live, next_id).await?;
     }
     let mut chunks = dir.chunks.clone();
+    let mut unused = Vec::new();
     for (chunk, change) in live {
         // Counts are below 2^48 (checked when read), so they fit an i64.
         let now = chunks.get(&chunk).copied().unwrap_or(0) as i64 + change;
@@ -1667,14 +1693,32 @@ async fn compact<R: Records, T: RecordsTx>(
             chunks.insert(chunk, now.unsigned_abs());
         } else {
             chunks.remove(&chunk);
-            tx.delete_range(CHUNKS + chunk, CHUNKS + chunk + 1);
+            unused.push(chunk);
         }
     }
+    delete_ids(tx, CHUNKS, unused);
     Ok(Dir {
         compacted_seq: seq,
         runs,
         chunks,
     })
+}
+
+/// Deletes the records `space + id` for each of `ids`, a range of consecutive ids at a time
+/// (the pages of a run mostly have consecutive ids): one backend request per range, where a
+/// request per record made deleting a large run cost more than writing it.
+fn delete_ids<T: RecordsTx>(tx: &mut T, space: u64, ids: impl IntoIterator<Item = u64>) {
+    let mut ids: Vec<u64> = ids.into_iter().collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut ids = ids.into_iter().peekable();
+    while let Some(start) = ids.next() {
+        let mut end = start + 1;
+        while ids.next_if_eq(&end).is_some() {
+            end += 1;
+        }
+        tx.delete_range(space + start, space + end);
+    }
 }
 
 /// Merges the first keys of the second-oldest run (up to about a quarter of
@@ -1786,9 +1830,7 @@ async fn merge_slice<R: Records, T: RecordsTx>(
     }
     merged_writer.finish(&mut merged_pages, next_id, tx);
     rest_writer.finish(&mut rest_pages, next_id, tx);
-    for page in a_pages.iter().chain(b_pages) {
-        tx.delete_range(PAGES + page.id, PAGES + page.id + 1);
-    }
+    delete_ids(tx, PAGES, a_pages.iter().chain(b_pages).map(|page| page.id));
     let oldest_pages: Vec<PageRef> = oldest.pages[..b_start]
         .iter()
         .cloned()
@@ -1890,6 +1932,8 @@ mod tests {
         writing: Rc<Cell<bool>>,
         fail_next: Rc<Cell<bool>>,
         puts: Rc<Cell<usize>>,
+        /// Delete requests (each of a range of records).
+        deletes: Rc<Cell<usize>>,
     }
 
     enum Op {
@@ -1955,6 +1999,7 @@ mod tests {
                         data.insert(id, value);
                     }
                     Op::Delete(start, end) => {
+                        self.records.deletes.set(self.records.deletes.get() + 1);
                         let doomed: Vec<u64> = data.range(start..end).map(|(id, _)| *id).collect();
                         for id in doomed {
                             data.remove(&id);
@@ -2175,6 +2220,10 @@ mod tests {
                 // these schedules end with 7 to 9 runs and more as they go on.
                 let runs = tabs[0].runs();
                 assert!(runs <= 5, "seed {seed}: {runs} runs");
+                // Pages: those of the directory's runs, and no other.
+                let listed: usize = tabs[0].state.borrow().dir.pages();
+                let on_record = records.data.borrow().range(PAGES..CHUNKS).count();
+                assert_eq!(on_record, listed, "seed {seed}: pages on record");
                 // Chunks: each one on record holds at least one live value.
                 let large = model.values().filter(|v| v.len() > SMALL_VALUE).count();
                 let chunks = records.data.borrow().range(CHUNKS..RECORD_IDS_END).count();
@@ -2289,6 +2338,39 @@ mod tests {
                 Some(vec![b'x'; 1200])
             );
         });
+    }
+
+    /// A compaction deletes the pages it replaced a range of consecutive ids at a time, not
+    /// one request per page.
+    #[test]
+    fn a_compaction_deletes_pages_in_few_requests() {
+        let records = MemRecords::default();
+        let config = PagedConfig {
+            page_bytes: 256,
+            recent_limit: 1000,
+            recent_bytes: 1 << 20,
+            merge_bytes: u64::MAX,
+            ..PagedConfig::default()
+        };
+        let store = PagedStore::with_config(records.clone(), config);
+        block_on(async {
+            for round in 0..2u64 {
+                let mut tx = store.begin(true).await.unwrap();
+                for n in 0..1500u64 {
+                    tx.put(
+                        format!("idx/Observation/{n:08}").into_bytes(),
+                        round.to_le_bytes().to_vec(),
+                    );
+                }
+                tx.commit().await.unwrap();
+            }
+        });
+        // The second compaction merged the first's run (and replaced all its pages).
+        let pages = store.state.borrow().dir.pages();
+        assert!(pages >= 50, "{pages} pages");
+        assert_eq!(records.data.borrow().range(PAGES..CHUNKS).count(), pages);
+        let deletes = records.deletes.get();
+        assert!(deletes <= 4, "{deletes} delete requests");
     }
 
     /// Damaged records are reported as errors, never read past.
