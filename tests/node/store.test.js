@@ -161,6 +161,23 @@ test("import takes NDJSON streams with progress, stops on abort, and reports the
   assert.equal((await store.read("Organization", "o1")).name, "One");
 });
 
+test("import stores batch after batch in order: a failing entry stops it, with every batch before it stored and none after", async () => {
+  const store = await FhirStore.open({ memory: true });
+  const lines = Array.from({ length: 1000 }, (_, n) =>
+    n === 250 ? '{"resourceType":"Patient","gender":"hen"}' : JSON.stringify({ resourceType: "Patient", id: `s${n}` }),
+  );
+  const progress = [];
+  await assert.rejects(
+    store.import(lines.join("\n"), { batchSize: 100, onProgress: (p) => progress.push(p.resources) }),
+    (err) => err instanceof FhirError && err.entry === 250 && err.stored === 50 && err.status === 422,
+  );
+  assert.deepEqual(progress, [100, 200]);
+  const ids = Array.from({ length: 1000 }, (_, n) => `s${n}`);
+  const stored = async (from, to) => (await store.search("Patient", { _id: ids.slice(from, to).join(","), _summary: "count" })).total;
+  assert.equal(await stored(0, 250), 250);
+  assert.equal(await stored(251, 1000), 0);
+});
+
 test("import stores NDJSON lines as written: decimals keep their digits, CRLF line ends are read", async () => {
   const store = await FhirStore.open({ memory: true });
   const lines = [

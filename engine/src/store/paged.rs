@@ -396,7 +396,7 @@ impl<'a> Reader<'a> {
 /// Appends an entry of a log or page: the key as the length it shares with `previous` and
 /// the rest, then the value.
 fn encode_entry(out: &mut Vec<u8>, previous: &[u8], key: &[u8], value: &Val) {
-    let shared = previous.iter().zip(key).take_while(|(a, b)| a == b).count();
+    let shared = shared_prefix(previous, key);
     push_varint(out, shared as u64);
     push_varint(out, (key.len() - shared) as u64);
     out.extend_from_slice(&key[shared..]);
@@ -414,6 +414,26 @@ fn encode_entry(out: &mut Vec<u8>, previous: &[u8], key: &[u8], value: &Val) {
             push_varint(out, u64::from(ptr.len));
         }
     }
+}
+
+/// How many bytes `a` and `b` share at their start, compared eight at a time.
+fn shared_prefix(a: &[u8], b: &[u8]) -> usize {
+    let mut done = 0;
+    for (x, y) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
+        let x = u64::from_le_bytes(<[u8; 8]>::try_from(x).unwrap_or_default());
+        let y = u64::from_le_bytes(<[u8; 8]>::try_from(y).unwrap_or_default());
+        let diff = x ^ y;
+        if diff != 0 {
+            // The first differing byte is the lowest one set in `diff` (little-endian loads).
+            return done + (diff.trailing_zeros() / 8) as usize;
+        }
+        done += 8;
+    }
+    let (a, b) = (
+        a.get(done..).unwrap_or_default(),
+        b.get(done..).unwrap_or_default(),
+    );
+    done + a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
 /// The entries written by [`encode_entry`] from `reader` to its end, in order.
@@ -2338,6 +2358,23 @@ mod tests {
                 Some(vec![b'x'; 1200])
             );
         });
+    }
+
+    #[test]
+    fn shared_prefixes_are_counted_to_the_byte() {
+        let text = b"Observation/code/http://loinc.org|8302-2/0000042";
+        for a_len in 0..text.len() {
+            for b_len in 0..text.len() {
+                let (a, mut b) = (&text[..a_len], text[..b_len].to_vec());
+                let common = a_len.min(b_len);
+                assert_eq!(shared_prefix(a, &b), common);
+                for at in 0..common {
+                    b[at] ^= 0x20;
+                    assert_eq!(shared_prefix(a, &b), at, "{a_len} {b_len} {at}");
+                    b[at] ^= 0x20;
+                }
+            }
+        }
     }
 
     /// A compaction deletes the pages it replaced a range of consecutive ids at a time, not
