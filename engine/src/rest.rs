@@ -439,10 +439,14 @@ impl<S: Store> Service<S> {
         self.meter.used()
     }
 
-    /// Begins a store transaction whose reads count against the request's work budget.
+    /// Begins a store transaction whose reads count against the request's work budget. The
+    /// request's first checks in it that the search registry is current
+    /// ([`Service::check_registry`]).
     async fn begin(&self, write: bool) -> Result<limits::Metered<'_, S::Tx<'_>>, StoreError> {
+        let mut inner = self.store.begin(write).await?;
+        self.check_registry(&mut inner).await?;
         Ok(limits::Metered {
-            inner: self.store.begin(write).await?,
+            inner,
             meter: &self.meter,
         })
     }
@@ -588,9 +592,12 @@ impl<S: Store> Service<S> {
                 );
             }
         }
-        // Writes index with the stored SearchParameters too, so they are read first.
-        if let Err(err) = self.ensure_registry().await {
-            return store_error(&err);
+        // Writes index with the stored SearchParameters too, so they are read first; once
+        // read, each request's first transaction checks them (`begin`).
+        if !self.search_ready.get() {
+            if let Err(err) = self.ensure_registry().await {
+                return store_error(&err);
+            }
         }
         // Audit records are stored as AuditEvents once something may read them.
         if records::may_read_records(request) {

@@ -5,7 +5,7 @@
 use std::cell::Cell;
 
 use hearth_engine::rest::{Clock, Request, Response, Service};
-use hearth_engine::store::{block_on, MemoryStore};
+use hearth_engine::store::{block_on, MemoryStore, Store};
 
 mod common;
 use common::with_content_type;
@@ -31,12 +31,12 @@ fn decode(text: &str) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
-fn call(service: &Service<MemoryStore>, method: &str, url: &str, body: &str) -> Response {
+fn call<S: Store>(service: &Service<S>, method: &str, url: &str, body: &str) -> Response {
     call_with(service, method, url, &[], body)
 }
 
-fn call_with(
-    service: &Service<MemoryStore>,
+fn call_with<S: Store>(
+    service: &Service<S>,
     method: &str,
     url: &str,
     headers: &[(&str, &str)],
@@ -69,7 +69,7 @@ fn json(response: &Response) -> serde_json::Value {
 }
 
 /// The ids of the matches of a search, sorted.
-fn ids(service: &Service<MemoryStore>, url: &str) -> Vec<String> {
+fn ids<S: Store>(service: &Service<S>, url: &str) -> Vec<String> {
     let response = call(service, "GET", url, "");
     assert_eq!(response.status, 200, "{url}: {}", response.body);
     let mut found = matches(&json(&response));
@@ -96,7 +96,7 @@ fn matches(bundle: &serde_json::Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn put(service: &Service<MemoryStore>, path: &str, body: &str) {
+fn put<S: Store>(service: &Service<S>, path: &str, body: &str) {
     let response = call(service, "PUT", path, body);
     assert!(
         response.status == 201 || response.status == 200,
@@ -1416,6 +1416,101 @@ fn a_new_service_over_a_store_reads_its_search_parameters_before_writing() {
         "Patient/p9",
         &format!(r#"{{"resourceType":"Patient","id":"p9",{TEXT},"address":[{{"city":"Lyon"}}]}}"#),
     );
+    assert_eq!(ids(&second, "Patient?town=lyon"), ["p9"]);
+}
+
+/// Records in memory that several paged stores share, as tabs share an IndexedDB database.
+#[derive(Clone, Default)]
+struct SharedRecords(std::rc::Rc<std::cell::RefCell<std::collections::BTreeMap<u64, Vec<u8>>>>);
+
+/// A transaction of [`SharedRecords`]: writes applied at commit.
+struct SharedTx {
+    records: SharedRecords,
+    writes: Vec<(u64, u64, Option<Vec<u8>>)>,
+}
+
+impl hearth_engine::store::paged::Records for SharedRecords {
+    type Tx<'s> = SharedTx;
+    async fn begin(&self, _write: bool) -> Result<SharedTx, hearth_engine::store::StoreError> {
+        Ok(SharedTx {
+            records: self.clone(),
+            writes: Vec::new(),
+        })
+    }
+}
+
+impl hearth_engine::store::paged::RecordsTx for SharedTx {
+    async fn get_many(
+        &mut self,
+        ids: &[u64],
+    ) -> Result<Vec<Option<Vec<u8>>>, hearth_engine::store::StoreError> {
+        let data = self.records.0.borrow();
+        Ok(ids.iter().map(|id| data.get(id).cloned()).collect())
+    }
+    async fn get_range(
+        &mut self,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<Vec<u8>>, hearth_engine::store::StoreError> {
+        let data = self.records.0.borrow();
+        Ok(data
+            .range(start..end)
+            .map(|(_, value)| value.clone())
+            .collect())
+    }
+    fn put(&mut self, id: u64, value: Vec<u8>) {
+        self.writes.push((id, id + 1, Some(value)));
+    }
+    fn delete_range(&mut self, start: u64, end: u64) {
+        self.writes.push((start, end, None));
+    }
+    async fn commit(self) -> Result<(), hearth_engine::store::StoreError> {
+        let mut data = self.records.0.borrow_mut();
+        for (start, end, value) in self.writes {
+            match value {
+                Some(value) => {
+                    data.insert(start, value);
+                }
+                None => data.retain(|id, _| *id < start || *id >= end),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Two services over one store (two tabs): a SearchParameter one stores is indexed by the
+/// other's next write, which reads nothing before it (the check is made in the write's own
+/// transaction).
+#[test]
+fn a_search_parameter_stored_by_one_tab_is_indexed_by_the_next_write_of_another() {
+    use hearth_engine::store::paged::PagedStore;
+    let records = SharedRecords::default();
+    let tab = || {
+        Service::new(
+            PagedStore::new(records.clone()),
+            Box::new(FixedClock),
+            Box::<Counter>::default(),
+            BASE,
+        )
+    };
+    let (first, second) = (tab(), tab());
+    // Both have read the (core) registry.
+    put(
+        &second,
+        "Patient/p1",
+        &format!(r#"{{"resourceType":"Patient","id":"p1",{TEXT}}}"#),
+    );
+    assert!(ids(&first, "Patient?_id=p1") == ["p1"]);
+    let param = format!(
+        r#"{{"resourceType":"SearchParameter","id":"town",{TEXT},"url":"http://acme.org/SearchParameter/town","name":"town","status":"active","description":"x","code":"town","base":["Patient"],"type":"string","expression":"Patient.address.city"}}"#
+    );
+    put(&first, "SearchParameter/town", &param);
+    put(
+        &second,
+        "Patient/p9",
+        &format!(r#"{{"resourceType":"Patient","id":"p9",{TEXT},"address":[{{"city":"Lyon"}}]}}"#),
+    );
+    assert_eq!(ids(&first, "Patient?town=lyon"), ["p9"]);
     assert_eq!(ids(&second, "Patient?town=lyon"), ["p9"]);
 }
 

@@ -89,6 +89,7 @@ impl<S: Store> Service<S> {
                 }
             }
             let mut tx = self.store.begin(true).await?;
+            self.check_registry(&mut tx).await?;
             let batch = tx.scan(&staged, FLUSH_BATCH, false).await?;
             let full = batch.len() == FLUSH_BATCH;
             for (staged_key, json) in batch {

@@ -176,13 +176,35 @@ impl<S: Store> Service<S> {
         if self.search_ready.get() && *self.search_marker.borrow() == marker {
             return Ok(());
         }
-        let ids = search::current_ids(&mut tx, "SearchParameter").await?;
+        self.load_registry(&mut tx, marker).await?;
+        // A store written by a version of Hearth whose index keys differ is indexed again.
+        let format = tx.get(search::INDEX_FORMAT_KEY).await?;
+        drop(tx);
+        if format.as_deref() != Some(search::INDEX_FORMAT.as_bytes()) {
+            let types: Vec<&'static str> = crate::model::TYPES
+                .iter()
+                .filter(|def| def.is_concrete_resource())
+                .map(|def| def.name)
+                .collect();
+            self.reindex_types(&types).await?;
+        }
+        Ok(())
+    }
+
+    /// Builds the registry from the `SearchParameter` resources stored in `tx`, whose marker of
+    /// their last change is `marker`.
+    async fn load_registry<T: Transaction>(
+        &self,
+        tx: &mut T,
+        marker: Option<Vec<u8>>,
+    ) -> Result<(), StoreError> {
+        let ids = search::current_ids(tx, "SearchParameter").await?;
         // Without stored parameters, before or now, the core registry built with the service
         // stands.
         if !ids.is_empty() || self.registry().has_custom() {
             let mut registry = search::Registry::core();
             for id in ids {
-                if let Some(json) = search::load_json(&mut tx, "SearchParameter", &id).await? {
+                if let Some(json) = search::load_json(tx, "SearchParameter", &id).await? {
                     if let Some(param) = parse_resource(json.as_bytes())
                         .ok()
                         .as_ref()
@@ -196,16 +218,42 @@ impl<S: Store> Service<S> {
         }
         self.search_ready.set(true);
         *self.search_marker.borrow_mut() = marker;
-        // A store written by a version of Hearth whose index keys differ is indexed again.
+        Ok(())
+    }
+
+    /// Checks, in a request's transaction `tx`, that the registry is that of the
+    /// `SearchParameter` resources stored (another tab or worker may have changed them since
+    /// the last request), and builds it anew from them when not: the request then needs no
+    /// transaction of its own for the check. Once per request; a registry not yet loaded is
+    /// left to [`Service::ensure_registry`].
+    ///
+    /// # Errors
+    /// The store's failure, or indexes written meanwhile by a version of Hearth whose index
+    /// keys differ: the next request indexes the store again.
+    pub(super) async fn check_registry<T: Transaction>(
+        &self,
+        tx: &mut T,
+    ) -> Result<(), StoreError> {
+        if !self.search_ready.get() || self.marker_checked.get() {
+            return Ok(());
+        }
+        tx.prefetch(&[
+            search::PARAMS_MARKER_KEY.to_vec(),
+            search::INDEX_FORMAT_KEY.to_vec(),
+        ])
+        .await?;
+        let marker = tx.get(search::PARAMS_MARKER_KEY).await?;
         let format = tx.get(search::INDEX_FORMAT_KEY).await?;
-        drop(tx);
+        self.marker_checked.set(true);
         if format.as_deref() != Some(search::INDEX_FORMAT.as_bytes()) {
-            let types: Vec<&'static str> = crate::model::TYPES
-                .iter()
-                .filter(|def| def.is_concrete_resource())
-                .map(|def| def.name)
-                .collect();
-            self.reindex_types(&types).await?;
+            self.search_ready.set(false);
+            return Err(StoreError::new(
+                "the store's search indexes were written meanwhile by a version of Hearth that \
+                 indexes differently; nothing was done, and the next request indexes the store again",
+            ));
+        }
+        if *self.search_marker.borrow() != marker {
+            self.load_registry(tx, marker).await?;
         }
         Ok(())
     }
