@@ -257,10 +257,14 @@ impl Issue {
 /// Appends `text` as a JSON string literal (RFC 8259 escaping: `"`, `\\` and control
 /// characters; everything else as is).
 pub(crate) fn push_json_string(res: &mut String, text: &str) {
+    res.reserve(text.len() + 2);
     res.push('"');
     let bytes = text.as_bytes();
-    let mut run_start = 0;
-    for (idx, &byte) in bytes.iter().enumerate() {
+    // Most text needs no escape: its clean start is copied at once.
+    let clean = clean_prefix(bytes);
+    res.push_str(text.get(..clean).unwrap_or_default());
+    let mut run_start = clean;
+    for (idx, &byte) in bytes.iter().enumerate().skip(clean) {
         let escape = match byte {
             b'"' => "\\\"",
             b'\\' => "\\\\",
@@ -283,6 +287,33 @@ pub(crate) fn push_json_string(res: &mut String, text: &str) {
     res.push('"');
 }
 
+/// How many bytes at the start of `bytes` JSON takes as they are (no `"`, `\\` or control
+/// character), looked at eight at a time.
+fn clean_prefix(bytes: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut at = 0;
+    for chunk in bytes.chunks_exact(8) {
+        let word = u64::from_le_bytes(<[u8; 8]>::try_from(chunk).unwrap_or_default());
+        let quote = word ^ (ONES * u64::from(b'"'));
+        let backslash = word ^ (ONES * u64::from(b'\\'));
+        // A high bit set where a byte is below 0x20, or equal to either (no byte is missed;
+        // a byte after one found may be flagged too, which only stops the fast path).
+        let found = (word.wrapping_sub(ONES * 0x20) & !word & HIGH)
+            | (quote.wrapping_sub(ONES) & !quote & HIGH)
+            | (backslash.wrapping_sub(ONES) & !backslash & HIGH);
+        if found != 0 {
+            break;
+        }
+        at += 8;
+    }
+    let rest = bytes.get(at..).unwrap_or_default();
+    at + rest
+        .iter()
+        .position(|&byte| byte < 0x20 || byte == b'"' || byte == b'\\')
+        .unwrap_or(rest.len())
+}
+
 /// `a Patient`, `an Observation`: a noun with its indefinite article (by the first letter's
 /// sound, which for FHIR's type names is its vowel or not).
 pub fn with_article(noun: &str) -> String {
@@ -302,6 +333,47 @@ pub fn with_article(noun: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Escapes as a byte-by-byte reading of RFC 8259 does, for every ASCII byte at every
+    /// place of strings long and short, with text beyond ASCII around it.
+    #[test]
+    fn json_strings_escape_what_json_requires_and_nothing_else() {
+        fn expected(text: &str) -> String {
+            let mut out = String::from("\"");
+            for c in text.chars() {
+                match c {
+                    '"' => out.push_str("\\\""),
+                    '\\' => out.push_str("\\\\"),
+                    '\n' => out.push_str("\\n"),
+                    '\r' => out.push_str("\\r"),
+                    '\t' => out.push_str("\\t"),
+                    c if (c as u32) < 0x20 => out.push_str(&alloc::format!("\\u{:04x}", c as u32)),
+                    c => out.push(c),
+                }
+            }
+            out.push('"');
+            out
+        }
+        for len in [0usize, 1, 7, 8, 9, 15, 16, 17, 40] {
+            for at in 0..len.max(1) {
+                for byte in 0u8..0x80 {
+                    let mut text: alloc::vec::Vec<char> =
+                        "urn:uuid:é0a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6e7f8"
+                            .chars()
+                            .cycle()
+                            .take(len)
+                            .collect();
+                    if len > 0 {
+                        text[at] = char::from(byte);
+                    }
+                    let text: String = text.into_iter().collect();
+                    let mut out = String::new();
+                    push_json_string(&mut out, &text);
+                    assert_eq!(out, expected(&text), "{text:?}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn error_outcome_carries_position_and_expression_in_fhir_order() {
