@@ -368,3 +368,45 @@ test("evaluateEach shares whole resources among the results: read into JS once p
   assert.equal(again2[302][0], grown[302][0]);
   assert.equal(again2[258][0], grown[258][0]);
 });
+
+test("evaluateEach gives the results evaluate gives, whether every result is a string or not", async () => {
+  const { FhirResourceSet } = await import("hearth-fhir");
+  const people = [
+    { resourceType: "Patient", id: "a", name: [{ family: "Ünal", given: ["Zoë", "x", "𝔸nna"] }] },
+    { resourceType: "Patient", id: "b" },
+    { resourceType: "Patient", id: "c", name: [{ family: 'Quote " and back\\slash', given: ["tab\there"] }] },
+    { resourceType: "Patient", id: "d", name: [{ family: "Plain" }], birthDate: "1974-12-25", multipleBirthInteger: 2 },
+  ];
+  const set = new FhirResourceSet(people);
+  const expressions = [
+    "Patient.name.family",
+    "Patient.name.given",
+    "Patient.id",
+    "Patient.birthDate",
+    "Patient.name.given.first()",
+    "Patient.name.family.where($this = 'Plain')",
+    "Patient.name.given | Patient.id",
+    "Patient.id + '\\u0001' + Patient.id",
+    "Patient.multipleBirth",
+    "Patient.name.given.exists()",
+    "Patient.name.family | Patient.multipleBirth",
+    "Patient.nothing",
+    "Patient.id.substring(0, 0)",
+    "Patient.id.replace(Patient.id, '')",
+  ];
+  for (const expression of expressions) {
+    const compiled = compile(expression);
+    const each = compiled.evaluateEach(set);
+    assert.deepEqual(each, people.map((person) => compiled.evaluate(person)), expression);
+    assert.equal(each.length, people.length, expression);
+  }
+  // Every result a string written as it is, in some resources none or several.
+  const plain = new FhirResourceSet([people[0], people[1], people[3]]);
+  for (const expression of ["Patient.name.given", "Patient.name.family", "Patient.birthDate", "Patient.id.substring(0, 0)", "Patient.name.given | Patient.id"]) {
+    const compiled = compile(expression);
+    assert.deepEqual(compiled.evaluateEach(plain), [people[0], people[1], people[3]].map((person) => compiled.evaluate(person)), expression);
+  }
+  // Many results for one resource.
+  const many = new FhirResourceSet([{ resourceType: "Patient", name: [{ given: Array.from({ length: 300 }, (_, n) => `g${n}`) }] }]);
+  assert.deepEqual(compile("Patient.name.given").evaluateEach(many)[0], Array.from({ length: 300 }, (_, n) => `g${n}`));
+});
