@@ -245,7 +245,12 @@ impl<S: Store> Service<S> {
         let marker = tx.get(search::PARAMS_MARKER_KEY).await?;
         let format = tx.get(search::INDEX_FORMAT_KEY).await?;
         self.marker_checked.set(true);
-        if format.as_deref() != Some(search::INDEX_FORMAT.as_bytes()) {
+        // (A store with no format yet was indexed, or found empty, when the registry was
+        // first read; only another version's format written since is a change.)
+        if format
+            .as_deref()
+            .is_some_and(|format| format != search::INDEX_FORMAT.as_bytes())
+        {
             self.search_ready.set(false);
             return Err(StoreError::new(
                 "the store's search indexes were written meanwhile by a version of Hearth that \
