@@ -652,7 +652,14 @@ impl<S: Store> Service<S> {
             ("PATCH", [type_name, id]) => self.patch(request, type_name, id).await,
             ("POST", ["$reindex"]) => self.reindex(None).await,
             ("POST", [type_name, "$reindex"]) => self.reindex(Some(type_name)).await,
-            ("GET", ["metadata"]) => self.metadata(),
+            ("GET", ["metadata"]) => {
+                // The statement lists the search parameters: those stored now, which another
+                // tab may have changed (it begins no transaction that would check them).
+                if let Err(err) = self.ensure_registry().await {
+                    return store_error(&err);
+                }
+                self.metadata()
+            }
             ("GET", ["_history"]) => self.log_history(request, None).await,
             ("GET", [type_name, "_history"]) => self.log_history(request, Some(type_name)).await,
             ("POST", [type_name]) => self.create(request, type_name).await,

@@ -1512,6 +1512,25 @@ fn a_search_parameter_stored_by_one_tab_is_indexed_by_the_next_write_of_another(
     );
     assert_eq!(ids(&first, "Patient?town=lyon"), ["p9"]);
     assert_eq!(ids(&second, "Patient?town=lyon"), ["p9"]);
+    // The capability statement of either lists it, and one stored later by the other.
+    let listed = |service: &Service<PagedStore<SharedRecords>>, code: &str| {
+        let statement = json(&call(service, "GET", "metadata", ""));
+        statement["rest"][0]["resource"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|resource| resource["type"] == "Patient")
+            .flat_map(|resource| resource["searchParam"].as_array().into_iter().flatten())
+            .any(|param| param["name"] == code)
+    };
+    assert!(listed(&second, "town"));
+    put(
+        &first,
+        "SearchParameter/ward",
+        &param.replace("town", "ward"),
+    );
+    assert!(listed(&second, "ward"));
+    assert!(listed(&first, "ward"));
 }
 
 /// A generated patient: id, gender, birth year, family name.

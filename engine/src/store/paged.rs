@@ -769,9 +769,13 @@ async fn read_pages<T: RecordsTx>(
     Ok(found.into_iter().flatten().collect())
 }
 
-/// The records `ids`, in their order: those of consecutive ids (the pages of a run mostly
-/// are) a range at a time, the rest asked for all at once. One request for a range costs the
-/// backend about what one for a record does.
+/// Consecutive ids from which they are read as a range (each range is a request awaited on
+/// its own; shorter spans go with the records asked for at once).
+const RANGE_READ: usize = 8;
+
+/// The records `ids`, in their order: long spans of consecutive ids (the pages of a run read
+/// by a compaction) a range at a time, the rest asked for all at once. One request for a range
+/// costs the backend about what one for a record does.
 async fn read_records<T: RecordsTx>(
     tx: &mut T,
     ids: &[u64],
@@ -786,8 +790,8 @@ async fn read_records<T: RecordsTx>(
     }
     let singles: Vec<u64> = spans
         .iter()
-        .filter(|(_, len)| *len == 1)
-        .map(|(start, _)| ids[*start])
+        .filter(|(_, len)| *len < RANGE_READ)
+        .flat_map(|&(start, len)| ids[start..start + len].iter().copied())
         .collect();
     let mut out: Vec<Option<Vec<u8>>> = alloc::vec![None; ids.len()];
     let mut single_values = if singles.is_empty() {
@@ -797,8 +801,10 @@ async fn read_records<T: RecordsTx>(
     }
     .into_iter();
     for (start, len) in spans {
-        if len == 1 {
-            out[start] = single_values.next().flatten();
+        if len < RANGE_READ {
+            for slot in &mut out[start..start + len] {
+                *slot = single_values.next().flatten();
+            }
             continue;
         }
         let first = ids[start];
