@@ -25,6 +25,14 @@ use core::ops::{Bound, Range};
 /// step of a search.
 #[inline]
 pub(crate) fn key_cmp(a: &[u8], b: &[u8]) -> Ordering {
+    let shared = shared_prefix(a, b);
+    // Past the shared prefix: the first differing bytes, or the shorter key first.
+    a.get(shared).cmp(&b.get(shared))
+}
+
+/// How many bytes `a` and `b` share at their start, compared eight at a time.
+#[inline]
+pub(crate) fn shared_prefix(a: &[u8], b: &[u8]) -> usize {
     let mut done = 0;
     for (x, y) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
         let x = u64::from_le_bytes(<[u8; 8]>::try_from(x).unwrap_or_default());
@@ -32,14 +40,15 @@ pub(crate) fn key_cmp(a: &[u8], b: &[u8]) -> Ordering {
         let diff = x ^ y;
         if diff != 0 {
             // The first differing byte is the lowest one set in `diff` (little-endian loads).
-            let shift = diff.trailing_zeros() / 8 * 8;
-            return ((x >> shift) & 0xff).cmp(&((y >> shift) & 0xff));
+            return done + (diff.trailing_zeros() / 8) as usize;
         }
         done += 8;
     }
-    a.get(done..)
-        .unwrap_or_default()
-        .cmp(b.get(done..).unwrap_or_default())
+    let (a, b) = (
+        a.get(done..).unwrap_or_default(),
+        b.get(done..).unwrap_or_default(),
+    );
+    done + a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
 /// A key of changes kept in ordered maps (a transaction's writes, the recent changes):
@@ -212,11 +221,7 @@ impl Merged {
         let mut previous: &[u8] = &[];
         for (key, value) in entries {
             let key = self.keys.get(key.clone()).unwrap_or_default();
-            let shared = previous
-                .iter()
-                .zip(key.iter())
-                .take_while(|(a, b)| a == b)
-                .count();
+            let shared = shared_prefix(previous, key);
             push_varint(&mut data, shared);
             push_varint(&mut data, key.len() - shared);
             data.extend_from_slice(key.get(shared..).unwrap_or_default());
@@ -694,8 +699,26 @@ impl Committed {
 
 #[cfg(test)]
 mod tests {
-    use super::key_cmp;
+    use super::{key_cmp, shared_prefix};
     use alloc::vec::Vec;
+
+    /// Shared prefixes, counted eight bytes at a time, end at the first differing byte.
+    #[test]
+    fn shared_prefixes_are_counted_to_the_byte() {
+        let text = b"Observation/code/http://loinc.org|8302-2/0000042";
+        for a_len in 0..text.len() {
+            for b_len in 0..text.len() {
+                let (a, mut b) = (&text[..a_len], text[..b_len].to_vec());
+                let common = a_len.min(b_len);
+                assert_eq!(shared_prefix(a, &b), common);
+                for at in 0..common {
+                    b[at] ^= 0x20;
+                    assert_eq!(shared_prefix(a, &b), at, "{a_len} {b_len} {at}");
+                    b[at] ^= 0x20;
+                }
+            }
+        }
+    }
 
     /// Keys compared eight bytes at a time order as bytes do: shared prefixes of every length,
     /// a difference at each position, the high bit set, one key a prefix of the other.

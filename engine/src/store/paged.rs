@@ -44,7 +44,7 @@ use core::cmp::Ordering;
 use core::future::Future;
 use core::ops::Bound;
 
-use super::blocks::{key_cmp, Key};
+use super::blocks::{key_cmp, shared_prefix, Key};
 use super::{step, Entry, KeyRange, Store, StoreError, Transaction};
 
 mod recent;
@@ -414,26 +414,6 @@ fn encode_entry(out: &mut Vec<u8>, previous: &[u8], key: &[u8], value: &Val) {
             push_varint(out, u64::from(ptr.len));
         }
     }
-}
-
-/// How many bytes `a` and `b` share at their start, compared eight at a time.
-fn shared_prefix(a: &[u8], b: &[u8]) -> usize {
-    let mut done = 0;
-    for (x, y) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
-        let x = u64::from_le_bytes(<[u8; 8]>::try_from(x).unwrap_or_default());
-        let y = u64::from_le_bytes(<[u8; 8]>::try_from(y).unwrap_or_default());
-        let diff = x ^ y;
-        if diff != 0 {
-            // The first differing byte is the lowest one set in `diff` (little-endian loads).
-            return done + (diff.trailing_zeros() / 8) as usize;
-        }
-        done += 8;
-    }
-    let (a, b) = (
-        a.get(done..).unwrap_or_default(),
-        b.get(done..).unwrap_or_default(),
-    );
-    done + a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
 /// The entries written by [`encode_entry`] from `reader` to its end, in order.
@@ -2412,23 +2392,6 @@ mod tests {
                 Some(vec![b'x'; 1200])
             );
         });
-    }
-
-    #[test]
-    fn shared_prefixes_are_counted_to_the_byte() {
-        let text = b"Observation/code/http://loinc.org|8302-2/0000042";
-        for a_len in 0..text.len() {
-            for b_len in 0..text.len() {
-                let (a, mut b) = (&text[..a_len], text[..b_len].to_vec());
-                let common = a_len.min(b_len);
-                assert_eq!(shared_prefix(a, &b), common);
-                for at in 0..common {
-                    b[at] ^= 0x20;
-                    assert_eq!(shared_prefix(a, &b), at, "{a_len} {b_len} {at}");
-                    b[at] ^= 0x20;
-                }
-            }
-        }
     }
 
     /// A compaction reads the pages it merges and deletes those it replaced a range of
