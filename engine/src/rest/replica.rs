@@ -38,8 +38,12 @@ impl<S: Store> Service<S> {
     /// parameters in force.
     pub(crate) async fn replica_begin(&self, write: bool) -> Result<S::Tx<'_>, StoreError> {
         self.marker_checked.set(false);
-        self.ensure_registry().await?;
-        self.store.begin(write).await
+        if !self.search_ready.get() {
+            self.ensure_registry().await?;
+        }
+        let mut tx = self.store.begin(write).await?;
+        self.check_registry(&mut tx).await?;
+        Ok(tx)
     }
 
     /// The store key of `type_name/id`'s current state, to read ahead

@@ -167,15 +167,16 @@ fn shaped(json: &str, summary: Option<Summary>, elements: Option<&[String]>) -> 
 impl<S: Store> Service<S> {
     /// Loads the `SearchParameter` resources stored, when the registry is out of date.
     pub(super) async fn ensure_registry(&self) -> Result<(), StoreError> {
-        if self.search_ready.get() && self.marker_checked.get() {
+        if self.search_ready.get() {
+            // Loaded: a transaction's beginning checks it (`check_registry`), once a request.
+            if !self.marker_checked.get() {
+                drop(self.begin(false).await?);
+            }
             return Ok(());
         }
         let mut tx = self.begin(false).await?;
         let marker = tx.get(search::PARAMS_MARKER_KEY).await?;
         self.marker_checked.set(true);
-        if self.search_ready.get() && *self.search_marker.borrow() == marker {
-            return Ok(());
-        }
         self.load_registry(&mut tx, marker).await?;
         // A store written by a version of Hearth whose index keys differ is indexed again.
         let format = tx.get(search::INDEX_FORMAT_KEY).await?;
