@@ -40,8 +40,11 @@ grep -q "name = \"wasm-bindgen\"" Cargo.lock 2>/dev/null \
   && ! grep -A1 'name = "wasm-bindgen"$' Cargo.lock | grep -q "version = \"$WASM_BINDGEN_VERSION\"" \
   && { echo "Cargo.lock's wasm-bindgen differs from the CLI $WASM_BINDGEN_VERSION" >&2; exit 1; }
 
-# npm packages (test tools, Vite, wasm-opt): reinstall only when the lock file changed.
-if [ ! -f node_modules/.package-lock.json ] || ! cmp -s package-lock.json node_modules/.hearth-installed-lock; then
+# npm packages (test tools, Vite, wasm-opt): reinstall only when the lock file changed, or when
+# better-sqlite3 (optional, so npm goes on without it when its build fails or is cut short)
+# does not load.
+if [ ! -f node_modules/.package-lock.json ] || ! cmp -s package-lock.json node_modules/.hearth-installed-lock \
+  || ! node -e 'require("better-sqlite3")' 2>/dev/null; then
   say "installing npm packages (npm ci)"
   # better-sqlite3 (for `hearth serve`) compiles against Node's headers; where the system
   # Node ships them, use those rather than fetching a copy.
