@@ -131,6 +131,7 @@ async fn a_transaction_stays_active_while_only_its_own_requests_are_awaited() {
         run_growth: 2,
         merge_bytes: 8192,
         cache_bytes: 1024,
+        ..PagedConfig::default()
     };
     let store = match IdbStore::open_with(&name, small).await {
         Ok(store) => store,
