@@ -41,7 +41,7 @@ const LEGACY: &str = "kv";
 const RECORDS: &str = "records";
 
 /// The schema's version: the number of upgrade steps in [`upgrade`].
-const SCHEMA_VERSION: u32 = 2;
+const SCHEMA_VERSION: u32 = 3;
 
 /// Entries of schema 1 read at once when a database of that schema is opened; a transaction
 /// moves those of them that fit in [`MIGRATION_BYTES`] (at least one).
@@ -113,6 +113,8 @@ fn upgrade(old_version: f64, db: &Database) -> Result<(), indexed_db_futures::er
     if old_version < 2.0 {
         db.create_object_store(RECORDS).build()?;
     }
+    // 3: the paged store's directory lists Bloom filters of pages (format 2). Nothing moves;
+    // the version tells tabs of older builds, which can not read that directory, to let go.
     Ok(())
 }
 

@@ -220,6 +220,9 @@ struct Dir {
     /// oldest holds no deletions.
     runs: Vec<Run>,
     chunks: BTreeMap<u64, u64>,
+    /// The key prefixes every page filter of the directory holds: a lookup trusts a filter
+    /// only for keys with one of them, whatever the reader's own configuration.
+    filtered: Vec<Box<[u8]>>,
 }
 
 impl Dir {
@@ -494,6 +497,11 @@ fn encode_dir(dir: &Dir) -> Vec<u8> {
     let mut out = Vec::new();
     push_varint(&mut out, DIR_FORMAT);
     push_varint(&mut out, dir.compacted_seq);
+    push_varint(&mut out, dir.filtered.len() as u64);
+    for prefix in &dir.filtered {
+        push_varint(&mut out, prefix.len() as u64);
+        out.extend_from_slice(prefix);
+    }
     push_varint(&mut out, dir.runs.len() as u64);
     for run in &dir.runs {
         push_varint(&mut out, run.pages.len() as u64);
@@ -523,6 +531,13 @@ fn decode_dir(bytes: &[u8]) -> Result<Dir, StoreError> {
         return Err(damaged("the store was written in a newer format"));
     }
     let compacted_seq = reader.varint()?;
+    let mut filtered = Vec::new();
+    if format == DIR_FORMAT {
+        for _ in 0..reader.len()? {
+            let len = reader.len()?;
+            filtered.push(Box::from(reader.bytes(len)?));
+        }
+    }
     let run_count = reader.len()?;
     let mut runs = Vec::with_capacity(run_count.min(64));
     for _ in 0..run_count {
@@ -576,6 +591,7 @@ fn decode_dir(bytes: &[u8]) -> Result<Dir, StoreError> {
         compacted_seq,
         runs,
         chunks,
+        filtered,
     })
 }
 
@@ -1089,7 +1105,7 @@ impl<'s, R: Records> PagedTx<'s, R> {
         // For each key not among the recent changes, the page of each run that may hold it
         // (newest run first), looked up once.
         // A page whose filter does not hold the key is left unread.
-        let filtered = self.store.config.filtered;
+        let filtered = &state.dir.filtered;
         let mut candidates: Vec<(usize, u64)> = Vec::new();
         for (at, (key, value)) in keys.iter().zip(&found).enumerate() {
             if value.is_none() {
@@ -1603,6 +1619,8 @@ async fn compact<R: Records, T: RecordsTx>(
     next_id: &mut u64,
 ) -> Result<Dir, StoreError> {
     let config = store.config;
+    // Pages this compaction writes get ids from here on.
+    let first_new_id = *next_id;
     // Recent and fresh changes, merged in key order.
     let mut changes: Vec<(&[u8], &Val)> = Vec::with_capacity(state.recent.len() + fresh.len());
     {
@@ -1786,10 +1804,26 @@ async fn compact<R: Records, T: RecordsTx>(
         }
     }
     delete_ids(tx, CHUNKS, unused);
+    let filtered: Vec<Box<[u8]>> = config
+        .filtered
+        .iter()
+        .map(|&prefix| prefix.into())
+        .collect();
+    if dir.filtered != filtered {
+        // The pages kept from the directory before have filters over other prefixes (another
+        // configuration or version wrote them): dropped, so that every filter of the new
+        // directory holds the keys of the prefixes it lists.
+        for page in runs.iter_mut().flat_map(|run| run.pages.iter_mut()) {
+            if page.id < first_new_id {
+                page.filter = None;
+            }
+        }
+    }
     Ok(Dir {
         compacted_seq: seq,
         runs,
         chunks,
+        filtered,
     })
 }
 
@@ -1946,8 +1980,10 @@ async fn merge_slice<R: Records, T: RecordsTx>(
 }
 
 /// Whether pages' filters hold `key`.
-fn is_filtered(prefixes: &[&[u8]], key: &[u8]) -> bool {
-    prefixes.iter().any(|prefix| key.starts_with(prefix))
+fn is_filtered<P: AsRef<[u8]>>(prefixes: &[P], key: &[u8]) -> bool {
+    prefixes
+        .iter()
+        .any(|prefix| key.starts_with(prefix.as_ref()))
 }
 
 /// Writes entries as pages of about the configured size.
@@ -2481,6 +2517,78 @@ mod tests {
         });
     }
 
+    /// Filters are trusted for the prefixes the directory lists, not for those of whoever
+    /// reads it: connections configured otherwise (another version in another tab) find
+    /// every key, and a compaction by one of them drops the filters it did not build.
+    #[test]
+    fn filters_are_trusted_only_for_the_prefixes_they_were_built_over() {
+        let records = MemRecords::default();
+        let config = |filtered: &'static [&'static [u8]]| PagedConfig {
+            page_bytes: 256,
+            recent_limit: 300,
+            recent_bytes: 1 << 20,
+            run_growth: 0,
+            // Slices of a few pages: most pages of the oldest run are kept as they are.
+            merge_bytes: 2048,
+            cache_bytes: 0,
+            filtered,
+            ..PagedConfig::default()
+        };
+        // Ten groups of keys, so that many pages hold keys of two groups.
+        let key = |n: u64| format!("k/{}/{n:08}", n % 10).into_bytes();
+        let write = |store: &PagedStore<MemRecords>, round: u64| {
+            block_on(async {
+                let mut tx = store.begin(true).await.unwrap();
+                for n in 0..400u64 {
+                    tx.put(key(n * 8 + round), vec![1]);
+                }
+                tx.commit().await.unwrap();
+            });
+        };
+        let check = |store: &PagedStore<MemRecords>, rounds: u64, what: &str| {
+            block_on(async {
+                let mut tx = store.begin(false).await.unwrap();
+                for n in 0..400u64 {
+                    for round in 0..rounds {
+                        let key = key(n * 8 + round);
+                        assert_eq!(tx.get(&key).await.unwrap(), Some(vec![1]), "{what}");
+                    }
+                }
+            });
+        };
+        // Every filter holds each key of its page with a prefix the directory lists.
+        let holds = |store: &PagedStore<MemRecords>| {
+            let dir = Rc::clone(&store.state.borrow().dir);
+            let mut filters = 0;
+            for page in dir.runs.iter().flat_map(|run| run.pages.iter()) {
+                let Some(filter) = &page.filter else { continue };
+                filters += 1;
+                let bytes = records.data.borrow()[&(PAGES + page.id)].clone();
+                for (key, _) in decode_entries(&mut Reader::new(&bytes)).unwrap() {
+                    if is_filtered(&dir.filtered, &key) {
+                        assert!(filter::may_hold(filter, filter::key_hash(&key)));
+                    }
+                }
+            }
+            filters
+        };
+        let even = PagedStore::with_config(records.clone(), config(&[b"k/0", b"k/2", b"k/4"]));
+        write(&even, 0);
+        write(&even, 1);
+        assert!(holds(&even) > 0);
+        let all = PagedStore::with_config(records.clone(), config(&[b"k/"]));
+        check(&all, 2, "read with more prefixes");
+        write(&all, 2);
+        check(&all, 3, "after a compaction with more prefixes");
+        assert!(holds(&all) > 0);
+        let none = PagedStore::with_config(records.clone(), config(&[]));
+        check(&none, 3, "read with none");
+        write(&none, 3);
+        check(&none, 4, "after a compaction with none");
+        check(&even, 4, "the first connection again");
+        assert_eq!(holds(&none), 0);
+    }
+
     /// A directory written before pages had filters (format 1) is read: its pages are read
     /// for every key looked for.
     #[test]
@@ -2508,6 +2616,17 @@ mod tests {
         let mut newer = encode_dir(&dir);
         newer[0] = 3;
         assert!(decode_dir(&newer).is_err());
+        // Filters and the prefixes they hold are kept; a truncated directory is an error.
+        let mut dir = dir;
+        dir.filtered = vec![Box::from(&b"c\0"[..]), Box::from(&b"r\0"[..])];
+        dir.runs[0].pages[0].filter = Some(Rc::from(filter::build(&[7, 8, 9])));
+        let bytes = encode_dir(&dir);
+        let again = decode_dir(&bytes).unwrap();
+        assert_eq!(again.filtered, dir.filtered);
+        assert_eq!(again.runs[0].pages[0].filter, dir.runs[0].pages[0].filter);
+        for len in 0..bytes.len() {
+            assert!(decode_dir(&bytes[..len]).is_err(), "{len}");
+        }
     }
 
     /// The point of the layout: a transaction of 500 resources, each a large value and twenty
