@@ -1617,3 +1617,37 @@ fn partial_roles_and_old_versions_stay_out_of_reach() {
     assert_eq!(versions, ["2"], "{body}");
     assert!(!body.contains("pat-b"), "{body}");
 }
+
+/// An entry of a batch Bundle that may read AuditEvents without naming them (the history of
+/// every type) sees the records of every interaction before it, as the same request sent
+/// alone does. Before, only a Bundle's text was looked at for AuditEvents and wildcards.
+#[test]
+fn bundle_entries_that_may_read_audit_events_see_every_record_before_them() {
+    let service = service();
+    let access = Access::new();
+    let clinician = Claims {
+        scopes: Scopes::parse("user/*.read"),
+        ..Claims::default()
+    };
+    let audits = |body: &str| body.matches(r#""resourceType":"AuditEvent""#).count();
+    for url in ["_history?_count=1000", "_history?_count=500"] {
+        assert_eq!(
+            status(&access, &service, &clinician, "GET", "Patient/pat-a", "").0,
+            200
+        );
+        let bundle = format!(
+            r#"{{"resourceType":"Bundle","type":"batch","entry":[{{"request":{{"method":"GET","url":"{url}"}}}}]}}"#
+        );
+        let response = block_on(service.handle(&request("POST", "", &[], &bundle)));
+        assert_eq!(response.status, 200, "{url}: {}", response.body);
+        let in_batch = audits(&response.body);
+        let (path, query) = url.split_once('?').unwrap();
+        let query: Vec<(&str, &str)> = query
+            .split('&')
+            .map(|pair| pair.split_once('=').unwrap())
+            .collect();
+        let alone = block_on(service.handle(&request("GET", path, &query, "")));
+        assert!(in_batch > 0, "{url}: {}", response.body);
+        assert_eq!(in_batch, audits(&alone.body), "{url}");
+    }
+}

@@ -62,6 +62,28 @@ impl Entry {
     }
 }
 
+impl Entry {
+    /// Whether the entry may read AuditEvents, as its request would alone
+    /// ([`super::records::may_read_records`]); its `ifNoneExist` is taken as a query too.
+    fn may_read_records(&self, base: &str) -> bool {
+        let (path, query) = self.url.split_once('?').unwrap_or((&self.url, ""));
+        let mut query = super::search::query_pairs(query, false);
+        if let Some(criteria) = &self.if_none_exist {
+            let criteria = criteria
+                .split_once('?')
+                .map_or(criteria.as_str(), |(_, query)| query);
+            query.extend(super::search::query_pairs(criteria, false));
+        }
+        super::records::may_read_records(&Request {
+            method: self.method.to_ascii_uppercase(),
+            path: relative(path, base),
+            query,
+            headers: Vec::new(),
+            body: Vec::new(),
+        })
+    }
+}
+
 /// The entries of a batch or transaction Bundle; the index of the first without `request`.
 pub(crate) fn entries_of(bundle: &Object) -> Result<Vec<Entry>, usize> {
     let mut entries = Vec::new();
@@ -225,6 +247,15 @@ impl<S: Store> Service<S> {
                 return entry_error(index, 400, IssueType::Required, "expected entry.request")
             }
         };
+        // Audit records are stored as AuditEvents before an entry that may read them.
+        if entries
+            .iter()
+            .any(|entry| entry.may_read_records(&self.base_url))
+        {
+            if let Err(err) = self.flush_records().await {
+                return super::store_error(&err);
+            }
+        }
         match kind.as_str() {
             "batch" => self.batch(request, entries).await,
             "transaction" => self.transaction(request, entries).await,
