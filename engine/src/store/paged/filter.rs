@@ -1,6 +1,7 @@
 //! Bloom filters over the keys of a page that are read one at a time, kept beside the page in
-//! the directory of a [`super::PagedStore`]: a read of a key a page does not hold skips the
-//! page (asks nothing of the backend) unless the filter answers a false positive. Every new
+//! the directory of a [`super::PagedStore`]: a read of such a key (one with a prefix the
+//! directory lists) that a page does not hold skips the page, asking nothing of the backend,
+//! unless the filter answers a false positive. Every new
 //! resource's current-version and row-number keys are looked up, in each run, before it is
 //! written; without filters an import of new resources read a page of every run for each.
 //!
@@ -9,8 +10,9 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
-/// Bits per key: about 0.05% false positives with [`PROBES`] probes. A false positive reads a
-/// page no cache holds, and an import looks for two keys a resource in every run.
+/// Bits per key: about 0.05% false positives with [`PROBES`] probes. A false positive reads
+/// the page (from the backend, unless cached), and an import looks for two keys a resource in
+/// every run.
 const BITS_PER_KEY: usize = 16;
 /// Bits looked at per key.
 const PROBES: u64 = 11;
@@ -48,7 +50,7 @@ fn probes(hash: u64, bits: u64) -> impl Iterator<Item = u64> {
 pub(super) fn build(hashes: &[u64]) -> Vec<u8> {
     let bytes = (hashes.len() * BITS_PER_KEY).div_ceil(8).max(8);
     let mut res = vec![0u8; bytes];
-    let bits = (bytes * 8) as u64;
+    let bits = bytes as u64 * 8;
     for &hash in hashes {
         for bit in probes(hash, bits) {
             if let Some(byte) = res.get_mut((bit / 8) as usize) {
@@ -62,7 +64,7 @@ pub(super) fn build(hashes: &[u64]) -> Vec<u8> {
 /// Whether the key of `hash` may be among those `filter` was built from (an empty filter,
 /// as a damaged one might be, holds everything).
 pub(super) fn may_hold(filter: &[u8], hash: u64) -> bool {
-    let bits = (filter.len() * 8) as u64;
+    let bits = filter.len() as u64 * 8;
     bits == 0
         || probes(hash, bits).all(|bit| {
             filter
