@@ -60,9 +60,7 @@ impl Entry {
                 .unwrap_or_default(),
         }
     }
-}
 
-impl Entry {
     /// Whether the entry may read AuditEvents, as its request would alone
     /// ([`super::records::may_read_records`]); its `ifNoneExist` is taken as a query too.
     fn may_read_records(&self, base: &str) -> bool {

@@ -150,8 +150,8 @@ impl Default for PagedConfig {
             // Each compaction rewrites pages of older runs: the larger the table, the fewer
             // times. At 262,144 entries and 32 MB (twice 131,072 and 16 MB) a 100k-resource
             // import writes 91 MB of pages, not 154, and runs 17% faster into IndexedDB, for
-            // about 30 MB more Wasm memory while it runs. A store opened again reads the logs
-            // not yet compacted back into memory: 42 ms and 40 MB after that import.
+            // about 20 MB more Wasm memory while it runs. A store opened again reads the logs
+            // not yet compacted back into memory: 42–75 ms and 40 MB after that import.
             recent_limit: 262_144,
             recent_bytes: 32 << 20,
             run_growth: 4,
@@ -1103,8 +1103,8 @@ impl<'s, R: Records> PagedTx<'s, R> {
             .map(|key| state.recent.get(key).cloned())
             .collect();
         // For each key not among the recent changes, the page of each run that may hold it
-        // (newest run first), looked up once.
-        // A page whose filter does not hold the key is left unread.
+        // (newest run first), looked up once; a page whose filter does not hold the key is
+        // left unread.
         let filtered = &state.dir.filtered;
         let mut candidates: Vec<(usize, u64)> = Vec::new();
         for (at, (key, value)) in keys.iter().zip(&found).enumerate() {
