@@ -333,6 +333,13 @@ impl Records for IdbRecords {
     }
 }
 
+std::thread_local! {
+    /// Set when a transaction's commit went on to wait for IndexedDB to end it, for
+    /// [`crate::service::PendingRequest::poll`] to tell its caller (who may do other work
+    /// meanwhile).
+    pub(crate) static COMMITTING: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
+}
+
 /// One IndexedDB transaction of the engine. Writes are sent to IndexedDB as they are made (so
 /// that their bytes leave Wasm memory at once); they all come within the engine's commit,
 /// which awaits nothing but the transaction's own requests, so the transaction is active for
@@ -529,6 +536,7 @@ impl RecordsTx for IdbTx<'_> {
         // The transaction commits once its requests have settled; how it ended is read from
         // the transaction itself, since a full quota aborts it without failing a request.
         let done = tx.on_done().map_err(|err| store_error("commit", err))?;
+        COMMITTING.with(|committing| committing.set(true));
         match done.await {
             TransactionFinishKind::Ok => Ok(()),
             finish => {

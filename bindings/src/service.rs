@@ -716,6 +716,14 @@ impl FhirService {
         Ok(())
     }
 
+    /// Reads a transaction Bundle ahead of the request that will post it as its body: that
+    /// request then takes the entries read (and, with `validate`, what validation found)
+    /// instead of reading them again. It touches no store, so it may be called while another
+    /// request waits on the store: an import reads its next batch while the one before commits.
+    pub fn prepare(&self, body: &[u8], validate: bool) {
+        with_service!(&self.backend, service => service.prepare(body, validate));
+    }
+
     /// Starts answering a request as [`FhirService::handle`] does, over a store that may
     /// answer asynchronously (IndexedDB, a JS store whose methods answer Promises): the caller
     /// drives the returned [`PendingRequest`] with `poll`, so that a failure of the engine is
@@ -815,7 +823,9 @@ impl Drop for PendingRequest {
 
 #[wasm_bindgen]
 impl PendingRequest {
-    /// Runs the request until it is answered or waits on the store.
+    /// Runs the request until it is answered or waits on the store: `{ answer }`, or
+    /// `{ wait }` (a Promise resolved when it may go on) with `committing: true` when it waits
+    /// for its transaction's commit.
     ///
     /// # Errors
     /// When the answer cannot be built, or the request was answered already.
@@ -837,6 +847,7 @@ impl PendingRequest {
         self.waker = Some(id);
         let waker = Waker::from(Arc::new(JsWake(id)));
         let step = js_sys::Object::new();
+        crate::idb::COMMITTING.with(|committing| committing.set(false));
         match future.as_mut().poll(&mut Context::from_waker(&waker)) {
             Poll::Ready(result) => {
                 self.future = None;
@@ -845,6 +856,11 @@ impl PendingRequest {
             }
             Poll::Pending => {
                 Reflect::set(&step, &"wait".into(), &wait).map_err(BindingError::Js)?;
+                // The request waits for its transaction to commit, its work done.
+                if crate::idb::COMMITTING.with(Cell::get) {
+                    Reflect::set(&step, &"committing".into(), &JsValue::TRUE)
+                        .map_err(BindingError::Js)?;
+                }
             }
         }
         Ok(step.into())

@@ -184,6 +184,8 @@ pub struct Service<S: Store> {
     /// Whether a `PUT` may create a resource under an id the client chose (R4's
     /// update-as-create, `updateCreate` in the CapabilityStatement).
     update_create: bool,
+    /// The last transaction Bundle read ahead of its request ([`Service::prepare`]).
+    prepared: RefCell<Option<bundle::Prepared>>,
 }
 
 /// Clears the current request's write check when the request ends, even one dropped midway.
@@ -393,6 +395,7 @@ impl<S: Store> Service<S> {
             gate: RefCell::new(None),
             oauth: None,
             update_create: true,
+            prepared: RefCell::new(None),
         }
     }
 
@@ -460,6 +463,8 @@ impl<S: Store> Service<S> {
 
     /// The profiles writes and `$validate` check resources against when they claim them.
     pub fn profiles_mut(&mut self) -> &mut Profiles {
+        // What was validated ahead was validated against the profiles before.
+        self.prepared.get_mut().take();
         &mut self.profiles
     }
 

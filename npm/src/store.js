@@ -72,6 +72,10 @@ export class FhirStore {
   #options;
   #generation;
   #queue = Promise.resolve();
+  /** Whether the request in flight waits for its transaction to commit (IndexedDB). */
+  #committing = false;
+  /** Work to do once the request in flight waits for its commit, if it comes to that. */
+  #onCommitting;
   #listeners = new Set();
   #conflictListeners = new Set();
   #syncing = Promise.resolve();
@@ -237,6 +241,12 @@ export class FhirStore {
       for (;;) {
         const step = pending.poll();
         if (step.answer !== undefined) return step.answer;
+        this.#committing = step.committing === true;
+        if (this.#committing && this.#onCommitting !== undefined) {
+          const work = this.#onCommitting;
+          this.#onCommitting = undefined;
+          work();
+        }
         await step.wait;
       }
     } catch (thrown) {
@@ -250,6 +260,8 @@ export class FhirStore {
         });
       }
       throw toFhirError(thrown);
+    } finally {
+      this.#committing = false;
     }
   }
 
@@ -474,16 +486,42 @@ export class FhirStore {
       return value;
     };
     let batch = [];
+    // The batch being stored, if any. The next one is read and validated while it commits,
+    // and is stored once it is: a failure stops the import there.
+    let storing;
+    const settle = async () => {
+      const pending = storing;
+      storing = undefined;
+      await pending;
+    };
     const flush = async () => {
       if (batch.length === 0) return;
       const items = batch;
       batch = [];
-      await this.#importBatch(items);
-      progress.resources += items.length;
-      onProgress?.({ ...progress });
+      const body = importBody(items);
+      if (storing !== undefined) {
+        this.#whileCommitting(() => this.#prepare(body));
+        try {
+          await settle();
+        } finally {
+          this.#onCommitting = undefined;
+        }
+      }
+      storing = this.#importBatch(items, body).then(() => {
+        progress.resources += items.length;
+        onProgress?.({ ...progress });
+      });
+      // Its failure is thrown where it is settled; until then it is not an unhandled one.
+      storing.catch(() => {});
     };
-    const checkAbort = () => {
+    // Every batch read so far, stored.
+    const drain = async () => {
+      await flush();
+      await settle();
+    };
+    const checkAbort = async () => {
       if (signal?.aborted) {
+        await settle();
         const diagnostics = `the import was aborted after ${progress.resources} resources and ${progress.bundles} bundles; those are stored`;
         const err = invalid(diagnostics, 499, "exception");
         err.progress = { ...progress };
@@ -491,10 +529,10 @@ export class FhirStore {
       }
     };
     for await (const item of importItems(source)) {
-      checkAbort();
+      await checkAbort();
       const { value, position, line } = item;
       if (isBundle(value) && (value.type === "transaction" || value.type === "batch")) {
-        await flush();
+        await drain();
         const bundle =
           strict === false
             && Array.isArray(value.entry)
@@ -519,7 +557,7 @@ export class FhirStore {
         // Another kind of Bundle (a collection, a document, a search result): its resources
         // are stored together, in one transaction, so that references between them by fullUrl
         // hold.
-        await flush();
+        await drain();
         // Each kept with its place in the Bundle, for the warnings.
         const entries = (value.entry ?? []).map((entry, inner) => [entry, inner]).filter(([entry]) => entry.resource !== undefined && entry.search?.mode !== "outcome");
         const transaction = {
@@ -557,20 +595,49 @@ export class FhirStore {
       batch.push({ value: read, text, position, line });
       if (batch.length >= batchSize) {
         await flush();
-        checkAbort();
+        await checkAbort();
       }
     }
-    await flush();
+    await drain();
     return { ...progress, warnings };
   }
 
-  /** Stores resources in one transaction; on failure, stores those before the failing one. */
-  async #importBatch(items) {
+  /**
+   * Runs `work` while the request in flight waits for its commit: now if it does, else when it
+   * comes to that (the hook is cleared by whoever set it once the request has ended).
+   */
+  #whileCommitting(work) {
+    if (this.#committing) work();
+    else this.#onCommitting = work;
+  }
+
+  /**
+   * Reads a transaction's body ahead of its request, while the store may be busy with
+   * another: the request then takes what was read. When this fails, the request reads the
+   * body itself (and meets the same failure).
+   */
+  #prepare(body) {
+    if (this.#closed || this.#generation !== engine.generation || !this.#service) return;
+    try {
+      this.#service.prepare(body, Boolean(this.#options.validation));
+    } catch (thrown) {
+      if (isTrap(thrown)) {
+        restartEngine(`the Wasm module failed (${thrown.message})`);
+        this.#options.store?.reset?.();
+      }
+    }
+  }
+
+  /**
+   * Stores resources in one transaction (`body`, the transaction Bundle of them all); on
+   * failure, stores those before the failing one.
+   */
+  async #importBatch(items, body) {
     // The stored resources are not asked back: an import reads nothing of the answer.
     const commit = (list) =>
       this.#call("POST", "", {
         headers: { "content-type": FHIR_JSON, prefer: "return=minimal" },
-        body: toBytes(`{"resourceType":"Bundle","type":"transaction","entry":[${list.map(importEntryText).join(",")}]}`),
+        body: list === items ? body : importBody(list),
       });
     try {
       await commit(items);
@@ -1084,6 +1151,11 @@ function wellFormed(text) {
 }
 
 /** A transaction entry storing an imported resource under its own id, or a new one. */
+/** The transaction Bundle that stores `items`, as bytes. */
+function importBody(items) {
+  return toBytes(`{"resourceType":"Bundle","type":"transaction","entry":[${items.map(importEntryText).join(",")}]}`);
+}
+
 function importEntry(item) {
   const resource = item.value;
   return { resource, request: importRequest(resource) };

@@ -282,6 +282,57 @@ test("a full quota is reported with an OperationOutcome, and the store still ope
   await context.close();
 });
 
+test("an import reads each batch while the one before commits, and stops at the first that fails: those before stored, none after", async () => {
+  const context = await browser.newContext();
+  const page = await openPage(context);
+  const cdp = await context.newCDPSession(page);
+  await cdp.send("Storage.overrideQuotaForOrigin", { origin: server.origin, quotaSize: 8 * 1024 * 1024 });
+  const result = await page.evaluate(async () => {
+    const { FhirStore } = window.hearth;
+    const store = await FhirStore.open({ name: "import-order" });
+    // An entry that fails validation, in the third of ten batches.
+    const lines = Array.from({ length: 1000 }, (_, n) => (n === 250 ? '{"resourceType":"Patient","gender":"hen"}' : JSON.stringify({ resourceType: "Patient", id: `s${n}` })));
+    const progress = [];
+    let invalid;
+    try {
+      await store.import(lines.join("\n"), { batchSize: 100, onProgress: (p) => progress.push(p.resources) });
+    } catch (err) {
+      invalid = { entry: err.entry, stored: err.stored, status: err.status };
+    }
+    const ids = Array.from({ length: 1000 }, (_, n) => `s${n}`);
+    const stored = async (from, to) => (await store.search("Patient", { _id: ids.slice(from, to).join(","), _summary: "count" })).total;
+    const counts = { before: await stored(0, 250), after: await stored(251, 1000) };
+    // A commit that fails for the quota, many batches into one import (of text that does
+    // not compress).
+    const noise = () => btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(15_000))));
+    const big = Array.from({ length: 1000 }, (_, n) => ({ resourceType: "Basic", id: `b${n}`, code: { text: noise() } }));
+    const quotaProgress = [];
+    let full;
+    try {
+      await store.import(big, { batchSize: 20, onProgress: (p) => quotaProgress.push(p.resources) });
+    } catch (err) {
+      full = { status: err.status, entry: err.entry, stored: err.stored ?? 0, diagnostics: err.outcome.issue[0].diagnostics };
+    }
+    await store.close();
+    const reopened = await FhirStore.open({ name: "import-order" });
+    const basics = (await reopened.search("Basic", { _summary: "count" })).total;
+    return { invalid, progress, counts, full, quotaProgress, basics };
+  });
+  assert.deepEqual(result.invalid, { entry: 250, stored: 50, status: 422 });
+  assert.deepEqual(result.progress, [100, 200]);
+  assert.deepEqual(result.counts, { before: 250, after: 0 });
+  assert.ok(result.full, `the quota never ran out in ${result.quotaProgress.at(-1)} resources`);
+  assert.equal(result.full.status, 507);
+  assert.match(result.full.diagnostics, /quota/);
+  // Batches were stored before the failing one, each acknowledged through onProgress; of the
+  // failing one, the entries before the one that failed; nothing after.
+  const acknowledged = result.quotaProgress.at(-1) ?? 0;
+  assert.ok(acknowledged >= 40, `only ${acknowledged} resources were stored before the quota ran out`);
+  assert.equal(result.full.entry, acknowledged + result.full.stored);
+  assert.equal(result.basics, acknowledged + result.full.stored);
+  await context.close();
+});
+
 test("a newer connection closes an older one, which then says why", async () => {
   const context = await browser.newContext();
   const page = await openPage(context);

@@ -107,6 +107,50 @@ pub(crate) fn entries_of(bundle: &Object) -> Result<Vec<Entry>, usize> {
     Ok(entries)
 }
 
+/// A Bundle posted to the base, read.
+pub(crate) struct ReadBundle {
+    /// `Bundle.type`.
+    kind: String,
+    n_entries: usize,
+    /// The entries, or the index of the first without `request`.
+    entries: Result<Vec<Entry>, usize>,
+    /// By entry, the errors validation found in its resource as read, when it was validated
+    /// ahead ([`Service::prepare`]); empty otherwise.
+    validated: Vec<Option<Vec<validation::Finding>>>,
+}
+
+impl ReadBundle {
+    /// Reads `body`: an error response when it is not a Bundle.
+    fn of(body: &[u8]) -> Result<ReadBundle, Response> {
+        let bundle = match parse_resource(body) {
+            Ok(bundle) => bundle,
+            Err(err) => {
+                let (status, outcome) = err.to_outcome();
+                return Err(Response::outcome(status.0, &outcome));
+            }
+        };
+        if bundle.type_def().name != "Bundle" {
+            return Err(Response::error(
+                400,
+                IssueType::Invalid,
+                "expected a batch or transaction Bundle at the base URL",
+            ));
+        }
+        Ok(ReadBundle {
+            kind: bundle.text("type").unwrap_or_default().to_string(),
+            n_entries: bundle.values("entry").count(),
+            entries: entries_of(&bundle),
+            validated: Vec::new(),
+        })
+    }
+}
+
+/// A request body read ahead of its request ([`Service::prepare`]).
+pub(crate) struct Prepared {
+    body: Vec<u8>,
+    read: ReadBundle,
+}
+
 /// What a transaction entry did.
 struct Done {
     status: &'static str,
@@ -213,23 +257,84 @@ fn entry_error(index: usize, status: u16, code: IssueType, message: impl Into<St
 
 impl<S: Store> Service<S> {
     /// `POST [base]` with a batch or transaction Bundle.
+    /// Reads a transaction Bundle ahead of its request: the next request with this body takes
+    /// the entries read here and, with `validate`, what validation found in their resources,
+    /// instead of reading them again. Nothing of the store is touched, so that a host may call
+    /// this while another request waits on its store (an import reads its next batch while
+    /// the one before commits). Only the last body read ahead is kept; one that is not a
+    /// transaction Bundle within the limits is not kept, and its request reads it as always.
+    pub fn prepare(&self, body: &[u8], validate: bool) {
+        let Ok(read) = ReadBundle::of(body) else {
+            self.prepared.borrow_mut().take();
+            return;
+        };
+        let Ok(entries) = &read.entries else {
+            self.prepared.borrow_mut().take();
+            return;
+        };
+        if read.kind != "transaction" || read.n_entries > self.limits.max_entries {
+            self.prepared.borrow_mut().take();
+            return;
+        }
+        let validated = if validate {
+            entries
+                .iter()
+                .map(|entry| {
+                    let writes = entry.method.eq_ignore_ascii_case("POST")
+                        || entry.method.eq_ignore_ascii_case("PUT");
+                    entry
+                        .resource
+                        .as_ref()
+                        .filter(|_| writes)
+                        .map(|resource| self.validation_errors(resource))
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        *self.prepared.borrow_mut() = Some(Prepared {
+            body: body.to_vec(),
+            read: ReadBundle { validated, ..read },
+        });
+    }
+
+    /// The errors validation finds in `resource`, against the base specification and the
+    /// profiles loaded.
+    fn validation_errors(&self, resource: &Object) -> Vec<validation::Finding> {
+        let options = ValidateOptions {
+            profiles: Some(&self.profiles),
+            ..ValidateOptions::default()
+        };
+        self.validator
+            .borrow_mut()
+            .validate_with(resource, &options)
+            .into_iter()
+            .filter(|finding| finding.severity == Severity::Error)
+            .collect()
+    }
+
     pub(super) async fn bundle(&self, request: &Request) -> Response {
-        let bundle = match parse_resource(&request.body) {
-            Ok(bundle) => bundle,
-            Err(err) => {
-                let (status, outcome) = err.to_outcome();
-                return Response::outcome(status.0, &outcome);
+        // What [`Service::prepare`] read of this very body, if it did.
+        let prepared = {
+            let mut slot = self.prepared.borrow_mut();
+            match slot.take() {
+                Some(prepared) if prepared.body == request.body => Some(prepared.read),
+                _ => None,
             }
         };
-        if bundle.type_def().name != "Bundle" {
-            return Response::error(
-                400,
-                IssueType::Invalid,
-                "expected a batch or transaction Bundle at the base URL",
-            );
-        }
-        let kind = bundle.text("type").unwrap_or_default().to_string();
-        let n_entries = bundle.values("entry").count();
+        let read = match prepared {
+            Some(read) => read,
+            None => match ReadBundle::of(&request.body) {
+                Ok(read) => read,
+                Err(response) => return response,
+            },
+        };
+        let ReadBundle {
+            kind,
+            n_entries,
+            entries,
+            validated,
+        } = read;
         if n_entries > self.limits.max_entries {
             return super::limits::too_costly(
                 "maxEntries",
@@ -239,7 +344,7 @@ impl<S: Store> Service<S> {
                 ),
             );
         }
-        let entries = match entries_of(&bundle) {
+        let entries = match entries {
             Ok(entries) => entries,
             Err(index) => {
                 return entry_error(index, 400, IssueType::Required, "expected entry.request")
@@ -256,7 +361,7 @@ impl<S: Store> Service<S> {
         }
         match kind.as_str() {
             "batch" => self.batch(request, entries).await,
-            "transaction" => self.transaction(request, entries).await,
+            "transaction" => self.transaction(request, entries, validated).await,
             other => Response::error(
                 400,
                 IssueType::Invalid,
@@ -343,7 +448,15 @@ impl<S: Store> Service<S> {
     /// All entries in one store transaction, in the order DELETE, POST, PUT, GET (R4
     /// §3.1.0.11.2), with `urn:uuid:` and other full URLs of the bundle rewritten in
     /// references; any failure leaves the store as it was.
-    async fn transaction(&self, request: &Request, mut entries: Vec<Entry>) -> Response {
+    ///
+    /// `validated` holds, by entry, the errors validation found in its resource as read, when
+    /// [`Service::prepare`] validated it.
+    async fn transaction(
+        &self,
+        request: &Request,
+        mut entries: Vec<Entry>,
+        mut validated: Vec<Option<Vec<validation::Finding>>>,
+    ) -> Response {
         let written_back = WrittenBack::asked(request);
         // Ids first, so that references can be rewritten before anything is stored.
         let mut targets: Vec<Option<(String, String)>> = Vec::new();
@@ -629,16 +742,15 @@ impl<S: Store> Service<S> {
                 );
             }
             if validate {
-                let options = ValidateOptions {
-                    profiles: Some(&self.profiles),
-                    ..ValidateOptions::default()
-                };
-                let errors: Vec<validation::Finding> = self
-                    .validator
-                    .borrow_mut()
-                    .validate_with(resource, &options)
+                // Validated ahead when the resource was read, unless references were
+                // rewritten since.
+                let ahead = validated
+                    .get_mut(index)
+                    .and_then(Option::take)
+                    .filter(|_| map.is_empty());
+                let errors: Vec<validation::Finding> = ahead
+                    .unwrap_or_else(|| self.validation_errors(resource))
                     .into_iter()
-                    .filter(|finding| finding.severity == Severity::Error)
                     .map(|mut finding| {
                         finding.path = format!(
                             "Bundle.entry[{index}].resource{}",
@@ -931,5 +1043,218 @@ pub(crate) fn response_entry(response: &Response) -> String {
             r#"{{"resource":{},"response":{{{fields}}}}}"#,
             response.body
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alloc::boxed::Box;
+    use alloc::string::{String, ToString};
+    use alloc::vec;
+    use alloc::vec::Vec;
+
+    use super::super::{Clock, IdSource, Request, Response, Service};
+    use crate::outcome::{IssueType, Severity};
+    use crate::store::{block_on, MemoryStore};
+    use crate::validation::Finding;
+
+    struct Fixed;
+    impl Clock for Fixed {
+        fn now(&self) -> String {
+            String::from("2026-12-04T10:00:00.000Z")
+        }
+    }
+    impl IdSource for Fixed {
+        fn next_id(&self) -> String {
+            String::from("new")
+        }
+    }
+
+    fn service() -> Service<MemoryStore> {
+        Service::new(
+            MemoryStore::new(),
+            Box::new(Fixed),
+            Box::new(Fixed),
+            "http://localhost/fhir",
+        )
+    }
+
+    fn call(service: &Service<MemoryStore>, method: &str, path: &str, body: &str) -> Response {
+        call_with(service, method, path, &[], body)
+    }
+
+    fn call_with(
+        service: &Service<MemoryStore>,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Response {
+        let mut headers: Vec<(String, String)> = headers
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect();
+        headers.push((
+            String::from("content-type"),
+            String::from("application/fhir+json"),
+        ));
+        block_on(service.handle(&Request {
+            method: method.into(),
+            path: path.into(),
+            query: Vec::new(),
+            headers,
+            body: body.as_bytes().to_vec(),
+        }))
+    }
+
+    /// A transaction Bundle of `entries` (each `(fullUrl, method, url, resource)`).
+    fn transaction(entries: &[(Option<&str>, &str, &str, &str)]) -> String {
+        let entries: Vec<String> = entries
+            .iter()
+            .map(|(full_url, method, url, resource)| {
+                let full_url = full_url
+                    .map(|full_url| alloc::format!(r#""fullUrl":"{full_url}","#))
+                    .unwrap_or_default();
+                alloc::format!(
+                    r#"{{{full_url}"resource":{resource},"request":{{"method":"{method}","url":"{url}"}}}}"#
+                )
+            })
+            .collect();
+        alloc::format!(
+            r#"{{"resourceType":"Bundle","type":"transaction","entry":[{}]}}"#,
+            entries.join(",")
+        )
+    }
+
+    fn patient(id: &str, extra: &str) -> String {
+        alloc::format!(r#"{{"resourceType":"Patient","id":"{id}"{extra}}}"#)
+    }
+
+    fn injected() -> Finding {
+        Finding {
+            severity: Severity::Error,
+            code: IssueType::Invariant,
+            message: String::from("found when read ahead"),
+            path: String::from("Patient.name"),
+            constraint: None,
+        }
+    }
+
+    /// Replaces what was found ahead in the first entry's resource with one finding.
+    fn inject(service: &Service<MemoryStore>, entry: usize) {
+        let mut slot = service.prepared.borrow_mut();
+        let prepared = slot.as_mut().expect("a body was read ahead");
+        assert!(
+            prepared
+                .read
+                .validated
+                .get(entry)
+                .is_some_and(|found| found.as_ref().is_some_and(Vec::is_empty)),
+            "the resource was validated ahead, and found valid"
+        );
+        prepared.read.validated[entry] = Some(vec![injected()]);
+    }
+
+    /// The body read ahead goes only to the request with that very body; any transaction
+    /// takes it out of the way, and its answer is the one it has without reading ahead.
+    #[test]
+    fn a_body_read_ahead_is_taken_by_its_own_request_alone() {
+        let a = transaction(&[(None, "PUT", "Patient/a", &patient("a", ""))]);
+        let b = transaction(&[(None, "PUT", "Patient/b", &patient("b", ""))]);
+        let reads = service();
+        reads.prepare(a.as_bytes(), true);
+        assert!(reads.prepared.borrow().is_some());
+        assert_eq!(call(&reads, "POST", "", &b).status, 200);
+        assert!(reads.prepared.borrow().is_none());
+        assert_eq!(call(&reads, "GET", "Patient/a", "").status, 404);
+        assert_eq!(call(&reads, "GET", "Patient/b", "").status, 200);
+
+        reads.prepare(a.as_bytes(), true);
+        let answer = call(&reads, "POST", "", &a);
+        assert!(reads.prepared.borrow().is_none());
+        let plain = service();
+        call(&plain, "POST", "", &b);
+        let expected = call(&plain, "POST", "", &a);
+        assert_eq!((answer.status, answer.body), (200, expected.body));
+
+        // Validation ahead finds what the request's own finds.
+        let invalid = transaction(&[
+            (None, "PUT", "Patient/c", &patient("c", "")),
+            (
+                None,
+                "PUT",
+                "Patient/d",
+                &patient("d", r#","gender":"hen""#),
+            ),
+        ]);
+        reads.prepare(invalid.as_bytes(), true);
+        let answer = call(&reads, "POST", "", &invalid);
+        let expected = call(&plain, "POST", "", &invalid);
+        assert_eq!(answer.status, 422);
+        assert_eq!(answer.body, expected.body);
+        assert!(answer.body.contains("Bundle.entry[1].resource.gender"));
+
+        // What is not a transaction Bundle is not kept.
+        for body in [
+            "{not json",
+            r#"{"resourceType":"Patient"}"#,
+            &b.replace("transaction", "batch"),
+        ] {
+            reads.prepare(a.as_bytes(), true);
+            reads.prepare(body.as_bytes(), true);
+            assert!(reads.prepared.borrow().is_none(), "{body}");
+        }
+    }
+
+    /// A request takes what validation found ahead, and reports it as its own; not once the
+    /// entries' references were rewritten (the resource validated is no longer the one read),
+    /// nor when the request asks for no validation.
+    #[test]
+    fn findings_read_ahead_count_unless_references_were_rewritten_since() {
+        let reads = service();
+        let one = transaction(&[(None, "PUT", "Patient/e", &patient("e", ""))]);
+        reads.prepare(one.as_bytes(), true);
+        inject(&reads, 0);
+        let answer = call(&reads, "POST", "", &one);
+        assert_eq!(answer.status, 422, "{}", answer.body);
+        assert!(answer.body.contains("found when read ahead"));
+        assert!(answer.body.contains("Bundle.entry[0].resource.name"));
+        assert_eq!(call(&reads, "GET", "Patient/e", "").status, 404);
+
+        reads.prepare(one.as_bytes(), true);
+        inject(&reads, 0);
+        let answer = call_with(&reads, "POST", "", &[("x-validation", "off")], &one);
+        assert_eq!(answer.status, 200, "{}", answer.body);
+
+        // Read ahead without validation: the request validates for itself.
+        let hen = transaction(&[(
+            None,
+            "PUT",
+            "Patient/f",
+            &patient("f", r#","gender":"hen""#),
+        )]);
+        reads.prepare(hen.as_bytes(), false);
+        assert_eq!(call(&reads, "POST", "", &hen).status, 422);
+
+        let linked = transaction(&[
+            (
+                Some("urn:uuid:5f1c"),
+                "POST",
+                "Patient",
+                r#"{"resourceType":"Patient"}"#,
+            ),
+            (
+                None,
+                "PUT",
+                "Observation/g",
+                r#"{"resourceType":"Observation","id":"g","status":"final","code":{"text":"w"},"subject":{"reference":"urn:uuid:5f1c"}}"#,
+            ),
+        ]);
+        reads.prepare(linked.as_bytes(), true);
+        inject(&reads, 1);
+        let answer = call(&reads, "POST", "", &linked);
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        let observation = call(&reads, "GET", "Observation/g", "");
+        assert!(observation.body.contains(r#""reference":"Patient/new""#));
     }
 }
