@@ -107,6 +107,53 @@ pub(crate) fn entries_of(bundle: &Object) -> Result<Vec<Entry>, usize> {
     Ok(entries)
 }
 
+/// [`entries_of`] a Bundle no longer needed: each entry's resource is moved out of it, not
+/// copied.
+fn take_entries(mut bundle: Object) -> Result<Vec<Entry>, usize> {
+    let position = |object: &Object, name: &str| {
+        object
+            .type_def()
+            .elements
+            .iter()
+            .position(|element| element.name == name)
+    };
+    let entry_element = position(&bundle, "entry");
+    // One for each entry `entries_of` reads (those that are objects), in order.
+    let mut resources: Vec<Option<Object>> = Vec::new();
+    for field in &mut bundle.fields {
+        if entry_element != Some(usize::from(field.element)) {
+            continue;
+        }
+        let Value::Complex(entry) = &mut field.value else {
+            continue;
+        };
+        let resource_element = position(entry, "resource");
+        let resource = entry
+            .fields
+            .iter_mut()
+            .find(|field| {
+                resource_element == Some(usize::from(field.element))
+                    && matches!(field.value, Value::Resource(_))
+            })
+            .map(|field| {
+                let empty = Value::Primitive(crate::resource::Primitive {
+                    value: None,
+                    companion: None,
+                });
+                core::mem::replace(&mut field.value, empty)
+            });
+        resources.push(match resource {
+            Some(Value::Resource(resource)) => Some(resource),
+            _ => None,
+        });
+    }
+    let mut entries = entries_of(&bundle)?;
+    for (entry, resource) in entries.iter_mut().zip(resources) {
+        entry.resource = resource;
+    }
+    Ok(entries)
+}
+
 /// A Bundle posted to the base, read.
 pub(crate) struct ReadBundle {
     /// `Bundle.type`.
@@ -139,7 +186,7 @@ impl ReadBundle {
         Ok(ReadBundle {
             kind: bundle.text("type").unwrap_or_default().to_string(),
             n_entries: bundle.values("entry").count(),
-            entries: entries_of(&bundle),
+            entries: take_entries(bundle),
             validated: Vec::new(),
         })
     }

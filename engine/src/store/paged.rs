@@ -43,14 +43,15 @@ use alloc::vec::Vec;
 use core::cell::RefCell;
 use core::cmp::Ordering;
 use core::future::Future;
-use core::ops::Bound;
 
 use super::blocks::{key_cmp, shared_prefix, Key};
-use super::{step, Entry, KeyRange, Store, StoreError, Transaction};
+use super::{Entry, KeyRange, Store, StoreError, Transaction};
 
 mod filter;
 mod recent;
+mod writes;
 use recent::Recent;
+use writes::Writes;
 
 /// A backend of records numbered by `u64` ids below [`RECORD_IDS_END`] (less than 2^53, so
 /// that they are exact as JavaScript numbers), each holding bytes.
@@ -614,14 +615,13 @@ fn page_for(pages: &[PageRef], key: &[u8]) -> Option<usize> {
     Some(after.saturating_sub(1))
 }
 
-fn bounds(range: &KeyRange) -> (Bound<&[u8]>, Bound<&[u8]>) {
-    (
-        Bound::Included(range.start.as_slice()),
-        range
-            .end
-            .as_deref()
-            .map_or(Bound::Unbounded, Bound::Excluded),
-    )
+/// The next item of `iter`, from its end when `reverse`.
+fn step<'a, T>(iter: &mut core::slice::Iter<'a, T>, reverse: bool) -> Option<&'a T> {
+    if reverse {
+        iter.next_back()
+    } else {
+        iter.next()
+    }
 }
 
 /// A store over [`Records`]: see the module's description.
@@ -891,7 +891,7 @@ pub struct PagedTx<'s, R: Records + 's> {
     store: &'s PagedStore<R>,
     tx: R::Tx<'s>,
     state: Rc<State>,
-    writes: BTreeMap<Key, Option<Box<[u8]>>>,
+    writes: Writes,
     /// What [`Transaction::prefetch`] found in the snapshot (`None`: nothing), so that the
     /// reads it announced do not look again.
     prefetched: BTreeMap<Key, Option<Val>>,
@@ -931,7 +931,7 @@ impl<R: Records> Store for PagedStore<R> {
             store: self,
             tx,
             state,
-            writes: BTreeMap::new(),
+            writes: Writes::new(),
             prefetched: BTreeMap::new(),
             write,
         })
@@ -1178,7 +1178,7 @@ impl<'s, R: Records> PagedTx<'s, R> {
             store, tx, writes, ..
         } = self;
         let mut recent_iter = state.recent.range(range, reverse);
-        let mut writes_iter = writes.range::<[u8], _>(bounds(range));
+        let mut writes_iter = writes.range(range).iter();
         let mut recent = recent_iter.next();
         let mut written = step(&mut writes_iter, reverse);
         let mut cursors: Vec<PageCursor> = state
@@ -1392,7 +1392,7 @@ impl<R: Records> Transaction for PagedTx<'_, R> {
             return Ok(0);
         }
         let state = Rc::clone(&self.state);
-        let own_writes = self.writes.range::<[u8], _>(bounds(range)).next().is_some();
+        let own_writes = !self.writes.range(range).is_empty();
         if own_writes || state.dir.runs.len() > 1 {
             // Entries of several sources may hide one another: counted from the merge.
             return Ok(self.scan_found(range, usize::MAX, false, false).await?.1);
@@ -1444,7 +1444,7 @@ impl<R: Records> Transaction for PagedTx<'_, R> {
         let asked: Vec<&[u8]> = keys
             .iter()
             .map(Vec::as_slice)
-            .filter(|key| !self.writes.contains_key(*key) && !self.prefetched.contains_key(*key))
+            .filter(|key| !self.writes.contains_key(key) && !self.prefetched.contains_key(*key))
             .collect();
         if asked.is_empty() {
             return Ok(());
@@ -1470,12 +1470,11 @@ impl<R: Records> Transaction for PagedTx<'_, R> {
     }
 
     fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
-        self.writes
-            .insert(Key(key.into_boxed_slice()), Some(value.into_boxed_slice()));
+        self.writes.insert(key, Some(value.into_boxed_slice()));
     }
 
     fn delete(&mut self, key: Vec<u8>) {
-        self.writes.insert(Key(key.into_boxed_slice()), None);
+        self.writes.insert(key, None);
     }
 
     async fn commit(self) -> Result<(), StoreError> {
@@ -1503,7 +1502,7 @@ impl<R: Records> Transaction for PagedTx<'_, R> {
         let mut chunk: Vec<u8> = Vec::new();
         let mut chunk_id = 0;
         let mut new_chunks: Vec<u64> = Vec::new();
-        for (key, value) in writes {
+        for (key, value) in writes.into_sorted() {
             let value = match value {
                 None => Val::Tomb,
                 Some(bytes) if bytes.len() <= SMALL_VALUE => Val::Small(bytes),
