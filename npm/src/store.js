@@ -76,6 +76,8 @@ export class FhirStore {
   #committing = false;
   /** Work to do once the request in flight waits for its commit, if it comes to that. */
   #onCommitting;
+  /** Why reading a Bundle ahead failed the engine, which is restarted after the request. */
+  #failedAhead;
   #listeners = new Set();
   #conflictListeners = new Set();
   #syncing = Promise.resolve();
@@ -262,6 +264,15 @@ export class FhirStore {
       throw toFhirError(thrown);
     } finally {
       this.#committing = false;
+      if (this.#failedAhead !== undefined) {
+        // A Bundle read ahead failed the engine meanwhile (see #prepare).
+        const reason = this.#failedAhead;
+        this.#failedAhead = undefined;
+        if (this.#generation === engine.generation) {
+          restartEngine(reason);
+          this.#options.store?.reset?.();
+        }
+      }
     }
   }
 
@@ -528,77 +539,89 @@ export class FhirStore {
         throw err;
       }
     };
-    for await (const item of importItems(source)) {
-      await checkAbort();
-      const { value, position, line } = item;
-      if (isBundle(value) && (value.type === "transaction" || value.type === "batch")) {
-        await drain();
-        const bundle =
-          strict === false
-            && Array.isArray(value.entry)
-            ? { ...value, entry: value.entry.map((entry, inner) => (entry?.resource === undefined ? entry : { ...entry, resource: readable(entry.resource, position, line, inner) })) }
-            : value;
-        const response = await this.#call("POST", "", { headers: { "content-type": FHIR_JSON }, body: toBytes(bundle) }).catch((err) => {
-          throw located(err, position, line);
-        });
-        if (value.type === "batch") {
-          const failed = (response.entry ?? []).findIndex((entry) => !/^2/.test(entry.response?.status ?? ""));
-          if (failed >= 0) {
-            const err = invalid(`entry ${failed} of the batch Bundle failed: ${response.entry[failed].response?.status}`, 422, "processing");
+    try {
+      for await (const item of importItems(source)) {
+        await checkAbort();
+        const { value, position, line } = item;
+        if (isBundle(value) && (value.type === "transaction" || value.type === "batch")) {
+          await drain();
+          const bundle =
+            strict === false
+              && Array.isArray(value.entry)
+              ? { ...value, entry: value.entry.map((entry, inner) => (entry?.resource === undefined ? entry : { ...entry, resource: readable(entry.resource, position, line, inner) })) }
+              : value;
+          const response = await this.#call("POST", "", { headers: { "content-type": FHIR_JSON }, body: toBytes(bundle) }).catch((err) => {
             throw located(err, position, line);
+          });
+          if (value.type === "batch") {
+            const failed = (response.entry ?? []).findIndex((entry) => !/^2/.test(entry.response?.status ?? ""));
+            if (failed >= 0) {
+              const err = invalid(`entry ${failed} of the batch Bundle failed: ${response.entry[failed].response?.status}`, 422, "processing");
+              throw located(err, position, line);
+            }
+          }
+          progress.bundles += 1;
+          progress.resources += value.entry?.length ?? 0;
+          onProgress?.({ ...progress });
+          continue;
+        }
+        if (isBundle(value)) {
+          // Another kind of Bundle (a collection, a document, a search result): its resources
+          // are stored together, in one transaction, so that references between them by fullUrl
+          // hold.
+          await drain();
+          // Each kept with its place in the Bundle, for the warnings.
+          const entries = (value.entry ?? []).map((entry, inner) => [entry, inner]).filter(([entry]) => entry.resource !== undefined && entry.search?.mode !== "outcome");
+          const transaction = {
+            resourceType: "Bundle",
+            type: "transaction",
+            entry: entries.map(([entry, inner]) => ({ ...(entry.fullUrl ? { fullUrl: entry.fullUrl } : {}), ...importEntry({ value: readable(entry.resource, position, line, inner) }) })),
+          };
+          await this.#call("POST", "", { headers: { "content-type": FHIR_JSON }, body: toBytes(transaction) }).catch((err) => {
+            throw located(err, position, line);
+          });
+          progress.bundles += 1;
+          progress.resources += entries.length;
+          onProgress?.({ ...progress });
+          continue;
+        }
+        if (value === null || typeof value !== "object" || typeof value.resourceType !== "string") {
+          throw located(invalid(`expected a FHIR resource, found ${describe(value)}`), position, line);
+        }
+        // A line's own text goes to the engine as written, read by the FHIR JSON rules: no
+        // second writing of it, and decimals keep their digits (`1.50` stays `1.50`). Text
+        // that is not well-formed Unicode (a lone surrogate from a string source) goes as
+        // JSON.stringify writes it, so that the engine refuses it rather than it being changed
+        // to U+FFFD on the way.
+        let text = typeof item.text === "string" && wellFormed(item.text) ? item.text : undefined;
+        let read = value;
+        if (strict === false) {
+          // Lenient: the line as written when it reads without warnings; otherwise as before,
+          // the object JSON.parse made of it (duplicate keys resolved, `2.0` an integer), read
+          // leniently with its warnings.
+          if (text === undefined || !readsClean(text)) {
+            text = undefined;
+            read = readable(value, position, line);
           }
         }
-        progress.bundles += 1;
-        progress.resources += value.entry?.length ?? 0;
-        onProgress?.({ ...progress });
-        continue;
-      }
-      if (isBundle(value)) {
-        // Another kind of Bundle (a collection, a document, a search result): its resources
-        // are stored together, in one transaction, so that references between them by fullUrl
-        // hold.
-        await drain();
-        // Each kept with its place in the Bundle, for the warnings.
-        const entries = (value.entry ?? []).map((entry, inner) => [entry, inner]).filter(([entry]) => entry.resource !== undefined && entry.search?.mode !== "outcome");
-        const transaction = {
-          resourceType: "Bundle",
-          type: "transaction",
-          entry: entries.map(([entry, inner]) => ({ ...(entry.fullUrl ? { fullUrl: entry.fullUrl } : {}), ...importEntry({ value: readable(entry.resource, position, line, inner) }) })),
-        };
-        await this.#call("POST", "", { headers: { "content-type": FHIR_JSON }, body: toBytes(transaction) }).catch((err) => {
-          throw located(err, position, line);
-        });
-        progress.bundles += 1;
-        progress.resources += entries.length;
-        onProgress?.({ ...progress });
-        continue;
-      }
-      if (value === null || typeof value !== "object" || typeof value.resourceType !== "string") {
-        throw located(invalid(`expected a FHIR resource, found ${describe(value)}`), position, line);
-      }
-      // A line's own text goes to the engine as written, read by the FHIR JSON rules: no
-      // second writing of it, and decimals keep their digits (`1.50` stays `1.50`). Text
-      // that is not well-formed Unicode (a lone surrogate from a string source) goes as
-      // JSON.stringify writes it, so that the engine refuses it rather than it being changed
-      // to U+FFFD on the way.
-      let text = typeof item.text === "string" && wellFormed(item.text) ? item.text : undefined;
-      let read = value;
-      if (strict === false) {
-        // Lenient: the line as written when it reads without warnings; otherwise as before,
-        // the object JSON.parse made of it (duplicate keys resolved, `2.0` an integer), read
-        // leniently with its warnings.
-        if (text === undefined || !readsClean(text)) {
-          text = undefined;
-          read = readable(value, position, line);
+        batch.push({ value: read, text, position, line });
+        if (batch.length >= batchSize) {
+          await flush();
+          await checkAbort();
         }
       }
-      batch.push({ value: read, text, position, line });
-      if (batch.length >= batchSize) {
-        await flush();
-        await checkAbort();
+      await drain();
+    } catch (failed) {
+      // The batch still being stored comes first: its entries are before the one that failed
+      // here, and its failure is the one reported. Nothing is left in flight once the import
+      // has ended, and a batch read ahead that was never stored is not kept by the engine.
+      try {
+        await settle();
+      } finally {
+        this.#forgetPrepared();
       }
+      throw failed;
     }
-    await drain();
     return { ...progress, warnings };
   }
 
@@ -621,10 +644,19 @@ export class FhirStore {
     try {
       this.#service.prepare(body, Boolean(this.#options.validation));
     } catch (thrown) {
-      if (isTrap(thrown)) {
-        restartEngine(`the Wasm module failed (${thrown.message})`);
-        this.#options.store?.reset?.();
-      }
+      // The engine is restarted once the request in flight has ended (which may meet the
+      // failure too), not under it: its commit may already be stored.
+      if (isTrap(thrown)) this.#failedAhead = `the Wasm module failed (${thrown.message})`;
+    }
+  }
+
+  /** Lets the engine drop a Bundle read ahead that no request took. */
+  #forgetPrepared() {
+    if (this.#failedAhead !== undefined || this.#closed || this.#generation !== engine.generation || !this.#service) return;
+    try {
+      this.#service.prepare(new Uint8Array(), false);
+    } catch {
+      // Nothing was kept then either.
     }
   }
 

@@ -176,6 +176,12 @@ test("import stores batch after batch in order: a failing entry stops it, with e
   const stored = async (from, to) => (await store.search("Patient", { _id: ids.slice(from, to).join(","), _summary: "count" })).total;
   assert.equal(await stored(0, 250), 250);
   assert.equal(await stored(251, 1000), 0);
+
+  // A batch still being stored when a later line fails is settled first, and its own failure
+  // is the one reported.
+  const mixed = ['{"resourceType":"Patient","id":"m0"}', '{"resourceType":"Patient","id":"m1","gender":"hen"}', "{not json"];
+  await assert.rejects(store.import(mixed.join("\n"), { batchSize: 2 }), (err) => err.entry === 1 && err.stored === 1 && err.status === 422);
+  assert.equal((await store.search("Patient", { _id: "m0,m1", _summary: "count" })).total, 1);
 });
 
 test("import stores NDJSON lines as written: decimals keep their digits, CRLF line ends are read", async () => {

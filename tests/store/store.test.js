@@ -289,6 +289,15 @@ test("an import reads each batch while the one before commits, and stops at the 
   await cdp.send("Storage.overrideQuotaForOrigin", { origin: server.origin, quotaSize: 8 * 1024 * 1024 });
   const result = await page.evaluate(async () => {
     const { FhirStore } = window.hearth;
+    // Counts the Bundles the engine is given to read ahead (the empty body that clears what
+    // was read ahead is not one).
+    const wasm = await import("/pkg/dist/wasm/hearth.js");
+    const prepare = wasm.FhirService.prototype.prepare;
+    let aheads = 0;
+    wasm.FhirService.prototype.prepare = function (body, validate) {
+      if (body.length > 0) aheads += 1;
+      return prepare.call(this, body, validate);
+    };
     const store = await FhirStore.open({ name: "import-order" });
     // An entry that fails validation, in the third of ten batches.
     const lines = Array.from({ length: 1000 }, (_, n) => (n === 250 ? '{"resourceType":"Patient","gender":"hen"}' : JSON.stringify({ resourceType: "Patient", id: `s${n}` })));
@@ -308,6 +317,7 @@ test("an import reads each batch while the one before commits, and stops at the 
     const big = Array.from({ length: 1000 }, (_, n) => ({ resourceType: "Basic", id: `b${n}`, code: { text: noise() } }));
     const quotaProgress = [];
     let full;
+    const aheadsBefore = aheads;
     try {
       await store.import(big, { batchSize: 20, onProgress: (p) => quotaProgress.push(p.resources) });
     } catch (err) {
@@ -316,7 +326,7 @@ test("an import reads each batch while the one before commits, and stops at the 
     await store.close();
     const reopened = await FhirStore.open({ name: "import-order" });
     const basics = (await reopened.search("Basic", { _summary: "count" })).total;
-    return { invalid, progress, counts, full, quotaProgress, basics };
+    return { invalid, progress, counts, full, quotaProgress, basics, aheads: aheads - aheadsBefore };
   });
   assert.deepEqual(result.invalid, { entry: 250, stored: 50, status: 422 });
   assert.deepEqual(result.progress, [100, 200]);
@@ -330,6 +340,9 @@ test("an import reads each batch while the one before commits, and stops at the 
   assert.ok(acknowledged >= 40, `only ${acknowledged} resources were stored before the quota ran out`);
   assert.equal(result.full.entry, acknowledged + result.full.stored);
   assert.equal(result.basics, acknowledged + result.full.stored);
+  // Batches were read ahead while the ones before them committed.
+  assert.ok(result.aheads >= Math.floor(acknowledged / 20 / 2), `${result.aheads} batches read ahead of ${acknowledged / 20 + 1}`);
+  console.log(`store: import stopped by the quota after ${acknowledged} resources; ${result.aheads} of its ${acknowledged / 20 + 1} batches read ahead`);
   await context.close();
 });
 

@@ -311,6 +311,11 @@ impl<S: Store> Service<S> {
     /// the one before commits). Only the last body read ahead is kept; one that is not a
     /// transaction Bundle within the limits is not kept, and its request reads it as always.
     pub fn prepare(&self, body: &[u8], validate: bool) {
+        // A body its request would refuse for its size is not read.
+        if body.len() > self.limits.max_body_bytes {
+            self.prepared.borrow_mut().take();
+            return;
+        }
         let Ok(read) = ReadBundle::of(body) else {
             self.prepared.borrow_mut().take();
             return;
@@ -1241,8 +1246,9 @@ mod tests {
         assert_eq!(answer.body, expected.body);
         assert!(answer.body.contains("Bundle.entry[1].resource.gender"));
 
-        // What is not a transaction Bundle is not kept.
+        // What is not a transaction Bundle is not kept, nor one too large for its request.
         for body in [
+            "",
             "{not json",
             r#"{"resourceType":"Patient"}"#,
             &b.replace("transaction", "batch"),
@@ -1251,6 +1257,20 @@ mod tests {
             reads.prepare(body.as_bytes(), true);
             assert!(reads.prepared.borrow().is_none(), "{body}");
         }
+        let mut small = service();
+        small.set_limits(crate::rest::Limits {
+            max_body_bytes: a.len() - 1,
+            ..crate::rest::Limits::default()
+        });
+        small.prepare(a.as_bytes(), true);
+        assert!(small.prepared.borrow().is_none());
+
+        // What was validated against other profiles is dropped when they change.
+        let mut profiled = service();
+        profiled.prepare(a.as_bytes(), true);
+        assert!(profiled.prepared.borrow().is_some());
+        profiled.profiles_mut();
+        assert!(profiled.prepared.borrow().is_none());
     }
 
     /// A request takes what validation found ahead, and reports it as its own; not once the
