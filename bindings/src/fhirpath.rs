@@ -185,72 +185,85 @@ impl Sharing<'_> {
     }
 }
 
-/// Separates the strings of a [`Strings::text`]: a control character, which a result
-/// string holds only escaped (then the results go as JSON).
+/// Separates the strings of [`each_as_strings`]: a control character, which a result string
+/// hardly ever holds (then the results go as JSON).
 const STRING_SEPARATOR: char = '\u{1}';
 
-/// Whether every result of an `evaluateEach` call is a string JSON writes with no escape (as
-/// most are: codes, references, dates), and where each is: such results go to JS as the
-/// strings themselves, split there, which builds the arrays several times faster than
-/// `JSON.parse` of the same results.
-struct Strings {
-    /// False once a result is not such a string.
-    plain: bool,
-    /// Where each result's text lies in the output (within its quotes).
-    spans: Vec<(usize, usize)>,
-    /// Results of each resource.
-    counts: Vec<u32>,
-}
-
-impl Default for Strings {
-    fn default() -> Self {
-        Strings {
-            plain: true,
-            spans: Vec::new(),
-            counts: Vec::new(),
-        }
-    }
-}
-
-impl Strings {
-    /// Notes the result whose JSON `out` holds from `start`.
-    fn item(&mut self, out: &str, start: usize) {
-        if !self.plain {
-            return;
-        }
-        let json = out.as_bytes().get(start..).unwrap_or_default();
-        if json.len() >= 2 && json[0] == b'"' && !json.contains(&b'\\') {
-            self.spans.push((start + 1, out.len() - 1));
-        } else {
-            self.plain = false;
-        }
-    }
-
-    /// The results as `T<resources>:` then one character per resource whose code is its
-    /// number of results, then every result string, separated by [`STRING_SEPARATOR`];
-    /// `None` when some result is not such a string (or a resource has too many results).
-    fn text(&self, out: &str) -> Option<String> {
-        let total: u64 = self.counts.iter().map(|&count| u64::from(count)).sum();
-        if !self.plain || total != self.spans.len() as u64 {
-            return None;
-        }
-        let bytes: usize = self.spans.iter().map(|(start, end)| end - start + 1).sum();
-        let mut text = String::with_capacity(bytes + self.counts.len() + 24);
-        text.push('T');
-        push_decimal(&mut text, self.counts.len());
-        text.push(':');
-        for &count in &self.counts {
-            // One UTF-16 code unit in JS: below the surrogates.
-            text.push(char::from_u32(count).filter(|_| count < 0xD800)?);
-        }
-        for (at, &(start, end)) in self.spans.iter().enumerate() {
-            if at > 0 {
-                text.push(STRING_SEPARATOR);
+/// The results over `resources` (`count` of them) as strings, written as they are found:
+/// `T<resources>:`, every result string separated by [`STRING_SEPARATOR`], then one character
+/// per resource whose code is its number of results. `None` as soon as a result is not a
+/// string, or holds the separator (the caller then writes JSON), or a resource has too many.
+fn each_as_strings<'r>(
+    expression: &Expression,
+    resources: impl Iterator<Item = &'r Object>,
+    count: usize,
+) -> Result<Option<String>, BindingError> {
+    let now = if expression.uses_clock() { now() } else { None };
+    let mut out = String::with_capacity(count * 16 + 24);
+    out.push('T');
+    push_decimal(&mut out, count);
+    out.push(':');
+    let mut counts: Vec<u32> = Vec::with_capacity(count);
+    let mut first = true;
+    for resource in resources {
+        let resolver = LocalResolver::new(resource);
+        let options = Options {
+            variables: &[],
+            resolver: Some(&resolver),
+            now,
+            root_resource: None,
+            lenient_as: false,
+            projection: false,
+        };
+        let mut results = 0u32;
+        let mut plain = true;
+        expression.evaluate_streaming(resource, &options, &mut |item| {
+            if !plain {
+                return;
             }
-            text.push_str(out.get(start..end)?);
+            let temporal;
+            let text: &str = match &item {
+                fhirpath::Item::Primitive(primitive, _) => match &primitive.value {
+                    Some(hearth_engine::resource::PrimitiveValue::String(text)) => text,
+                    _ => {
+                        plain = false;
+                        return;
+                    }
+                },
+                fhirpath::Item::String(text) => text,
+                fhirpath::Item::Temporal(value) => {
+                    temporal = value.to_text();
+                    &temporal
+                }
+                _ => {
+                    plain = false;
+                    return;
+                }
+            };
+            if text.contains(STRING_SEPARATOR) {
+                plain = false;
+                return;
+            }
+            if !first {
+                out.push(STRING_SEPARATOR);
+            }
+            first = false;
+            out.push_str(text);
+            results = results.saturating_add(1);
+        })?;
+        if !plain {
+            return Ok(None);
         }
-        Some(text)
+        counts.push(results);
     }
+    for results in counts {
+        // One UTF-16 code unit in JS: below the surrogates.
+        match char::from_u32(results).filter(|_| results < 0xD800) {
+            Some(code) => out.push(code),
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(out))
 }
 
 /// Appends the decimal digits of `number`.
@@ -340,7 +353,6 @@ fn run(
         variables,
         false,
         None,
-        None,
         &mut res,
     )?;
     Ok(res)
@@ -354,7 +366,6 @@ fn run_each<'r>(
     variables: Option<&[u8]>,
     projection: bool,
     mut sharing: Option<&mut Sharing<'_>>,
-    mut strings: Option<&mut Strings>,
     out: &mut String,
 ) -> Result<(), BindingError> {
     let variables = match variables {
@@ -389,16 +400,9 @@ fn run_each<'r>(
                 .as_deref_mut()
                 .is_some_and(|sharing| sharing.write(out, &item))
             {
-                let start = out.len();
                 fhirpath::write_item(out, &item);
-                if let Some(strings) = strings.as_deref_mut() {
-                    strings.item(out, start);
-                }
             }
         })?;
-        if let Some(strings) = strings.as_deref_mut() {
-            strings.counts.push(count);
-        }
         out.push(']');
     }
     Ok(())
@@ -445,6 +449,16 @@ impl CompiledExpression {
         set: &ParsedResourceSet,
         variables: Option<Vec<u8>>,
     ) -> Result<String, BindingError> {
+        // Results that are all strings (as most are: codes, references, dates) go as the
+        // strings themselves, which JS splits several times faster than `JSON.parse` reads
+        // the same results.
+        if variables.is_none() {
+            if let Some(text) =
+                each_as_strings(&self.expression, set.chunks.iter().flatten(), set.len)?
+            {
+                return Ok(text);
+            }
+        }
         let mut res = String::with_capacity(set.len * 16 + 3);
         // A space JSON allows, made `S` in place when some results are shared.
         res.push_str(" [");
@@ -456,25 +470,18 @@ impl CompiledExpression {
             fresh: HashSet::new(),
             any: false,
         };
-        let mut strings = Strings::default();
         run_each(
             &self.expression,
             set.chunks.iter().flatten(),
             variables.as_deref(),
             false,
             variables.is_none().then_some(&mut sharing),
-            Some(&mut strings),
             &mut res,
         )?;
         res.push(']');
         let Sharing { fresh, any, .. } = sharing;
         drop(known);
         set.shared.borrow_mut().extend(fresh);
-        if !any {
-            if let Some(text) = strings.text(&res) {
-                return Ok(text);
-            }
-        }
         if any {
             // Tells JS that some results are `[address]` or `[address, json]`.
             res.replace_range(..1, "S");
@@ -559,7 +566,6 @@ impl CompiledExpression {
             core::iter::once(&resource),
             None,
             true,
-            None,
             None,
             &mut res,
         )
