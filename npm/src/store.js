@@ -1182,12 +1182,12 @@ function wellFormed(text) {
   return typeof text.isWellFormed === "function" ? text.isWellFormed() : !/[\ud800-\udfff]/.test(text);
 }
 
-/** A transaction entry storing an imported resource under its own id, or a new one. */
 /** The transaction Bundle that stores `items`, as bytes. */
 function importBody(items) {
   return toBytes(`{"resourceType":"Bundle","type":"transaction","entry":[${items.map(importEntryText).join(",")}]}`);
 }
 
+/** A transaction entry storing an imported resource under its own id, or a new one. */
 function importEntry(item) {
   const resource = item.value;
   return { resource, request: importRequest(resource) };
