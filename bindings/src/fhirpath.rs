@@ -7,7 +7,7 @@ use hearth_engine::fhirpath::{
 use hearth_engine::json::fhir::{parse_projection, parse_resource, parse_resource_lenient};
 use hearth_engine::json::write::{write_object, write_resource, Style};
 use hearth_engine::model::TypeKind;
-use hearth_engine::resource::Object;
+use hearth_engine::resource::{Object, PrimitiveValue};
 use std::cell::RefCell;
 use std::collections::HashSet;
 use wasm_bindgen::prelude::*;
@@ -175,7 +175,7 @@ impl Sharing<'_> {
         let address = core::ptr::from_ref::<Object>(object) as usize;
         self.any = true;
         out.push('[');
-        push_decimal(out, address);
+        push_decimal(out, u64::try_from(address).unwrap_or(u64::MAX));
         if !self.known.contains(&address) && self.fresh.insert(address) {
             out.push(',');
             out.push_str(&write_object(object, Style::Compact));
@@ -185,15 +185,27 @@ impl Sharing<'_> {
     }
 }
 
-/// Separates the strings of [`each_as_strings`]: a control character, which a result string
+/// Separates the values of [`each_as_scalars`]: a control character, which a result string
 /// hardly ever holds (then the results go as JSON).
-const STRING_SEPARATOR: char = '\u{1}';
+const VALUE_SEPARATOR: char = '\u{1}';
 
-/// The results over `resources` (`count` of them) as strings, written as they are found:
-/// `T<resources>:`, every result string separated by [`STRING_SEPARATOR`], then one character
-/// per resource whose code is its number of results. `None` as soon as a result is not a
-/// string, or holds the separator (the caller then writes JSON), or a resource has too many.
-fn each_as_strings<'r>(
+/// The kind of each value of [`each_as_scalars`], when they are not all strings: one ASCII
+/// character per value.
+const KIND_STRING: u8 = b's';
+const KIND_NUMBER: u8 = b'n';
+const KIND_TRUE: u8 = b't';
+const KIND_FALSE: u8 = b'f';
+const KIND_NULL: u8 = b'z';
+
+/// The results over `resources` (`count` of them) when every one is a string, a number, a
+/// boolean or a primitive without a value, written as they are found: `T<resources>:`, every
+/// value's text separated by [`VALUE_SEPARATOR`], then one character per resource whose code
+/// is its number of results. When some are not strings, the text starts with `V` instead, and
+/// between the values and the counts comes one [`KIND_STRING`]... character per value (the
+/// text of a boolean or null is empty, that of a number is as JSON writes it). `None` as soon
+/// as a result is anything else, or a string holds the separator (the caller then writes
+/// JSON), or a resource has too many results.
+fn each_as_scalars<'r>(
     expression: &Expression,
     resources: impl Iterator<Item = &'r Object>,
     count: usize,
@@ -201,10 +213,12 @@ fn each_as_strings<'r>(
     let now = if expression.uses_clock() { now() } else { None };
     let mut out = String::with_capacity(count * 16 + 24);
     out.push('T');
-    push_decimal(&mut out, count);
+    push_decimal(&mut out, u64::try_from(count).unwrap_or(u64::MAX));
     out.push(':');
     let mut counts: Vec<u32> = Vec::with_capacity(count);
-    let mut first = true;
+    // `None` while every value is a string.
+    let mut kinds: Option<Vec<u8>> = None;
+    let mut values = 0usize;
     for resource in resources {
         let resolver = LocalResolver::new(resource);
         let options = Options {
@@ -222,39 +236,61 @@ fn each_as_strings<'r>(
                 return;
             }
             let temporal;
-            let text: &str = match &item {
+            let number;
+            let (kind, text): (u8, &str) = match &item {
                 fhirpath::Item::Primitive(primitive, _) => match &primitive.value {
-                    Some(hearth_engine::resource::PrimitiveValue::String(text)) => text,
-                    _ => {
-                        plain = false;
-                        return;
-                    }
+                    Some(PrimitiveValue::String(text)) => (KIND_STRING, text),
+                    Some(PrimitiveValue::Number(text)) => (KIND_NUMBER, text),
+                    Some(PrimitiveValue::Boolean(true)) => (KIND_TRUE, ""),
+                    Some(PrimitiveValue::Boolean(false)) => (KIND_FALSE, ""),
+                    None => (KIND_NULL, ""),
                 },
-                fhirpath::Item::String(text) => text,
+                fhirpath::Item::String(text) => (KIND_STRING, text),
                 fhirpath::Item::Temporal(value) => {
                     temporal = value.to_text();
-                    &temporal
+                    (KIND_STRING, &temporal)
+                }
+                fhirpath::Item::Boolean(true) => (KIND_TRUE, ""),
+                fhirpath::Item::Boolean(false) => (KIND_FALSE, ""),
+                fhirpath::Item::Integer(value) => {
+                    number = integer_text(*value);
+                    (KIND_NUMBER, number.as_str())
+                }
+                fhirpath::Item::Decimal(value) => {
+                    number = value.to_text();
+                    (KIND_NUMBER, number.as_str())
                 }
                 _ => {
                     plain = false;
                     return;
                 }
             };
-            if text.contains(STRING_SEPARATOR) {
+            if kind == KIND_STRING && text.contains(VALUE_SEPARATOR) {
                 plain = false;
                 return;
             }
-            if !first {
-                out.push(STRING_SEPARATOR);
+            if kind != KIND_STRING && kinds.is_none() {
+                kinds = Some(vec![KIND_STRING; values]);
             }
-            first = false;
+            if values > 0 {
+                out.push(VALUE_SEPARATOR);
+            }
             out.push_str(text);
+            if let Some(kinds) = &mut kinds {
+                kinds.push(kind);
+            }
+            values += 1;
             results = results.saturating_add(1);
         })?;
         if !plain {
             return Ok(None);
         }
         counts.push(results);
+    }
+    if let Some(kinds) = kinds {
+        out.replace_range(..1, "V");
+        // ASCII throughout.
+        out.extend(kinds.iter().map(|&kind| char::from(kind)));
     }
     for results in counts {
         // One UTF-16 code unit in JS: below the surrogates.
@@ -266,11 +302,21 @@ fn each_as_strings<'r>(
     Ok(Some(out))
 }
 
+/// The decimal text of an integer, as JSON writes it.
+fn integer_text(value: i64) -> String {
+    let mut text = String::new();
+    if value < 0 {
+        text.push('-');
+    }
+    push_decimal(&mut text, value.unsigned_abs());
+    text
+}
+
 /// Appends the decimal digits of `number`.
-fn push_decimal(out: &mut String, number: usize) {
+fn push_decimal(out: &mut String, number: impl Into<u64>) {
     let mut digits = [0u8; 20];
     let mut at = digits.len();
-    let mut rest = number;
+    let mut rest: u64 = number.into();
     loop {
         at -= 1;
         digits[at] = b'0' + (rest % 10) as u8;
@@ -449,12 +495,12 @@ impl CompiledExpression {
         set: &ParsedResourceSet,
         variables: Option<Vec<u8>>,
     ) -> Result<String, BindingError> {
-        // Results that are all strings (as most are: codes, references, dates) go as the
-        // strings themselves, which JS splits several times faster than `JSON.parse` reads
-        // the same results.
+        // Results that are all strings (as most are: codes, references, dates), numbers or
+        // booleans go as their text, which JS splits several times faster than `JSON.parse`
+        // reads the same results.
         if variables.is_none() {
             if let Some(text) =
-                each_as_strings(&self.expression, set.chunks.iter().flatten(), set.len)?
+                each_as_scalars(&self.expression, set.chunks.iter().flatten(), set.len)?
             {
                 return Ok(text);
             }

@@ -443,6 +443,11 @@ impl Expression {
         sink: &mut dyn FnMut(Item<'a>),
     ) -> Result<(), crate::Error> {
         let root = Item::Object(resource);
+        if !options.projection {
+            if let Some(res) = eval::stream_path(&self.ast, &root, sink) {
+                return res.map_err(crate::Error::FhirPathEval);
+            }
+        }
         let env = self.env(core::slice::from_ref(&root), Some(root.clone()), options);
         if !options.projection {
             return eval::Evaluator::new(&env)
@@ -498,11 +503,19 @@ impl Expression {
         resource: Option<Item<'a>>,
         options: &Options<'a, '_>,
     ) -> Result<Collection<'a>, crate::Error> {
-        let env = self.env(input, resource, options);
-        let mut evaluator = eval::Evaluator::new(&env);
-        let res = evaluator
-            .evaluate(&self.ast, input)
-            .map_err(crate::Error::FhirPathEval)?;
+        let mut res = Vec::new();
+        let walked = match input {
+            [item] => eval::stream_path(&self.ast, item, &mut |result| res.push(result)),
+            _ => None,
+        };
+        let res = match walked {
+            Some(walked) => walked.map(|()| res),
+            None => {
+                let env = self.env(input, resource, options);
+                eval::Evaluator::new(&env).evaluate(&self.ast, input)
+            }
+        }
+        .map_err(crate::Error::FhirPathEval)?;
         if options.projection && res.iter().any(|item| matches!(item, Item::Object(_))) {
             return Err(crate::Error::FhirPathEval(eval::needs_whole(0)));
         }

@@ -733,8 +733,9 @@ export class CompiledFhirPath {
     const handle = set.handle;
     for (let attempt = 0; ; attempt += 1) {
       const text = call(() => compiled.evaluateEach(handle, vars));
-      // "T": every result is a string, sent as itself (see `eachString`).
-      if (text.charCodeAt(0) === 84) return eachString(text);
+      // "T": every result is a string, sent as itself; "V": strings, numbers, booleans and
+      // nulls, each sent as its text (see `eachValue`).
+      if (text.charCodeAt(0) === 84 || text.charCodeAt(0) === 86) return eachValue(text);
       // "S": some results are whole resources of the set, shared (see above).
       if (text.charCodeAt(0) !== 83) return JSON.parse(text);
       const results = JSON.parse(text.slice(1));
@@ -746,25 +747,35 @@ export class CompiledFhirPath {
 }
 
 /**
- * The results of `evaluateEach` when every one is a string: `T<resources>:`, then the
- * strings in order, separated by U+0001 (which a result string then never holds), then one
- * character per resource whose code is its number of results. Splitting the text builds the
- * arrays several times faster than `JSON.parse`.
+ * The results of `evaluateEach` when every one is a string, a number, a boolean or null:
+ * `T<resources>:` or `V<resources>:`, then the values' texts in order, separated by U+0001
+ * (which a result string then never holds), then, after `V` only, one character per value
+ * telling its kind (`s` string, `n` number, `t` true, `f` false, `z` null), then one character
+ * per resource whose code is its number of results. Splitting the text builds the arrays
+ * several times faster than `JSON.parse`.
  * @param {string} text
- * @returns {string[][]}
+ * @returns {unknown[][]}
  */
-function eachString(text) {
+function eachValue(text) {
   const colon = text.indexOf(":");
   const resources = Number(text.slice(1, colon));
   const countsAt = text.length - resources;
   let total = 0;
   for (let at = countsAt; at < text.length; at += 1) total += text.charCodeAt(at);
-  const strings = total === 0 ? [] : text.slice(colon + 1, countsAt).split("\u0001");
+  const kindsAt = text.charCodeAt(0) === 86 ? countsAt - total : countsAt;
+  const values = total === 0 ? [] : text.slice(colon + 1, kindsAt).split("\u0001");
+  if (kindsAt !== countsAt) {
+    for (let index = 0; index < total; index += 1) {
+      const kind = text.charCodeAt(kindsAt + index);
+      // A number's text is as JSON writes it, which Number reads as JSON.parse does.
+      if (kind !== 115) values[index] = kind === 110 ? Number(values[index]) : kind === 116 ? true : kind === 102 ? false : null;
+    }
+  }
   const results = new Array(resources);
   let next = 0;
   for (let index = 0; index < resources; index += 1) {
     const count = text.charCodeAt(countsAt + index);
-    results[index] = count === 1 ? [strings[next]] : strings.slice(next, next + count);
+    results[index] = count === 1 ? [values[next]] : values.slice(next, next + count);
     next += count;
   }
   return results;

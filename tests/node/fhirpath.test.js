@@ -373,9 +373,9 @@ test("evaluateEach gives the results evaluate gives, whether every result is a s
   const { FhirResourceSet } = await import("hearth-fhir");
   const people = [
     { resourceType: "Patient", id: "a", name: [{ family: "Ünal", given: ["Zoë", "x", "𝔸nna"] }] },
-    { resourceType: "Patient", id: "b" },
+    { resourceType: "Patient", id: "b", active: false, _birthDate: { extension: [{ url: "http://example.org/why", valueString: "unknown" }] } },
     { resourceType: "Patient", id: "c", name: [{ family: 'Quote " and back\\slash', given: ["tab\there"] }] },
-    { resourceType: "Patient", id: "d", name: [{ family: "Plain" }], birthDate: "1974-12-25", multipleBirthInteger: 2 },
+    { resourceType: "Patient", id: "d", active: true, name: [{ family: "Plain" }], birthDate: "1974-12-25", multipleBirthInteger: 2 },
   ];
   const set = new FhirResourceSet(people);
   const expressions = [
@@ -393,6 +393,18 @@ test("evaluateEach gives the results evaluate gives, whether every result is a s
     "Patient.nothing",
     "Patient.id.substring(0, 0)",
     "Patient.id.replace(Patient.id, '')",
+    // Numbers, booleans and primitives without a value, alone and among strings.
+    "Patient.active",
+    "Patient.name.given.count()",
+    "Patient.name.given.count() - 2",
+    "Patient.name.given.count() * 1.50",
+    "Patient.name.given.empty()",
+    "Patient.active | Patient.id",
+    "Patient.id | Patient.name.given.count() | Patient.active",
+    "9007199254740993.0",
+    "-2147483647 - 1",
+    "Patient.birthDate.extension.value | Patient.birthDate",
+    "Patient.active.not()",
   ];
   for (const expression of expressions) {
     const compiled = compile(expression);

@@ -23,6 +23,10 @@ const EXPRESSIONS = [
   ["Encounter", "Encounter.period.start"],
   ["Encounter", "Encounter.type.coding.display"],
   ["Procedure", "Procedure.code.coding.exists(system = 'http://snomed.info/sct')"],
+  ["Patient", "Patient.identifier.where(type.coding.code = 'MR').value"],
+  ["MedicationRequest", "MedicationRequest.medication.ofType(CodeableConcept).coding.code"],
+  ["DiagnosticReport", "DiagnosticReport.result.count()"],
+  ["Claim", "Claim.total.value > 100"],
 ];
 
 // Whole resources as results: over each Synthea patient's Bundle, its Observations.

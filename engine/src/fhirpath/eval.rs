@@ -19,7 +19,10 @@ use super::EvalError;
 use crate::model;
 use crate::resource::Object;
 
+mod path;
 mod stream;
+
+pub(crate) use path::stream_path;
 
 /// Collections are plain vectors of items.
 pub type Collection<'a> = Vec<Item<'a>>;
@@ -107,6 +110,14 @@ fn err<T>(message: impl Into<String>, offset: usize) -> Result<T, EvalError> {
     })
 }
 
+/// The failure of an evaluation that took more than [`MAX_STEPS`] steps.
+fn too_many_steps(offset: usize) -> EvalError {
+    EvalError {
+        message: format!("expected the evaluation to finish within {MAX_STEPS} steps, it did not"),
+        offset,
+    }
+}
+
 /// The failure of an evaluation on a projection whose result depends on what it left out.
 pub(crate) fn needs_whole(offset: usize) -> EvalError {
     EvalError {
@@ -185,10 +196,7 @@ impl<'a, 'e> Evaluator<'a, 'e> {
     fn count(&mut self, n: usize, offset: usize) -> Result<(), EvalError> {
         self.steps += n;
         if self.steps > MAX_STEPS {
-            return err(
-                format!("expected the evaluation to finish within {MAX_STEPS} steps, it did not"),
-                offset,
-            );
+            return Err(too_many_steps(offset));
         }
         Ok(())
     }
@@ -1333,6 +1341,9 @@ fn object_children<'a>(object: &'a Object, name: &str, out: &mut Collection<'a>)
     }
 }
 
+/// Up to this many fields, an object's values of an element are found by scanning from the start.
+const LINEAR_FIELDS: usize = 8;
+
 fn push_members<'a>(
     object: &'a Object,
     element_idx: usize,
@@ -1342,7 +1353,15 @@ fn push_members<'a>(
     let Some(element) = object.type_def().elements.get(element_idx) else {
         return;
     };
-    for field in &object.fields {
+    // Fields are sorted by element: in a long object (a patient's extensions, identifiers,
+    // names and telecoms come before its birth date) its values are found by bisection.
+    let fields = &object.fields;
+    let start = if fields.len() > LINEAR_FIELDS {
+        fields.partition_point(|field| usize::from(field.element) < element_idx)
+    } else {
+        0
+    };
+    for field in &fields[start..] {
         if usize::from(field.element) != element_idx
             || choice.is_some_and(|choice| choice != field.choice)
         {

@@ -4,6 +4,7 @@
 //! as a collection and its items streamed, so every expression can be streamed and gives the
 //! same result as [`Evaluator::eval`].
 
+use super::path::names_type_of;
 use super::{named_children_each, type_argument, Evaluator, Frame};
 use crate::fhirpath::eval::{err, is_exact_type};
 use crate::fhirpath::parser::Expr;
@@ -42,11 +43,7 @@ impl<'a, 'e> Evaluator<'a, 'e> {
     ) -> Result<bool, EvalError> {
         match expr {
             Expr::Ident(name, offset) => {
-                let is_type = name
-                    .type_id
-                    .filter(|_| name.starts_with(|c: char| c.is_ascii_uppercase()))
-                    .is_some_and(|type_id| input.is_fhir_type_id(type_id));
-                if is_type {
+                if names_type_of(name, input) {
                     self.count(1, *offset)?;
                     return sink(self, input.clone());
                 }
