@@ -592,8 +592,19 @@ impl CompiledExpression {
         self.expression.projection()
     }
 
+    /// The JSON properties evaluation can read on a resource of type `resource_type`, as a
+    /// tree: `resourceType,name(use,_use,given,_given)`, each name followed by what may be read
+    /// inside its values in parentheses. A projection may keep, in each object, only the
+    /// properties of its node (instead of every name of `projection()` at every level).
+    /// `undefined` when the tree cannot be known.
+    #[wasm_bindgen(js_name = projectionShape)]
+    pub fn projection_shape(&self, resource_type: &str) -> Option<String> {
+        self.expression.projection_shape(resource_type)
+    }
+
     /// Evaluates on a projection of a resource: the first `len` bytes of `buffer`, JSON text
-    /// keeping at every level only the names of `projection()`. What is there is read by the
+    /// keeping at every level only the names of `projection()`, or in each object only the
+    /// properties of its node of `projectionShape()` for the resource's type. What is there is read by the
     /// FHIR JSON rules; what is not is not checked. The result's JSON text replaces the input;
     /// returns its length, or -1 when the projection does not read, evaluation fails, or the
     /// result depends on what the projection left out: then the caller evaluates on the whole

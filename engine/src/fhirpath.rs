@@ -411,6 +411,15 @@ impl Expression {
         projection::names(&self.ast)
     }
 
+    /// The JSON properties evaluation can read on a resource of type `resource_type`, as a
+    /// tree (`resourceType,name(use,_use,given,_given)`: each name, then what may be read
+    /// inside its values in parentheses): a host keeps, in each object it reaches, only the
+    /// properties its node lists, and evaluates on that as on a [`Expression::projection`].
+    /// `None` when the tree cannot be known; [`Expression::projection`] may still apply.
+    pub fn projection_shape(&self, resource_type: &str) -> Option<String> {
+        projection::shape(&self.ast, resource_type)
+    }
+
     /// True when the expression calls `now()`, `today()` or `timeOfDay()`, so that the caller
     /// reads its clock only when needed.
     pub fn uses_clock(&self) -> bool {

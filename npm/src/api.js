@@ -374,6 +374,8 @@ function variableBytes(variables) {
 const PROJECTION_MISSES = 8;
 /** Deepest nesting a projection follows; deeper (or cyclic) objects are read whole. */
 const PROJECTION_DEPTH = 100;
+/** Resource types whose projection trees an expression keeps (R4 has 146). */
+const SHAPE_TYPES = 200;
 
 /**
  * The buffer in Wasm memory that projections and their results go through, so that a call
@@ -384,82 +386,152 @@ onRestart(() => {
   shared = undefined;
 });
 const decoder = new TextDecoder();
-/** Results up to this length are decoded in JS; longer ones by the TextDecoder. */
-const SHORT_RESULT = 64;
 
 function sharedBuffer() {
   if (shared === undefined) {
     const buffer = new wasm.ProjectionBuffer();
-    shared = { buffer, ptr: buffer.ptr, capacity: buffer.capacity, memory: wasm.initSync().memory, bytes: undefined, len: 0, busy: false };
+    shared = { buffer, memory: wasm.initSync().memory, busy: false };
   }
   return shared;
 }
 
-/** The bytes of Wasm memory, seen anew once memory has grown (which detaches the old view). */
-function memoryBytes(io) {
-  if (io.bytes === undefined || io.bytes.byteLength === 0) io.bytes = new Uint8Array(io.memory.buffer);
-  return io.bytes;
+/**
+ * A projection is written here first (JS memory, which never moves under the writer), then
+ * copied into the shared buffer at once. `pos` is the length written.
+ */
+let out = new Uint8Array(4096);
+let pos = 0;
+
+/** Makes room for `more` bytes after `pos`. */
+function reserve(more) {
+  if (pos + more <= out.length) return;
+  const grown = new Uint8Array(Math.max(out.length * 2, pos + more));
+  grown.set(out.subarray(0, pos));
+  out = grown;
 }
 
 /**
- * Evaluates `compiled` on the projection of `resource` written straight into the shared buffer
- * (no text is made in JS). `undefined` when the resource is not plain JSON data, the engine
- * declines (see #evaluateProjection), or the buffer is in use by the call that reached this
- * one through a getter of its object.
+ * A projection's tree (see `projectionShape` in the engine): the properties kept in an object
+ * at this node, and the node of each.
+ * @typedef {{ keys: string[], children: Shape[] }} Shape
  */
-function evaluateShared(compiled, resource, keep) {
+/** @type {Shape} */
+const LEAF = Object.freeze({ keys: [], children: [] });
+
+/** Reads the engine's `a,b(c,d(e))` into a {@link Shape}. */
+function parseShape(text) {
+  let at = 0;
+  const node = () => {
+    const keys = [];
+    const children = [];
+    while (at < text.length && text.charCodeAt(at) !== 0x29) {
+      let end = at;
+      while (end < text.length && !",()".includes(text[end])) end++;
+      keys.push(text.slice(at, end));
+      at = end;
+      if (text[at] === "(") {
+        at++;
+        children.push(node());
+        at++; // ")"
+      } else {
+        children.push(LEAF);
+      }
+      if (text[at] === ",") at++;
+    }
+    return keys.length === 0 ? LEAF : { keys, children };
+  };
+  return node();
+}
+
+/**
+ * Evaluates `compiled` on the projection of `resource` by `shape` (a tree of the properties
+ * to keep) or `keep` (a set of names kept at every level), written into the shared buffer.
+ * The results, or `undefined` when the resource is not plain JSON data, the engine declines
+ * (see #evaluateProjection), or the buffer is in use by the call that reached this one
+ * through a getter of its object.
+ */
+function evaluateShared(compiled, resource, shape, keep) {
   const io = sharedBuffer();
   // A getter of the object evaluating meanwhile reads its resource whole.
   if (io.busy) return undefined;
   io.busy = true;
   let written;
   try {
-    io.len = 0;
-    if (!writeProjection(io, resource, keep, 0)) return undefined;
-    written = compiled.evaluateProjectionIn(io.buffer, io.len);
+    pos = 0;
+    if (!(shape !== undefined ? writeShaped(resource, shape, 0) : writeProjection(resource, keep, 0))) return undefined;
+    if (io.buffer.capacity < pos) io.buffer.reserve(pos);
+    new Uint8Array(io.memory.buffer, io.buffer.ptr, pos).set(out.subarray(0, pos));
+    written = compiled.evaluateProjectionIn(io.buffer, pos);
   } finally {
     io.busy = false;
   }
   if (written < 0) return undefined;
-  if (written > io.capacity) refresh(io);
-  const bytes = memoryBytes(io);
-  const start = io.ptr;
-  if (written > SHORT_RESULT) return decoder.decode(bytes.subarray(start, start + written));
-  let text = "";
-  for (let at = start; at < start + written; at++) {
-    const code = bytes[at];
-    if (code > 0x7f) return decoder.decode(bytes.subarray(start, start + written));
-    text += String.fromCharCode(code);
+  const bytes = new Uint8Array(io.memory.buffer, io.buffer.ptr, written);
+  return readResults(bytes) ?? JSON.parse(decoder.decode(bytes));
+}
+
+/**
+ * The results' JSON array read straight from its bytes when it holds only ASCII strings with
+ * nothing escaped, numbers, booleans and nulls (as most do); `undefined` otherwise.
+ * @param {Uint8Array} bytes
+ */
+function readResults(bytes) {
+  const end = bytes.length;
+  if (end < 2 || bytes[0] !== 0x5b) return undefined;
+  const results = [];
+  if (bytes[1] === 0x5d) return end === 2 ? results : undefined;
+  let at = 1;
+  for (;;) {
+    const first = bytes[at];
+    if (first === 0x22) {
+      let text = "";
+      for (at++; ; at++) {
+        if (at >= end) return undefined;
+        const code = bytes[at];
+        if (code === 0x22) break;
+        if (code === 0x5c || code > 0x7f) return undefined;
+        text += String.fromCharCode(code);
+      }
+      at++;
+      results.push(text);
+    } else if (first === 0x2d || (first >= 0x30 && first <= 0x39)) {
+      let text = "";
+      while (at < end && bytes[at] !== 0x2c && bytes[at] !== 0x5d) text += String.fromCharCode(bytes[at++]);
+      // A JSON number's text reads to the same number as JSON.parse gives.
+      results.push(Number(text));
+    } else if (first === 0x74 && bytes[at + 3] === 0x65) {
+      results.push(true);
+      at += 4;
+    } else if (first === 0x66 && bytes[at + 4] === 0x65) {
+      results.push(false);
+      at += 5;
+    } else if (first === 0x6e && bytes[at + 3] === 0x6c) {
+      results.push(null);
+      at += 4;
+    } else {
+      return undefined;
+    }
+    const next = bytes[at++];
+    if (next === 0x5d) return at === end ? results : undefined;
+    if (next !== 0x2c) return undefined;
   }
-  return text;
 }
 
-function refresh(io) {
-  io.ptr = io.buffer.ptr;
-  io.capacity = io.buffer.capacity;
-  io.bytes = undefined;
+function writeAscii(text) {
+  reserve(text.length);
+  for (let idx = 0; idx < text.length; idx++) out[pos++] = text.charCodeAt(idx);
 }
 
-/** Makes room for `more` bytes after what the shared buffer holds; returns the memory view. */
-function room(io, more) {
-  if (io.len + more > io.capacity) {
-    io.buffer.reserve(io.len + more);
-    refresh(io);
-  }
-  return memoryBytes(io);
-}
-
-function writeAscii(io, text) {
-  const bytes = room(io, text.length);
-  let at = io.ptr + io.len;
-  for (let idx = 0; idx < text.length; idx++) bytes[at++] = text.charCodeAt(idx);
-  io.len += text.length;
+function writeByte(byte) {
+  reserve(1);
+  out[pos++] = byte;
 }
 
 /** A JSON string in UTF-8, escaped as JSON.stringify escapes it. */
-function writeString(io, text) {
-  const bytes = room(io, text.length * 6 + 2);
-  let at = io.ptr + io.len;
+function writeString(text) {
+  reserve(text.length * 6 + 2);
+  const bytes = out;
+  let at = pos;
   bytes[at++] = 0x22;
   for (let idx = 0; idx < text.length; idx++) {
     const code = text.charCodeAt(idx);
@@ -495,22 +567,17 @@ function writeString(io, text) {
     }
   }
   bytes[at++] = 0x22;
-  io.len = at - io.ptr;
-  return true;
+  pos = at;
 }
 
-/** `"key":`, after a comma unless `first`; false for a key that would need escaping. */
-function writeKey(io, key, first) {
-  if (!plainKey(key)) return false;
-  const bytes = room(io, key.length + 4);
-  let at = io.ptr + io.len;
-  if (!first) bytes[at++] = 0x2c;
-  bytes[at++] = 0x22;
-  for (let idx = 0; idx < key.length; idx++) bytes[at++] = key.charCodeAt(idx);
-  bytes[at++] = 0x22;
-  bytes[at++] = 0x3a;
-  io.len = at - io.ptr;
-  return true;
+/** `"key":`, after a comma unless `first`. The key is printable ASCII with nothing to escape. */
+function writeKey(key, first) {
+  reserve(key.length + 4);
+  if (!first) out[pos++] = 0x2c;
+  out[pos++] = 0x22;
+  for (let idx = 0; idx < key.length; idx++) out[pos++] = key.charCodeAt(idx);
+  out[pos++] = 0x22;
+  out[pos++] = 0x3a;
 }
 
 /** True for a key of printable ASCII with nothing to escape (every FHIR element name). */
@@ -537,41 +604,48 @@ function writeEscape(bytes, at, code) {
 }
 
 /**
- * Writes what `JSON.stringify(value, [...keep])` writes into the shared buffer, in UTF-8; false
- * for what is not plain JSON data (class instances, `toJSON`, cycles, BigInt).
+ * Writes a JSON scalar as JSON.stringify writes it: true when `value` was one (`false` for
+ * objects, arrays and what JSON cannot hold).
  */
-function writeProjection(io, value, keep, depth) {
+function writeScalar(value) {
   switch (typeof value) {
     case "string":
-      return writeString(io, value);
+      writeString(value);
+      return true;
     case "number":
-      writeAscii(io, Number.isFinite(value) ? String(value) : "null");
+      writeAscii(Number.isFinite(value) ? String(value) : "null");
       return true;
     case "boolean":
-      writeAscii(io, value ? "true" : "false");
+      writeAscii(value ? "true" : "false");
       return true;
-    case "object":
-      break;
     default:
+      if (value === null) {
+        writeAscii("null");
+        return true;
+      }
       return false;
   }
-  if (value === null) {
-    writeAscii(io, "null");
-    return true;
-  }
-  if (depth > PROJECTION_DEPTH || !plainData(value)) return false;
+}
+
+/**
+ * Writes what `JSON.stringify(value, [...keep])` writes into `out`, in UTF-8; false for what
+ * is not plain JSON data (class instances, `toJSON`, cycles, BigInt).
+ */
+function writeProjection(value, keep, depth) {
+  if (writeScalar(value)) return true;
+  if (typeof value !== "object" || depth > PROJECTION_DEPTH || !plainData(value)) return false;
   if (Array.isArray(value)) {
-    writeAscii(io, "[");
+    writeByte(0x5b);
     for (let idx = 0; idx < value.length; idx++) {
-      if (idx > 0) writeAscii(io, ",");
+      if (idx > 0) writeByte(0x2c);
       const item = value[idx];
-      if (invisible(item)) writeAscii(io, "null");
-      else if (!writeProjection(io, item, keep, depth + 1)) return false;
+      if (invisible(item)) writeAscii("null");
+      else if (!writeProjection(item, keep, depth + 1)) return false;
     }
-    writeAscii(io, "]");
+    writeByte(0x5d);
     return true;
   }
-  writeAscii(io, "{");
+  writeByte(0x7b);
   let first = true;
   let empty = true;
   for (const key of Object.keys(value)) {
@@ -579,13 +653,51 @@ function writeProjection(io, value, keep, depth) {
     if (invisible(item)) continue;
     empty = false;
     if (!keep.has(key)) continue;
-    if (!writeKey(io, key, first)) return false;
+    if (!plainKey(key)) return false;
+    writeKey(key, first);
     first = false;
-    if (!writeProjection(io, item, keep, depth + 1)) return false;
+    if (!writeProjection(item, keep, depth + 1)) return false;
   }
-  writeAscii(io, "}");
+  writeByte(0x7d);
   // An empty object breaks the FHIR JSON rules; in a projection it would pass for one emptied.
   return !empty;
+}
+
+/**
+ * Writes `value` keeping, in each object, only the properties of its node of `shape`: what
+ * {@link writeProjection} writes, with the names of the node instead of `keep`.
+ */
+function writeShaped(value, shape, depth) {
+  if (writeScalar(value)) return true;
+  if (typeof value !== "object" || depth > PROJECTION_DEPTH || !plainData(value)) return false;
+  if (Array.isArray(value)) {
+    writeByte(0x5b);
+    for (let idx = 0; idx < value.length; idx++) {
+      if (idx > 0) writeByte(0x2c);
+      const item = value[idx];
+      if (invisible(item)) writeAscii("null");
+      else if (!writeShaped(item, shape, depth + 1)) return false;
+    }
+    writeByte(0x5d);
+    return true;
+  }
+  writeByte(0x7b);
+  const { keys, children } = shape;
+  let first = true;
+  for (let idx = 0; idx < keys.length; idx++) {
+    const key = keys[idx];
+    // Own properties only (the node's names are FHIR element names, never Object.prototype's).
+    const item = value[key];
+    if (invisible(item) || !Object.hasOwn(value, key)) continue;
+    writeKey(key, first);
+    first = false;
+    if (!writeShaped(item, children[idx], depth + 1)) return false;
+  }
+  writeByte(0x7d);
+  if (!first) return true;
+  // Nothing kept: an empty object breaks the FHIR JSON rules, an emptied one is read as such.
+  for (const key in value) if (!invisible(value[key])) return true;
+  return false;
 }
 
 /**
@@ -611,6 +723,11 @@ export class CompiledFhirPath {
   #names;
   /** The same names as a set. */
   #keep;
+  /**
+   * By resource type, the tree of the properties the expression can read on it (a
+   * {@link Shape}), or `null` when the engine gives none.
+   */
+  #shapes = new Map();
   /** Projections in a row that needed the whole resource. */
   #misses = 0;
 
@@ -666,8 +783,8 @@ export class CompiledFhirPath {
       return results;
     }
     if (resource !== null && typeof resource === "object" && !(resource instanceof FhirResource) && !ArrayBuffer.isView(resource) && !(resource instanceof ArrayBuffer)) {
-      const text = this.#evaluateProjection(compiled, resource, vars);
-      if (text !== undefined) return JSON.parse(text);
+      const results = this.#evaluateProjection(compiled, resource, vars);
+      if (results !== undefined) return results;
     }
     let text;
     try {
@@ -685,21 +802,23 @@ export class CompiledFhirPath {
   }
 
   /**
-   * On a plain object, reads only what the expression can reach: the object's projection on
-   * the names it reads (every object it reaches, with only those properties), checked by the
-   * FHIR JSON rules. `undefined` when that cannot answer (the projection does not read, or the
-   * result depends on what it left out): the caller then reads the whole object, which gives
-   * the answer or the error.
+   * On a plain object, reads only what the expression can reach: the object's projection
+   * (every object it reaches, with only the properties the expression can read there: by the
+   * tree the engine gives for the resource's type, else the names it reads anywhere), checked
+   * by the FHIR JSON rules. The results, or `undefined` when that cannot answer (the
+   * projection does not read, or the result depends on what it left out): the caller then
+   * reads the whole object, which gives the answer or the error.
    */
   #evaluateProjection(compiled, resource, vars) {
     // With variables, the whole object is read.
     if (vars !== undefined) return undefined;
-    let text;
+    let results;
     try {
       if (this.#names === undefined) this.#names = compiled.projection() ?? null;
       if (this.#names === null) return undefined;
-      if (this.#keep === undefined) this.#keep = new Set(this.#names);
-      text = evaluateShared(compiled, resource, this.#keep);
+      const shape = this.#shapeOf(compiled, resource.resourceType);
+      if (shape === undefined && this.#keep === undefined) this.#keep = new Set(this.#names);
+      results = evaluateShared(compiled, resource, shape, this.#keep);
     } catch (thrown) {
       // The engine failed, or this expression was made before it restarted.
       if (isTrap(thrown) || (thrown instanceof Error && /stale object/.test(thrown.message))) throw toFhirError(thrown);
@@ -707,14 +826,27 @@ export class CompiledFhirPath {
       // resource is reported.
       return undefined;
     }
-    if (text === undefined) {
+    if (results === undefined) {
       // An expression whose results are whole objects misses every time: stop trying.
       this.#misses += 1;
       if (this.#misses >= PROJECTION_MISSES) this.#names = null;
     } else {
       this.#misses = 0;
     }
-    return text;
+    return results;
+  }
+
+  /** The tree of what the expression reads on a resource of `type`; `undefined` when none. */
+  #shapeOf(compiled, type) {
+    if (typeof type !== "string") return undefined;
+    let shape = this.#shapes.get(type);
+    if (shape === undefined) {
+      const text = compiled.projectionShape(type);
+      shape = text === undefined ? null : parseShape(text);
+      // Resource types are few; other strings are not kept.
+      if (this.#shapes.size < SHAPE_TYPES) this.#shapes.set(type, shape);
+    }
+    return shape ?? undefined;
   }
 
   /**

@@ -253,8 +253,9 @@ test("a plain object read by projection answers as its JSON text read whole does
     [{ resourceType: "Patient", birthDate: new Date(Date.UTC(1974, 11, 25)) }, "Patient.birthDate"],
     [{ resourceType: "Patient", name: [{ family: "F", toJSON: () => ({ family: "G" }) }] }, "Patient.name.family"],
     [{ resourceType: "Patient", name: [Object.assign(Object.create({ inherited: 1 }), { family: "H" })] }, "Patient.name.family"],
-    // Deep nesting: the projection stops following and the whole object is read.
-    [{ resourceType: "Patient", extension: [nested(120)] }, "Patient.extension.url"],
+    // Deep nesting the expression follows: the projection stops following and the whole
+    // object is read.
+    [{ resourceType: "Patient", extension: [nested(120)] }, "Patient.repeat(extension).url.count()"],
     // Empty objects where the expression reaches break the rules, as in the whole resource.
     [{ resourceType: "Patient", name: [{}] }, "Patient.name.count()"],
     [{ resourceType: "Patient", _birthDate: {} }, "Patient.birthDate.exists()"],
@@ -270,11 +271,20 @@ test("a plain object read by projection answers as its JSON text read whole does
     assert.equal(answer(resource, expression), answer(JSON.stringify(resource), expression), `${expression} on ${JSON.stringify(resource).slice(0, 80)}`);
   }
   assert.deepEqual(evaluate(cases[0][0], cases[0][1]), ["María", 'q"u\\o\te', "Muñoz 😀"]);
+  // Nesting the expression does not reach is not read (the resource's type tells how far the
+  // expression reaches): the JSON text, read whole, is refused for it.
+  const deep = { resourceType: "Patient", extension: [nested(120)] };
+  assert.deepEqual(evaluate(deep, "Patient.extension.url"), ["http://example.org/119"]);
+  assert.equal(answer(JSON.stringify(deep), "Patient.extension.url"), "error 400");
   // A cycle the expression reaches is refused, as JSON.stringify refuses it; one it does not
-  // reach is not read.
+  // reach is not read (HumanName has no `name`).
   const cyclic = { resourceType: "Patient", name: [{ family: "C" }] };
   cyclic.name[0].name = cyclic.name;
-  assert.throws(() => evaluate(cyclic, "Patient.name.family"), FhirError);
+  assert.throws(() => evaluate(cyclic, "Patient.name.repeat(name).family"), FhirError);
+  assert.deepEqual(evaluate(cyclic, "Patient.name.family"), ["C"]);
+  const looped = { resourceType: "Patient", name: [{ family: "C" }] };
+  looped.name[0].family = looped.name;
+  assert.throws(() => evaluate(looped, "Patient.name.family"), FhirError);
   const aside = { resourceType: "Patient", name: [{ family: "C" }] };
   aside.name[0].self = aside.name;
   assert.deepEqual(evaluate(aside, "Patient.name.family"), ["C"]);
@@ -421,4 +431,71 @@ test("evaluateEach gives the results evaluate gives, whether every result is a s
   // Many results for one resource.
   const many = new FhirResourceSet([{ resourceType: "Patient", name: [{ given: Array.from({ length: 300 }, (_, n) => `g${n}`) }] }]);
   assert.deepEqual(compile("Patient.name.given").evaluateEach(many)[0], Array.from({ length: 300 }, (_, n) => `g${n}`));
+});
+
+test("on every R4 example, a plain object read by its type's projection tree answers as its JSON text read whole does", async () => {
+  const { readFileSync, readdirSync } = await import("node:fs");
+  const { ROOT } = await import("../lib/paths.js");
+  const dir = `${process.env.HEARTH_CORPUS ?? `${ROOT}../shared/corpus`}/examples`;
+  const expressions = [
+    "Patient.name.where(use = 'official').given.first()",
+    "Patient.birthDate",
+    "Patient.telecom.where(system = 'phone').value",
+    "Patient.identifier.where(type.coding.code = 'MR').value",
+    "Patient.birthDate.extension.url",
+    "Patient.name.select(given | family)",
+    "Observation.code.coding.where(system = 'http://loinc.org').code",
+    "Observation.value.ofType(Quantity).value",
+    "Observation.value > 5 'mg'",
+    "Observation.component.where(code.coding.code = '8480-6').value.ofType(Quantity).value",
+    "Observation.subject.reference",
+    "MedicationRequest.medication.ofType(CodeableConcept).coding.code",
+    "DiagnosticReport.result.count()",
+    "Claim.total.value > 100",
+    "Encounter.length > 5 'min'",
+    "Bundle.entry.resource.ofType(Patient).birthDate",
+    "Bundle.entry.where(resource is Observation).fullUrl",
+    "contained.ofType(Patient).gender",
+    "extension('http://hl7.org/fhir/StructureDefinition/patient-birthPlace').value.city",
+    "identifier.where(system.exists()).value",
+    "code.coding.code.distinct()",
+    "text.status",
+    "meta.tag.code | meta.security.code",
+    "iif(active, 'yes', 'no')",
+    "status = 'final'",
+    "name",
+  ].map((text) => [text, compile(text)]);
+  const answer = (compiled, input) => {
+    try {
+      return JSON.stringify(compiled.evaluate(input));
+    } catch (err) {
+      if (!(err instanceof FhirError)) throw err;
+      return `error ${err.status}`;
+    }
+  };
+  let compared = 0;
+  let unreadable = 0;
+  const differ = [];
+  for (const name of readdirSync(dir).filter((file) => file.endsWith(".json")).sort()) {
+    const text = readFileSync(`${dir}/${name}`, "utf8");
+    let object;
+    try {
+      object = JSON.parse(text);
+      parseResource(text).free();
+    } catch {
+      // Read whole, an example that breaks the rules fails every expression; read by
+      // projection, only those reaching what breaks them.
+      unreadable += 1;
+      continue;
+    }
+    for (const [expression, compiled] of expressions) {
+      compared += 1;
+      const got = answer(compiled, object);
+      const want = answer(compiled, text);
+      if (got !== want) differ.push(`${expression} on ${name}: ${got} against ${want}`);
+    }
+  }
+  console.log(`plain objects against JSON text: ${compared} evaluations compared, ${differ.length} differ; ${unreadable} examples not read whole, left out`);
+  assert.deepEqual(differ.slice(0, 10), []);
+  assert.ok(compared > 20_000, `${compared} compared`);
 });

@@ -11,8 +11,8 @@ use alloc::collections::BTreeSet;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use super::parser::Expr;
-use crate::model::{self, flags, TypeKind};
+use super::parser::{BinaryOp, Expr};
+use crate::model::{self, flags, TypeId, TypeKind};
 
 /// Properties every projection keeps: the resource type, and what reading a FHIR Quantity as
 /// a FHIRPath quantity uses (its value, code and unit).
@@ -126,6 +126,539 @@ fn add_name(name: &str, out: &mut BTreeSet<String>) {
     }
 }
 
+/// The JSON properties an expression can read on a resource of type `resource_type`, as a
+/// tree: `resourceType,name(use,_use,given,_given)`. Each name is followed by what may be read
+/// inside its value (in parentheses) when that is an object or an array of objects. A host
+/// keeps, in every object it reaches, only the properties its node of the tree lists: far
+/// fewer than [`names`] keeps, since the model tells what each step can be.
+///
+/// `None` when the tree cannot be known (an unknown or abstract type, functions that may read
+/// anything or whose reach is not followed here); then [`names`] still applies.
+pub(crate) fn shape(ast: &Expr, resource_type: &str) -> Option<String> {
+    let type_id = model::type_by_name(resource_type)?;
+    if !model::type_def(type_id).is_concrete_resource() {
+        return None;
+    }
+    let mut tree = Tree {
+        nodes: alloc::vec![Node::default()],
+    };
+    let root = alloc::vec![At {
+        node: 0,
+        types: Some(alloc::vec![type_id]),
+    }];
+    tree.decorate(&root[0])?;
+    let mut walker = Walker { tree, root };
+    let focus = walker.root.clone();
+    walker.walk(ast, &focus)?;
+    let mut out = String::new();
+    walker.tree.encode(0, &mut out);
+    Some(out)
+}
+
+/// The tree of properties: node 0 is the resource.
+struct Tree {
+    nodes: Vec<Node>,
+}
+
+#[derive(Default)]
+struct Node {
+    /// Property names, each with its node, in the order first reached.
+    children: Vec<(String, usize)>,
+}
+
+/// A place an expression's items may come from: a node of the tree, and the FHIR types the
+/// items there may have (`None`: any).
+#[derive(Clone)]
+struct At {
+    node: usize,
+    types: Option<Vec<TypeId>>,
+}
+
+impl Tree {
+    /// The node of property `name` under `parent`, made when new. `None` for a name the
+    /// encoding cannot carry (only letters, digits and `_` are FHIR JSON names).
+    fn child(&mut self, parent: usize, name: &str) -> Option<usize> {
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return None;
+        }
+        let existing = self
+            .nodes
+            .get(parent)?
+            .children
+            .iter()
+            .find(|(known, _)| known == name)
+            .map(|(_, node)| *node);
+        if let Some(node) = existing {
+            return Some(node);
+        }
+        let node = self.nodes.len();
+        self.nodes.push(Node::default());
+        self.nodes
+            .get_mut(parent)?
+            .children
+            .push((String::from(name), node));
+        Some(node)
+    }
+
+    /// Adds what evaluation reads of an item at `at` without naming it: the type of a
+    /// resource, and a Quantity's value, code and unit (when it becomes a FHIRPath quantity).
+    fn decorate(&mut self, at: &At) -> Option<()> {
+        let (resource, quantity) = match &at.types {
+            None => (true, true),
+            Some(types) => (
+                types
+                    .iter()
+                    .any(|id| model::type_def(*id).kind == TypeKind::Resource),
+                types.iter().any(|id| derives_from(*id, "Quantity")),
+            ),
+        };
+        if resource {
+            self.child(at.node, "resourceType")?;
+        }
+        if quantity {
+            for name in ["value", "_value", "code", "_code", "unit", "_unit"] {
+                self.child(at.node, name)?;
+            }
+        }
+        Some(())
+    }
+
+    fn encode(&self, node: usize, out: &mut String) {
+        let Some(node) = self.nodes.get(node) else {
+            return;
+        };
+        for (idx, (name, child)) in node.children.iter().enumerate() {
+            if idx > 0 {
+                out.push(',');
+            }
+            out.push_str(name);
+            if self
+                .nodes
+                .get(*child)
+                .is_some_and(|inner| !inner.children.is_empty())
+            {
+                out.push('(');
+                self.encode(*child, out);
+                out.push(')');
+            }
+        }
+    }
+}
+
+/// True when `type_id` is the type called `name` or derives from it.
+fn derives_from(type_id: TypeId, name: &str) -> bool {
+    let mut current = Some(type_id);
+    while let Some(id) = current {
+        let def = model::type_def(id);
+        if def.name == name {
+            return true;
+        }
+        current = def.base;
+    }
+    false
+}
+
+/// True when an item of type `type_id` may pass `ofType(target)`: at least every case
+/// [`crate::fhirpath::Item::is_fhir_type_id`] lets through.
+fn may_be(type_id: TypeId, target: TypeId) -> bool {
+    let mut current = Some(type_id);
+    while let Some(id) = current {
+        if id == target {
+            return true;
+        }
+        let def = model::type_def(id);
+        if def.kind == TypeKind::Backbone {
+            let name = model::type_def(target).name;
+            return name == "BackboneElement" || name == "Element";
+        }
+        current = def.base;
+    }
+    false
+}
+
+/// The types of an element's values; `None` (any) when one is abstract (`Resource` in
+/// `contained` or `Bundle.entry.resource` is whatever resource is there).
+fn value_types(ids: impl Iterator<Item = TypeId>) -> Option<Vec<TypeId>> {
+    let mut res = Vec::new();
+    for id in ids {
+        if model::type_def(id).is_abstract {
+            return None;
+        }
+        res.push(id);
+    }
+    Some(res)
+}
+
+/// Functions whose results are new values (not items of the resource), with arguments that
+/// are plain values.
+const VALUE_FUNCTIONS: &[&str] = &[
+    "empty",
+    "count",
+    "not",
+    "hasValue",
+    "getValue",
+    "type",
+    "isDistinct",
+    "allTrue",
+    "anyTrue",
+    "allFalse",
+    "anyFalse",
+    "subsetOf",
+    "supersetOf",
+    "now",
+    "today",
+    "timeOfDay",
+    "indexOf",
+    "substring",
+    "startsWith",
+    "endsWith",
+    "contains",
+    "upper",
+    "lower",
+    "trim",
+    "replace",
+    "length",
+    "toChars",
+    "split",
+    "matches",
+    "matchesFull",
+    "replaceMatches",
+    "encode",
+    "decode",
+    "escape",
+    "unescape",
+    "comparable",
+    "sum",
+    "min",
+    "max",
+    "avg",
+    "join",
+    "abs",
+    "ceiling",
+    "floor",
+    "truncate",
+    "round",
+    "sqrt",
+    "exp",
+    "ln",
+    "log",
+    "power",
+    "lowBoundary",
+    "highBoundary",
+    "precision",
+    "toString",
+    "toInteger",
+    "toLong",
+    "toDecimal",
+    "toBoolean",
+    "toDate",
+    "toDateTime",
+    "toTime",
+    "toQuantity",
+    "convertsTo",
+    "convertsToString",
+    "convertsToInteger",
+    "convertsToLong",
+    "convertsToDecimal",
+    "convertsToBoolean",
+    "convertsToDate",
+    "convertsToDateTime",
+    "convertsToTime",
+    "convertsToQuantity",
+];
+
+/// Functions whose results are some of their input items, with plain-value arguments.
+const FILTER_FUNCTIONS: &[&str] = &[
+    "first",
+    "last",
+    "tail",
+    "single",
+    "distinct",
+    "skip",
+    "take",
+    "intersect",
+    "exclude",
+];
+
+struct Walker {
+    tree: Tree,
+    /// Where `%resource`, `%context` and `%rootResource` are.
+    root: Vec<At>,
+}
+
+impl Walker {
+    /// Where the items of `expr` evaluated on `focus` may come from (nothing for new values),
+    /// adding to the tree every property evaluation may read on the way.
+    fn walk(&mut self, expr: &Expr, focus: &[At]) -> Option<Vec<At>> {
+        match expr {
+            Expr::Ident(name, _) => {
+                // A type name at the start of a path lets items of that type through; the
+                // others look for an element of that name.
+                let Some(type_id) = name
+                    .type_id
+                    .filter(|_| name.starts_with(|c: char| c.is_ascii_uppercase()))
+                else {
+                    return self.member(focus, name);
+                };
+                let all_pass = focus.iter().all(|at| {
+                    at.types
+                        .as_ref()
+                        .is_some_and(|types| types.iter().all(|id| may_be(*id, type_id)))
+                });
+                let mut res = narrow(focus, type_id);
+                if !all_pass {
+                    res.extend(self.member(focus, name)?);
+                }
+                Some(res)
+            }
+            Expr::Member(target, name, _) => {
+                let items = self.walk(target, focus)?;
+                self.member(&items, name)
+            }
+            Expr::Call(target, name, args, _) => {
+                let items = match target {
+                    Some(target) => self.walk(target, focus)?,
+                    None => focus.to_vec(),
+                };
+                self.call(name, &items, args, focus)
+            }
+            Expr::Index(target, index, _) => {
+                let items = self.walk(target, focus)?;
+                self.walk(index, focus)?;
+                Some(items)
+            }
+            Expr::Negate(target, _, _) => {
+                self.walk(target, focus)?;
+                Some(Vec::new())
+            }
+            Expr::Binary(op, left, right, _) => {
+                let mut left = self.walk(left, focus)?;
+                let right = self.walk(right, focus)?;
+                if *op == BinaryOp::Union {
+                    left.extend(right);
+                    Some(left)
+                } else {
+                    Some(Vec::new())
+                }
+            }
+            Expr::TypeTest(target, is, type_name, _) => {
+                let items = self.walk(target, focus)?;
+                if *is {
+                    return Some(Vec::new());
+                }
+                Some(
+                    match type_name.type_id.filter(|_| type_name.namespace.is_none()) {
+                        Some(type_id) => narrow(&items, type_id),
+                        None => items,
+                    },
+                )
+            }
+            Expr::External(name, _) => match name.as_str() {
+                "resource" | "context" | "rootResource" => Some(self.root.clone()),
+                _ => Some(Vec::new()),
+            },
+            Expr::This(_) => Some(focus.to_vec()),
+            Expr::Literal(..) | Expr::IndexVar(_) => Some(Vec::new()),
+            // `aggregate()`: not followed.
+            Expr::Total(_) => None,
+        }
+    }
+
+    fn call(&mut self, name: &str, items: &[At], args: &[Expr], focus: &[At]) -> Option<Vec<At>> {
+        // Plain-value arguments are evaluated on the call's own focus; take both to be safe.
+        let mut outer = focus.to_vec();
+        outer.extend(items.iter().cloned());
+        match name {
+            "where" | "sort" => {
+                for arg in args {
+                    self.walk(arg, items)?;
+                }
+                Some(items.to_vec())
+            }
+            "exists" | "all" => {
+                for arg in args {
+                    self.walk(arg, items)?;
+                }
+                Some(Vec::new())
+            }
+            "select" => {
+                let mut res = Vec::new();
+                for arg in args {
+                    res.extend(self.walk(arg, items)?);
+                }
+                Some(res)
+            }
+            "ofType" | "as" | "is" => {
+                let [arg] = args else {
+                    return None;
+                };
+                if name == "is" {
+                    return Some(Vec::new());
+                }
+                let type_id = match arg {
+                    Expr::Ident(type_name, _) => type_name.type_id,
+                    Expr::Member(namespace, type_name, _) if matches!(namespace.as_ref(), Expr::Ident(ns, _) if &**ns == "FHIR") => {
+                        type_name.type_id
+                    }
+                    _ => None,
+                };
+                Some(match type_id {
+                    Some(type_id) => narrow(items, type_id),
+                    None => items.to_vec(),
+                })
+            }
+            "extension" => {
+                for arg in args {
+                    self.walk(arg, &outer)?;
+                }
+                let extensions = self.member(items, "extension")?;
+                self.member(&extensions, "url")?;
+                Some(extensions)
+            }
+            "union" | "combine" | "iif" => {
+                let mut res = if name == "iif" {
+                    Vec::new()
+                } else {
+                    items.to_vec()
+                };
+                for (idx, arg) in args.iter().enumerate() {
+                    let reached = self.walk(arg, &outer)?;
+                    if name != "iif" || idx > 0 {
+                        res.extend(reached);
+                    }
+                }
+                Some(res)
+            }
+            _ if FILTER_FUNCTIONS.contains(&name) || VALUE_FUNCTIONS.contains(&name) => {
+                for arg in args {
+                    self.walk(arg, &outer)?;
+                }
+                Some(if FILTER_FUNCTIONS.contains(&name) {
+                    items.to_vec()
+                } else {
+                    Vec::new()
+                })
+            }
+            // `children()`, `descendants()`, `resolve()`, `repeat()`, `memberOf()`, ...:
+            // their reach is not followed.
+            _ => None,
+        }
+    }
+
+    /// The items named `name` under the items at `focus`, with the properties holding them
+    /// added to the tree: for a choice element, every typed name (a second type beside the
+    /// first is there to be refused); for a primitive, its `_name` companion too.
+    fn member(&mut self, focus: &[At], name: &str) -> Option<Vec<At>> {
+        let mut res = Vec::new();
+        for at in focus {
+            let Some(types) = &at.types else {
+                let mut names = BTreeSet::new();
+                add_name(name, &mut names);
+                for json_name in &names {
+                    let node = self.tree.child(at.node, json_name)?;
+                    res.push(At { node, types: None });
+                }
+                continue;
+            };
+            // A name no type here has is kept too: present in the data, it breaks the rules.
+            let mut named = false;
+            for type_id in types {
+                let def = model::type_def(*type_id);
+                // As evaluation finds it: by JSON name (`valueQuantity`), or by element name
+                // (`value`, a choice element's base name).
+                let Some(index) = def.json_name(name).map(|found| found.element).or_else(|| {
+                    def.elements
+                        .iter()
+                        .position(|element| element.name == name)
+                        .and_then(|idx| u16::try_from(idx).ok())
+                }) else {
+                    continue;
+                };
+                let Some(element) = def.elements.get(usize::from(index)) else {
+                    continue;
+                };
+                named = true;
+                let mut places: Vec<(&str, Option<Vec<TypeId>>, bool)> = Vec::new();
+                if element.has(flags::CHOICE) {
+                    for json_name in def.json_names.iter().filter(|json_name| {
+                        json_name.element == index && !json_name.name.starts_with('_')
+                    }) {
+                        let Some(choice) = element.types.get(usize::from(json_name.choice)) else {
+                            continue;
+                        };
+                        let primitive = model::type_def(choice.type_id).kind == TypeKind::Primitive;
+                        places.push((
+                            json_name.name,
+                            value_types(core::iter::once(choice.type_id)),
+                            primitive,
+                        ));
+                    }
+                } else {
+                    let primitive = element
+                        .types
+                        .iter()
+                        .any(|ty| model::type_def(ty.type_id).kind == TypeKind::Primitive);
+                    places.push((
+                        element.name,
+                        value_types(element.types.iter().map(|ty| ty.type_id)),
+                        primitive,
+                    ));
+                }
+                for (json_name, types, primitive) in places {
+                    let node = self.tree.child(at.node, json_name)?;
+                    res.push(At {
+                        node,
+                        types: types.clone(),
+                    });
+                    if primitive {
+                        let node = self.tree.child(at.node, &alloc::format!("_{json_name}"))?;
+                        res.push(At { node, types });
+                    }
+                }
+            }
+            if !named && !types.is_empty() {
+                self.tree.child(at.node, name)?;
+                self.tree.child(at.node, &alloc::format!("_{name}"))?;
+            }
+        }
+        for at in &res {
+            self.tree.decorate(at)?;
+        }
+        Some(res)
+    }
+}
+
+/// The items at `focus` that may be of type `type_id`.
+fn narrow(focus: &[At], type_id: TypeId) -> Vec<At> {
+    focus
+        .iter()
+        .filter_map(|at| match &at.types {
+            // Any item: those of the type or one derived from it, unless that is abstract.
+            None if model::type_def(type_id).is_abstract => Some(at.clone()),
+            None => Some(At {
+                node: at.node,
+                types: Some(
+                    (0..model::TYPES.len())
+                        .filter_map(|idx| u16::try_from(idx).ok().map(TypeId))
+                        .filter(|id| may_be(*id, type_id))
+                        .collect(),
+                ),
+            }),
+            Some(types) => {
+                let kept: Vec<TypeId> = types
+                    .iter()
+                    .copied()
+                    .filter(|id| may_be(*id, type_id))
+                    .collect();
+                (!kept.is_empty()).then_some(At {
+                    node: at.node,
+                    types: Some(kept),
+                })
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,6 +705,84 @@ mod tests {
             );
         }
         assert!(!names.iter().any(|n| n == "family"));
+    }
+
+    fn shape_of(text: &str, resource_type: &str) -> Option<String> {
+        shape(
+            &super::super::parser::parse(text).expect("parses"),
+            resource_type,
+        )
+    }
+
+    #[test]
+    fn shapes_follow_the_model() {
+        let cases = [
+            ("Patient.birthDate", "Patient", "resourceType,birthDate,_birthDate"),
+            (
+                "Patient.name.where(use = 'official').given.first()",
+                "Patient",
+                "resourceType,name(use,_use,given,_given)",
+            ),
+            (
+                "Patient.identifier.where(type.coding.code = 'MR').value",
+                "Patient",
+                "resourceType,identifier(type(coding(code,_code)),value,_value)",
+            ),
+            // Every type of a choice element; a Quantity's value, code and unit.
+            (
+                "Observation.value.ofType(Quantity).value",
+                "Observation",
+                "resourceType,valueBoolean,_valueBoolean,valueCodeableConcept,valueDateTime,\
+                 _valueDateTime,valueInteger,_valueInteger,valuePeriod,\
+                 valueQuantity(value,_value,code,_code,unit,_unit),valueRange,valueRatio,\
+                 valueSampledData,valueString,_valueString,valueTime,_valueTime",
+            ),
+            (
+                "Encounter.length > 5 'min'",
+                "Encounter",
+                "resourceType,length(value,_value,code,_code,unit,_unit)",
+            ),
+            // A primitive's extensions are in its companion.
+            (
+                "Patient.birthDate.extension('http://x').value.ofType(string)",
+                "Patient",
+                "resourceType,birthDate(extension(url,_url,valueAddress,valueAge(value,",
+            ),
+            // Another resource type reads nothing but its type.
+            ("Patient.birthDate", "Observation", "resourceType"),
+            // A contained resource may be anything: what the names reach, untyped.
+            (
+                "contained.ofType(Patient).gender",
+                "Observation",
+                "resourceType,contained(resourceType,value,_value,code,_code,unit,_unit,gender,_gender)",
+            ),
+            ("%resource.id | id", "Patient", "resourceType,id,_id"),
+            // A name the type does not have: kept, to be refused when there.
+            (
+                "Patient.favouriteColour.exists()",
+                "Patient",
+                "resourceType,favouriteColour,_favouriteColour",
+            ),
+        ];
+        for (text, resource_type, want) in cases {
+            let got = shape_of(text, resource_type).expect("a shape");
+            assert!(got.starts_with(want), "{text} on {resource_type}: {got}");
+        }
+        for (text, resource_type) in [
+            ("Patient.name.children()", "Patient"),
+            ("Observation.subject.resolve().name", "Observation"),
+            ("descendants().count()", "Patient"),
+            ("Patient.name.repeat(given)", "Patient"),
+            ("name.family", "Resource"),
+            ("name.family", "NoSuchType"),
+            ("name.aggregate($total + 1, 0)", "Patient"),
+        ] {
+            assert_eq!(
+                shape_of(text, resource_type),
+                None,
+                "{text} on {resource_type}"
+            );
+        }
     }
 
     #[test]
