@@ -456,23 +456,28 @@ impl Expression {
             if let Some(res) = eval::stream_path(&self.ast, &root, sink) {
                 return res.map_err(crate::Error::FhirPathEval);
             }
-        }
-        let env = self.env(core::slice::from_ref(&root), Some(root.clone()), options);
-        if !options.projection {
+            let env = self.env(core::slice::from_ref(&root), Some(root.clone()), options);
             return eval::Evaluator::new(&env)
                 .evaluate_streaming(&self.ast, &root, sink)
                 .map_err(crate::Error::FhirPathEval);
         }
         // An object in the result would be written out without what the projection left out.
         let mut whole = false;
-        eval::Evaluator::new(&env)
-            .evaluate_streaming(&self.ast, &root, &mut |item| {
-                whole |= matches!(item, Item::Object(_));
-                if !whole {
-                    sink(item);
-                }
-            })
-            .map_err(crate::Error::FhirPathEval)?;
+        let mut keep = |item: Item<'a>| {
+            whole |= matches!(item, Item::Object(_));
+            if !whole {
+                sink(item);
+            }
+        };
+        match eval::stream_path(&self.ast, &root, &mut keep) {
+            Some(res) => res.map_err(crate::Error::FhirPathEval)?,
+            None => {
+                let env = self.env(core::slice::from_ref(&root), Some(root.clone()), options);
+                eval::Evaluator::new(&env)
+                    .evaluate_streaming(&self.ast, &root, &mut keep)
+                    .map_err(crate::Error::FhirPathEval)?;
+            }
+        }
         if whole {
             return Err(crate::Error::FhirPathEval(eval::needs_whole(0)));
         }

@@ -390,24 +390,36 @@ const decoder = new TextDecoder();
 function sharedBuffer() {
   if (shared === undefined) {
     const buffer = new wasm.ProjectionBuffer();
-    shared = { buffer, memory: wasm.initSync().memory, busy: false };
+    shared = { buffer, ptr: buffer.ptr, capacity: buffer.capacity, memory: wasm.initSync().memory, bytes: undefined, busy: false };
   }
   return shared;
 }
 
-/**
- * A projection is written here first (JS memory, which never moves under the writer), then
- * copied into the shared buffer at once. `pos` is the length written.
- */
-let out = new Uint8Array(4096);
-let pos = 0;
+/** The bytes of Wasm memory, seen anew once memory has grown (which detaches the old view). */
+function memoryBytes(io) {
+  if (io.bytes === undefined || io.bytes.byteLength === 0) io.bytes = new Uint8Array(io.memory.buffer);
+  return io.bytes;
+}
 
-/** Makes room for `more` bytes after `pos`. */
+/**
+ * While a projection is written: the view of Wasm memory it goes into, the position of the
+ * next byte, and the end of the shared buffer there.
+ */
+let out = new Uint8Array(0);
+let pos = 0;
+let limit = 0;
+
+/** Makes room for `more` bytes after `pos`, growing the shared buffer (which may move it). */
 function reserve(more) {
-  if (pos + more <= out.length) return;
-  const grown = new Uint8Array(Math.max(out.length * 2, pos + more));
-  grown.set(out.subarray(0, pos));
-  out = grown;
+  if (pos + more <= limit) return;
+  const io = shared;
+  const used = pos - io.ptr;
+  io.buffer.reserve(used + more);
+  io.ptr = io.buffer.ptr;
+  io.capacity = io.buffer.capacity;
+  out = memoryBytes(io);
+  pos = io.ptr + used;
+  limit = io.ptr + io.capacity;
 }
 
 /**
@@ -457,30 +469,40 @@ function evaluateShared(compiled, resource, shape, keep) {
   io.busy = true;
   let written;
   try {
-    pos = 0;
+    out = memoryBytes(io);
+    pos = io.ptr;
+    limit = io.ptr + io.capacity;
     if (!(shape !== undefined ? writeShaped(resource, shape, 0) : writeProjection(resource, keep, 0))) return undefined;
-    if (io.buffer.capacity < pos) io.buffer.reserve(pos);
-    new Uint8Array(io.memory.buffer, io.buffer.ptr, pos).set(out.subarray(0, pos));
-    written = compiled.evaluateProjectionIn(io.buffer, pos);
+    // A getter of the object that called into the engine may have grown its memory, which
+    // leaves the view written to empty: then nothing was written.
+    if (out.byteLength === 0) return undefined;
+    written = compiled.evaluateProjectionIn(io.buffer, pos - io.ptr);
   } finally {
     io.busy = false;
   }
   if (written < 0) return undefined;
-  const bytes = new Uint8Array(io.memory.buffer, io.buffer.ptr, written);
-  return readResults(bytes) ?? JSON.parse(decoder.decode(bytes));
+  if (written > io.capacity) {
+    // The result did not fit: the buffer grew to hold it.
+    io.ptr = io.buffer.ptr;
+    io.capacity = io.buffer.capacity;
+  }
+  const bytes = memoryBytes(io);
+  return readResults(bytes, io.ptr, io.ptr + written) ?? JSON.parse(decoder.decode(bytes.subarray(io.ptr, io.ptr + written)));
 }
 
 /**
- * The results' JSON array read straight from its bytes when it holds only ASCII strings with
- * nothing escaped, numbers, booleans and nulls (as most do); `undefined` otherwise.
+ * The results' JSON array, `bytes` from `start` to `end`, read straight from them when it
+ * holds only ASCII strings with nothing escaped, numbers, booleans and nulls (as most do);
+ * `undefined` otherwise.
  * @param {Uint8Array} bytes
+ * @param {number} start
+ * @param {number} end
  */
-function readResults(bytes) {
-  const end = bytes.length;
-  if (end < 2 || bytes[0] !== 0x5b) return undefined;
+function readResults(bytes, start, end) {
+  if (end - start < 2 || bytes[start] !== 0x5b) return undefined;
   const results = [];
-  if (bytes[1] === 0x5d) return end === 2 ? results : undefined;
-  let at = 1;
+  if (bytes[start + 1] === 0x5d) return end === start + 2 ? results : undefined;
+  let at = start + 1;
   for (;;) {
     const first = bytes[at];
     if (first === 0x22) {

@@ -229,7 +229,7 @@ test("strict: false reads data from elsewhere without what breaks the rules, wit
   assert.throws(() => parseResource({ resourceType: "Pateint" }, { strict: false }), (err) => err.status === 400 && /Pateint/.test(err.message));
 });
 
-test("a plain object read by projection answers as its JSON text read whole does", () => {
+test("a plain object read by projection answers as its JSON text read whole does", async () => {
   const answer = (input, expression) => {
     try {
       return JSON.stringify(evaluate(input, expression));
@@ -298,6 +298,23 @@ test("a plain object read by projection answers as its JSON text read whole does
     },
   });
   assert.deepEqual(evaluate({ resourceType: "Patient", name: names }, "Patient.name.family"), ["A", "B"]);
+  // A getter whose call into the engine grows its memory while the projection is written
+  // (which empties the view of the memory written to).
+  const { engineMemoryBytes } = await import("hearth-fhir");
+  const { initSync } = await import("../../npm/dist/wasm/hearth.js");
+  const growing = [{ family: "A" }];
+  Object.defineProperty(growing, 1, {
+    enumerable: true,
+    get() {
+      initSync().memory.grow(1);
+      return { family: "B" };
+    },
+  });
+  // What a call before left in the buffer, where the rest would have gone, reads well.
+  assert.deepEqual(evaluate({ resourceType: "Patient", name: [{ family: "A" }, { family: "Z" }], gender: "male" }, "Patient.name.family | Patient.gender"), ["A", "Z", "male"]);
+  const before = engineMemoryBytes();
+  assert.deepEqual(evaluate({ resourceType: "Patient", name: growing, gender: "male" }, "Patient.name.family | Patient.gender"), ["A", "B", "male"]);
+  assert.ok(engineMemoryBytes() > before, "memory grew meanwhile");
   const throwing = { resourceType: "Patient", get gender() { throw new Error("boom"); } };
   assert.throws(() => evaluate(throwing, "Patient.gender"), (err) => err instanceof FhirError && err.status === 400);
   // Many calls in a row through the shared buffer, with a result longer than it.

@@ -425,12 +425,7 @@ impl<'a> Lexer<'a> {
     pub(crate) fn string(&mut self) -> Result<Cow<'a, str>, ParseError> {
         self.pos += 1; // '"'
         let start = self.pos;
-        while let Some(byte) = self.peek() {
-            if byte == b'"' || byte == b'\\' || byte < 0x20 {
-                break;
-            }
-            self.pos += 1;
-        }
+        self.pos = plain_run_end(self.bytes, self.pos);
         if self.peek() == Some(b'"') {
             let text = self.text.get(start..self.pos).unwrap_or_default();
             self.pos += 1;
@@ -552,9 +547,89 @@ impl<'a> Lexer<'a> {
     }
 }
 
+/// Where the run of string bytes from `pos` that need no attention ends: the position of the
+/// first `"`, `\\` or control character, or the end. Eight bytes are looked at together.
+#[inline]
+fn plain_run_end(bytes: &[u8], mut pos: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // A byte's high bit is set where it is zero (exact for the first such byte).
+    let zero = |word: u64| word.wrapping_sub(ONES) & !word & HIGH;
+    while let Some(chunk) = bytes.get(pos..pos + 8) {
+        let Ok(chunk) = <[u8; 8]>::try_from(chunk) else {
+            break;
+        };
+        let word = u64::from_le_bytes(chunk);
+        let found = zero(word ^ (ONES * u64::from(b'"')))
+            | zero(word ^ (ONES * u64::from(b'\\')))
+            // Below 0x20: subtracting 0x20 borrows into the high bit of an ASCII byte.
+            | (word.wrapping_sub(ONES * 0x20) & !word & HIGH);
+        if found != 0 {
+            return pos + (found.trailing_zeros() / 8) as usize;
+        }
+        pos += 8;
+    }
+    while let Some(&byte) = bytes.get(pos) {
+        if byte == b'"' || byte == b'\\' || byte < 0x20 {
+            break;
+        }
+        pos += 1;
+    }
+    pos
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_runs_end_where_byte_by_byte_they_would() {
+        let naive = |bytes: &[u8], mut pos: usize| {
+            while let Some(&byte) = bytes.get(pos) {
+                if byte == b'"' || byte == b'\\' || byte < 0x20 {
+                    break;
+                }
+                pos += 1;
+            }
+            pos
+        };
+        // Every stop byte and some that are near them, at every place in runs of every length
+        // around a word, after every start; with bytes past 0x7f before and after.
+        let stops = [b'"', b'\\', 0x00, 0x1f, 0x0a];
+        let others = [
+            b'a', b' ', b'!', b'#', b'[', b']', 0x7f, 0x80, 0xc3, 0xff, 0x21, 0x5d,
+        ];
+        let mut checked = 0;
+        for len in 0..20 {
+            for &fill in &others {
+                for stop_at in 0..=len {
+                    for &stop in &stops {
+                        let mut bytes = alloc::vec![fill; len];
+                        if stop_at < len {
+                            bytes[stop_at] = stop;
+                        }
+                        for start in 0..=len {
+                            assert_eq!(
+                                plain_run_end(&bytes, start),
+                                naive(&bytes, start),
+                                "{bytes:?} from {start}"
+                            );
+                            checked += 1;
+                        }
+                    }
+                }
+            }
+        }
+        // Two stops in one word, and a stop after bytes that borrow.
+        for bytes in [
+            &b"ab\\c\"def"[..],
+            b"\x01\x00\"aaaaaaaaa",
+            b"\xff\xfe\x20\x1f\"abcdefg",
+        ] {
+            assert_eq!(plain_run_end(bytes, 0), naive(bytes, 0), "{bytes:?}");
+        }
+        assert!(checked > 10_000);
+    }
 
     #[track_caller]
     fn check_error(input: &str, message: &str, line: usize, column: usize) {
