@@ -2,7 +2,7 @@
 //! Results leave as JSON text (the npm package parses them).
 
 use hearth_engine::fhirpath::{
-    self, Collection, Expression, LocalResolver, Options, Temporal, Variables,
+    self, Collection, Expression, Item, LocalResolver, Options, Temporal, Variables,
 };
 use hearth_engine::json::fhir::{parse_projection, parse_resource, parse_resource_lenient};
 use hearth_engine::json::write::{write_object, write_resource, Style};
@@ -605,10 +605,14 @@ impl CompiledExpression {
     /// Evaluates on a projection of a resource: the first `len` bytes of `buffer`, JSON text
     /// keeping at every level only the names of `projection()`, or in each object only the
     /// properties of its node of `projectionShape()` for the resource's type. What is there is read by the
-    /// FHIR JSON rules; what is not is not checked. The result's JSON text replaces the input;
-    /// returns its length, or -1 when the projection does not read, evaluation fails, or the
-    /// result depends on what the projection left out: then the caller evaluates on the whole
-    /// resource, which gives the answer (or the error) for it.
+    /// FHIR JSON rules; what is not is not checked. The results replace the input: their JSON
+    /// text, or, when every result is an object, `R` and where each lies in the resource
+    /// (`entry.3.resource;entry.5.resource`: property names and positions in arrays), for the
+    /// caller to hand back its own objects if it wrote those whole (else it reads the whole
+    /// resource). Returns their length, or -1 when the projection does not read, evaluation
+    /// fails, or the results depend on what the projection left out (objects among other
+    /// values, objects compared): then the caller evaluates on the whole resource, which gives
+    /// the answer (or the error) for it.
     #[wasm_bindgen(js_name = evaluateProjectionIn)]
     pub fn evaluate_projection_in(&self, buffer: &mut ProjectionBuffer, len: usize) -> i32 {
         let Some(text) = buffer.bytes.get(..len) else {
@@ -617,17 +621,58 @@ impl CompiledExpression {
         let Ok(resource) = parse_projection(text) else {
             return -1;
         };
-        let mut res = String::new();
-        if run_each(
-            &self.expression,
-            core::iter::once(&resource),
-            None,
-            true,
-            None,
-            &mut res,
-        )
-        .is_err()
+        let resolver = LocalResolver::new(&resource);
+        let options = Options {
+            variables: &[],
+            resolver: Some(&resolver),
+            now: if self.expression.uses_clock() {
+                now()
+            } else {
+                None
+            },
+            root_resource: None,
+            lenient_as: false,
+            projection: true,
+        };
+        let mut items = Vec::new();
+        if self
+            .expression
+            .evaluate_streaming_whole_objects(&resource, &options, &mut |item| items.push(item))
+            .is_err()
         {
+            return -1;
+        }
+        let objects: Vec<&Object> = items
+            .iter()
+            .filter_map(|item| match item {
+                Item::Object(object) => Some(*object),
+                _ => None,
+            })
+            .collect();
+        let mut res = String::new();
+        if objects.is_empty() {
+            res.push('[');
+            for (idx, item) in items.iter().enumerate() {
+                if idx > 0 {
+                    res.push(',');
+                }
+                fhirpath::write_item(&mut res, item);
+            }
+            res.push(']');
+        } else if objects.len() == items.len() {
+            // Every result an object: where each lies in the resource, for the caller to hand
+            // back its own (which it wrote whole).
+            res.push('R');
+            for (idx, path) in resource.paths_to(&objects).into_iter().enumerate() {
+                let Some(path) = path else {
+                    return -1;
+                };
+                if idx > 0 {
+                    res.push(';');
+                }
+                res.push_str(&path);
+            }
+        } else {
             return -1;
         }
         let Ok(written) = i32::try_from(res.len()) else {

@@ -451,8 +451,34 @@ impl Expression {
         options: &Options<'a, '_>,
         sink: &mut dyn FnMut(Item<'a>),
     ) -> Result<(), crate::Error> {
+        self.stream(resource, options, false, sink)
+    }
+
+    /// [`Expression::evaluate_streaming`] on a projection ([`Options::projection`]) where the
+    /// objects among the results are the caller's to answer for: it wrote them whole (or it
+    /// checks, by [`Object::paths_to`], that it did). They are handed to `sink` instead of
+    /// refused.
+    ///
+    /// # Errors
+    /// As [`Expression::evaluate_streaming`].
+    pub fn evaluate_streaming_whole_objects<'a>(
+        &'a self,
+        resource: &'a Object,
+        options: &Options<'a, '_>,
+        sink: &mut dyn FnMut(Item<'a>),
+    ) -> Result<(), crate::Error> {
+        self.stream(resource, options, true, sink)
+    }
+
+    fn stream<'a>(
+        &'a self,
+        resource: &'a Object,
+        options: &Options<'a, '_>,
+        whole_objects: bool,
+        sink: &mut dyn FnMut(Item<'a>),
+    ) -> Result<(), crate::Error> {
         let root = Item::Object(resource);
-        if !options.projection {
+        if !options.projection || whole_objects {
             if let Some(res) = eval::stream_path(&self.ast, &root, sink) {
                 return res.map_err(crate::Error::FhirPathEval);
             }

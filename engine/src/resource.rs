@@ -61,6 +61,73 @@ pub enum PrimitiveValue {
 }
 
 impl Object {
+    /// Where each of `targets` lies inside this object, as the JSON steps from it that reach it
+    /// (`entry.3.resource`: property names, and positions in arrays). `None` for an object not
+    /// found (the companions of primitives are not looked into).
+    pub fn paths_to(&self, targets: &[&Object]) -> Vec<Option<String>> {
+        let mut res = alloc::vec![None; targets.len()];
+        let mut left = targets.len();
+        self.find_paths(targets, &mut String::new(), &mut res, &mut left);
+        res
+    }
+
+    fn find_paths(
+        &self,
+        targets: &[&Object],
+        path: &mut String,
+        res: &mut [Option<String>],
+        left: &mut usize,
+    ) {
+        let def = self.type_def();
+        let mut position = 0usize;
+        for (idx, field) in self.fields.iter().enumerate() {
+            if *left == 0 {
+                return;
+            }
+            let follows = idx > 0
+                && self
+                    .fields
+                    .get(idx - 1)
+                    .is_some_and(|before| before.element == field.element);
+            position = if follows { position + 1 } else { 0 };
+            let (Value::Complex(object) | Value::Resource(object)) = &field.value else {
+                continue;
+            };
+            let Some(element) = def.elements.get(usize::from(field.element)) else {
+                continue;
+            };
+            let name = if element.has(crate::model::flags::CHOICE) {
+                def.json_names
+                    .iter()
+                    .find(|json_name| {
+                        json_name.element == field.element
+                            && json_name.choice == field.choice
+                            && !json_name.name.starts_with('_')
+                    })
+                    .map_or(element.name, |json_name| json_name.name)
+            } else {
+                element.name
+            };
+            let mark = path.len();
+            if !path.is_empty() {
+                path.push('.');
+            }
+            path.push_str(name);
+            if element.is_array() {
+                path.push('.');
+                path.push_str(&alloc::format!("{position}"));
+            }
+            for (target, found) in targets.iter().zip(res.iter_mut()) {
+                if found.is_none() && core::ptr::eq(object, *target) {
+                    *found = Some(path.clone());
+                    *left -= 1;
+                }
+            }
+            object.find_paths(targets, path, res, left);
+            path.truncate(mark);
+        }
+    }
+
     /// Lays the object out for being read many times (a resource held for evaluation). When
     /// it holds resources in its elements' elements (a Bundle's entries, a Parameters'
     /// parameters), the parts of its first two levels are moved to fresh memory side by

@@ -408,6 +408,9 @@ function memoryBytes(io) {
 let out = new Uint8Array(0);
 let pos = 0;
 let limit = 0;
+/** The objects written whole (see {@link Shape}), when some were. */
+let wholes;
+const encoder = new TextEncoder();
 
 /** Makes room for `more` bytes after `pos`, growing the shared buffer (which may move it). */
 function reserve(more) {
@@ -424,30 +427,41 @@ function reserve(more) {
 
 /**
  * A projection's tree (see `projectionShape` in the engine): the properties kept in an object
- * at this node, and the node of each.
- * @typedef {{ keys: string[], children: Shape[] }} Shape
+ * at this node, and the node of each; `whole` where objects may be results, kept whole:
+ * `true`, or the resource types for which they are.
+ * @typedef {{ keys: string[], children: Shape[], whole?: true | Set<string> }} Shape
  */
 /** @type {Shape} */
 const LEAF = Object.freeze({ keys: [], children: [] });
 
-/** Reads the engine's `a,b(c,d(e))` into a {@link Shape}. */
+/** Reads the engine's `a,b(c,d(e)*),f*[Observation|Patient]` into a {@link Shape}. */
 function parseShape(text) {
   let at = 0;
   const node = () => {
     const keys = [];
     const children = [];
-    while (at < text.length && text.charCodeAt(at) !== 0x29) {
+    while (at < text.length && text[at] !== ")") {
       let end = at;
-      while (end < text.length && !",()".includes(text[end])) end++;
+      while (end < text.length && !",()*".includes(text[end])) end++;
       keys.push(text.slice(at, end));
       at = end;
+      let child = LEAF;
       if (text[at] === "(") {
         at++;
-        children.push(node());
+        child = node();
         at++; // ")"
-      } else {
-        children.push(LEAF);
       }
+      if (text[at] === "*") {
+        at++;
+        let whole = true;
+        if (text[at] === "[") {
+          const close = text.indexOf("]", at);
+          whole = new Set(text.slice(at + 1, close).split("|"));
+          at = close + 1;
+        }
+        child = { keys: child.keys, children: child.children, whole };
+      }
+      children.push(child);
       if (text[at] === ",") at++;
     }
     return keys.length === 0 ? LEAF : { keys, children };
@@ -472,6 +486,7 @@ function evaluateShared(compiled, resource, shape, keep) {
     out = memoryBytes(io);
     pos = io.ptr;
     limit = io.ptr + io.capacity;
+    wholes = undefined;
     if (!(shape !== undefined ? writeShaped(resource, shape, 0) : writeProjection(resource, keep, 0))) return undefined;
     // A getter of the object that called into the engine may have grown its memory, which
     // leaves the view written to empty: then nothing was written.
@@ -487,7 +502,34 @@ function evaluateShared(compiled, resource, shape, keep) {
     io.capacity = io.buffer.capacity;
   }
   const bytes = memoryBytes(io);
+  if (bytes[io.ptr] === 0x52) {
+    const writtenWhole = wholes;
+    wholes = undefined;
+    return ownObjects(resource, decoder.decode(bytes.subarray(io.ptr + 1, io.ptr + written)), writtenWhole);
+  }
+  wholes = undefined;
   return readResults(bytes, io.ptr, io.ptr + written) ?? JSON.parse(decoder.decode(bytes.subarray(io.ptr, io.ptr + written)));
+}
+
+/**
+ * Results that are all objects, given by where they lie in the resource (`entry.3.resource`,
+ * `;` between results): the resource's own objects, when each was written whole (and so read
+ * by the engine, every part of it); `undefined` otherwise, to read the resource whole.
+ */
+function ownObjects(resource, paths, written) {
+  const results = [];
+  for (const path of paths.split(";")) {
+    let value = resource;
+    if (path !== "") {
+      for (const step of path.split(".")) {
+        const code = step.charCodeAt(0);
+        value = code >= 0x30 && code <= 0x39 ? (Array.isArray(value) ? value[Number(step)] : undefined) : value?.[step];
+      }
+    }
+    if (written === undefined || !written.has(value)) return undefined;
+    results.push(value);
+  }
+  return results;
 }
 
 /**
@@ -703,8 +745,9 @@ function writeShaped(value, shape, depth) {
     writeByte(0x5d);
     return true;
   }
+  const { keys, children, whole } = shape;
+  if (whole !== undefined && (whole === true || whole.has(value.resourceType))) return writeWhole(value);
   writeByte(0x7b);
-  const { keys, children } = shape;
   let first = true;
   for (let idx = 0; idx < keys.length; idx++) {
     const key = keys[idx];
@@ -720,6 +763,19 @@ function writeShaped(value, shape, depth) {
   // Nothing kept: an empty object breaks the FHIR JSON rules, an emptied one is read as such.
   for (const key in value) if (!invisible(value[key])) return true;
   return false;
+}
+
+/**
+ * Writes an object that may be a result whole, as JSON.stringify writes it (which reads it as
+ * the whole resource would be read: `toJSON`, cycles and all), and notes it.
+ */
+function writeWhole(value) {
+  const text = JSON.stringify(value);
+  if (text === undefined) return false;
+  reserve(text.length * 3);
+  pos += encoder.encodeInto(text, out.subarray(pos, limit)).written;
+  (wholes ??= new Set()).add(value);
+  return true;
 }
 
 /**
@@ -785,7 +841,9 @@ export class CompiledFhirPath {
    *   A plain object is read only as far as the expression reaches: the elements it can
    *   navigate to are read by the FHIR JSON rules (an error there is a `FhirError`, as for the
    *   whole resource), the others are not read at all. Use {@link parseResource} or
-   *   `validate` to check a whole resource; JSON text and bytes are always read whole.
+   *   `validate` to check a whole resource; JSON text and bytes are always read whole. Objects
+   *   among the results of a plain object are its own (read whole by the same rules), not
+   *   copies, as other FHIRPath libraries give them.
    * @returns {unknown[]} FHIR primitives as JSON values, complex values as FHIR JSON objects,
    *   dates and times as strings, quantities as `{ value, unit }`.
    * @throws {FhirError} status 400 when the resource does not read or evaluation fails.

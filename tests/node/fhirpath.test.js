@@ -516,3 +516,42 @@ test("on every R4 example, a plain object read by its type's projection tree ans
   assert.deepEqual(differ.slice(0, 10), []);
   assert.ok(compared > 20_000, `${compared} compared`);
 });
+
+test("objects among the results of a plain object are its own, read whole by the FHIR rules", () => {
+  const observation = (id, extra = {}) => ({ resourceType: "Observation", id, status: "final", code: { text: id }, ...extra });
+  const bundle = {
+    resourceType: "Bundle",
+    type: "collection",
+    entry: [
+      { fullUrl: "urn:uuid:1", resource: observation("o1") },
+      { fullUrl: "urn:uuid:2", resource: { resourceType: "Patient", id: "p1", birthDate: "1970-01-01" } },
+      { fullUrl: "urn:uuid:3", resource: observation("o2", { valueQuantity: { value: 1.5, unit: "kg" } }) },
+    ],
+  };
+  const found = evaluate(bundle, "Bundle.entry.resource.ofType(Observation)");
+  assert.equal(found.length, 2);
+  assert.equal(found[0], bundle.entry[0].resource, "the Bundle's own object");
+  assert.equal(found[1], bundle.entry[2].resource);
+  assert.deepEqual(evaluate(JSON.stringify(bundle), "Bundle.entry.resource.ofType(Observation)"), found, "as read whole");
+  const patient = bundle.entry[1].resource;
+  assert.equal(evaluate(bundle, "Bundle.entry.resource.ofType(Patient)")[0], patient);
+  assert.equal(evaluate({ resourceType: "Patient", name: [{ family: "F" }] }, "Patient.name.first()").length, 1);
+  const named = { resourceType: "Patient", name: [{ family: "F", given: ["G"] }, { family: "H" }] };
+  const names = evaluate(named, "Patient.name.where(given.exists())");
+  assert.deepEqual(names, [named.name[0]]);
+  assert.equal(names[0], named.name[0]);
+
+  // A result is read whole: what breaks the rules anywhere in it is refused, as when the
+  // whole resource is read; what no result holds and the expression does not reach is not read.
+  const broken = structuredClone(bundle);
+  broken.entry[2].resource.favouriteColour = "green";
+  assert.throws(() => evaluate(broken, "Bundle.entry.resource.ofType(Observation)"), (err) => err instanceof FhirError && err.status === 400 && /favouriteColour/.test(err.message));
+  const elsewhere = structuredClone(bundle);
+  elsewhere.entry[1].resource.favouriteColour = "green";
+  assert.equal(evaluate(elsewhere, "Bundle.entry.resource.ofType(Observation)").length, 2);
+  assert.equal(evaluate(elsewhere, "Bundle.entry.resource.ofType(Observation).code.text").length, 2);
+
+  // Objects with other values, and objects compared, come from the whole resource.
+  assert.deepEqual(evaluate(bundle, "Bundle.entry.resource.ofType(Observation).first() | Bundle.type"), [bundle.entry[0].resource, "collection"]);
+  assert.deepEqual(evaluate(bundle, "Bundle.entry.resource.ofType(Observation).distinct().count()"), [2]);
+});

@@ -128,7 +128,9 @@ fn add_name(name: &str, out: &mut BTreeSet<String>) {
 
 /// The JSON properties an expression can read on a resource of type `resource_type`, as a
 /// tree: `resourceType,name(use,_use,given,_given)`. Each name is followed by what may be read
-/// inside its value (in parentheses) when that is an object or an array of objects. A host
+/// inside its value (in parentheses) when that is an object or an array of objects, then by
+/// `*` where its objects may be results, to be kept whole: always, or (`*[Observation|Patient]`)
+/// when they are resources of those types. A host
 /// keeps, in every object it reaches, only the properties its node of the tree lists: far
 /// fewer than [`names`] keeps, since the model tells what each step can be.
 ///
@@ -149,7 +151,9 @@ pub(crate) fn shape(ast: &Expr, resource_type: &str) -> Option<String> {
     tree.decorate(&root[0])?;
     let mut walker = Walker { tree, root };
     let focus = walker.root.clone();
-    walker.walk(ast, &focus)?;
+    for at in walker.walk(ast, &focus)? {
+        walker.tree.mark_whole(&at);
+    }
     let mut out = String::new();
     walker.tree.encode(0, &mut out);
     Some(out)
@@ -164,6 +168,14 @@ struct Tree {
 struct Node {
     /// Property names, each with its node, in the order first reached.
     children: Vec<(String, usize)>,
+    /// Objects here may be results: kept whole (every property, at every depth), always or
+    /// when they are resources of the listed types.
+    whole: Option<Whole>,
+}
+
+enum Whole {
+    Always,
+    Resources(Vec<&'static str>),
 }
 
 /// A place an expression's items may come from: a node of the tree, and the FHIR types the
@@ -223,6 +235,43 @@ impl Tree {
         Some(())
     }
 
+    /// Marks the objects at `at` as possible results, to be kept whole.
+    fn mark_whole(&mut self, at: &At) {
+        let whole = match &at.types {
+            None => Whole::Always,
+            Some(types) => {
+                let objects: Vec<&'static model::TypeDef> = types
+                    .iter()
+                    .map(|id| model::type_def(*id))
+                    .filter(|def| def.kind != TypeKind::Primitive)
+                    .collect();
+                if objects.is_empty() {
+                    return;
+                }
+                if objects.iter().all(|def| def.kind == TypeKind::Resource) {
+                    Whole::Resources(objects.iter().map(|def| def.name).collect())
+                } else {
+                    Whole::Always
+                }
+            }
+        };
+        let Some(node) = self.nodes.get_mut(at.node) else {
+            return;
+        };
+        node.whole = match (node.whole.take(), whole) {
+            (Some(Whole::Resources(mut known)), Whole::Resources(more)) => {
+                for name in more {
+                    if !known.contains(&name) {
+                        known.push(name);
+                    }
+                }
+                Some(Whole::Resources(known))
+            }
+            (_, Whole::Always) | (Some(Whole::Always), _) => Some(Whole::Always),
+            (None, whole) => Some(whole),
+        };
+    }
+
     fn encode(&self, node: usize, out: &mut String) {
         let Some(node) = self.nodes.get(node) else {
             return;
@@ -232,14 +281,27 @@ impl Tree {
                 out.push(',');
             }
             out.push_str(name);
-            if self
-                .nodes
-                .get(*child)
-                .is_some_and(|inner| !inner.children.is_empty())
-            {
+            let Some(inner) = self.nodes.get(*child) else {
+                continue;
+            };
+            if !inner.children.is_empty() {
                 out.push('(');
                 self.encode(*child, out);
                 out.push(')');
+            }
+            match &inner.whole {
+                None => {}
+                Some(Whole::Always) => out.push('*'),
+                Some(Whole::Resources(names)) => {
+                    out.push_str("*[");
+                    for (idx, name) in names.iter().enumerate() {
+                        if idx > 0 {
+                            out.push('|');
+                        }
+                        out.push_str(name);
+                    }
+                    out.push(']');
+                }
             }
         }
     }
@@ -757,6 +819,20 @@ mod tests {
                 "resourceType,contained(resourceType,value,_value,code,_code,unit,_unit,gender,_gender)",
             ),
             ("%resource.id | id", "Patient", "resourceType,id,_id"),
+            // Objects among the results are kept whole; resources, when of the types named.
+            ("Patient.name.first()", "Patient", "resourceType,name*"),
+            (
+                "Bundle.entry.resource.ofType(Observation)",
+                "Bundle",
+                "resourceType,entry(resource(resourceType,value,_value,code,_code,unit,_unit)\
+                 *[Observation])",
+            ),
+            (
+                "Bundle.entry.resource.ofType(Observation) | Bundle.entry.resource.ofType(Patient)",
+                "Bundle",
+                "resourceType,entry(resource(resourceType,value,_value,code,_code,unit,_unit)\
+                 *[Observation|Patient])",
+            ),
             // A name the type does not have: kept, to be refused when there.
             (
                 "Patient.favouriteColour.exists()",
