@@ -66,14 +66,22 @@ impl Object {
     /// found (the companions of primitives are not looked into).
     pub fn paths_to(&self, targets: &[&Object]) -> Vec<Option<String>> {
         let mut res = alloc::vec![None; targets.len()];
+        // By address, to be found by bisection.
+        let mut sorted: Vec<(usize, usize)> = targets
+            .iter()
+            .enumerate()
+            .map(|(idx, target)| (core::ptr::from_ref::<Object>(target) as usize, idx))
+            .collect();
+        sorted.sort_unstable();
         let mut left = targets.len();
-        self.find_paths(targets, &mut String::new(), &mut res, &mut left);
+        self.find_paths(&sorted, &mut String::new(), &mut res, &mut left);
         res
     }
 
+    /// Objects inside a target are not looked into: a result inside another is not found.
     fn find_paths(
         &self,
-        targets: &[&Object],
+        targets: &[(usize, usize)],
         path: &mut String,
         res: &mut [Option<String>],
         left: &mut usize,
@@ -117,13 +125,22 @@ impl Object {
                 path.push('.');
                 path.push_str(&alloc::format!("{position}"));
             }
-            for (target, found) in targets.iter().zip(res.iter_mut()) {
-                if found.is_none() && core::ptr::eq(object, *target) {
+            let address = core::ptr::from_ref::<Object>(object) as usize;
+            let first = targets.partition_point(|(target, _)| *target < address);
+            let mut is_target = false;
+            for (target, idx) in targets.get(first..).unwrap_or_default() {
+                if *target != address {
+                    break;
+                }
+                is_target = true;
+                if let Some(found) = res.get_mut(*idx).filter(|found| found.is_none()) {
                     *found = Some(path.clone());
                     *left -= 1;
                 }
             }
-            object.find_paths(targets, path, res, left);
+            if !is_target {
+                object.find_paths(targets, path, res, left);
+            }
             path.truncate(mark);
         }
     }
