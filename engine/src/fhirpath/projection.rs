@@ -204,6 +204,9 @@ impl Tree {
             return Some(node);
         }
         let node = self.nodes.len();
+        if node >= MAX_NODES {
+            return None;
+        }
         self.nodes.push(Node::default());
         self.nodes
             .get_mut(parent)?
@@ -486,7 +489,7 @@ impl Walker {
                 if !all_pass {
                     res.extend(self.member(focus, name)?);
                 }
-                Some(res)
+                Some(merge(res))
             }
             Expr::Member(target, name, _) => {
                 let items = self.walk(target, focus)?;
@@ -513,7 +516,7 @@ impl Walker {
                 let right = self.walk(right, focus)?;
                 if *op == BinaryOp::Union {
                     left.extend(right);
-                    Some(left)
+                    Some(merge(left))
                 } else {
                     Some(Vec::new())
                 }
@@ -545,6 +548,7 @@ impl Walker {
         // Plain-value arguments are evaluated on the call's own focus; take both to be safe.
         let mut outer = focus.to_vec();
         outer.extend(items.iter().cloned());
+        let outer = merge(outer);
         match name {
             "where" | "sort" => {
                 for arg in args {
@@ -563,7 +567,7 @@ impl Walker {
                 for arg in args {
                     res.extend(self.walk(arg, items)?);
                 }
-                Some(res)
+                Some(merge(res))
             }
             "ofType" | "as" | "is" => {
                 let [arg] = args else {
@@ -604,7 +608,7 @@ impl Walker {
                         res.extend(reached);
                     }
                 }
-                Some(res)
+                Some(merge(res))
             }
             _ if FILTER_FUNCTIONS.contains(&name) || VALUE_FUNCTIONS.contains(&name) => {
                 for arg in args {
@@ -698,12 +702,42 @@ impl Walker {
                 self.tree.child(at.node, &alloc::format!("_{name}"))?;
             }
         }
+        let res = merge(res);
         for at in &res {
             self.tree.decorate(at)?;
         }
         Some(res)
     }
 }
+
+/// One place per node, with the types of all the places there: so that the places of a path
+/// grow with its nodes, not with the ways of reaching them.
+fn merge(places: Vec<At>) -> Vec<At> {
+    let mut res: Vec<At> = Vec::with_capacity(places.len());
+    let mut by_node = alloc::collections::BTreeMap::new();
+    for at in places {
+        let Some(known) = by_node.get(&at.node).and_then(|idx| res.get_mut(*idx)) else {
+            by_node.insert(at.node, res.len());
+            res.push(at);
+            continue;
+        };
+        known.types = match (known.types.take(), at.types) {
+            (Some(mut types), Some(more)) => {
+                for id in more {
+                    if !types.contains(&id) {
+                        types.push(id);
+                    }
+                }
+                Some(types)
+            }
+            _ => None,
+        };
+    }
+    res
+}
+
+/// A tree larger than this is not worth its walk in JS: the names are used instead.
+const MAX_NODES: usize = 4096;
 
 /// The items at `focus` that may be of type `type_id`.
 fn narrow(focus: &[At], type_id: TypeId) -> Vec<At> {
@@ -861,6 +895,17 @@ mod tests {
             let got = shape_of(text, resource_type).expect("a shape");
             assert!(got.starts_with(want), "{text} on {resource_type}: {got}");
         }
+        // Many ways to the same nodes keep one place each; a tree too large is not made (the
+        // names are used), however the expression multiplies the ways.
+        let deep = alloc::format!("contained{}", ".extension.value".repeat(40));
+        assert_eq!(shape_of(&deep, "Patient"), None);
+        let wide = alloc::format!("contained{}", ".value".repeat(200));
+        assert!(shape_of(&wide, "Patient").is_none_or(|got| got.len() < 400_000));
+        let unions = alloc::format!("name{}", " | name".repeat(300));
+        assert_eq!(
+            shape_of(&unions, "Patient").as_deref(),
+            Some("resourceType,name*")
+        );
         for (text, resource_type) in [
             ("Patient.name.children()", "Patient"),
             ("Observation.subject.resolve().name", "Observation"),
