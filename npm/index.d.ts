@@ -213,6 +213,8 @@ export class CompiledFhirPath {
    * or `undefined`, on an empty input). Returns FHIR primitives as JSON values, complex values as FHIR JSON objects, dates and
    * times as strings, quantities as `{ value, unit }`. A plain object is read only as far as the
    * expression reaches (those elements by the FHIR JSON rules); JSON text and bytes are read whole.
+   * Objects among the results of a plain object are its own (each read whole by those rules), not
+   * copies.
    * @throws {FhirError} status 400 when the resource does not read or evaluation fails.
    */
   evaluate(resource: FhirResource | FhirInput | null | undefined, options?: EvaluateOneOptions): unknown[];
