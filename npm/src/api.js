@@ -408,13 +408,18 @@ function memoryBytes(io) {
 let out = new Uint8Array(0);
 let pos = 0;
 let limit = 0;
+const { propertyIsEnumerable } = Object.prototype;
 /** The objects written whole (see {@link Shape}), when some were. */
 let wholes;
+/** True when bytes were written to a view of memory that had grown away. */
+let lost = false;
 const encoder = new TextEncoder();
 
 /** Makes room for `more` bytes after `pos`, growing the shared buffer (which may move it). */
 function reserve(more) {
   if (pos + more <= limit) return;
+  // Memory grew under the writer (see evaluateShared): what it wrote since went nowhere.
+  if (out.byteLength === 0) lost = true;
   const io = shared;
   const used = pos - io.ptr;
   io.buffer.reserve(used + more);
@@ -482,18 +487,23 @@ function evaluateShared(compiled, resource, shape, keep) {
   if (io.busy) return undefined;
   io.busy = true;
   let written;
+  let writtenWhole;
   try {
     out = memoryBytes(io);
     pos = io.ptr;
     limit = io.ptr + io.capacity;
+    lost = false;
     wholes = undefined;
     if (!(shape !== undefined ? writeShaped(resource, shape, 0) : writeProjection(resource, keep, 0))) return undefined;
     // A getter of the object that called into the engine may have grown its memory, which
-    // leaves the view written to empty: then nothing was written.
-    if (out.byteLength === 0) return undefined;
+    // leaves the view written to empty: what went there since was lost.
+    if (lost || out.byteLength === 0) return undefined;
     written = compiled.evaluateProjectionIn(io.buffer, pos - io.ptr);
   } finally {
     io.busy = false;
+    // The objects written whole are not kept past the call.
+    writtenWhole = wholes;
+    wholes = undefined;
   }
   if (written < 0) return undefined;
   if (written > io.capacity) {
@@ -502,12 +512,7 @@ function evaluateShared(compiled, resource, shape, keep) {
     io.capacity = io.buffer.capacity;
   }
   const bytes = memoryBytes(io);
-  if (bytes[io.ptr] === 0x52) {
-    const writtenWhole = wholes;
-    wholes = undefined;
-    return ownObjects(resource, decoder.decode(bytes.subarray(io.ptr + 1, io.ptr + written)), writtenWhole);
-  }
-  wholes = undefined;
+  if (bytes[io.ptr] === 0x52) return ownObjects(resource, decoder.decode(bytes.subarray(io.ptr + 1, io.ptr + written)), writtenWhole);
   return readResults(bytes, io.ptr, io.ptr + written) ?? JSON.parse(decoder.decode(bytes.subarray(io.ptr, io.ptr + written)));
 }
 
@@ -751,9 +756,9 @@ function writeShaped(value, shape, depth) {
   let first = true;
   for (let idx = 0; idx < keys.length; idx++) {
     const key = keys[idx];
-    // Own properties only (the node's names are FHIR element names, never Object.prototype's).
+    // Own enumerable properties only, as JSON.stringify writes them.
     const item = value[key];
-    if (invisible(item) || !Object.hasOwn(value, key)) continue;
+    if (invisible(item) || !propertyIsEnumerable.call(value, key)) continue;
     writeKey(key, first);
     first = false;
     if (!writeShaped(item, children[idx], depth + 1)) return false;

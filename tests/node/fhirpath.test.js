@@ -315,6 +315,26 @@ test("a plain object read by projection answers as its JSON text read whole does
   const before = engineMemoryBytes();
   assert.deepEqual(evaluate({ resourceType: "Patient", name: growing, gender: "male" }, "Patient.name.family | Patient.gender"), ["A", "B", "male"]);
   assert.ok(engineMemoryBytes() > before, "memory grew meanwhile");
+  // Memory grown by a getter, then the buffer grown by a long value after it: the bytes in
+  // between went nowhere, and what a call before left there must not be read.
+  const both = compile("Patient.name.family | Patient.name.given");
+  // A call before whose short result leaves most of its projection (the same tree) in place.
+  const counted = compile("(Patient.name.family | Patient.name.given).count()");
+  assert.deepEqual(counted.evaluate({ resourceType: "Patient", name: [{ family: "A" }, { family: "Z", given: ["x".repeat(3000)] }] }), [3]);
+  const regrowing = [{ family: "A" }];
+  Object.defineProperty(regrowing, 1, {
+    enumerable: true,
+    get() {
+      initSync().memory.grow(1);
+      return { family: "Q", given: ["y".repeat(40000)] };
+    },
+  });
+  assert.deepEqual(both.evaluate({ resourceType: "Patient", name: regrowing }).slice(0, 2), ["A", "Q"]);
+  // What JSON.stringify leaves out is left out: properties not enumerable.
+  const hidden = { resourceType: "Patient" };
+  Object.defineProperty(hidden, "gender", { value: "male", enumerable: false });
+  assert.deepEqual(evaluate(hidden, "Patient.gender"), []);
+  assert.deepEqual(evaluate({ resourceType: "Patient", name: [{ family: "F" }] }, "(+Patient.name).family"), ["F"]);
   const throwing = { resourceType: "Patient", get gender() { throw new Error("boom"); } };
   assert.throws(() => evaluate(throwing, "Patient.gender"), (err) => err instanceof FhirError && err.status === 400);
   // Many calls in a row through the shared buffer, with a result longer than it.

@@ -507,9 +507,10 @@ impl Walker {
                 self.walk(index, focus)?;
                 Some(items)
             }
-            Expr::Negate(target, _, _) => {
-                self.walk(target, focus)?;
-                Some(Vec::new())
+            Expr::Negate(target, negate, _) => {
+                let items = self.walk(target, focus)?;
+                // Unary `+` gives its operand's items as they are.
+                Some(if *negate { Vec::new() } else { items })
             }
             Expr::Binary(op, left, right, _) => {
                 let mut left = self.walk(left, focus)?;
@@ -863,8 +864,17 @@ mod tests {
                 "Patient",
                 "resourceType,birthDate(extension(url,_url,valueAddress,valueAge(value,",
             ),
-            // Another resource type reads nothing but its type.
-            ("Patient.birthDate", "Observation", "resourceType"),
+            // Another resource type reads its type, and the names it does not have.
+            (
+                "Patient.birthDate",
+                "Observation",
+                "resourceType,Patient,_Patient",
+            ),
+            (
+                "(+Patient.name).family",
+                "Patient",
+                "resourceType,name(family,_family)",
+            ),
             // A contained resource may be anything: what the names reach, untyped.
             (
                 "contained.ofType(Patient).gender",
@@ -895,6 +905,17 @@ mod tests {
             let got = shape_of(text, resource_type).expect("a shape");
             assert!(got.starts_with(want), "{text} on {resource_type}: {got}");
         }
+        // A primitive's extensions are in JSON under its companion, which has the same tree.
+        let got = shape_of(
+            "Patient.birthDate.extension('http://x').value.ofType(string)",
+            "Patient",
+        )
+        .expect("a shape");
+        assert!(got.contains(",_birthDate(extension(url,_url,"), "{got}");
+        assert_eq!(
+            shape_of("Patient.birthDate", "Observation").as_deref(),
+            Some("resourceType,Patient,_Patient")
+        );
         // Many ways to the same nodes keep one place each; a tree too large is not made (the
         // names are used), however the expression multiplies the ways.
         let deep = alloc::format!("contained{}", ".extension.value".repeat(40));
