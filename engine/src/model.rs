@@ -314,6 +314,40 @@ fn short_cmp(a: &str, b: &str) -> core::cmp::Ordering {
     a.len().cmp(&b.len())
 }
 
+/// True when `type_id` is the type called `name` or derives from it.
+pub fn derives_from(type_id: TypeId, name: &str) -> bool {
+    let mut current = Some(type_id);
+    while let Some(id) = current {
+        let def = type_def(id);
+        if def.name == name {
+            return true;
+        }
+        current = def.base;
+    }
+    false
+}
+
+/// True when data of type `type_id` is of type `target` for FHIRPath (`is`, `ofType()`): the
+/// type itself or one it derives from; a backbone element is also a `BackboneElement` and an
+/// `Element`.
+pub fn is_of_type(type_id: TypeId, target: TypeId) -> bool {
+    let mut current = type_id;
+    loop {
+        if current == target {
+            return true;
+        }
+        let def = type_def(current);
+        if def.kind == TypeKind::Backbone {
+            let name = type_def(target).name;
+            return name == "BackboneElement" || name == "Element";
+        }
+        match def.base {
+            Some(base) => current = base,
+            None => return false,
+        }
+    }
+}
+
 /// The type at `id`.
 ///
 /// Every `TypeId` in the generated tables is valid; an id from elsewhere that is out of range

@@ -52,19 +52,6 @@ fn semantic(message: alloc::string::String, offset: usize) -> ParseError {
     ParseError::new(message, offset)
 }
 
-/// True when `type_id` is `name` or derives from it.
-fn derives(type_id: TypeId, name: &str) -> bool {
-    let mut current = Some(type_id);
-    while let Some(id) = current {
-        let def = model::type_def(id);
-        if def.name == name {
-            return true;
-        }
-        current = def.base;
-    }
-    false
-}
-
 fn child_types(types: &[TypeId], name: &str) -> Option<Vec<TypeId>> {
     let mut res = Vec::new();
     let mut found = false;
@@ -91,7 +78,7 @@ fn navigate(input: &Shape, name: &str, offset: usize, at_root: bool) -> Result<S
         return Ok(input.clone());
     }
     if at_root && name.starts_with(|c: char| c.is_ascii_uppercase()) {
-        if types.iter().any(|id| derives(*id, name)) {
+        if types.iter().any(|id| model::derives_from(*id, name)) {
             return Ok(input.clone());
         }
         if model::type_by_name(name).is_some() {

@@ -224,7 +224,7 @@ impl Tree {
                 types
                     .iter()
                     .any(|id| model::type_def(*id).kind == TypeKind::Resource),
-                types.iter().any(|id| derives_from(*id, "Quantity")),
+                types.iter().any(|id| model::derives_from(*id, "Quantity")),
             ),
         };
         if resource {
@@ -310,37 +310,6 @@ impl Tree {
             }
         }
     }
-}
-
-/// True when `type_id` is the type called `name` or derives from it.
-fn derives_from(type_id: TypeId, name: &str) -> bool {
-    let mut current = Some(type_id);
-    while let Some(id) = current {
-        let def = model::type_def(id);
-        if def.name == name {
-            return true;
-        }
-        current = def.base;
-    }
-    false
-}
-
-/// True when an item of type `type_id` may pass `ofType(target)`: at least every case
-/// [`crate::fhirpath::Item::is_fhir_type_id`] lets through.
-fn may_be(type_id: TypeId, target: TypeId) -> bool {
-    let mut current = Some(type_id);
-    while let Some(id) = current {
-        if id == target {
-            return true;
-        }
-        let def = model::type_def(id);
-        if def.kind == TypeKind::Backbone {
-            let name = model::type_def(target).name;
-            return name == "BackboneElement" || name == "Element";
-        }
-        current = def.base;
-    }
-    false
 }
 
 /// The types of an element's values: an abstract resource type (`Resource` in `contained` or
@@ -483,7 +452,7 @@ impl Walker {
                 let all_pass = focus.iter().all(|at| {
                     at.types
                         .as_ref()
-                        .is_some_and(|types| types.iter().all(|id| may_be(*id, type_id)))
+                        .is_some_and(|types| types.iter().all(|id| model::is_of_type(*id, type_id)))
                 });
                 let mut res = narrow(focus, type_id);
                 if !all_pass {
@@ -752,7 +721,7 @@ fn narrow(focus: &[At], type_id: TypeId) -> Vec<At> {
                 types: Some(
                     (0..model::TYPES.len())
                         .filter_map(|idx| u16::try_from(idx).ok().map(TypeId))
-                        .filter(|id| may_be(*id, type_id))
+                        .filter(|id| model::is_of_type(*id, type_id))
                         .collect(),
                 ),
             }),
@@ -760,7 +729,7 @@ fn narrow(focus: &[At], type_id: TypeId) -> Vec<At> {
                 let kept: Vec<TypeId> = types
                     .iter()
                     .copied()
-                    .filter(|id| may_be(*id, type_id))
+                    .filter(|id| model::is_of_type(*id, type_id))
                     .collect();
                 (!kept.is_empty()).then_some(At {
                     node: at.node,

@@ -108,23 +108,8 @@ impl<'a> Item<'a> {
 
     /// True when the item is data of type `target` or a type derived from it.
     pub fn is_fhir_type_id(&self, target: TypeId) -> bool {
-        let Some(mut type_id) = self.fhir_type() else {
-            return false;
-        };
-        loop {
-            if type_id == target {
-                return true;
-            }
-            let def = model::type_def(type_id);
-            if def.kind == TypeKind::Backbone {
-                let name = model::type_def(target).name;
-                return name == "BackboneElement" || name == "Element";
-            }
-            match def.base {
-                Some(base) => type_id = base,
-                None => return false,
-            }
-        }
+        self.fhir_type()
+            .is_some_and(|type_id| model::is_of_type(type_id, target))
     }
 
     /// True when the item is data of type `name` or a type derived from it.
