@@ -602,6 +602,15 @@ impl CompiledExpression {
         self.expression.projection_shape(resource_type)
     }
 
+    /// The properties a plain path follows through a resource of type `resource_type` to
+    /// primitive values, for JS to follow on a plain object (`name+.given+:s`: `+` where an
+    /// array is held, then how the values are written: `s` string, `b` boolean, `d` decimal,
+    /// `i`, `p`, `u` integer, positive, unsigned). `undefined` for other expressions.
+    #[wasm_bindgen(js_name = projectionRoute)]
+    pub fn projection_route(&self, resource_type: &str) -> Option<String> {
+        self.expression.projection_route(resource_type)
+    }
+
     /// Evaluates on a projection of a resource: the first `len` bytes of `buffer`, JSON text
     /// keeping at every level only the names of `projection()`, or in each object only the
     /// properties of its node of `projectionShape()` for the resource's type. What is there is read by the

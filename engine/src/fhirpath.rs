@@ -22,6 +22,7 @@ mod lexer;
 mod memo;
 mod parser;
 mod projection;
+mod route;
 mod ucum;
 mod value;
 
@@ -418,6 +419,16 @@ impl Expression {
     /// `None` when the tree cannot be known; [`Expression::projection`] may still apply.
     pub fn projection_shape(&self, resource_type: &str) -> Option<String> {
         projection::shape(&self.ast, resource_type)
+    }
+
+    /// The JSON properties a plain path follows through a resource of type `resource_type`
+    /// to primitive values (`name+.given+:s` for `Patient.name.given`: `+` where an array is
+    /// held, then how the values are written), for a host holding the resource as objects to
+    /// follow itself: the values found are the results, when every property on the way keeps
+    /// the FHIR JSON rules. `None` for other expressions, or where the route would read less
+    /// than [`Expression::projection_shape`] does.
+    pub fn projection_route(&self, resource_type: &str) -> Option<String> {
+        route::route(&self.ast, resource_type)
     }
 
     /// True when the expression calls `now()`, `today()` or `timeOfDay()`, so that the caller

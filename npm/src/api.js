@@ -431,6 +431,118 @@ function reserve(more) {
 }
 
 /**
+ * A route (see `projectionRoute` in the engine): the properties a plain path follows to
+ * primitive values, whether each holds an array, and how the values are written (`s`, `b`,
+ * `d`, or `i`, `p`, `u` for integers at least `min`).
+ * @typedef {{ keys: string[], many: boolean[], kind: string, min: number, companion: string }} Route
+ */
+
+/** Reads the engine's `name+.given+:s` into a {@link Route}. */
+function parseRoute(text) {
+  const colon = text.lastIndexOf(":");
+  const kind = text.slice(colon + 1);
+  const keys = [];
+  const many = [];
+  for (const step of text.slice(0, colon).split(".")) {
+    many.push(step.endsWith("+"));
+    keys.push(step.endsWith("+") ? step.slice(0, -1) : step);
+  }
+  const min = kind === "p" ? 1 : kind === "u" ? 0 : -2147483648;
+  return { keys, many, kind, min, companion: `_${keys[keys.length - 1]}` };
+}
+
+/**
+ * What a route may visit: one for each object and value, and one for every 64 UTF-16 units
+ * of its strings (so that what it takes stays far below the engine's 64 MiB input limit);
+ * past it, the engine reads the projection.
+ */
+const ROUTE_BUDGET = 100_000;
+
+/**
+ * Follows `route` on a plain object: its values, in order, when every property on the way is
+ * what the engine reads without error from the object's projection (the same properties, see
+ * `projectionRoute`), and `undefined` for anything else (a `_name` companion, `null`, an empty
+ * object or array, a wrong JSON type, what JSON.stringify writes otherwise), which the engine
+ * then reads.
+ * @param {object} resource
+ * @param {Route} route
+ */
+function followRoute(resource, route) {
+  if (Array.isArray(resource) || !plainData(resource) || !propertyIsEnumerable.call(resource, "resourceType")) return undefined;
+  const results = [];
+  return routeStep(resource, route, 0, results, ROUTE_BUDGET) < 0 ? undefined : results;
+}
+
+/**
+ * Follows `route` from step `at` in `object` (a plain object), adding the values found to
+ * `results`: what is left of `budget`, or -1 when the engine must read instead.
+ */
+function routeStep(object, route, at, results, budget) {
+  const key = route.keys[at];
+  const value = object[key];
+  const last = at === route.keys.length - 1;
+  // A companion holds extensions (and perhaps stands for a missing value): the engine's.
+  if (last && !invisible(object[route.companion])) return -1;
+  if (invisible(value) || !propertyIsEnumerable.call(object, key)) {
+    // Not there: an object with nothing JSON writes is an empty object, which breaks the rules.
+    for (const other in object) if (!invisible(object[other])) return budget;
+    return -1;
+  }
+  if (route.many[at]) {
+    if (!Array.isArray(value) || !plainData(value) || value.length === 0) return -1;
+    for (let idx = 0; idx < value.length && budget >= 0; idx++) budget = routeItem(value[idx], route, at, last, results, budget - 1);
+    return budget;
+  }
+  return routeItem(value, route, at, last, results, budget - 1);
+}
+
+/** One value of step `at`: an object to go on in, or at the end a primitive value to keep. */
+function routeItem(value, route, at, last, results, budget) {
+  if (budget < 0) return -1;
+  if (!last) {
+    if (typeof value !== "object" || value === null || Array.isArray(value) || !plainData(value)) return -1;
+    return routeStep(value, route, at + 1, results, budget);
+  }
+  switch (route.kind) {
+    case "s":
+      if (typeof value !== "string" || !fhirString(value)) return -1;
+      budget -= value.length >> 6;
+      if (budget < 0) return -1;
+      break;
+    case "b":
+      if (typeof value !== "boolean") return -1;
+      break;
+    case "d":
+      // -0 is written as 0.
+      if (typeof value !== "number" || !Number.isFinite(value) || Object.is(value, -0)) return -1;
+      break;
+    default:
+      if (!Number.isInteger(value) || value < route.min || value > 2147483647 || Object.is(value, -0)) return -1;
+  }
+  results.push(value);
+  return budget;
+}
+
+/**
+ * True for a string the engine reads as a FHIR string: not empty, no control character but
+ * tab, carriage return and line feed, no lone surrogate.
+ */
+function fhirString(text) {
+  if (text.length === 0) return false;
+  for (let idx = 0; idx < text.length; idx++) {
+    const code = text.charCodeAt(idx);
+    if (code < 0x20) {
+      if (code !== 0x09 && code !== 0x0a && code !== 0x0d) return false;
+    } else if (code >= 0xd800 && code <= 0xdfff) {
+      const next = text.charCodeAt(idx + 1);
+      if (code > 0xdbff || !(next >= 0xdc00 && next <= 0xdfff)) return false;
+      idx++;
+    }
+  }
+  return true;
+}
+
+/**
  * A projection's tree (see `projectionShape` in the engine): the properties kept in an object
  * at this node, and the node of each; `whole` where objects may be results, kept whole:
  * `true`, or the resource types for which they are.
@@ -807,10 +919,11 @@ export class CompiledFhirPath {
   /** The same names as a set. */
   #keep;
   /**
-   * By resource type, the tree of the properties the expression can read on it (a
-   * {@link Shape}), or `null` when the engine gives none.
+   * By resource type, how the expression reads a plain object of that type: the {@link Route}
+   * it follows, when it is a plain path to primitive values, and the tree of the properties
+   * it can read (a {@link Shape}); each `undefined` when the engine gives none.
    */
-  #shapes = new Map();
+  #plans = new Map();
   /** Projections in a row that needed the whole resource. */
   #misses = 0;
 
@@ -867,9 +980,11 @@ export class CompiledFhirPath {
       if (warnings !== null) onWarning?.(warnings.issue);
       return results;
     }
+    let projected = false;
     if (resource !== null && typeof resource === "object" && !(resource instanceof FhirResource) && !ArrayBuffer.isView(resource) && !(resource instanceof ArrayBuffer)) {
       const results = this.#evaluateProjection(compiled, resource, vars);
       if (results !== undefined) return results;
+      projected = vars === undefined;
     }
     let text;
     try {
@@ -883,6 +998,10 @@ export class CompiledFhirPath {
     } catch (thrown) {
       throw toFhirError(thrown);
     }
+    // The whole object answered where its projection could not (a resource that breaks the
+    // rules does not count): an expression whose results are whole objects misses every
+    // time, and stops trying.
+    if (projected && ++this.#misses >= PROJECTION_MISSES) this.#names = null;
     return JSON.parse(text);
   }
 
@@ -901,9 +1020,14 @@ export class CompiledFhirPath {
     try {
       if (this.#names === undefined) this.#names = compiled.projection() ?? null;
       if (this.#names === null) return undefined;
-      const shape = this.#shapeOf(compiled, resource.resourceType);
-      if (shape === undefined && this.#keep === undefined) this.#keep = new Set(this.#names);
-      results = evaluateShared(compiled, resource, shape, this.#keep);
+      const plan = this.#planOf(compiled, resource.resourceType);
+      // A plain path to primitive values: followed here, where it can be.
+      if (plan?.route !== undefined) results = followRoute(resource, plan.route);
+      if (results === undefined) {
+        const shape = plan?.shape;
+        if (shape === undefined && this.#keep === undefined) this.#keep = new Set(this.#names);
+        results = evaluateShared(compiled, resource, shape, this.#keep);
+      }
     } catch (thrown) {
       // The engine failed, or this expression was made before it restarted.
       if (isTrap(thrown) || (thrown instanceof Error && /stale object/.test(thrown.message))) throw toFhirError(thrown);
@@ -911,27 +1035,25 @@ export class CompiledFhirPath {
       // resource is reported.
       return undefined;
     }
-    if (results === undefined) {
-      // An expression whose results are whole objects misses every time: stop trying.
-      this.#misses += 1;
-      if (this.#misses >= PROJECTION_MISSES) this.#names = null;
-    } else {
-      this.#misses = 0;
-    }
+    if (results !== undefined) this.#misses = 0;
     return results;
   }
 
-  /** The tree of what the expression reads on a resource of `type`; `undefined` when none. */
-  #shapeOf(compiled, type) {
+  /**
+   * How the expression reads a resource of `type` (see `#plans`); `undefined` for a type
+   * that is not a string.
+   */
+  #planOf(compiled, type) {
     if (typeof type !== "string") return undefined;
-    let shape = this.#shapes.get(type);
-    if (shape === undefined) {
-      const text = compiled.projectionShape(type);
-      shape = text === undefined ? null : parseShape(text);
+    let plan = this.#plans.get(type);
+    if (plan === undefined) {
+      const route = compiled.projectionRoute(type);
+      const shape = compiled.projectionShape(type);
+      plan = { route: route === undefined ? undefined : parseRoute(route), shape: shape === undefined ? undefined : parseShape(shape) };
       // Resource types are few; other strings are not kept.
-      if (this.#shapes.size < SHAPE_TYPES) this.#shapes.set(type, shape);
+      if (this.#plans.size < SHAPE_TYPES) this.#plans.set(type, plan);
     }
-    return shape ?? undefined;
+    return plan;
   }
 
   /**

@@ -575,3 +575,107 @@ test("objects among the results of a plain object are its own, read whole by the
   assert.deepEqual(evaluate(bundle, "Bundle.entry.resource.ofType(Observation).first() | Bundle.type"), [bundle.entry[0].resource, "collection"]);
   assert.deepEqual(evaluate(bundle, "Bundle.entry.resource.ofType(Observation).distinct().count()"), [2]);
 });
+
+test("plain paths to primitives are followed on the object: on every R4 example, and on breakages of each step, they answer as the JSON text read whole does", async () => {
+  const { readFileSync, readdirSync } = await import("node:fs");
+  const { ROOT } = await import("../lib/paths.js");
+  const { CompiledExpression } = await import("../../npm/dist/wasm/hearth.js");
+  const dir = `${process.env.HEARTH_CORPUS ?? `${ROOT}../shared/corpus`}/examples`;
+  const answer = (input, expression) => {
+    try {
+      // -0 told from 0.
+      return JSON.stringify(evaluate(input, expression), (_, value) => (Object.is(value, -0) ? "-0" : value));
+    } catch (err) {
+      if (!(err instanceof FhirError)) throw err;
+      return `error ${err.status}`;
+    }
+  };
+  // Every chain of property names from the resource to a primitive it holds, as a path
+  // (each name in backticks: `div` is an operator too).
+  const paths = (value, prefix, depth, out) => {
+    if (Array.isArray(value)) return value.forEach((item) => paths(item, prefix, depth, out));
+    if (value === null || typeof value !== "object") return out.add(prefix);
+    if (depth > 5) return out;
+    for (const [key, item] of Object.entries(value)) {
+      if (!key.startsWith("_") && key !== "resourceType" && key !== "contained" && key !== "resource") paths(item, `${prefix}.\`${key}\``, depth + 1, out);
+    }
+    return out;
+  };
+  // What breaks (or keeps) the rules, put in place of a value on the way, or of its first item.
+  const companion = { extension: [{ url: "http://example.org/x", valueString: "y" }] };
+  const hostile = () => ["", "\u0001", "a\ud800", "😀", null, -0, 1.5, 2 ** 31, -1, true, [], [null], {}, new Date(0), () => 1];
+  const routes = new Map();
+  let followed = 0;
+  let compared = 0;
+  let breakages = 0;
+  const differ = [];
+  for (const name of readdirSync(dir).filter((file) => file.endsWith(".json")).sort()) {
+    const text = readFileSync(`${dir}/${name}`, "utf8");
+    let object;
+    try {
+      object = JSON.parse(text);
+      parseResource(text).free();
+    } catch {
+      continue;
+    }
+    const type = object.resourceType;
+    const routedPaths = [];
+    for (const path of [...paths(object, type, 0, new Set())].slice(0, 40)) {
+      if (!routes.has(`${type} ${path}`)) {
+        const compiled = new CompiledExpression(path);
+        routes.set(`${type} ${path}`, compiled.projectionRoute(type));
+        compiled.free();
+      }
+      const routed = routes.get(`${type} ${path}`);
+      followed += routed !== undefined ? 1 : 0;
+      compared += 1;
+      const got = answer(object, path);
+      const want = answer(text, path);
+      if (got !== want) differ.push(`${path} on ${name}: ${got} against ${want}`);
+      if (routed !== undefined) routedPaths.push([path, routed]);
+    }
+    // In each example under 16 KB (each breakage is compared with the whole text read anew),
+    // the longest path with a route, and the first to a value that is not a string: every
+    // step broken in every way.
+    routedPaths.sort(([one], [other]) => other.split(".").length - one.split(".").length);
+    const notString = routedPaths.find(([, route]) => !route.endsWith(":s"));
+    const chosen = text.length < 16_384 ? new Set([routedPaths[0], notString].filter((found) => found !== undefined)) : [];
+    for (const [path] of chosen) {
+      const keys = path.split(".").slice(1).map((step) => step.slice(1, -1));
+      for (let step = 0; step < keys.length; step++) {
+        const key = keys[step];
+        // Each changes the object holding the step, or tells that it does not apply.
+        const variants = [];
+        for (const value of hostile()) {
+          variants.push((holder) => ((holder[key] = value), true));
+          variants.push((holder) => Array.isArray(holder[key]) && ((holder[key][0] = value), true));
+        }
+        variants.push((holder) => ((holder[key] = Array.isArray(holder[key]) ? holder[key][0] : [holder[key]]), true));
+        variants.push((holder) => Object.defineProperty(holder, key, { value: holder[key], enumerable: false }) === holder);
+        variants.push((holder) => {
+          const original = holder[key];
+          return Object.defineProperty(holder, key, { get: () => original, enumerable: true }) === holder;
+        });
+        if (step === keys.length - 1) {
+          variants.push((holder) => ((holder[`_${key}`] = Array.isArray(holder[key]) ? holder[key].map(() => companion) : companion), true));
+          variants.push((holder) => ((holder[`_${key}`] = {}), true));
+          variants.push((holder) => Array.isArray(holder[key]) && ((holder[`_${key}`] = holder[key].map(() => companion)), (holder[key][0] = null), true));
+        }
+        for (const variant of variants) {
+          const copy = structuredClone(object);
+          // The object holding step `step`: down the path through the first item of arrays.
+          let holder = copy;
+          for (const before of keys.slice(0, step)) holder = Array.isArray(holder?.[before]) ? holder[before][0] : holder?.[before];
+          if (holder === null || typeof holder !== "object" || holder[key] === undefined || !variant(holder)) continue;
+          breakages += 1;
+          const gotBroken = answer(copy, path);
+          const wantBroken = answer(JSON.stringify(copy), path);
+          if (gotBroken !== wantBroken) differ.push(`${path} on ${name}, step ${key} broken by ${variant}: ${gotBroken} against ${wantBroken}`);
+        }
+      }
+    }
+  }
+  console.log(`plain paths: ${compared} evaluations of paths to primitives (${followed} on a route) and ${breakages} of broken steps compared with the JSON text, ${differ.length} differ`);
+  assert.deepEqual(differ.slice(0, 10), []);
+  assert.ok(followed > 5_000 && breakages > 5_000, `${followed} followed, ${breakages} broken`);
+});
