@@ -145,6 +145,14 @@ pub fn version() -> String {
     env!("CARGO_PKG_VERSION").into()
 }
 
+/// The JSON properties an object of a FHIR type may have and how each is written, for JS to
+/// check a plain object by the rules the engine reads JSON by (see the engine's
+/// `json::fhir::json_table`); `undefined` for a name no type has.
+#[wasm_bindgen(js_name = jsonTable)]
+pub fn json_table(type_name: &str) -> Option<String> {
+    hearth_engine::json::fhir::json_table(type_name)
+}
+
 fn set(target: &Object, key: &str, value: &JsValue) -> Result<(), BindingError> {
     Reflect::set(target, &JsValue::from_str(key), value).map_err(BindingError::Js)?;
     Ok(())

@@ -4,6 +4,7 @@
 import * as wasm from "../dist/wasm/hearth.js";
 import { FhirError, errorOutcome, toFhirError } from "./error.js";
 import { call, describe, engine, isTrap, onRestart, restartEngine, toBytes } from "./engine.js";
+import { checkResource, followRoute, invisible, parseRoute, plainData, startChecks } from "./plain.js";
 
 export { FhirError };
 
@@ -431,118 +432,6 @@ function reserve(more) {
 }
 
 /**
- * A route (see `projectionRoute` in the engine): the properties a plain path follows to
- * primitive values, whether each holds an array, and how the values are written (`s`, `b`,
- * `d`, or `i`, `p`, `u` for integers at least `min`).
- * @typedef {{ keys: string[], many: boolean[], kind: string, min: number, companion: string }} Route
- */
-
-/** Reads the engine's `name+.given+:s` into a {@link Route}. */
-function parseRoute(text) {
-  const colon = text.lastIndexOf(":");
-  const kind = text.slice(colon + 1);
-  const keys = [];
-  const many = [];
-  for (const step of text.slice(0, colon).split(".")) {
-    many.push(step.endsWith("+"));
-    keys.push(step.endsWith("+") ? step.slice(0, -1) : step);
-  }
-  const min = kind === "p" ? 1 : kind === "u" ? 0 : -2147483648;
-  return { keys, many, kind, min, companion: `_${keys[keys.length - 1]}` };
-}
-
-/**
- * What a route may visit: one for each object and value, and one for every 64 UTF-16 units
- * of its strings (so that what it takes stays far below the engine's 64 MiB input limit);
- * past it, the engine reads the projection.
- */
-const ROUTE_BUDGET = 100_000;
-
-/**
- * Follows `route` on a plain object: its values, in order, when every property on the way is
- * what the engine reads without error from the object's projection (the same properties, see
- * `projectionRoute`), and `undefined` for anything else (a `_name` companion, `null`, an empty
- * object or array, a wrong JSON type, what JSON.stringify writes otherwise), which the engine
- * then reads.
- * @param {object} resource
- * @param {Route} route
- */
-function followRoute(resource, route) {
-  if (Array.isArray(resource) || !plainData(resource) || !propertyIsEnumerable.call(resource, "resourceType")) return undefined;
-  const results = [];
-  return routeStep(resource, route, 0, results, ROUTE_BUDGET) < 0 ? undefined : results;
-}
-
-/**
- * Follows `route` from step `at` in `object` (a plain object), adding the values found to
- * `results`: what is left of `budget`, or -1 when the engine must read instead.
- */
-function routeStep(object, route, at, results, budget) {
-  const key = route.keys[at];
-  const value = object[key];
-  const last = at === route.keys.length - 1;
-  // A companion holds extensions (and perhaps stands for a missing value): the engine's.
-  if (last && !invisible(object[route.companion])) return -1;
-  if (invisible(value) || !propertyIsEnumerable.call(object, key)) {
-    // Not there: an object with nothing JSON writes is an empty object, which breaks the rules.
-    for (const other in object) if (!invisible(object[other])) return budget;
-    return -1;
-  }
-  if (route.many[at]) {
-    if (!Array.isArray(value) || !plainData(value) || value.length === 0) return -1;
-    for (let idx = 0; idx < value.length && budget >= 0; idx++) budget = routeItem(value[idx], route, at, last, results, budget - 1);
-    return budget;
-  }
-  return routeItem(value, route, at, last, results, budget - 1);
-}
-
-/** One value of step `at`: an object to go on in, or at the end a primitive value to keep. */
-function routeItem(value, route, at, last, results, budget) {
-  if (budget < 0) return -1;
-  if (!last) {
-    if (typeof value !== "object" || value === null || Array.isArray(value) || !plainData(value)) return -1;
-    return routeStep(value, route, at + 1, results, budget);
-  }
-  switch (route.kind) {
-    case "s":
-      if (typeof value !== "string" || !fhirString(value)) return -1;
-      budget -= value.length >> 6;
-      if (budget < 0) return -1;
-      break;
-    case "b":
-      if (typeof value !== "boolean") return -1;
-      break;
-    case "d":
-      // -0 is written as 0.
-      if (typeof value !== "number" || !Number.isFinite(value) || Object.is(value, -0)) return -1;
-      break;
-    default:
-      if (!Number.isInteger(value) || value < route.min || value > 2147483647 || Object.is(value, -0)) return -1;
-  }
-  results.push(value);
-  return budget;
-}
-
-/**
- * True for a string the engine reads as a FHIR string: not empty, no control character but
- * tab, carriage return and line feed, no lone surrogate.
- */
-function fhirString(text) {
-  if (text.length === 0) return false;
-  for (let idx = 0; idx < text.length; idx++) {
-    const code = text.charCodeAt(idx);
-    if (code < 0x20) {
-      if (code !== 0x09 && code !== 0x0a && code !== 0x0d) return false;
-    } else if (code >= 0xd800 && code <= 0xdfff) {
-      const next = text.charCodeAt(idx + 1);
-      if (code > 0xdbff || !(next >= 0xdc00 && next <= 0xdfff)) return false;
-      idx++;
-    }
-  }
-  return true;
-}
-
-/**
  * A projection's tree (see `projectionShape` in the engine): the properties kept in an object
  * at this node, and the node of each; `whole` where objects may be results, kept whole:
  * `true`, or the resource types for which they are.
@@ -606,6 +495,7 @@ function evaluateShared(compiled, resource, shape, keep) {
     limit = io.ptr + io.capacity;
     lost = false;
     wholes = undefined;
+    startChecks();
     if (!(shape !== undefined ? writeShaped(resource, shape, 0) : writeProjection(resource, keep, 0))) return undefined;
     // A getter of the object that called into the engine may have grown its memory, which
     // leaves the view written to empty: what went there since was lost.
@@ -770,10 +660,6 @@ function plainKey(key) {
   return true;
 }
 
-/** JSON.stringify writes nothing for these in an object, and `null` in an array. */
-function invisible(value) {
-  return value === undefined || typeof value === "function" || typeof value === "symbol";
-}
 
 /** `\uXXXX` for a UTF-16 code unit; returns the position after it. */
 function writeEscape(bytes, at, code) {
@@ -863,7 +749,13 @@ function writeShaped(value, shape, depth) {
     return true;
   }
   const { keys, children, whole } = shape;
-  if (whole !== undefined && (whole === true || whole.has(value.resourceType))) return writeWhole(value);
+  if (whole !== undefined && (whole === true || whole.has(value.resourceType))) {
+    // A resource that may be a result: checked here by the FHIR JSON rules, and handed back
+    // as it stands; the engine reads only what the expression reads. Others are written
+    // whole, for the engine to read.
+    if (whole === true || !checkResource(value, depth)) return writeWhole(value);
+    (wholes ??= new Set()).add(value);
+  }
   writeByte(0x7b);
   let first = true;
   for (let idx = 0; idx < keys.length; idx++) {
@@ -888,22 +780,16 @@ function writeShaped(value, shape, depth) {
  */
 function writeWhole(value) {
   const text = JSON.stringify(value);
-  if (text === undefined) return false;
+  // The engine reads a projection's objects even when empty (those it emptied): one empty
+  // here breaks the rules, and the whole resource is read to say so (a string holding `{}`
+  // is read whole too).
+  if (text === undefined || text.includes("{}")) return false;
   reserve(text.length * 3);
   pos += encoder.encodeInto(text, out.subarray(pos, limit)).written;
   (wholes ??= new Set()).add(value);
   return true;
 }
 
-/**
- * True for an array or object JSON.stringify writes as it stands: its own prototype, no
- * `toJSON`. Anything else (class instances, Dates, arrays with `toJSON`) is read whole.
- */
-function plainData(value) {
-  const proto = Object.getPrototypeOf(value);
-  const plain = Array.isArray(value) ? proto === Array.prototype : proto === Object.prototype || proto === null;
-  return plain && typeof value.toJSON !== "function";
-}
 
 /**
  * A compiled FHIRPath expression: compile once, evaluate many times.

@@ -93,6 +93,62 @@ pub fn parse_resource_lenient(
     Ok((resource, Some(outcome)))
 }
 
+/// The JSON properties an object of type `type_name` may have, as [`parse_resource`] reads
+/// them, for a host to check an object it holds by the same rules: `None` for a name no type
+/// has. The type's kind (`R` a concrete resource, `A` an abstract one, `C` a complex type or
+/// backbone element, `P` a primitive), then for each property, after `|`: its name, how its
+/// values are written (`s` a string, `b` a boolean, `d` a decimal, `i`, `p`, `u` an integer,
+/// a positive and an unsigned one; `c` an object of another type, `r` a resource), `1` when
+/// it holds an array (else `0`), the index of its element (shared by a choice element's
+/// names), the name of its type, and `1` when it may have a `_name` companion (else `0`):
+/// `C|url s 0 1 uri 0|valueString s 0 2 string 1|...`. Elements not allowed (maximum 0) are
+/// left out, as are companions (`_name`), which hold an object of the primitive's type.
+pub fn json_table(type_name: &str) -> Option<String> {
+    let def = model::type_def(model::type_by_name(type_name)?);
+    let mut out = String::from(match def.kind {
+        TypeKind::Resource if def.is_abstract => "A",
+        TypeKind::Resource => "R",
+        TypeKind::Primitive => "P",
+        TypeKind::Complex | TypeKind::Backbone => "C",
+    });
+    for json_name in def.json_names {
+        let Some(element) = def.elements.get(usize::from(json_name.element)) else {
+            continue;
+        };
+        let Some(element_type) = element.types.get(usize::from(json_name.choice)) else {
+            continue;
+        };
+        if element.max == 0 {
+            continue;
+        }
+        let value_def = model::type_def(element_type.type_id);
+        let kind = match (
+            value_def.kind,
+            value_def.primitive.map(|primitive| primitive.json),
+        ) {
+            (TypeKind::Primitive, Some(JsonKind::Boolean)) => 'b',
+            (TypeKind::Primitive, Some(JsonKind::Decimal)) => 'd',
+            (TypeKind::Primitive, Some(JsonKind::Integer)) => match value_def.name {
+                "positiveInt" => 'p',
+                "unsignedInt" => 'u',
+                _ => 'i',
+            },
+            (TypeKind::Primitive, _) => 's',
+            _ if value_def.name == "Resource" => 'r',
+            _ => 'c',
+        };
+        out.push_str(&format!(
+            "|{} {kind} {} {} {} {}",
+            json_name.name,
+            u8::from(element.is_array()),
+            json_name.element,
+            value_def.name,
+            u8::from(companion_allowed(element, json_name.choice)),
+        ));
+    }
+    Some(out)
+}
+
 /// The resource read from `bytes` (when one could be), and the issues found, each with its
 /// line and column.
 fn read_resource(
@@ -820,4 +876,41 @@ fn companion_allowed(element: &ElementDef, choice: u16) -> bool {
             .is_some_and(|element_type| {
                 model::type_def(element_type.type_id).kind == TypeKind::Primitive
             })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::json_table;
+
+    #[test]
+    fn json_tables_name_each_property_as_the_reader_reads_it() {
+        let patient = json_table("Patient").expect("a type");
+        let entries: alloc::vec::Vec<&str> = patient.split('|').collect();
+        assert_eq!(entries.first(), Some(&"R"));
+        let entry = |name: &str| {
+            entries
+                .iter()
+                .find(|entry| entry.split(' ').next() == Some(name))
+                .copied()
+        };
+        assert!(entry("birthDate")
+            .is_some_and(|e| e.starts_with("birthDate s 0 ") && e.ends_with(" date 1")));
+        assert!(entry("name")
+            .is_some_and(|e| e.starts_with("name c 1 ") && e.ends_with(" HumanName 0")));
+        assert!(entry("contained").is_some_and(|e| e.starts_with("contained r 1 ")));
+        assert!(entry("multipleBirthInteger")
+            .is_some_and(|e| e.starts_with("multipleBirthInteger i 0 ")));
+        // A choice element's names share its element; companions are not listed.
+        let element = |name: &str| entry(name).and_then(|e| e.split(' ').nth(3));
+        assert_eq!(element("deceasedBoolean"), element("deceasedDateTime"));
+        assert_ne!(element("deceasedBoolean"), element("birthDate"));
+        assert_eq!(entry("_birthDate"), None);
+        assert!(json_table("Attachment")
+            .is_some_and(|t| t.starts_with("C|") && t.contains("|size u 0 ")));
+        // `Extension.url` has no companion.
+        assert!(json_table("Extension").is_some_and(|t| t.contains("|url s 0 2 uri 0|")));
+        assert!(json_table("Resource").is_some_and(|t| t.starts_with("A|")));
+        assert!(json_table("string").is_some_and(|t| t.starts_with("P")));
+        assert_eq!(json_table("Nothing"), None);
+    }
 }

@@ -1,0 +1,271 @@
+// Plain JS objects read by the FHIR JSON rules without the engine, where JS can answer
+// alone: plain paths to primitive values followed on the object (routes), and whole resources
+// checked as the engine reads them (by its table of each type's properties). Each answers
+// only where it is sure to give what the engine gives; anything else is left to it.
+
+import * as wasm from "../dist/wasm/hearth.js";
+
+const { propertyIsEnumerable } = Object.prototype;
+
+/** JSON.stringify writes nothing for these in an object, and `null` in an array. */
+export function invisible(value) {
+  return value === undefined || typeof value === "function" || typeof value === "symbol";
+}
+
+/**
+ * True for an array or object JSON.stringify writes as it stands: its own prototype, no
+ * `toJSON`. Anything else (class instances, Dates, arrays with `toJSON`) is read whole.
+ */
+export function plainData(value) {
+  const proto = Object.getPrototypeOf(value);
+  const plain = Array.isArray(value) ? proto === Array.prototype : proto === Object.prototype || proto === null;
+  return plain && typeof value.toJSON !== "function";
+}
+
+/**
+ * A route (see `projectionRoute` in the engine): the properties a plain path follows to
+ * primitive values, whether each holds an array, and how the values are written (`s`, `b`,
+ * `d`, or `i`, `p`, `u` for integers at least `min`).
+ * @typedef {{ keys: string[], many: boolean[], kind: string, min: number, companion: string }} Route
+ */
+
+/** Reads the engine's `name+.given+:s` into a {@link Route}. */
+export function parseRoute(text) {
+  const colon = text.lastIndexOf(":");
+  const kind = text.slice(colon + 1);
+  const keys = [];
+  const many = [];
+  for (const step of text.slice(0, colon).split(".")) {
+    many.push(step.endsWith("+"));
+    keys.push(step.endsWith("+") ? step.slice(0, -1) : step);
+  }
+  const min = kind === "p" ? 1 : kind === "u" ? 0 : -2147483648;
+  return { keys, many, kind, min, companion: `_${keys[keys.length - 1]}` };
+}
+
+/**
+ * What a route may visit: one for each object and value, and one for every 64 UTF-16 units
+ * of its strings (so that what it takes stays far below the engine's 64 MiB input limit);
+ * past it, the engine reads the projection.
+ */
+const ROUTE_BUDGET = 100_000;
+
+/**
+ * Follows `route` on a plain object: its values, in order, when every property on the way is
+ * what the engine reads without error from the object's projection (the same properties, see
+ * `projectionRoute`), and `undefined` for anything else (a `_name` companion, `null`, an empty
+ * object or array, a wrong JSON type, what JSON.stringify writes otherwise), which the engine
+ * then reads.
+ * @param {object} resource
+ * @param {Route} route
+ */
+export function followRoute(resource, route) {
+  if (Array.isArray(resource) || !plainData(resource) || !propertyIsEnumerable.call(resource, "resourceType")) return undefined;
+  const results = [];
+  return routeStep(resource, route, 0, results, ROUTE_BUDGET) < 0 ? undefined : results;
+}
+
+/**
+ * Follows `route` from step `at` in `object` (a plain object), adding the values found to
+ * `results`: what is left of `budget`, or -1 when the engine must read instead.
+ */
+function routeStep(object, route, at, results, budget) {
+  const key = route.keys[at];
+  const value = object[key];
+  const last = at === route.keys.length - 1;
+  // A companion holds extensions (and perhaps stands for a missing value): the engine's.
+  if (last && !invisible(object[route.companion])) return -1;
+  if (invisible(value) || !propertyIsEnumerable.call(object, key)) {
+    // Not there: an object with nothing JSON writes is an empty object, which breaks the rules.
+    for (const other in object) if (!invisible(object[other])) return budget;
+    return -1;
+  }
+  if (route.many[at]) {
+    if (!Array.isArray(value) || !plainData(value) || value.length === 0) return -1;
+    for (let idx = 0; idx < value.length && budget >= 0; idx++) budget = routeItem(value[idx], route, at, last, results, budget - 1);
+    return budget;
+  }
+  return routeItem(value, route, at, last, results, budget - 1);
+}
+
+/** One value of step `at`: an object to go on in, or at the end a primitive value to keep. */
+function routeItem(value, route, at, last, results, budget) {
+  if (budget < 0) return -1;
+  if (!last) {
+    if (typeof value !== "object" || value === null || Array.isArray(value) || !plainData(value)) return -1;
+    return routeStep(value, route, at + 1, results, budget);
+  }
+  switch (route.kind) {
+    case "s":
+      if (typeof value !== "string" || !fhirString(value)) return -1;
+      budget -= value.length >> 6;
+      if (budget < 0) return -1;
+      break;
+    case "b":
+      if (typeof value !== "boolean") return -1;
+      break;
+    case "d":
+      // -0 is written as 0.
+      if (typeof value !== "number" || !Number.isFinite(value) || Object.is(value, -0)) return -1;
+      break;
+    default:
+      if (!Number.isInteger(value) || value < route.min || value > 2147483647 || Object.is(value, -0)) return -1;
+  }
+  results.push(value);
+  return budget;
+}
+
+/** Characters a FHIR string may not hold, and surrogates (which must come in pairs). */
+const SUSPECT = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\ud800-\udfff]/;
+
+/**
+ * True for a string the engine reads as a FHIR string: not empty, no control character but
+ * tab, carriage return and line feed, no lone surrogate.
+ */
+function fhirString(text) {
+  if (text.length === 0) return false;
+  if (!SUSPECT.test(text)) return true;
+  for (let idx = 0; idx < text.length; idx++) {
+    const code = text.charCodeAt(idx);
+    if (code < 0x20) {
+      if (code !== 0x09 && code !== 0x0a && code !== 0x0d) return false;
+    } else if (code >= 0xd800 && code <= 0xdfff) {
+      const next = text.charCodeAt(idx + 1);
+      if (code > 0xdbff || !(next >= 0xdc00 && next <= 0xdfff)) return false;
+      idx++;
+    }
+  }
+  return true;
+}
+
+
+/**
+ * A type's JSON properties (see `jsonTable` in the engine): its kind (`R`, `A`, `C`, `P`)
+ * and, by name, how each property is written: `kind` (`s`, `b`, `d`, `i`, `p`, `u`, `c`,
+ * `r`, or `_` for a `_name` companion), `many` when it holds an array, its element, the
+ * name of its type (and its table, once used), and `choice` when its element has several
+ * names.
+ * @typedef {{ kind: string, properties: Map<string, { kind: string, many: boolean, element: number, type: string, choice: boolean, table?: Table }> }} Table
+ */
+
+/** By type name, its {@link Table}: the model does not change, and its types are few. */
+const tables = new Map();
+
+/** The {@link Table} of type `name`; `undefined` for a name no type has (not kept). */
+function tableOf(name) {
+  let table = tables.get(name);
+  if (table === undefined) {
+    const text = wasm.jsonTable(name);
+    if (text === undefined) return undefined;
+    table = parseTable(text);
+    tables.set(name, table);
+  }
+  return table;
+}
+
+function parseTable(text) {
+  const [kind, ...entries] = text.split("|");
+  const properties = new Map();
+  const names = new Map();
+  for (const entry of entries) {
+    const [name, valueKind, array, element, type, companion] = entry.split(" ");
+    const property = { kind: valueKind, many: array === "1", element: Number(element), type, choice: false, table: undefined };
+    properties.set(name, property);
+    names.set(property.element, (names.get(property.element) ?? 0) + 1);
+    if (companion === "1") properties.set(`_${name}`, { ...property, kind: "_" });
+  }
+  for (const property of properties.values()) property.choice = names.get(property.element) > 1;
+  return { kind, properties };
+}
+
+/**
+ * Deepest nesting of objects and arrays a check follows, counted from the resource the
+ * projection starts at (the engine reads 100); deeper objects are left to it.
+ */
+const CHECK_DEPTH = 90;
+/**
+ * What the checks of one projection may take, in bytes of its JSON at most: 64 for each value
+ * (its name and punctuation), 3 for each UTF-16 unit of a string; past it (near the engine's
+ * 64 MiB input limit) the engine reads.
+ */
+const CHECK_BUDGET = 48 << 20;
+let budget = CHECK_BUDGET;
+
+/** Starts the checks of one projection (see {@link CHECK_BUDGET}). */
+export function startChecks() {
+  budget = CHECK_BUDGET;
+}
+
+/**
+ * True when the engine would read `value`, a resource at nesting `depth`, without error by
+ * the FHIR JSON rules (every property known, each written as its type is, no empty objects
+ * or arrays, one type per choice element); false for what breaks them and for what the engine
+ * is left to judge (`null` in arrays, arrays of companions, nesting past {@link CHECK_DEPTH},
+ * anything JSON.stringify would write otherwise than it stands).
+ */
+export function checkResource(value, depth) {
+  if (typeof value !== "object" || value === null || Array.isArray(value) || !plainData(value)) return false;
+  const type = value.resourceType;
+  if (typeof type !== "string" || !propertyIsEnumerable.call(value, "resourceType")) return false;
+  const table = tableOf(type);
+  return table !== undefined && table.kind === "R" && checkObject(value, table, true, depth + 1);
+}
+
+function checkObject(object, table, isResource, depth) {
+  if (depth > CHECK_DEPTH) return false;
+  let empty = true;
+  let choices;
+  // Own enumerable string keys: those JSON.stringify writes.
+  for (const key of Object.keys(object)) {
+    const value = object[key];
+    if (invisible(value)) continue;
+    empty = false;
+    if ((budget -= 64) < 0) return false;
+    if (isResource && key === "resourceType") continue;
+    const property = table.properties.get(key);
+    if (property === undefined) return false;
+    if (property.choice) {
+      // One type for a choice element: `valueString` with `_valueString`, not `valueBoolean`.
+      const name = property.kind === "_" ? key.slice(1) : key;
+      choices ??= new Map();
+      const known = choices.get(property.element);
+      if (known === undefined) choices.set(property.element, name);
+      else if (known !== name) return false;
+    }
+    if (!checkValue(value, property, depth + 1)) return false;
+  }
+  return !empty;
+}
+
+function checkValue(value, property, depth) {
+  if (!property.many) return !Array.isArray(value) && checkItem(value, property, depth);
+  // A companion array lines up with its values, `null` where one has none: the engine's.
+  if (property.kind === "_" || !Array.isArray(value) || !plainData(value) || value.length === 0) return false;
+  for (let idx = 0; idx < value.length; idx++) if (!checkItem(value[idx], property, depth + 1)) return false;
+  return true;
+}
+
+function checkItem(value, property, depth) {
+  switch (property.kind) {
+    case "s":
+      return typeof value === "string" && fhirString(value) && (budget -= 3 * value.length) >= 0;
+    case "b":
+      return typeof value === "boolean";
+    case "d":
+      return typeof value === "number" && Number.isFinite(value);
+    case "i":
+      return Number.isInteger(value) && value >= -2147483648 && value <= 2147483647;
+    case "p":
+      return Number.isInteger(value) && value >= 1 && value <= 2147483647;
+    case "u":
+      return Number.isInteger(value) && value >= 0 && value <= 2147483647;
+    case "r":
+      return checkResource(value, depth);
+    default: {
+      // An object of the property's type (`c`), or a companion (`_`) of the primitive's.
+      if (typeof value !== "object" || value === null || Array.isArray(value) || !plainData(value)) return false;
+      const table = (property.table ??= tableOf(property.type));
+      return table !== undefined && checkObject(value, table, false, depth);
+    }
+  }
+}

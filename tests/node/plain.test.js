@@ -1,0 +1,215 @@
+// Plain objects checked in JS by the FHIR JSON rules (npm/src/plain.js): whole resources
+// accepted there must be accepted by the engine reading their JSON, on every R4 example,
+// every Synthea resource, and breakages of them at random places; and through the package,
+// resources among the results of a plain object answer as its JSON text read whole does.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync, readdirSync } from "node:fs";
+import { evaluate, parseResource, FhirError } from "hearth-fhir";
+import { checkResource, startChecks } from "../../npm/src/plain.js";
+import { ROOT } from "../lib/paths.js";
+
+const corpus = process.env.HEARTH_CORPUS ?? `${ROOT}../shared/corpus`;
+
+function reads(text) {
+  try {
+    parseResource(text).free();
+    return true;
+  } catch (err) {
+    if (!(err instanceof FhirError)) throw err;
+    return false;
+  }
+}
+
+function checks(value) {
+  startChecks();
+  return checkResource(value, 0);
+}
+
+/** The R4 examples and Synthea's resources, as [name, JSON text]. */
+function resources() {
+  const found = [];
+  for (const name of readdirSync(`${corpus}/examples`).filter((file) => file.endsWith(".json")).sort()) {
+    found.push([name, readFileSync(`${corpus}/examples/${name}`, "utf8")]);
+  }
+  for (const name of readdirSync(`${corpus}/synthea`).filter((file) => file.endsWith(".json")).sort()) {
+    const bundle = JSON.parse(readFileSync(`${corpus}/synthea/${name}`, "utf8"));
+    found.push([name, JSON.stringify(bundle)]);
+    bundle.entry.forEach((entry, idx) => found.push([`${name} entry ${idx}`, JSON.stringify(entry.resource)]));
+  }
+  return found;
+}
+
+/** A small deterministic generator (mulberry32), so that every run breaks the same places. */
+function random(seed) {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Every object and array in `value`, with the key or index of each of its members. */
+function places(value, out = []) {
+  if (value === null || typeof value !== "object") return out;
+  for (const key of Object.keys(value)) {
+    out.push([value, Array.isArray(value) ? Number(key) : key]);
+    places(value[key], out);
+  }
+  return out;
+}
+
+const hostile = ["", "\u0001", "a\ud800", "😀", "x", "Resource", "Patient", null, 0, -0, 1.5, -1, 2 ** 31, 1e21, Number.NaN, true, [], [null], ["x"], [{}], {}, { url: "http://example.org/x" }, { id: "i" }, [{ id: "i" }], new Date(0), undefined];
+
+test("a whole resource JS accepts by the FHIR JSON rules, the engine reads: every R4 example and Synthea resource", () => {
+  let accepted = 0;
+  let declined = 0;
+  let refused = 0;
+  const wrong = [];
+  for (const [name, text] of resources()) {
+    const ok = reads(text);
+    const checked = checks(JSON.parse(text));
+    if (checked && !ok) wrong.push(name);
+    if (checked) accepted += 1;
+    else if (ok) declined += 1;
+    else refused += 1;
+  }
+  console.log(`whole resources checked in JS: ${accepted} accepted, ${declined} left to the engine that it reads, ${refused} refused by both; ${wrong.length} accepted that the engine refuses`);
+  assert.deepEqual(wrong, []);
+  assert.ok(accepted > 8_000, `${accepted} accepted`);
+  // What JS leaves to the engine is rare (nulls in arrays, arrays of companions).
+  assert.ok(declined < accepted / 50, `${declined} declined`);
+});
+
+test("a broken resource JS accepts, the engine reads: breakages at random places of every R4 example", () => {
+  const next = random(18);
+  let accepted = 0;
+  let broken = 0;
+  const wrong = [];
+  for (const name of readdirSync(`${corpus}/examples`).filter((file) => file.endsWith(".json")).sort()) {
+    const text = readFileSync(`${corpus}/examples/${name}`, "utf8");
+    if (text.length > 32_768 || !reads(text)) continue;
+    for (let round = 0; round < 40; round++) {
+      const copy = JSON.parse(text);
+      const all = places(copy);
+      const [holder, key] = all[Math.floor(next() * all.length)];
+      const how = next();
+      if (how < 0.6) {
+        holder[key] = hostile[Math.floor(next() * hostile.length)];
+      } else if (how < 0.7 && !Array.isArray(holder)) {
+        // An unknown name, a companion, or a second type of a choice element.
+        const names = ["favouriteColour", `_${key}`, "valueBoolean", "valueString", "_valueString", "resourceType", "extension", "_id"];
+        holder[names[Math.floor(next() * names.length)]] = hostile[Math.floor(next() * hostile.length)];
+      } else if (how < 0.8) {
+        holder[key] = Array.isArray(holder[key]) ? holder[key][0] : [holder[key]];
+      } else if (how < 0.9 && !Array.isArray(holder)) {
+        delete holder[key];
+      } else {
+        holder[key] = structuredClone(all[Math.floor(next() * all.length)][0]);
+      }
+      broken += 1;
+      if (!checks(copy)) continue;
+      accepted += 1;
+      if (!reads(JSON.stringify(copy))) wrong.push(`${name}: ${JSON.stringify(copy).slice(0, 200)}`);
+    }
+  }
+  console.log(`broken resources: ${broken}, ${accepted} accepted in JS, ${wrong.length} of them refused by the engine`);
+  assert.deepEqual(wrong.slice(0, 5), []);
+  assert.ok(broken > 20_000 && accepted > 2_000, `${broken} broken, ${accepted} accepted`);
+});
+
+test("hand-made breakages of the rules are refused in JS as the engine refuses them", () => {
+  const patient = (extra) => ({ resourceType: "Patient", id: "p", ...extra });
+  const cases = [
+    patient({ name: [{ given: ["a", "b"] }], _x: 1 }),
+    patient({ name: [{ given: ["a", "b"], _given: [{ id: "i" }] }] }),
+    patient({ name: [{ given: ["a"], _given: [{ id: "i" }, { id: "j" }] }] }),
+    patient({ name: [{ given: [null, "b"], _given: [null, { id: "j" }] }] }),
+    patient({ contained: [{ resourceType: "Resource", id: "r" }] }),
+    patient({ contained: [{ resourceType: "DomainResource", id: "r" }] }),
+    patient({ contained: [{ resourceType: "Nothing", id: "r" }] }),
+    patient({ contained: [{ id: "r" }] }),
+    patient({ contained: [patient({ contained: [patient({ gender: 1 })] })] }),
+    patient({ deceasedBoolean: true, deceasedDateTime: "2020" }),
+    patient({ deceasedBoolean: true, _deceasedDateTime: { id: "x" } }),
+    patient({ multipleBirthInteger: 2 ** 31 }),
+    patient({ photo: [{ size: -1 }] }),
+    patient({ _birthDate: { value: "x" } }),
+    patient({ _birthDate: {} }),
+    patient({ _id: { id: "x" } }),
+    patient({ extension: [{ url: "http://example.org/x", _url: { id: "u" } }] }),
+    patient({ name: [{ period: { start: "2020", end: {} } }] }),
+    patient({ text: { status: "generated", div: "" } }),
+    patient({ active: "true" }),
+    patient({ birthDate: ["1970"] }),
+    patient({ name: { family: "F" } }),
+  ];
+  const wrong = [];
+  for (const resource of cases) {
+    const text = JSON.stringify(resource);
+    if (checks(resource) && !reads(text)) wrong.push(text);
+    if (reads(text)) wrong.push(`read: ${text}`);
+  }
+  assert.deepEqual(wrong, []);
+  // And what keeps the rules is accepted.
+  for (const resource of [patient({ name: [{ given: ["a"], _given: [{ id: "i" }] }] }), patient({ deceasedDateTime: "2020", _deceasedDateTime: { id: "x" } }), patient({ contained: [patient({ id: "q" })] })]) {
+    assert.ok(reads(JSON.stringify(resource)), JSON.stringify(resource));
+  }
+  assert.ok(checks(patient({ deceasedDateTime: "2020", _deceasedDateTime: { id: "x" } })));
+  assert.ok(checks(patient({ contained: [patient({ id: "q" })] })));
+});
+
+test("resources among the results of a plain object answer as its JSON text read whole does, broken or not", () => {
+  const bundle = JSON.parse(readFileSync(`${corpus}/synthea/${readdirSync(`${corpus}/synthea`).filter((file) => file.endsWith(".json")).sort()[0]}`, "utf8"));
+  const answer = (input, expression) => {
+    try {
+      return JSON.stringify(evaluate(input, expression));
+    } catch (err) {
+      if (!(err instanceof FhirError)) throw err;
+      return `error ${err.status}`;
+    }
+  };
+  const expression = "Bundle.entry.resource.ofType(Observation)";
+  const found = evaluate(bundle, expression);
+  assert.ok(found.length > 10);
+  assert.equal(found[0], bundle.entry.find((entry) => entry.resource.resourceType === "Observation").resource, "the bundle's own object");
+  assert.equal(answer(bundle, expression), answer(JSON.stringify(bundle), expression));
+  const next = random(7);
+  const observations = bundle.entry.filter((entry) => entry.resource.resourceType === "Observation");
+  let differ = 0;
+  let errors = 0;
+  for (let round = 0; round < 300; round++) {
+    const copy = structuredClone(bundle);
+    const target = copy.entry[bundle.entry.indexOf(observations[Math.floor(next() * observations.length)])].resource;
+    const all = places(target);
+    const [holder, key] = all[Math.floor(next() * all.length)];
+    // Made another type, it is no result, and not read (as resources no result holds).
+    if (holder === target && key === "resourceType") continue;
+    holder[key] = hostile[Math.floor(next() * hostile.length)];
+    const got = answer(copy, expression);
+    const want = answer(JSON.stringify(copy), expression);
+    if (want.startsWith("error")) errors += 1;
+    if (got !== want) differ += 1;
+  }
+  console.log(`resources as results: 300 bundles with a broken Observation, ${errors} refused, ${differ} differ from the JSON text`);
+  assert.equal(differ, 0);
+  assert.ok(errors > 100);
+});
+
+test("objects among the results that are not resources are read whole by the engine, empty objects in them refused", () => {
+  const patient = { resourceType: "Patient", name: [{ family: "F", period: {} }, { family: "G" }] };
+  for (const expression of ["Patient.name.where(family = 'F')", "Patient.name.first()", "Patient.name"]) {
+    assert.throws(() => evaluate(patient, expression), (err) => err instanceof FhirError && err.status === 400 && /empty object/.test(err.message), expression);
+    assert.throws(() => evaluate(JSON.stringify(patient), expression), (err) => err instanceof FhirError && /empty object/.test(err.message));
+  }
+  const fine = { resourceType: "Patient", name: [{ family: "F", period: { start: "2020" } }, { family: "G", text: "{}" }] };
+  assert.deepEqual(evaluate(fine, "Patient.name.where(family = 'F')"), [fine.name[0]]);
+  assert.deepEqual(evaluate(fine, "Patient.name.last()"), [fine.name[1]]);
+  const contained = { resourceType: "Patient", contained: [{ resourceType: "Organization", id: "o", name: "N", address: [{}] }] };
+  assert.throws(() => evaluate(contained, "Patient.contained.ofType(Organization)"), (err) => err instanceof FhirError && /empty object/.test(err.message));
+  contained.contained[0].address[0].city = "C";
+  assert.equal(evaluate(contained, "Patient.contained.ofType(Organization)")[0], contained.contained[0]);
+});
