@@ -4,7 +4,7 @@
 import * as wasm from "../dist/wasm/hearth.js";
 import { FhirError, errorOutcome, toFhirError } from "./error.js";
 import { call, describe, engine, isTrap, onRestart, restartEngine, toBytes } from "./engine.js";
-import { checkResource, followRoute, invisible, parseRoute, plainData, startChecks } from "./plain.js";
+import { checkResource, followRoute, invisible, members, parseRoute, plainData, startChecks } from "./plain.js";
 
 export { FhirError };
 
@@ -714,20 +714,18 @@ function writeProjection(value, keep, depth) {
   }
   writeByte(0x7b);
   let first = true;
-  let empty = true;
   for (const key of Object.keys(value)) {
     const item = value[key];
-    if (invisible(item)) continue;
-    empty = false;
-    if (!keep.has(key)) continue;
+    if (invisible(item) || !keep.has(key)) continue;
     if (!plainKey(key)) return false;
     writeKey(key, first);
     first = false;
     if (!writeProjection(item, keep, depth + 1)) return false;
   }
   writeByte(0x7d);
-  // An empty object breaks the FHIR JSON rules; in a projection it would pass for one emptied.
-  return !empty;
+  // Nothing kept: an empty object breaks the FHIR JSON rules, an emptied one is read as such
+  // (and one JSON.stringify may write empty is read whole).
+  return !first || members(value) === 1;
 }
 
 /**
@@ -768,10 +766,9 @@ function writeShaped(value, shape, depth) {
     if (!writeShaped(item, children[idx], depth + 1)) return false;
   }
   writeByte(0x7d);
-  if (!first) return true;
-  // Nothing kept: an empty object breaks the FHIR JSON rules, an emptied one is read as such.
-  for (const key in value) if (!invisible(value[key])) return true;
-  return false;
+  // Nothing kept: an empty object breaks the FHIR JSON rules, an emptied one is read as such
+  // (and one JSON.stringify may write empty is read whole).
+  return !first || members(value) === 1;
 }
 
 /**

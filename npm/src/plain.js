@@ -24,23 +24,38 @@ export function plainData(value) {
 
 /**
  * A route (see `projectionRoute` in the engine): the properties a plain path follows to
- * primitive values, whether each holds an array, and how the values are written (`s`, `b`,
- * `d`, or `i`, `p`, `u` for integers at least `min`).
- * @typedef {{ keys: string[], many: boolean[], kind: string, min: number, companion: string }} Route
+ * primitive values, whether each holds an array, the other properties of each object on the
+ * way that are checked, not followed (`guards`), and how the values at its end are written
+ * (`s`, `b`, `d`, or `i`, `p`, `u` for integers).
+ * @typedef {{ keys: string[], many: boolean[], guards: (Guard[] | undefined)[], kind: string, companion: string }} Route
+ * @typedef {{ name: string, kind: string, choice: boolean }} Guard
  */
 
-/** Reads the engine's `name+.given+:s` into a {@link Route}. */
+/** Reads the engine's `valueQuantity{valueString:=s,...}.value{code:s,...}:d` into a {@link Route}. */
 export function parseRoute(text) {
   const colon = text.lastIndexOf(":");
   const kind = text.slice(colon + 1);
   const keys = [];
   const many = [];
+  const guards = [];
   for (const step of text.slice(0, colon).split(".")) {
-    many.push(step.endsWith("+"));
-    keys.push(step.endsWith("+") ? step.slice(0, -1) : step);
+    const brace = step.indexOf("{");
+    const head = brace < 0 ? step : step.slice(0, brace);
+    many.push(head.endsWith("+"));
+    keys.push(head.endsWith("+") ? head.slice(0, -1) : head);
+    guards.push(
+      brace < 0
+        ? undefined
+        : step
+            .slice(brace + 1, -1)
+            .split(",")
+            .map((guard) => {
+              const [name, spec] = guard.split(":");
+              return { name, kind: spec.replace("=", ""), choice: spec.startsWith("=") };
+            }),
+    );
   }
-  const min = kind === "p" ? 1 : kind === "u" ? 0 : -2147483648;
-  return { keys, many, kind, min, companion: `_${keys[keys.length - 1]}` };
+  return { keys, many, guards, kind, companion: `_${keys[keys.length - 1]}` };
 }
 
 /**
@@ -65,27 +80,89 @@ export function followRoute(resource, route) {
   return routeStep(resource, route, 0, results, ROUTE_BUDGET) < 0 ? undefined : results;
 }
 
+/** True when `object` has property `key` as JSON.stringify writes it: own, enumerable, visible. */
+function holds(object, key) {
+  return !invisible(object[key]) && propertyIsEnumerable.call(object, key);
+}
+
+/**
+ * 1 when JSON.stringify writes at least one member of `object`, 0 when it writes none (an
+ * empty object, which breaks the rules), -1 when that cannot be told without writing it (a
+ * value with `toJSON` may write nothing, a BigInt throws).
+ */
+export function members(object) {
+  for (const key of Object.keys(object)) {
+    const value = object[key];
+    if (invisible(value)) continue;
+    if (typeof value === "bigint" || (typeof value === "object" && value !== null && !plainData(value))) return -1;
+    return 1;
+  }
+  return 0;
+}
+
 /**
  * Follows `route` from step `at` in `object` (a plain object), adding the values found to
  * `results`: what is left of `budget`, or -1 when the engine must read instead.
  */
 function routeStep(object, route, at, results, budget) {
   const key = route.keys[at];
-  const value = object[key];
   const last = at === route.keys.length - 1;
   // A companion holds extensions (and perhaps stands for a missing value): the engine's.
   if (last && !invisible(object[route.companion])) return -1;
-  if (invisible(value) || !propertyIsEnumerable.call(object, key)) {
-    // Not there: an object with nothing JSON writes is an empty object, which breaks the rules.
-    for (const other in object) if (!invisible(object[other])) return budget;
-    return -1;
+  const guards = route.guards[at];
+  if (guards !== undefined && !guarded(object, key, guards)) return -1;
+  if (!holds(object, key)) {
+    // Not there: an object JSON writes nothing of is an empty object, which breaks the rules.
+    return members(object) === 1 ? budget : -1;
   }
+  const value = object[key];
   if (route.many[at]) {
     if (!Array.isArray(value) || !plainData(value) || value.length === 0) return -1;
     for (let idx = 0; idx < value.length && budget >= 0; idx++) budget = routeItem(value[idx], route, at, last, results, budget - 1);
     return budget;
   }
   return routeItem(value, route, at, last, results, budget - 1);
+}
+
+/**
+ * True when the other properties the projection reads in `object` (beside `key`, followed)
+ * keep the rules: each written as its kind says, no companion, no second type of the choice
+ * element followed.
+ * @param {Guard[]} guards
+ */
+function guarded(object, key, guards) {
+  let types = 0;
+  for (let idx = 0; idx < guards.length; idx++) {
+    const { name, kind, choice } = guards[idx];
+    if (!holds(object, name)) continue;
+    if (kind === "x") return false;
+    const value = object[name];
+    if (kind === "o") {
+      if (typeof value !== "object" || value === null || Array.isArray(value) || !plainData(value) || members(value) !== 1) return false;
+    } else if (!primitive(value, kind)) {
+      return false;
+    }
+    if (choice) types += 1;
+  }
+  return types === 0 || (types === 1 && !holds(object, key));
+}
+
+/** True for a value the engine reads as a primitive written as `kind` says. */
+function primitive(value, kind) {
+  switch (kind) {
+    case "s":
+      return typeof value === "string" && fhirString(value);
+    case "b":
+      return typeof value === "boolean";
+    case "d":
+      return typeof value === "number" && Number.isFinite(value);
+    case "p":
+      return Number.isInteger(value) && value >= 1 && value <= 2147483647;
+    case "u":
+      return Number.isInteger(value) && value >= 0 && value <= 2147483647;
+    default:
+      return Number.isInteger(value) && value >= -2147483648 && value <= 2147483647;
+  }
 }
 
 /** One value of step `at`: an object to go on in, or at the end a primitive value to keep. */
@@ -95,22 +172,9 @@ function routeItem(value, route, at, last, results, budget) {
     if (typeof value !== "object" || value === null || Array.isArray(value) || !plainData(value)) return -1;
     return routeStep(value, route, at + 1, results, budget);
   }
-  switch (route.kind) {
-    case "s":
-      if (typeof value !== "string" || !fhirString(value)) return -1;
-      budget -= value.length >> 6;
-      if (budget < 0) return -1;
-      break;
-    case "b":
-      if (typeof value !== "boolean") return -1;
-      break;
-    case "d":
-      // -0 is written as 0.
-      if (typeof value !== "number" || !Number.isFinite(value) || Object.is(value, -0)) return -1;
-      break;
-    default:
-      if (!Number.isInteger(value) || value < route.min || value > 2147483647 || Object.is(value, -0)) return -1;
-  }
+  // -0 is written as 0: left to the engine, which gives 0.
+  if (!primitive(value, route.kind) || Object.is(value, -0)) return -1;
+  if (typeof value === "string" && (budget -= value.length >> 6) < 0) return -1;
   results.push(value);
   return budget;
 }
@@ -185,8 +249,8 @@ function parseTable(text) {
 const CHECK_DEPTH = 90;
 /**
  * What the checks of one projection may take, in bytes of its JSON at most: 64 for each value
- * (its name and punctuation), 3 for each UTF-16 unit of a string; past it (near the engine's
- * 64 MiB input limit) the engine reads.
+ * (its name, or its place in an array, and punctuation), and 6 for each UTF-16 unit of a
+ * string; past it (near the engine's 64 MiB input limit) the engine reads.
  */
 const CHECK_BUDGET = 48 << 20;
 let budget = CHECK_BUDGET;
@@ -241,14 +305,17 @@ function checkValue(value, property, depth) {
   if (!property.many) return !Array.isArray(value) && checkItem(value, property, depth);
   // A companion array lines up with its values, `null` where one has none: the engine's.
   if (property.kind === "_" || !Array.isArray(value) || !plainData(value) || value.length === 0) return false;
-  for (let idx = 0; idx < value.length; idx++) if (!checkItem(value[idx], property, depth + 1)) return false;
+  for (let idx = 0; idx < value.length; idx++) {
+    if ((budget -= 64) < 0 || !checkItem(value[idx], property, depth + 1)) return false;
+  }
   return true;
 }
 
 function checkItem(value, property, depth) {
   switch (property.kind) {
     case "s":
-      return typeof value === "string" && fhirString(value) && (budget -= 3 * value.length) >= 0;
+      // At most 6 bytes of JSON (`\uXXXX`) a UTF-16 unit, and the quotes.
+      return typeof value === "string" && fhirString(value) && (budget -= 6 * value.length + 2) >= 0;
     case "b":
       return typeof value === "boolean";
     case "d":

@@ -590,14 +590,32 @@ test("plain paths to primitives are followed on the object: on every R4 example,
       return `error ${err.status}`;
     }
   };
-  // Every chain of property names from the resource to a primitive it holds, as a path
-  // (each name in backticks: `div` is an operator too).
-  const paths = (value, prefix, depth, out) => {
-    if (Array.isArray(value)) return value.forEach((item) => paths(item, prefix, depth, out));
-    if (value === null || typeof value !== "object") return out.add(prefix);
+  // Every chain of property names from the resource to a primitive it holds, as a path (each
+  // name in backticks: `div` is an operator too), with the chain itself; a choice element's
+  // typed name (`valueQuantity`) also as FHIRPath names it (`value.ofType(Quantity)`).
+  const { jsonTable } = await import("../../npm/dist/wasm/hearth.js");
+  const typed = (key) => {
+    for (let at = 1; at < key.length; at++) {
+      const suffix = key.slice(at);
+      if (suffix[0] < "A" || suffix[0] > "Z") continue;
+      const lower = suffix[0].toLowerCase() + suffix.slice(1);
+      const type = jsonTable(suffix) !== undefined ? suffix : jsonTable(lower)?.startsWith("P") ? lower : undefined;
+      if (type !== undefined) return `\`${key.slice(0, at)}\`.ofType(${type})`;
+    }
+    return undefined;
+  };
+  const paths = (value, prefix, keys, depth, out) => {
+    if (Array.isArray(value)) return value.forEach((item) => paths(item, prefix, keys, depth, out));
+    if (value === null || typeof value !== "object") {
+      out.set(prefix, keys);
+      return out;
+    }
     if (depth > 5) return out;
     for (const [key, item] of Object.entries(value)) {
-      if (!key.startsWith("_") && key !== "resourceType" && key !== "contained" && key !== "resource") paths(item, `${prefix}.\`${key}\``, depth + 1, out);
+      if (key.startsWith("_") || key === "resourceType" || key === "contained" || key === "resource") continue;
+      paths(item, `${prefix}.\`${key}\``, [...keys, key], depth + 1, out);
+      const choice = typed(key);
+      if (choice !== undefined) paths(item, `${prefix}.${choice}`, [...keys, key], depth + 1, out);
     }
     return out;
   };
@@ -606,6 +624,7 @@ test("plain paths to primitives are followed on the object: on every R4 example,
   const hostile = () => ["", "\u0001", "a\ud800", "😀", null, -0, 1.5, 2 ** 31, -1, true, [], [null], {}, new Date(0), () => 1];
   const routes = new Map();
   let followed = 0;
+  let ofTypes = 0;
   let compared = 0;
   let breakages = 0;
   const differ = [];
@@ -620,7 +639,8 @@ test("plain paths to primitives are followed on the object: on every R4 example,
     }
     const type = object.resourceType;
     const routedPaths = [];
-    for (const path of [...paths(object, type, 0, new Set())].slice(0, 40)) {
+    const found = paths(object, type, [], 0, new Map());
+    for (const path of [...found.keys()].slice(0, 60)) {
       if (!routes.has(`${type} ${path}`)) {
         const compiled = new CompiledExpression(path);
         routes.set(`${type} ${path}`, compiled.projectionRoute(type));
@@ -633,19 +653,51 @@ test("plain paths to primitives are followed on the object: on every R4 example,
       const want = answer(text, path);
       if (got !== want) differ.push(`${path} on ${name}: ${got} against ${want}`);
       if (routed !== undefined) routedPaths.push([path, routed]);
+      if (routed !== undefined && path.includes(".ofType(")) ofTypes += 1;
     }
-    // In each example under 16 KB (each breakage is compared with the whole text read anew),
-    // the longest path with a route, and the first to a value that is not a string: every
-    // step broken in every way.
-    routedPaths.sort(([one], [other]) => other.split(".").length - one.split(".").length);
+    // In each example under 8 KB (each breakage is compared with the whole text read anew),
+    // the longest path with a route, and the first with properties checked beside it (else
+    // the first to a value that is not a string): every step broken in every way.
+    routedPaths.sort(([one], [other]) => found.get(other).length - found.get(one).length);
     const notString = routedPaths.find(([, route]) => !route.endsWith(":s"));
-    const chosen = text.length < 16_384 ? new Set([routedPaths[0], notString].filter((found) => found !== undefined)) : [];
-    for (const [path] of chosen) {
-      const keys = path.split(".").slice(1).map((step) => step.slice(1, -1));
+    const guarded = routedPaths.find(([, route]) => route.includes("{"));
+    const chosen = text.length < 8_192 ? new Set([routedPaths[0], guarded ?? notString].filter((path) => path !== undefined)) : [];
+    for (const [path, route] of chosen) {
+      const keys = found.get(path);
+      // The properties checked beside each step (a choice element's other types, a
+      // Quantity's code and unit), by the route.
+      const besides = route
+        .slice(0, route.lastIndexOf(":"))
+        .split(".")
+        .map((step) => (step.includes("{") ? step.slice(step.indexOf("{") + 1, -1).split(",").map((guard) => guard.split(":")[0]) : []))
+        // A few of each step: three values' names, one companion.
+        .map((names) => [...names.filter((name) => !name.startsWith("_")).slice(0, 3), ...names.filter((name) => name.startsWith("_")).slice(0, 1)]);
+      const choices = route
+        .slice(0, route.lastIndexOf(":"))
+        .split(".")
+        .map((step) => (step.includes("{") ? step.slice(step.indexOf("{") + 1, -1).split(",").map((guard) => guard.split(":")) : []))
+        .map((guards) => guards.filter(([name, spec]) => spec.startsWith("=") && !name.startsWith("_")).map(([name, spec]) => [name, spec.slice(1)]));
       for (let step = 0; step < keys.length; step++) {
         const key = keys[step];
         // Each changes the object holding the step, or tells that it does not apply.
         const variants = [];
+        // (What is inside an object checked beside is not read, as in any projection: only
+        // objects that are empty or fine for every type go there.)
+        // Two other types of the choice element followed, each fine alone, with it or in its place.
+        const fine = { s: "x", b: true, d: 1.5, i: 1, p: 1, u: 1, o: { id: "i" } };
+        const types = (choices[step] ?? []).slice(0, 2);
+        if (types.length === 2) {
+          const both = (holder) => types.forEach(([name, kind]) => (holder[name] = fine[kind]));
+          variants.push((holder) => (both(holder), true));
+          variants.push((holder) => (delete holder[key], both(holder), true));
+        }
+        for (const [order, beside] of (besides[step] ?? []).entries()) {
+          for (const value of [...hostile(), "x", false, 7, beside.startsWith("_") ? { id: "i" } : { id: "i", extension: [companion.extension[0]] }]) {
+            variants.push((holder) => ((holder[beside] = value), true));
+            // In place of the property followed (another type of its choice element).
+            if (order < 2) variants.push((holder) => (delete holder[key], (holder[beside] = value), true));
+          }
+        }
         for (const value of hostile()) {
           variants.push((holder) => ((holder[key] = value), true));
           variants.push((holder) => Array.isArray(holder[key]) && ((holder[key][0] = value), true));
@@ -675,7 +727,7 @@ test("plain paths to primitives are followed on the object: on every R4 example,
       }
     }
   }
-  console.log(`plain paths: ${compared} evaluations of paths to primitives (${followed} on a route) and ${breakages} of broken steps compared with the JSON text, ${differ.length} differ`);
+  console.log(`plain paths: ${compared} evaluations of paths to primitives (${followed} on a route, ${ofTypes} of them through ofType()) and ${breakages} of broken steps compared with the JSON text, ${differ.length} differ`);
   assert.deepEqual(differ.slice(0, 10), []);
-  assert.ok(followed > 5_000 && breakages > 5_000, `${followed} followed, ${breakages} broken`);
+  assert.ok(followed > 5_000 && ofTypes > 500 && breakages > 5_000, `${followed} followed, ${ofTypes} through ofType(), ${breakages} broken`);
 });

@@ -213,3 +213,43 @@ test("objects among the results that are not resources are read whole by the eng
   contained.contained[0].address[0].city = "C";
   assert.equal(evaluate(contained, "Patient.contained.ofType(Organization)")[0], contained.contained[0]);
 });
+
+test("what JSON.stringify writes otherwise, and JSON past the engine's limit, are left to the engine", () => {
+  const answer = (input, expression) => {
+    try {
+      return JSON.stringify(evaluate(input, expression));
+    } catch (err) {
+      if (!(err instanceof FhirError)) throw err;
+      return `error ${err.status} ${/empty object|bytes of JSON/.exec(err.message)?.[0]}`;
+    }
+  };
+  const gone = { toJSON: () => undefined };
+  const cases = [
+    // A property written as nothing leaves an empty object, which breaks the rules.
+    [{ resourceType: "Observation", status: "final", code: { text: "c" }, subject: { display: gone } }, "Observation.subject.reference"],
+    [{ resourceType: "Patient", name: [{ family: gone }] }, "Patient.name.given"],
+    [{ resourceType: "Patient", name: [{ family: gone }] }, "Patient.name.where(use = 'x').given"],
+    [{ resourceType: "Patient", name: [{ family: gone }] }, "name.given.count()"],
+    [{ resourceType: "Patient", name: [{ family: gone, given: ["g"] }] }, "Patient.name.given"],
+  ];
+  for (const [resource, expression] of cases) {
+    assert.equal(answer(resource, expression), answer(JSON.stringify(resource), expression), `${expression} on ${JSON.stringify(resource)}`);
+  }
+  assert.equal(answer(cases[0][0], cases[0][1]), "error 400 empty object");
+  // Inherited enumerable properties are not written.
+  Object.defineProperty(Object.prototype, "polluted", { value: 1, enumerable: true, configurable: true });
+  try {
+    const resource = { resourceType: "Patient", name: [{}] };
+    assert.equal(answer(resource, "Patient.name.given"), "error 400 empty object");
+    assert.equal(checks({ resourceType: "Patient", name: [{}] }), false);
+  } finally {
+    delete Object.prototype.polluted;
+  }
+  // A resource whose JSON passes the engine's 64 MiB: every item of an array counts.
+  const huge = { resourceType: "MolecularSequence", type: "dna", coordinateSystem: 0, quality: [{ type: "indel", roc: { fMeasure: new Array(3_000_000).fill(-1.2345678901234567e-300) } }] };
+  assert.equal(checks(huge), false);
+  const bundle = { resourceType: "Bundle", type: "collection", entry: [{ resource: huge }] };
+  assert.equal(answer(bundle, "Bundle.entry.resource.ofType(MolecularSequence)"), "error 400 bytes of JSON");
+  const quotes = { resourceType: "Patient", name: [{ given: new Array(10_000_000).fill('"') }] };
+  assert.equal(checks(quotes), false);
+});

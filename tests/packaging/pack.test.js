@@ -45,6 +45,7 @@ test("the tarball holds the entries, types, bin and wasm module, and nothing els
     "src/entry-workerd.js",
     "src/error.js",
     "src/generated/r4.d.ts",
+    "src/plain.js",
     "src/serve-worker.js",
     "src/service-worker.js",
     "src/sqlite-store.js",

@@ -18,110 +18,281 @@ use crate::model::{self, flags, JsonKind, TypeId, TypeKind};
 const MAX_ROUTE_STEPS: usize = 16;
 
 /// The route of `ast` through a resource of type `resource_type`: the JSON names it follows,
-/// separated by `.`, each followed by `+` when it holds an array, then `:` and how the
-/// values at its end are written: `s` a string, `b` a boolean, `d` a decimal, `i` an integer,
-/// `p` a positive integer, `u` an unsigned integer. `name+.given+:s` for `Patient.name.given`.
+/// separated by `.`, each followed by `+` when it holds an array and by the other properties
+/// its object holds that the projection reads (`{code:s,_code:x}`, see below), then `:` and
+/// how the values at its end are written: `s` a string, `b` a boolean, `d` a decimal, `i` an
+/// integer, `p` a positive integer, `u` an unsigned integer. `name+.given+:s` for
+/// `Patient.name.given`.
 ///
-/// `None` unless `ast` is a path of element names (the first may name the resource's own type)
-/// that ends at a primitive element, without choice or resource-typed elements, and reads
-/// exactly what its projection's tree reads on that type.
+/// The other properties are checked, not followed: each is written as its kind says (`o` an
+/// object), `x` must not be there (a companion, left to the engine), and `=` marks another
+/// type of the choice element followed, which may not be there beside it
+/// (`valueQuantity{valueString:=s,_valueString:=x,...}`).
+///
+/// `None` unless `ast` is a path of element names (the first may name the resource's own type;
+/// a choice element followed by `ofType()` of one of its types) that ends at a primitive
+/// element, without resource-typed elements, and reads what its projection's tree reads on
+/// that type and nothing it cannot check.
 pub(crate) fn route(ast: &Expr, resource_type: &str) -> Option<String> {
     let type_id = model::resource_type(resource_type)?;
-    let mut names = Vec::new();
+    let mut parts = Vec::new();
     let mut node = ast;
     loop {
         match node {
             Expr::Member(target, name, _) => {
-                names.push(&**name);
+                parts.push(Part::Name(name));
+                node = target;
+            }
+            Expr::Call(Some(target), function, args, _) if function == "ofType" => {
+                let [Expr::Ident(type_name, _)] = args.as_slice() else {
+                    return None;
+                };
+                parts.push(Part::OfType(type_name.type_id?));
                 node = target;
             }
             Expr::Ident(name, _) => {
-                names.push(&**name);
+                parts.push(Part::Name(name));
                 break;
             }
             _ => return None,
         }
-        if names.len() > MAX_ROUTE_STEPS {
+        if parts.len() > MAX_ROUTE_STEPS {
             return None;
         }
     }
-    names.reverse();
+    parts.reverse();
     // The resource's own type at the start passes the resource itself; another type name
     // (a base type, or one the resource is not) is left to the engine.
-    let first = names.first()?;
-    let names = if *first == model::type_def(type_id).name {
-        names.get(1..)?
+    let Some(Part::Name(first)) = parts.first() else {
+        return None;
+    };
+    let parts = if &***first == model::type_def(type_id).name {
+        parts.get(1..)?
     } else if first.starts_with(|c: char| c.is_ascii_uppercase()) {
         return None;
     } else {
-        &names[..]
+        &parts[..]
     };
-    let last = names.len().checked_sub(1)?;
-    let mut out = String::new();
-    // The projection's tree this route reads, to compare with the one the engine makes.
-    let mut tree = String::from("resourceType");
+    let shape = projection::shape(ast, resource_type)?;
+    let tree = Shape::parse(&shape)?;
+    let mut nodes = &tree;
     let mut current = type_id;
-    for (idx, name) in names.iter().enumerate() {
-        let (element_type, is_array) = element(current, name)?;
+    let mut out = String::new();
+    let mut idx = 0;
+    while let Some(part) = parts.get(idx) {
+        let Part::Name(name) = part else {
+            return None;
+        };
+        let def = model::type_def(current);
+        // A choice element has no JSON name of its own: found by its element name.
+        let index = match def.json_name(name) {
+            Some(found) => found.element,
+            None => u16::try_from(
+                def.elements
+                    .iter()
+                    .position(|element| element.name == &***name)?,
+            )
+            .ok()?,
+        };
+        let element = def.elements.get(usize::from(index))?;
+        if element.name != &***name || element.max == 0 {
+            return None;
+        }
+        // The JSON name followed, and its type: a choice element's, for the one type named.
+        let (key, value_type) = if element.has(flags::CHOICE) {
+            let Some(Part::OfType(wanted)) = parts.get(idx + 1) else {
+                return None;
+            };
+            idx += 1;
+            let mut chosen = None;
+            for (choice, element_type) in element.types.iter().enumerate() {
+                if element_type.type_id == *wanted {
+                    chosen = u16::try_from(choice).ok();
+                } else if model::is_of_type(element_type.type_id, *wanted) {
+                    return None;
+                }
+            }
+            let chosen = chosen?;
+            let key = def
+                .json_names
+                .iter()
+                .find(|json_name| json_name.element == index && json_name.choice == chosen)?;
+            (key.name, *wanted)
+        } else {
+            let [element_type] = element.types else {
+                return None;
+            };
+            (element.name, element_type.type_id)
+        };
+        let last = idx + 1 == parts.len();
+        let followed = nodes.iter().find(|node| node.name == key)?;
+        if followed.whole {
+            return None;
+        }
         if !out.is_empty() {
             out.push('.');
         }
-        out.push_str(name);
-        if is_array {
+        out.push_str(key);
+        if element.is_array() {
             out.push('+');
         }
-        if !tree.ends_with('(') {
-            tree.push(',');
-        }
-        tree.push_str(name);
-        let def = model::type_def(element_type);
-        if idx == last {
-            let kind = match (def.kind, def.primitive.map(|primitive| primitive.json)) {
-                (TypeKind::Primitive, Some(JsonKind::String) | None) => 's',
-                (TypeKind::Primitive, Some(JsonKind::Boolean)) => 'b',
-                (TypeKind::Primitive, Some(JsonKind::Decimal)) => 'd',
-                (TypeKind::Primitive, Some(JsonKind::Integer)) => match def.name {
-                    "positiveInt" => 'p',
-                    "unsignedInt" => 'u',
-                    "integer" => 'i',
-                    _ => return None,
-                },
-                _ => return None,
-            };
-            out.push(':');
-            out.push(kind);
-            tree.push_str(",_");
-            tree.push_str(name);
-        } else {
-            if !matches!(def.kind, TypeKind::Complex | TypeKind::Backbone) || def.is_abstract {
+        // What else the projection reads in this object: checked, not followed.
+        let companion = alloc::format!("_{key}");
+        let mut guards = String::new();
+        for other in nodes {
+            let at_root = core::ptr::eq(nodes, &tree);
+            if other.name == key
+                || (last && other.name == companion)
+                || (at_root && other.name == "resourceType")
+            {
+                continue;
+            }
+            if !other.children.is_empty() || other.whole {
                 return None;
             }
-            tree.push('(');
-            current = element_type;
+            let (kind, same_choice) = guard(def, &other.name, index)?;
+            guards.push(if guards.is_empty() { '{' } else { ',' });
+            guards.push_str(&other.name);
+            guards.push(':');
+            if same_choice {
+                guards.push('=');
+            }
+            guards.push(kind);
         }
+        if !guards.is_empty() {
+            guards.push('}');
+            out.push_str(&guards);
+        }
+        let value_def = model::type_def(value_type);
+        if last {
+            if !followed.children.is_empty() {
+                return None;
+            }
+            out.push(':');
+            out.push(primitive_kind(value_def)?);
+        } else {
+            if !matches!(value_def.kind, TypeKind::Complex | TypeKind::Backbone)
+                || value_def.is_abstract
+            {
+                return None;
+            }
+            nodes = &followed.children;
+            current = value_type;
+        }
+        idx += 1;
     }
-    for _ in 1..names.len() {
-        tree.push(')');
-    }
-    (projection::shape(ast, resource_type)? == tree).then_some(out)
+    (!out.is_empty()).then_some(out)
 }
 
-/// The type of element `name` of type `type_id` and whether it repeats: `None` for a name the
-/// type does not have, a choice element, or one that is not allowed.
-fn element(type_id: TypeId, name: &str) -> Option<(TypeId, bool)> {
-    if name.starts_with('_') {
+/// A step of a plain path.
+enum Part<'x> {
+    Name(&'x super::parser::Name),
+    OfType(TypeId),
+}
+
+/// How values of a primitive type are written; `None` for other types.
+fn primitive_kind(def: &model::TypeDef) -> Option<char> {
+    if def.kind != TypeKind::Primitive {
         return None;
     }
-    let def = model::type_def(type_id);
+    Some(match def.primitive.map(|primitive| primitive.json) {
+        Some(JsonKind::String) | None => 's',
+        Some(JsonKind::Boolean) => 'b',
+        Some(JsonKind::Decimal) => 'd',
+        Some(JsonKind::Integer) => match def.name {
+            "positiveInt" => 'p',
+            "unsignedInt" => 'u',
+            "integer" => 'i',
+            _ => return None,
+        },
+    })
+}
+
+/// How property `name` of an object of type `def` is checked beside the one followed (of
+/// element `followed`), and whether it is another name of that choice element: `x` for a
+/// companion, `o` for an object, else its primitive kind. `None` for what a check cannot
+/// settle (arrays, resources, names the type lacks).
+fn guard(def: &model::TypeDef, name: &str, followed: u16) -> Option<(char, bool)> {
+    if let Some(base) = name.strip_prefix('_') {
+        let found = def.json_name(base)?;
+        return Some(('x', found.element == followed));
+    }
     let found = def.json_name(name)?;
     let element = def.elements.get(usize::from(found.element))?;
-    if element.name != name || element.has(flags::CHOICE) || element.max == 0 {
+    if element.is_array() || element.max == 0 {
         return None;
     }
-    let [element_type] = element.types else {
-        return None;
+    let value_def = model::type_def(element.types.get(usize::from(found.choice))?.type_id);
+    let kind = match value_def.kind {
+        TypeKind::Complex | TypeKind::Backbone if !value_def.is_abstract => 'o',
+        _ => primitive_kind(value_def)?,
     };
-    Some((element_type.type_id, element.is_array()))
+    Some((kind, found.element == followed))
+}
+
+/// A node of a projection's tree (see [`projection::shape`]): a property, what is read inside
+/// it, and whether its objects may be results.
+struct Shape {
+    name: String,
+    children: Vec<Shape>,
+    whole: bool,
+}
+
+impl Shape {
+    /// Reads `a,b(c,d(e)*),f*[Observation|Patient]`.
+    fn parse(text: &str) -> Option<Vec<Shape>> {
+        let mut at = 0;
+        let nodes = Self::list(text.as_bytes(), &mut at, 0)?;
+        (at == text.len()).then_some(nodes)
+    }
+
+    fn list(bytes: &[u8], at: &mut usize, depth: usize) -> Option<Vec<Shape>> {
+        if depth > 2 * MAX_ROUTE_STEPS + 2 {
+            return None;
+        }
+        let mut nodes = Vec::new();
+        loop {
+            let start = *at;
+            while bytes
+                .get(*at)
+                .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_')
+            {
+                *at += 1;
+            }
+            let name = core::str::from_utf8(bytes.get(start..*at)?).ok()?;
+            if name.is_empty() {
+                return None;
+            }
+            let mut node = Shape {
+                name: String::from(name),
+                children: Vec::new(),
+                whole: false,
+            };
+            if bytes.get(*at) == Some(&b'(') {
+                *at += 1;
+                node.children = Self::list(bytes, at, depth + 1)?;
+                if bytes.get(*at) != Some(&b')') {
+                    return None;
+                }
+                *at += 1;
+            }
+            if bytes.get(*at) == Some(&b'*') {
+                node.whole = true;
+                *at += 1;
+                if bytes.get(*at) == Some(&b'[') {
+                    while bytes.get(*at).is_some_and(|b| *b != b']') {
+                        *at += 1;
+                    }
+                    *at += 1;
+                }
+            }
+            nodes.push(node);
+            if bytes.get(*at) != Some(&b',') {
+                return Some(nodes);
+            }
+            *at += 1;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -173,6 +344,26 @@ mod tests {
                 "Questionnaire",
                 "item+.item+.item+.linkId:s",
             ),
+            // A Quantity's code and unit are read too: checked beside its value.
+            (
+                "Observation.referenceRange.low.value",
+                "Observation",
+                "referenceRange+.low.value{code:s,_code:x,unit:s,_unit:x}:d",
+            ),
+            // A choice element's other types are checked, and may not be there beside it.
+            (
+                "Patient.deceased.ofType(boolean)",
+                "Patient",
+                "deceasedBoolean{deceasedDateTime:=s,_deceasedDateTime:=x}:b",
+            ),
+            (
+                "Observation.value.ofType(Quantity).value",
+                "Observation",
+                "valueQuantity{valueBoolean:=b,_valueBoolean:=x,valueCodeableConcept:=o,\
+                 valueDateTime:=s,_valueDateTime:=x,valueInteger:=i,_valueInteger:=x,\
+                 valuePeriod:=o,valueRange:=o,valueRatio:=o,valueSampledData:=o,valueString:=s,\
+                 _valueString:=x,valueTime:=s,_valueTime:=x}.value{code:s,_code:x,unit:s,_unit:x}:d",
+            ),
         ] {
             assert_eq!(
                 route_of(expression, resource_type).as_deref(),
@@ -190,13 +381,19 @@ mod tests {
             ("Resource.id", "Patient"),
             ("Patient.birthDate", "Nothing"),
             ("Resource.id", "Resource"),
-            // Choice elements, with or without ofType().
+            // Choice elements without ofType(), by a typed name, or with a type they lack.
             ("Observation.value", "Observation"),
-            ("Observation.value.ofType(Quantity).value", "Observation"),
             ("Observation.valueQuantity.value", "Observation"),
             ("Patient.deceased", "Patient"),
-            // A Quantity's value, code and unit are read too; complex and resource results.
-            ("Observation.referenceRange.low.value", "Observation"),
+            ("Observation.value.ofType(Age).value", "Observation"),
+            ("Observation.value.ofType(Nothing).value", "Observation"),
+            (
+                "Observation.value.ofType(Quantity).ofType(Quantity).value",
+                "Observation",
+            ),
+            // Another type of the choice derives from the one named (Age from Quantity).
+            ("Condition.onset.ofType(Quantity).value", "Condition"),
+            // Complex and resource results.
             ("Patient.name", "Patient"),
             ("Bundle.entry.resource", "Bundle"),
             ("Bundle.entry.resource.id", "Bundle"),
