@@ -25,16 +25,17 @@ export function plainData(value) {
 /**
  * A route (see `projectionRoute` in the engine): the properties a plain path follows to
  * primitive values, whether each holds an array, the other properties of each object on the
- * way that are checked, not followed (`guards`), and how the values at its end are written
- * (`s`, `b`, `d`, or `i`, `p`, `u` for integers).
- * @typedef {{ keys: string[], many: boolean[], guards: (Guard[] | undefined)[], kind: string, companion: string }} Route
+ * way that are checked, not followed (`guards`), how the values at its end are written
+ * (`s`, `b`, `d`, or `i`, `p`, `u` for integers; `o` objects, only counted), and what they
+ * come to when the path ends in `count()` (`c`), `exists()` (`e`) or `empty()` (`n`).
+ * @typedef {{ keys: string[], many: boolean[], guards: (Guard[] | undefined)[], kind: string, ending?: string, companion: string }} Route
  * @typedef {{ name: string, kind: string, choice: boolean }} Guard
  */
 
 /** Reads the engine's `valueQuantity{valueString:=s,...}.value{code:s,...}:d` into a {@link Route}. */
 export function parseRoute(text) {
   const colon = text.lastIndexOf(":");
-  const kind = text.slice(colon + 1);
+  const [kind, ending] = text.slice(colon + 1).split("#");
   const keys = [];
   const many = [];
   const guards = [];
@@ -55,7 +56,7 @@ export function parseRoute(text) {
             }),
     );
   }
-  return { keys, many, guards, kind, companion: `_${keys[keys.length - 1]}` };
+  return { keys, many, guards, kind, ending, companion: `_${keys[keys.length - 1]}` };
 }
 
 /**
@@ -77,7 +78,17 @@ const ROUTE_BUDGET = 100_000;
 export function followRoute(resource, route) {
   if (Array.isArray(resource) || !plainData(resource) || !propertyIsEnumerable.call(resource, "resourceType")) return undefined;
   const results = [];
-  return routeStep(resource, route, 0, results, ROUTE_BUDGET) < 0 ? undefined : results;
+  if (routeStep(resource, route, 0, results, ROUTE_BUDGET) < 0) return undefined;
+  switch (route.ending) {
+    case "c":
+      return [results.length];
+    case "e":
+      return [results.length > 0];
+    case "n":
+      return [results.length === 0];
+    default:
+      return results;
+  }
 }
 
 /** True when `object` has property `key` as JSON.stringify writes it: own, enumerable, visible. */
@@ -171,6 +182,12 @@ function routeItem(value, route, at, last, results, budget) {
   if (!last) {
     if (typeof value !== "object" || value === null || Array.isArray(value) || !plainData(value)) return -1;
     return routeStep(value, route, at + 1, results, budget);
+  }
+  if (route.kind === "o") {
+    // An object only counted: it must be one, and not empty.
+    if (typeof value !== "object" || value === null || Array.isArray(value) || !plainData(value) || members(value) !== 1) return -1;
+    results.push(true);
+    return budget;
   }
   // -0 is written as 0: left to the engine, which gives 0.
   if (!primitive(value, route.kind) || Object.is(value, -0)) return -1;

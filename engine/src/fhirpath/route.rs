@@ -24,6 +24,10 @@ const MAX_ROUTE_STEPS: usize = 16;
 /// integer, `p` a positive integer, `u` an unsigned integer. `name+.given+:s` for
 /// `Patient.name.given`.
 ///
+/// `#c`, `#e` or `#n` after it tells that the path ends in `count()`, `exists()` or
+/// `empty()`, the answer being what the values found come to; the values may then be objects
+/// (`o`: `result+:o#c` for `DiagnosticReport.result.count()`), only counted.
+///
 /// The other properties are checked, not followed: each is written as its kind says (`o` an
 /// object), `x` must not be there (a companion, left to the engine), and `=` marks another
 /// type of the choice element followed, which may not be there beside it
@@ -35,8 +39,17 @@ const MAX_ROUTE_STEPS: usize = 16;
 /// that type and nothing it cannot check.
 pub(crate) fn route(ast: &Expr, resource_type: &str) -> Option<String> {
     let type_id = model::resource_type(resource_type)?;
+    // `count()`, `exists()` or `empty()` at the end: what the values found come to.
+    let (ending, mut node) = match ast {
+        Expr::Call(Some(target), function, args, _) if args.is_empty() => match function.as_str() {
+            "count" => (Some('c'), &**target),
+            "exists" => (Some('e'), &**target),
+            "empty" => (Some('n'), &**target),
+            _ => (None, ast),
+        },
+        _ => (None, ast),
+    };
     let mut parts = Vec::new();
-    let mut node = ast;
     loop {
         match node {
             Expr::Member(target, name, _) => {
@@ -169,7 +182,20 @@ pub(crate) fn route(ast: &Expr, resource_type: &str) -> Option<String> {
                 return None;
             }
             out.push(':');
-            out.push(primitive_kind(value_def)?);
+            // Objects at the end only to be counted.
+            let kind = match value_def.kind {
+                TypeKind::Complex | TypeKind::Backbone
+                    if ending.is_some() && !value_def.is_abstract =>
+                {
+                    'o'
+                }
+                _ => primitive_kind(value_def)?,
+            };
+            out.push(kind);
+            if let Some(ending) = ending {
+                out.push('#');
+                out.push(ending);
+            }
         } else {
             if !matches!(value_def.kind, TypeKind::Complex | TypeKind::Backbone)
                 || value_def.is_abstract
@@ -351,6 +377,9 @@ mod tests {
                 "referenceRange+.low.value{code:s,_code:x,unit:s,_unit:x}:d",
             ),
             // A choice element's other types are checked, and may not be there beside it.
+            ("DiagnosticReport.result.count()", "DiagnosticReport", "result+:o#c"),
+            ("Patient.name.given.exists()", "Patient", "name+.given+:s#e"),
+            ("Patient.name.empty()", "Patient", "name+:o#n"),
             (
                 "Patient.deceased.ofType(boolean)",
                 "Patient",
@@ -393,8 +422,11 @@ mod tests {
             ),
             // Another type of the choice derives from the one named (Age from Quantity).
             ("Condition.onset.ofType(Quantity).value", "Condition"),
-            // Complex and resource results.
+            // Complex and resource results, other functions at the end.
             ("Patient.name", "Patient"),
+            ("Patient.name.first()", "Patient"),
+            ("Patient.name.given.count().exists()", "Patient"),
+            ("Patient.contained.count()", "Patient"),
             ("Bundle.entry.resource", "Bundle"),
             ("Bundle.entry.resource.id", "Bundle"),
             ("Patient.contained.id", "Patient"),
