@@ -27,8 +27,10 @@ export function plainData(value) {
  * primitive values, whether each holds an array, the other properties of each object on the
  * way that are checked, not followed (`guards`), how the values at its end are written
  * (`s`, `b`, `d`, or `i`, `p`, `u` for integers; `o` objects, only counted), and what they
- * come to when the path ends in `count()` (`c`), `exists()` (`e`) or `empty()` (`n`).
- * @typedef {{ keys: string[], many: boolean[], guards: (Guard[] | undefined)[], kind: string, ending?: string, companion: string }} Route
+ * come to when the path ends in `count()` (`c`), `exists()` (`e`), `empty()` (`n`) or
+ * `first()` (`f`); `filters` keep only the values of a step whose string element `name` is
+ * `text` (`where(name = 'text')`).
+ * @typedef {{ keys: string[], many: boolean[], guards: (Guard[] | undefined)[], filters: ({ name: string, text: string } | undefined)[], kind: string, ending?: string, companion: string }} Route
  * @typedef {{ name: string, kind: string, choice: boolean }} Guard
  */
 
@@ -39,9 +41,15 @@ export function parseRoute(text) {
   const keys = [];
   const many = [];
   const guards = [];
+  const filters = [];
   for (const step of text.slice(0, colon).split(".")) {
     const brace = step.indexOf("{");
-    const head = brace < 0 ? step : step.slice(0, brace);
+    let head = brace < 0 ? step : step.slice(0, brace);
+    // `?name=text` (percent-encoded): only values whose `name` is `text` go on.
+    const question = head.indexOf("?");
+    const equals = head.indexOf("=", question);
+    filters.push(question < 0 ? undefined : { name: head.slice(question + 1, equals), text: decodeURIComponent(head.slice(equals + 1)) });
+    if (question >= 0) head = head.slice(0, question);
     many.push(head.endsWith("+"));
     keys.push(head.endsWith("+") ? head.slice(0, -1) : head);
     guards.push(
@@ -56,7 +64,7 @@ export function parseRoute(text) {
             }),
     );
   }
-  return { keys, many, guards, kind, ending, companion: `_${keys[keys.length - 1]}` };
+  return { keys, many, guards, filters, kind, ending, companion: `_${keys[keys.length - 1]}` };
 }
 
 /**
@@ -86,6 +94,8 @@ export function followRoute(resource, route) {
       return [results.length > 0];
     case "n":
       return [results.length === 0];
+    case "f":
+      return results.length > 0 ? [results[0]] : results;
     default:
       return results;
   }
@@ -176,23 +186,39 @@ function primitive(value, kind) {
   }
 }
 
-/** One value of step `at`: an object to go on in, or at the end a primitive value to keep. */
+/**
+ * One value of step `at`: an object to go on in, or at the end a value to keep (`results`
+ * `null` where a filter left it out: it is still checked, as the engine reads it).
+ */
 function routeItem(value, route, at, last, results, budget) {
   if (budget < 0) return -1;
-  if (!last) {
+  const filter = route.filters[at];
+  if (!last || route.kind === "o" || filter !== undefined) {
     if (typeof value !== "object" || value === null || Array.isArray(value) || !plainData(value)) return -1;
-    return routeStep(value, route, at + 1, results, budget);
+    if (filter !== undefined) {
+      // `where(name = 'text')`: a string, compared as it is (and checked in values left out
+      // too); no companion (the engine's).
+      if (holds(value, `_${filter.name}`)) return -1;
+      if (!holds(value, filter.name)) {
+        results = null;
+      } else {
+        const text = value[filter.name];
+        if (typeof text !== "string" || !fhirString(text)) return -1;
+        if (text !== filter.text) results = null;
+      }
+    }
   }
+  if (!last) return routeStep(value, route, at + 1, results, budget);
   if (route.kind === "o") {
-    // An object only counted: it must be one, and not empty.
-    if (typeof value !== "object" || value === null || Array.isArray(value) || !plainData(value) || members(value) !== 1) return -1;
-    results.push(true);
+    // An object only counted: it must not be empty.
+    if (members(value) !== 1) return -1;
+    results?.push(true);
     return budget;
   }
   // -0 is written as 0: left to the engine, which gives 0.
   if (!primitive(value, route.kind) || Object.is(value, -0)) return -1;
   if (typeof value === "string" && (budget -= value.length >> 6) < 0) return -1;
-  results.push(value);
+  results?.push(value);
   return budget;
 }
 

@@ -604,10 +604,12 @@ test("plain paths to primitives are followed on the object: on every R4 example,
     }
     return undefined;
   };
-  const paths = (value, prefix, keys, depth, out) => {
-    if (Array.isArray(value)) return value.forEach((item) => paths(item, prefix, keys, depth, out));
+  const literal = (text) => `'${text.replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`;
+  const paths = (value, prefix, keys, depth, out, filtered = false) => {
+    if (Array.isArray(value)) return value.forEach((item) => paths(item, prefix, keys, depth, out, filtered));
     if (value === null || typeof value !== "object") {
       out.set(prefix, keys);
+      if (keys.length % 3 === 0) out.set(`${prefix}.first()`, keys);
       return out;
     }
     if (depth > 5) return out;
@@ -615,9 +617,18 @@ test("plain paths to primitives are followed on the object: on every R4 example,
     if (keys.length > 0) out.set(`${prefix}.${["count", "exists", "empty"][keys.length % 3]}()`, keys);
     for (const [key, item] of Object.entries(value)) {
       if (key.startsWith("_") || key === "resourceType" || key === "contained" || key === "resource") continue;
-      paths(item, `${prefix}.\`${key}\``, [...keys, key], depth + 1, out);
+      paths(item, `${prefix}.\`${key}\``, [...keys, key], depth + 1, out, filtered);
       const choice = typed(key);
-      if (choice !== undefined) paths(item, `${prefix}.${choice}`, [...keys, key], depth + 1, out);
+      if (choice !== undefined) paths(item, `${prefix}.${choice}`, [...keys, key], depth + 1, out, filtered);
+      // Once on the way: the values filtered on a string of the first (which it keeps) and
+      // on another text (which it may not).
+      const first = Array.isArray(item) ? item[0] : item;
+      if (filtered || depth === 0 || first === null || typeof first !== "object" || Array.isArray(first)) continue;
+      const on = Object.keys(first).find((name) => typeof first[name] === "string" && !name.startsWith("_"));
+      if (on === undefined) continue;
+      for (const text of [first[on], "other"]) {
+        paths(item, `${prefix}.\`${key}\`.where(\`${on}\` = ${literal(text)})`, [...keys, key], depth + 1, out, true);
+      }
     }
     return out;
   };
@@ -628,6 +639,7 @@ test("plain paths to primitives are followed on the object: on every R4 example,
   let followed = 0;
   let ofTypes = 0;
   let endings = 0;
+  let wheres = 0;
   let compared = 0;
   let breakages = 0;
   const differ = [];
@@ -643,7 +655,7 @@ test("plain paths to primitives are followed on the object: on every R4 example,
     const type = object.resourceType;
     const routedPaths = [];
     const found = paths(object, type, [], 0, new Map());
-    for (const path of [...found.keys()].slice(0, 80)) {
+    for (const path of [...found.keys()].slice(0, 60)) {
       if (!routes.has(`${type} ${path}`)) {
         const compiled = new CompiledExpression(path);
         routes.set(`${type} ${path}`, compiled.projectionRoute(type));
@@ -658,15 +670,17 @@ test("plain paths to primitives are followed on the object: on every R4 example,
       if (routed !== undefined) routedPaths.push([path, routed]);
       if (routed !== undefined && path.includes(".ofType(")) ofTypes += 1;
       if (routed !== undefined && path.endsWith("()")) endings += 1;
+      if (routed !== undefined && path.includes(".where(")) wheres += 1;
     }
-    // In each example under 6 KB (each breakage is compared with the whole text read anew),
+    // In each example under 4 KB (each breakage is compared with the whole text read anew),
     // the longest path with a route, and the first with properties checked beside it (else
     // the first to a value that is not a string): every step broken in every way.
     routedPaths.sort(([one], [other]) => found.get(other).length - found.get(one).length);
     const notString = routedPaths.find(([, route]) => !route.endsWith(":s"));
     const guarded = routedPaths.find(([, route]) => route.includes("{"));
     const counted = routedPaths.find(([path]) => path.endsWith("()"));
-    const chosen = text.length < 6_144 ? new Set([routedPaths[0], guarded ?? notString, counted].filter((path) => path !== undefined)) : [];
+    const filtered = routedPaths.find(([, route]) => route.includes("?"));
+    const chosen = text.length < 4_096 ? new Set([routedPaths[0], guarded ?? notString, filtered ?? counted].filter((path) => path !== undefined)) : [];
     for (const [path, route] of chosen) {
       const keys = found.get(path);
       // The properties checked beside each step (a choice element's other types, a
@@ -677,6 +691,15 @@ test("plain paths to primitives are followed on the object: on every R4 example,
         .map((step) => (step.includes("{") ? step.slice(step.indexOf("{") + 1, -1).split(",").map((guard) => guard.split(":")[0]) : []))
         // A few of each step: three values' names, one companion.
         .map((names) => [...names.filter((name) => !name.startsWith("_")).slice(0, 3), ...names.filter((name) => name.startsWith("_")).slice(0, 1)]);
+      // The string the values of a step are filtered on lies in each of them: broken as the
+      // properties beside the next step.
+      route
+        .slice(0, route.lastIndexOf(":"))
+        .split(".")
+        .forEach((step, at) => {
+          const name = /\?([^=]+)=/.exec(step)?.[1];
+          if (name !== undefined && besides[at + 1] !== undefined) besides[at + 1].push(name, `_${name}`);
+        });
       const choices = route
         .slice(0, route.lastIndexOf(":"))
         .split(".")
@@ -697,7 +720,7 @@ test("plain paths to primitives are followed on the object: on every R4 example,
           variants.push((holder) => (delete holder[key], both(holder), true));
         }
         for (const [order, beside] of (besides[step] ?? []).entries()) {
-          for (const value of [...hostile(), "x", false, 7, beside.startsWith("_") ? { id: "i" } : { id: "i", extension: [companion.extension[0]] }]) {
+          for (const value of ["", "\u0001", "x", false, 7, -0, null, [], {}, new Date(0), beside.startsWith("_") ? { id: "i" } : { id: "i", extension: [companion.extension[0]] }]) {
             variants.push((holder) => ((holder[beside] = value), true));
             // In place of the property followed (another type of its choice element).
             if (order < 2) variants.push((holder) => (delete holder[key], (holder[beside] = value), true));
@@ -733,7 +756,7 @@ test("plain paths to primitives are followed on the object: on every R4 example,
       }
     }
   }
-  console.log(`plain paths: ${compared} evaluations of paths to primitives (${followed} on a route, ${ofTypes} of them through ofType(), ${endings} ending in count(), exists() or empty()) and ${breakages} of broken steps compared with the JSON text, ${differ.length} differ`);
+  console.log(`plain paths: ${compared} evaluations of paths to primitives (${followed} on a route, ${ofTypes} of them through ofType(), ${endings} ending in count(), exists(), empty() or first(), ${wheres} through where()) and ${breakages} of broken steps compared with the JSON text, ${differ.length} differ`);
   assert.deepEqual(differ.slice(0, 10), []);
-  assert.ok(followed > 5_000 && ofTypes > 500 && endings > 2_000 && breakages > 5_000, `${followed} followed, ${ofTypes} through ofType(), ${endings} ending so, ${breakages} broken`);
+  assert.ok(followed > 5_000 && ofTypes > 500 && endings > 2_000 && wheres > 1_000 && breakages > 5_000, `${followed} followed, ${ofTypes} through ofType(), ${endings} ending so, ${wheres} through where(), ${breakages} broken`);
 });

@@ -10,7 +10,7 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use super::parser::Expr;
+use super::parser::{BinaryOp, Expr, Literal};
 use super::projection;
 use crate::model::{self, flags, JsonKind, TypeId, TypeKind};
 
@@ -40,18 +40,31 @@ const MAX_ROUTE_STEPS: usize = 16;
 pub(crate) fn route(ast: &Expr, resource_type: &str) -> Option<String> {
     let type_id = model::resource_type(resource_type)?;
     // `count()`, `exists()` or `empty()` at the end: what the values found come to.
+    let mut parts = Vec::new();
     let (ending, mut node) = match ast {
-        Expr::Call(Some(target), function, args, _) if args.is_empty() => match function.as_str() {
-            "count" => (Some('c'), &**target),
-            "exists" => (Some('e'), &**target),
-            "empty" => (Some('n'), &**target),
+        Expr::Call(Some(target), function, args, _) => match (function.as_str(), args.as_slice()) {
+            ("count", []) => (Some('c'), &**target),
+            ("exists", []) => (Some('e'), &**target),
+            ("empty", []) => (Some('n'), &**target),
+            ("first", []) => (Some('f'), &**target),
+            // `exists(criteria)`: `where(criteria).exists()`.
+            ("exists", [criteria]) => {
+                parts.push(filter(criteria)?);
+                (Some('e'), &**target)
+            }
             _ => (None, ast),
         },
         _ => (None, ast),
     };
-    let mut parts = Vec::new();
     loop {
         match node {
+            Expr::Call(Some(target), function, args, _) if function == "where" => {
+                let [criteria] = args.as_slice() else {
+                    return None;
+                };
+                parts.push(filter(criteria)?);
+                node = target;
+            }
             Expr::Member(target, name, _) => {
                 parts.push(Part::Name(name));
                 node = target;
@@ -92,6 +105,8 @@ pub(crate) fn route(ast: &Expr, resource_type: &str) -> Option<String> {
     let mut current = type_id;
     let mut out = String::new();
     let mut idx = 0;
+    // The name the values of the step before were filtered on.
+    let mut before: Option<&str> = None;
     while let Some(part) = parts.get(idx) {
         let Part::Name(name) = part else {
             return None;
@@ -137,6 +152,14 @@ pub(crate) fn route(ast: &Expr, resource_type: &str) -> Option<String> {
             };
             (element.name, element_type.type_id)
         };
+        // `where(name = 'text')` on this step's values.
+        let filtered = match parts.get(idx + 1) {
+            Some(Part::Where(name, text)) => {
+                idx += 1;
+                Some((*name, *text))
+            }
+            _ => None,
+        };
         let last = idx + 1 == parts.len();
         let followed = nodes.iter().find(|node| node.name == key)?;
         if followed.whole {
@@ -157,6 +180,7 @@ pub(crate) fn route(ast: &Expr, resource_type: &str) -> Option<String> {
             if other.name == key
                 || (last && other.name == companion)
                 || (at_root && other.name == "resourceType")
+                || is_filter(&other.name, before)
             {
                 continue;
             }
@@ -177,8 +201,41 @@ pub(crate) fn route(ast: &Expr, resource_type: &str) -> Option<String> {
             out.push_str(&guards);
         }
         let value_def = model::type_def(value_type);
+        if let Some((name, text)) = filtered {
+            // The values are objects with `name` a string element of theirs.
+            if !matches!(value_def.kind, TypeKind::Complex | TypeKind::Backbone)
+                || value_def.is_abstract
+            {
+                return None;
+            }
+            let found = value_def.json_name(name)?;
+            let element = value_def.elements.get(usize::from(found.element))?;
+            let [element_type] = element.types else {
+                return None;
+            };
+            let string = STRING_TYPES.contains(&model::type_def(element_type.type_id).name);
+            if element.name != name || element.is_array() || element.max == 0 || !string {
+                return None;
+            }
+            out.push('?');
+            out.push_str(name);
+            out.push('=');
+            for byte in text.bytes() {
+                if byte.is_ascii_alphanumeric() {
+                    out.push(char::from(byte));
+                } else {
+                    out.push_str(&alloc::format!("%{byte:02X}"));
+                }
+            }
+        }
+        before = filtered.map(|(name, _)| name);
         if last {
-            if !followed.children.is_empty() {
+            if !followed
+                .children
+                .iter()
+                .all(|child| is_filter(&child.name, before))
+                || ending == Some('f') && !matches!(value_def.kind, TypeKind::Primitive)
+            {
                 return None;
             }
             out.push(':');
@@ -214,6 +271,40 @@ pub(crate) fn route(ast: &Expr, resource_type: &str) -> Option<String> {
 enum Part<'x> {
     Name(&'x super::parser::Name),
     OfType(TypeId),
+    /// `where(name = 'text')`.
+    Where(&'x str, &'x str),
+}
+
+/// The FHIR types whose values FHIRPath compares as strings.
+const STRING_TYPES: &[&str] = &[
+    "string",
+    "code",
+    "id",
+    "uri",
+    "url",
+    "canonical",
+    "markdown",
+    "oid",
+    "uuid",
+];
+
+/// `where()`'s criteria when it is `name = 'text'` (or `'text' = name`).
+fn filter(criteria: &Expr) -> Option<Part<'_>> {
+    let Expr::Binary(BinaryOp::Eq, left, right, _) = criteria else {
+        return None;
+    };
+    match (&**left, &**right) {
+        (Expr::Ident(name, _), Expr::Literal(Literal::Str(text), _))
+        | (Expr::Literal(Literal::Str(text), _), Expr::Ident(name, _)) => {
+            Some(Part::Where(name, text))
+        }
+        _ => None,
+    }
+}
+
+/// True for the name values were filtered on, or its companion.
+fn is_filter(name: &str, filter: Option<&str>) -> bool {
+    filter.is_some_and(|filter| name == filter || name.strip_prefix('_') == Some(filter))
 }
 
 /// How values of a primitive type are written; `None` for other types.
@@ -378,6 +469,22 @@ mod tests {
             ),
             // A choice element's other types are checked, and may not be there beside it.
             ("DiagnosticReport.result.count()", "DiagnosticReport", "result+:o#c"),
+            ("Patient.name.given.first()", "Patient", "name+.given+:s#f"),
+            (
+                "Patient.name.where(use = 'official').given.first()",
+                "Patient",
+                "name+?use=official.given+:s#f",
+            ),
+            (
+                "Observation.code.coding.where(system = 'http://loinc.org').code",
+                "Observation",
+                "code.coding+?system=http%3A%2F%2Floinc%2Eorg.code:s",
+            ),
+            (
+                "Procedure.code.coding.exists('x y' = system)",
+                "Procedure",
+                "code.coding+?system=x%20y:o#e",
+            ),
             ("Patient.name.given.exists()", "Patient", "name+.given+:s#e"),
             ("Patient.name.empty()", "Patient", "name+:o#n"),
             (
@@ -435,9 +542,23 @@ mod tests {
             ("Patient._birthDate", "Patient"),
             ("Patient.birthDate.extension", "Patient"),
             ("Patient", "Patient"),
-            // Anything but a path of names.
-            ("Patient.name.given.first()", "Patient"),
-            ("Patient.name.where(use = 'official').given", "Patient"),
+            // Anything but a path of names, filters on a string element and endings.
+            (
+                "Patient.name.where(use = 'official').given.where(true)",
+                "Patient",
+            ),
+            ("Patient.name.where(use != 'official').given", "Patient"),
+            ("Patient.name.where(use = %x).given", "Patient"),
+            ("Patient.name.where(period = 'x').given", "Patient"),
+            ("Patient.name.where(given = 'x').family", "Patient"),
+            ("Patient.birthDate.where($this = '1970')", "Patient"),
+            ("Patient.birthDate.where(id = 'x')", "Patient"),
+            (
+                "Patient.name.where(use = 'a').where(use = 'b').given",
+                "Patient",
+            ),
+            ("Patient.name.where(use = 'official')", "Patient"),
+            ("Patient.telecom.where(rank = '1').value", "Patient"),
             ("Patient.name[0].given", "Patient"),
             ("%resource.birthDate", "Patient"),
             ("Patient.birthDate | Patient.gender", "Patient"),
