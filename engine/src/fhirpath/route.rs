@@ -24,8 +24,9 @@ const MAX_ROUTE_STEPS: usize = 16;
 /// integer, `p` a positive integer, `u` an unsigned integer. `name+.given+:s` for
 /// `Patient.name.given`.
 ///
-/// `#c`, `#e` or `#n` after it tells that the path ends in `count()`, `exists()` or
-/// `empty()`, the answer being what the values found come to; the values may then be objects
+/// `#c`, `#e`, `#n` or `#f` after it tells that the path ends in `count()`, `exists()` (or
+/// `exists(name = 'text')`), `empty()` or `first()`, the answer being what the values found
+/// come to; the values may then be objects
 /// (`o`: `result+:o#c` for `DiagnosticReport.result.count()`), only counted.
 ///
 /// The other properties are checked, not followed: each is written as its kind says (`o` an
@@ -33,10 +34,13 @@ const MAX_ROUTE_STEPS: usize = 16;
 /// type of the choice element followed, which may not be there beside it
 /// (`valueQuantity{valueString:=s,_valueString:=x,...}`).
 ///
+/// `?name=text` after a step (the text percent-encoded) keeps only its values whose string
+/// element `name` is `text`: `where(name = 'text')`.
+///
 /// `None` unless `ast` is a path of element names (the first may name the resource's own type;
-/// a choice element followed by `ofType()` of one of its types) that ends at a primitive
-/// element, without resource-typed elements, and reads what its projection's tree reads on
-/// that type and nothing it cannot check.
+/// a choice element followed by `ofType()` of one of its types; `where(name = 'text')` after a
+/// step) that ends at a primitive element (or at objects, counted), without resource-typed
+/// elements, and whose projection's tree reads nothing a check cannot settle.
 pub(crate) fn route(ast: &Expr, resource_type: &str) -> Option<String> {
     let type_id = model::resource_type(resource_type)?;
     // `count()`, `exists()` or `empty()` at the end: what the values found come to.
