@@ -42,14 +42,14 @@ export function parseRoute(text) {
   const many = [];
   const guards = [];
   const filters = [];
-  for (const step of text.slice(0, colon).split(".")) {
+  for (let step of text.slice(0, colon).split(".")) {
+    // `?name=text` at the end (percent-encoded): only values whose `name` is `text` go on.
+    const question = step.indexOf("?");
+    const equals = step.indexOf("=", question);
+    filters.push(question < 0 ? undefined : { name: step.slice(question + 1, equals), text: decodeURIComponent(step.slice(equals + 1)) });
+    if (question >= 0) step = step.slice(0, question);
     const brace = step.indexOf("{");
-    let head = brace < 0 ? step : step.slice(0, brace);
-    // `?name=text` (percent-encoded): only values whose `name` is `text` go on.
-    const question = head.indexOf("?");
-    const equals = head.indexOf("=", question);
-    filters.push(question < 0 ? undefined : { name: head.slice(question + 1, equals), text: decodeURIComponent(head.slice(equals + 1)) });
-    if (question >= 0) head = head.slice(0, question);
+    const head = brace < 0 ? step : step.slice(0, brace);
     many.push(head.endsWith("+"));
     keys.push(head.endsWith("+") ? head.slice(0, -1) : head);
     guards.push(
@@ -131,7 +131,10 @@ function routeStep(object, route, at, results, budget) {
   // A companion holds extensions (and perhaps stands for a missing value): the engine's.
   if (last && !invisible(object[route.companion])) return -1;
   const guards = route.guards[at];
-  if (guards !== undefined && !guarded(object, key, guards)) return -1;
+  if (guards !== undefined) {
+    const used = guarded(object, key, guards);
+    if (used < 0 || (budget -= used) < 0) return -1;
+  }
   if (!holds(object, key)) {
     // Not there: an object JSON writes nothing of is an empty object, which breaks the rules.
     return members(object) === 1 ? budget : -1;
@@ -146,26 +149,29 @@ function routeStep(object, route, at, results, budget) {
 }
 
 /**
- * True when the other properties the projection reads in `object` (beside `key`, followed)
- * keep the rules: each written as its kind says, no companion, no second type of the choice
- * element followed.
+ * What checking the other properties the projection reads in `object` (beside `key`,
+ * followed) takes of the budget (see {@link ROUTE_BUDGET}), or -1 unless they keep the
+ * rules: each written as its kind says, no companion, no second type of the choice element
+ * followed.
  * @param {Guard[]} guards
  */
 function guarded(object, key, guards) {
   let types = 0;
+  let used = 0;
   for (let idx = 0; idx < guards.length; idx++) {
     const { name, kind, choice } = guards[idx];
     if (!holds(object, name)) continue;
-    if (kind === "x") return false;
+    if (kind === "x") return -1;
     const value = object[name];
     if (kind === "o") {
-      if (typeof value !== "object" || value === null || Array.isArray(value) || !plainData(value) || members(value) !== 1) return false;
+      if (typeof value !== "object" || value === null || Array.isArray(value) || !plainData(value) || members(value) !== 1) return -1;
     } else if (!primitive(value, kind)) {
-      return false;
+      return -1;
     }
+    used += 1 + (typeof value === "string" ? value.length >> 6 : 0);
     if (choice) types += 1;
   }
-  return types === 0 || (types === 1 && !holds(object, key));
+  return types === 0 || (types === 1 && !holds(object, key)) ? used : -1;
 }
 
 /** True for a value the engine reads as a primitive written as `kind` says. */
@@ -203,7 +209,7 @@ function routeItem(value, route, at, last, results, budget) {
         results = null;
       } else {
         const text = value[filter.name];
-        if (typeof text !== "string" || !fhirString(text)) return -1;
+        if (typeof text !== "string" || !fhirString(text) || (budget -= text.length >> 6) < 0) return -1;
         if (text !== filter.text) results = null;
       }
     }

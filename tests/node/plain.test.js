@@ -253,3 +253,35 @@ test("what JSON.stringify writes otherwise, and JSON past the engine's limit, ar
   const quotes = { resourceType: "Patient", name: [{ given: new Array(10_000_000).fill('"') }] };
   assert.equal(checks(quotes), false);
 });
+
+test("routes keep a filter after ofType(), and count the strings they check beside a step against the engine's input limit", () => {
+  const answer = (input, expression) => {
+    try {
+      return JSON.stringify(evaluate(input, expression));
+    } catch (err) {
+      if (!(err instanceof FhirError)) throw err;
+      return `error ${err.status} ${/bytes of JSON/.exec(err.message)?.[0]}`;
+    }
+  };
+  const observation = (extra) => ({ resourceType: "Observation", status: "final", code: { text: "t" }, ...extra });
+  const cases = [
+    [observation({ valueQuantity: { value: 5, unit: "g" } }), "Observation.value.ofType(Quantity).where(unit = 'mg').value"],
+    [observation({ valueQuantity: { value: 5, unit: "mg" } }), "Observation.value.ofType(Quantity).where(unit = 'mg').value"],
+    [observation({ valueQuantity: { value: 5, unit: "g" } }), "Observation.value.ofType(Quantity).exists(unit = 'mg')"],
+  ];
+  for (const [resource, expression] of cases) {
+    assert.equal(answer(resource, expression), answer(JSON.stringify(resource), expression), expression);
+  }
+  assert.equal(answer(cases[0][0], cases[0][1]), "[]");
+  assert.equal(answer(cases[1][0], cases[1][1]), "[5]");
+  // 70 MiB in a string the route checks, not one it returns: past the engine's limit.
+  const big = "a".repeat(70 << 20);
+  const huge = [
+    [observation({ code: { coding: [{ system: big, code: "c" }] } }), "Observation.code.coding.where(system = 'x').code"],
+    [observation({ valueString: big }), "Observation.value.ofType(Quantity).value"],
+    [observation({ valueQuantity: { value: 5, unit: big } }), "Observation.value.ofType(Quantity).value"],
+  ];
+  for (const [resource, expression] of huge) {
+    assert.equal(answer(resource, expression), "error 400 bytes of JSON", expression);
+  }
+});

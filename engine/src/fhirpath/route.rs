@@ -34,8 +34,9 @@ const MAX_ROUTE_STEPS: usize = 16;
 /// type of the choice element followed, which may not be there beside it
 /// (`valueQuantity{valueString:=s,_valueString:=x,...}`).
 ///
-/// `?name=text` after a step (the text percent-encoded) keeps only its values whose string
-/// element `name` is `text`: `where(name = 'text')`.
+/// `?name=text` at the end of a step (after what is checked beside it; the text
+/// percent-encoded) keeps only its values whose string element `name` is `text`:
+/// `where(name = 'text')`.
 ///
 /// `None` unless `ast` is a path of element names (the first may name the resource's own type;
 /// a choice element followed by `ofType()` of one of its types; `where(name = 'text')` after a
