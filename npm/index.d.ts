@@ -104,14 +104,6 @@ export interface ValidateOptions {
 /** The version of the engine inside the Wasm module. */
 export function version(): string;
 
-/**
- * A resource read once and held by the engine, so that many expressions can be evaluated on it
- * without reading its JSON again.
- *
- * @example
- * const patient = parseResource('{"resourceType":"Patient","name":[{"family":"Chalmers"}]}');
- * evaluate(patient, "Patient.name.family"); // ["Chalmers"]
- */
 /** How to read resources: `strict: false` reads data from elsewhere leniently. */
 export interface ReadOptions {
   /**
@@ -133,6 +125,19 @@ export interface FhirIssue {
   extension?: { url: string; valueInteger: number }[];
 }
 
+/**
+ * A resource read once and held by the engine, so that many expressions can be evaluated on it
+ * without reading its JSON again.
+ *
+ * Once evaluated a second time, it also keeps its JSON as frozen JS objects (as `toJSON()`
+ * gives it), where plain paths are answered without a call into the engine. Whole resources
+ * among such results (a Bundle's entries, contained resources) are those frozen objects, the
+ * same each time: copy one (`structuredClone`) to change it. `free()` lets go of them too.
+ *
+ * @example
+ * const patient = parseResource('{"resourceType":"Patient","name":[{"family":"Chalmers"}]}');
+ * evaluate(patient, "Patient.name.family"); // ["Chalmers"]
+ */
 export class FhirResource {
   /** @throws {FhirError} status 400 when the input is not a FHIR resource. */
   constructor(input: FhirInput, options?: ReadOptions);

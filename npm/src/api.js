@@ -4,7 +4,7 @@
 import * as wasm from "../dist/wasm/hearth.js";
 import { FhirError, errorOutcome, toFhirError } from "./error.js";
 import { call, describe, engine, isTrap, onRestart, restartEngine, toBytes } from "./engine.js";
-import { checkResource, followRoute, invisible, members, parseRoute, plainData, startChecks } from "./plain.js";
+import { checkResource, followHeld, followRoute, invisible, members, parseRoute, plainData, startChecks } from "./plain.js";
 
 export { FhirError };
 
@@ -13,6 +13,8 @@ const DISPOSE = Symbol.dispose ?? Symbol.for("Symbol.dispose");
 
 /** A set's method putting its shared resources in results; not part of the API. */
 const RESOLVE_SHARED = Symbol("resolveShared");
+/** A held resource's method giving its JSON as frozen JS objects; not part of the API. */
+const HELD_JSON = Symbol("heldJson");
 
 /** Freezes an object read from JSON and everything in it; returns it. */
 function deepFreeze(value) {
@@ -174,6 +176,12 @@ export function version() {
  * A resource read once and held by the engine, so that many expressions can be evaluated on
  * it without reading its JSON again. Memory is released when the object is garbage-collected.
  *
+ * Once evaluated a second time, the resource also keeps its JSON as frozen JS objects (as
+ * {@link FhirResource#toJSON} gives it), where plain paths are answered without a call into
+ * the engine; whole resources among such results (a Bundle's entries, contained resources)
+ * are those frozen objects, the same each time (copy one, `structuredClone(result)`, to
+ * change it). {@link FhirResource#free} lets go of them too.
+ *
  * @example
  * const patient = parseResource('{"resourceType":"Patient","name":[{"family":"Chalmers"}]}');
  * evaluate(patient, "Patient.name.family"); // ["Chalmers"]
@@ -182,6 +190,11 @@ export class FhirResource {
   #parsed;
   #generation = engine.generation;
   #warnings = [];
+  #type;
+  /** The resource's JSON as frozen objects, once made (see {@link FhirResource}). */
+  #json;
+  /** Evaluations asking for {@link FhirResource#json} before it was made. */
+  #asked = 0;
 
   /**
    * @param {string | Uint8Array | ArrayBuffer | object} input FHIR JSON.
@@ -216,7 +229,25 @@ export class FhirResource {
 
   /** @returns {string} */
   get resourceType() {
-    return this.handle.resourceType;
+    const handle = this.handle;
+    return (this.#type ??= handle.resourceType);
+  }
+
+  /**
+   * The resource's JSON as frozen objects, made when asked a second time (one evaluation is
+   * cheaper in the engine than making them); `undefined` until then, and for a resource of
+   * an engine that has since restarted (which the engine then reports).
+   * @internal
+   */
+  [HELD_JSON]() {
+    if (this.#json === undefined) {
+      const handle = this.handle;
+      if (this.#generation !== engine.generation || ++this.#asked < 2) return undefined;
+      this.#json = deepFreeze(JSON.parse(handle.toJsonText()));
+    } else if (this.#parsed === undefined) {
+      throw freed("FhirResource");
+    }
+    return this.#json;
   }
 
   /** The resource as FHIR JSON (canonical form). */
@@ -231,6 +262,7 @@ export class FhirResource {
    */
   free() {
     this.#parsed = release(this.#parsed, this.#generation);
+    this.#json = undefined;
   }
 
   [DISPOSE]() {
@@ -864,7 +896,10 @@ export class CompiledFhirPath {
       return results;
     }
     let projected = false;
-    if (resource !== null && typeof resource === "object" && !(resource instanceof FhirResource) && !ArrayBuffer.isView(resource) && !(resource instanceof ArrayBuffer)) {
+    if (resource instanceof FhirResource && vars === undefined) {
+      const results = call(() => this.#evaluateHeld(compiled, resource));
+      if (results !== undefined) return results;
+    } else if (resource !== null && typeof resource === "object" && !(resource instanceof FhirResource) && !ArrayBuffer.isView(resource) && !(resource instanceof ArrayBuffer)) {
       const results = this.#evaluateProjection(compiled, resource, vars);
       if (results !== undefined) return results;
       projected = vars === undefined;
@@ -920,6 +955,17 @@ export class CompiledFhirPath {
     }
     if (results !== undefined) this.#misses = 0;
     return results;
+  }
+
+  /**
+   * On a held resource, a plain path followed on its JSON as frozen objects (see
+   * {@link FhirResource}); `undefined` where the engine answers.
+   */
+  #evaluateHeld(compiled, resource) {
+    const route = this.#planOf(compiled, resource.resourceType)?.route;
+    if (route === undefined) return undefined;
+    const json = resource[HELD_JSON]();
+    return json === undefined ? undefined : followHeld(json, route);
   }
 
   /**

@@ -29,15 +29,19 @@ export function plainData(value) {
  * (`s`, `b`, `d`, or `i`, `p`, `u` for integers; `o` objects, only counted), and what they
  * come to when the path ends in `count()` (`c`), `exists()` (`e`), `empty()` (`n`) or
  * `first()` (`f`); `filters` keep only the values of a step whose string element `name` is
- * `text` (`where(name = 'text')`).
- * @typedef {{ keys: string[], many: boolean[], guards: (Guard[] | undefined)[], filters: ({ name: string, text: string } | undefined)[], kind: string, ending?: string, companion: string }} Route
+ * `text` (`where(name = 'text')`). Values of kind `r` are resources: those of `type` when it
+ * is given (`ofType()`), each read whole (`whole`) unless only counted; `depth` is their
+ * nesting in the resource the route starts at.
+ * @typedef {{ keys: string[], many: boolean[], guards: (Guard[] | undefined)[], filters: ({ name: string, text: string } | undefined)[], kind: string, type?: string, whole: boolean, depth: number, ending?: string, companion: string }} Route
  * @typedef {{ name: string, kind: string, choice: boolean }} Guard
  */
 
 /** Reads the engine's `valueQuantity{valueString:=s,...}.value{code:s,...}:d` into a {@link Route}. */
 export function parseRoute(text) {
   const colon = text.lastIndexOf(":");
-  const [kind, ending] = text.slice(colon + 1).split("#");
+  const [written, ending] = text.slice(colon + 1).split("#");
+  // `r@Observation`: resources of one type.
+  const [kind, type] = written.split("@");
   const keys = [];
   const many = [];
   const guards = [];
@@ -64,7 +68,9 @@ export function parseRoute(text) {
             }),
     );
   }
-  return { keys, many, guards, filters, kind, ending, companion: `_${keys[keys.length - 1]}` };
+  const depth = keys.length + many.filter(Boolean).length;
+  const whole = ending === undefined || ending === "f";
+  return { keys, many, guards, filters, kind, type, whole, depth, ending, companion: `_${keys[keys.length - 1]}` };
 }
 
 /**
@@ -79,14 +85,63 @@ const ROUTE_BUDGET = 100_000;
  * what the engine reads without error from the object's projection (the same properties, see
  * `projectionRoute`), and `undefined` for anything else (a `_name` companion, `null`, an empty
  * object or array, a wrong JSON type, what JSON.stringify writes otherwise), which the engine
- * then reads.
+ * then reads. Resources among the values are the object's own.
  * @param {object} resource
  * @param {Route} route
  */
 export function followRoute(resource, route) {
   if (Array.isArray(resource) || !plainData(resource) || !propertyIsEnumerable.call(resource, "resourceType")) return undefined;
   const results = [];
-  if (routeStep(resource, route, 0, results, ROUTE_BUDGET) < 0) return undefined;
+  // A getter of the object may check another resource before this one is done.
+  const budgetBefore = budget;
+  if (route.kind === "r" && route.whole) startChecks();
+  let left;
+  try {
+    left = routeStep(resource, route, 0, results, ROUTE_BUDGET);
+  } finally {
+    budget = budgetBefore;
+  }
+  return left < 0 ? undefined : ended(results, route);
+}
+
+/**
+ * Follows `route` on the JSON of a resource the engine holds, as frozen objects (see
+ * `FhirResource`): the JSON the engine writes keeps the rules, so nothing on the way is
+ * checked. A value at the end with a `_name` companion (which may stand for a value not
+ * there) is still left to the engine (`undefined`).
+ * @param {object} json
+ * @param {Route} route
+ */
+export function followHeld(json, route) {
+  const results = [];
+  return heldStep(json, route, 0, results) ? ended(results, route) : undefined;
+}
+
+function heldStep(object, route, at, results) {
+  const last = at === route.keys.length - 1;
+  if (last && object[route.companion] !== undefined) return false;
+  const value = object[route.keys[at]];
+  if (value === undefined) return true;
+  if (!route.many[at]) return heldItem(value, route, at, last, results);
+  for (let idx = 0; idx < value.length; idx++) if (!heldItem(value[idx], route, at, last, results)) return false;
+  return true;
+}
+
+function heldItem(value, route, at, last, results) {
+  const filter = route.filters[at];
+  // (A filter's string with a companion compares by its value, or is not there.)
+  if (filter !== undefined && value[filter.name] !== filter.text) results = null;
+  if (!last) return heldStep(value, route, at + 1, results);
+  if (route.kind === "r") {
+    if (route.type === undefined || value.resourceType === route.type) results?.push(value);
+  } else {
+    results?.push(route.kind === "o" ? true : value);
+  }
+  return true;
+}
+
+/** What the values a route found come to, by its ending. */
+function ended(results, route) {
   switch (route.ending) {
     case "c":
       return [results.length];
@@ -198,6 +253,7 @@ function primitive(value, kind) {
  */
 function routeItem(value, route, at, last, results, budget) {
   if (budget < 0) return -1;
+  if (last && route.kind === "r") return resourceItem(value, route, results, budget);
   const filter = route.filters[at];
   if (!last || route.kind === "o" || filter !== undefined) {
     if (typeof value !== "object" || value === null || Array.isArray(value) || !plainData(value)) return -1;
@@ -225,6 +281,21 @@ function routeItem(value, route, at, last, results, budget) {
   if (!primitive(value, route.kind) || Object.is(value, -0)) return -1;
   if (typeof value === "string" && (budget -= value.length >> 6) < 0) return -1;
   results?.push(value);
+  return budget;
+}
+
+/**
+ * A resource at the end of a route: kept when of the route's type (or any), after it is
+ * checked as the engine reads it (whole, or only its `resourceType` when only counted);
+ * others are read only for their `resourceType`, which must name a resource type.
+ */
+function resourceItem(value, route, results, budget) {
+  if (typeof value !== "object" || value === null || Array.isArray(value) || !plainData(value)) return -1;
+  const type = value.resourceType;
+  if (typeof type !== "string" || !propertyIsEnumerable.call(value, "resourceType") || (budget -= 1 + (type.length >> 6)) < 0) return -1;
+  const kept = route.type === undefined || type === route.type;
+  if (kept && route.whole ? !checkResource(value, route.depth) : tableOf(type)?.kind !== "R") return -1;
+  if (kept) results?.push(value);
   return budget;
 }
 

@@ -285,3 +285,180 @@ test("routes keep a filter after ofType(), and count the strings they check besi
     assert.equal(answer(resource, expression), "error 400 bytes of JSON", expression);
   }
 });
+
+test("resources at the end of a route (a Bundle's entries, contained resources) answer as the JSON text does, plain or held, broken or not", async () => {
+  const { CompiledExpression } = await import("../../npm/dist/wasm/hearth.js");
+  // Properties in one order: a plain object's results are its own objects, in its order.
+  const sorted = (value) =>
+    Array.isArray(value) ? value.map(sorted) : value !== null && typeof value === "object" ? Object.fromEntries(Object.keys(value).sort().map((key) => [key, sorted(value[key])])) : value;
+  const answer = (input, expression) => {
+    try {
+      return JSON.stringify(sorted(evaluate(input, expression)));
+    } catch (err) {
+      if (!(err instanceof FhirError)) throw err;
+      return `error ${err.status}`;
+    }
+  };
+  const routed = new Map();
+  const routeOf = (type, expression) => {
+    const key = `${type} ${expression}`;
+    if (!routed.has(key)) {
+      const compiled = new CompiledExpression(expression);
+      routed.set(key, compiled.projectionRoute(type));
+      compiled.free();
+    }
+    return routed.get(key);
+  };
+  // For each resource holding others: the expressions giving them, all or by type, whole or counted.
+  const expressionsOf = (object) => {
+    const type = object.resourceType;
+    const lists = { Bundle: ["entry", "resource"], Parameters: ["parameter", "resource"] };
+    const [list, inner] = lists[type] ?? ["contained"];
+    const held = (object[list] ?? []).map((item) => (inner === undefined ? item : item?.[inner])).filter((item) => item !== undefined);
+    const path = inner === undefined ? `${type}.${list}` : `${type}.${list}.${inner}`;
+    const types = [...new Set(held.map((item) => item?.resourceType))].filter((name) => typeof name === "string").slice(0, 3);
+    const selections = [path, ...[...types, "Basic"].map((name) => `${path}.ofType(${name})`)];
+    return selections.flatMap((selection) => [selection, `${selection}.count()`, `${selection}.exists()`, `${selection}.empty()`, `${selection}.first()`]);
+  };
+  const inputs = resources()
+    .filter(([name]) => !name.includes(" entry "))
+    .map(([name, text]) => [name, text, JSON.parse(text)])
+    .filter(([, , object]) => object.resourceType === "Bundle" || object.resourceType === "Parameters" || object.contained !== undefined)
+    .filter(([, text]) => reads(text));
+  let compared = 0;
+  let onRoute = 0;
+  const differ = [];
+  for (const [name, text, object] of inputs) {
+    const held = parseResource(text);
+    for (const expression of expressionsOf(object)) {
+      const want = answer(text, expression);
+      const got = answer(object, expression);
+      // Twice held: in the engine, then on its JSON in JS.
+      const gotHeld = [answer(held, expression), answer(held, expression)];
+      compared += 1;
+      if (routeOf(object.resourceType, expression) !== undefined) onRoute += 1;
+      if (got !== want || gotHeld[0] !== want || gotHeld[1] !== want) differ.push(`${expression} on ${name}: ${got} / held ${gotHeld} against ${want}`);
+    }
+    held.free();
+  }
+  // Breakages of an entry of small Bundles, in place of its resource (whose `resourceType`
+  // is read by every expression here) or inside it (read when it is a result).
+  const breakages = [
+    (entry) => (entry.resource = {}),
+    (entry) => (entry.resource = []),
+    (entry) => (entry.resource = null),
+    (entry) => (entry.resource = "x"),
+    (entry) => (entry.resource = new Date(0)),
+    (entry) => delete entry.resource,
+    (entry) => (entry.resource = { resourceType: "Nothing" }),
+    (entry) => (entry.resource = { resourceType: "DomainResource" }),
+    (entry) => (entry.resource = { resourceType: 5 }),
+    (entry) => (entry.resource = { id: "x" }),
+    (entry) => (entry.resource = Object.create({ resourceType: "Patient" })),
+    (entry) => (entry.resource = [entry.resource]),
+    (entry) => Object.defineProperty(entry, "resource", { value: entry.resource, enumerable: false }),
+    (entry) => Object.defineProperty(entry.resource, "resourceType", { value: entry.resource.resourceType, enumerable: false }),
+    (entry) => {
+      const inner = entry.resource;
+      Object.defineProperty(entry, "resource", { get: () => inner, enumerable: true });
+    },
+  ];
+  const inside = [
+    (resource) => (resource.nothing = 1),
+    (resource) => (resource.id = ""),
+    (resource) => (resource.meta = {}),
+    (resource) => (resource.id = 7),
+    (resource) => (resource.toJSON = () => ({ resourceType: "Basic", code: { text: "t" } })),
+  ];
+  // True when `expression` gives entries of `type` whole (not only counted).
+  const whole = (expression, type) => !/\.(count|exists|empty)\(\)$/.test(expression) && (!expression.includes("ofType(") || expression.includes(`ofType(${type})`));
+  let broken = 0;
+  let refused = 0;
+  for (const [name, text, object] of inputs.filter(([, text, object]) => object.resourceType === "Bundle" && text.length < 20_000)) {
+    for (const expression of expressionsOf(object)) {
+      for (const [at, breakage] of breakages.entries()) {
+        const copy = structuredClone(object);
+        const entries = copy.entry ?? [];
+        // A different entry for each breakage, of the type kept or not.
+        const entry = entries[at % Math.max(entries.length, 1)];
+        if (entry === undefined || entry.resource === undefined) continue;
+        breakage(entry);
+        broken += 1;
+        const want = answer(JSON.stringify(copy), expression);
+        if (want.startsWith("error")) refused += 1;
+        const got = answer(copy, expression);
+        if (got !== want) differ.push(`${expression} on ${name}, entry ${at} broken by ${breakage}: ${got} against ${want}`);
+      }
+      for (const [at, breakage] of inside.entries()) {
+        const copy = structuredClone(object);
+        const entry = (copy.entry ?? []).find((item, idx) => idx >= at && item.resource !== undefined && whole(expression, item.resource.resourceType));
+        if (entry === undefined) continue;
+        breakage(entry.resource);
+        broken += 1;
+        const want = answer(JSON.stringify(copy), expression);
+        if (want.startsWith("error")) refused += 1;
+        const got = answer(copy, expression);
+        if (got !== want) differ.push(`${expression} on ${name}, entry ${at} broken by ${breakage}: ${got} against ${want}`);
+      }
+    }
+  }
+  console.log(`resources at a route's end: ${compared} evaluations (${onRoute} on a route) on ${inputs.length} resources holding others, plain and held, and ${broken} of broken entries (${refused} refused), compared with the JSON text: ${differ.length} differ`);
+  assert.deepEqual(differ.slice(0, 10), []);
+  assert.ok(onRoute > 500 && broken > 1_000 && refused > 300 && refused < broken - 300, `${onRoute} on a route, ${broken} broken, ${refused} refused`);
+  // What the expression does not read is not read: a resource only counted, another type's.
+  const counted = { resourceType: "Bundle", type: "collection", entry: [{ resource: { resourceType: "Patient", nothing: 1 } }] };
+  assert.deepEqual(evaluate(counted, "Bundle.entry.resource.count()"), [1]);
+  assert.deepEqual(evaluate(counted, "Bundle.entry.resource.ofType(Observation)"), []);
+  assert.equal(answer(counted, "Bundle.entry.resource.ofType(Patient)"), "error 400");
+});
+
+test("resources held answer plain paths on their JSON as frozen objects, shared between calls, until freed", () => {
+  const bundle = {
+    resourceType: "Bundle",
+    type: "collection",
+    entry: [
+      { resource: { resourceType: "Patient", id: "p", birthDate: "1970-01-01", _birthDate: { extension: [{ url: "http://example.org/x", valueString: "y" }] } } },
+      { resource: { resourceType: "Observation", id: "o", status: "final", code: { text: "t" }, valueQuantity: { value: 1.50 } } },
+    ],
+  };
+  const held = parseResource(bundle);
+  const expression = "Bundle.entry.resource.ofType(Observation)";
+  const first = evaluate(held, expression);
+  const second = evaluate(held, expression);
+  const third = evaluate(held, expression);
+  assert.deepEqual(first, [bundle.entry[1].resource]);
+  assert.deepEqual(second, first);
+  assert.ok(Object.isFrozen(second[0]) && Object.isFrozen(second[0].code), "frozen");
+  assert.equal(third[0], second[0], "the same object each time");
+  assert.notEqual(second[0], bundle.entry[1].resource, "not the input's");
+  const copy = structuredClone(third[0]);
+  copy.status = "amended";
+  assert.equal(evaluate(held, "Bundle.entry.resource.ofType(Observation).status")[0], "final");
+  // A primitive with a companion is the engine's to answer, held or not: with no value, it
+  // is still there.
+  const patient = parseResource(bundle.entry[0].resource);
+  for (let round = 0; round < 3; round++) {
+    assert.deepEqual(evaluate(patient, "Patient.birthDate"), ["1970-01-01"]);
+    assert.deepEqual(evaluate(patient, "Patient.birthDate.extension.value"), ["y"]);
+  }
+  const extension = { extension: [{ url: "http://example.org/x", valueString: "y" }] };
+  const bare = {
+    resourceType: "Patient",
+    _birthDate: extension,
+    _active: extension,
+    name: [{ given: [null, "b"], _given: [extension, null] }],
+    telecom: [{ _system: extension, value: "1" }, { system: "phone", value: "2" }],
+  };
+  const text = JSON.stringify(bare);
+  const bareHeld = parseResource(bare);
+  const expressions = ["Patient.birthDate", "Patient.birthDate.exists()", "Patient.active", "Patient.name.given", "Patient.name.given.first()", "Patient.telecom.where(system = 'phone').value", "Patient.telecom.where(system = 'phone').count()"];
+  for (let round = 0; round < 3; round++) {
+    for (const expression of expressions) assert.deepEqual(evaluate(bareHeld, expression), evaluate(text, expression), `${expression}, round ${round}`);
+  }
+  assert.deepEqual(evaluate(bareHeld, "Patient.birthDate"), [null]);
+  bareHeld.free();
+  held.free();
+  patient.free();
+  assert.throws(() => evaluate(held, expression), (err) => err instanceof FhirError && /freed/.test(err.message));
+  assert.throws(() => evaluate(patient, "Patient.birthDate"), (err) => err instanceof FhirError && /freed/.test(err.message));
+});

@@ -38,10 +38,15 @@ const MAX_ROUTE_STEPS: usize = 16;
 /// percent-encoded) keeps only its values whose string element `name` is `text`:
 /// `where(name = 'text')`.
 ///
+/// `:r` at the end tells that the values are resources (`entry+.resource:r` for
+/// `Bundle.entry.resource`), `:r@Observation` only those of that type (`ofType(Observation)`):
+/// each is read as a resource, whole unless only counted.
+///
 /// `None` unless `ast` is a path of element names (the first may name the resource's own type;
 /// a choice element followed by `ofType()` of one of its types; `where(name = 'text')` after a
-/// step) that ends at a primitive element (or at objects, counted), without resource-typed
-/// elements, and whose projection's tree reads nothing a check cannot settle.
+/// step) that ends at a primitive element, at objects counted, or at resources (perhaps
+/// `ofType()` one concrete type), without resources on the way, and whose projection's tree
+/// reads nothing a check cannot settle.
 pub(crate) fn route(ast: &Expr, resource_type: &str) -> Option<String> {
     let type_id = model::resource_type(resource_type)?;
     // `count()`, `exists()` or `empty()` at the end: what the values found come to.
@@ -157,6 +162,15 @@ pub(crate) fn route(ast: &Expr, resource_type: &str) -> Option<String> {
             };
             (element.name, element_type.type_id)
         };
+        // Resources (`Bundle.entry.resource`), perhaps of one type (`ofType(Observation)`).
+        let resources = model::type_def(value_type).kind == TypeKind::Resource;
+        let mut wanted_resource = None;
+        if resources {
+            if let Some(Part::OfType(wanted)) = parts.get(idx + 1) {
+                idx += 1;
+                wanted_resource = Some(*wanted);
+            }
+        }
         // `where(name = 'text')` on this step's values.
         let filtered = match parts.get(idx + 1) {
             Some(Part::Where(name, text)) => {
@@ -167,7 +181,7 @@ pub(crate) fn route(ast: &Expr, resource_type: &str) -> Option<String> {
         };
         let last = idx + 1 == parts.len();
         let followed = nodes.iter().find(|node| node.name == key)?;
-        if followed.whole {
+        if followed.whole && !(resources && last) {
             return None;
         }
         if !out.is_empty() {
@@ -234,7 +248,9 @@ pub(crate) fn route(ast: &Expr, resource_type: &str) -> Option<String> {
             }
         }
         before = filtered.map(|(name, _)| name);
-        if last {
+        if last && resources {
+            resource_end(followed, wanted_resource, ending, &mut out)?;
+        } else if last {
             if !followed
                 .children
                 .iter()
@@ -270,6 +286,47 @@ pub(crate) fn route(ast: &Expr, resource_type: &str) -> Option<String> {
         idx += 1;
     }
     (!out.is_empty()).then_some(out)
+}
+
+/// Writes the end of a route whose values are resources: `:r`, then `@Type` when only those
+/// of one type are kept, and the ending. The projection reads each one's `resourceType`, and
+/// the whole of those kept, unless they are only counted (`count()`, `exists()`, `empty()`).
+fn resource_end(
+    followed: &Shape,
+    wanted: Option<TypeId>,
+    ending: Option<char>,
+    out: &mut String,
+) -> Option<()> {
+    let [only] = followed.children.as_slice() else {
+        return None;
+    };
+    if only.name != "resourceType" || !only.children.is_empty() || only.whole {
+        return None;
+    }
+    let whole = matches!(ending, None | Some('f'));
+    out.push_str(":r");
+    match wanted {
+        Some(wanted) => {
+            let def = model::type_def(wanted);
+            // A concrete type: no other resource type derives from it.
+            if !def.is_concrete_resource() || (whole && followed.types.as_deref() != Some(def.name))
+            {
+                return None;
+            }
+            out.push('@');
+            out.push_str(def.name);
+        }
+        None if whole && followed.types.is_some() => return None,
+        None => {}
+    }
+    if followed.whole != whole {
+        return None;
+    }
+    if let Some(ending) = ending {
+        out.push('#');
+        out.push(ending);
+    }
+    Some(())
 }
 
 /// A step of a plain path.
@@ -353,11 +410,12 @@ fn guard(def: &model::TypeDef, name: &str, followed: u16) -> Option<(char, bool)
 }
 
 /// A node of a projection's tree (see [`projection::shape`]): a property, what is read inside
-/// it, and whether its objects may be results.
+/// it, whether its objects may be results, and of which resource types when only some.
 struct Shape {
     name: String,
     children: Vec<Shape>,
     whole: bool,
+    types: Option<String>,
 }
 
 impl Shape {
@@ -389,6 +447,7 @@ impl Shape {
                 name: String::from(name),
                 children: Vec::new(),
                 whole: false,
+                types: None,
             };
             if bytes.get(*at) == Some(&b'(') {
                 *at += 1;
@@ -402,9 +461,13 @@ impl Shape {
                 node.whole = true;
                 *at += 1;
                 if bytes.get(*at) == Some(&b'[') {
+                    let start = *at + 1;
                     while bytes.get(*at).is_some_and(|b| *b != b']') {
                         *at += 1;
                     }
+                    node.types = Some(String::from(
+                        core::str::from_utf8(bytes.get(start..*at)?).ok()?,
+                    ));
                     *at += 1;
                 }
             }
@@ -497,6 +560,26 @@ mod tests {
                 "Patient",
                 "deceasedBoolean{deceasedDateTime:=s,_deceasedDateTime:=x}:b",
             ),
+            // Resources, whole or counted, all or of one type.
+            ("Bundle.entry.resource", "Bundle", "entry+.resource:r"),
+            (
+                "Bundle.entry.resource.ofType(Observation)",
+                "Bundle",
+                "entry+.resource:r@Observation",
+            ),
+            (
+                "Bundle.entry.resource.ofType(Observation).count()",
+                "Bundle",
+                "entry+.resource:r@Observation#c",
+            ),
+            ("Bundle.entry.resource.first()", "Bundle", "entry+.resource:r#f"),
+            ("Patient.contained.count()", "Patient", "contained+:r#c"),
+            ("contained.ofType(Patient)", "Patient", "contained+:r@Patient"),
+            (
+                "Parameters.parameter.resource.ofType(Patient).exists()",
+                "Parameters",
+                "parameter+.resource:r@Patient#e",
+            ),
             (
                 "Observation.value.ofType(Quantity).value",
                 "Observation",
@@ -538,9 +621,21 @@ mod tests {
             ("Patient.name", "Patient"),
             ("Patient.name.first()", "Patient"),
             ("Patient.name.given.count().exists()", "Patient"),
-            ("Patient.contained.count()", "Patient"),
-            ("Bundle.entry.resource", "Bundle"),
             ("Bundle.entry.resource.id", "Bundle"),
+            // Resources of an abstract type, of a type that is no resource, or filtered.
+            ("Bundle.entry.resource.ofType(DomainResource)", "Bundle"),
+            ("Bundle.entry.resource.ofType(Resource)", "Bundle"),
+            ("Bundle.entry.resource.ofType(string)", "Bundle"),
+            ("Bundle.entry.resource.where(id = 'x')", "Bundle"),
+            (
+                "Bundle.entry.resource.ofType(Patient).where(id = 'x')",
+                "Bundle",
+            ),
+            (
+                "Bundle.entry.resource.ofType(Patient).ofType(Patient)",
+                "Bundle",
+            ),
+            ("Bundle.entry.resource.ofType(Patient).name", "Bundle"),
             ("Patient.contained.id", "Patient"),
             // Names the type does not have, companions, past a primitive.
             ("Patient.nothing", "Patient"),
