@@ -240,13 +240,12 @@ export class FhirResource {
    * @internal
    */
   [HELD_JSON]() {
-    if (this.#json === undefined) {
-      const handle = this.handle;
-      if (this.#generation !== engine.generation || ++this.#asked < 2) return undefined;
-      this.#json = deepFreeze(JSON.parse(handle.toJsonText()));
-    } else if (this.#parsed === undefined) {
-      throw freed("FhirResource");
+    const handle = this.handle;
+    if (this.#generation !== engine.generation) {
+      this.#json = undefined;
+      return undefined;
     }
+    if (this.#json === undefined && ++this.#asked >= 2) this.#json = deepFreeze(JSON.parse(handle.toJsonText()));
     return this.#json;
   }
 
@@ -779,11 +778,13 @@ function writeShaped(value, shape, depth) {
     return true;
   }
   const { keys, children, whole } = shape;
-  if (whole !== undefined && (whole === true || whole.has(value.resourceType))) {
+  // (The type read once: a getter might answer otherwise the next time.)
+  const type = whole === undefined || whole === true ? undefined : value.resourceType;
+  if (whole === true || (type !== undefined && whole.has(type))) {
     // A resource that may be a result: checked here by the FHIR JSON rules, and handed back
     // as it stands; the engine reads only what the expression reads. Others are written
     // whole, for the engine to read.
-    if (whole === true || !checkResource(value, depth)) return writeWhole(value);
+    if (whole === true || !checkResource(value, depth, type)) return writeWhole(value);
     (wholes ??= new Set()).add(value);
   }
   writeByte(0x7b);

@@ -242,8 +242,10 @@ function primitive(value, kind) {
       return Number.isInteger(value) && value >= 1 && value <= 2147483647;
     case "u":
       return Number.isInteger(value) && value >= 0 && value <= 2147483647;
-    default:
+    case "i":
       return Number.isInteger(value) && value >= -2147483648 && value <= 2147483647;
+    default:
+      return false;
   }
 }
 
@@ -294,7 +296,8 @@ function resourceItem(value, route, results, budget) {
   const type = value.resourceType;
   if (typeof type !== "string" || !propertyIsEnumerable.call(value, "resourceType") || (budget -= 1 + (type.length >> 6)) < 0) return -1;
   const kept = route.type === undefined || type === route.type;
-  if (kept && route.whole ? !checkResource(value, route.depth) : tableOf(type)?.kind !== "R") return -1;
+  // The type read once (a getter might answer otherwise the next time).
+  if (kept && route.whole ? !checkResource(value, route.depth, type) : tableOf(type)?.kind !== "R") return -1;
   if (kept) results?.push(value);
   return budget;
 }
@@ -387,9 +390,8 @@ export function startChecks() {
  * is left to judge (`null` in arrays, arrays of companions, nesting past {@link CHECK_DEPTH},
  * anything JSON.stringify would write otherwise than it stands).
  */
-export function checkResource(value, depth) {
+export function checkResource(value, depth, type = value?.resourceType) {
   if (typeof value !== "object" || value === null || Array.isArray(value) || !plainData(value)) return false;
-  const type = value.resourceType;
   if (typeof type !== "string" || !propertyIsEnumerable.call(value, "resourceType")) return false;
   const table = tableOf(type);
   return table !== undefined && table.kind === "R" && checkObject(value, table, true, depth + 1);
@@ -435,24 +437,17 @@ function checkItem(value, property, depth) {
   switch (property.kind) {
     case "s":
       // At most 6 bytes of JSON (`\uXXXX`) a UTF-16 unit, and the quotes.
-      return typeof value === "string" && fhirString(value) && (budget -= 6 * value.length + 2) >= 0;
-    case "b":
-      return typeof value === "boolean";
-    case "d":
-      return typeof value === "number" && Number.isFinite(value);
-    case "i":
-      return Number.isInteger(value) && value >= -2147483648 && value <= 2147483647;
-    case "p":
-      return Number.isInteger(value) && value >= 1 && value <= 2147483647;
-    case "u":
-      return Number.isInteger(value) && value >= 0 && value <= 2147483647;
+      return primitive(value, "s") && (budget -= 6 * value.length + 2) >= 0;
     case "r":
       return checkResource(value, depth);
-    default: {
-      // An object of the property's type (`c`), or a companion (`_`) of the primitive's.
+    case "c":
+    case "_": {
+      // An object of the property's type, or a companion of the primitive's.
       if (typeof value !== "object" || value === null || Array.isArray(value) || !plainData(value)) return false;
       const table = (property.table ??= tableOf(property.type));
       return table !== undefined && checkObject(value, table, false, depth);
     }
+    default:
+      return primitive(value, property.kind);
   }
 }

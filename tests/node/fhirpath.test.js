@@ -3,6 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { evaluate, compile, parseResource, FhirResource, FhirError } from "hearth-fhir";
+import { answer, outcome } from "../lib/answer.js";
 
 const patient = {
   resourceType: "Patient",
@@ -230,14 +231,6 @@ test("strict: false reads data from elsewhere without what breaks the rules, wit
 });
 
 test("a plain object read by projection answers as its JSON text read whole does", async () => {
-  const answer = (input, expression) => {
-    try {
-      return JSON.stringify(evaluate(input, expression));
-    } catch (err) {
-      if (!(err instanceof FhirError)) throw err;
-      return `error ${err.status}`;
-    }
-  };
   const cases = [
     // Text beyond ASCII, escapes, control characters, surrogate pairs and a lone surrogate.
     [{ resourceType: "Patient", name: [{ family: "Muñoz 😀", given: ["María", 'q"u\\o\te'] }] }, "Patient.name.given | Patient.name.family"],
@@ -502,14 +495,7 @@ test("on every R4 example, a plain object read by its type's projection tree ans
     "status = 'final'",
     "name",
   ].map((text) => [text, compile(text)]);
-  const answer = (compiled, input) => {
-    try {
-      return JSON.stringify(compiled.evaluate(input));
-    } catch (err) {
-      if (!(err instanceof FhirError)) throw err;
-      return `error ${err.status}`;
-    }
-  };
+  const evaluated = (compiled, input) => outcome(() => compiled.evaluate(input));
   let compared = 0;
   let unreadable = 0;
   const differ = [];
@@ -527,8 +513,8 @@ test("on every R4 example, a plain object read by its type's projection tree ans
     }
     for (const [expression, compiled] of expressions) {
       compared += 1;
-      const got = answer(compiled, object);
-      const want = answer(compiled, text);
+      const got = evaluated(compiled, object);
+      const want = evaluated(compiled, text);
       if (got !== want) differ.push(`${expression} on ${name}: ${got} against ${want}`);
     }
   }
@@ -581,15 +567,6 @@ test("plain paths to primitives are followed on the object: on every R4 example,
   const { ROOT } = await import("../lib/paths.js");
   const { CompiledExpression } = await import("../../npm/dist/wasm/hearth.js");
   const dir = `${process.env.HEARTH_CORPUS ?? `${ROOT}../shared/corpus`}/examples`;
-  const answer = (input, expression) => {
-    try {
-      // -0 told from 0.
-      return JSON.stringify(evaluate(input, expression), (_, value) => (Object.is(value, -0) ? "-0" : value));
-    } catch (err) {
-      if (!(err instanceof FhirError)) throw err;
-      return `error ${err.status}`;
-    }
-  };
   // Every chain of property names from the resource to a primitive it holds, as a path (each
   // name in backticks: `div` is an operator too), with the chain itself; a choice element's
   // typed name (`valueQuantity`) also as FHIRPath names it (`value.ofType(Quantity)`).

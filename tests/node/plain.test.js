@@ -8,6 +8,8 @@ import { readFileSync, readdirSync } from "node:fs";
 import { evaluate, parseResource, FhirError } from "hearth-fhir";
 import { checkResource, startChecks } from "../../npm/src/plain.js";
 import { ROOT } from "../lib/paths.js";
+import { answer } from "../lib/answer.js";
+import { random } from "../lib/random.js";
 
 const corpus = process.env.HEARTH_CORPUS ?? `${ROOT}../shared/corpus`;
 
@@ -40,17 +42,6 @@ function resources() {
   return found;
 }
 
-/** A small deterministic generator (mulberry32), so that every run breaks the same places. */
-function random(seed) {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Every object and array in `value`, with the key or index of each of its members. */
 function places(value, out = []) {
@@ -164,14 +155,6 @@ test("hand-made breakages of the rules are refused in JS as the engine refuses t
 
 test("resources among the results of a plain object answer as its JSON text read whole does, broken or not", () => {
   const bundle = JSON.parse(readFileSync(`${corpus}/synthea/${readdirSync(`${corpus}/synthea`).filter((file) => file.endsWith(".json")).sort()[0]}`, "utf8"));
-  const answer = (input, expression) => {
-    try {
-      return JSON.stringify(evaluate(input, expression));
-    } catch (err) {
-      if (!(err instanceof FhirError)) throw err;
-      return `error ${err.status}`;
-    }
-  };
   const expression = "Bundle.entry.resource.ofType(Observation)";
   const found = evaluate(bundle, expression);
   assert.ok(found.length > 10);
@@ -215,14 +198,7 @@ test("objects among the results that are not resources are read whole by the eng
 });
 
 test("what JSON.stringify writes otherwise, and JSON past the engine's limit, are left to the engine", () => {
-  const answer = (input, expression) => {
-    try {
-      return JSON.stringify(evaluate(input, expression));
-    } catch (err) {
-      if (!(err instanceof FhirError)) throw err;
-      return `error ${err.status} ${/empty object|bytes of JSON/.exec(err.message)?.[0]}`;
-    }
-  };
+  const detailed = (input, expression) => answer(input, expression, { detail: /empty object|bytes of JSON/ });
   const gone = { toJSON: () => undefined };
   const cases = [
     // A property written as nothing leaves an empty object, which breaks the rules.
@@ -233,14 +209,14 @@ test("what JSON.stringify writes otherwise, and JSON past the engine's limit, ar
     [{ resourceType: "Patient", name: [{ family: gone, given: ["g"] }] }, "Patient.name.given"],
   ];
   for (const [resource, expression] of cases) {
-    assert.equal(answer(resource, expression), answer(JSON.stringify(resource), expression), `${expression} on ${JSON.stringify(resource)}`);
+    assert.equal(detailed(resource, expression), detailed(JSON.stringify(resource), expression), `${expression} on ${JSON.stringify(resource)}`);
   }
-  assert.equal(answer(cases[0][0], cases[0][1]), "error 400 empty object");
+  assert.equal(detailed(cases[0][0], cases[0][1]), "error 400 empty object");
   // Inherited enumerable properties are not written.
   Object.defineProperty(Object.prototype, "polluted", { value: 1, enumerable: true, configurable: true });
   try {
     const resource = { resourceType: "Patient", name: [{}] };
-    assert.equal(answer(resource, "Patient.name.given"), "error 400 empty object");
+    assert.equal(detailed(resource, "Patient.name.given"), "error 400 empty object");
     assert.equal(checks({ resourceType: "Patient", name: [{}] }), false);
   } finally {
     delete Object.prototype.polluted;
@@ -249,20 +225,13 @@ test("what JSON.stringify writes otherwise, and JSON past the engine's limit, ar
   const huge = { resourceType: "MolecularSequence", type: "dna", coordinateSystem: 0, quality: [{ type: "indel", roc: { fMeasure: new Array(3_000_000).fill(-1.2345678901234567e-300) } }] };
   assert.equal(checks(huge), false);
   const bundle = { resourceType: "Bundle", type: "collection", entry: [{ resource: huge }] };
-  assert.equal(answer(bundle, "Bundle.entry.resource.ofType(MolecularSequence)"), "error 400 bytes of JSON");
+  assert.equal(detailed(bundle, "Bundle.entry.resource.ofType(MolecularSequence)"), "error 400 bytes of JSON");
   const quotes = { resourceType: "Patient", name: [{ given: new Array(10_000_000).fill('"') }] };
   assert.equal(checks(quotes), false);
 });
 
 test("routes keep a filter after ofType(), and count the strings they check beside a step against the engine's input limit", () => {
-  const answer = (input, expression) => {
-    try {
-      return JSON.stringify(evaluate(input, expression));
-    } catch (err) {
-      if (!(err instanceof FhirError)) throw err;
-      return `error ${err.status} ${/bytes of JSON/.exec(err.message)?.[0]}`;
-    }
-  };
+  const detailed = (input, expression) => answer(input, expression, { detail: /bytes of JSON/ });
   const observation = (extra) => ({ resourceType: "Observation", status: "final", code: { text: "t" }, ...extra });
   const cases = [
     [observation({ valueQuantity: { value: 5, unit: "g" } }), "Observation.value.ofType(Quantity).where(unit = 'mg').value"],
@@ -270,10 +239,10 @@ test("routes keep a filter after ofType(), and count the strings they check besi
     [observation({ valueQuantity: { value: 5, unit: "g" } }), "Observation.value.ofType(Quantity).exists(unit = 'mg')"],
   ];
   for (const [resource, expression] of cases) {
-    assert.equal(answer(resource, expression), answer(JSON.stringify(resource), expression), expression);
+    assert.equal(detailed(resource, expression), detailed(JSON.stringify(resource), expression), expression);
   }
-  assert.equal(answer(cases[0][0], cases[0][1]), "[]");
-  assert.equal(answer(cases[1][0], cases[1][1]), "[5]");
+  assert.equal(detailed(cases[0][0], cases[0][1]), "[]");
+  assert.equal(detailed(cases[1][0], cases[1][1]), "[5]");
   // 70 MiB in a string the route checks, not one it returns: past the engine's limit.
   const big = "a".repeat(70 << 20);
   const huge = [
@@ -282,23 +251,14 @@ test("routes keep a filter after ofType(), and count the strings they check besi
     [observation({ valueQuantity: { value: 5, unit: big } }), "Observation.value.ofType(Quantity).value"],
   ];
   for (const [resource, expression] of huge) {
-    assert.equal(answer(resource, expression), "error 400 bytes of JSON", expression);
+    assert.equal(detailed(resource, expression), "error 400 bytes of JSON", expression);
   }
 });
 
 test("resources at the end of a route (a Bundle's entries, contained resources) answer as the JSON text does, plain or held, broken or not", async () => {
+  const anyOrder = (input, expression) => answer(input, expression, { sortKeys: true });
   const { CompiledExpression } = await import("../../npm/dist/wasm/hearth.js");
   // Properties in one order: a plain object's results are its own objects, in its order.
-  const sorted = (value) =>
-    Array.isArray(value) ? value.map(sorted) : value !== null && typeof value === "object" ? Object.fromEntries(Object.keys(value).sort().map((key) => [key, sorted(value[key])])) : value;
-  const answer = (input, expression) => {
-    try {
-      return JSON.stringify(sorted(evaluate(input, expression)));
-    } catch (err) {
-      if (!(err instanceof FhirError)) throw err;
-      return `error ${err.status}`;
-    }
-  };
   const routed = new Map();
   const routeOf = (type, expression) => {
     const key = `${type} ${expression}`;
@@ -331,10 +291,10 @@ test("resources at the end of a route (a Bundle's entries, contained resources) 
   for (const [name, text, object] of inputs) {
     const held = parseResource(text);
     for (const expression of expressionsOf(object)) {
-      const want = answer(text, expression);
-      const got = answer(object, expression);
+      const want = anyOrder(text, expression);
+      const got = anyOrder(object, expression);
       // Twice held: in the engine, then on its JSON in JS.
-      const gotHeld = [answer(held, expression), answer(held, expression)];
+      const gotHeld = [anyOrder(held, expression), anyOrder(held, expression)];
       compared += 1;
       if (routeOf(object.resourceType, expression) !== undefined) onRoute += 1;
       if (got !== want || gotHeld[0] !== want || gotHeld[1] !== want) differ.push(`${expression} on ${name}: ${got} / held ${gotHeld} against ${want}`);
@@ -384,9 +344,9 @@ test("resources at the end of a route (a Bundle's entries, contained resources) 
         if (entry === undefined || entry.resource === undefined) continue;
         breakage(entry);
         broken += 1;
-        const want = answer(JSON.stringify(copy), expression);
+        const want = anyOrder(JSON.stringify(copy), expression);
         if (want.startsWith("error")) refused += 1;
-        const got = answer(copy, expression);
+        const got = anyOrder(copy, expression);
         if (got !== want) differ.push(`${expression} on ${name}, entry ${at} broken by ${breakage}: ${got} against ${want}`);
       }
       for (const [at, breakage] of inside.entries()) {
@@ -395,9 +355,9 @@ test("resources at the end of a route (a Bundle's entries, contained resources) 
         if (entry === undefined) continue;
         breakage(entry.resource);
         broken += 1;
-        const want = answer(JSON.stringify(copy), expression);
+        const want = anyOrder(JSON.stringify(copy), expression);
         if (want.startsWith("error")) refused += 1;
-        const got = answer(copy, expression);
+        const got = anyOrder(copy, expression);
         if (got !== want) differ.push(`${expression} on ${name}, entry ${at} broken by ${breakage}: ${got} against ${want}`);
       }
     }
@@ -405,14 +365,21 @@ test("resources at the end of a route (a Bundle's entries, contained resources) 
   console.log(`resources at a route's end: ${compared} evaluations (${onRoute} on a route) on ${inputs.length} resources holding others, plain and held, and ${broken} of broken entries (${refused} refused), compared with the JSON text: ${differ.length} differ`);
   assert.deepEqual(differ.slice(0, 10), []);
   assert.ok(onRoute > 500 && broken > 1_000 && refused > 300 && refused < broken - 300, `${onRoute} on a route, ${broken} broken, ${refused} refused`);
+  // A resource's type is read once: a getter answering otherwise the next time changes nothing.
+  const shifty = () => {
+    let reads = 0;
+    const resource = Object.defineProperty({ gender: "male" }, "resourceType", { enumerable: true, get: () => (++reads === 1 ? "Observation" : "Patient") });
+    return { resourceType: "Bundle", type: "collection", entry: [{ resource }] };
+  };
+  assert.notDeepEqual(evaluate(shifty(), "Bundle.entry.resource.ofType(Observation)").map((found) => found.resourceType), ["Patient"]);
   // What the expression does not read is not read: a resource only counted, another type's.
   const counted = { resourceType: "Bundle", type: "collection", entry: [{ resource: { resourceType: "Patient", nothing: 1 } }] };
   assert.deepEqual(evaluate(counted, "Bundle.entry.resource.count()"), [1]);
   assert.deepEqual(evaluate(counted, "Bundle.entry.resource.ofType(Observation)"), []);
-  assert.equal(answer(counted, "Bundle.entry.resource.ofType(Patient)"), "error 400");
+  assert.equal(anyOrder(counted, "Bundle.entry.resource.ofType(Patient)"), "error 400");
 });
 
-test("resources held answer plain paths on their JSON as frozen objects, shared between calls, until freed", () => {
+test("resources held answer plain paths on their JSON as frozen objects, shared between calls, until freed or the engine restarts", async () => {
   const bundle = {
     resourceType: "Bundle",
     type: "collection",
@@ -457,6 +424,19 @@ test("resources held answer plain paths on their JSON as frozen objects, shared 
   }
   assert.deepEqual(evaluate(bareHeld, "Patient.birthDate"), [null]);
   bareHeld.free();
+  // A resource of an engine since restarted is reported, whether it kept its JSON or not.
+  const { restartEngine } = await import("../../npm/src/engine.js");
+  const kept = parseResource(bundle.entry[0].resource);
+  const notKept = parseResource(bundle.entry[0].resource);
+  evaluate(kept, "Patient.id");
+  evaluate(kept, "Patient.id");
+  evaluate(notKept, "Patient.id");
+  restartEngine("restarted by the test");
+  for (const resource of [kept, notKept]) {
+    for (const expression of ["Patient.id", "Patient.contained.count()"]) {
+      assert.throws(() => evaluate(resource, expression), (err) => err instanceof FhirError && /before the engine restarted/.test(err.message), expression);
+    }
+  }
   held.free();
   patient.free();
   assert.throws(() => evaluate(held, expression), (err) => err instanceof FhirError && /freed/.test(err.message));

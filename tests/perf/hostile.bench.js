@@ -12,23 +12,13 @@ import { NPM_DIR } from "../lib/paths.js";
 import { serve, stop } from "../lib/serve.js";
 import { hostileRequests, largeSearchBatch, rssBytes, sendRaw } from "../lib/hostile.js";
 import { MALFORMED } from "../lib/malformed.js";
+import { random } from "../lib/random.js";
 
 const SECONDS = Number(process.env.HOSTILE_SECONDS ?? 300);
 const CLIENTS = 4;
 const RSS_BOUND = 1536 * 1024 * 1024;
 const SYNTHEA = new URL("../../../shared/corpus/synthea/", import.meta.url).pathname;
 
-/** A small seeded generator (mulberry32), so that a run can be replayed. */
-function random(seed) {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
 
 const PARAMS = ["code", "date", "subject", "patient", "value-quantity", "status", "category", "_id", "_lastUpdated", "encounter", "subject:Patient.name", "_has:Observation:subject:code", "code:text", "value-quantity:missing", "date:missing"];
 const VALUES = ["", "ge2010", "lt", "eq1e308", "gt-1e-300", "http://loinc.org|", "|8302-2", "%00", "a,b,c,d,e", "x".repeat(2000), "2020-13-45", "ap5.4|http://unitsofmeasure.org|mm[Hg]", "Patient/../x", "\u0000", "🔥", "sa2020-01-01T00:00:00+14:00"];

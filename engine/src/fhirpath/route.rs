@@ -12,7 +12,8 @@ use alloc::vec::Vec;
 
 use super::parser::{BinaryOp, Expr, Literal};
 use super::projection;
-use crate::model::{self, flags, JsonKind, TypeId, TypeKind};
+use crate::json::fhir::primitive_json_kind;
+use crate::model::{self, flags, TypeId, TypeKind};
 
 /// The most properties a route follows (longer paths are left to the engine).
 const MAX_ROUTE_STEPS: usize = 16;
@@ -267,7 +268,7 @@ pub(crate) fn route(ast: &Expr, resource_type: &str) -> Option<String> {
                 {
                     'o'
                 }
-                _ => primitive_kind(value_def)?,
+                _ => primitive_json_kind(value_def)?,
             };
             out.push(kind);
             if let Some(ending) = ending {
@@ -369,24 +370,6 @@ fn is_filter(name: &str, filter: Option<&str>) -> bool {
     filter.is_some_and(|filter| name == filter || name.strip_prefix('_') == Some(filter))
 }
 
-/// How values of a primitive type are written; `None` for other types.
-fn primitive_kind(def: &model::TypeDef) -> Option<char> {
-    if def.kind != TypeKind::Primitive {
-        return None;
-    }
-    Some(match def.primitive.map(|primitive| primitive.json) {
-        Some(JsonKind::String) | None => 's',
-        Some(JsonKind::Boolean) => 'b',
-        Some(JsonKind::Decimal) => 'd',
-        Some(JsonKind::Integer) => match def.name {
-            "positiveInt" => 'p',
-            "unsignedInt" => 'u',
-            "integer" => 'i',
-            _ => return None,
-        },
-    })
-}
-
 /// How property `name` of an object of type `def` is checked beside the one followed (of
 /// element `followed`), and whether it is another name of that choice element: `x` for a
 /// companion, `o` for an object, else its primitive kind. `None` for what a check cannot
@@ -404,7 +387,7 @@ fn guard(def: &model::TypeDef, name: &str, followed: u16) -> Option<(char, bool)
     let value_def = model::type_def(element.types.get(usize::from(found.choice))?.type_id);
     let kind = match value_def.kind {
         TypeKind::Complex | TypeKind::Backbone if !value_def.is_abstract => 'o',
-        _ => primitive_kind(value_def)?,
+        _ => primitive_json_kind(value_def)?,
     };
     Some((kind, found.element == followed))
 }

@@ -122,20 +122,10 @@ pub fn json_table(type_name: &str) -> Option<String> {
             continue;
         }
         let value_def = model::type_def(element_type.type_id);
-        let kind = match (
-            value_def.kind,
-            value_def.primitive.map(|primitive| primitive.json),
-        ) {
-            (TypeKind::Primitive, Some(JsonKind::Boolean)) => 'b',
-            (TypeKind::Primitive, Some(JsonKind::Decimal)) => 'd',
-            (TypeKind::Primitive, Some(JsonKind::Integer)) => match value_def.name {
-                "positiveInt" => 'p',
-                "unsignedInt" => 'u',
-                _ => 'i',
-            },
-            (TypeKind::Primitive, _) => 's',
-            _ if value_def.name == "Resource" => 'r',
-            _ => 'c',
+        let kind = match primitive_json_kind(value_def) {
+            Some(kind) => kind,
+            None if value_def.name == "Resource" => 'r',
+            None => 'c',
         };
         out.push_str(&format!(
             "|{} {kind} {} {} {} {}",
@@ -147,6 +137,25 @@ pub fn json_table(type_name: &str) -> Option<String> {
         ));
     }
     Some(out)
+}
+
+/// How the reader takes a value of primitive type `def` (see [`json_table`]): `s` a string,
+/// `b` a boolean, `d` a decimal, `i` an integer, `p` a positive and `u` an unsigned integer;
+/// `None` for other types.
+pub(crate) fn primitive_json_kind(def: &model::TypeDef) -> Option<char> {
+    if def.kind != TypeKind::Primitive {
+        return None;
+    }
+    Some(match def.primitive.map(|primitive| primitive.json) {
+        Some(JsonKind::Boolean) => 'b',
+        Some(JsonKind::Decimal) => 'd',
+        Some(JsonKind::Integer) => match def.name {
+            "positiveInt" => 'p',
+            "unsignedInt" => 'u',
+            _ => 'i',
+        },
+        Some(JsonKind::String) | None => 's',
+    })
 }
 
 /// The resource read from `bytes` (when one could be), and the issues found, each with its
