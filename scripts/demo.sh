@@ -26,7 +26,7 @@ pids=()
 # Waits until URL answers, while the server started as pids[N] runs.
 wait_for() {
   for _ in $(seq 1 300); do
-    node -e 'fetch(process.argv[1]).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))' "$1" && return 0
+    node -e 'fetch(process.argv[1], { signal: AbortSignal.timeout(5000) }).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))' "$1" && return 0
     kill -0 "${pids[$2]}" 2>/dev/null || { echo "[demo] $3 did not start" >&2; exit 1; }
     sleep 0.2
   done

@@ -24,6 +24,13 @@ const PATIENT_SCOPES = RESOURCE_SCOPES.split(" ").filter((scope) => scope.starts
  */
 export async function startAuthServer({ fhirBase, appRedirects = [], users = {}, port = 0 }) {
   const server = createServer();
+  // The issuer is known once the server listens, and the provider made after it: until then,
+  // a request is asked to come back (instead of waiting for an answer that never comes).
+  const starting = (req, res) => {
+    res.writeHead(503, { "retry-after": "1", "content-type": "text/plain" });
+    res.end("starting");
+  };
+  server.on("request", starting);
   await new Promise((resolve, reject) => {
     server.once("error", reject);
     server.listen(port, "127.0.0.1", resolve);
@@ -107,6 +114,7 @@ export async function startAuthServer({ fhirBase, appRedirects = [], users = {},
     }
   });
   const callback = provider.callback();
+  server.off("request", starting);
   server.on("request", (req, res) => {
     const match = /^\/interaction\/([\w-]+)(\/login)?$/.exec(req.url.split("?")[0]);
     if (!match) return callback(req, res);

@@ -41,3 +41,32 @@ test("HTTP conformance with authorization on and a system/*.* token", async () =
   assert.deepEqual(result.failures, []);
   assert.ok(audited >= pass + fail, `${audited} AuditEvents for ${pass + fail} cases`);
 });
+
+test("the authorization server asks requests made while it starts to come back, instead of leaving them unanswered", async () => {
+  const { createServer } = await import("node:net");
+  // A port free a moment ago, so that requests can be sent before the server says it listens.
+  const probe = createServer();
+  await new Promise((resolve) => probe.listen(0, "127.0.0.1", resolve));
+  const port = probe.address().port;
+  await new Promise((resolve) => probe.close(resolve));
+  const starting = startAuthServer({ fhirBase: () => "http://127.0.0.1:9/fhir", port });
+  const answers = [];
+  while (answers.at(-1) !== 200) {
+    try {
+      const response = await fetch(`http://127.0.0.1:${port}/.well-known/openid-configuration`, { signal: AbortSignal.timeout(5_000) });
+      answers.push(response.status);
+      await response.arrayBuffer();
+    } catch (err) {
+      if (err.name === "TimeoutError") {
+        answers.push("no answer");
+        break;
+      }
+      // Not listening yet.
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+  }
+  const auth = await starting;
+  await auth.close();
+  console.log(`authorization server while starting: ${answers.filter((status) => status === 503).length} requests asked to come back (503), then ${answers.at(-1)}`);
+  assert.deepEqual([...new Set(answers)].filter((status) => status !== 503), [200]);
+});
