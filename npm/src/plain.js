@@ -22,6 +22,11 @@ export function plainData(value) {
   return plain && typeof value.toJSON !== "function";
 }
 
+/** True for an object (not an array) JSON.stringify writes as it stands (see {@link plainData}). */
+function plainObject(value) {
+  return typeof value === "object" && value !== null && !Array.isArray(value) && plainData(value);
+}
+
 /**
  * A route (see `projectionRoute` in the engine): the properties a plain path follows to
  * primitive values, whether each holds an array, the other properties of each object on the
@@ -219,7 +224,7 @@ function guarded(object, key, guards) {
     if (kind === "x") return -1;
     const value = object[name];
     if (kind === "o") {
-      if (typeof value !== "object" || value === null || Array.isArray(value) || !plainData(value) || members(value) !== 1) return -1;
+      if (!plainObject(value) || members(value) !== 1) return -1;
     } else if (!primitive(value, kind)) {
       return -1;
     }
@@ -258,7 +263,7 @@ function routeItem(value, route, at, last, results, budget) {
   if (last && route.kind === "r") return resourceItem(value, route, results, budget);
   const filter = route.filters[at];
   if (!last || route.kind === "o" || filter !== undefined) {
-    if (typeof value !== "object" || value === null || Array.isArray(value) || !plainData(value)) return -1;
+    if (!plainObject(value)) return -1;
     if (filter !== undefined) {
       // `where(name = 'text')`: a string, compared as it is (and checked in values left out
       // too); no companion (the engine's).
@@ -292,7 +297,7 @@ function routeItem(value, route, at, last, results, budget) {
  * others are read only for their `resourceType`, which must name a resource type.
  */
 function resourceItem(value, route, results, budget) {
-  if (typeof value !== "object" || value === null || Array.isArray(value) || !plainData(value)) return -1;
+  if (!plainObject(value)) return -1;
   const type = value.resourceType;
   if (typeof type !== "string" || !propertyIsEnumerable.call(value, "resourceType") || (budget -= 1 + (type.length >> 6)) < 0) return -1;
   const kept = route.type === undefined || type === route.type;
@@ -391,7 +396,7 @@ export function startChecks() {
  * anything JSON.stringify would write otherwise than it stands).
  */
 export function checkResource(value, depth, type = value?.resourceType) {
-  if (typeof value !== "object" || value === null || Array.isArray(value) || !plainData(value)) return false;
+  if (!plainObject(value)) return false;
   if (typeof type !== "string" || !propertyIsEnumerable.call(value, "resourceType")) return false;
   const table = tableOf(type);
   return table !== undefined && table.kind === "R" && checkObject(value, table, true, depth + 1);
@@ -443,7 +448,7 @@ function checkItem(value, property, depth) {
     case "c":
     case "_": {
       // An object of the property's type, or a companion of the primitive's.
-      if (typeof value !== "object" || value === null || Array.isArray(value) || !plainData(value)) return false;
+      if (!plainObject(value)) return false;
       const table = (property.table ??= tableOf(property.type));
       return table !== undefined && checkObject(value, table, false, depth);
     }

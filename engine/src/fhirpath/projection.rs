@@ -137,6 +137,14 @@ fn add_name(name: &str, out: &mut BTreeSet<String>) {
 /// `None` when the tree cannot be known (an unknown or abstract type, functions that may read
 /// anything or whose reach is not followed here); then [`names`] still applies.
 pub(crate) fn shape(ast: &Expr, resource_type: &str) -> Option<String> {
+    let tree = tree(ast, resource_type)?;
+    let mut out = String::new();
+    tree.encode(0, &mut out);
+    Some(out)
+}
+
+/// The tree [`shape`] writes, node 0 the resource; `None` where it gives none.
+pub(crate) fn tree(ast: &Expr, resource_type: &str) -> Option<Tree> {
     let type_id = model::type_by_name(resource_type)?;
     if !model::type_def(type_id).is_concrete_resource() {
         return None;
@@ -154,13 +162,11 @@ pub(crate) fn shape(ast: &Expr, resource_type: &str) -> Option<String> {
     for at in walker.walk(ast, &focus)? {
         walker.tree.mark_whole(&at);
     }
-    let mut out = String::new();
-    walker.tree.encode(0, &mut out);
-    Some(out)
+    Some(walker.tree)
 }
 
 /// The tree of properties: node 0 is the resource.
-struct Tree {
+pub(crate) struct Tree {
     nodes: Vec<Node>,
 }
 
@@ -173,7 +179,7 @@ struct Node {
     whole: Option<Whole>,
 }
 
-enum Whole {
+pub(crate) enum Whole {
     Always,
     Resources(Vec<&'static str>),
 }
@@ -187,6 +193,18 @@ struct At {
 }
 
 impl Tree {
+    /// The properties read in the objects of `node`, each with its node.
+    pub(crate) fn children(&self, node: usize) -> &[(String, usize)] {
+        self.nodes
+            .get(node)
+            .map_or(&[], |node| node.children.as_slice())
+    }
+
+    /// Whether the objects of `node` may be results, kept whole (see [`Whole`]).
+    pub(crate) fn whole(&self, node: usize) -> Option<&Whole> {
+        self.nodes.get(node)?.whole.as_ref()
+    }
+
     /// The node of property `name` under `parent`, made when new. `None` for a name the
     /// encoding cannot carry (only letters, digits and `_` are FHIR JSON names).
     fn child(&mut self, parent: usize, name: &str) -> Option<usize> {

@@ -11,7 +11,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use super::parser::{BinaryOp, Expr, Literal};
-use super::projection;
+use super::projection::{self, Whole};
 use crate::json::fhir::primitive_json_kind;
 use crate::model::{self, flags, TypeId, TypeKind};
 
@@ -110,9 +110,9 @@ pub(crate) fn route(ast: &Expr, resource_type: &str) -> Option<String> {
     } else {
         &parts[..]
     };
-    let shape = projection::shape(ast, resource_type)?;
-    let tree = Shape::parse(&shape)?;
-    let mut nodes = &tree;
+    let tree = projection::tree(ast, resource_type)?;
+    // The node of the tree the step reads in.
+    let mut node = 0;
     let mut current = type_id;
     let mut out = String::new();
     let mut idx = 0;
@@ -181,8 +181,11 @@ pub(crate) fn route(ast: &Expr, resource_type: &str) -> Option<String> {
             _ => None,
         };
         let last = idx + 1 == parts.len();
-        let followed = nodes.iter().find(|node| node.name == key)?;
-        if followed.whole && !(resources && last) {
+        let &(_, followed) = tree
+            .children(node)
+            .iter()
+            .find(|(name, _)| name.as_str() == key)?;
+        if tree.whole(followed).is_some() && !(resources && last) {
             return None;
         }
         if !out.is_empty() {
@@ -195,21 +198,20 @@ pub(crate) fn route(ast: &Expr, resource_type: &str) -> Option<String> {
         // What else the projection reads in this object: checked, not followed.
         let companion = alloc::format!("_{key}");
         let mut guards = String::new();
-        for other in nodes {
-            let at_root = core::ptr::eq(nodes, &tree);
-            if other.name == key
-                || (last && other.name == companion)
-                || (at_root && other.name == "resourceType")
-                || is_filter(&other.name, before)
+        for (other, other_node) in tree.children(node) {
+            if other == key
+                || (last && *other == companion)
+                || (node == 0 && other == "resourceType")
+                || is_filter(other, before)
             {
                 continue;
             }
-            if !other.children.is_empty() || other.whole {
+            if !tree.children(*other_node).is_empty() || tree.whole(*other_node).is_some() {
                 return None;
             }
-            let (kind, same_choice) = guard(def, &other.name, index)?;
+            let (kind, same_choice) = guard(def, other, index)?;
             guards.push(if guards.is_empty() { '{' } else { ',' });
-            guards.push_str(&other.name);
+            guards.push_str(other);
             guards.push(':');
             if same_choice {
                 guards.push('=');
@@ -250,12 +252,12 @@ pub(crate) fn route(ast: &Expr, resource_type: &str) -> Option<String> {
         }
         before = filtered.map(|(name, _)| name);
         if last && resources {
-            resource_end(followed, wanted_resource, ending, &mut out)?;
+            resource_end(&tree, followed, wanted_resource, ending, &mut out)?;
         } else if last {
-            if !followed
-                .children
+            if !tree
+                .children(followed)
                 .iter()
-                .all(|child| is_filter(&child.name, before))
+                .all(|(child, _)| is_filter(child, before))
                 || ending == Some('f') && !matches!(value_def.kind, TypeKind::Primitive)
             {
                 return None;
@@ -281,7 +283,7 @@ pub(crate) fn route(ast: &Expr, resource_type: &str) -> Option<String> {
             {
                 return None;
             }
-            nodes = &followed.children;
+            node = followed;
             current = value_type;
         }
         idx += 1;
@@ -293,34 +295,40 @@ pub(crate) fn route(ast: &Expr, resource_type: &str) -> Option<String> {
 /// of one type are kept, and the ending. The projection reads each one's `resourceType`, and
 /// the whole of those kept, unless they are only counted (`count()`, `exists()`, `empty()`).
 fn resource_end(
-    followed: &Shape,
+    tree: &projection::Tree,
+    followed: usize,
     wanted: Option<TypeId>,
     ending: Option<char>,
     out: &mut String,
 ) -> Option<()> {
-    let [only] = followed.children.as_slice() else {
+    let [(only, only_node)] = tree.children(followed) else {
         return None;
     };
-    if only.name != "resourceType" || !only.children.is_empty() || only.whole {
+    if only != "resourceType"
+        || !tree.children(*only_node).is_empty()
+        || tree.whole(*only_node).is_some()
+    {
         return None;
     }
     let whole = matches!(ending, None | Some('f'));
+    let kept = tree.whole(followed);
     out.push_str(":r");
     match wanted {
         Some(wanted) => {
             let def = model::type_def(wanted);
             // A concrete type: no other resource type derives from it.
-            if !def.is_concrete_resource() || (whole && followed.types.as_deref() != Some(def.name))
-            {
+            let only_it =
+                matches!(kept, Some(Whole::Resources(types)) if types.as_slice() == [def.name]);
+            if !def.is_concrete_resource() || (whole && !only_it) {
                 return None;
             }
             out.push('@');
             out.push_str(def.name);
         }
-        None if whole && followed.types.is_some() => return None,
+        None if whole && !matches!(kept, Some(Whole::Always)) => return None,
         None => {}
     }
-    if followed.whole != whole {
+    if kept.is_some() != whole {
         return None;
     }
     if let Some(ending) = ending {
@@ -390,77 +398,6 @@ fn guard(def: &model::TypeDef, name: &str, followed: u16) -> Option<(char, bool)
         _ => primitive_json_kind(value_def)?,
     };
     Some((kind, found.element == followed))
-}
-
-/// A node of a projection's tree (see [`projection::shape`]): a property, what is read inside
-/// it, whether its objects may be results, and of which resource types when only some.
-struct Shape {
-    name: String,
-    children: Vec<Shape>,
-    whole: bool,
-    types: Option<String>,
-}
-
-impl Shape {
-    /// Reads `a,b(c,d(e)*),f*[Observation|Patient]`.
-    fn parse(text: &str) -> Option<Vec<Shape>> {
-        let mut at = 0;
-        let nodes = Self::list(text.as_bytes(), &mut at, 0)?;
-        (at == text.len()).then_some(nodes)
-    }
-
-    fn list(bytes: &[u8], at: &mut usize, depth: usize) -> Option<Vec<Shape>> {
-        if depth > 2 * MAX_ROUTE_STEPS + 2 {
-            return None;
-        }
-        let mut nodes = Vec::new();
-        loop {
-            let start = *at;
-            while bytes
-                .get(*at)
-                .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_')
-            {
-                *at += 1;
-            }
-            let name = core::str::from_utf8(bytes.get(start..*at)?).ok()?;
-            if name.is_empty() {
-                return None;
-            }
-            let mut node = Shape {
-                name: String::from(name),
-                children: Vec::new(),
-                whole: false,
-                types: None,
-            };
-            if bytes.get(*at) == Some(&b'(') {
-                *at += 1;
-                node.children = Self::list(bytes, at, depth + 1)?;
-                if bytes.get(*at) != Some(&b')') {
-                    return None;
-                }
-                *at += 1;
-            }
-            if bytes.get(*at) == Some(&b'*') {
-                node.whole = true;
-                *at += 1;
-                if bytes.get(*at) == Some(&b'[') {
-                    let start = *at + 1;
-                    while bytes.get(*at).is_some_and(|b| *b != b']') {
-                        *at += 1;
-                    }
-                    node.types = Some(String::from(
-                        core::str::from_utf8(bytes.get(start..*at)?).ok()?,
-                    ));
-                    *at += 1;
-                }
-            }
-            nodes.push(node);
-            if bytes.get(*at) != Some(&b',') {
-                return Some(nodes);
-            }
-            *at += 1;
-        }
-    }
 }
 
 #[cfg(test)]
